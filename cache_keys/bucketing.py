@@ -1,0 +1,130 @@
+"""GrowthBook-compatible A/B bucketing (hashing spec 0.8, hash versions 1 and 2).
+
+Same answers as GrowthBook's SDKs, so an experiment assigns a shopper here exactly as it
+would in any GrowthBook client:
+
+    >>> hash("seed", "a", 2)
+    0.0505
+    >>> get_bucket_ranges(2, 0.5, None)
+    [(0.0, 0.25), (0.5, 0.75)]
+    >>> choose_variation(0.6, [(0.0, 0.5), (0.5, 1.0)])
+    1
+
+Strings are hashed over UTF-16 code units, as JavaScript's ``charCodeAt`` gives them, so an
+astral character counts as two units (GrowthBook's JS SDK is the reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "Namespace",
+    "choose_variation",
+    "fnv1a32",
+    "get_bucket_ranges",
+    "get_equal_weights",
+    "hash",
+    "in_namespace",
+]
+
+Namespace = tuple[str, float, float]
+BucketRange = tuple[float, float]
+
+_FNV_OFFSET = 0x811C9DC5
+_FNV_PRIME = 0x01000193
+_MASK32 = 0xFFFFFFFF
+
+
+def _units(text: str) -> Sequence[int]:
+    if text.isascii():
+        return text.encode("ascii")
+    raw = text.encode("utf-16-le", "surrogatepass")
+    return [raw[i] | (raw[i + 1] << 8) for i in range(0, len(raw), 2)]
+
+
+def _fnv_continue(
+    h: int, text: str, prime: int = _FNV_PRIME, mask: int = _MASK32
+) -> int:  # constants as defaults: local lookups in the hot loop
+    for unit in _units(text):
+        h = ((h ^ unit) * prime) & mask
+    return h
+
+
+def fnv1a32(text: str) -> int:
+    """FNV-1a 32-bit over the UTF-16 code units of ``text``."""
+    return _fnv_continue(_FNV_OFFSET, text)
+
+
+# FNV state after hashing a seed, so hashing seed + value only walks the value. Seeds are
+# experiment seeds (tens, not millions); the dict is cleared if it ever grows past the cap.
+_SEED_STATES: dict[str, int] = {}
+_SEED_STATES_MAX = 4096
+
+
+def _seed_state(seed: str) -> int:
+    state = _SEED_STATES.get(seed)
+    if state is None:
+        if len(_SEED_STATES) >= _SEED_STATES_MAX:
+            _SEED_STATES.clear()
+        state = _SEED_STATES[seed] = fnv1a32(seed)
+    return state
+
+
+def hash(
+    seed: str, value: str, version: int
+) -> float | None:  # shadows the builtin: GrowthBook's name
+    """Hash ``value`` with ``seed`` to a float in [0, 1); None for an unknown version."""
+    if version == 2:
+        inner = _fnv_continue(_seed_state(seed), value)
+        return (_fnv_continue(_FNV_OFFSET, str(inner)) % 10000) / 10000
+    if version == 1:
+        return (fnv1a32(value + seed) % 1000) / 1000
+    return None
+
+
+def get_equal_weights(num_variations: int) -> list[float]:
+    """Equal weights for ``num_variations`` variations; empty for n < 1."""
+    if num_variations < 1:
+        return []
+    return [1.0 / num_variations] * num_variations
+
+
+def get_bucket_ranges(
+    num_variations: int, coverage: float, weights: Sequence[float] | None
+) -> list[BucketRange]:
+    """Bucket ranges per variation; coverage shrinks each range from its fixed start.
+
+    Each range starts at the running sum of the weights, so ramping coverage up or down never
+    moves a shopper from one variation to another: 2 variations at coverage 0.5 give
+    ``[(0, 0.25), (0.5, 0.75)]``.
+    """
+    coverage = min(max(coverage, 0.0), 1.0)
+    chosen: Sequence[float]
+    if not weights or len(weights) != num_variations:
+        chosen = get_equal_weights(num_variations)
+    else:
+        total = sum(weights)
+        chosen = weights if 0.99 <= total <= 1.01 else get_equal_weights(num_variations)
+    ranges: list[BucketRange] = []
+    cumulative = 0.0
+    for weight in chosen:
+        start = cumulative
+        cumulative += weight
+        ranges.append((start, start + coverage * weight))
+    return ranges
+
+
+def choose_variation(n: float, ranges: Sequence[BucketRange]) -> int:
+    """Index of the first half-open range holding ``n``, else -1 (not in the experiment)."""
+    for index, (start, end) in enumerate(ranges):
+        if start <= n < end:
+            return index
+    return -1
+
+
+def in_namespace(hash_value: str, namespace: Namespace) -> bool:
+    """Whether ``hash_value`` (the shopper id) falls in the namespace's [start, end) slice."""
+    name, start, end = namespace
+    n = hash("__" + name, hash_value, 1)
+    return n is not None and start <= n < end

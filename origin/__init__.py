@@ -1,0 +1,1 @@
+"""The Starlette origin: recommendations, edge feeds, collector, admin API, operations CLI."""

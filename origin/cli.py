@@ -1,0 +1,73 @@
+"""The ``p13n`` command: every subcommand listed here works.
+
+Subcommands register in ``_build_parser``; each handler takes the parsed arguments and
+returns the process exit code. Heavy imports happen inside handlers so ``p13n --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_redis_server(args: argparse.Namespace) -> int:
+    from origin.localredis import RedisServerError, find_redis_server  # noqa: PLC0415
+
+    try:
+        print(find_redis_server())
+    except RedisServerError as exc:
+        print(f"p13n: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    print(secrets.token_urlsafe(args.bytes))
+    return 0
+
+
+def _cmd_hseg(args: argparse.Namespace) -> int:
+    from cache_keys import hash_segment  # noqa: PLC0415
+
+    key = args.key.encode("utf-8")
+    if len(key) < 16:
+        print("p13n: --key must be at least 16 bytes", file=sys.stderr)
+        return 2
+    print(hash_segment(args.segment, key))
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p13n", description="Edge-first retail personalization: operations CLI."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("redis-server", help="print the redis-server binary tests and up use")
+    p.set_defaults(handler=_cmd_redis_server)
+
+    p = sub.add_parser("keygen", help="print a random secret for a signing key")
+    p.add_argument("--bytes", type=int, default=32, help="entropy in bytes (default 32)")
+    p.set_defaults(handler=_cmd_keygen)
+
+    p = sub.add_parser("hseg", help="print the hashed form of a segment name")
+    p.add_argument("segment", help="segment name, e.g. returning|grocery|mid")
+    p.add_argument("--key", required=True, help="the segment hashing key")
+    p.set_defaults(handler=_cmd_hseg)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``p13n`` console script."""
+    args = _build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The segmenter: event schema, stream processor, features, segments, lists, archive."""
