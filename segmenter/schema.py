@@ -1,0 +1,202 @@
+"""The Redis schema: every key, stream, channel and TTL of the online store, in one place.
+
+Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
+
+    P:{u:<sid>}:f          hash   shopper scalars: last applied stream id per partition
+                                  (``last_id``), segment, hseg, first/last seen, event count
+    P:{u:<sid>}:recent     list   recently viewed items, newest first, capped
+    P:{u:<sid>}:cart       hash   item -> quantity
+    P:{u:<sid>}:bought     hash   item -> "count|last_purchase_ms"
+    P:{u:<sid>}:aff        hash   category -> "score|as_of_ms" (exponentially decayed)
+    P:{u:<sid>}:exp        hash   experiment -> "variant|first_exposure_ms"
+    P:{p:<n>}:events       stream the partition's event stream (consumer group ``GROUP``)
+    P:{p:<n>}:meta         hash   applied offset, watermark, lease owner and fencing token
+    P:{p:<n>}:eid          hash   event id -> first-seen ms, for client-retry dedupe (24 h)
+    P:{p:<n>}:pop:<bucket> zset   item -> weighted count in one time bucket
+    P:{p:<n>}:covis:<item> zset   co-visited item -> weight, capped per item
+    P:{p:<n>}:exp:<key>    hash   exposures / conversions / revenue per variant
+    P:{p:<n>}:late         hash   late-event counters
+    P:{dlq}:events         stream dead letters: reason, field, original bytes, source
+    P:{lists}:seg:<hseg>:<variant>  string  msgpack segment list
+    P:{lists}:registry     hash   hseg -> msgpack {segment, lists: {variant: etag}}
+    P:{lists}:popular      string msgpack global popular list (degraded-mode fallback)
+    P:{admin}:…            admin state: experiments, catalog, generations, item mask,
+                           invalidations, audit log, tombstones, edge heartbeats, tokens
+
+Hash tags: every per-shopper key carries ``{u:<sid>}`` and every per-partition key
+``{p:<n>}``, so the writes of one shopper, or one partition's aggregates together with its
+applied offset, always land in one Redis Cluster slot and can be applied atomically (MULTI or
+one Lua script). Admin state shares ``{admin}`` for the same reason. Aggregates kept per
+partition are merged on read. Everything per shopper has a TTL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ADMIN_AUDIT_MAXLEN",
+    "DEDUPE_TTL_S",
+    "DEFAULT_PARTITIONS",
+    "DEFAULT_PREFIX",
+    "DLQ_MAXLEN",
+    "GROUP",
+    "POPULARITY_BUCKETS",
+    "POPULARITY_BUCKET_S",
+    "RECENT_MAX",
+    "SHOPPER_TTL_S",
+    "STREAM_MAXLEN",
+    "Keys",
+]
+
+DEFAULT_PREFIX = "p13n"
+DEFAULT_PARTITIONS = 8
+# The consumer group every processor process joins.
+GROUP = "segmenter"
+# A shopper unseen for 90 days starts over: features, cart and exposures all expire.
+SHOPPER_TTL_S = 90 * 86400
+# Client retries are deduped by event id for 24 h (producers retry within minutes).
+DEDUPE_TTL_S = 86400
+# Recently viewed items kept per shopper.
+RECENT_MAX = 50
+# Popularity in 1-hour buckets, 48 kept: "trending" reads the last few, "popular" all.
+POPULARITY_BUCKET_S = 3600
+POPULARITY_BUCKETS = 48
+# Approximate MAXLEN per partition stream: at 2,000 events/s over 8 partitions this holds
+# about 30 minutes, far above the worst lag we alert on (60 s); trimming never eats
+# unprocessed entries unless the processor is down that long (the archive still has them).
+STREAM_MAXLEN = 500_000
+ADMIN_AUDIT_MAXLEN = 100_000
+# Dead letters are kept until an operator requeues or trims them (bounded as a safety net).
+DLQ_MAXLEN = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builders for one namespace prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    # -- per shopper: hash tag {u:<sid>} -------------------------------------------------
+    def shopper(self, sid: str) -> str:
+        return f"{self.prefix}:{{u:{sid}}}:f"
+
+    def recent(self, sid: str) -> str:
+        return f"{self.prefix}:{{u:{sid}}}:recent"
+
+    def cart(self, sid: str) -> str:
+        return f"{self.prefix}:{{u:{sid}}}:cart"
+
+    def bought(self, sid: str) -> str:
+        return f"{self.prefix}:{{u:{sid}}}:bought"
+
+    def affinity(self, sid: str) -> str:
+        return f"{self.prefix}:{{u:{sid}}}:aff"
+
+    def exposures(self, sid: str) -> str:
+        return f"{self.prefix}:{{u:{sid}}}:exp"
+
+    def shopper_keys(self, sid: str) -> tuple[str, ...]:
+        """Every key of one shopper (for erasure and TTL refresh)."""
+        return (
+            self.shopper(sid),
+            self.recent(sid),
+            self.cart(sid),
+            self.bought(sid),
+            self.affinity(sid),
+            self.exposures(sid),
+        )
+
+    # -- per partition: hash tag {p:<n>} -------------------------------------------------
+    def stream(self, partition: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:events"
+
+    def partition_meta(self, partition: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:meta"
+
+    def event_ids(self, partition: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:eid"
+
+    def popularity(self, partition: int, bucket: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:pop:{bucket}"
+
+    def covisitation(self, partition: int, item: str) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:covis:{item}"
+
+    def experiment_counts(self, partition: int, key: str) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:exp:{key}"
+
+    def late_counts(self, partition: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:late"
+
+    # -- dead letters ---------------------------------------------------------------------
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}:{{dlq}}:events"
+
+    # -- segment lists: hash tag {lists} -------------------------------------------------
+    def segment_list(self, hseg: str, variant: str) -> str:
+        return f"{self.prefix}:{{lists}}:seg:{hseg}:{variant}"
+
+    @property
+    def list_registry(self) -> str:
+        return f"{self.prefix}:{{lists}}:registry"
+
+    @property
+    def popular_list(self) -> str:
+        return f"{self.prefix}:{{lists}}:popular"
+
+    # -- admin state: hash tag {admin} ---------------------------------------------------
+    @property
+    def experiments(self) -> str:
+        """hash key -> JSON of the current experiment definition."""
+        return f"{self.prefix}:{{admin}}:experiments"
+
+    def experiment_history(self, key: str) -> str:
+        """list of earlier JSON versions of one experiment, newest first (for rollback)."""
+        return f"{self.prefix}:{{admin}}:exphist:{key}"
+
+    @property
+    def catalog(self) -> str:
+        """hash sku -> JSON {category, price, stock, durable}."""
+        return f"{self.prefix}:{{admin}}:catalog"
+
+    @property
+    def generations(self) -> str:
+        """hash tag -> "soft,hard" generation counters."""
+        return f"{self.prefix}:{{admin}}:gens"
+
+    @property
+    def item_mask(self) -> str:
+        """zset sku -> ms when masked (recently out of stock)."""
+        return f"{self.prefix}:{{admin}}:mask"
+
+    @property
+    def invalidations(self) -> str:
+        """hash id -> JSON invalidation record and status."""
+        return f"{self.prefix}:{{admin}}:inv"
+
+    @property
+    def audit(self) -> str:
+        """stream of admin changes: who, when, before, after."""
+        return f"{self.prefix}:{{admin}}:audit"
+
+    @property
+    def tombstones(self) -> str:
+        """hash erased-shopper digest -> ms erased (right to erasure)."""
+        return f"{self.prefix}:{{admin}}:tomb"
+
+    @property
+    def edges(self) -> str:
+        """hash edge id -> JSON heartbeat."""
+        return f"{self.prefix}:{{admin}}:edges"
+
+    @property
+    def config_version(self) -> str:
+        """string counter bumped on every change that alters the edge config."""
+        return f"{self.prefix}:{{admin}}:cfgver"
+
+    # -- pub/sub --------------------------------------------------------------------------
+    @property
+    def purge_channel(self) -> str:
+        return f"{self.prefix}:purge"
