@@ -61,3 +61,9 @@ def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the origin's and the edge's event loop)."""
+    return "asyncio"

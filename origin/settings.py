@@ -1,0 +1,127 @@
+"""Origin configuration: one frozen value built once from the environment at the entry point.
+
+Every setting is documented here with its environment variable and default. Units are in the
+field names. Only ``Settings.from_env`` reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cache_keys import KeyRing, SigningKey
+
+__all__ = ["ROLES", "Settings", "SettingsError"]
+
+ROLES = frozenset({"merchandiser", "experimenter", "admin", "service"})
+_DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
+_CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+
+
+def _keyring(env: Mapping[str, str], name: str, default_secret: str) -> KeyRing:
+    """``NAME`` = "kid:secret[,kid:secret]" (current first, then previous)."""
+    raw = env.get(name) or f"dev:{default_secret}"
+    keys = []
+    for part in raw.split(","):
+        kid, sep, secret = part.strip().partition(":")
+        if not sep or not secret:
+            raise SettingsError(f"{name} must be 'kid:secret[,kid:secret]'")
+        try:
+            keys.append(SigningKey(kid, secret.encode("utf-8")))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from exc
+    if len(keys) > 2:
+        raise SettingsError(f"{name} holds at most two keys (current, previous)")
+    return KeyRing(keys[0], keys[1] if len(keys) == 2 else None)
+
+
+def _tokens(env: Mapping[str, str]) -> dict[str, str]:
+    """``P13N_ADMIN_TOKENS`` = "role:token[,role:token…]" -> {token: role}."""
+    out: dict[str, str] = {}
+    raw = env.get("P13N_ADMIN_TOKENS", "")
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        role, sep, token = part.partition(":")
+        if not sep or role not in ROLES or len(token) < 16:
+            raise SettingsError(
+                "P13N_ADMIN_TOKENS entries must be role:token with a role in "
+                f"{sorted(ROLES)} and a token of at least 16 characters"
+            )
+        out[token] = role
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the origin needs to run."""
+
+    # P13N_REDIS_URL (or REDIS_URL): the online store. There is no default port: a run
+    # without a URL has no Redis and serves degraded answers.
+    redis_url: str | None = None
+    # P13N_PREFIX: key namespace in Redis.
+    prefix: str = "p13n"
+    # P13N_PARTITIONS: number of event-stream partitions.
+    partitions: int = 8
+    # P13N_SEGMENT_KEY: keyed hash for hseg (segment names never leave the origin).
+    segment_key: bytes = _DEV_SEGMENT_KEY
+    # P13N_SEGMENT_SIGNING / P13N_CONTEXT_SIGNING: "kid:secret[,kid:secret]" key rings.
+    segment_keys: KeyRing = field(
+        default_factory=lambda: _keyring({}, "x", "dev-seg-secret-0123456789")
+    )
+    context_keys: KeyRing = field(
+        default_factory=lambda: _keyring({}, "x", "dev-ctx-secret-0123456789")
+    )
+    # P13N_ADMIN_TOKENS: "role:token,…"; roles merchandiser, experimenter, admin, service.
+    admin_tokens: dict[str, str] = field(default_factory=dict)
+    # P13N_TRUSTED_LOCAL=1: accept ?user= without a service token (p13n up, tests only).
+    trusted_local: bool = False
+    # P13N_REDIS_TIMEOUT_MS: budget for one Redis round trip before degrading.
+    redis_timeout_ms: int = 150
+    # P13N_SEGMENT_TOKEN_TTL_S: lifetime of a segment cookie the origin signs.
+    segment_token_ttl_s: int = 86400
+    # P13N_EDGE_CONFIG_MAX_AGE_S: how long edges may use a config before revalidating.
+    edge_config_max_age_s: int = 10
+    # P13N_CLOUDFLARE_ZONE_ID / P13N_CLOUDFLARE_API_TOKEN / P13N_CLOUDFLARE_API_URL:
+    # purge-by-tag on Cloudflare; empty means no Cloudflare zone is configured.
+    cloudflare_zone_id: str = ""
+    cloudflare_api_token: str = ""
+    cloudflare_api_url: str = _CLOUDFLARE_API_URL
+    # P13N_MAX_BODY_BYTES: request body limit for JSON APIs.
+    max_body_bytes: int = 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``); raises ``SettingsError``."""
+        e = os.environ if env is None else env
+        seg_key = e.get("P13N_SEGMENT_KEY")
+        return cls(
+            redis_url=e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or None,
+            prefix=e.get("P13N_PREFIX", "p13n"),
+            partitions=_int(e, "P13N_PARTITIONS", 8),
+            segment_key=seg_key.encode() if seg_key else _DEV_SEGMENT_KEY,
+            segment_keys=_keyring(e, "P13N_SEGMENT_SIGNING", "dev-seg-secret-0123456789"),
+            context_keys=_keyring(e, "P13N_CONTEXT_SIGNING", "dev-ctx-secret-0123456789"),
+            admin_tokens=_tokens(e),
+            trusted_local=e.get("P13N_TRUSTED_LOCAL", "") in ("1", "true", "yes"),
+            redis_timeout_ms=_int(e, "P13N_REDIS_TIMEOUT_MS", 150),
+            segment_token_ttl_s=_int(e, "P13N_SEGMENT_TOKEN_TTL_S", 86400),
+            edge_config_max_age_s=_int(e, "P13N_EDGE_CONFIG_MAX_AGE_S", 10),
+            cloudflare_zone_id=e.get("P13N_CLOUDFLARE_ZONE_ID", ""),
+            cloudflare_api_token=e.get("P13N_CLOUDFLARE_API_TOKEN", ""),
+            cloudflare_api_url=e.get("P13N_CLOUDFLARE_API_URL", _CLOUDFLARE_API_URL),
+            max_body_bytes=_int(e, "P13N_MAX_BODY_BYTES", 1024 * 1024),
+        )
