@@ -23,6 +23,30 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
                            invalidations, audit log, tombstones, edge heartbeats, tokens
 
+Value formats (shared by the segmenter, which writes features and lists, and the origin, which
+reads them and writes admin state)::
+
+    :f fields        last_id (stream id "ms-seq" of the last applied entry), seg (segment
+                     name), hseg, first_ms, last_ms, events (count)
+    :recent          item ids, newest first (LPUSH + LTRIM to RECENT_MAX)
+    :cart            item -> quantity (int); a purchase removes the purchased items
+    :bought          item -> "count|last_purchase_ms"
+    :aff             category -> "score|as_of_ms"; score decays with a half-life from as_of_ms
+    :exp (shopper)   experiment key -> "variant|first_exposure_ms"
+    :exp:<key> (partition) fields x:<variant> (distinct exposed shoppers), c:<variant>
+                     (distinct converted shoppers), r:<variant> (revenue), o:<variant> (orders)
+    seg:<hseg>:<v>   msgpack of ``cache_keys.wire.segment_list_to_json`` (the wire form)
+    registry         hseg -> msgpack {"segment": name, "lists": {variant: etag}}
+    popular          msgpack of a segment-list wire form with hseg = ANON_HSEG, variant control
+    dlq entries      reason, field, raw (the original bytes), source (collector | processor),
+                     user (when it could be read), received_ms, stream_id (processor only)
+    catalog values   JSON {"category": str, "price": float, "stock": int, "durable": bool,
+                     "updated_ms": int}
+    experiments      JSON: the wire form of ``cache_keys.wire.Experiment`` plus admin fields
+                     (name, description, version, created_ms, updated_ms, results_from_ms)
+    gens             tag -> "soft,hard"; tag "*" means everything
+    tomb             ``tombstone_digest(sid)`` -> ms erased
+
 Hash tags: every per-shopper key carries ``{u:<sid>}`` and every per-partition key
 ``{p:<n>}``, so the writes of one shopper, or one partition's aggregates together with its
 applied offset, always land in one Redis Cluster slot and can be applied atomically (MULTI or
@@ -32,6 +56,7 @@ partition are merged on read. Everything per shopper has a TTL.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 __all__ = [
@@ -47,6 +72,7 @@ __all__ = [
     "SHOPPER_TTL_S",
     "STREAM_MAXLEN",
     "Keys",
+    "tombstone_digest",
 ]
 
 DEFAULT_PREFIX = "p13n"
@@ -69,6 +95,11 @@ STREAM_MAXLEN = 500_000
 ADMIN_AUDIT_MAXLEN = 100_000
 # Dead letters are kept until an operator requeues or trims them (bounded as a safety net).
 DLQ_MAXLEN = 1_000_000
+
+
+def tombstone_digest(sid: str) -> str:
+    """How an erased shopper is remembered: a digest, so the tombstone list holds no ids."""
+    return hashlib.sha256(b"p13n-tombstone:" + sid.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
