@@ -1,0 +1,47 @@
+"""Request collapsing: concurrent fetches of one key share one origin request.
+
+The first caller runs the fetch; the others await the same future for at most
+``wait_timeout_s``. An error reaches every waiter once (they fall back to stale or default
+answers) instead of each retrying the origin: no retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["Collapser"]
+
+T = TypeVar("T")
+
+
+class Collapser(Generic[T]):
+    """Single-flight per key within one process."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, asyncio.Future[T]] = {}
+        self.collapsed = 0  # requests that waited on another's fetch
+
+    def inflight(self, key: str) -> bool:
+        return key in self._inflight
+
+    async def run(self, key: str, fetch: Callable[[], Awaitable[T]], wait_timeout_s: float) -> T:
+        """Run ``fetch`` once per key at a time; others share its result or its error."""
+        existing = self._inflight.get(key)
+        if existing is not None:
+            self.collapsed += 1
+            return await asyncio.wait_for(asyncio.shield(existing), wait_timeout_s)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await fetch()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters may all have timed out already
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]

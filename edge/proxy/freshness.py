@@ -1,0 +1,153 @@
+"""What a shared cache may store, and how fresh a stored response is (RFC 9111, RFC 5861).
+
+Pure functions over plain values and an explicit ``now``; no I/O.
+
+Age (RFC 9111 §4.2.3)::
+
+    apparent_age          = max(0, response_time - date)
+    corrected_age_value   = age_header + (response_time - request_time)
+    corrected_initial_age = max(apparent_age, corrected_age_value)
+    current_age           = corrected_initial_age + (now - response_time)
+
+Freshness lifetime for a shared cache: the targeted field's ``max-age`` (RFC 9213), else
+``s-maxage``, else ``max-age``, else ``Expires - Date``. No heuristic freshness: a response
+without explicit freshness information is not stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from edge.proxy.cachecontrol import ResponseDirectives, parse_directives
+
+__all__ = [
+    "CACHEABLE_STATUSES",
+    "Freshness",
+    "Timing",
+    "classify",
+    "current_age",
+    "freshness_lifetime",
+    "http_date",
+    "storable",
+    "usable_on_error",
+]
+
+# Final statuses a shared cache may store when explicit freshness is given (RFC 9110 §15.1
+# "heuristically cacheable" statuses; we store them only with explicit freshness).
+CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
+
+
+def http_date(value: str | None) -> float | None:
+    """An HTTP-date as epoch seconds; None when absent or invalid (RFC 9110 §5.6.7)."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When the cache sent the request and got the response, plus the response's dates."""
+
+    request_time: float
+    response_time: float
+    date: float | None
+    age: int
+
+
+def current_age(t: Timing, now: float) -> float:
+    """RFC 9111 §4.2.3 current age in seconds."""
+    date = t.date if t.date is not None else t.response_time
+    apparent = max(0.0, t.response_time - date)
+    corrected_age_value = t.age + (t.response_time - t.request_time)
+    return max(apparent, corrected_age_value) + (now - t.response_time)
+
+
+def freshness_lifetime(
+    d: ResponseDirectives, date: float | None, expires: str | None
+) -> float | None:
+    """Freshness lifetime in seconds, or None when the response gives none."""
+    if d.targeted:
+        for name in ("s-maxage", "max-age"):
+            if (v := d.seconds(name)) is not None:
+                return float(v)
+        return None
+    for name in ("s-maxage", "max-age"):
+        if d.has(name):
+            v = d.seconds(name)
+            return float(v) if v is not None else 0.0  # invalid value: treat as stale
+    if expires is not None:
+        exp = http_date(expires)
+        if exp is None:
+            return 0.0  # an invalid Expires means "already expired" (RFC 9111 §5.3)
+        return max(0.0, exp - (date if date is not None else exp))
+    return None
+
+
+def storable(
+    *,
+    method: str,
+    status: int,
+    request_cache_control: str | None,
+    request_has_authorization: bool,
+    directives: ResponseDirectives,
+    vary: str | None,
+    has_set_cookie: bool,
+    lifetime: float | None,
+) -> tuple[bool, str]:
+    """Whether a shared cache may store this response, with the reason when not."""
+    reason = ""
+    if method != "GET":
+        reason = "method"
+    elif status not in CACHEABLE_STATUSES:
+        reason = "status"
+    elif "no-store" in parse_directives(request_cache_control) or directives.no_store:
+        reason = "no-store"
+    elif directives.private:
+        reason = "private"
+    elif request_has_authorization and not (
+        directives.has("public") or directives.has("s-maxage") or directives.must_revalidate
+    ):
+        reason = "authorization"  # RFC 9111 §3.5
+    elif vary is not None and "*" in {v.strip() for v in vary.split(",")}:
+        reason = "vary-star"
+    elif has_set_cookie:
+        reason = "set-cookie"  # never share one shopper's cookie with another
+    elif lifetime is None:
+        reason = "no-freshness"
+    return (reason == "", reason)
+
+
+class Freshness(enum.Enum):
+    """How a stored response may be used now."""
+
+    FRESH = "fresh"  # serve it
+    STALE_REVALIDATE = "stale-while-revalidate"  # serve it, revalidate in the background
+    STALE = (
+        "stale"  # validate or refetch first; serve it only if the origin fails (usable_on_error)
+    )
+
+
+def classify(
+    d: ResponseDirectives, lifetime: float, age: float, *, request_cache_control: str | None
+) -> Freshness:
+    """Freshness of a stored response at ``age``, honouring request directives."""
+    req = parse_directives(request_cache_control)
+    if d.no_cache or "no-cache" in req or req.get("max-age") == "0":
+        return Freshness.STALE
+    if age < lifetime:
+        return Freshness.FRESH
+    swr = d.seconds("stale-while-revalidate")
+    if swr is not None and not d.must_revalidate and age < lifetime + swr:
+        return Freshness.STALE_REVALIDATE
+    return Freshness.STALE
+
+
+def usable_on_error(d: ResponseDirectives, lifetime: float, age: float) -> bool:
+    """Whether stale-if-error (RFC 5861 §4) lets this response answer an origin failure."""
+    sie = d.seconds("stale-if-error")
+    return sie is not None and not d.must_revalidate and age < lifetime + sie

@@ -1,0 +1,142 @@
+"""The edge's response store: bounded by bytes, LRU, with Vary variants and tag purges.
+
+One primary key (method + normalized URL, or a personalization cache key) holds a few
+variants, each selected by the request header values its response's ``Vary`` names
+(RFC 9111 §4.1). ``cachetools.LRUCache`` bounds the total by bytes: an entry's size is its
+body plus its header bytes, so a burst of large responses evicts the least recently used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cachetools import LRUCache
+
+from edge.proxy.cachecontrol import ResponseDirectives
+from edge.proxy.freshness import Timing
+
+__all__ = ["DEFAULT_MAX_BYTES", "ResponseStore", "StoredResponse", "selecting_values", "vary_names"]
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+MAX_VARIANTS = 16  # per primary key: bounds the cost of a Vary: User-Agent style explosion
+_ENTRY_OVERHEAD = 256  # bookkeeping bytes per variant, so tiny bodies still count
+
+
+def vary_names(vary: str | None) -> tuple[str, ...]:
+    """Header names a Vary value lists, lowercased and sorted (``"Accept, accept-encoding"`` ->
+    ``("accept", "accept-encoding")``)."""
+    if not vary:
+        return ()
+    return tuple(sorted({v.strip().lower() for v in vary.split(",") if v.strip()}))
+
+
+def _normalize_value(value: str | None) -> str | None:
+    # RFC 9111 §4.1: whitespace and case differences that do not change meaning may be
+    # normalized; we collapse whitespace around commas, which is always safe.
+    if value is None:
+        return None
+    return ",".join(part.strip() for part in value.split(","))
+
+
+@dataclass
+class StoredResponse:
+    """One stored response and what the cache needs to reuse it."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    timing: Timing
+    directives: ResponseDirectives
+    lifetime: float
+    vary: tuple[tuple[str, str | None], ...] = ()
+    tags: frozenset[str] = frozenset()
+    generations: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + _ENTRY_OVERHEAD
+
+    def header(self, name: str) -> str | None:
+        """First value of a header (names stored lowercased)."""
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    def matches(self, request_headers: Mapping[str, str]) -> bool:
+        """Whether the request selects this variant (every Vary-named value equal)."""
+        return all(
+            _normalize_value(request_headers.get(name)) == value for name, value in self.vary
+        )
+
+
+def selecting_values(
+    names: Iterable[str], request_headers: Mapping[str, str]
+) -> tuple[tuple[str, str | None], ...]:
+    """The request's values for the Vary-named headers, as stored with a variant."""
+    return tuple((n, _normalize_value(request_headers.get(n))) for n in names)
+
+
+class ResponseStore:
+    """Primary key -> variants, bounded by total bytes."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self._lru: LRUCache[str, list[StoredResponse]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda variants: sum(v.size for v in variants)
+        )
+
+    @property
+    def bytes_used(self) -> int:
+        return int(self._lru.currsize)
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self._lru.maxsize)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def keys(self) -> list[str]:
+        """Every primary key (for audits such as the no-shopper-id scan)."""
+        return list(self._lru.keys())
+
+    def variants(self, primary: str) -> list[StoredResponse]:
+        """The stored variants of a primary key (most recent first)."""
+        return list(self._lru.get(primary, ()))
+
+    def lookup(self, primary: str, request_headers: Mapping[str, str]) -> StoredResponse | None:
+        """The variant the request selects, if any."""
+        for variant in self._lru.get(primary, ()):
+            if variant.matches(request_headers):
+                return variant
+        return None
+
+    def put(self, primary: str, response: StoredResponse) -> bool:
+        """Store (replacing the variant with the same selecting values); False if too big."""
+        if response.size > self.max_bytes:
+            return False
+        kept = [v for v in self._lru.get(primary, ()) if v.vary != response.vary]
+        self._lru[primary] = [response, *kept][:MAX_VARIANTS]
+        return True
+
+    def invalidate(self, primary: str) -> bool:
+        """Drop every variant of a primary key (RFC 9111 §4.4); True if anything was stored."""
+        return self._lru.pop(primary, None) is not None
+
+    def entries(self) -> list[tuple[str, StoredResponse]]:
+        """Every (primary key, variant) pair, for purges and audits."""
+        return [(k, v) for k, variants in list(self._lru.items()) for v in variants]
+
+    def drop_tagged(self, tags: Iterable[str]) -> int:
+        """Remove every variant carrying any of ``tags``; returns how many were removed."""
+        wanted = set(tags)
+        removed = 0
+        for primary, variants in list(self._lru.items()):
+            kept = [v for v in variants if not (v.tags & wanted)]
+            removed += len(variants) - len(kept)
+            if not kept:
+                del self._lru[primary]
+            elif len(kept) != len(variants):
+                self._lru[primary] = kept
+        return removed

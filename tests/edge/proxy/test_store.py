@@ -1,0 +1,60 @@
+"""The byte-bounded response store: variants, eviction, purges."""
+
+from __future__ import annotations
+
+from edge.proxy.cachecontrol import ResponseDirectives
+from edge.proxy.freshness import Timing
+from edge.proxy.store import ResponseStore, StoredResponse, selecting_values, vary_names
+
+
+def resp(
+    body: bytes = b"x",
+    vary: str | None = None,
+    req: dict | None = None,
+    tags: frozenset[str] = frozenset(),
+) -> StoredResponse:
+    return StoredResponse(
+        status=200,
+        headers=[("content-type", "text/plain")],
+        body=body,
+        timing=Timing(0, 0, None, 0),
+        directives=ResponseDirectives({}, False),
+        lifetime=60,
+        vary=selecting_values(vary_names(vary), req or {}),
+        tags=tags,
+    )
+
+
+def test_vary_selects_variant() -> None:
+    store = ResponseStore()
+    store.put("GET /a", resp(b"en", "Accept-Language", {"accept-language": "en"}))
+    store.put("GET /a", resp(b"de", "Accept-Language", {"accept-language": "de"}))
+    assert store.lookup("GET /a", {"accept-language": "de"}).body == b"de"
+    assert store.lookup("GET /a", {"accept-language": "en"}).body == b"en"
+    assert store.lookup("GET /a", {"accept-language": "fr"}) is None
+    assert store.lookup("GET /a", {}) is None
+
+
+def test_same_selecting_values_replace() -> None:
+    store = ResponseStore()
+    store.put("k", resp(b"1"))
+    store.put("k", resp(b"2"))
+    assert [v.body for v in store.variants("k")] == [b"2"]
+
+
+def test_bounded_by_bytes_with_lru_eviction() -> None:
+    store = ResponseStore(max_bytes=3000)
+    for i in range(5):
+        store.put(f"k{i}", resp(b"x" * 500))
+    assert store.bytes_used <= 3000
+    assert store.lookup("k0", {}) is None and store.lookup("k4", {}) is not None
+    assert not store.put("huge", resp(b"x" * 5000))
+
+
+def test_drop_tagged_and_invalidate() -> None:
+    store = ResponseStore()
+    store.put("a", resp(tags=frozenset({"sku:1", "cat:x"})))
+    store.put("b", resp(tags=frozenset({"cat:y"})))
+    assert store.drop_tagged({"sku:1"}) == 1
+    assert store.keys() == ["b"]
+    assert store.invalidate("b") and not store.invalidate("b")
