@@ -1,0 +1,307 @@
+"""RFC 9111 / 5861 / 9213 behaviour of the proxy's shared cache, one test per rule.
+
+The origin here is a real HTTP server (pytest-httpserver on 127.0.0.1) returning exactly the
+headers each rule needs; the cache's clock is fake, so "60 seconds later" needs no sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from email.utils import formatdate
+
+import httpx
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from edge.proxy.httpcache import HttpCache
+from edge.proxy.store import ResponseStore
+from edge.proxy.upstream import Upstream
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def cache(httpserver: HTTPServer, clock: Clock) -> AsyncIterator[HttpCache]:
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
+        yield HttpCache(upstream=upstream, store=ResponseStore(), clock=clock)
+
+
+def serve(
+    httpserver: HTTPServer, path: str, headers: dict[str, str], body: str = "ok", status: int = 200
+) -> None:
+    httpserver.expect_request(path, method="GET").respond_with_data(
+        body, status=status, headers=headers
+    )
+
+
+def origin_hits(httpserver: HTTPServer, path: str) -> int:
+    return sum(1 for req, _ in httpserver.log if req.path == path)
+
+
+async def get(cache: HttpCache, path: str, **headers: str):
+    return await cache.handle("GET", path, {k.replace("_", "-"): v for k, v in headers.items()})
+
+
+async def test_fresh_response_is_a_hit_with_age(cache, httpserver, clock) -> None:
+    serve(httpserver, "/a", {"Cache-Control": "max-age=60"})
+    first = await get(cache, "/a")
+    assert "fwd=uri-miss" in first.cache_status and "stored" in first.cache_status
+    clock.advance(30)
+    second = await get(cache, "/a")
+    assert second.cache_status.startswith("p13n-edge; hit")
+    assert dict(second.headers)["age"] == "30"
+    assert origin_hits(httpserver, "/a") == 1
+
+
+async def test_s_maxage_wins_over_max_age(cache, httpserver, clock) -> None:
+    serve(httpserver, "/s", {"Cache-Control": "max-age=1, s-maxage=100"})
+    await get(cache, "/s")
+    clock.advance(50)
+    assert "hit" in (await get(cache, "/s")).cache_status
+    assert origin_hits(httpserver, "/s") == 1
+
+
+async def test_expires_gives_freshness(cache, httpserver, clock) -> None:
+    serve(
+        httpserver,
+        "/e",
+        {
+            "Expires": formatdate(clock.now + 60, usegmt=True),
+            "Date": formatdate(clock.now, usegmt=True),
+        },
+    )
+    await get(cache, "/e")
+    clock.advance(30)
+    assert "hit" in (await get(cache, "/e")).cache_status
+    clock.advance(40)
+    await get(cache, "/e")
+    assert origin_hits(httpserver, "/e") == 2
+
+
+async def test_cdn_cache_control_overrides_cache_control(cache, httpserver, clock) -> None:
+    serve(httpserver, "/cdn", {"Cache-Control": "no-store", "CDN-Cache-Control": "max-age=60"})
+    await get(cache, "/cdn")
+    assert "hit" in (await get(cache, "/cdn")).cache_status
+    assert origin_hits(httpserver, "/cdn") == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Cache-Control": "no-store, max-age=60"},
+        {"Cache-Control": "private, max-age=60"},
+        {"Cache-Control": "public"},  # no freshness information: not stored
+        {},
+        {"Cache-Control": "max-age=60", "Set-Cookie": "sid=1"},
+        {"Cache-Control": "max-age=60", "Vary": "*"},
+    ],
+)
+async def test_not_stored(cache, httpserver, headers) -> None:
+    serve(httpserver, "/n", headers)
+    await get(cache, "/n")
+    await get(cache, "/n")
+    assert origin_hits(httpserver, "/n") == 2
+    assert len(cache.store) == 0
+
+
+async def test_authorization_requests_stored_only_when_public(cache, httpserver) -> None:
+    serve(httpserver, "/auth", {"Cache-Control": "max-age=60"})
+    serve(httpserver, "/auth-public", {"Cache-Control": "public, max-age=60"})
+    for path in ("/auth", "/auth", "/auth-public", "/auth-public"):
+        await get(cache, path, authorization="Bearer x")
+    assert origin_hits(httpserver, "/auth") == 2
+    assert origin_hits(httpserver, "/auth-public") == 1
+
+
+async def test_vary_matches_request_headers(cache, httpserver) -> None:
+    def handler(request: Request) -> Response:
+        lang = request.headers.get("Accept-Language", "none")
+        return Response(lang, headers={"Cache-Control": "max-age=60", "Vary": "Accept-Language"})
+
+    httpserver.expect_request("/v").respond_with_handler(handler)
+    assert (await get(cache, "/v", accept_language="en")).body == b"en"
+    assert (await get(cache, "/v", accept_language="de")).body == b"de"
+    hit = await get(cache, "/v", accept_language="en")
+    assert hit.body == b"en" and "hit" in hit.cache_status
+    assert origin_hits(httpserver, "/v") == 2
+
+
+def etag_handler(etag: str, cc: str, cc_304: str) -> Callable[[Request], Response]:
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag, "Cache-Control": cc_304})
+        return Response("body", headers={"ETag": etag, "Cache-Control": cc})
+
+    return handler
+
+
+async def test_etag_revalidation_304_freshens(cache, httpserver, clock) -> None:
+    httpserver.expect_request("/etag").respond_with_handler(
+        etag_handler('"v1"', "max-age=10", "max-age=100")
+    )
+    await get(cache, "/etag")
+    clock.advance(20)
+    revalidated = await get(cache, "/etag")
+    assert revalidated.status == 200 and revalidated.body == b"body"
+    assert "fwd-status=304" in revalidated.cache_status
+    clock.advance(5)
+    # RFC 9111 §4.3.4: the 304's fields replace the stored ones, so the entry is fresh again
+    # under the new max-age (the age itself follows the origin's Date).
+    assert "hit" in (await get(cache, "/etag")).cache_status
+    assert origin_hits(httpserver, "/etag") == 2
+    assert httpserver.log[1][0].headers.get("If-None-Match") == '"v1"'
+
+
+async def test_last_modified_revalidation(cache, httpserver, clock) -> None:
+    lm = "Wed, 21 Oct 2026 07:28:00 GMT"
+
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-Modified-Since") == lm:
+            return Response(status=304, headers={"Cache-Control": "max-age=10"})
+        return Response("lm", headers={"Last-Modified": lm, "Cache-Control": "max-age=10"})
+
+    httpserver.expect_request("/lm").respond_with_handler(handler)
+    await get(cache, "/lm")
+    clock.advance(20)
+    answer = await get(cache, "/lm")
+    assert answer.body == b"lm" and "fwd-status=304" in answer.cache_status
+
+
+async def test_no_cache_response_is_revalidated_every_time(cache, httpserver) -> None:
+    httpserver.expect_request("/nc").respond_with_handler(
+        etag_handler('"n"', "no-cache, max-age=60", "no-cache, max-age=60")
+    )
+    await get(cache, "/nc")
+    second = await get(cache, "/nc")
+    assert "fwd-status=304" in second.cache_status
+    assert origin_hits(httpserver, "/nc") == 2
+
+
+async def test_stale_while_revalidate_serves_stale_then_refreshes(cache, httpserver, clock) -> None:
+    versions = iter(["v1", "v2", "v3"])
+
+    def handler(request: Request) -> Response:
+        return Response(
+            next(versions), headers={"Cache-Control": "max-age=10, stale-while-revalidate=60"}
+        )
+
+    httpserver.expect_request("/swr").respond_with_handler(handler)
+    assert (await get(cache, "/swr")).body == b"v1"
+    clock.advance(20)
+    stale = await get(cache, "/swr")
+    assert stale.body == b"v1" and "stale-while-revalidate" in stale.cache_status
+    await asyncio.gather(*cache._background)
+    fresh = await get(cache, "/swr")
+    assert fresh.body == b"v2" and "hit" in fresh.cache_status
+
+
+async def test_stale_if_error_then_502_past_the_window(cache, httpserver, clock) -> None:
+    serve(httpserver, "/sie", {"Cache-Control": "max-age=10, stale-if-error=100"})
+    await get(cache, "/sie")
+    httpserver.clear()
+    httpserver.expect_request("/sie").respond_with_data("boom", status=503)
+    clock.advance(50)
+    stale = await get(cache, "/sie")
+    assert stale.status == 200 and "stale-if-error" in stale.cache_status
+    clock.advance(100)
+    assert (await get(cache, "/sie")).status == 503
+
+
+async def test_must_revalidate_forbids_stale_on_error(cache, httpserver, clock) -> None:
+    serve(httpserver, "/mr", {"Cache-Control": "max-age=10, must-revalidate, stale-if-error=100"})
+    await get(cache, "/mr")
+    httpserver.clear()
+    httpserver.expect_request("/mr").respond_with_data("boom", status=500)
+    clock.advance(20)
+    assert (await get(cache, "/mr")).status == 500
+
+
+async def test_origin_down_without_stale_is_502_problem(clock) -> None:
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        cache = HttpCache(
+            upstream=Upstream(client, "http://127.0.0.1:9", clock=clock),
+            store=ResponseStore(),
+            clock=clock,
+        )
+        answer = await get(cache, "/x")
+    assert answer.status == 502
+    assert dict(answer.headers)["content-type"] == "application/problem+json"
+
+
+async def test_unsafe_method_invalidates_target_and_location(cache, httpserver) -> None:
+    serve(httpserver, "/cart", {"Cache-Control": "max-age=60"})
+    serve(httpserver, "/other", {"Cache-Control": "max-age=60"})
+    httpserver.expect_request("/cart", method="POST").respond_with_data(
+        "", status=201, headers={"Location": "/other"}
+    )
+    await get(cache, "/cart")
+    await get(cache, "/other")
+    assert len(cache.store) == 2
+    answer = await cache.handle("POST", "/cart", {"content-type": "application/json"}, b"{}")
+    assert answer.status == 201 and len(cache.store) == 0
+
+
+async def test_forwarding_headers_are_not_forwarded_nor_keyed(cache, httpserver) -> None:
+    def handler(request: Request) -> Response:
+        host = request.headers.get("X-Forwarded-Host", "clean")
+        return Response(f"host={host}", headers={"Cache-Control": "max-age=60"})
+
+    httpserver.expect_request("/page").respond_with_handler(handler)
+    poisoned = await get(cache, "/page", x_forwarded_host="evil.example")
+    assert poisoned.body == b"host=clean"
+    assert (await get(cache, "/page")).body == b"host=clean"
+    assert "x-forwarded-host" not in {k.lower() for k, _ in httpserver.log[0][0].headers.items()}
+
+
+async def test_age_from_origin_counts(cache, httpserver, clock) -> None:
+    serve(httpserver, "/aged", {"Cache-Control": "max-age=60", "Age": "50"})
+    await get(cache, "/aged")
+    clock.advance(15)
+    await get(cache, "/aged")
+    assert origin_hits(httpserver, "/aged") == 2
+
+
+async def test_client_conditional_gets_304(cache, httpserver) -> None:
+    serve(httpserver, "/c", {"Cache-Control": "max-age=60", "ETag": '"abc"'})
+    await get(cache, "/c")
+    answer = await get(cache, "/c", if_none_match='"abc"')
+    assert answer.status == 304 and answer.body == b""
+
+
+async def test_normalized_targets_share_an_entry(cache, httpserver) -> None:
+    serve(httpserver, "/p/~x", {"Cache-Control": "max-age=60"})
+    await get(cache, "/p/%7ex")
+    await get(cache, "/p/./a/../~x")
+    assert origin_hits(httpserver, "/p/~x") == 1
+
+
+async def test_fifty_concurrent_cold_requests_make_one_origin_request(cache, httpserver) -> None:
+    def handler(request: Request) -> Response:
+        time.sleep(0.2)  # slow origin, so all 50 arrive while the first is in flight
+        return Response("slow", headers={"Cache-Control": "max-age=60"})
+
+    httpserver.expect_request("/cold").respond_with_handler(handler)
+    answers = await asyncio.gather(*(get(cache, "/cold") for _ in range(50)))
+    assert all(a.body == b"slow" for a in answers)
+    assert origin_hits(httpserver, "/cold") == 1
+    assert cache.collapser.collapsed == 49
