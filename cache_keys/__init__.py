@@ -3,7 +3,7 @@
 Standard library only, so it runs unchanged in Pyodide (the Cloudflare Worker) and CPython.
 """
 
-from cache_keys import bucketing, wire
+from cache_keys import bucketing, experiments, wire
 from cache_keys.errors import CacheKeysError, KeyPartError, TagError, WireError
 from cache_keys.keys import CacheKey, build_key, cache_tag_header, compose_tags, tag
 from cache_keys.segments import ANON_HSEG, Hseg, hash_segment, is_hseg, parse_hseg
@@ -30,6 +30,7 @@ __all__ = [
     "build_key",
     "cache_tag_header",
     "compose_tags",
+    "experiments",
     "hash_segment",
     "is_hseg",
     "is_shopper_id",

@@ -1,5 +1,14 @@
-"""The wire contract shared by every tier: cookies, context, purges, edge config, lists."""
+"""The wire contract shared by every tier: cookies, context, purges, edge config, lists, answers."""
 
+from cache_keys.wire.answers import (
+    RailAnswer,
+    RailItem,
+    SegmentGrant,
+    parse_rail,
+    parse_segment_grant,
+    rail_to_json,
+    segment_grant_to_json,
+)
 from cache_keys.wire.config import (
     EXPERIMENT_STATUSES,
     EdgeConfig,
@@ -44,8 +53,11 @@ __all__ = [
     "Experiment",
     "ListItem",
     "PurgeMessage",
+    "RailAnswer",
+    "RailItem",
     "RoutePolicy",
     "SegmentEntry",
+    "SegmentGrant",
     "SegmentList",
     "Variation",
     "decode_context",
@@ -56,6 +68,10 @@ __all__ = [
     "parse_cookie_header",
     "parse_edge_config",
     "parse_list_item",
+    "parse_rail",
+    "parse_segment_grant",
     "parse_segment_list",
+    "rail_to_json",
+    "segment_grant_to_json",
     "segment_list_to_json",
 ]

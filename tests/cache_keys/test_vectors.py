@@ -26,6 +26,10 @@ def test_every_contract_has_vectors() -> None:
         "context",
         "purge",
         "edge config",
+        "segment grant",
+        "rail",
+        "assign",
+        "exposure id",
     ):
         assert contract in names
     assert len(CASES) > 100

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cache_keys import bucketing, keys, segments, tokens, wire
+from cache_keys import bucketing, experiments, keys, segments, tokens, wire
 from cache_keys.errors import CacheKeysError, WireError
 
 Check = Callable[[], str | None]
@@ -167,6 +167,18 @@ def _config_case(c: dict[str, Any]) -> str | None:
     return _expect(wire.edge_config_to_json(cfg), c["canonical"], "canonical form")
 
 
+def _document_case(
+    c: dict[str, Any], parse: Callable[[Any], Any], to_json: Callable[[Any], Any]
+) -> str | None:
+    try:
+        value = parse(c["document"])
+    except WireError as exc:
+        return _expect(exc.field, c.get("error", "no error"), f"field of error {exc}")
+    if "error" in c:
+        return f"expected an error ({c['error']}), got {value!r}"
+    return _expect(to_json(value), c["canonical"], "canonical form")
+
+
 def wire_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
     d = _load(vector_dir, "wire.json")
     ring = _keyring(d["keyring"])
@@ -198,6 +210,42 @@ def wire_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
         yield f"purge {case['name']}", lambda c=case: _purge_case(c)
     for case in d["edge_config"]:
         yield f"edge config {case['name']}", lambda c=case: _config_case(c)
+    for case in d["segment_grant"]:
+        yield (
+            f"segment grant {case['name']}",
+            lambda c=case: _document_case(c, wire.parse_segment_grant, wire.segment_grant_to_json),
+        )
+    for case in d["rail"]:
+        yield (
+            f"rail {case['name']}",
+            lambda c=case: _document_case(c, wire.parse_rail, wire.rail_to_json),
+        )
+
+
+def _assign_case(c: dict[str, Any]) -> str | None:
+    cfg = wire.parse_edge_config(
+        {"v": 1, "etag": "x", "generated_at_ms": 0, "experiments": [c["experiment"]]}
+    )
+    got = [experiments.assign_variation(cfg.experiments[0], u) for u in c["units"]]
+    return _expect(got, c["variations"], "variations")
+
+
+def experiment_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
+    d = _load(vector_dir, "experiments.json")
+    for case in d["assign"]:
+        yield f"assign {case['name']}", lambda c=case: _assign_case(c)
+    for case in d["exposure_id"]:
+        yield (
+            f"exposure id {case['name']}",
+            lambda c=case: _expect(
+                (
+                    experiments.utc_day(c["ts_ms"]),
+                    experiments.exposure_event_id(c["unit"], c["experiment"], c["ts_ms"]),
+                ),
+                (c["day"], c["event_id"]),
+                "day and event id",
+            ),
+        )
 
 
 def cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
@@ -206,6 +254,7 @@ def cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
     yield from token_cases(vector_dir)
     yield from key_cases(vector_dir)
     yield from wire_cases(vector_dir)
+    yield from experiment_cases(vector_dir)
 
 
 def run_all(vector_dir: Path) -> tuple[int, list[str]]:

@@ -1,0 +1,80 @@
+"""Which experiments a request is in, and what their variations change.
+
+An experiment applies when it is running and inside its schedule, targets the route (or no
+route) and the segment (or no segment), and the shopper falls in its namespace and coverage
+(``cache_keys.experiments.assign_variation``). Variations may route: serve another
+segment-list variant, send the origin fallback to another origin or path, reweight reranking.
+When several assigned variations route, the first experiment in config order wins each field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cache_keys.experiments import assign_variation
+from cache_keys.wire import Experiment, Variation
+
+__all__ = ["Assignment", "Routing", "assign_all", "routing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """One experiment the request is in, and the variation it got."""
+
+    experiment: str
+    index: int
+    variation: Variation
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """What the assigned variations change for this request."""
+
+    list_variant: str = "control"
+    origin: str | None = None
+    origin_path: str | None = None
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+
+def assign_all(
+    experiments: Sequence[Experiment],
+    shopper_id: str | None,
+    route: str,
+    hseg: str,
+    now_ms: int,
+) -> tuple[Assignment, ...]:
+    """Every live experiment targeting this route and segment that the shopper is in."""
+    if shopper_id is None:
+        return ()
+    out = []
+    for exp in experiments:
+        if not exp.is_live(now_ms):
+            continue
+        if exp.routes and route not in exp.routes:
+            continue
+        if exp.segments and hseg not in exp.segments:
+            continue
+        index = assign_variation(exp, shopper_id)
+        if index >= 0:
+            out.append(Assignment(exp.key, index, exp.variations[index]))
+    return tuple(out)
+
+
+def routing(assignments: Sequence[Assignment]) -> Routing:
+    """Fold the assigned variations into one routing; first experiment wins each field."""
+    if not assignments:
+        return Routing()
+    list_variant: str | None = None
+    origin: str | None = None
+    path: str | None = None
+    weights: dict[str, float] = {}
+    for a in assignments:
+        v = a.variation
+        if list_variant is None and v.list_variant != "control":
+            list_variant = v.list_variant
+        origin = origin or v.origin
+        path = path or v.origin_path
+        for name, w in v.weights.items():
+            weights.setdefault(name, w)
+    return Routing(list_variant or "control", origin, path, weights)

@@ -1,0 +1,83 @@
+"""Who is asking: opt-out, the anonymous shopper id, the verified segment, the context cookie.
+
+Opt-out (``Sec-GPC: 1`` or the opt-out cookie) wins over everything: the anonymous segment,
+no shopper id (none read, none minted), no experiments, no exposure, no context.
+A missing, forged or expired segment cookie is the anonymous segment, never an error; it also
+asks for a refresh (``refresh_segment``) so that shoppers served from cache do not stay
+anonymous forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cache_keys.segments import ANON_HSEG, Hseg
+from cache_keys.tokens import is_shopper_id, verify_segment
+from cache_keys.wire import (
+    CONTEXT_COOKIE,
+    OPTOUT_COOKIE,
+    SEGMENT_COOKIE,
+    SHOPPER_COOKIE,
+    ContextCookie,
+    decode_context,
+)
+from edge.request import RequestParts
+from edge.settings import EdgeSettings
+
+__all__ = ["ANON", "Identity", "is_opted_out", "resolve_identity"]
+
+ANON = Hseg(ANON_HSEG)
+_OPTOUT_OFF = frozenset({"", "0", "false", "no"})
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The request's identity as far as personalization is concerned."""
+
+    shopper_id: str | None
+    minted: bool
+    hseg: Hseg
+    segment_expires_s: int | None
+    opted_out: bool
+    refresh_segment: bool
+    context: ContextCookie | None
+
+
+OPTED_OUT = Identity(None, False, ANON, None, True, False, None)
+
+
+def is_opted_out(parts: RequestParts) -> bool:
+    """``Sec-GPC: 1`` or an opt-out cookie with any value but an explicit no."""
+    if parts.headers.get("sec-gpc", "").strip() == "1":
+        return True
+    value = parts.cookies.get(OPTOUT_COOKIE.name)
+    return value is not None and value.strip().lower() not in _OPTOUT_OFF
+
+
+def resolve_identity(
+    parts: RequestParts, settings: EdgeSettings, now_s: float, mint: Callable[[], str]
+) -> Identity:
+    """Read (or mint) the shopper id, verify the segment cookie, decode the context cookie."""
+    if is_opted_out(parts):
+        return OPTED_OUT
+    shopper = parts.cookies.get(SHOPPER_COOKIE.name)
+    minted = not is_shopper_id(shopper)
+    if minted:
+        shopper = mint()
+    assert shopper is not None
+    token = parts.cookies.get(SEGMENT_COOKIE.name)
+    hseg = verify_segment(token, settings.segment_keys, now_s) if token else None
+    expires = int(token.split(".")[2]) if hseg is not None and token else None
+    refresh = expires is None or expires - now_s < settings.segment_refresh_ahead_s
+    raw_ctx = parts.cookies.get(CONTEXT_COOKIE.name)
+    context = decode_context(raw_ctx, settings.context_keys, now_s) if raw_ctx else None
+    return Identity(
+        shopper_id=shopper,
+        minted=minted,
+        hseg=hseg if hseg is not None else ANON,
+        segment_expires_s=expires,
+        opted_out=False,
+        refresh_segment=refresh,
+        context=context,
+    )

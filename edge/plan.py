@@ -1,0 +1,183 @@
+"""``decide``: from a rail request, the edge config and the time, the plan for answering it.
+
+Pure: no I/O, the clock and the id generator passed in, so the Worker and the self-hosted
+proxy run the same decisions and tests tick a fake clock. The plan says which key to look up,
+which tags to store under, which list to fetch on a miss and from where, whether the route
+goes to the origin first (fully personal), whether to ask for a fresh segment cookie, and
+which cookies the per-shopper response sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import quote, urlencode
+
+from cache_keys.keys import CacheKey, build_key, tag
+from cache_keys.tokens import new_shopper_id
+from cache_keys.wire import (
+    ALL_TAG,
+    SEGMENT_COOKIE,
+    SHOPPER_COOKIE,
+    EdgeConfig,
+    RoutePolicy,
+    SegmentGrant,
+)
+from edge.assign import Assignment, assign_all, routing
+from edge.identity import Identity, resolve_identity
+from edge.request import RequestParts, device_class, pick_locale, requested_k
+from edge.settings import EdgeSettings
+
+__all__ = ["Plan", "decide", "key_generation", "with_segment_grant"]
+
+RECOMMENDATIONS_PATH = "/v1/recommendations"
+SEGMENT_TOKEN_PATH = "/v1/segment-token"  # noqa: S105 (a path, not a secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the I/O layer needs to answer one rail request."""
+
+    route: str
+    policy: RoutePolicy
+    k: int
+    identity: Identity
+    assignments: tuple[Assignment, ...]
+    list_variant: str
+    weights: Mapping[str, float]
+    origin: str
+    list_url: str
+    personal_url: str | None
+    key: CacheKey
+    locale: str
+    device: str
+    set_cookies: tuple[str, ...]
+
+    @property
+    def variants(self) -> dict[str, str]:
+        """Experiment key -> variation name, as answered to the shopper."""
+        return {a.experiment: a.variation.name for a in self.assignments}
+
+    @property
+    def experiment_keys(self) -> tuple[str, ...]:
+        """The experiments this request is in."""
+        return tuple(a.experiment for a in self.assignments)
+
+    @property
+    def segment_token_url(self) -> str | None:
+        """Where to ask for a fresh segment cookie, when one is needed."""
+        if not self.identity.refresh_segment:
+            return None
+        return self.origin + SEGMENT_TOKEN_PATH
+
+    def origin_cookie_header(self) -> str:
+        """The Cookie header for origin subrequests: the shopper's own cookies only."""
+        ident = self.identity
+        if ident.shopper_id is None:
+            return ""
+        return f"{SHOPPER_COOKIE.name}={ident.shopper_id}"
+
+
+def key_generation(config: EdgeConfig, route: str) -> int:
+    """The generation written into keys: hard purges of ``*`` or the route move every key."""
+    return (
+        config.generations.get(ALL_TAG, (0, 0))[1]
+        + config.generations.get(tag("route", route), (0, 0))[1]
+    )
+
+
+def _cookies(identity: Identity) -> tuple[str, ...]:
+    if identity.minted and identity.shopper_id is not None:
+        return (SHOPPER_COOKIE.set_cookie(identity.shopper_id),)
+    return ()
+
+
+def decide(
+    parts: RequestParts,
+    config: EdgeConfig,
+    settings: EdgeSettings,
+    now_ms: int,
+    mint: Callable[[], str] = new_shopper_id,
+) -> Plan:
+    """Plan the answer to a rail request (``parts.route`` already validated by ``rail_route``)."""
+    route = parts.route
+    policy = config.routes.get(route) or RoutePolicy(route=route)
+    identity = resolve_identity(parts, settings, now_ms / 1000, mint)
+    assignments = assign_all(config.experiments, identity.shopper_id, route, identity.hseg, now_ms)
+    rt = routing(assignments)
+    locale = pick_locale(parts.headers.get("accept-language"), settings.locales)
+    device = device_class(parts.headers)
+    key = build_key(
+        route,
+        identity.hseg,
+        {a.experiment: a.index for a in assignments},
+        locale=locale,
+        device=device,
+        generation=key_generation(config, route),
+    )
+    k = requested_k(parts.query, policy.k)
+    origin = rt.origin or settings.origin_url
+    list_url = f"{origin}/v1/segments/{identity.hseg}/list?" + urlencode(
+        {"variant": rt.list_variant}
+    )
+    personal_url = None
+    if policy.personal and not identity.opted_out:
+        path = rt.origin_path or RECOMMENDATIONS_PATH
+        personal_url = f"{origin}{quote(path)}?" + urlencode({"route": route, "k": k})
+    return Plan(
+        route=route,
+        policy=policy,
+        k=k,
+        identity=identity,
+        assignments=assignments,
+        list_variant=rt.list_variant,
+        weights=rt.weights,
+        origin=origin,
+        list_url=list_url,
+        personal_url=personal_url,
+        key=key,
+        locale=locale,
+        device=device,
+        set_cookies=_cookies(identity),
+    )
+
+
+def with_segment_grant(
+    plan: Plan,
+    parts: RequestParts,
+    *,
+    grant: SegmentGrant,
+    config: EdgeConfig,
+    settings: EdgeSettings,
+    now_ms: int,
+) -> Plan:
+    """Re-plan with a segment cookie the origin just granted; unchanged if it does not verify.
+
+    The shopper id of the first plan is kept (a minted one is not minted twice), and the
+    response also sets the granted cookie.
+    """
+    shopper = plan.identity.shopper_id
+    if shopper is None:
+        return plan
+    fresh = decide(
+        parts.with_cookie(SEGMENT_COOKIE.name, grant.token).with_cookie(
+            SHOPPER_COOKIE.name, shopper
+        ),
+        config,
+        settings,
+        now_ms,
+    )
+    if fresh.identity.segment_expires_s is None:  # forged or expired grant: ignore it
+        return plan
+    max_age = max(0, min(grant.expires_at_s - now_ms // 1000, SEGMENT_COOKIE.max_age_s))
+    cookies = (*plan.set_cookies, SEGMENT_COOKIE.set_cookie(grant.token, max_age_s=max_age))
+    identity = Identity(
+        shopper_id=shopper,
+        minted=plan.identity.minted,
+        hseg=fresh.identity.hseg,
+        segment_expires_s=fresh.identity.segment_expires_s,
+        opted_out=False,
+        refresh_segment=False,
+        context=fresh.identity.context,
+    )
+    return replace(fresh, identity=identity, set_cookies=cookies)

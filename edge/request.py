@@ -1,0 +1,119 @@
+"""The parts of a shopper request the decision core reads, and how they are normalized.
+
+    >>> rail_route("/p13n/v1/rail/Home")
+    'home'
+    >>> rail_route("/p13n/v1/rail/../admin") is None      # not a rail: goes to the origin
+    True
+    >>> device_class({"sec-ch-ua-mobile": "?1"})
+    'mobile'
+    >>> pick_locale("de-DE,de;q=0.9,en;q=0.8", ("en-us", "de-de"))
+    'de-de'
+
+Only a bounded set of values reaches a cache key: an allow-listed locale, one of four device
+classes, a validated route slug. Anything else falls back to a default, never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from cache_keys.wire import parse_cookie_header
+
+__all__ = [
+    "RAIL_PREFIX",
+    "RequestParts",
+    "device_class",
+    "pick_locale",
+    "rail_route",
+    "requested_k",
+]
+
+RAIL_PREFIX = "/p13n/v1/rail/"
+MAX_K = 100
+_ROUTE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+_BOT_RE = re.compile(r"bot|crawl|spider|slurp|facebookexternalhit|headless", re.IGNORECASE)
+_TABLET_RE = re.compile(r"ipad|tablet|kindle|silk|playbook", re.IGNORECASE)
+_MOBILE_RE = re.compile(r"mobi|iphone|android", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestParts:
+    """A rail request as plain data: route, cookies, lower-cased headers, query."""
+
+    route: str
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_http(
+        cls, route: str, headers: Mapping[str, str], query_string: str = ""
+    ) -> RequestParts:
+        """Build from raw headers (any case) and the raw query string."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        return cls(
+            route=route,
+            cookies=parse_cookie_header(lower.get("cookie")),
+            headers=lower,
+            query=dict(parse_qsl(query_string[:2048], keep_blank_values=True)),
+        )
+
+    def with_cookie(self, name: str, value: str) -> RequestParts:
+        """The same request as if it had carried cookie ``name=value``."""
+        return RequestParts(self.route, {**self.cookies, name: value}, self.headers, self.query)
+
+
+def rail_route(path: str) -> str | None:
+    """The route slug of a rail path, lower-cased; None for any other path."""
+    if not path.startswith(RAIL_PREFIX):
+        return None
+    route = path[len(RAIL_PREFIX) :].rstrip("/").lower()
+    return route if _ROUTE_RE.fullmatch(route) else None
+
+
+def device_class(headers: Mapping[str, str]) -> str:
+    """``bot``, ``tablet``, ``mobile`` or ``desktop`` from client hints and the User-Agent."""
+    ua = headers.get("user-agent", "")[:512]
+    if _BOT_RE.search(ua):
+        return "bot"
+    if _TABLET_RE.search(ua):
+        return "tablet"
+    if headers.get("sec-ch-ua-mobile") == "?1" or _MOBILE_RE.search(ua):
+        return "mobile"
+    return "desktop"
+
+
+def pick_locale(accept_language: str | None, allowed: tuple[str, ...]) -> str:
+    """The first allowed locale the shopper accepts (exact, then by language); else the default."""
+    if not accept_language:
+        return allowed[0]
+    wanted: list[tuple[float, int, str]] = []
+    for part in accept_language[:256].split(",")[:8]:
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if tag and q > 0:
+            wanted.append((-q, len(wanted), tag.strip().lower().replace("_", "-")))
+    wanted.sort()
+    for _, _, tag in wanted:
+        if tag in allowed:
+            return tag
+        for locale in allowed:
+            if locale.split("-")[0] == tag.split("-")[0]:
+                return locale
+    return allowed[0]
+
+
+def requested_k(query: Mapping[str, str], default: int) -> int:
+    """``?k=`` clamped to 1..100; the route's own ``k`` when absent or malformed."""
+    raw = query.get("k", "")
+    if not raw.isdigit():
+        return default
+    return max(1, min(int(raw), MAX_K))

@@ -1,0 +1,251 @@
+// Runs the Cloudflare Python Worker in real Pyodide (npm `pyodide`, Python 3.14) under Node,
+// the way workerd runs it, and takes commands as JSON lines on stdin (answers on stdout).
+//
+// What is real: Pyodide, Cloudflare's `workers-runtime-sdk` wheel (unpacked into Pyodide's
+// filesystem), the project's modules (the list wrangler.toml ships, sent by the test), Node's
+// fetch to a real origin process on 127.0.0.1.
+// What is a test double, and why:
+//   _pyodide_entrypoint_helper, _cloudflare_compat_flags  workerd-internal modules the SDK
+//       imports; patchWaitUntil copies the borrowed Python awaitable before waitUntil returns,
+//       as workerd's does, so a Worker that relied on the proxy outliving the call would fail.
+//   caches.default  an in-memory Cache API: match/put by URL, expiry from Cache-Control
+//       max-age, purge by Cache-Tag, and it refuses (records) responses with Set-Cookie or
+//       Vary: Cookie instead of storing them.
+//   Date.now        real time plus an offset the test advances (the controllable clock).
+//
+// Usage: node harness.mjs <sdk wheel>
+import { loadPyodide } from "pyodide";
+import fs from "node:fs";
+import readline from "node:readline";
+
+const [wheelPath] = process.argv.slice(2);
+
+// ---- the clock ---------------------------------------------------------------------------
+const realNow = Date.now.bind(Date);
+let offsetMs = 0;
+Date.now = () => realNow() + offsetMs;
+
+// ---- caches.default ----------------------------------------------------------------------
+function maxAgeOf(headers) {
+  const cc = headers.get("cache-control") || "";
+  const m = /(?:s-maxage|max-age)=(\d+)/.exec(cc);
+  return m ? Number(m[1]) : 0;
+}
+
+class CacheDouble {
+  constructor() {
+    this.entries = new Map();
+    this.refused = [];
+  }
+  async match(request) {
+    const url = typeof request === "string" ? request : request.url;
+    const e = this.entries.get(url);
+    if (!e) return undefined;
+    if (Date.now() >= e.expiresAt) {
+      this.entries.delete(url);
+      return undefined;
+    }
+    return new Response(e.body, { status: e.status, headers: e.headers });
+  }
+  async put(request, response) {
+    const url = typeof request === "string" ? request : request.url;
+    new URL(url); // throws on a relative URL, as the Cache API does
+    const vary = (response.headers.get("vary") || "").toLowerCase();
+    if (response.headers.has("set-cookie") || vary.includes("cookie")) {
+      this.refused.push(url); // Cloudflare does not store these; a Worker must not try
+      return;
+    }
+    const body = await response.text();
+    this.entries.set(url, {
+      body,
+      status: response.status,
+      headers: [...response.headers],
+      expiresAt: Date.now() + maxAgeOf(response.headers) * 1000,
+      tags: (response.headers.get("cache-tag") || "").split(",").filter(Boolean),
+    });
+  }
+  async delete(request) {
+    return this.entries.delete(typeof request === "string" ? request : request.url);
+  }
+  purgeTag(tag) {
+    let n = 0;
+    for (const [url, e] of this.entries) {
+      if (e.tags.includes(tag)) {
+        this.entries.delete(url);
+        n += 1;
+      }
+    }
+    return n;
+  }
+}
+const cache = new CacheDouble();
+globalThis.caches = { default: cache };
+
+// ---- workerd-internal modules the SDK imports --------------------------------------------
+const patched = new WeakSet();
+function patchWaitUntil(ctx) {
+  if (Object.prototype.toString.call(ctx) !== "[object ExecutionContext]") return;
+  if (patched.has(ctx)) return;
+  const orig = ctx.waitUntil.bind(ctx);
+  ctx.waitUntil = (p) => {
+    // The awaitable is borrowed: Python destroys the proxy when this call returns.
+    if (p && typeof p.copy === "function") p = p.copy();
+    orig(
+      (async () => {
+        try {
+          await p;
+        } finally {
+          if (p && typeof p.destroy === "function") p.destroy();
+        }
+      })(),
+    );
+  };
+  patched.add(ctx);
+}
+
+// ---- the Worker's execution context ------------------------------------------------------
+const pending = [];
+// A background task that fails outside waitUntil (say, a destroyed proxy) is reported by the
+// next drain instead of killing the process.
+const unhandled = [];
+process.on("unhandledRejection", (e) => unhandled.push(String(e && e.stack ? e.stack : e)));
+function newContext() {
+  return {
+    [Symbol.toStringTag]: "ExecutionContext",
+    waitUntil(p) {
+      pending.push(Promise.resolve(p));
+    },
+    passThroughOnException() {},
+  };
+}
+
+async function drain() {
+  let settled = 0;
+  const errors = [];
+  while (pending.length) {
+    const batch = pending.splice(0);
+    for (const r of await Promise.allSettled(batch)) {
+      settled += 1;
+      if (r.status === "rejected") errors.push(String(r.reason));
+    }
+  }
+  errors.push(...unhandled.splice(0));
+  return { settled, errors };
+}
+
+// ---- Pyodide -----------------------------------------------------------------------------
+const py = await loadPyodide({ stdout: (s) => process.stderr.write(s + "\n") });
+py.setStderr({ batched: (s) => process.stderr.write(s + "\n") });
+py.unpackArchive(new Uint8Array(fs.readFileSync(wheelPath)), "wheel", { extractDir: "/sdk" });
+py.registerJsModule("_pyodide_entrypoint_helper", {
+  patchWaitUntil,
+  doAnImport: async (name) => {
+    throw new Error(`no JavaScript module ${name} in this test`);
+  },
+  cloudflareWorkersModule: {},
+  cloudflareSocketsModule: {},
+});
+py.registerJsModule("_cloudflare_compat_flags", {
+  python_workflows_implicit_dependencies: true,
+  python_request_headers_preserve_commas: true,
+});
+py.runPython("import sys; sys.path.insert(0, '/sdk'); sys.path.insert(0, '/app')");
+
+// The call workerd makes for `fetch` on a WorkerEntrypoint: instance per request with
+// (ctx, env), the JS Request converted by the SDK, the Python Response converted back.
+py.runPython(`
+import importlib, sys
+
+def _new_isolate():
+    for name in [m for m in sys.modules if m == "worker" or m.split(".")[0] in ("edge", "cache_keys")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    import worker  # noqa: F401
+
+async def _call_fetch(ctx, env, request):
+    import worker
+    from workers import python_from_rpc, python_to_rpc
+    instance = worker.Default(ctx, env)
+    return python_to_rpc(await instance.fetch(python_from_rpc(request)))
+
+def _run_vectors(path):
+    from pathlib import Path
+    from tests.vectors.check import run_all
+    count, failures = run_all(Path(path))
+    return [count, failures]
+`);
+
+let env = {};
+
+async function doFetch({ url, method = "GET", headers = [] }) {
+  const ctx = newContext();
+  const request = new Request(url, { method, headers });
+  const call = py.globals.get("_call_fetch");
+  try {
+    const resp = await call(ctx, env, request);
+    const body = await resp.text();
+    const hs = [...resp.headers].filter(([k]) => k !== "set-cookie");
+    for (const c of resp.headers.getSetCookie()) hs.push(["set-cookie", c]);
+    return { status: resp.status, headers: hs, body, pending: pending.length };
+  } finally {
+    call.destroy();
+  }
+}
+
+const ops = {
+  async files({ files }) {
+    for (const [path, text] of Object.entries(files)) {
+      const full = "/app/" + path;
+      py.FS.mkdirTree(full.slice(0, full.lastIndexOf("/")));
+      py.FS.writeFile(full, text);
+    }
+    return Object.keys(files).length;
+  },
+  async new_isolate({ vars }) {
+    env = { ...vars };
+    py.globals.get("_new_isolate")();
+    return py.runPython("import sys; sys.version.split()[0]");
+  },
+  fetch: doFetch,
+  drain,
+  async advance({ ms }) {
+    offsetMs += ms;
+    return offsetMs;
+  },
+  async cache() {
+    return {
+      entries: [...cache.entries].map(([url, e]) => ({ url, headers: e.headers, body: e.body, tags: e.tags })),
+      refused: cache.refused,
+    };
+  },
+  async purge_tag({ tag }) {
+    return cache.purgeTag(tag);
+  },
+  async clear_cache() {
+    cache.entries.clear();
+    cache.refused.length = 0;
+    return true;
+  },
+  async vectors({ path }) {
+    const r = py.globals.get("_run_vectors")(path).toJs();
+    return { count: r[0], failures: r[1] };
+  },
+  async run_python({ code }) {
+    const r = await py.runPythonAsync(code);
+    return r && typeof r.toJs === "function" ? r.toJs({ dict_converter: Object.fromEntries }) : r;
+  },
+};
+
+const rl = readline.createInterface({ input: process.stdin });
+process.stdout.write(JSON.stringify({ ready: true, pyodide: py.version }) + "\n");
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  const msg = JSON.parse(line);
+  let reply;
+  try {
+    reply = { id: msg.id, ok: true, result: await ops[msg.op](msg) };
+  } catch (e) {
+    reply = { id: msg.id, ok: false, error: String(e && e.stack ? e.stack : e) };
+  }
+  process.stdout.write(JSON.stringify(reply) + "\n");
+}

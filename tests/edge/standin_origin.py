@@ -1,0 +1,200 @@
+"""A small real origin for the edge tests: it stands in for the origin of issue 4 (not built
+yet) and speaks the same wire documents (``cache_keys.wire``).
+
+Served by uvicorn on 127.0.0.1 in a process of its own (``python -m uvicorn
+tests.edge.standin_origin:app``); ``STANDIN_SEGMENT_KEYS`` holds the signing keys
+(``kid:secret``, as the edge's ``SEGMENT_KEYS``).
+
+Feeds: ``/v1/edge/config``, ``/v1/segments/{hseg}/list?variant=``, ``/v1/recommendations``,
+``/v1/segment-token``, ``/v1/events`` (collector), and ``/v1/anything-else`` answering its
+own path (to see pass-through). Test controls under ``/_test/``: set the config, set the
+segment of a shopper, set a list, change the mode (``ok``, ``slow`` with a delay, ``down``
+answering 503), read the request counts and the received events, reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cache_keys.segments import parse_hseg
+from cache_keys.tokens import KeyRing, SigningKey, sign_segment
+from cache_keys.wire import SHOPPER_COOKIE, parse_cookie_header, parse_edge_config
+
+CATEGORIES = ("dairy", "bakery", "produce", "snacks", "drinks", "frozen")
+
+
+def _keyring() -> KeyRing:
+    kid, _, secret = os.environ.get(
+        "STANDIN_SEGMENT_KEYS", "k1:standin-secret-0123456789"
+    ).partition(":")
+    return KeyRing(SigningKey(kid, secret.encode()))
+
+
+def default_list_items(variant: str, n: int = 40) -> list[dict[str, Any]]:
+    """A deterministic list: ``<variant>-<i>`` with falling scores over six categories."""
+    return [
+        {
+            "item": f"{variant[:4].upper()}-{i:03d}",
+            "score": round(1.0 - i / (n + 1), 4),
+            "category": CATEGORIES[i % len(CATEGORIES)],
+            "price": float(1 + i % 9),
+            "in_stock": True,
+            "durable": i % 10 == 9,
+        }
+        for i in range(n)
+    ]
+
+
+class State:
+    """Everything the stand-in remembers; reset between tests."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.config: dict[str, Any] = {"v": 1, "etag": '"cfg-0"', "generated_at_ms": 0}
+        self.segments: dict[str, str] = {}  # shopper id -> hseg
+        self.lists: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.mode = "ok"
+        self.delay_ms = 0
+        self.counts: Counter[str] = Counter()
+        self.events: list[dict[str, Any]] = []
+        self.event_posts = 0
+        self.seen_cookies: list[str] = []
+
+
+STATE = State()
+KEYS = _keyring()
+
+
+async def _gate(name: str) -> Response | None:
+    STATE.counts[name] += 1
+    if STATE.mode == "down":
+        return JSONResponse({"title": "down for the test"}, status_code=503)
+    if STATE.mode == "slow":
+        await asyncio.sleep(STATE.delay_ms / 1000)
+    return None
+
+
+async def edge_config(request: Request) -> Response:
+    if (r := await _gate("config")) is not None:
+        return r
+    return JSONResponse(STATE.config, headers={"etag": STATE.config.get("etag", '"x"')})
+
+
+async def segment_list(request: Request) -> Response:
+    if (r := await _gate("list")) is not None:
+        return r
+    hseg = parse_hseg(request.path_params["hseg"])
+    variant = request.query_params.get("variant", "control")
+    items = STATE.lists.get((hseg, variant)) or default_list_items(variant)
+    doc = {
+        "v": 1,
+        "hseg": hseg,
+        "variant": variant,
+        "etag": f'"l-{variant}-{len(items)}"',
+        "generated_at_ms": 0,
+        "items": items,
+    }
+    return JSONResponse(doc)
+
+
+def _shopper(request: Request) -> str | None:
+    cookie = request.headers.get("cookie", "")
+    STATE.seen_cookies.append(cookie)
+    return parse_cookie_header(cookie).get(SHOPPER_COOKIE.name)
+
+
+async def segment_token(request: Request) -> Response:
+    if (r := await _gate("segment-token")) is not None:
+        return r
+    shopper = _shopper(request)
+    hseg = STATE.segments.get(shopper or "")
+    if hseg is None:
+        return JSONResponse({"title": "unknown shopper"}, status_code=404)
+    expires = int(request.query_params.get("expires_at_s", "0")) or 4_000_000_000
+    return JSONResponse(
+        {"v": 1, "token": sign_segment(parse_hseg(hseg), expires, KEYS), "expires_at_s": expires}
+    )
+
+
+async def recommendations(request: Request) -> Response:
+    if (r := await _gate("recommendations")) is not None:
+        return r
+    shopper = _shopper(request)
+    k = int(request.query_params.get("k", "5"))
+    items = [
+        {"item": f"PERS-{i:03d}", "score": 1.0 - i / 100, "reason": "personal"} for i in range(k)
+    ]
+    return JSONResponse({"v": 1, "items": items, "variants": {}, "degraded": shopper is None})
+
+
+async def alt_recommendations(request: Request) -> Response:
+    if (r := await _gate("alt-recommendations")) is not None:
+        return r
+    items = [{"item": "ALT-001", "score": 1.0, "reason": "alt-backend"}]
+    return JSONResponse({"v": 1, "items": items})
+
+
+async def events(request: Request) -> Response:
+    STATE.counts["events"] += 1
+    doc = await request.json()
+    STATE.event_posts += 1
+    STATE.events.extend(doc["events"])
+    return JSONResponse({"accepted": len(doc["events"])}, status_code=202)
+
+
+async def passthrough(request: Request) -> Response:
+    STATE.counts["passthrough"] += 1
+    return JSONResponse({"origin_saw": request.url.path, "query": request.url.query})
+
+
+async def control(request: Request) -> Response:
+    what = request.path_params["what"]
+    if what == "stats":
+        return JSONResponse(
+            {
+                "counts": dict(STATE.counts),
+                "events": STATE.events,
+                "event_posts": STATE.event_posts,
+                "seen_cookies": STATE.seen_cookies,
+            }
+        )
+    doc = await request.json()
+    if what == "reset":
+        STATE.reset()
+    elif what == "config":
+        parse_edge_config(doc)  # only valid documents: the edge must never be fed junk here
+        STATE.config = doc
+    elif what == "segment":
+        STATE.segments[doc["shopper"]] = doc["hseg"]
+    elif what == "list":
+        STATE.lists[(doc["hseg"], doc["variant"])] = doc["items"]
+    elif what == "mode":
+        STATE.mode = doc["mode"]
+        STATE.delay_ms = int(doc.get("delay_ms", 0))
+    else:
+        return JSONResponse({"title": "unknown control"}, status_code=404)
+    return JSONResponse({"ok": True})
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/edge/config", edge_config),
+        Route("/v1/segments/{hseg}/list", segment_list),
+        Route("/v1/segment-token", segment_token),
+        Route("/v1/recommendations", recommendations),
+        Route("/v2/alt-recommendations", alt_recommendations),
+        Route("/v1/events", events, methods=["POST"]),
+        Route("/_test/{what}", control, methods=["GET", "POST"]),
+        Route("/{rest:path}", passthrough, methods=["GET", "POST"]),
+    ]
+)

@@ -1,0 +1,410 @@
+"""The Cloudflare Python Worker in real Pyodide against a real (stand-in) origin process.
+
+The Worker class is driven the way workerd drives it (instance per request with ctx and env;
+the SDK converts the request and the response), with Cloudflare's SDK wheel, the Cache API
+stand-in and the controllable clock of ``pyodide/harness.mjs``. ``drain`` waits for what the
+Worker handed to ``ctx.waitUntil`` (stores, revalidations, exposure posts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from cache_keys.experiments import exposure_event_id
+from cache_keys.segments import ANON_HSEG, hash_segment, parse_hseg
+from cache_keys.tokens import sign_segment
+from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
+from tests.conftest import VECTOR_DIR
+from tests.edge.conftest import KEYRING, SEGMENT_KEYS, StandinOrigin, WorkerHarness
+from tests.edge.standin_origin import default_list_items
+from tests.vectors.check import cases
+
+pytestmark = pytest.mark.pyodide
+
+SHOP = "https://shop.test"
+HSEG = hash_segment("returning|grocery|mid", b"standin-segment-key")
+SHOPPER = "q1w2e3r4t5y6u7i8o9p0aa"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: str
+    pending: int
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+    def cookies(self) -> dict[str, str]:
+        out = {}
+        for k, v in self.headers:
+            if k == "set-cookie":
+                name, _, rest = v.partition("=")
+                out[name] = rest.split(";")[0]
+        return out
+
+    @property
+    def detail(self) -> str:
+        status = self.header("cache-status") or ""
+        m = re.search(r"detail=([a-z-]+)", status)
+        assert m, status
+        return m.group(1)
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def items(self) -> list[str]:
+        return [i["item"] for i in self.json["items"]]
+
+
+def config_doc(**overrides: Any) -> dict[str, Any]:
+    doc = {
+        "v": 1,
+        "etag": '"cfg-1"',
+        "generated_at_ms": 0,
+        "max_age_s": 30,
+        "routes": {
+            "home": {"max_age_s": 60, "swr_s": 300, "sie_s": 3600, "k": 5, "category_cap": 2},
+            "buy-again": {"personal": True, "k": 3, "origin_budget_ms": 1500},
+        },
+        "default_items": [{"item": "DEFAULT-1", "score": 1.0, "category": "gifts"}],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def experiment(key: str = "rail-algo", **overrides: Any) -> dict[str, Any]:
+    exp = {
+        "key": key,
+        "seed": key,
+        "status": "running",
+        "routes": ["home", "buy-again"],
+        "variations": [{"name": "control"}, {"name": "trending", "list_variant": "trending"}],
+        "weights": [0.0, 1.0],
+    }
+    exp.update(overrides)
+    return exp
+
+
+@pytest.fixture
+def worker(pyodide_worker: WorkerHarness, origin: StandinOrigin):
+    """A new isolate with an empty cache, configured against the reset stand-in origin."""
+
+    def start(config: dict[str, Any] | None = None, **vars: str) -> WorkerHarness:
+        origin.control("config", config or config_doc())
+        pyodide_worker.call("clear_cache")
+        env = {
+            "ORIGIN_URL": origin.url,
+            "SEGMENT_KEYS": SEGMENT_KEYS,
+            "ORIGIN_TIMEOUT_MS": "1500",
+            "SEGMENT_REFRESH_MS": "1500",
+            **vars,
+        }
+        pyodide_worker.call("new_isolate", vars=env)
+        return pyodide_worker
+
+    return start
+
+
+def get(w: WorkerHarness, path: str = "/p13n/v1/rail/home", **headers: str) -> Reply:
+    hs = [[k.replace("_", "-"), v] for k, v in headers.items()]
+    r = w.call("fetch", url=SHOP + path, headers=hs)
+    return Reply(r["status"], [(k, v) for k, v in r["headers"]], r["body"], r["pending"])
+
+
+def drain(w: WorkerHarness) -> dict[str, Any]:
+    result = w.call("drain")
+    assert result["errors"] == []
+    return result
+
+
+def shopper_cookie(shopper: str = SHOPPER, token: str | None = None) -> str:
+    cookie = f"{SHOPPER_COOKIE.name}={shopper}"
+    return cookie + (f"; {SEGMENT_COOKIE.name}={token}" if token else "")
+
+
+def valid_token(hseg: str = HSEG) -> str:
+    return sign_segment(parse_hseg(hseg), 4_000_000_000, KEYRING)
+
+
+def test_runs_python_314_and_every_contract_vector(pyodide_worker: WorkerHarness) -> None:
+    assert pyodide_worker.hello["pyodide"] == "314.0.7"
+    result = pyodide_worker.call("vectors", path="/app/tests/vectors")
+    assert result["failures"] == []
+    assert result["count"] == len(list(cases(VECTOR_DIR)))  # every case CPython runs
+    version = pyodide_worker.call("run_python", code="import sys; sys.version.split()[0]")
+    assert version.startswith("3.14")
+
+
+def test_miss_then_hit(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    first = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert first.status == 200
+    assert first.detail == "miss"
+    assert first.header("cache-status").startswith("p13n-edge; fwd=miss; fwd-status=200; stored")
+    assert first.header("cache-control") == "private, no-store"
+    assert first.header("vary") is None
+    assert first.items == [i["item"] for i in default_list_items("control")][:5]
+    assert first.json["degraded"] is False
+    assert first.cookies() == {}  # the shopper already had an id and a fresh segment
+    drain(w)
+    second = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert second.detail == "hit"
+    assert re.search(r"; hit; ttl=\d+", second.header("cache-status"))
+    assert second.items == first.items
+    assert origin.stats()["counts"]["list"] == 1
+    entries = w.call("cache")["entries"]
+    assert [e["url"] for e in entries] == [f"{SHOP}/__p13n/v1/home/{HSEG}/en-us/desktop/-/g0"]
+
+
+def test_new_shopper_gets_an_id_cookie_only_on_their_response(worker) -> None:
+    w = worker()
+    reply = get(w)
+    cookies = reply.cookies()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cookies[SHOPPER_COOKIE.name])
+    set_cookie = reply.header("set-cookie")
+    assert "HttpOnly" in set_cookie and "Secure" in set_cookie
+    drain(w)
+    cache = w.call("cache")
+    assert cache["refused"] == []
+    assert all(k != "set-cookie" for e in cache["entries"] for k, _ in e["headers"])
+
+
+def test_stale_while_revalidate_in_the_background(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    cookie = shopper_cookie(token=valid_token())
+    get(w, cookie=cookie)
+    drain(w)
+    w.call("advance", ms=90_000)  # past max-age 60 s, inside stale-while-revalidate 300 s
+    stale = get(w, cookie=cookie)
+    assert stale.detail == "stale-while-revalidate"
+    assert re.search(r"ttl=-\d+", stale.header("cache-status"))
+    assert stale.pending >= 1
+    assert stale.json["degraded"] is False
+    drain(w)
+    assert origin.stats()["counts"]["list"] == 2
+    assert get(w, cookie=cookie).detail == "hit"
+
+
+def test_hard_purge_of_an_item_makes_the_entry_unservable(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    cookie = shopper_cookie(token=valid_token())
+    get(w, cookie=cookie)
+    drain(w)
+    first_item = default_list_items("control")[0]["item"].lower()
+    origin.control("config", config_doc(generations={f"sku:{first_item}": [1, 1]}))
+    w.call("advance", ms=31_000)  # the config is past its max-age: refreshed in the background
+    assert get(w, cookie=cookie).detail == "hit"  # served with the config it had
+    drain(w)
+    after = get(w, cookie=cookie)
+    assert after.detail == "miss"
+    assert origin.stats()["counts"]["list"] == 2
+
+
+def test_soft_purge_serves_stale_and_revalidates(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    cookie = shopper_cookie(token=valid_token())
+    get(w, cookie=cookie)
+    drain(w)
+    origin.control("config", config_doc(generations={"route:home": [1, 0]}))
+    w.call("advance", ms=31_000)
+    get(w, cookie=cookie)
+    drain(w)  # new config now in the isolate
+    soft = get(w, cookie=cookie)
+    assert soft.detail == "stale-while-revalidate"
+    drain(w)
+    assert get(w, cookie=cookie).detail == "hit"
+
+
+def test_purge_by_cache_tag_reaches_stored_entries(worker) -> None:
+    w = worker()
+    cookie = shopper_cookie(token=valid_token())
+    get(w, cookie=cookie)
+    drain(w)
+    tags = w.call("cache")["entries"][0]["tags"]
+    assert {"route:home", f"seg:{HSEG}", "cat:dairy"} <= set(tags)
+    assert w.call("purge_tag", tag="cat:dairy") == 1
+    assert get(w, cookie=cookie).detail == "miss"
+
+
+def test_masked_item_disappears_without_a_list_refresh(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    cookie = shopper_cookie(token=valid_token())
+    first = get(w, cookie=cookie)
+    drain(w)
+    masked = first.items[0]
+    origin.control("config", config_doc(item_mask=[masked]))
+    w.call("advance", ms=31_000)
+    get(w, cookie=cookie)
+    drain(w)
+    after = get(w, cookie=cookie)
+    assert after.detail == "hit"
+    assert masked not in after.items
+    assert origin.stats()["counts"]["list"] == 1
+
+
+def test_origin_down_serves_stale_if_error_then_the_default_list(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker()
+    cookie = shopper_cookie(token=valid_token())
+    fresh = get(w, cookie=cookie)
+    drain(w)
+    origin.control("mode", {"mode": "down"})
+    w.call("advance", ms=400_000)  # past stale-while-revalidate, inside stale-if-error
+    stale = get(w, cookie=cookie)
+    assert stale.status == 200
+    assert stale.detail == "stale-if-error"
+    assert stale.json["degraded"] is True
+    assert stale.items == fresh.items
+    w.call("advance", ms=4_000_000)  # past stale-if-error: nothing servable is left
+    default = get(w, cookie=cookie)
+    assert default.status == 200
+    assert default.detail == "default"
+    assert "fwd-status=503" in default.header("cache-status")
+    assert default.items == ["DEFAULT-1"]
+    assert default.json["degraded"] is True
+
+
+def test_origin_slower_than_its_budget_gives_the_default_list(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker(ORIGIN_TIMEOUT_MS="300")
+    origin.control("mode", {"mode": "slow", "delay_ms": 2000})
+    reply = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert reply.status == 200
+    assert reply.detail == "default"
+
+
+def test_cold_isolate_with_origin_down_uses_the_built_in_default(
+    worker, origin: StandinOrigin
+) -> None:
+    origin.control("mode", {"mode": "down"})
+    w = worker(DEFAULT_ITEMS=json.dumps([{"item": "BUILTIN-1", "score": 1.0}]))
+    reply = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert reply.status == 200
+    assert reply.detail == "default"
+    assert reply.items == ["BUILTIN-1"]
+
+
+def test_forged_segment_cookie_means_the_anonymous_segment(worker) -> None:
+    w = worker()
+    forged = valid_token()[:-4] + "AAAA"
+    reply = get(w, cookie=shopper_cookie(token=forged))
+    assert reply.status == 200
+    drain(w)
+    urls = [e["url"] for e in w.call("cache")["entries"]]
+    assert urls == [f"{SHOP}/__p13n/v1/home/{ANON_HSEG}/en-us/desktop/-/g0"]
+
+
+def test_missing_segment_cookie_is_fetched_from_the_origin(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    origin.control("segment", {"shopper": SHOPPER, "hseg": HSEG})
+    reply = get(w, cookie=shopper_cookie())
+    token = reply.cookies()[SEGMENT_COOKIE.name]
+    assert token.split(".")[1] == HSEG
+    assert f"{SHOPPER_COOKIE.name}={SHOPPER}" in origin.stats()["seen_cookies"]
+    drain(w)
+    assert [e["url"].split("/")[6] for e in w.call("cache")["entries"]] == [HSEG]
+
+
+def test_no_shopper_id_in_any_stored_key_tag_or_body(worker, origin: StandinOrigin) -> None:
+    w = worker(config_doc(experiments=[experiment()]))
+    shoppers = [SHOPPER, "Zz9_-abcdefghijklmnopq", "0000000000000000000000"]
+    for s in shoppers:
+        get(w, cookie=shopper_cookie(s, valid_token()))
+    minted = get(w).cookies()[SHOPPER_COOKIE.name]
+    drain(w)
+    cache = w.call("cache")
+    assert cache["entries"] and cache["refused"] == []
+    stored = json.dumps(cache["entries"])
+    for s in [*shoppers, minted]:
+        assert s not in stored
+
+
+def test_exposures_one_post_per_request_with_daily_ids(worker, origin: StandinOrigin) -> None:
+    w = worker(config_doc(experiments=[experiment(), experiment("banner")]))
+    cookie = shopper_cookie(token=valid_token())
+    first = get(w, cookie=cookie)
+    assert first.json["variants"] == {"rail-algo": "trending", "banner": "trending"}
+    get(w, cookie=cookie)
+    drain(w)
+    stats = origin.stats()
+    assert stats["event_posts"] == 2
+    events = stats["events"]
+    assert {e["type"] for e in events} == {"exposure"}
+    now_ms = events[0]["ts"]
+    assert {e["event_id"] for e in events} == {
+        exposure_event_id(SHOPPER, "rail-algo", now_ms),
+        exposure_event_id(SHOPPER, "banner", now_ms),
+    }
+    assert all(e["user"] == SHOPPER and e["variant"] == "trending" for e in events)
+
+
+def test_opt_out_means_anonymous_no_id_no_exposure(worker, origin: StandinOrigin) -> None:
+    w = worker(config_doc(experiments=[experiment()]))
+    reply = get(w, sec_gpc="1", cookie=shopper_cookie(token=valid_token()))
+    assert reply.cookies() == {}
+    assert reply.json["variants"] == {}
+    drain(w)
+    assert origin.stats()["event_posts"] == 0
+    assert origin.stats()["counts"].get("segment-token", 0) == 0
+    urls = [e["url"] for e in w.call("cache")["entries"]]
+    assert urls == [f"{SHOP}/__p13n/v1/home/{ANON_HSEG}/en-us/desktop/-/g0"]
+
+
+def test_variant_routes_to_another_list_and_key(worker) -> None:
+    w = worker(config_doc(experiments=[experiment()]))
+    reply = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert reply.items[0].startswith("TREN-")
+    drain(w)
+    url = w.call("cache")["entries"][0]["url"]
+    assert url.endswith("/rail-algo.1/g0")
+
+
+def test_personal_route_goes_to_the_origin_first(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    reply = get(w, "/p13n/v1/rail/buy-again?k=2", cookie=shopper_cookie(token=valid_token()))
+    assert reply.detail == "origin"
+    assert "fwd=bypass" in reply.header("cache-status")
+    assert reply.items == ["PERS-000", "PERS-001"]
+    drain(w)
+    assert w.call("cache")["entries"] == []  # per-shopper answers are never stored
+
+
+def test_personal_route_falls_back_to_the_list_when_the_origin_is_slow(
+    worker, origin: StandinOrigin
+) -> None:
+    cfg = config_doc()
+    cfg["routes"]["buy-again"]["origin_budget_ms"] = 200
+    w = worker(cfg)
+    origin.control("mode", {"mode": "slow", "delay_ms": 600})
+    reply = get(w, "/p13n/v1/rail/buy-again", cookie=shopper_cookie(token=valid_token()))
+    assert reply.status == 200
+    assert reply.detail == "miss"
+
+
+def test_variant_sends_the_fallback_to_another_origin_path(worker) -> None:
+    exp = experiment(
+        variations=[{"name": "control"}, {"name": "alt", "origin_path": "/v2/alt-recommendations"}]
+    )
+    w = worker(config_doc(experiments=[exp]))
+    reply = get(w, "/p13n/v1/rail/buy-again", cookie=shopper_cookie(token=valid_token()))
+    assert reply.detail == "origin"
+    assert reply.items == ["ALT-001"]
+
+
+def test_other_paths_go_to_the_origin(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    reply = get(w, "/account/orders?page=2")
+    assert reply.status == 200
+    assert reply.json == {"origin_saw": "/account/orders", "query": "page=2"}
+    assert origin.stats()["counts"]["passthrough"] == 1
