@@ -42,6 +42,30 @@ def _cmd_hseg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_edge(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from edge.errors import SettingsError  # noqa: PLC0415
+    from edge.proxy.server import serve  # noqa: PLC0415
+    from edge.proxy.settings import ProxySettings  # noqa: PLC0415
+
+    try:
+        settings = ProxySettings.from_env(
+            origin_url=args.origin, redis_url=args.redis_url, port=args.port
+        )
+    except SettingsError as exc:
+        print(f"p13n edge: {exc}", file=sys.stderr)
+        return 2
+    mode = "personalization on" if settings.core else "plain HTTP cache (no SEGMENT_KEYS)"
+    print(
+        f"edge {settings.edge_id}: http://{args.host}:{args.port} -> {settings.origin_url}"
+        f" ({mode}); metrics on :{args.admin_port}",
+        flush=True,
+    )
+    asyncio.run(serve(settings, args.host, args.port, args.admin_port))
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p13n", description="Edge-first retail personalization: operations CLI."
@@ -59,6 +83,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("segment", help="segment name, e.g. returning|grocery|mid")
     p.add_argument("--key", required=True, help="the segment hashing key")
     p.set_defaults(handler=_cmd_hseg)
+
+    p = sub.add_parser("edge", help="run a self-hosted edge proxy in front of an origin")
+    p.add_argument("--origin", help="origin base URL (default $ORIGIN_URL)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=9080,
+        help="port of /metrics and /healthz (default 9080; 0 disables)",
+    )
+    p.add_argument("--redis-url", help="Redis for pushed purges (default $P13N_EDGE_REDIS_URL)")
+    p.set_defaults(handler=_cmd_edge)
     return parser
 
 

@@ -128,6 +128,21 @@ class ResponseStore:
         """Every (primary key, variant) pair, for purges and audits."""
         return [(k, v) for k, variants in list(self._lru.items()) for v in variants]
 
+    def expire_tagged(self, tags: Iterable[str]) -> int:
+        """Make every variant carrying any of ``tags`` stale now (a soft purge): it may still
+        be served under stale-while-revalidate while one request revalidates it."""
+        wanted = set(tags)
+        expired = 0
+        for _, variant in self.entries():
+            if variant.tags & wanted:
+                variant.lifetime = 0.0
+                expired += 1
+        return expired
+
+    def clear(self) -> None:
+        """Drop everything (a hard purge of ``*``)."""
+        self._lru.clear()
+
     def drop_tagged(self, tags: Iterable[str]) -> int:
         """Remove every variant carrying any of ``tags``; returns how many were removed."""
         wanted = set(tags)

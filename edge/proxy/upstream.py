@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from edge.proxy.latency import LatencyHistogram
+
 __all__ = ["HOP_BY_HOP", "OriginUnavailable", "Upstream", "UpstreamResponse"]
 
 # RFC 9110 §7.6.1 connection-specific fields, never forwarded or stored.
@@ -59,9 +61,14 @@ class Upstream:
     """Fetches from one origin base URL."""
 
     def __init__(
-        self, client: httpx.AsyncClient, base_url: str, clock: Callable[[], float] = time.time
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        clock: Callable[[], float] = time.time,
+        latency: LatencyHistogram | None = None,
     ) -> None:
         self.client = client
+        self.latency = latency or LatencyHistogram()
         self.base_url = base_url.rstrip("/")
         self._clock = clock
         self.requests = 0
@@ -97,4 +104,6 @@ class Upstream:
             for k, v in response.headers.raw
             if k.decode("latin-1").lower() not in HOP_BY_HOP
         ]
-        return UpstreamResponse(response.status_code, kept, raw, request_time, self._clock())
+        response_time = self._clock()
+        self.latency.observe((response_time - request_time) * 1000)
+        return UpstreamResponse(response.status_code, kept, raw, request_time, response_time)

@@ -1,0 +1,195 @@
+"""The self-hosted edge as ASGI apps: the shopper-facing proxy and its admin app (metrics).
+
+Rails (``GET /p13n/v1/rail/{route}``) go through the decision core when the origin serves an
+edge config and signing keys are set; every other request goes through the shared HTTP
+cache. Long-lived parts (HTTP client, config, store, purge subscriber, heartbeat) live in the
+``EdgeRuntime`` opened by the lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email.utils import formatdate
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge.proxy.breaker import CircuitBreaker
+from edge.proxy.config import ConfigHolder
+from edge.proxy.heartbeat import send_heartbeats
+from edge.proxy.httpcache import HttpCache
+from edge.proxy.metrics import EdgeCollector, render
+from edge.proxy.purges import PurgeStats, subscribe_purges
+from edge.proxy.rails import RailService
+from edge.proxy.settings import ProxySettings
+from edge.proxy.store import ResponseStore
+from edge.proxy.upstream import Upstream
+from edge.request import rail_route
+
+__all__ = ["EdgeRuntime", "create_admin_app", "create_app"]
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@dataclass
+class EdgeRuntime:
+    """One edge process's long-lived state."""
+
+    settings: ProxySettings
+    client: httpx.AsyncClient
+    store: ResponseStore
+    config: ConfigHolder
+    http: HttpCache
+    rails: RailService | None
+    purges: PurgeStats = field(default_factory=PurgeStats)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: ProxySettings, clock: Callable[[], float] = time.time) -> EdgeRuntime:
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.proxy_timeout_ms / 1000),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        )
+        store = ResponseStore(settings.cache_max_bytes)
+        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
+        http = HttpCache(
+            upstream=Upstream(client, settings.origin_url, clock=clock),
+            store=store,
+            breaker=breaker,
+            clock=clock,
+            wait_timeout_s=settings.collapse_wait_ms / 1000,
+        )
+        rails = None
+        if settings.core is not None:
+            rails = RailService(
+                settings=settings.core,
+                client=client,
+                store=store,
+                breaker=breaker,
+                collapse_wait_s=settings.collapse_wait_ms / 1000,
+                clock_ms=lambda: int(clock() * 1000),
+            )
+        config = ConfigHolder(client, settings.origin_url, clock=clock)
+        return cls(settings, client, store, config, http, rails)
+
+    async def start(self) -> None:
+        """Load the config and start the purge subscriber and the heartbeat."""
+        await self.config.load()
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        if s.redis_url:
+            self.tasks.append(
+                loop.create_task(
+                    subscribe_purges(
+                        s.redis_url,
+                        f"{s.redis_prefix}:purge",
+                        config=self.config,
+                        store=self.store,
+                        stats=self.purges,
+                    )
+                )
+            )
+        if s.heartbeat_s > 0:
+            self.tasks.append(loop.create_task(send_heartbeats(self)))
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.rails is not None:
+            await self.rails.drain()
+        await self.client.aclose()
+
+    def collector(self) -> EdgeCollector:
+        return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges)
+
+
+async def _handle(request: Request) -> Response:
+    runtime: EdgeRuntime = request.app.state.edge
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
+    }
+    path = request.url.path
+    route = rail_route(path)
+    if route is not None and request.method == "GET" and runtime.rails is not None:
+        config = await runtime.config.current()
+        if config is not None:
+            status, out, body = await runtime.rails.answer(
+                route, headers, request.url.query, config
+            )
+            return _response(status, out, body)
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return JSONResponse(
+            {"title": "Payload too large", "status": 413},
+            status_code=413,
+            media_type="application/problem+json",
+        )
+    target = path + (f"?{request.url.query}" if request.url.query else "")
+    answer = await runtime.http.handle(request.method, target, headers, body)
+    return _response(answer.status, answer.with_headers(), answer.body)
+
+
+def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
+    response = Response(body, status_code=status)
+    raw = [
+        (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in headers
+        if k not in ("content-length", "transfer-encoding", "connection")
+    ]
+    raw.append((b"content-length", str(len(body)).encode()))
+    if not any(k == b"date" for k, _ in raw):
+        raw.append((b"date", formatdate(usegmt=True).encode()))
+    response.raw_headers = raw
+    return response
+
+
+def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> Starlette:
+    """The shopper-facing edge app."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt = runtime or EdgeRuntime.open(settings)
+        app.state.edge = rt
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.close()
+
+    return Starlette(routes=[Route("/{path:path}", _handle, methods=METHODS)], lifespan=lifespan)
+
+
+def create_admin_app(runtime_of: Callable[[], EdgeRuntime | None]) -> Starlette:
+    """The admin app (separate port): ``/metrics`` and ``/healthz``."""
+
+    async def metrics(request: Request) -> Response:
+        rt = runtime_of()
+        if rt is None:
+            return Response("edge not started\n", status_code=503)
+        return Response(
+            render(rt.collector()), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    async def healthz(request: Request) -> Response:
+        rt = runtime_of()
+        return JSONResponse(
+            {
+                "status": "ok" if rt else "starting",
+                "personalization": bool(rt and rt.rails and rt.config.config),
+                "config_etag": rt.config.etag if rt else "",
+            }
+        )
+
+    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])

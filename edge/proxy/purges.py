@@ -1,0 +1,99 @@
+"""Pushed purges: a Redis pub/sub subscriber that reconnects by itself.
+
+Each message (``cache_keys.wire.PurgeMessage``) raises the held config's generations and
+extends its item mask at once, so every decision after it sees the purge; stored proxied
+responses carrying a purged tag are dropped (hard) or made stale (soft). A message missed
+while disconnected is caught up by the generations pulled with the next edge config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from cache_keys.errors import CacheKeysError
+from cache_keys.wire import ALL_TAG, PurgeMessage, decode_purge
+from edge.proxy.config import ConfigHolder
+from edge.proxy.store import ResponseStore
+
+__all__ = ["PurgeStats", "apply_purge", "subscribe_purges"]
+
+log = logging.getLogger("p13n.edge.purges")
+RECONNECT_MAX_S = 5.0
+
+
+class PurgeStats:
+    """What the subscriber has done, for metrics and heartbeats."""
+
+    def __init__(self) -> None:
+        self.applied = 0
+        self.rejected = 0
+        self.reconnects = 0
+        self.last_lag_ms = 0.0
+        self.connected = False
+
+
+def apply_purge(msg: PurgeMessage, config: ConfigHolder, store: ResponseStore) -> None:
+    """Apply one purge to the held config and the stored responses."""
+    config.apply_purge(msg)
+    if msg.mode == "hard":
+        if ALL_TAG in msg.tags:
+            store.clear()
+        else:
+            store.drop_tagged(msg.tags)
+    elif ALL_TAG in msg.tags:
+        store.expire_tagged({t for _, v in store.entries() for t in v.tags})
+    else:
+        store.expire_tagged(msg.tags)
+
+
+async def subscribe_purges(
+    redis_url: str,
+    channel: str,
+    *,
+    config: ConfigHolder,
+    store: ResponseStore,
+    stats: PurgeStats,
+    clock_ms: Callable[[], float] = lambda: time.time() * 1000,
+) -> None:
+    """Run until cancelled: subscribe, apply messages, reconnect with backoff on errors."""
+    backoff = 0.1
+    while True:
+        client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            stats.connected, backoff = True, 0.1
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None or message.get("type") != "message":
+                    continue
+                try:
+                    msg = decode_purge(message["data"])
+                except CacheKeysError as exc:
+                    stats.rejected += 1
+                    log.warning("rejected purge message: %s", exc)
+                    continue
+                apply_purge(msg, config, store)
+                stats.applied += 1
+                stats.last_lag_ms = max(0.0, clock_ms() - msg.issued_at_ms)
+        except (RedisError, OSError) as exc:
+            stats.connected = False
+            stats.reconnects += 1
+            log.warning(
+                "purge channel lost (%s); reconnecting in %.1fs", type(exc).__name__, backoff
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+        finally:
+            stats.connected = False
+            try:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await client.aclose()
+            except (RedisError, OSError):
+                pass

@@ -1,0 +1,84 @@
+"""Settings of one self-hosted edge process: a frozen value built once at the entry point.
+
+The decision core's own settings (``edge.settings.EdgeSettings``: origin URL, segment and
+context keys, locales, default list, budgets) come from the same variables the Worker uses;
+this adds what only a long-running proxy has. ``SEGMENT_KEYS`` may be absent: the edge then
+runs as a plain shared HTTP cache with nothing personal enabled.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from edge.errors import SettingsError
+from edge.proxy.store import DEFAULT_MAX_BYTES
+from edge.settings import EdgeSettings, settings_from_env
+
+__all__ = ["ProxySettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Everything one edge process needs."""
+
+    core: EdgeSettings | None  # None: plain HTTP cache, no personalization
+    origin_url: str
+    # P13N_EDGE_REDIS_URL: where purges are pushed (pub/sub); None: generations are only
+    # pulled with the edge config.
+    redis_url: str | None = None
+    redis_prefix: str = "p13n"
+    # P13N_EDGE_ID: names this edge in heartbeats (default: host name and port).
+    edge_id: str = "edge"
+    # P13N_EDGE_CACHE_MAX_BYTES: the byte bound of the response store.
+    cache_max_bytes: int = DEFAULT_MAX_BYTES
+    # P13N_EDGE_HEARTBEAT_S: how often the edge reports to the origin (0 disables).
+    heartbeat_s: float = 3.0
+    # P13N_EDGE_WAIT_MS: how long a collapsed request waits for the leader's origin fetch.
+    collapse_wait_ms: int = 2000
+    # P13N_EDGE_BREAKER_FAILURES / P13N_EDGE_BREAKER_RESET_S: the origin circuit breaker.
+    breaker_failures: int = 5
+    breaker_reset_s: float = 5.0
+    # P13N_EDGE_PROXY_TIMEOUT_MS: timeout for proxied (non-rail) origin requests.
+    proxy_timeout_ms: int = 5000
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        origin_url: str | None = None,
+        redis_url: str | None = None,
+        port: int = 0,
+    ) -> ProxySettings:
+        """Build from the environment; explicit arguments (the CLI's flags) win."""
+        e = dict(os.environ if env is None else env)
+        if origin_url:
+            e["ORIGIN_URL"] = origin_url
+        core = settings_from_env(e) if e.get("SEGMENT_KEYS") else None
+        origin = core.origin_url if core else (e.get("ORIGIN_URL") or "").rstrip("/")
+        if not origin:
+            raise SettingsError("ORIGIN_URL", "is required (or --origin)")
+
+        def num(name: str, default: float) -> float:
+            raw = e.get(name)
+            try:
+                return float(raw) if raw else default
+            except ValueError as exc:
+                raise SettingsError(name, "must be a number") from exc
+
+        return cls(
+            core=core,
+            origin_url=origin,
+            redis_url=redis_url or e.get("P13N_EDGE_REDIS_URL") or None,
+            redis_prefix=e.get("P13N_PREFIX", "p13n"),
+            edge_id=e.get("P13N_EDGE_ID") or f"{socket.gethostname()}:{port}",
+            cache_max_bytes=int(num("P13N_EDGE_CACHE_MAX_BYTES", DEFAULT_MAX_BYTES)),
+            heartbeat_s=num("P13N_EDGE_HEARTBEAT_S", 3.0),
+            collapse_wait_ms=int(num("P13N_EDGE_WAIT_MS", 2000)),
+            breaker_failures=int(num("P13N_EDGE_BREAKER_FAILURES", 5)),
+            breaker_reset_s=num("P13N_EDGE_BREAKER_RESET_S", 5.0),
+            proxy_timeout_ms=int(num("P13N_EDGE_PROXY_TIMEOUT_MS", 5000)),
+        )
