@@ -1,0 +1,213 @@
+"""``p13n up``: the whole system on one machine, with an embedded default.
+
+Starts a throwaway Redis (the binary ``origin.localredis`` resolves; data in the stack's
+directory) unless ``REDIS_URL`` names an existing one, then the origin, the stream processor
+and a self-hosted edge, each a child process in its own session with its log in the stack's
+directory. Secrets (signing keys, admin tokens) are generated per stack and written, with the
+URLs, to ``stack.json`` so the other commands (``p13n status``, ``p13n simulate``, …) find the
+running system. ``stop`` ends every child by PID (SIGTERM, then SIGKILL): no orphans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from origin.localredis import RedisServer, free_port
+
+__all__ = ["DEFAULT_DIR", "Stack", "StackError", "StackInfo", "load_info"]
+
+DEFAULT_DIR = Path(".p13n")
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class StackError(RuntimeError):
+    """A part did not start, or no stack is running where one was expected."""
+
+
+@dataclass
+class StackInfo:
+    """What ``stack.json`` holds: where everything is and how to talk to it."""
+
+    directory: str
+    redis_url: str
+    origin_url: str
+    edge_url: str
+    edge_admin_url: str
+    tokens: dict[str, str]
+    pids: dict[str, int] = field(default_factory=dict)
+    started_at_ms: int = 0
+
+    @property
+    def admin_token(self) -> str:
+        return self.tokens["admin"]
+
+
+def load_info(directory: Path = DEFAULT_DIR) -> StackInfo:
+    """The running stack's info; ``StackError`` with a clear message when there is none."""
+    path = directory / "stack.json"
+    if not path.exists():
+        raise StackError(f"no stack found at {path}: start one with `p13n up`")
+    doc = json.loads(path.read_text())
+    return StackInfo(**doc)
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclass
+class Stack:
+    """Start and stop the local system."""
+
+    directory: Path = DEFAULT_DIR
+    redis_url: str | None = None
+    workers: int = 1
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: RedisServer | None = None
+    info: StackInfo | None = None
+
+    def env(self, info: StackInfo, keys: dict[str, str]) -> dict[str, str]:
+        """The environment every part shares (one set of keys, so cookies verify everywhere)."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "P13N_REDIS_URL": info.redis_url,
+                "P13N_SEGMENT_KEY": keys["segment_hash"],
+                "P13N_SEGMENT_SIGNING": f"k1:{keys['segment_sign']}",
+                "P13N_CONTEXT_SIGNING": f"k1:{keys['context_sign']}",
+                "P13N_ADMIN_TOKENS": ",".join(f"{r}:{t}" for r, t in info.tokens.items()),
+                "P13N_TRUSTED_LOCAL": "1",
+                "P13N_ARCHIVE_DIR": str(self.directory / "archive"),
+                "SEGMENT_KEYS": f"k1:{keys['segment_sign']}",
+                "CONTEXT_KEYS": f"k1:{keys['context_sign']}",
+                "ORIGIN_URL": info.origin_url,
+                "P13N_EDGE_REDIS_URL": info.redis_url,
+                "P13N_EDGE_ID": "edge-1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.pop("REDIS_URL", None)
+        return env
+
+    def start(self) -> StackInfo:
+        """Start every part and wait until each answers; stops what started on failure."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> StackInfo:
+        redis_url = self.redis_url
+        if redis_url is None:
+            data = self.directory / "redis"
+            data.mkdir(exist_ok=True)
+            self.redis = RedisServer(aof=True, data_dir=data).start()
+            redis_url = self.redis.url
+        origin_port, edge_port, admin_port = free_port(), free_port(), free_port()
+        info = StackInfo(
+            directory=str(self.directory.resolve()),
+            redis_url=redis_url,
+            origin_url=f"http://127.0.0.1:{origin_port}",
+            edge_url=f"http://127.0.0.1:{edge_port}",
+            edge_admin_url=f"http://127.0.0.1:{admin_port}",
+            tokens={r: _secret() for r in ("admin", "merchandiser", "experimenter", "service")},
+            started_at_ms=int(time.time() * 1000),
+        )
+        keys = {k: _secret() for k in ("segment_hash", "segment_sign", "context_sign")}
+        env = self.env(info, keys)
+        py = [sys.executable, "-m", "origin.cli"]
+        self._spawn(
+            "origin",
+            [*py, "origin", "--port", str(origin_port), "--workers", str(self.workers)],
+            env,
+        )
+        self._wait_http("origin", info.origin_url + "/healthz")
+        self._spawn("processor", [*py, "segmenter", "run"], env)
+        self._spawn(
+            "edge",
+            [
+                *py,
+                "edge",
+                "--origin",
+                info.origin_url,
+                "--port",
+                str(edge_port),
+                "--admin-port",
+                str(admin_port),
+                "--redis-url",
+                redis_url,
+            ],
+            env,
+        )
+        self._wait_http("edge", info.edge_admin_url + "/healthz")
+        info.pids = {name: p.pid for name, p in self.children.items()}
+        if self.redis is not None and self.redis.process is not None:
+            info.pids["redis"] = self.redis.process.pid
+        (self.directory / "stack.json").write_text(json.dumps(asdict(info), indent=2))
+        self.info = info
+        return info
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.children[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def _wait_http(self, name: str, url: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        proc = self.children[name]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{name} exited at start (code {proc.returncode}); see "
+                    f"{self.directory / (name + '.log')}:\n{self.tail(name)}"
+                )
+            try:
+                if httpx.get(url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"{name} did not answer {url} within {READY_TIMEOUT_S:.0f} s")
+
+    def tail(self, name: str, lines: int = 15) -> str:
+        path = self.directory / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def crashed(self) -> list[str]:
+        """Names of children that have exited."""
+        return [n for n, p in self.children.items() if p.poll() is not None]
+
+    def stop(self) -> None:
+        """Stop every part, newest first, by PID; remove ``stack.json``."""
+        for name in reversed(list(self.children)):
+            proc = self.children[name]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        self.children.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+        (self.directory / "stack.json").unlink(missing_ok=True)
