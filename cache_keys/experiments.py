@@ -47,10 +47,21 @@ def assign_variation(experiment: Experiment, unit: str) -> int:
     n = bucketing.hash(effective_seed(experiment), unit, experiment.hash_version)
     if n is None:
         return -1
-    ranges = bucketing.get_bucket_ranges(
-        len(experiment.variations), experiment.coverage, experiment.weights
-    )
-    return bucketing.choose_variation(n, ranges)
+    return bucketing.choose_variation(n, _ranges(experiment))
+
+
+# Bucket ranges depend only on (variations, coverage, weights); edges assign every request.
+_RANGES: dict[tuple[int, float, tuple[float, ...]], list[tuple[float, float]]] = {}
+
+
+def _ranges(experiment: Experiment) -> list[tuple[float, float]]:
+    key = (len(experiment.variations), experiment.coverage, experiment.weights)
+    ranges = _RANGES.get(key)
+    if ranges is None:
+        if len(_RANGES) >= 4096:
+            _RANGES.clear()
+        ranges = _RANGES[key] = bucketing.get_bucket_ranges(*key)
+    return ranges
 
 
 def utc_day(ts_ms: int) -> str:

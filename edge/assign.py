@@ -10,7 +10,8 @@ When several assigned variations route, the first experiment in config order win
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from cache_keys.experiments import assign_variation
 from cache_keys.wire import Experiment, Variation
@@ -18,23 +19,21 @@ from cache_keys.wire import Experiment, Variation
 __all__ = ["Assignment", "Routing", "assign_all", "routing"]
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
     """One experiment the request is in, and the variation it got."""
 
     experiment: str
-    index: int
+    variant: int  # the variation's index: what keys and GrowthBook call the variation
     variation: Variation
 
 
-@dataclass(frozen=True, slots=True)
-class Routing:
+class Routing(NamedTuple):
     """What the assigned variations change for this request."""
 
     list_variant: str = "control"
     origin: str | None = None
     origin_path: str | None = None
-    weights: Mapping[str, float] = field(default_factory=dict)
+    weights: Mapping[str, float] = MappingProxyType({})
 
 
 def assign_all(

@@ -79,8 +79,25 @@ def _gens(value: Any) -> dict[str, tuple[int, int]] | None:
     return out
 
 
+# Decoded entries by body: a hot key is read from the cache on every request, and parsing and
+# validating 200 items costs far more than hashing the body. Cleared past the cap.
+_DECODED: dict[str, Entry] = {}
+_DECODED_MAX = 128
+
+
 def decode_entry(text: str) -> Entry | None:
     """The entry in a stored body; None for anything unreadable (treated as a miss)."""
+    entry = _DECODED.get(text)
+    if entry is None:
+        entry = _decode(text)
+        if entry is not None:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[text] = entry
+    return entry
+
+
+def _decode(text: str) -> Entry | None:
     try:
         doc = json.loads(text)
         if not isinstance(doc, dict) or doc.get("v") != 1:

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from cache_keys.wire import EdgeConfig, RoutePolicy
 from edge.entry import Entry
+from edge.rerank import prepare
 
 __all__ = ["Freshness", "State", "freshness", "purge_state"]
 
@@ -68,7 +69,8 @@ def _mask_starves(entry: Entry, config: EdgeConfig, k: int) -> bool:
     if not mask:
         return False
     items = entry.seglist.items
-    masked = sum(1 for i in items if i.item in mask)
+    names = prepare(items).names
+    masked = len(mask & names)  # set intersection walks the smaller side
     return masked > 0 and len(items) - masked < k
 
 

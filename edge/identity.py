@@ -10,7 +10,7 @@ anonymous forever.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cache_keys.segments import ANON_HSEG, Hseg
 from cache_keys.tokens import is_shopper_id, verify_segment
@@ -31,8 +31,7 @@ ANON = Hseg(ANON_HSEG)
 _OPTOUT_OFF = frozenset({"", "0", "false", "no"})
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """The request's identity as far as personalization is concerned."""
 
     shopper_id: str | None

@@ -10,10 +10,10 @@ which cookies the per-shopper response sets.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from urllib.parse import quote, urlencode
+from typing import NamedTuple
 
 from cache_keys.keys import CacheKey, build_key, tag
+from cache_keys.segments import Hseg
 from cache_keys.tokens import new_shopper_id
 from cache_keys.wire import (
     ALL_TAG,
@@ -34,9 +34,9 @@ RECOMMENDATIONS_PATH = "/v1/recommendations"
 SEGMENT_TOKEN_PATH = "/v1/segment-token"  # noqa: S105 (a path, not a secret)
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Everything the I/O layer needs to answer one rail request."""
+class Plan(NamedTuple):
+    """Everything the I/O layer needs to answer one rail request (a named tuple: one is
+    built per request, and tuples are the cheapest immutable records in CPython and Pyodide)."""
 
     route: str
     policy: RoutePolicy
@@ -86,6 +86,24 @@ def key_generation(config: EdgeConfig, route: str) -> int:
     )
 
 
+# Keys repeat across shoppers (routes x segments x variants x locales x devices), so built
+# keys are memoized by their inputs; the dict is cleared if it ever grows past the cap.
+_KEYS: dict[tuple[str, Hseg, tuple[tuple[str, int], ...], str, str, int], CacheKey] = {}
+_KEYS_MAX = 8192
+
+
+def _key(memo: tuple[str, Hseg, tuple[tuple[str, int], ...], str, str, int]) -> CacheKey:
+    key = _KEYS.get(memo)
+    if key is None:
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        route, hseg, variants, locale, device, generation = memo
+        key = _KEYS[memo] = build_key(
+            route, hseg, dict(variants), locale=locale, device=device, generation=generation
+        )
+    return key
+
+
 def _cookies(identity: Identity) -> tuple[str, ...]:
     if identity.minted and identity.shopper_id is not None:
         return (SHOPPER_COOKIE.set_cookie(identity.shopper_id),)
@@ -107,23 +125,24 @@ def decide(
     rt = routing(assignments)
     locale = pick_locale(parts.headers.get("accept-language"), settings.locales)
     device = device_class(parts.headers)
-    key = build_key(
-        route,
-        identity.hseg,
-        {a.experiment: a.index for a in assignments},
-        locale=locale,
-        device=device,
-        generation=key_generation(config, route),
+    key = _key(
+        (
+            route,
+            identity.hseg,
+            tuple((a.experiment, a.variant) for a in assignments),
+            locale,
+            device,
+            key_generation(config, route),
+        )
     )
     k = requested_k(parts.query, policy.k)
     origin = rt.origin or settings.origin_url
-    list_url = f"{origin}/v1/segments/{identity.hseg}/list?" + urlencode(
-        {"variant": rt.list_variant}
-    )
+    # hseg, list variant and route are validated slugs: nothing in these URLs needs quoting.
+    list_url = f"{origin}/v1/segments/{identity.hseg}/list?variant={rt.list_variant}"
     personal_url = None
     if policy.personal and not identity.opted_out:
         path = rt.origin_path or RECOMMENDATIONS_PATH
-        personal_url = f"{origin}{quote(path)}?" + urlencode({"route": route, "k": k})
+        personal_url = f"{origin}{path}?route={route}&k={k}"
     return Plan(
         route=route,
         policy=policy,
@@ -180,4 +199,4 @@ def with_segment_grant(
         refresh_segment=False,
         context=fresh.identity.context,
     )
-    return replace(fresh, identity=identity, set_cookies=cookies)
+    return fresh._replace(identity=identity, set_cookies=cookies)

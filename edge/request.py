@@ -74,24 +74,50 @@ def rail_route(path: str) -> str | None:
     return route if _ROUTE_RE.fullmatch(route) else None
 
 
-def device_class(headers: Mapping[str, str]) -> str:
-    """``bot``, ``tablet``, ``mobile`` or ``desktop`` from client hints and the User-Agent."""
-    ua = headers.get("user-agent", "")[:512]
+# Header values repeat across shoppers (a few hundred browsers and languages), so the parsed
+# answers are memoized; the dicts are cleared if they ever grow past the cap.
+_MEMO_MAX = 4096
+_DEVICES: dict[tuple[str, str], str] = {}
+_LOCALES: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _device(ua: str, mobile_hint: str) -> str:
     if _BOT_RE.search(ua):
         return "bot"
     if _TABLET_RE.search(ua):
         return "tablet"
-    if headers.get("sec-ch-ua-mobile") == "?1" or _MOBILE_RE.search(ua):
+    if mobile_hint == "?1" or _MOBILE_RE.search(ua):
         return "mobile"
     return "desktop"
+
+
+def device_class(headers: Mapping[str, str]) -> str:
+    """``bot``, ``tablet``, ``mobile`` or ``desktop`` from client hints and the User-Agent."""
+    key = (headers.get("user-agent", "")[:512], headers.get("sec-ch-ua-mobile", ""))
+    device = _DEVICES.get(key)
+    if device is None:
+        if len(_DEVICES) >= _MEMO_MAX:
+            _DEVICES.clear()
+        device = _DEVICES[key] = _device(*key)
+    return device
 
 
 def pick_locale(accept_language: str | None, allowed: tuple[str, ...]) -> str:
     """The first allowed locale the shopper accepts (exact, then by language); else the default."""
     if not accept_language:
         return allowed[0]
+    key = (accept_language[:256], allowed)
+    locale = _LOCALES.get(key)
+    if locale is None:
+        if len(_LOCALES) >= _MEMO_MAX:
+            _LOCALES.clear()
+        locale = _LOCALES[key] = _pick_locale(key[0], allowed)
+    return locale
+
+
+def _pick_locale(accept_language: str, allowed: tuple[str, ...]) -> str:
     wanted: list[tuple[float, int, str]] = []
-    for part in accept_language[:256].split(",")[:8]:
+    for part in accept_language.split(",")[:8]:
         tag, _, params = part.strip().partition(";")
         q = 1.0
         if params.strip().startswith("q="):

@@ -24,6 +24,7 @@ import pytest
 
 from cache_keys.tokens import KeyRing, SigningKey
 from edge.settings import EdgeSettings, settings_from_env
+from tools import worker_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = Path(__file__).parent / "pyodide"
@@ -159,11 +160,6 @@ def _sdk_wheel() -> Path:
 
 
 def _shipped_and_vector_files(bundle_dir: Path) -> dict[str, str]:
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import worker_bundle  # noqa: PLC0415 (a script, not a package)
-    finally:
-        sys.path.pop(0)
     files = {f: (bundle_dir / f).read_text() for f in worker_bundle.build(bundle_dir)}
     for extra in ["tests/__init__.py", "tests/vectors/__init__.py", "tests/vectors/check.py"]:
         files[extra] = (ROOT / extra).read_text()

@@ -1,0 +1,145 @@
+"""Answers, headers, Cache-Status, exposures and stored entries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import edge
+from cache_keys.experiments import exposure_event_id
+from cache_keys.wire import RailItem, RoutePolicy, SegmentList
+from edge.answer import (
+    answer_from_list,
+    answer_from_rail,
+    cache_status,
+    exposure_batch,
+    response_headers,
+)
+from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
+from edge.plan import decide
+from tests.edge.conftest import NOW_MS, make_settings
+from tests.edge.factories import HSEG, SHOPPER, config, experiment, items, parts, token
+
+SETTINGS = make_settings()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "header"),
+    [
+        (("hit",), {"ttl_s": 42}, "p13n-edge; hit; ttl=42; detail=hit"),
+        (
+            ("stale",),
+            {"ttl_s": -5, "detail": "stale-while-revalidate"},
+            "p13n-edge; hit; ttl=-5; detail=stale-while-revalidate",
+        ),
+        (
+            ("miss",),
+            {"fwd_status": 200},
+            "p13n-edge; fwd=miss; fwd-status=200; stored; detail=miss",
+        ),
+        (("origin",), {"fwd_status": 200}, "p13n-edge; fwd=bypass; fwd-status=200; detail=origin"),
+        (("default",), {}, "p13n-edge; fwd=miss; detail=default"),
+    ],
+)
+def test_cache_status(args, kwargs, header) -> None:
+    assert cache_status("p13n-edge", *args, **kwargs) == header
+
+
+def test_cache_status_rejects_unknown_tiers() -> None:
+    with pytest.raises(ValueError, match="tier"):
+        cache_status("x", "warm")
+
+
+def test_answer_body_and_per_shopper_headers() -> None:
+    plan = decide(
+        parts(shopper=None, query={"k": "2"}),
+        config(experiments=[experiment()]),
+        SETTINGS,
+        NOW_MS,
+        mint=lambda: "m" * 22,
+    )
+    ans = answer_from_list(plan, items(5), frozenset({"I-000"}), tier="miss", status="s")
+    doc = json.loads(ans.body)
+    assert doc == {
+        "items": [
+            {"item": "I-001", "score": 0.99, "reason": "segment"},
+            {"item": "I-002", "score": 0.98, "reason": "segment"},
+        ],
+        "variants": {"rail-algo": "boost"},
+        "degraded": False,
+    }
+    headers = response_headers(plan, ans)
+    assert ("cache-control", "private, no-store") in headers
+    assert [v for k, v in headers if k == "set-cookie"] == list(plan.set_cookies)
+    assert not any(k == "vary" for k, _ in headers)
+
+
+def test_default_answers_are_degraded_and_say_default() -> None:
+    plan = decide(parts(seg=token()), config(), SETTINGS, NOW_MS)
+    doc = json.loads(
+        answer_from_list(
+            plan, items(3), frozenset(), tier="default", status="s", degraded=True
+        ).body
+    )
+    assert doc["degraded"] is True
+    assert {i["reason"] for i in doc["items"]} == {"default"}
+
+
+def test_origin_answer_is_masked_and_cut_to_k() -> None:
+    plan = decide(parts(seg=token(), query={"k": "2"}), config(), SETTINGS, NOW_MS)
+    rail = [RailItem(f"P-{i}", 1.0, "personal") for i in range(5)]
+    doc = json.loads(answer_from_rail(plan, rail, frozenset({"P-0"}), "s").body)
+    assert [i["item"] for i in doc["items"]] == ["P-1", "P-2"]
+
+
+def test_exposure_batch_one_event_per_experiment_with_daily_ids() -> None:
+    cfg = config(experiments=[experiment(), experiment("banner")])
+    plan = decide(parts(seg=token()), cfg, SETTINGS, NOW_MS)
+    batch = exposure_batch(plan, NOW_MS)
+    assert batch is not None
+    assert [(e["experiment"], e["variant"]) for e in batch["events"]] == [
+        ("rail-algo", "boost"),
+        ("banner", "boost"),
+    ]
+    ev = batch["events"][0]
+    assert ev["event_id"] == exposure_event_id(SHOPPER, "rail-algo", NOW_MS)
+    assert ev["type"] == "exposure" and ev["user"] == SHOPPER and ev["ts"] == NOW_MS
+    assert len(ev["event_id"]) <= 64 and ev["event_id"].isascii()
+    later = exposure_batch(plan, NOW_MS + 3_600_000)
+    assert later is not None and later["events"][0]["event_id"] == ev["event_id"]
+
+
+def test_no_exposures_without_experiments_or_when_opted_out() -> None:
+    cfg = config(experiments=[experiment()])
+    assert exposure_batch(decide(parts(seg=token()), config(), SETTINGS, NOW_MS), NOW_MS) is None
+    out = decide(parts(seg=token(), headers={"sec-gpc": "1"}), cfg, SETTINGS, NOW_MS)
+    assert exposure_batch(out, NOW_MS) is None
+
+
+def test_stored_entry_round_trip_and_headers() -> None:
+    sl = SegmentList(HSEG, "control", '"l"', 0, tuple(items(4)))
+    tags = entry_tags("home", HSEG, ["rail-algo"], sl)
+    assert tags[:3] == ["route:home", f"seg:{HSEG}", "exp:rail-algo"]
+    assert "sku:i-000" in tags and "cat:a" in tags
+    cfg = config(generations={"sku:i-000": [1, 2]})
+    entry = decode_entry(encode_entry(sl, tags, cfg, NOW_MS))
+    assert entry is not None
+    assert entry.stored_at_ms == NOW_MS and entry.seglist == sl
+    assert entry.gens["sku:i-000"] == (1, 2) and entry.gens["*"] == (0, 0)
+    headers = stored_headers(RoutePolicy("home", max_age_s=60, swr_s=300, sie_s=3600), tags)
+    assert headers["cache-control"] == "public, max-age=3660"
+    assert headers["cache-tag"].split(",") == tags
+    assert "set-cookie" not in headers
+
+
+@pytest.mark.parametrize("junk", ["", "{", "[]", '{"v": 2}', '{"v": 1, "stored_at_ms": "x"}'])
+def test_unreadable_entries_are_misses(junk: str) -> None:
+    assert decode_entry(junk) is None
+
+
+def test_public_api_is_listed() -> None:
+    for name in edge.__all__:
+        assert hasattr(edge, name), name
+    assert {"decide", "freshness", "rerank", "RequestParts", "Plan"} <= set(edge.__all__)
+    assert "worker" not in edge.__all__

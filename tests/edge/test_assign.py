@@ -1,0 +1,98 @@
+"""Experiment targeting, schedules, namespaces and variant routing."""
+
+from __future__ import annotations
+
+from cache_keys.experiments import assign_variation
+from edge.assign import assign_all, routing
+from tests.edge.conftest import NOW_MS
+from tests.edge.factories import HSEG, SHOPPER, config, experiment
+
+IDS = [f"shopper-{i:04d}-xxxxxxxxxxx"[:22] for i in range(400)]
+
+
+def test_targets_routes_segments_and_status() -> None:
+    cfg = config(
+        experiments=[
+            experiment("on-home", routes=["home"]),
+            experiment("on-pdp", routes=["pdp"]),
+            experiment("on-segment", segments=[HSEG]),
+            experiment("on-other-segment", segments=["bbbbbbbbbbbbbbbb"]),
+            experiment("draft", status="draft"),
+            experiment("stopped", status="stopped"),
+        ]
+    )
+    got = assign_all(cfg.experiments, SHOPPER, "home", HSEG, NOW_MS)
+    assert [a.experiment for a in got] == ["on-home", "on-segment"]
+    assert all(a.variant == 1 and a.variation.name == "boost" for a in got)
+
+
+def test_schedule_window_is_honoured() -> None:
+    cfg = config(
+        experiments=[
+            experiment("future", start_ms=NOW_MS + 1),
+            experiment("ended", stop_ms=NOW_MS),
+            experiment("open", start_ms=NOW_MS, stop_ms=NOW_MS + 1),
+        ]
+    )
+    got = assign_all(cfg.experiments, SHOPPER, "home", HSEG, NOW_MS)
+    assert [a.experiment for a in got] == ["open"]
+
+
+def test_no_shopper_id_no_experiments() -> None:
+    cfg = config(experiments=[experiment()])
+    assert assign_all(cfg.experiments, None, "home", HSEG, NOW_MS) == ()
+
+
+def test_namespaces_make_a_layer_mutually_exclusive() -> None:
+    cfg = config(
+        experiments=[
+            experiment("left", namespace=["rails", 0, 0.5]),
+            experiment("right", namespace=["rails", 0.5, 1]),
+        ]
+    )
+    counts = {0: 0, 1: 0, 2: 0}
+    for uid in IDS:
+        counts[len(assign_all(cfg.experiments, uid, "home", HSEG, NOW_MS))] += 1
+    assert counts[2] == 0
+    assert counts[1] == len(IDS)
+
+
+def test_assignment_is_deterministic_and_split_by_weight() -> None:
+    cfg = config(experiments=[experiment(weights=[0.5, 0.5])])
+    exp = cfg.experiments[0]
+    first = [assign_variation(exp, u) for u in IDS]
+    assert first == [assign_variation(exp, u) for u in IDS]
+    assert 120 < first.count(1) < 280
+
+
+def test_routing_folds_variations_first_experiment_wins() -> None:
+    cfg = config(
+        experiments=[
+            experiment(
+                "a",
+                variations=[
+                    {"name": "control"},
+                    {"name": "x", "list_variant": "trending", "weights": {"category_boost": 1}},
+                ],
+            ),
+            experiment(
+                "b",
+                variations=[
+                    {"name": "control"},
+                    {
+                        "name": "y",
+                        "list_variant": "other",
+                        "origin": "http://alt.test:8080",
+                        "origin_path": "/v2/recs",
+                        "weights": {"category_boost": 5, "price": -1},
+                    },
+                ],
+            ),
+        ]
+    )
+    rt = routing(assign_all(cfg.experiments, SHOPPER, "home", HSEG, NOW_MS))
+    assert rt.list_variant == "trending"
+    assert rt.origin == "http://alt.test:8080"
+    assert rt.origin_path == "/v2/recs"
+    assert dict(rt.weights) == {"category_boost": 1, "price": -1}
+    assert routing(()).list_variant == "control"

@@ -1,0 +1,1 @@
+"""Developer and deploy tools (not shipped, not imported by the runtime packages)."""
