@@ -42,6 +42,19 @@ def _cmd_hseg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_origin(args: argparse.Namespace) -> int:
+    from origin.server import serve  # noqa: PLC0415
+    from origin.settings import Settings, SettingsError  # noqa: PLC0415
+
+    try:
+        Settings.from_env()  # fail fast, with the variable's name, before forking workers
+    except SettingsError as exc:
+        print(f"p13n: {exc}", file=sys.stderr)
+        return 2
+    serve(args.host, args.port, args.workers, args.access_log, args.log_level)
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p13n", description="Edge-first retail personalization: operations CLI."
@@ -59,6 +72,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("segment", help="segment name, e.g. returning|grocery|mid")
     p.add_argument("--key", required=True, help="the segment hashing key")
     p.set_defaults(handler=_cmd_hseg)
+
+    p = sub.add_parser("origin", help="serve the origin under uvicorn (settings from P13N_*)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--access-log", action="store_true", help="structured JSON access log")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.set_defaults(handler=_cmd_origin)
     return parser
 
 
