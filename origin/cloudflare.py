@@ -112,7 +112,8 @@ class CloudflarePurger:
                 last = PurgeOutcome("failed", attempt + 1, f"transport: {type(exc).__name__}")
             else:
                 last = self._judge(response, attempt + 1)
-                if last.status == "ok" or not self._retryable(response, last):
+                final = attempt + 1 == MAX_ATTEMPTS
+                if last.status == "ok" or final or not self._retryable(response, last):
                     return last
                 if last.status == "rate_limited":
                     await self.sleep(float(last.retry_after_s or 1))

@@ -30,6 +30,7 @@ from origin.body import read_json
 from origin.errors import BadRequest, NotFound
 from origin.snapshot import DEFAULT_ROUTES, edge_config
 from origin.state import AppState, get_state
+from origin.store import StoreUnavailable
 
 __all__ = ["routes"]
 
@@ -123,10 +124,12 @@ async def config(request: Request) -> Response:
     """The edge config (experiments, registry, generations, mask, routes, default items)."""
     state = get_state(request)
     _query(request, set())
-    snap = await state.snapshot.fresh()
-    if not snap.loaded:
-        await state.snapshot.refresh()  # never loaded: 503 if Redis cannot answer now
+    try:  # edges fetch this rarely (once per max-age, behind their cache): always reload
+        snap = await state.snapshot.refresh()
+    except StoreUnavailable:
         snap = state.snapshot.current
+        if not snap.loaded:
+            raise  # nothing good to serve: 503, and the edge keeps its stale copy
     max_age = state.settings.edge_config_max_age_s
     etag, doc = edge_config(snap, max_age_s=max_age, now_ms=int(state.clock() * 1000))
     headers = _cache_headers(etag, max_age, 60, 86400)
