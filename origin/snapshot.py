@@ -30,6 +30,7 @@ from cache_keys.wire import (
 )
 from cache_keys.wire.config import MAX_MASK
 from origin.experiments import parse_experiment
+from origin.recommend.caches import POPULAR_TAKE, ListView
 from origin.store import Store
 from segmenter.schema import Keys
 
@@ -93,6 +94,7 @@ class Snapshot:
     mask: frozenset[str] = frozenset()
     popular: SegmentList | None = None
     loaded_at_s: float = 0.0
+    popular_view: ListView = field(default_factory=ListView)
 
     @property
     def loaded(self) -> bool:
@@ -120,14 +122,16 @@ async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
         p.zrevrange(keys.item_mask, 0, MAX_MASK - 1)
         p.get(keys.popular_list)
 
-    exps, registry, gens, mask, popular = await store.pipeline("snapshot", build)
+    exps, registry, gens, mask, raw_popular = await store.pipeline("snapshot", build)
+    popular = _popular(raw_popular)
     return Snapshot(
         experiments=_experiments(exps),
         segments=_registry(registry),
         generations=parse_gens(gens),
         mask=frozenset(m.decode() for m in mask),
-        popular=_popular(popular),
+        popular=popular,
         loaded_at_s=now_s,
+        popular_view=ListView.of(popular, POPULAR_TAKE),
     )
 
 
@@ -144,19 +148,12 @@ class SnapshotHolder:
         """Reload now; on failure keep serving the current snapshot and re-raise."""
         snap = await load(self.store, self.keys, self.store.clock())
         if snap.popular is None and self.current.popular is not None:
-            snap = replace(snap, popular=self.current.popular)
+            snap = replace(
+                snap, popular=self.current.popular, popular_view=self.current.popular_view
+            )
         self.current = snap
         self.store.metrics.snapshot_refresh.labels("ok").inc()
         return snap
-
-    async def fresh(self) -> Snapshot:
-        """The snapshot, reloaded first when older than the refresh interval (best effort)."""
-        if self.store.clock() - self.current.loaded_at_s >= self.refresh_s:
-            try:
-                await self.refresh()
-            except Exception:  # any failure: serve what we have
-                self.store.metrics.snapshot_refresh.labels("failed").inc()
-        return self.current
 
     async def run(self) -> None:
         """Refresh forever (the lifespan cancels this task)."""

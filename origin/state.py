@@ -89,7 +89,7 @@ class AppState:
             metrics=metrics,
             store=store,
             snapshot=SnapshotHolder(store, keys, settings.refresh_ms),
-            caches=ItemCaches(ttl_s=settings.item_cache_ttl_s, clock=clock),
+            caches=ItemCaches(ttl_s=settings.item_cache_ttl_s),
             clock=clock,
             cloudflare=purger,
         )

@@ -14,19 +14,22 @@ strategy (which an A/B variation may change); an item's reason is its largest si
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
-from cache_keys.wire import ListItem
 from origin.catalog import CatalogEntry
+from origin.recommend.caches import ListView
 from origin.recommend.features import Features
 
 __all__ = ["Inputs", "Scored", "Strategy", "buy_again", "diversify", "rank"]
 
-SEGMENT_TAKE = 120  # candidates read from the segment list (it holds up to a few hundred)
-POPULAR_TAKE = 60
 REPEAT_HALF_LIFE_MS = 30 * 86400 * 1000
 UNKNOWN_CATEGORY = "\x00unknown"  # one bucket for the cap; never a reason to drop an item
+_LN2 = math.log(2)
+T = TypeVar("T")
+# (-score, item, category, (segment, viewed-together, buy-again, affinity, popular) signals)
+Row = tuple[float, str, str, tuple[float, float, float, float, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +67,24 @@ class Inputs:
     features: Features
     now_ms: int
     covis: Mapping[str, float] = field(default_factory=dict)
-    segment_items: Sequence[ListItem] = ()
-    popular_items: Sequence[ListItem] = ()
+    segment: ListView = field(default_factory=ListView)
+    popular: ListView = field(default_factory=ListView)
     catalog: Mapping[str, CatalogEntry | None] = field(default_factory=dict)
     mask: frozenset[str] = frozenset()
 
 
-@dataclass(slots=True)
-class _Info:
-    category: str = ""
-    price: float = 0.0
-    in_stock: bool = True
-    durable: bool = False
+_UNKNOWN: tuple[str, float, bool, bool] = ("", 0.0, True, False)
 
 
-def _infos(inp: Inputs) -> dict[str, _Info]:
-    info: dict[str, _Info] = {}
-    for li in (*inp.popular_items, *inp.segment_items):
-        info[li.item] = _Info(li.category, li.price, li.in_stock, li.durable)
-    for sku, entry in inp.catalog.items():
-        if entry is not None:  # the catalog is the record of truth when known
-            info[sku] = _Info(entry.category, entry.price, entry.in_stock, entry.durable)
-    return info
+def _info(inp: Inputs, item: str) -> tuple[str, float, bool, bool]:
+    """(category, price, in stock, durable): the catalog when known, else the lists."""
+    entry = inp.catalog.get(item)
+    if entry is not None:
+        return entry.category, entry.price, entry.stock > 0, entry.durable
+    li = inp.segment.index.get(item) or inp.popular.index.get(item)
+    if li is not None:
+        return li.category, li.price, li.in_stock, li.durable
+    return _UNKNOWN  # unknown item: kept, the mask still guards stock
 
 
 def _normalized(values: Mapping[str, float]) -> dict[str, float]:
@@ -102,81 +101,94 @@ def repeat_scores(bought: Mapping[str, tuple[int, int]], now_ms: int) -> dict[st
     top = max(c for c, _ in bought.values()) or 1
     out = {}
     for item, (count, last_ms) in bought.items():
-        age = max(0, now_ms - last_ms)
-        recency = math.exp(-math.log(2) * age / REPEAT_HALF_LIFE_MS)
+        recency = math.exp(-_LN2 * max(0, now_ms - last_ms) / REPEAT_HALF_LIFE_MS)
         out[item] = 0.6 * (count / top) + 0.4 * recency
     return out
 
 
-def _allowed(item: str, info: _Info | None, inp: Inputs) -> bool:
-    if item in inp.features.cart or item in inp.mask:
-        return False
-    if info is None:
-        return True  # unknown item: kept, the mask still guards stock
-    if not info.in_stock:
-        return False
-    return not (info.durable and item in inp.features.bought)
+def _category(s: Any) -> str:
+    return str(s.category)
+
+
+def _reason(seg: float, cov: float, rep: float, aff: float, pop: float) -> str:
+    best, reason = seg, "segment"
+    for value, name in ((cov, "viewed-together"), (rep, "buy-again"),
+                        (aff, "category-affinity"), (pop, "popular")):  # fmt: skip
+        if value > best:
+            best, reason = value, name
+    return reason
 
 
 def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Scored]:
     """The top ``k`` items for the shopper, diversified, each with its reason."""
-    info = _infos(inp)
-    seg = _normalized({li.item: li.score for li in inp.segment_items[:SEGMENT_TAKE]})
-    pop = _normalized({li.item: li.score for li in inp.popular_items[:POPULAR_TAKE]})
-    cov = _normalized(dict(inp.covis))
-    aff = _normalized(inp.features.affinity)
-    rep = repeat_scores(inp.features.bought, inp.now_ms)
-    prices = [i.price for i in info.values() if i.price > 0]
-    top_price = max(prices, default=1.0)
-    scored: list[Scored] = []
+    feats = inp.features
+    seg, pop = inp.segment.scores, inp.popular.scores
+    cov = _normalized(inp.covis)
+    aff = _normalized(feats.affinity)
+    rep = repeat_scores(feats.bought, inp.now_ms)
+    st = strategy
+    ranked: list[Row] = []
+    prices: dict[str, float] = {}
     for item in {**seg, **pop, **cov, **rep}:
-        it = info.get(item)
-        if not _allowed(item, it, inp):
+        if item in feats.cart or item in inp.mask:
             continue
-        cat = it.category if it is not None else ""
-        signals = (
-            (strategy.base * seg.get(item, 0.0), "segment"),
-            (strategy.recency * cov.get(item, 0.0), "viewed-together"),
-            (strategy.repeat * rep.get(item, 0.0), "buy-again"),
-            (strategy.category_boost * aff.get(cat, 0.0), "category-affinity"),
-            (strategy.popularity * pop.get(item, 0.0), "popular"),
-        )
-        total = sum(s for s, _ in signals)
-        if strategy.price and it is not None:
-            total += strategy.price * (it.price / top_price)
-        reason = max(signals, key=lambda s: s[0])[1]
-        scored.append(Scored(item, round(total, 6), reason, cat))
-    scored.sort(key=lambda s: (-s.score, s.item))
-    return diversify(scored, k, category_cap)
+        cat, price, in_stock, durable = _info(inp, item)
+        if not in_stock or (durable and item in feats.bought):
+            continue
+        s_seg, s_cov = st.base * seg.get(item, 0.0), st.recency * cov.get(item, 0.0)
+        s_rep, s_pop = st.repeat * rep.get(item, 0.0), st.popularity * pop.get(item, 0.0)
+        s_aff = st.category_boost * aff.get(cat, 0.0)
+        total = s_seg + s_cov + s_rep + s_aff + s_pop
+        prices[item] = price
+        ranked.append((-total, item, cat, (s_seg, s_cov, s_rep, s_aff, s_pop)))
+    if st.price and prices:
+        top = max(prices.values()) or 1.0
+        ranked = [(t - st.price * prices[i] / top, i, c, s) for t, i, c, s in ranked]
+    ranked.sort()
+    return _top(ranked, k, category_cap)
+
+
+def _row_category(row: Row) -> str:
+    return row[2]
+
+
+def _top(ranked: list[Row], k: int, cap: int) -> list[Scored]:
+    """Diversify rows; reasons are worked out only for the items that make the answer."""
+    rows = diversify(ranked, k, cap, category=_row_category)
+    return [Scored(i, round(-t, 6), _reason(*s), c) for t, i, c, s in rows]
 
 
 def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
     """The shopper's own repurchasable purchases, by frequency and recency."""
-    info = _infos(inp)
-    scored = [
-        Scored(item, round(score, 6), "buy-again", info[item].category if item in info else "")
-        for item, score in repeat_scores(inp.features.bought, inp.now_ms).items()
-        if _allowed(item, info.get(item), inp)
-    ]
-    scored.sort(key=lambda s: (-s.score, s.item))
-    return diversify(scored, k, category_cap)
+    feats = inp.features
+    ranked: list[Row] = []
+    for item, score in repeat_scores(feats.bought, inp.now_ms).items():
+        cat, _, in_stock, durable = _info(inp, item)
+        if item in feats.cart or item in inp.mask or not in_stock or durable:
+            continue
+        ranked.append((-score, item, cat, (0.0, 0.0, score, 0.0, 0.0)))
+    ranked.sort()
+    return _top(ranked, k, category_cap)
 
 
-def diversify(ranked: Iterable[Scored], k: int, cap: int) -> list[Scored]:
+def diversify(
+    ranked: Iterable[T], k: int, cap: int, category: Callable[[T], str] = _category
+) -> list[T]:
     """At most ``cap`` items per category in the top ``k``, never fewer than ``k`` items
     while candidates remain: items over the cap wait and fill any remaining places in order.
 
     Unknown categories share one bucket for the cap's bookkeeping only.
     """
-    taken: list[Scored] = []
-    waiting: list[Scored] = []
+    taken: list[T] = []
+    waiting: list[T] = []
     per_cat: dict[str, int] = {}
     for s in ranked:
         if len(taken) >= k:
             break
-        cat = s.category or UNKNOWN_CATEGORY
-        if per_cat.get(cat, 0) < cap:
-            per_cat[cat] = per_cat.get(cat, 0) + 1
+        cat = category(s) or UNKNOWN_CATEGORY
+        n = per_cat.get(cat, 0)
+        if n < cap:
+            per_cat[cat] = n + 1
             taken.append(s)
         else:
             waiting.append(s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cache_keys.wire import ListItem
 from origin.catalog import CatalogEntry
+from origin.recommend.caches import ListView
 from origin.recommend.features import Features, decode_affinity, decode_bought
 from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
 
@@ -41,7 +42,9 @@ def test_filters_cart_stock_mask_and_durable_purchases() -> None:
         "kettle": CatalogEntry("home", 30.0, 5, durable=True),
         "milk": CatalogEntry("dairy", 1.0, 50, durable=False),
     }
-    inp = Inputs(feats, NOW, segment_items=seg, catalog=catalog, mask=frozenset({"masked"}))
+    inp = Inputs(
+        feats, NOW, segment=ListView.from_items(seg), catalog=catalog, mask=frozenset({"masked"})
+    )
     out = rank(inp, Strategy(), k=10, category_cap=10)
     assert {s.item for s in out} == {"milk", "bread"}  # repurchasable milk stays a candidate
 
@@ -50,7 +53,7 @@ def test_catalog_outranks_list_data_for_stock() -> None:
     inp = Inputs(
         Features(),
         NOW,
-        segment_items=[li("x", 1.0, "c")],
+        segment=ListView.from_items([li("x", 1.0, "c")]),
         catalog={"x": CatalogEntry("c", 1.0, 0, durable=False)},
     )
     assert rank(inp, Strategy(), 5, 3) == []
@@ -62,8 +65,8 @@ def test_reasons_name_the_strongest_signal() -> None:
         feats,
         NOW,
         covis={"together": 5.0},
-        segment_items=[li("segtop", 10.0, "bakery")],
-        popular_items=[li("pop", 3.0, "toys")],
+        segment=ListView.from_items([li("segtop", 10.0, "bakery")]),
+        popular=ListView.from_items([li("pop", 3.0, "toys")]),
         catalog={"eggs": CatalogEntry("dairy", 2.0, 9, durable=False)},
     )
     reasons = {s.item: s.reason for s in rank(inp, Strategy(), 10, 10)}
@@ -80,7 +83,7 @@ def test_strategy_weights_change_the_order() -> None:
         Features(),
         NOW,
         covis={"c": 1.0},
-        segment_items=[li("s", 1.0, "x")],
+        segment=ListView.from_items([li("s", 1.0, "x")]),
     )
     seg_first = rank(inp, Strategy(base=1.0, recency=0.5), 2, 2)
     covis_first = rank(
