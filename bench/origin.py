@@ -135,8 +135,12 @@ def load_world(url: str, n: int, rng: random.Random) -> list[str]:
         cart = {rng.choice(by_cat[fav[0]]): 1 for _ in range(rng.randint(0, 3))}
         if cart:
             p.hset(keys.cart(sid), mapping=cart)
-        bought = {rng.choice(by_cat[rng.choice(fav)]): f"{rng.randint(1, 9)}|{NOW_MS - rng.randint(1, 60) * DAY_MS}"
-                  for _ in range(rng.randint(0, 15))}  # fmt: skip
+        bought = {
+            rng.choice(
+                by_cat[rng.choice(fav)]
+            ): f"{rng.randint(1, 9)}|{NOW_MS - rng.randint(1, 60) * DAY_MS}"
+            for _ in range(rng.randint(0, 15))
+        }
         if bought:
             p.hset(keys.bought(sid), mapping=bought)
         p.hset(keys.affinity(sid), mapping={c: f"{rng.uniform(0.5, 5):.3f}|{NOW_MS}" for c in fav})
@@ -307,8 +311,10 @@ def main() -> int:
             degraded += metric(port, "p13n_origin_degraded_answers_total", 'reason="error"')
             rt1 = metric(port, "p13n_origin_redis_seconds_count", 'op="features",outcome="ok"')
             rt2 = metric(port, "p13n_origin_redis_seconds_count", 'op="candidates",outcome="ok"')
-            print(f"degraded answers: {degraded:.0f}; second round trip needed in "
-                  f"{100 * rt2 / max(rt1, 1):.1f}% of requests (rest served from item caches)")  # fmt: skip
+            share = 100 * rt2 / max(rt1, 1)
+            print(
+                f"degraded answers: {degraded:.0f}; second round trip in {share:.1f}% of requests"
+            )
         finally:
             stop(proc)
     ratio = best["origin"] / best["baseline"]
