@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cache_keys.wire import ListItem
 from origin.catalog import CatalogEntry
-from origin.recommend.caches import ListView
+from origin.recommend.caches import MISSING, Expiring, ListView
 from origin.recommend.features import Features, decode_affinity, decode_bought
 from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
 
@@ -118,3 +118,13 @@ def test_feature_decoding_skips_junk_and_decays_affinity() -> None:
         {b"new": b"1.0|%d" % NOW, b"old": b"1.0|%d" % (NOW - week), b"bad": b"z"}, NOW
     )
     assert aff["new"] == 1.0 and abs(aff["old"] - 0.5) < 1e-9 and "bad" not in aff
+
+
+def test_expiring_cache_expires_within_its_jittered_ttl_and_clears_when_full() -> None:
+    c: Expiring[str, int] = Expiring(ttl_s=10, maxsize=2, jitter=lambda: 1.0)
+    c.put("a", 1, now=100.0)
+    assert c.get("a", 107.0) == 1  # lives 75% of the ttl at the most jittered
+    assert c.get("a", 107.5) is MISSING
+    c.put("b", 2, now=100.0)
+    c.put("c", 3, now=100.0)  # full: cleared first
+    assert c.get("b", 101.0) is MISSING and c.get("c", 101.0) == 3
