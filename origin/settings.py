@@ -117,6 +117,9 @@ class Settings:
     # P13N_ITEM_CACHE_TTL_S: lifetime of per-item (co-visitation, catalog) and per-segment
     # (segment list) entries cached in memory. Never per shopper.
     item_cache_ttl_s: int = 60
+    # P13N_COVIS_CACHE_TTL_S: co-visitation neighbours change slowly (they are aggregates of
+    # many shoppers' sessions), so they are cached longer than catalog entries.
+    covis_cache_ttl_s: int = 300
     # P13N_EDGE_LIVE_S: an edge whose last heartbeat is older than this is not counted live.
     edge_live_s: int = 60
     # P13N_BENCH_BASELINE=1: mount /v1/bench/baseline (one HGETALL), for bench/origin.py.
@@ -147,6 +150,7 @@ class Settings:
             refresh_ms=_int(e, "P13N_REFRESH_MS", 2000),
             breaker_ms=_int(e, "P13N_BREAKER_MS", 1000),
             item_cache_ttl_s=_int(e, "P13N_ITEM_CACHE_TTL_S", 60),
+            covis_cache_ttl_s=_int(e, "P13N_COVIS_CACHE_TTL_S", 300),
             edge_live_s=_int(e, "P13N_EDGE_LIVE_S", 60),
             bench_baseline=_flag(e, "P13N_BENCH_BASELINE"),
         )

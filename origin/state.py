@@ -89,7 +89,9 @@ class AppState:
             metrics=metrics,
             store=store,
             snapshot=SnapshotHolder(store, keys, settings.refresh_ms),
-            caches=ItemCaches(ttl_s=settings.item_cache_ttl_s),
+            caches=ItemCaches(
+                ttl_s=settings.item_cache_ttl_s, covis_ttl_s=settings.covis_cache_ttl_s
+            ),
             clock=clock,
             cloudflare=purger,
         )

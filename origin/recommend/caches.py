@@ -107,8 +107,8 @@ class ListView:
 class ItemCaches:
     """The caches of one worker."""
 
-    def __init__(self, *, ttl_s: int, maxsize: int = 100_000) -> None:
-        self.covis: Expiring[str, tuple[tuple[str, float], ...]] = Expiring(ttl_s, maxsize)
+    def __init__(self, *, ttl_s: int, covis_ttl_s: int, maxsize: int = 100_000) -> None:
+        self.covis: Expiring[str, tuple[tuple[str, float], ...]] = Expiring(covis_ttl_s, maxsize)
         self.catalog: Expiring[str, CatalogEntry | None] = Expiring(ttl_s, maxsize)
         self.lists: Expiring[tuple[str, str, str], ListView] = Expiring(ttl_s, 4096)
         self.wanted: dict[str, None] = {}
