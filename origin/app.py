@@ -1,43 +1,69 @@
 """The Starlette app factory: routes from each module, clients opened in the lifespan.
 
 Each feature module exposes ``routes() -> list[BaseRoute]``; this file only assembles them,
-installs the one problem+json error translation, and owns the lifespan.
+installs the one problem+json error translation, the timing/access-log middleware, and owns
+the lifespan (clients, the first snapshot load, the background snapshot refresher).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from origin import health
+from origin import admin, baseline, feeds, health, metrics, openapi
 from origin.errors import EXCEPTION_HANDLERS
+from origin.metrics import AccessLogMiddleware, Metrics
+from origin.recommend import endpoint as recommend
 from origin.settings import Settings
 from origin.state import AppState
+from origin.store import Clock
 
 __all__ = ["create_app"]
 
 
-def _routes() -> list[BaseRoute]:
-    return [*health.routes()]
+def _routes(settings: Settings) -> list[BaseRoute]:
+    out = [
+        *health.routes(),
+        *metrics.routes(),
+        *openapi.routes(),
+        *recommend.routes(),
+        *feeds.routes(),
+        *admin.routes(),
+    ]
+    if settings.bench_baseline:
+        out += baseline.routes()
+    return out
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the origin app for ``settings``."""
+def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
+    """Build the origin app for ``settings``; ``clock`` (epoch seconds) is a test seam."""
+    app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state = AppState.open(settings)
+        state = AppState.open(settings, metrics=app_metrics, clock=clock)
         app.state.p13n = state
+        with contextlib.suppress(Exception):  # Redis may be down at start: degrade, not die
+            await state.snapshot.refresh()
+        refresher = asyncio.create_task(state.snapshot.run(), name="p13n-snapshot")
         try:
             yield
         finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             await state.close()
 
     return Starlette(
-        routes=_routes(),
+        routes=_routes(settings),
+        middleware=[Middleware(AccessLogMiddleware, metrics=app_metrics)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )

@@ -66,6 +66,19 @@ def _cmd_edge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_origin(args: argparse.Namespace) -> int:
+    from origin.server import serve  # noqa: PLC0415
+    from origin.settings import Settings, SettingsError  # noqa: PLC0415
+
+    try:
+        Settings.from_env()  # fail fast, with the variable's name, before forking workers
+    except SettingsError as exc:
+        print(f"p13n: {exc}", file=sys.stderr)
+        return 2
+    serve(args.host, args.port, args.workers, args.access_log, args.log_level)
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p13n", description="Edge-first retail personalization: operations CLI."
@@ -87,15 +100,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("edge", help="run a self-hosted edge proxy in front of an origin")
     p.add_argument("--origin", help="origin base URL (default $ORIGIN_URL)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    p.add_argument("--port", type=int, default=8081, help="listen port (default 8081)")
     p.add_argument(
         "--admin-port",
         type=int,
-        default=9080,
-        help="port of /metrics and /healthz (default 9080; 0 disables)",
+        default=9081,
+        help="port of /metrics and /healthz (default 9081; 0 disables)",
     )
     p.add_argument("--redis-url", help="Redis for pushed purges (default $P13N_EDGE_REDIS_URL)")
     p.set_defaults(handler=_cmd_edge)
+
+    p = sub.add_parser("origin", help="serve the origin under uvicorn (settings from P13N_*)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--access-log", action="store_true", help="structured JSON access log")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.set_defaults(handler=_cmd_origin)
     return parser
 
 

@@ -33,6 +33,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from exc
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "") in ("1", "true", "yes")
+
+
 def _keyring(env: Mapping[str, str], name: str, default_secret: str) -> KeyRing:
     """``NAME`` = "kid:secret[,kid:secret]" (current first, then previous)."""
     raw = env.get(name) or f"dev:{default_secret}"
@@ -102,6 +106,24 @@ class Settings:
     cloudflare_api_url: str = _CLOUDFLARE_API_URL
     # P13N_MAX_BODY_BYTES: request body limit for JSON APIs.
     max_body_bytes: int = 1024 * 1024
+    # P13N_MAX_IMPORT_BYTES: body limit of a bulk catalog import (CSV or JSON Lines).
+    max_import_bytes: int = 16 * 1024 * 1024
+    # P13N_REFRESH_MS: how often each worker reloads its in-memory snapshot (experiments,
+    # registry, generations, mask, popular list); far below the edge config's max-age.
+    refresh_ms: int = 2000
+    # P13N_BREAKER_MS: after a Redis failure, answer degraded without trying Redis for this
+    # long, so a dead store costs shoppers nothing (then one request probes again).
+    breaker_ms: int = 1000
+    # P13N_ITEM_CACHE_TTL_S: lifetime of per-item (co-visitation, catalog) and per-segment
+    # (segment list) entries cached in memory. Never per shopper.
+    item_cache_ttl_s: int = 60
+    # P13N_COVIS_CACHE_TTL_S: co-visitation neighbours change slowly (they are aggregates of
+    # many shoppers' sessions), so they are cached longer than catalog entries.
+    covis_cache_ttl_s: int = 300
+    # P13N_EDGE_LIVE_S: an edge whose last heartbeat is older than this is not counted live.
+    edge_live_s: int = 60
+    # P13N_BENCH_BASELINE=1: mount /v1/bench/baseline (one HGETALL), for bench/origin.py.
+    bench_baseline: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,7 +138,7 @@ class Settings:
             segment_keys=_keyring(e, "P13N_SEGMENT_SIGNING", "dev-seg-secret-0123456789"),
             context_keys=_keyring(e, "P13N_CONTEXT_SIGNING", "dev-ctx-secret-0123456789"),
             admin_tokens=_tokens(e),
-            trusted_local=e.get("P13N_TRUSTED_LOCAL", "") in ("1", "true", "yes"),
+            trusted_local=_flag(e, "P13N_TRUSTED_LOCAL"),
             redis_timeout_ms=_int(e, "P13N_REDIS_TIMEOUT_MS", 150),
             segment_token_ttl_s=_int(e, "P13N_SEGMENT_TOKEN_TTL_S", 86400),
             edge_config_max_age_s=_int(e, "P13N_EDGE_CONFIG_MAX_AGE_S", 10),
@@ -124,4 +146,11 @@ class Settings:
             cloudflare_api_token=e.get("P13N_CLOUDFLARE_API_TOKEN", ""),
             cloudflare_api_url=e.get("P13N_CLOUDFLARE_API_URL", _CLOUDFLARE_API_URL),
             max_body_bytes=_int(e, "P13N_MAX_BODY_BYTES", 1024 * 1024),
+            max_import_bytes=_int(e, "P13N_MAX_IMPORT_BYTES", 16 * 1024 * 1024),
+            refresh_ms=_int(e, "P13N_REFRESH_MS", 2000),
+            breaker_ms=_int(e, "P13N_BREAKER_MS", 1000),
+            item_cache_ttl_s=_int(e, "P13N_ITEM_CACHE_TTL_S", 60),
+            covis_cache_ttl_s=_int(e, "P13N_COVIS_CACHE_TTL_S", 300),
+            edge_live_s=_int(e, "P13N_EDGE_LIVE_S", 60),
+            bench_baseline=_flag(e, "P13N_BENCH_BASELINE"),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,12 @@ import httpx
 import redis.asyncio as aioredis
 from starlette.requests import Request
 
+from origin.cloudflare import CloudflarePurger
+from origin.metrics import Metrics
+from origin.recommend.caches import ItemCaches
 from origin.settings import Settings
+from origin.snapshot import SnapshotHolder
+from origin.store import Clock, Store
 from segmenter.schema import Keys
 
 __all__ = ["AppState", "get_state"]
@@ -23,11 +29,24 @@ class AppState:
     keys: Keys
     redis: aioredis.Redis | None
     http: httpx.AsyncClient
-    # In-process caches and bookkeeping owned by individual modules, by name.
+    metrics: Metrics
+    store: Store
+    snapshot: SnapshotHolder
+    caches: ItemCaches
+    clock: Clock
+    cloudflare: CloudflarePurger | None = None
+    # In-process bookkeeping owned by individual modules, by name.
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings) -> AppState:
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        clock: Clock = time.time,
+        http: httpx.AsyncClient | None = None,
+    ) -> AppState:
         """Create the clients (connections are opened lazily by the pool)."""
         timeout_s = settings.redis_timeout_ms / 1000
         client = (
@@ -41,10 +60,41 @@ class AppState:
             if settings.redis_url
             else None
         )
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=50)
+        if http is None:
+            http = httpx.AsyncClient(
+                timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=50)
+            )
+        metrics = metrics or Metrics()
+        store = Store(
+            client,
+            budget_ms=settings.redis_timeout_ms,
+            breaker_ms=settings.breaker_ms,
+            metrics=metrics,
+            clock=clock,
         )
-        return cls(settings=settings, keys=Keys(settings.prefix), redis=client, http=http)
+        keys = Keys(settings.prefix)
+        purger = None
+        if settings.cloudflare_zone_id and settings.cloudflare_api_token:
+            purger = CloudflarePurger(
+                http,
+                api_url=settings.cloudflare_api_url,
+                zone_id=settings.cloudflare_zone_id,
+                api_token=settings.cloudflare_api_token,
+            )
+        return cls(
+            settings=settings,
+            keys=keys,
+            redis=client,
+            http=http,
+            metrics=metrics,
+            store=store,
+            snapshot=SnapshotHolder(store, keys, settings.refresh_ms),
+            caches=ItemCaches(
+                ttl_s=settings.item_cache_ttl_s, covis_ttl_s=settings.covis_cache_ttl_s
+            ),
+            clock=clock,
+            cloudflare=purger,
+        )
 
     async def close(self) -> None:
         """Close the clients."""

@@ -34,7 +34,10 @@ reads them and writes admin state)::
     :aff             category -> "score|as_of_ms"; score decays with a half-life from as_of_ms
     :exp (shopper)   experiment key -> "variant|first_exposure_ms"
     :exp:<key> (partition) fields x:<variant> (distinct exposed shoppers), c:<variant>
-                     (distinct converted shoppers), r:<variant> (revenue), o:<variant> (orders)
+                     (distinct converted shoppers), r:<variant> (revenue), o:<variant> (orders);
+                     <variant> is the variation's name; bot traffic is never counted (the
+                     origin's results report bots excluded and subtract the experiment's
+                     results_baseline after a re-seed)
     seg:<hseg>:<v>   msgpack of ``cache_keys.wire.segment_list_to_json`` (the wire form)
     registry         hseg -> msgpack {"segment": name, "lists": {variant: etag}}
     popular          msgpack of a segment-list wire form with hseg = ANON_HSEG, variant control
@@ -44,7 +47,17 @@ reads them and writes admin state)::
                      "updated_ms": int}
     experiments      JSON: the wire form of ``cache_keys.wire.Experiment`` plus admin fields
                      (name, description, version, created_ms, updated_ms, results_from_ms)
-    gens             tag -> "soft,hard"; tag "*" means everything
+    gens             tag -> "soft,hard"; tag "*" means everything; a soft purge bumps soft, a
+                     hard purge both (one Lua step, written only by the origin)
+    mask             sku (catalog case) -> ms masked; added by hard sku purges and by going
+                     out of stock, removed when the catalog restocks the sku
+    inv              invalidation id -> JSON {id, tags, mode, reason, who, created_ms,
+                     generations: {tag: [soft, hard]}, mask_add, pushed_to_subscribers,
+                     cloudflare: {status, calls, detail, retry_after_s, errors}}
+    edges            edge id -> JSON heartbeat {edge_id, config_etag, generations:
+                     {tag: [soft, hard]}, counts: {hit, stale, miss}, received_ms}
+    audit entries    ms, who (role:token fingerprint), action, target, before, after (JSON)
+    exphist:<key>    earlier experiment records (JSON), newest first, at most 100
     tomb             ``tombstone_digest(sid)`` -> ms erased
 
 Hash tags: every per-shopper key carries ``{u:<sid>}`` and every per-partition key

@@ -1,0 +1,28 @@
+"""The admin API under ``/v1/admin/``: bearer tokens with roles, every change audited.
+
+| role | may |
+|---|---|
+| merchandiser | catalog, invalidations |
+| experimenter | experiments, results |
+| admin | everything, including erasure, the audit log and tokens' roles |
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from origin.admin import audit, catalog, experiments, invalidations, privacy, results
+
+__all__ = ["routes"]
+
+
+def routes() -> list[BaseRoute]:
+    """Every admin route."""
+    return [
+        *results.routes(),  # before experiments: /{key}/results is more specific
+        *experiments.routes(),
+        *invalidations.routes(),
+        *catalog.routes(),
+        *privacy.routes(),
+        *audit.routes(),
+    ]

@@ -1,0 +1,265 @@
+"""Experiments API (experimenter role): create, read, list, update, start, stop, roll back.
+
+Every change stores a new ``version``, pushes the previous record onto the experiment's
+history (for rollback) and writes an audit entry, in one transaction. A change of weights on
+a running experiment bumps ``bucket_version`` and restarts results; the answer says so in
+``bucket_version_bumped`` and ``notice``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from redis.asyncio.client import Pipeline
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cache_keys.wire._check import SLUG_RE
+from origin.admin.base import audit, json_object, now_ms, query, transact
+from origin.admin.results import read_counts
+from origin.admin.rules import DEFINITION_FIELDS, build_definition, check_layer, needs_reseed
+from origin.auth import Caller, require
+from origin.body import read_json
+from origin.errors import BadRequest, Conflict, NotFound
+from origin.state import AppState, get_state
+
+__all__ = ["routes"]
+
+ROLES = ("experimenter",)
+HISTORY_MAX = 100
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(doc),
+        status_code=status,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _key(request: Request) -> str:
+    key = str(request.path_params["key"])
+    if not SLUG_RE.fullmatch(key):
+        raise BadRequest("experiment key must be 1-40 characters of a-z, 0-9 and '-'", field="key")
+    return key
+
+
+async def _all(pipe: Pipeline, state: AppState) -> dict[str, dict[str, Any]]:
+    raw = await pipe.hgetall(state.keys.experiments)
+    return {k.decode() if isinstance(k, bytes) else k: orjson.loads(v) for k, v in raw.items()}
+
+
+def _store(
+    pipe: Pipeline,
+    state: AppState,
+    caller: Caller,
+    action: str,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> None:
+    k = state.keys
+    pipe.hset(k.experiments, after["key"], orjson.dumps(after))
+    if before is not None:
+        pipe.lpush(k.experiment_history(after["key"]), orjson.dumps(before))
+        pipe.ltrim(k.experiment_history(after["key"]), 0, HISTORY_MAX - 1)
+    audit(pipe, state, caller, action, f"experiment:{after['key']}", before=before, after=after)
+
+
+def _answer(after: dict[str, Any], bumped: bool) -> Response:
+    notice = None
+    if bumped:
+        notice = (
+            f"weights changed on a running experiment: bucket_version is now "
+            f"{after['bucket_version']}, every shopper is re-assigned and results restart "
+            f"from {after['results_from_ms']}"
+        )
+    return _json({"experiment": after, "bucket_version_bumped": bumped, "notice": notice})
+
+
+async def create(request: Request) -> Response:
+    """Create a draft experiment."""
+    state = get_state(request)
+    caller = require(request, state.settings, ROLES)
+    doc, _ = await read_json(request, state.settings.max_body_bytes)
+    body = json_object(doc, {*DEFINITION_FIELDS, "key", "seed"}, {"key", "variations"})
+    key = body["key"]
+    if not isinstance(key, str) or not SLUG_RE.fullmatch(key):
+        raise BadRequest("key must be 1-40 characters of a-z, 0-9 and '-'", field="key")
+    seed = body.get("seed", key)
+    if not isinstance(seed, str) or not 0 < len(seed) <= 60:
+        raise BadRequest("seed must be a string of 1-60 characters", field="seed")
+    record = build_definition(
+        body,
+        key=key,
+        seed=seed,
+        status="draft",
+        bucket_version=0,
+        seg_key=state.settings.segment_key,
+    )
+    ms = now_ms(state)
+    record.update(
+        version=1, created_ms=ms, updated_ms=ms, results_from_ms=None, results_baseline={}
+    )
+
+    async def read(pipe: Pipeline) -> bool:
+        return bool(await pipe.hexists(state.keys.experiments, key))
+
+    def write(pipe: Pipeline, exists: bool) -> None:
+        if exists:
+            raise Conflict(f"experiment {key!r} already exists", field="key")
+        _store(pipe, state, caller, "experiment.create", before=None, after=record)
+
+    await transact(state, "experiment_create", [state.keys.experiments], read, write)
+    return _json({"experiment": record, "bucket_version_bumped": False, "notice": None}, 201)
+
+
+async def list_experiments(request: Request) -> Response:
+    """Every experiment, by key."""
+    state = get_state(request)
+    require(request, state.settings, ROLES)
+    q = query(request, {"status"})
+    raw = await state.store.run("experiments", state.store.client.hgetall(state.keys.experiments))
+    docs = sorted((orjson.loads(v) for v in raw.values()), key=lambda d: d["key"])
+    if "status" in q:
+        docs = [d for d in docs if d["status"] == q["status"]]
+    return _json({"experiments": docs})
+
+
+async def get_experiment(request: Request) -> Response:
+    """One experiment, with its earlier versions' numbers."""
+    state = get_state(request)
+    require(request, state.settings, ROLES)
+    key = _key(request)
+    raw = await state.store.run("experiment", state.store.client.hget(state.keys.experiments, key))
+    if raw is None:
+        raise NotFound(f"no experiment {key!r}", field="key")
+    return _json(orjson.loads(raw))
+
+
+async def _change(
+    request: Request, action: str, change: Any, *, restart_results: bool = False
+) -> Response:
+    """Apply ``change(current, all, now_ms) -> new`` to one experiment, transactionally."""
+    state = get_state(request)
+    caller = require(request, state.settings, ROLES)
+    key = _key(request)
+    counts = await read_counts(state, key)
+    bumped = [False]
+
+    async def read(pipe: Pipeline) -> dict[str, dict[str, Any]]:
+        return await _all(pipe, state)
+
+    def write(pipe: Pipeline, docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        before = docs.get(key)
+        if before is None:
+            raise NotFound(f"no experiment {key!r}", field="key")
+        ms = now_ms(state)
+        after: dict[str, Any] = change(before, ms)
+        if needs_reseed(before, after):
+            after["bucket_version"] = before["bucket_version"] + 1
+            bumped[0] = True
+        if bumped[0] or (restart_results and before.get("results_from_ms") is None):
+            after["results_from_ms"], after["results_baseline"] = ms, counts
+        if after["status"] == "running":
+            check_layer(after, docs.values())
+        after.update(version=before["version"] + 1, updated_ms=ms)
+        _store(pipe, state, caller, action, before=before, after=after)
+        return after
+
+    after: dict[str, Any] = await transact(state, action, [state.keys.experiments], read, write)
+    return _answer(after, bumped[0])
+
+
+def _redefine(before: dict[str, Any], doc: dict[str, Any], seg_key: bytes) -> dict[str, Any]:
+    merged = {**before, **doc}
+    if "segment_names" in doc and "segments" not in doc:
+        merged["segments"] = []
+    out = build_definition(
+        merged,
+        key=before["key"],
+        seed=before["seed"],
+        status=before["status"],
+        bucket_version=before["bucket_version"],
+        seg_key=seg_key,
+    )
+    for field in ("created_ms", "results_from_ms", "results_baseline", "version"):
+        out[field] = before.get(field)
+    return out
+
+
+async def update(request: Request) -> Response:
+    """Change definition fields (coverage ramps in place; new weights re-seed when running)."""
+    state = get_state(request)
+    require(request, state.settings, ROLES)
+    doc, _ = await read_json(request, state.settings.max_body_bytes)
+    body = json_object(doc, set(DEFINITION_FIELDS))
+    if not body:
+        raise BadRequest("nothing to change: send at least one field", field="$")
+    if "hash_version" in body:
+        raise BadRequest("hash_version cannot change after creation", field="hash_version")
+    seg_key = state.settings.segment_key
+    return await _change(request, "experiment.update", lambda b, ms: _redefine(b, body, seg_key))
+
+
+def _status(status: str) -> Any:
+    def change(before: dict[str, Any], ms: int) -> dict[str, Any]:
+        if before["status"] == status:
+            raise Conflict(f"experiment is already {status}", field="status")
+        return {**before, "status": status}
+
+    return change
+
+
+async def start(request: Request) -> Response:
+    """Start (or restart) an experiment; its layer range must be free."""
+    return await _change(request, "experiment.start", _status("running"), restart_results=True)
+
+
+async def stop(request: Request) -> Response:
+    """Stop an experiment."""
+    return await _change(request, "experiment.stop", _status("stopped"))
+
+
+async def rollback(request: Request) -> Response:
+    """Restore the definition of an earlier version (as a new version)."""
+    state = get_state(request)
+    require(request, state.settings, ROLES)
+    doc, _ = await read_json(request, state.settings.max_body_bytes)
+    body = json_object(doc, {"version"}, {"version"})
+    version = body["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BadRequest("version must be a positive integer", field="version")
+    key = _key(request)
+    raw = await state.store.run(
+        "experiment_history", state.store.client.lrange(state.keys.experiment_history(key), 0, -1)
+    )
+    earlier = [orjson.loads(r) for r in raw]
+    target = next((d for d in earlier if d["version"] == version), None)
+    if target is None:
+        known = sorted(d["version"] for d in earlier)
+        raise NotFound(f"experiment {key!r} has no earlier version {version}", versions=known)
+    definition = {f: target.get(f) for f in DEFINITION_FIELDS - {"segment_names", "hash_version"}}
+    seg_key = state.settings.segment_key
+
+    def change(before: dict[str, Any], ms: int) -> dict[str, Any]:
+        return {**_redefine(before, definition, seg_key), "rolled_back_to": version}
+
+    return await _change(request, "experiment.rollback", change)
+
+
+def routes() -> list[BaseRoute]:
+    """Experiment routes."""
+    base = "/v1/admin/experiments"
+    return [
+        Route(base, create, methods=["POST"]),
+        Route(base, list_experiments, methods=["GET"]),
+        Route(base + "/{key}", get_experiment, methods=["GET"]),
+        Route(base + "/{key}", update, methods=["PATCH"]),
+        Route(base + "/{key}/start", start, methods=["POST"]),
+        Route(base + "/{key}/stop", stop, methods=["POST"]),
+        Route(base + "/{key}/rollback", rollback, methods=["POST"]),
+    ]

@@ -1,0 +1,239 @@
+"""Invalidations (merchandiser role): generations, the item mask, pushes to edges, Cloudflare.
+
+``POST /v1/admin/invalidations`` ``{"tags": ["sku:AB-1", "cat:dairy", "all"], "mode": "hard"}``
+
+1. bumps each tag's generations atomically (soft always; hard too for a hard purge);
+2. records the invalidation, adds hard-purged skus to the item mask, audits, in one MULTI;
+3. publishes ``cache_keys.wire.encode_purge`` on ``Keys.purge_channel`` (self-hosted edges);
+4. for hard purges, when a Cloudflare zone is configured, purges by tag (or everything).
+   Soft purges ride on generations alone: Cloudflare has no soft purge by tag, and the
+   Worker marks entries stale when their generations fall behind the config's.
+
+``GET /v1/admin/invalidations/{id}`` reports the record and how many live edges (by their
+heartbeats) have applied its generations.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio.client import Pipeline
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cache_keys import TagError, tag
+from cache_keys.wire import ALL_TAG, PURGE_MODES, PurgeMessage, encode_purge
+from origin.admin.base import ADMIN_BUDGET_S, audit, json_object, now_ms
+from origin.auth import Caller, require
+from origin.body import read_json
+from origin.catalog import SKU_RE
+from origin.cloudflare import PurgeOutcome
+from origin.errors import BadRequest, NotFound
+from origin.state import AppState, get_state
+
+__all__ = ["invalidate", "routes"]
+
+ROLES = ("merchandiser",)
+MAX_TAGS = 1000
+# Bumps "soft,hard" counters of each tag in one atomic step; returns tag, soft, hard, ...
+_BUMP = """
+local out = {}
+for i, t in ipairs(ARGV) do
+  if i > 1 then
+    local cur = redis.call('HGET', KEYS[1], t) or '0,0'
+    local s, h = string.match(cur, '^(%d+),(%d+)$')
+    s = tonumber(s or 0) + 1
+    h = tonumber(h or 0)
+    if ARGV[1] == 'hard' then h = h + 1 end
+    redis.call('HSET', KEYS[1], t, s .. ',' .. h)
+    table.insert(out, t); table.insert(out, s); table.insert(out, h)
+  end
+end
+return out
+"""
+
+
+def parse_tags(raw: Any) -> tuple[list[str], list[str]]:
+    """Normalized tags and the skus among them (as given, for the mask); 400 when malformed."""
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_TAGS:
+        raise BadRequest(f"tags must be a list of 1 to {MAX_TAGS} tags", field="tags")
+    tags: list[str] = []
+    skus: list[str] = []
+    for i, t in enumerate(raw):
+        if t in ("all", ALL_TAG):
+            tags.append(ALL_TAG)
+            continue
+        kind, sep, value = t.partition(":") if isinstance(t, str) else ("", "", "")
+        try:
+            if not sep:
+                raise TagError("must be kind:value with kind sku, cat, seg, route or exp, or all")
+            tags.append(tag(kind, value))
+        except TagError as exc:
+            raise BadRequest(f"tags[{i}]: {exc}", field=f"tags[{i}]") from exc
+        if kind == "sku" and SKU_RE.fullmatch(value):
+            skus.append(value)
+    return list(dict.fromkeys(tags)), list(dict.fromkeys(skus))
+
+
+def _new_id(ms: int) -> str:
+    return f"inv-{ms}-{secrets.token_hex(4)}"
+
+
+async def _cloudflare(state: AppState, mode: str, tags: Sequence[str]) -> PurgeOutcome:
+    purger = state.cloudflare
+    if purger is None:
+        return PurgeOutcome("skipped", detail="no Cloudflare zone configured")
+    if mode != "hard":
+        return PurgeOutcome("skipped", detail="soft purge: edges compare generations")
+    outcome = await purger.purge([t for t in tags if t != ALL_TAG], everything=ALL_TAG in tags)
+    state.metrics.cloudflare.labels(outcome.status).inc()
+    return outcome
+
+
+async def invalidate(
+    state: AppState, caller: Caller, tags: list[str], skus: list[str], *, mode: str, reason: str
+) -> dict[str, Any]:
+    """Run one invalidation end to end; returns its record."""
+    ms = now_ms(state)
+    keys = state.keys
+    bump = state.store.client.register_script(_BUMP)
+    flat = await state.store.run(
+        "invalidate_gens",
+        bump(keys=[keys.generations], args=[mode, *tags]),
+        budget_s=ADMIN_BUDGET_S,
+    )
+    gens = {flat[i].decode(): (int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)}
+    mask_add = skus if mode == "hard" else []
+    record: dict[str, Any] = {
+        "id": _new_id(ms),
+        "tags": tags,
+        "mode": mode,
+        "reason": reason,
+        "who": caller.who,
+        "created_ms": ms,
+        "generations": {t: list(g) for t, g in gens.items()},
+        "mask_add": mask_add,
+    }
+    msg = PurgeMessage(record["id"], mode, tuple(tags), gens, tuple(mask_add), ms)
+
+    def build(p: Pipeline) -> None:
+        p.hset(keys.invalidations, record["id"], orjson.dumps(record))
+        if mask_add:
+            p.zadd(keys.item_mask, dict.fromkeys(mask_add, ms))
+        audit(
+            p,
+            state,
+            caller,
+            "invalidation.create",
+            f"invalidation:{record['id']}",
+            before=None,
+            after=record,
+        )
+        p.incr(keys.config_version)
+        p.publish(keys.purge_channel, encode_purge(msg))
+
+    replies = await state.store.pipeline(
+        "invalidate", build, transaction=True, budget_s=ADMIN_BUDGET_S
+    )
+    record["pushed_to_subscribers"] = int(replies[-1])
+    record["cloudflare"] = (await _cloudflare(state, mode, tags)).to_json()
+    await state.store.run(
+        "invalidate_status",
+        state.store.client.hset(keys.invalidations, record["id"], orjson.dumps(record)),
+        budget_s=ADMIN_BUDGET_S,
+    )
+    state.metrics.invalidations.labels(mode).inc()
+    if ALL_TAG in tags:
+        state.caches.clear()
+    state.caches.forget_items(skus)
+    try:
+        await state.snapshot.refresh()
+    except Exception:  # the background refresh will catch up
+        state.metrics.snapshot_refresh.labels("failed").inc()
+    return record
+
+
+async def create(request: Request) -> Response:
+    """``POST /v1/admin/invalidations``."""
+    state = get_state(request)
+    caller = require(request, state.settings, ROLES)
+    doc, _ = await read_json(request, state.settings.max_body_bytes)
+    body = json_object(doc, {"tags", "mode", "reason"}, {"tags"})
+    mode = body.get("mode", "soft")
+    if mode not in PURGE_MODES:
+        raise BadRequest("mode must be soft or hard", field="mode")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise BadRequest("reason must be a string of at most 500 characters", field="reason")
+    tags, skus = parse_tags(body["tags"])
+    record = await invalidate(state, caller, tags, skus, mode=mode, reason=reason)
+    return Response(
+        orjson.dumps(record),
+        status_code=202,
+        media_type="application/json",
+        headers={
+            "Cache-Control": "no-store",
+            "Location": f"/v1/admin/invalidations/{record['id']}",
+        },
+    )
+
+
+def _applied(edge: dict[str, Any], gens: dict[str, list[int]]) -> bool:
+    seen = edge.get("generations", {})
+    for t, (soft, hard) in gens.items():
+        have = seen.get(t, [0, 0])
+        if have[0] < soft or have[1] < hard:
+            return False
+    return True
+
+
+def edge_status(
+    record: dict[str, Any], edges: dict[bytes, bytes], now: int, live_ms: int
+) -> dict[str, Any]:
+    """How many live edges have applied the invalidation's generations (pure)."""
+    live = [
+        e
+        for e in (orjson.loads(v) for v in edges.values())
+        if now - e.get("received_ms", 0) <= live_ms
+    ]
+    applied = sorted(e["edge_id"] for e in live if _applied(e, record["generations"]))
+    pending = sorted(e["edge_id"] for e in live if e["edge_id"] not in applied)
+    return {"live": len(live), "applied": len(applied), "pending": pending}
+
+
+async def status(request: Request) -> Response:
+    """``GET /v1/admin/invalidations/{id}``: the record, and applied by n of m live edges."""
+    state = get_state(request)
+    require(request, state.settings, ROLES)
+    inv_id = str(request.path_params["id"])
+    keys = state.keys
+
+    def build(p: Pipeline) -> None:
+        p.hget(keys.invalidations, inv_id)
+        p.hgetall(keys.edges)
+
+    raw, edges = await state.store.pipeline("invalidation_status", build, budget_s=ADMIN_BUDGET_S)
+    if raw is None:
+        raise NotFound(f"no invalidation {inv_id!r}", field="id")
+    record = orjson.loads(raw)
+    edge = edge_status(record, edges, now_ms(state), state.settings.edge_live_s * 1000)
+    record["edges"] = edge
+    if edge["live"] == 0:
+        record["state"] = "no-live-edges"
+    else:
+        record["state"] = "applied" if edge["applied"] == edge["live"] else "propagating"
+    return Response(
+        orjson.dumps(record), media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+def routes() -> list[BaseRoute]:
+    """Invalidation routes."""
+    return [
+        Route("/v1/admin/invalidations", create, methods=["POST"]),
+        Route("/v1/admin/invalidations/{id}", status, methods=["GET"]),
+    ]

@@ -1,0 +1,86 @@
+"""Experiments as the origin stores them, and assignment (the same answer as the edge's).
+
+Stored form (``Keys.experiments``, JSON): the wire form of ``cache_keys.wire.Experiment``
+plus admin fields ``name``, ``description``, ``version``, ``created_ms``, ``updated_ms``,
+``results_from_ms`` and ``results_baseline`` (counter values when results last restarted).
+
+Assignment follows GrowthBook: route and segment targeting and the schedule first, then the
+namespace slice, then the hash of the effective seed into coverage-shrunk bucket ranges.
+Bumping ``bucket_version`` re-seeds the hash as ``<seed>:b<version>`` (at version 0 the seed
+is used as is), which is the rule the edge's ``cache_keys.experiments`` implements too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cache_keys import bucketing
+from cache_keys.wire import EdgeConfig, Experiment, edge_config_to_json, parse_edge_config
+
+__all__ = [
+    "ADMIN_FIELDS",
+    "assign",
+    "assign_all",
+    "effective_seed",
+    "experiment_to_json",
+    "parse_experiment",
+]
+
+ADMIN_FIELDS = (
+    "name",
+    "description",
+    "version",
+    "created_ms",
+    "updated_ms",
+    "results_from_ms",
+    "results_baseline",
+)
+
+
+def parse_experiment(doc: Mapping[str, Any]) -> Experiment:
+    """The wire ``Experiment`` in a stored or submitted document (``WireError`` if bad)."""
+    cfg = parse_edge_config({"v": 1, "etag": "-", "generated_at_ms": 0, "experiments": [doc]})
+    return cfg.experiments[0]
+
+
+def experiment_to_json(exp: Experiment) -> dict[str, Any]:
+    """The wire JSON of one experiment (what ``edge_config_to_json`` emits for it)."""
+    doc: dict[str, Any] = edge_config_to_json(
+        EdgeConfig(etag="-", generated_at_ms=0, experiments=(exp,))
+    )["experiments"][0]
+    return doc
+
+
+def effective_seed(exp: Experiment) -> str:
+    """The hashing seed: the experiment's seed, re-seeded once per bucket version."""
+    return exp.seed if exp.bucket_version == 0 else f"{exp.seed}:b{exp.bucket_version}"
+
+
+def assign(exp: Experiment, sid: str, *, route: str, hseg: str, now_ms: int) -> int:
+    """The variation index of shopper ``sid`` in ``exp``; -1 when not in the experiment."""
+    if not exp.is_live(now_ms):
+        return -1
+    if exp.routes and route not in exp.routes:
+        return -1
+    if exp.segments and hseg not in exp.segments:
+        return -1
+    if exp.namespace is not None and not bucketing.in_namespace(sid, exp.namespace):
+        return -1
+    n = bucketing.hash(effective_seed(exp), sid, exp.hash_version)
+    if n is None:
+        return -1
+    ranges = bucketing.get_bucket_ranges(len(exp.variations), exp.coverage, exp.weights)
+    return bucketing.choose_variation(n, ranges)
+
+
+def assign_all(
+    experiments: Iterable[Experiment], sid: str, *, route: str, hseg: str, now_ms: int
+) -> dict[str, tuple[Experiment, int]]:
+    """Every experiment the shopper is in on ``route``: key -> (experiment, variation index)."""
+    out: dict[str, tuple[Experiment, int]] = {}
+    for exp in experiments:
+        index = assign(exp, sid, route=route, hseg=hseg, now_ms=now_ms)
+        if index >= 0:
+            out[exp.key] = (exp, index)
+    return out

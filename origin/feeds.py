@@ -1,0 +1,199 @@
+"""What edges fetch and cache: segment lists and the edge config; and their heartbeats.
+
+- ``GET /v1/segments/{hseg}/list?variant=&route=``: the wire form of one segment list, with
+  masked (out-of-stock) items removed, an ETag (304 on If-None-Match), ``CDN-Cache-Control``
+  with stale-while-revalidate and stale-if-error, and ``Cache-Tag`` (seg, route, exp and the
+  sku tags of its items). An hseg the registry does not know is a 404, never computed.
+- ``GET /v1/edge/config``: ``cache_keys.wire.edge_config_to_json`` of the snapshot, ETag'd.
+- ``POST /v1/edge/heartbeat``: an edge reports its config ETag, applied generations and
+  hit/stale/miss counts; stored in ``Keys.edges`` for invalidation status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import Any
+
+import msgpack
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cache_keys import cache_tag_header, is_hseg, tag
+from cache_keys.errors import WireError
+from cache_keys.wire import SegmentList, parse_segment_list, segment_list_to_json
+from cache_keys.wire._check import SLUG_RE
+from origin.auth import require
+from origin.body import read_json
+from origin.errors import BadRequest, NotFound
+from origin.snapshot import DEFAULT_ROUTES, edge_config
+from origin.state import AppState, get_state
+from origin.store import StoreUnavailable
+
+__all__ = ["routes"]
+
+LIST_POLICY = DEFAULT_ROUTES["home"]
+MAX_HEARTBEAT_BYTES = 16 * 1024
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match", "")
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return f'"{etag}"' in tags or "*" in tags
+
+
+def _cache_headers(etag: str, max_age_s: int, swr_s: int, sie_s: int) -> dict[str, str]:
+    policy = f"max-age={max_age_s}, stale-while-revalidate={swr_s}, stale-if-error={sie_s}"
+    return {"ETag": f'"{etag}"', "Cache-Control": f"public, {policy}", "CDN-Cache-Control": policy}
+
+
+def _query(request: Request, allowed: set[str]) -> dict[str, str]:
+    q = dict(request.query_params)
+    unknown = set(q) - allowed
+    if unknown:
+        raise BadRequest(f"unknown query parameters {sorted(unknown)}", field=sorted(unknown)[0])
+    return q
+
+
+def _masked(sl: SegmentList, mask: frozenset[str]) -> tuple[SegmentList, str]:
+    removed = sorted(i.item for i in sl.items if i.item in mask)
+    if not removed:
+        return sl, sl.etag
+    digest = hashlib.sha256("\n".join(removed).encode()).hexdigest()[:10]
+    return replace(
+        sl, items=tuple(i for i in sl.items if i.item not in mask)
+    ), f"{sl.etag}-m{digest}"
+
+
+def _tags(state: AppState, sl: SegmentList, variant: str, route: str | None) -> str:
+    exps = [
+        e
+        for e in state.snapshot.current.experiments
+        if any(v.list_variant == variant for v in e.variations)
+    ]
+    routes = [route] if route else sorted(DEFAULT_ROUTES)
+    out = [tag("seg", sl.hseg), *(tag("route", r) for r in routes)]
+    out += [tag("exp", e.key) for e in exps]
+    for item in sl.items:
+        try:
+            out.append(tag("sku", item.item))
+        except ValueError:  # a sku that cannot be a tag: purged by its seg/route tags instead
+            continue
+    return cache_tag_header(dict.fromkeys(out))
+
+
+async def segment_list(request: Request) -> Response:
+    """One segment list, as edges cache it."""
+    state = get_state(request)
+    q = _query(request, {"variant", "route"})
+    hseg = request.path_params["hseg"]
+    if not is_hseg(hseg):
+        raise BadRequest("hseg must be 16 characters of a-z2-7", field="hseg")
+    variant = q.get("variant", "control")
+    route = q.get("route")
+    for name, value in (("variant", variant), ("route", route)):
+        if value is not None and not SLUG_RE.fullmatch(value):
+            raise BadRequest(f"{name} must be 1-40 characters of a-z, 0-9 and '-'", field=name)
+    k = state.keys
+
+    def build(p: Any) -> None:
+        p.hget(k.list_registry, hseg)
+        p.get(k.segment_list(hseg, variant))
+
+    registered, raw = await state.store.pipeline("segment_list", build)
+    if registered is None:
+        raise NotFound(f"segment {hseg} is not in the registry", field="hseg")
+    if raw is None:
+        raise NotFound(f"segment {hseg} has no list for variant {variant!r}", field="variant")
+    try:
+        stored = parse_segment_list(msgpack.unpackb(raw))
+    except (WireError, ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise NotFound(f"the stored list of {hseg}/{variant} is unreadable") from exc
+    sl, etag = _masked(stored, state.snapshot.current.mask)
+    headers = _cache_headers(etag, LIST_POLICY.max_age_s, LIST_POLICY.swr_s, LIST_POLICY.sie_s)
+    headers["Cache-Tag"] = _tags(state, sl, variant, route)
+    if _etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    doc = segment_list_to_json(replace(sl, etag=etag))
+    return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
+
+
+async def config(request: Request) -> Response:
+    """The edge config (experiments, registry, generations, mask, routes, default items)."""
+    state = get_state(request)
+    _query(request, set())
+    try:  # edges fetch this rarely (once per max-age, behind their cache): always reload
+        snap = await state.snapshot.refresh()
+    except StoreUnavailable:
+        snap = state.snapshot.current
+        if not snap.loaded:
+            raise  # nothing good to serve: 503, and the edge keeps its stale copy
+    max_age = state.settings.edge_config_max_age_s
+    etag, doc = edge_config(snap, max_age_s=max_age, now_ms=int(state.clock() * 1000))
+    headers = _cache_headers(etag, max_age, 60, 86400)
+    headers["ETag"] = f'W/"{etag}"'  # generated_at_ms differs between equivalent bodies
+    if _etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
+
+
+def _counts(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict) or set(value) - {"hit", "stale", "miss"}:
+        raise BadRequest("counts must be an object with hit, stale and miss", field="counts")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()):
+        raise BadRequest("counts must be non-negative integers", field="counts")
+    return {str(k): int(v) for k, v in value.items()}
+
+
+def _gens(value: Any) -> dict[str, list[int]]:
+    if not isinstance(value, dict) or len(value) > 10_000:
+        raise BadRequest(
+            "generations must be an object of tag -> [soft, hard]", field="generations"
+        )
+    out = {}
+    for t, pair in value.items():
+        ok = isinstance(pair, list) and len(pair) == 2
+        if not ok or not all(isinstance(g, int) and not isinstance(g, bool) for g in pair):
+            raise BadRequest(f"generations.{t} must be [soft, hard]", field=f"generations.{t}")
+        out[str(t)] = [int(pair[0]), int(pair[1])]
+    return out
+
+
+async def heartbeat(request: Request) -> Response:
+    """Record an edge's heartbeat."""
+    state = get_state(request)
+    if not state.settings.trusted_local:
+        require(request, state.settings, ("service",))
+    doc, _ = await read_json(request, MAX_HEARTBEAT_BYTES)
+    if not isinstance(doc, dict):
+        raise BadRequest("body must be a JSON object", field="$")
+    unknown = set(doc) - {"edge_id", "config_etag", "generations", "counts"}
+    if unknown:
+        raise BadRequest(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
+    edge_id, etag = doc.get("edge_id"), doc.get("config_etag", "")
+    if not isinstance(edge_id, str) or not SLUG_RE.fullmatch(edge_id):
+        raise BadRequest("edge_id must be 1-40 characters of a-z, 0-9 and '-'", field="edge_id")
+    if not isinstance(etag, str) or len(etag) > 128:
+        raise BadRequest("config_etag must be a string of at most 128 characters", field="etag")
+    record = {
+        "edge_id": edge_id,
+        "config_etag": etag,
+        "generations": _gens(doc.get("generations", {})),
+        "counts": _counts(doc.get("counts", {})),
+        "received_ms": int(state.clock() * 1000),
+    }
+    await state.store.run(
+        "heartbeat", state.store.client.hset(state.keys.edges, edge_id, orjson.dumps(record))
+    )
+    return Response(status_code=204)
+
+
+def routes() -> list[BaseRoute]:
+    """Edge feed routes."""
+    return [
+        Route("/v1/segments/{hseg}/list", segment_list, methods=["GET"]),
+        Route("/v1/edge/config", config, methods=["GET"]),
+        Route("/v1/edge/heartbeat", heartbeat, methods=["POST"]),
+    ]

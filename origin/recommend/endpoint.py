@@ -1,0 +1,206 @@
+"""``GET /v1/recommendations`` and ``GET /v1/segment-token``.
+
+Answer (version 1, what edges relay to shoppers)::
+
+    {"v": 1, "route": "home", "items": [{"item": "SKU-1", "score": 1.42, "reason": "segment"}],
+     "variants": {"rail-algo": "boost"}, "degraded": false}
+
+Personal answers are ``private, no-store`` and set the signed segment and context cookies.
+Opted-out shoppers get the popular list and no cookies; nothing is read or written for them.
+When Redis is down or over budget, or anything else fails, the answer is the last good
+popular list held in memory, marked ``"degraded": true``: a shopper never sees a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cache_keys import ANON_HSEG, KeyPartError, new_shopper_id, sign_segment
+from cache_keys.keys import normalize_slug
+from cache_keys.segments import Hseg
+from cache_keys.wire import (
+    CONTEXT_COOKIE,
+    SEGMENT_COOKIE,
+    SHOPPER_COOKIE,
+    ContextCookie,
+    Experiment,
+    RoutePolicy,
+    encode_context,
+)
+from origin.errors import BadRequest
+from origin.experiments import assign_all
+from origin.identity import identify
+from origin.recommend.features import Features
+from origin.recommend.fetch import load_features, load_inputs
+from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
+from origin.snapshot import DEFAULT_ROUTES, Snapshot
+from origin.state import AppState, get_state
+from origin.store import StoreUnavailable
+
+__all__ = ["routes"]
+
+LOG = logging.getLogger("p13n.origin.recommend")
+NO_STORE = {"Cache-Control": "private, no-store"}
+ANON_TOKEN_TTL_S = 300  # an unknown shopper asks again soon: their segment may appear
+SEGMENT_TOKEN_BUDGET_S = 0.05
+
+
+def _params(request: Request) -> tuple[str, RoutePolicy, int]:
+    q = request.query_params
+    unknown = set(q) - {"route", "k", "user"}
+    if unknown:
+        raise BadRequest(f"unknown query parameters {sorted(unknown)}", field=sorted(unknown)[0])
+    try:
+        route = normalize_slug(q.get("route", "home"), "route")
+    except KeyPartError as exc:
+        raise BadRequest(str(exc), field="route") from exc
+    policy = DEFAULT_ROUTES.get(route, RoutePolicy(route))
+    raw_k = q.get("k")
+    if raw_k is None:
+        return route, policy, policy.k
+    if not raw_k.isdigit() or not 1 <= int(raw_k) <= 100:
+        raise BadRequest("k must be an integer from 1 to 100", field="k")
+    return route, policy, int(raw_k)
+
+
+def _strategy(assigned: dict[str, tuple[Experiment, int]]) -> tuple[Strategy, str]:
+    weights: dict[str, float] = {}
+    list_variant = "control"
+    for key in sorted(assigned):
+        exp, index = assigned[key]
+        variation = exp.variations[index]
+        weights.update(variation.weights)
+        if variation.list_variant != "control":
+            list_variant = variation.list_variant
+    return Strategy.from_weights(weights), list_variant
+
+
+def _body(route: str, items: list[Scored], variants: dict[str, str], degraded: bool) -> bytes:
+    doc: dict[str, Any] = {
+        "v": 1,
+        "route": route,
+        "items": [{"item": s.item, "score": s.score, "reason": s.reason} for s in items],
+        "variants": variants,
+        "degraded": degraded,
+    }
+    return orjson.dumps(doc)
+
+
+def _popular(snap: Snapshot, k: int, cap: int) -> list[Scored]:
+    if snap.popular is None:
+        return []
+    ranked = [
+        Scored(li.item, li.score, "popular", li.category)
+        for li in snap.popular.items
+        if li.in_stock and li.item not in snap.mask
+    ]
+    return diversify(ranked, k, cap)
+
+
+def _cookies(state: AppState, feats: Features, inputs: Inputs, now_s: float) -> list[str]:
+    s = state.settings
+    ttl = s.segment_token_ttl_s
+    token = sign_segment(Hseg(feats.hseg), int(now_s) + ttl, s.segment_keys)
+    cats = sorted(feats.affinity, key=lambda c: -feats.affinity[c])
+    durable = [
+        item
+        for item in sorted(feats.bought, key=lambda i: -feats.bought[i][1])
+        if (entry := inputs.catalog.get(item)) is not None and entry.durable
+    ]
+    ctx = ContextCookie(tuple(cats), tuple(feats.cart), tuple(durable), int(now_s))
+    return [
+        SEGMENT_COOKIE.set_cookie(token, max_age_s=ttl),
+        CONTEXT_COOKIE.set_cookie(encode_context(ctx, s.context_keys)),
+    ]
+
+
+def _respond(body: bytes, cookies: list[str]) -> Response:
+    response = Response(body, media_type="application/json", headers=NO_STORE)
+    for c in cookies:
+        response.headers.append("set-cookie", c)
+    return response
+
+
+async def _personal(
+    state: AppState, sid: str, route: str, policy: RoutePolicy, *, k: int, now_s: float
+) -> tuple[list[Scored], dict[str, str], list[str]]:
+    now_ms = int(now_s * 1000)
+    snap = state.snapshot.current
+    feats = await load_features(state, sid, now_ms)
+    assigned = assign_all(snap.experiments, sid, route=route, hseg=feats.hseg, now_ms=now_ms)
+    strategy, list_variant = _strategy(assigned)
+    inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
+    if route == "buy-again":
+        items = buy_again(inputs, k, policy.category_cap)
+    else:
+        items = rank(inputs, strategy, k, policy.category_cap)
+    variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
+    return items, variants, _cookies(state, feats, inputs, now_s)
+
+
+async def recommendations(request: Request) -> Response:
+    """The full per-user answer (see the module docstring)."""
+    state = get_state(request)
+    route, policy, k = _params(request)
+    shopper = identify(request, state.settings)
+    now_s = state.clock()
+    snap = state.snapshot.current
+    if shopper.optout:
+        return _respond(_body(route, _popular(snap, k, policy.category_cap), {}, False), [])
+    sid = shopper.sid or new_shopper_id()
+    new_cookie = [] if shopper.sid else [SHOPPER_COOKIE.set_cookie(sid)]
+    try:
+        items, variants, cookies = await _personal(state, sid, route, policy, k=k, now_s=now_s)
+    except StoreUnavailable:
+        reason = "redis"
+    except Exception:  # a shopper never sees a 500: log it, answer from memory
+        LOG.exception("recommendation failed; answering degraded")
+        reason = "error"
+    else:
+        return _respond(_body(route, items, variants, False), new_cookie + cookies)
+    state.metrics.degraded.labels(reason).inc()
+    now_ms = int(now_s * 1000)
+    assigned = assign_all(snap.experiments, sid, route=route, hseg=ANON_HSEG, now_ms=now_ms)
+    variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
+    body = _body(route, _popular(snap, k, policy.category_cap), variants, True)
+    return _respond(body, new_cookie)
+
+
+async def segment_token(request: Request) -> Response:
+    """A fresh segment cookie for the shopper, within a small budget (503 when over it)."""
+    state = get_state(request)
+    unknown = set(request.query_params) - {"user"}
+    if unknown:
+        raise BadRequest(f"unknown query parameters {sorted(unknown)}", field=sorted(unknown)[0])
+    shopper = identify(request, state.settings)
+    if shopper.optout:
+        return Response(status_code=204, headers=NO_STORE)
+    if shopper.sid is None:
+        raise BadRequest(f"no shopper id: send the {SHOPPER_COOKIE.name} cookie", field="cookie")
+    budget = min(SEGMENT_TOKEN_BUDGET_S, state.store.budget_s)
+    raw = await state.store.run(
+        "segment_token",
+        state.store.client.hget(state.keys.shopper(shopper.sid), "hseg"),
+        budget_s=budget,
+    )
+    hseg = raw.decode() if raw else ANON_HSEG
+    known = hseg != ANON_HSEG and len(hseg) == 16
+    ttl = state.settings.segment_token_ttl_s if known else ANON_TOKEN_TTL_S
+    expires = int(state.clock()) + ttl
+    token = sign_segment(Hseg(hseg if known else ANON_HSEG), expires, state.settings.segment_keys)
+    body = orjson.dumps({"v": 1, "token": token, "expires_at_s": expires})
+    return _respond(body, [SEGMENT_COOKIE.set_cookie(token, max_age_s=ttl)])
+
+
+def routes() -> list[BaseRoute]:
+    """Shopper-facing routes."""
+    return [
+        Route("/v1/recommendations", recommendations, methods=["GET"]),
+        Route("/v1/segment-token", segment_token, methods=["GET"]),
+    ]

@@ -1,0 +1,102 @@
+"""A shopper's features as the segmenter stores them, decoded (formats: ``segmenter/schema.py``).
+
+>>> decode_bought({b"milk-1": b"3|1764000000000"})
+{'milk-1': (3, 1764000000000)}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from cache_keys import ANON_HSEG, is_hseg
+
+__all__ = [
+    "AFFINITY_HALF_LIFE_S",
+    "RECENT_USED",
+    "Features",
+    "decode_affinity",
+    "decode_bought",
+    "decode_features",
+]
+
+# Category affinity decays with this half-life from its as-of time. Ranking only compares
+# categories of one shopper, so the value matters only between categories last touched at
+# different times; a week matches the weekly rhythm of grocery shopping.
+AFFINITY_HALF_LIFE_S = 7 * 86400
+# Recently viewed items read per request (the co-visitation sources); newest first. Three
+# keep the second round trip small (one ZREVRANGE per source and partition on a cache miss).
+RECENT_USED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the origin knows about one shopper at request time."""
+
+    hseg: str = ANON_HSEG
+    known: bool = False
+    recent: tuple[str, ...] = ()
+    cart: dict[str, int] = field(default_factory=dict)
+    bought: dict[str, tuple[int, int]] = field(default_factory=dict)
+    affinity: dict[str, float] = field(default_factory=dict)
+
+
+def _split2(value: bytes) -> tuple[str, str]:
+    a, _, b = value.decode().partition("|")
+    return a, b
+
+
+def decode_bought(raw: dict[bytes, bytes]) -> dict[str, tuple[int, int]]:
+    """``item -> "count|last_purchase_ms"``; malformed entries are skipped."""
+    out: dict[str, tuple[int, int]] = {}
+    for item, value in raw.items():
+        count, last = _split2(value)
+        if count.isdigit() and last.isdigit():
+            out[item.decode()] = (int(count), int(last))
+    return out
+
+
+def decode_affinity(raw: dict[bytes, bytes], now_ms: int) -> dict[str, float]:
+    """``category -> "score|as_of_ms"``, decayed to ``now_ms``."""
+    out: dict[str, float] = {}
+    for cat, value in raw.items():
+        score, as_of = _split2(value)
+        try:
+            s, t = float(score), int(as_of)
+        except ValueError:
+            continue
+        age_s = max(0.0, (now_ms - t) / 1000)
+        decayed = s * math.exp(-math.log(2) * age_s / AFFINITY_HALF_LIFE_S)
+        if decayed > 0 and math.isfinite(decayed):
+            out[cat.decode()] = decayed
+    return out
+
+
+def _cart(raw: dict[bytes, bytes]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item, qty in raw.items():
+        q = qty.decode()
+        if q.lstrip("-").isdigit() and int(q) > 0:
+            out[item.decode()] = int(q)
+    return out
+
+
+def decode_features(
+    f: dict[bytes, bytes],
+    recent: list[bytes],
+    cart: dict[bytes, bytes],
+    bought: dict[bytes, bytes],
+    aff: dict[bytes, bytes],
+    *,
+    now_ms: int,
+) -> Features:
+    """Features from the replies of the first round trip."""
+    raw_hseg = f.get(b"hseg", b"").decode()
+    return Features(
+        hseg=raw_hseg if is_hseg(raw_hseg) else ANON_HSEG,
+        known=bool(f or recent or cart or bought or aff),
+        recent=tuple(dict.fromkeys(r.decode() for r in recent)),
+        cart=_cart(cart),
+        bought=decode_bought(bought),
+        affinity=decode_affinity(aff, now_ms),
+    )

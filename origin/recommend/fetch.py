@@ -1,0 +1,185 @@
+"""The two pipelined round trips of one recommendation, never one per item.
+
+1. the shopper's features: ``:f``, ``:recent``, ``:cart``, ``:bought``, ``:aff``;
+2. only what the in-memory caches miss: co-visitation neighbours of the recent items (one
+   ZREVRANGE per partition and source item), the segment list of the shopper's segment and
+   list variant, and catalog entries (one HMGET) for purchased items and known neighbours.
+
+Neighbours first seen in the second trip are queued for the next request's catalog lookup
+and ranked meanwhile with what is known (an unknown category; the item mask guards stock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from cache_keys.wire import SegmentList, parse_segment_list
+from origin.catalog import CatalogEntry, decode_entry
+from origin.recommend.caches import MISSING, ListView
+from origin.recommend.features import RECENT_USED, Features, decode_features
+from origin.recommend.ranking import Inputs
+from origin.snapshot import Snapshot
+from origin.state import AppState
+
+__all__ = ["COVIS_PER_SOURCE", "load_features", "load_inputs"]
+
+COVIS_PER_SOURCE = 12
+SOURCE_DECAY = 0.7  # the newest viewed item counts most
+MAX_BOUGHT_LOOKUPS = 50
+# Round trip 1 as one script: the five keys share the shopper's hash tag (one Cluster slot),
+# and one command costs the client far less than five pipelined ones.
+_FEATURES = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1),
+        redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
+        redis.call('HGETALL', KEYS[5])}
+"""
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
+
+
+async def load_features(state: AppState, sid: str, now_ms: int) -> Features:
+    """Round trip 1."""
+    k = state.keys
+    script = state.extras.get("features_script")
+    if script is None:
+        script = state.extras["features_script"] = state.store.client.register_script(_FEATURES)
+    keys = [k.shopper(sid), k.recent(sid), k.cart(sid), k.bought(sid), k.affinity(sid)]
+    f, recent, cart, bought, aff = await state.store.run(
+        "features", script(keys=keys, args=[RECENT_USED])
+    )
+    return decode_features(
+        _pairs(f), recent, _pairs(cart), _pairs(bought), _pairs(aff), now_ms=now_ms
+    )
+
+
+def _list_key(snap: Snapshot, hseg: str, variant: str) -> tuple[str, str, str] | None:
+    entry = snap.segments.get(hseg)
+    if entry is None:
+        return None
+    for v in (variant, "control"):
+        if v in entry.lists:
+            return (hseg, v, entry.lists[v])
+    return None
+
+
+Neighbours = dict[str, tuple[tuple[str, float], ...]]
+
+
+def _merge_covis(sources: tuple[str, ...], neighbours: Neighbours) -> dict[str, float]:
+    merged: dict[str, float] = {}
+    skip = set(sources)
+    for i, src in enumerate(sources):
+        factor = SOURCE_DECAY**i
+        for item, weight in neighbours.get(src, ()):
+            if item not in skip:
+                merged[item] = merged.get(item, 0.0) + factor * weight
+    return merged
+
+
+def _decode_list(raw: bytes | None) -> SegmentList | None:
+    if raw is None:
+        return None
+    try:
+        return parse_segment_list(msgpack.unpackb(raw))
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+
+
+def _zmerge(replies: list[list[tuple[bytes, float]]]) -> tuple[tuple[str, float], ...]:
+    out: dict[str, float] = {}
+    for reply in replies:
+        for member, score in reply:
+            item = member.decode()
+            out[item] = out.get(item, 0.0) + float(score)
+    return tuple(sorted(out.items(), key=lambda kv: -kv[1])[:COVIS_PER_SOURCE])
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What round trip 2 must fetch."""
+
+    covis: list[str]
+    list_key: tuple[str, str, str] | None
+    lookups: list[str]
+
+
+async def _fetch(
+    state: AppState, plan: _Plan, neighbours: Neighbours, now: float
+) -> ListView | None:
+    caches, keys, parts = state.caches, state.keys, state.settings.partitions
+
+    def build(p: Any) -> None:
+        for src in plan.covis:
+            for n in range(parts):
+                p.zrevrange(keys.covisitation(n, src), 0, COVIS_PER_SOURCE - 1, withscores=True)
+        if plan.list_key is not None:
+            p.get(keys.segment_list(plan.list_key[0], plan.list_key[1]))
+        if plan.lookups:
+            p.hmget(keys.catalog, plan.lookups)
+
+    replies = await state.store.pipeline("candidates", build)
+    for i, src in enumerate(plan.covis):
+        neighbours[src] = _zmerge(replies[i * parts : (i + 1) * parts])
+        caches.covis.put(src, neighbours[src], now)
+    pos = len(plan.covis) * parts
+    view = None
+    if plan.list_key is not None:
+        view = ListView.of(_decode_list(replies[pos]))
+        caches.lists.put(plan.list_key, view, now)
+        pos += 1
+    if plan.lookups:
+        for sku, raw in zip(plan.lookups, replies[pos], strict=True):
+            caches.catalog.put(sku, decode_entry(raw), now)
+    caches.want((i for src in plan.covis for i, _ in neighbours[src]), now)
+    return view
+
+
+async def load_inputs(
+    state: AppState, feats: Features, list_variant: str, snap: Snapshot, now_ms: int
+) -> Inputs:
+    """Round trip 2 (skipped entirely when the caches hold everything)."""
+    caches, now = state.caches, now_ms / 1000
+    sources = feats.recent[:RECENT_USED]
+    neighbours: Neighbours = {}
+    missing = []
+    for src in sources:
+        hit = caches.covis.get(src, now)
+        if isinstance(hit, tuple):
+            neighbours[src] = hit
+        else:
+            missing.append(src)
+    list_key = _list_key(snap, feats.hseg, list_variant)
+    view = caches.lists.get(list_key, now) if list_key else None
+    want_list = list_key if list_key is not None and not isinstance(view, ListView) else None
+    bought = sorted(feats.bought, key=lambda i: -feats.bought[i][0])[:MAX_BOUGHT_LOOKUPS]
+    candidates = [*bought, *(i for n in neighbours.values() for i, _ in n)]
+    catalog: dict[str, CatalogEntry | None] = {}
+    lookups = []
+    for sku in candidates:
+        entry = caches.catalog.get(sku, now)
+        if entry is MISSING:
+            lookups.append(sku)
+        else:
+            catalog[sku] = entry  # type: ignore[assignment]
+    lookups = list(dict.fromkeys([*lookups, *caches.take_wanted()]))
+    if missing or want_list or lookups:
+        fetched = await _fetch(state, _Plan(missing, want_list, lookups), neighbours, now)
+        view = fetched if want_list else view
+        for sku in lookups:
+            entry = caches.catalog.get(sku, now)
+            catalog[sku] = None if entry is MISSING else entry  # type: ignore[assignment]
+    return Inputs(
+        features=feats,
+        now_ms=now_ms,
+        covis=_merge_covis(sources, neighbours),
+        segment=view if isinstance(view, ListView) else ListView(),
+        popular=snap.popular_view,
+        catalog=catalog,
+        mask=snap.mask,
+    )

@@ -1,0 +1,190 @@
+"""The in-memory snapshot of shared state each worker serves from, refreshed in the background.
+
+One pipelined round trip loads running experiments, the segment registry, generations, the
+item mask and the popular list. Recommendations read the snapshot without waiting on Redis;
+the popular list of the last good load is what degraded answers are made of. The edge config
+is built from the snapshot (``edge_config``), so what an edge sees and what the origin
+assigns come from the same data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgpack
+import orjson
+
+from cache_keys.wire import (
+    EdgeConfig,
+    Experiment,
+    ListItem,
+    RoutePolicy,
+    SegmentEntry,
+    SegmentList,
+    edge_config_to_json,
+    parse_segment_list,
+)
+from cache_keys.wire.config import MAX_MASK
+from origin.experiments import parse_experiment
+from origin.recommend.caches import POPULAR_TAKE, ListView
+from origin.store import Store
+from segmenter.schema import Keys
+
+__all__ = ["DEFAULT_ROUTES", "Snapshot", "SnapshotHolder", "edge_config", "parse_gens"]
+
+LOG = logging.getLogger("p13n.origin.snapshot")
+# Route policies the edges apply. Personal routes are answered per shopper by the origin
+# (the edge never caches them); the others are cached per segment.
+DEFAULT_ROUTES: dict[str, RoutePolicy] = {
+    "home": RoutePolicy("home", k=12, category_cap=3),
+    "pdp": RoutePolicy("pdp", k=8, category_cap=4),
+    "cart": RoutePolicy("cart", k=8, category_cap=3),
+    "buy-again": RoutePolicy("buy-again", personal=True, k=12, category_cap=12),
+}
+DEFAULT_ITEMS = 24
+
+
+def parse_gens(raw: dict[bytes, bytes]) -> dict[str, tuple[int, int]]:
+    """``{b"sku:a": b"3,1"}`` -> ``{"sku:a": (3, 1)}``; malformed entries are skipped."""
+    out: dict[str, tuple[int, int]] = {}
+    for tag, value in raw.items():
+        soft, _, hard = value.decode().partition(",")
+        if soft.isdigit() and hard.isdigit():
+            out[tag.decode()] = (int(soft), int(hard))
+    return out
+
+
+def _registry(raw: dict[bytes, bytes]) -> dict[str, SegmentEntry]:
+    out: dict[str, SegmentEntry] = {}
+    for hseg, packed in raw.items():
+        try:
+            doc = msgpack.unpackb(packed)
+            lists = {str(k): str(v) for k, v in dict(doc.get("lists", {})).items()}
+        except (ValueError, TypeError, AttributeError, msgpack.UnpackException):
+            LOG.warning("registry entry of one segment is malformed; skipped")
+            continue
+        out[hseg.decode()] = SegmentEntry(hseg=hseg.decode(), lists=lists)
+    return out
+
+
+def _experiments(raw: dict[bytes, bytes]) -> tuple[Experiment, ...]:
+    out = []
+    for key, doc in raw.items():
+        try:
+            exp = parse_experiment(orjson.loads(doc))
+        except ValueError:
+            LOG.warning("stored experiment %s is malformed; skipped", key.decode())
+            continue
+        if exp.status == "running":
+            out.append(exp)
+    return tuple(sorted(out, key=lambda e: e.key))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Shared state as of one load."""
+
+    experiments: tuple[Experiment, ...] = ()
+    segments: dict[str, SegmentEntry] = field(default_factory=dict)
+    generations: dict[str, tuple[int, int]] = field(default_factory=dict)
+    mask: frozenset[str] = frozenset()
+    popular: SegmentList | None = None
+    loaded_at_s: float = 0.0
+    popular_view: ListView = field(default_factory=ListView)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether any load has succeeded."""
+        return self.loaded_at_s > 0
+
+
+def _popular(raw: bytes | None) -> SegmentList | None:
+    if raw is None:
+        return None
+    try:
+        return parse_segment_list(msgpack.unpackb(raw))
+    except (ValueError, TypeError, msgpack.UnpackException):
+        LOG.warning("popular list is malformed; keeping the last good one")
+        return None
+
+
+async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
+    """Load a snapshot in one pipelined round trip (raises ``StoreUnavailable``)."""
+
+    def build(p: Any) -> None:
+        p.hgetall(keys.experiments)
+        p.hgetall(keys.list_registry)
+        p.hgetall(keys.generations)
+        p.zrevrange(keys.item_mask, 0, MAX_MASK - 1)
+        p.get(keys.popular_list)
+
+    exps, registry, gens, mask, raw_popular = await store.pipeline("snapshot", build)
+    popular = _popular(raw_popular)
+    return Snapshot(
+        experiments=_experiments(exps),
+        segments=_registry(registry),
+        generations=parse_gens(gens),
+        mask=frozenset(m.decode() for m in mask),
+        popular=popular,
+        loaded_at_s=now_s,
+        popular_view=ListView.of(popular, POPULAR_TAKE),
+    )
+
+
+class SnapshotHolder:
+    """The current snapshot of one worker; keeps the last good popular list across failures."""
+
+    def __init__(self, store: Store, keys: Keys, refresh_ms: int) -> None:
+        self.store = store
+        self.keys = keys
+        self.refresh_s = refresh_ms / 1000
+        self.current = Snapshot()
+
+    async def refresh(self) -> Snapshot:
+        """Reload now; on failure keep serving the current snapshot and re-raise."""
+        snap = await load(self.store, self.keys, self.store.clock())
+        if snap.popular is None and self.current.popular is not None:
+            snap = replace(
+                snap, popular=self.current.popular, popular_view=self.current.popular_view
+            )
+        self.current = snap
+        self.store.metrics.snapshot_refresh.labels("ok").inc()
+        return snap
+
+    async def run(self) -> None:
+        """Refresh forever (the lifespan cancels this task)."""
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # keep the loop alive whatever Redis does
+                self.store.metrics.snapshot_refresh.labels("failed").inc()
+                LOG.debug("snapshot refresh failed: %s", type(exc).__name__)
+            await asyncio.sleep(self.refresh_s)
+
+
+def edge_config(snap: Snapshot, *, max_age_s: int, now_ms: int) -> tuple[str, dict[str, Any]]:
+    """The edge config document and its ETag (a digest of everything but the ETag and time)."""
+    default_items: tuple[ListItem, ...] = ()
+    if snap.popular is not None:
+        default_items = tuple(i for i in snap.popular.items if i.item not in snap.mask)
+        default_items = default_items[:DEFAULT_ITEMS]
+    cfg = EdgeConfig(
+        etag="",
+        generated_at_ms=0,
+        max_age_s=max_age_s,
+        experiments=snap.experiments,
+        segments=snap.segments,
+        generations=snap.generations,
+        item_mask=snap.mask,
+        routes=DEFAULT_ROUTES,
+        default_items=default_items,
+    )
+    doc = edge_config_to_json(cfg)
+    etag = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    doc["etag"] = etag
+    doc["generated_at_ms"] = now_ms
+    return etag, doc

@@ -1,0 +1,49 @@
+"""Origin fixtures: settings with tokens for every role, a fake clock, the app on real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from origin.app import create_app
+from origin.settings import Settings
+from tests.asgi import app_client
+from tests.origin.data import NOW_MS, SEGMENT_KEY, TOKENS
+
+
+class FakeClock:
+    """Epoch seconds that only move when a test says so."""
+
+    def __init__(self, now_s: float = NOW_MS / 1000) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        segment_key=SEGMENT_KEY,
+        admin_tokens=dict(TOKENS),
+        redis_timeout_ms=1000,
+        partitions=2,
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: FakeClock) -> AsyncIterator:
+    app = create_app(settings, clock=clock)
+    async with app_client(app) as c:
+        c.app = app  # type: ignore[attr-defined]
+        yield c

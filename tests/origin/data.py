@@ -1,0 +1,106 @@
+"""Fixture data written straight into Redis in the formats of ``segmenter/schema.py``.
+
+The segmenter writes these in production; the origin's tests write them directly so they
+do not depend on the processor.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+
+import msgpack
+import orjson
+import redis
+
+from cache_keys import hash_segment
+from cache_keys.wire import ListItem, SegmentList, segment_list_to_json
+from segmenter.schema import Keys
+
+KEYS = Keys("p13n")
+SEGMENT_KEY = b"test-segment-key-0123456789abcdef"
+NOW_MS = 1_764_000_000_000
+ADMIN = "admin-token-0123456789"
+MERCH = "merch-token-0123456789"
+EXPER = "exper-token-0123456789"
+SERVICE = "service-token-0123456789"
+TOKENS = {ADMIN: "admin", MERCH: "merchandiser", EXPER: "experimenter", SERVICE: "service"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sid(n: int) -> str:
+    """A deterministic 22-character shopper id."""
+    digest = hashlib.sha256(f"shopper-{n}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:22]
+
+
+def hseg(name: str) -> str:
+    return hash_segment(name, SEGMENT_KEY)
+
+
+def put_catalog(r: redis.Redis, items: Mapping[str, tuple[str, float, int, bool]]) -> None:
+    """sku -> (category, price, stock, durable)."""
+    r.hset(
+        KEYS.catalog,
+        mapping={
+            sku: orjson.dumps(
+                {"category": c, "price": p, "stock": s, "durable": d, "updated_ms": NOW_MS}
+            )
+            for sku, (c, p, s, d) in items.items()
+        },
+    )
+
+
+def put_shopper(
+    r: redis.Redis,
+    shopper: str,
+    *,
+    segment_hseg: str = "",
+    recent: Iterable[str] = (),
+    cart: Mapping[str, int] | None = None,
+    bought: Mapping[str, tuple[int, int]] | None = None,
+    affinity: Mapping[str, float] | None = None,
+) -> None:
+    p = r.pipeline()
+    p.hset(KEYS.shopper(shopper), mapping={"hseg": segment_hseg, "seg": "s", "events": 1})
+    recent = list(recent)
+    if recent:
+        p.rpush(KEYS.recent(shopper), *recent)  # newest first, as LPUSH leaves them
+    if cart:
+        p.hset(KEYS.cart(shopper), mapping=dict(cart))
+    if bought:
+        p.hset(KEYS.bought(shopper), mapping={i: f"{c}|{t}" for i, (c, t) in bought.items()})
+    if affinity:
+        p.hset(KEYS.affinity(shopper), mapping={c: f"{s}|{NOW_MS}" for c, s in affinity.items()})
+    p.execute()
+
+
+def items(*specs: tuple[str, float, str]) -> tuple[ListItem, ...]:
+    """(sku, score, category) -> list items."""
+    return tuple(ListItem(item=s, score=sc, category=c, price=1.0) for s, sc, c in specs)
+
+
+def put_list(
+    r: redis.Redis, segment_hseg: str, variant: str, list_items: tuple[ListItem, ...], etag: str
+) -> None:
+    sl = SegmentList(segment_hseg, variant, etag, NOW_MS, list_items)
+    r.set(KEYS.segment_list(segment_hseg, variant), msgpack.packb(segment_list_to_json(sl)))
+    raw = r.hget(KEYS.list_registry, segment_hseg)
+    entry = msgpack.unpackb(raw) if raw else {"segment": "s", "lists": {}}
+    entry["lists"][variant] = etag
+    r.hset(KEYS.list_registry, segment_hseg, msgpack.packb(entry))
+
+
+def put_popular(r: redis.Redis, list_items: tuple[ListItem, ...]) -> None:
+    sl = SegmentList("a" * 16, "control", "pop-1", NOW_MS, list_items)
+    r.set(KEYS.popular_list, msgpack.packb(segment_list_to_json(sl)))
+
+
+def put_covis(
+    r: redis.Redis, item: str, neighbours: Mapping[str, float], partition: int = 0
+) -> None:
+    r.zadd(KEYS.covisitation(partition, item), dict(neighbours))

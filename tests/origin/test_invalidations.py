@@ -1,0 +1,114 @@
+"""Invalidations: generations, the item mask, pub/sub pushes, status by edge heartbeats."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from cache_keys.wire import decode_purge, parse_edge_config
+from tests.origin import data
+from tests.origin.data import MERCH, SERVICE, bearer
+
+pytestmark = pytest.mark.anyio
+H = bearer(MERCH)
+
+
+async def post(client, tags, mode="soft"):
+    return await client.post(
+        "/v1/admin/invalidations", json={"tags": tags, "mode": mode}, headers=H
+    )
+
+
+async def test_soft_and_hard_bump_generations_and_hard_sku_masks(client, redis_client):
+    r = await post(client, ["cat:Dairy", "sku:AB-1"], "soft")
+    assert r.status_code == 202 and r.headers["location"].endswith(r.json()["id"])
+    assert r.json()["generations"] == {"cat:dairy": [1, 0], "sku:ab-1": [1, 0]}
+    assert r.json()["mask_add"] == [] and r.json()["cloudflare"]["status"] == "skipped"
+    r = await post(client, ["sku:AB-1", "all"], "hard")
+    assert r.json()["generations"] == {"sku:ab-1": [2, 1], "*": [1, 1]}
+    assert r.json()["mask_add"] == ["AB-1"]
+    cfg = parse_edge_config((await client.get("/v1/edge/config")).json())
+    assert cfg.item_mask == frozenset({"AB-1"})
+    assert cfg.generations == {"cat:dairy": (1, 0), "sku:ab-1": (2, 1), "*": (1, 1)}
+
+
+async def test_hard_purge_removes_the_item_from_recommendations_at_once(client, redis_client):
+    data.put_popular(redis_client, data.items(("AB-1", 9, "x"), ("CD-2", 8, "y")))
+    await client.app.state.p13n.snapshot.refresh()
+    first = await client.get("/v1/recommendations")
+    assert [i["item"] for i in first.json()["items"]] == ["AB-1", "CD-2"]
+    await post(client, ["sku:AB-1"], "hard")
+    after = await client.get("/v1/recommendations")
+    assert [i["item"] for i in after.json()["items"]] == ["CD-2"]
+
+
+async def test_purge_is_pushed_to_self_hosted_edges(client, redis_url):
+    sub = aioredis.Redis.from_url(redis_url)
+    pubsub = sub.pubsub()
+    await pubsub.subscribe(data.KEYS.purge_channel)
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    r = await post(client, ["sku:AB-1"], "hard")
+    assert r.json()["pushed_to_subscribers"] == 1
+    msg = None
+    for _ in range(50):
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if msg:
+            break
+    assert msg is not None
+    purge = decode_purge(msg["data"])
+    assert purge.id == r.json()["id"] and purge.mode == "hard"
+    assert purge.tags == ("sku:ab-1",) and purge.generations == {"sku:ab-1": (1, 1)}
+    assert purge.mask_add == ("AB-1",)
+    await pubsub.aclose()
+    await sub.aclose()
+
+
+async def test_status_reports_applied_by_n_of_m_live_edges(client, clock):
+    inv = (await post(client, ["cat:dairy"], "hard")).json()
+
+    async def beat(edge, gens):
+        body = {"edge_id": edge, "config_etag": "e", "generations": gens, "counts": {}}
+        assert (
+            await client.post("/v1/edge/heartbeat", json=body, headers=bearer(SERVICE))
+        ).status_code == 204
+
+    await beat("old-edge", {})
+    clock.advance(120)  # old-edge is no longer live
+    await beat("edge-a", {"cat:dairy": [1, 1]})
+    await beat("edge-b", {"cat:dairy": [1, 0]})
+    s = (await client.get(f"/v1/admin/invalidations/{inv['id']}", headers=H)).json()
+    assert s["edges"] == {"live": 2, "applied": 1, "pending": ["edge-b"]}
+    assert s["state"] == "propagating"
+    await beat("edge-b", {"cat:dairy": [2, 1]})
+    s = (await client.get(f"/v1/admin/invalidations/{inv['id']}", headers=H)).json()
+    assert s["edges"]["applied"] == 2 and s["state"] == "applied"
+    missing = await client.get("/v1/admin/invalidations/inv-nope", headers=H)
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tags": []}, "tags"),
+        ({"tags": ["colour:red"]}, "tags[0]"),
+        ({"tags": ["sku"]}, "tags[0]"),
+        ({"tags": ["seg:not-an-hseg"]}, "tags[0]"),
+        ({"tags": ["cat:dairy"], "mode": "medium"}, "mode"),
+        ({"tags": ["cat:dairy"], "when": "now"}, "when"),
+        ({"mode": "soft"}, "tags"),
+    ],
+)
+async def test_bad_invalidations_are_400_naming_the_field(client, body, field):
+    r = await client.post("/v1/admin/invalidations", json=body, headers=H)
+    assert r.status_code == 400 and r.json()["field"] == field
+
+
+async def test_invalidation_is_audited_and_counted(client):
+    inv = (await post(client, ["route:home"], "soft")).json()
+    audit = await client.get(
+        "/v1/admin/audit", params={"action": "invalidation.create"}, headers=bearer(data.ADMIN)
+    )
+    (entry,) = audit.json()["entries"]
+    assert entry["after"]["id"] == inv["id"] and entry["before"] is None
+    metrics = (await client.get("/metrics")).text
+    assert 'p13n_origin_invalidations_total{mode="soft"} 1.0' in metrics

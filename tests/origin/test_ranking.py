@@ -1,0 +1,130 @@
+"""The pure recommendation core: candidates, filters, scores, diversity, buy-again."""
+
+from __future__ import annotations
+
+from cache_keys.wire import ListItem
+from origin.catalog import CatalogEntry
+from origin.recommend.caches import MISSING, Expiring, ListView
+from origin.recommend.features import Features, decode_affinity, decode_bought
+from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
+
+NOW = 1_764_000_000_000
+DAY = 86_400_000
+
+
+def li(item: str, score: float, cat: str = "", *, stock: bool = True, durable: bool = False):
+    return ListItem(item=item, score=score, category=cat, in_stock=stock, durable=durable)
+
+
+def test_cap_per_category_never_shortens_the_answer() -> None:
+    ranked = [Scored(f"a{i}", 10 - i, "segment", "dairy") for i in range(6)]
+    ranked += [Scored("b0", 1.0, "segment", "bakery")]
+    out = diversify(ranked, k=5, cap=2)
+    assert [s.item for s in out] == ["a0", "a1", "b0", "a2", "a3"]  # filled after the cap
+    assert len(out) == 5
+
+
+def test_unknown_categories_share_one_cap_bucket_but_are_not_dropped() -> None:
+    ranked = [Scored(f"u{i}", 10 - i, "segment", "") for i in range(4)]
+    ranked += [Scored("d0", 1.0, "segment", "dairy")]
+    out = diversify(ranked, k=3, cap=1)
+    assert [s.item for s in out] == ["u0", "d0", "u1"]
+
+
+def test_filters_cart_stock_mask_and_durable_purchases() -> None:
+    feats = Features(
+        cart={"incart": 1},
+        bought={"kettle": (1, NOW - DAY), "milk": (5, NOW - DAY)},
+    )
+    seg = [li("incart", 9), li("oos", 8, stock=False), li("masked", 7), li("kettle", 6),
+           li("milk", 5), li("bread", 4)]  # fmt: skip
+    catalog = {
+        "kettle": CatalogEntry("home", 30.0, 5, durable=True),
+        "milk": CatalogEntry("dairy", 1.0, 50, durable=False),
+    }
+    inp = Inputs(
+        feats, NOW, segment=ListView.from_items(seg), catalog=catalog, mask=frozenset({"masked"})
+    )
+    out = rank(inp, Strategy(), k=10, category_cap=10)
+    assert {s.item for s in out} == {"milk", "bread"}  # repurchasable milk stays a candidate
+
+
+def test_catalog_outranks_list_data_for_stock() -> None:
+    inp = Inputs(
+        Features(),
+        NOW,
+        segment=ListView.from_items([li("x", 1.0, "c")]),
+        catalog={"x": CatalogEntry("c", 1.0, 0, durable=False)},
+    )
+    assert rank(inp, Strategy(), 5, 3) == []
+
+
+def test_reasons_name_the_strongest_signal() -> None:
+    feats = Features(recent=("seen",), bought={"eggs": (3, NOW)}, affinity={"dairy": 1.0})
+    inp = Inputs(
+        feats,
+        NOW,
+        covis={"together": 5.0},
+        segment=ListView.from_items([li("segtop", 10.0, "bakery")]),
+        popular=ListView.from_items([li("pop", 3.0, "toys")]),
+        catalog={"eggs": CatalogEntry("dairy", 2.0, 9, durable=False)},
+    )
+    reasons = {s.item: s.reason for s in rank(inp, Strategy(), 10, 10)}
+    assert reasons == {
+        "together": "viewed-together",
+        "segtop": "segment",
+        "pop": "popular",
+        "eggs": "buy-again",
+    }
+
+
+def test_strategy_weights_change_the_order() -> None:
+    inp = Inputs(
+        Features(),
+        NOW,
+        covis={"c": 1.0},
+        segment=ListView.from_items([li("s", 1.0, "x")]),
+    )
+    seg_first = rank(inp, Strategy(base=1.0, recency=0.5), 2, 2)
+    covis_first = rank(
+        inp, Strategy.from_weights({"base": 0.1, "recency": 2.0, "edge-only": 1}), 2, 2
+    )
+    assert [s.item for s in seg_first] == ["s", "c"]
+    assert [s.item for s in covis_first] == ["c", "s"]
+
+
+def test_buy_again_ranks_own_repurchasable_purchases_by_frequency_and_recency() -> None:
+    feats = Features(
+        bought={
+            "milk": (10, NOW - DAY),
+            "bread": (2, NOW - 60 * DAY),
+            "eggs": (2, NOW - DAY),
+            "kettle": (1, NOW),
+        }
+    )
+    catalog = {
+        "kettle": CatalogEntry("home", 30.0, 5, durable=True),
+        "milk": CatalogEntry("dairy", 1.0, 5, durable=False),
+    }
+    out = buy_again(Inputs(feats, NOW, catalog=catalog), k=10, category_cap=10)
+    assert [s.item for s in out] == ["milk", "eggs", "bread"]
+    assert {s.reason for s in out} == {"buy-again"}
+
+
+def test_feature_decoding_skips_junk_and_decays_affinity() -> None:
+    assert decode_bought({b"a": b"2|5", b"b": b"x|y"}) == {"a": (2, 5)}
+    week = 7 * DAY
+    aff = decode_affinity(
+        {b"new": b"1.0|%d" % NOW, b"old": b"1.0|%d" % (NOW - week), b"bad": b"z"}, NOW
+    )
+    assert aff["new"] == 1.0 and abs(aff["old"] - 0.5) < 1e-9 and "bad" not in aff
+
+
+def test_expiring_cache_expires_within_its_jittered_ttl_and_clears_when_full() -> None:
+    c: Expiring[str, int] = Expiring(ttl_s=10, maxsize=2, jitter=lambda: 1.0)
+    c.put("a", 1, now=100.0)
+    assert c.get("a", 107.0) == 1  # lives 75% of the ttl at the most jittered
+    assert c.get("a", 107.5) is MISSING
+    c.put("b", 2, now=100.0)
+    c.put("c", 3, now=100.0)  # full: cleared first
+    assert c.get("b", 101.0) is MISSING and c.get("c", 101.0) == 3
