@@ -139,12 +139,26 @@ async def config(request: Request) -> Response:
     return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
 
 
+# Answer tiers an edge reports (RFC 9211 terms plus the edge's own fallbacks).
+HEARTBEAT_TIERS = frozenset({"hit", "stale", "miss", "origin", "default", "error"})
+
+
 def _counts(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict) or set(value) - {"hit", "stale", "miss"}:
-        raise BadRequest("counts must be an object with hit, stale and miss", field="counts")
+    if not isinstance(value, dict) or set(value) - HEARTBEAT_TIERS:
+        raise BadRequest(
+            f"counts must be an object with keys among {sorted(HEARTBEAT_TIERS)}", field="counts"
+        )
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()):
         raise BadRequest("counts must be non-negative integers", field="counts")
     return {str(k): int(v) for k, v in value.items()}
+
+
+def _purge_ids(value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > 100:
+        raise BadRequest("applied_purges must be a list of at most 100 ids", field="applied_purges")
+    if not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value):
+        raise BadRequest("applied_purges must hold invalidation ids", field="applied_purges")
+    return list(value)
 
 
 def _gens(value: Any) -> dict[str, list[int]]:
@@ -169,7 +183,7 @@ async def heartbeat(request: Request) -> Response:
     doc, _ = await read_json(request, MAX_HEARTBEAT_BYTES)
     if not isinstance(doc, dict):
         raise BadRequest("body must be a JSON object", field="$")
-    unknown = set(doc) - {"edge_id", "config_etag", "generations", "counts"}
+    unknown = set(doc) - {"edge_id", "config_etag", "generations", "counts", "applied_purges"}
     if unknown:
         raise BadRequest(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
     edge_id, etag = doc.get("edge_id"), doc.get("config_etag", "")
@@ -182,6 +196,7 @@ async def heartbeat(request: Request) -> Response:
         "config_etag": etag,
         "generations": _gens(doc.get("generations", {})),
         "counts": _counts(doc.get("counts", {})),
+        "applied_purges": _purge_ids(doc.get("applied_purges", [])),
         "received_ms": int(state.clock() * 1000),
     }
     await state.store.run(

@@ -9,7 +9,6 @@ cache. Long-lived parts (HTTP client, config, store, purge subscriber, heartbeat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -52,6 +51,7 @@ class EdgeRuntime:
     rails: RailService | None
     purges: PurgeStats = field(default_factory=PurgeStats)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def open(cls, settings: ProxySettings, clock: Callable[[], float] = time.time) -> EdgeRuntime:
@@ -95,6 +95,7 @@ class EdgeRuntime:
                         config=self.config,
                         store=self.store,
                         stats=self.purges,
+                        stop=self.stopping,
                     )
                 )
             )
@@ -102,11 +103,11 @@ class EdgeRuntime:
             self.tasks.append(loop.create_task(send_heartbeats(self)))
 
     async def close(self) -> None:
+        self.stopping.set()
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=3)
         if self.rails is not None:
             await self.rails.drain()
         await self.client.aclose()

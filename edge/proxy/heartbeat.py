@@ -21,18 +21,17 @@ HEARTBEAT_PATH = "/v1/edge/heartbeat"
 def heartbeat_doc(rt: EdgeRuntime, now_ms: int) -> dict[str, Any]:
     """The heartbeat body: identity, config, applied generations and purges, counts."""
     cfg = rt.config.config
-    counts = {"proxied_" + k: v for k, v in vars(rt.http.counters).items()}
+    h = rt.http.counters
+    counts = {"hit": h.hit, "stale": h.stale, "miss": h.miss + h.revalidated, "error": h.error}
     if rt.rails is not None:
-        counts.update(rt.rails.counters.as_dict())
+        for tier, n in rt.rails.counters.as_dict().items():
+            counts[tier] = counts.get(tier, 0) + n
     return {
         "edge_id": rt.settings.edge_id,
-        "ts_ms": now_ms,
         "config_etag": rt.config.etag,
         "generations": {t: list(g) for t, g in cfg.generations.items()} if cfg else {},
         "applied_purges": rt.config.applied_purges[-50:],
-        "purge_channel_connected": rt.purges.connected,
         "counts": counts,
-        "cache_bytes": rt.store.bytes_used,
     }
 
 
@@ -41,5 +40,10 @@ async def send_heartbeats(rt: EdgeRuntime) -> None:
     url = rt.settings.origin_url + HEARTBEAT_PATH
     while True:
         with contextlib.suppress(httpx.HTTPError):
-            await rt.client.post(url, json=heartbeat_doc(rt, int(time.time() * 1000)), timeout=2)
+            await rt.client.post(
+                url,
+                json=heartbeat_doc(rt, int(time.time() * 1000)),
+                headers=rt.settings.origin_auth_headers(),
+                timeout=2,
+            )
         await asyncio.sleep(rt.settings.heartbeat_s)

@@ -9,6 +9,7 @@ while disconnected is caught up by the generations pulled with the next edge con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -59,18 +60,23 @@ async def subscribe_purges(
     config: ConfigHolder,
     store: ResponseStore,
     stats: PurgeStats,
+    stop: asyncio.Event,
     clock_ms: Callable[[], float] = lambda: time.time() * 1000,
 ) -> None:
-    """Run until cancelled: subscribe, apply messages, reconnect with backoff on errors."""
+    """Run until ``stop`` is set: subscribe, apply messages, reconnect with backoff.
+
+    The stop event, not only cancellation, ends the loop: redis-py's ``get_message`` can
+    swallow a cancellation that lands inside its own timeout handling.
+    """
     backoff = 0.1
-    while True:
+    while not stop.is_set():
         client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)
             stats.connected, backoff = True, 0.1
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
+            while not stop.is_set():
+                message = await pubsub.get_message(timeout=0.5)
                 if message is None or message.get("type") != "message":
                     continue
                 try:
@@ -88,7 +94,8 @@ async def subscribe_purges(
             log.warning(
                 "purge channel lost (%s); reconnecting in %.1fs", type(exc).__name__, backoff
             )
-            await asyncio.sleep(backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, RECONNECT_MAX_S)
         finally:
             stats.connected = False

@@ -9,6 +9,7 @@ runs as a plain shared HTTP cache with nothing personal enabled.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,14 @@ from edge.proxy.store import DEFAULT_MAX_BYTES
 from edge.settings import EdgeSettings, settings_from_env
 
 __all__ = ["ProxySettings"]
+
+
+def _edge_id(raw: str) -> str:
+    """A slug edge id (``Edge_1.local:8081`` -> ``edge-1-local-8081``), as heartbeats need."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:40].strip("-")
+    if not slug:
+        raise SettingsError("P13N_EDGE_ID", "needs letters or digits")
+    return slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +52,12 @@ class ProxySettings:
     breaker_reset_s: float = 5.0
     # P13N_EDGE_PROXY_TIMEOUT_MS: timeout for proxied (non-rail) origin requests.
     proxy_timeout_ms: int = 5000
+    # P13N_EDGE_SERVICE_TOKEN: bearer token (service role) for heartbeats to the origin.
+    service_token: str = ""
+
+    def origin_auth_headers(self) -> dict[str, str]:
+        """Authorization for the edge's own calls to the origin (heartbeats)."""
+        return {"authorization": f"Bearer {self.service_token}"} if self.service_token else {}
 
     @classmethod
     def from_env(
@@ -74,11 +89,12 @@ class ProxySettings:
             origin_url=origin,
             redis_url=redis_url or e.get("P13N_EDGE_REDIS_URL") or None,
             redis_prefix=e.get("P13N_PREFIX", "p13n"),
-            edge_id=e.get("P13N_EDGE_ID") or f"{socket.gethostname()}:{port}",
+            edge_id=_edge_id(e.get("P13N_EDGE_ID") or f"edge-{socket.gethostname()}-{port}"),
             cache_max_bytes=int(num("P13N_EDGE_CACHE_MAX_BYTES", DEFAULT_MAX_BYTES)),
             heartbeat_s=num("P13N_EDGE_HEARTBEAT_S", 3.0),
             collapse_wait_ms=int(num("P13N_EDGE_WAIT_MS", 2000)),
             breaker_failures=int(num("P13N_EDGE_BREAKER_FAILURES", 5)),
             breaker_reset_s=num("P13N_EDGE_BREAKER_RESET_S", 5.0),
             proxy_timeout_ms=int(num("P13N_EDGE_PROXY_TIMEOUT_MS", 5000)),
+            service_token=e.get("P13N_EDGE_SERVICE_TOKEN", ""),
         )
