@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from origin import health
+from origin import collector, health
 from origin.errors import EXCEPTION_HANDLERS
 from origin.settings import Settings
 from origin.state import AppState
@@ -21,7 +21,7 @@ __all__ = ["create_app"]
 
 
 def _routes() -> list[BaseRoute]:
-    return [*health.routes()]
+    return [*health.routes(), *collector.routes()]
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -102,6 +102,15 @@ class Settings:
     cloudflare_api_url: str = _CLOUDFLARE_API_URL
     # P13N_MAX_BODY_BYTES: request body limit for JSON APIs.
     max_body_bytes: int = 1024 * 1024
+    # P13N_COLLECTOR_SITE_KEYS: publishable site keys ("k1,k2") the collector accepts in the
+    # X-P13N-Site-Key header or the site_key query parameter; empty means none is required.
+    collector_site_keys: frozenset[str] = frozenset()
+    # P13N_COLLECTOR_RATE_PER_S / P13N_COLLECTOR_BURST: per-client token bucket, in events
+    # (a client is its site key and address); over it the collector answers 429.
+    collector_rate_per_s: int = 500
+    collector_burst: int = 2000
+    # P13N_MAX_CLOCK_SKEW_MS: events stamped further in the future are rejected.
+    max_clock_skew_ms: int = 5 * 60_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,4 +133,10 @@ class Settings:
             cloudflare_api_token=e.get("P13N_CLOUDFLARE_API_TOKEN", ""),
             cloudflare_api_url=e.get("P13N_CLOUDFLARE_API_URL", _CLOUDFLARE_API_URL),
             max_body_bytes=_int(e, "P13N_MAX_BODY_BYTES", 1024 * 1024),
+            collector_site_keys=frozenset(
+                k.strip() for k in e.get("P13N_COLLECTOR_SITE_KEYS", "").split(",") if k.strip()
+            ),
+            collector_rate_per_s=_int(e, "P13N_COLLECTOR_RATE_PER_S", 500),
+            collector_burst=_int(e, "P13N_COLLECTOR_BURST", 2000),
+            max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
         )
