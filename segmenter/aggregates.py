@@ -52,10 +52,11 @@ class Entry:
     raw: bytes
     event: Event | None
     rejection: Rejection | None = None
+    key: tuple[int, int] = (-1, -1)  # parsed stream id, filled in
 
-    @property
-    def key(self) -> tuple[int, int]:
-        return parse_id(self.stream_id)
+    def __post_init__(self) -> None:
+        if self.key == (-1, -1):
+            object.__setattr__(self, "key", parse_id(self.stream_id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ skipped by their last applied id, entries at or below the offset are only acknow
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgpack
@@ -46,7 +47,7 @@ class BatchResult:
 
 def shopper_writes(
     loaded: Loaded, fx: PartitionEffects, params: FeatureParams
-) -> list[tuple[str, str, bytes]]:
+) -> list[tuple[str, str, bytes, ShopperState]]:
     """Fold each shopper's accepted events after its last applied id; diff against Redis."""
     by_user: dict[str, list[Entry]] = {}
     for e in fx.accepted:
@@ -60,7 +61,8 @@ def shopper_writes(
         if not todo:
             continue
         new = features.apply(old, todo, params)
-        out.append((user, old.last_id, msgpack.packb(features.diff(old, new), use_bin_type=False)))
+        packed = msgpack.packb(features.diff(old, new), use_bin_type=False)
+        out.append((user, old.last_id, packed, new))
     return out
 
 
@@ -75,20 +77,41 @@ class Applier:
         archive: ArchiveWriter | None,
         lease_ttl_ms: int,
         shopper_chunk: int = 500,
+        cache_size: int = 200_000,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self.cache_size = cache_size
         self.store = store
         self.ops = ops
         self.archive = archive
         self.lease_ttl_ms = lease_ttl_ms
         self.shopper_chunk = shopper_chunk
         self.clock = clock
+        # Shopper states this process wrote last, per partition: only a partition's owner
+        # writes its shoppers, and every write is a compare-and-set on last_id, so a stale
+        # entry (erasure, expiry, another owner) shows up as a conflict and is reloaded.
+        self.cache: dict[int, OrderedDict[str, ShopperState]] = {}
+
+    def forget(self, partition: int) -> None:
+        """Drop the cached shoppers of a partition (its lease was lost or released)."""
+        self.cache.pop(partition, None)
+
+    def _remember(
+        self, partition: int, writes: Sequence[tuple[str, str, bytes, ShopperState]]
+    ) -> None:
+        cache = self.cache.setdefault(partition, OrderedDict())
+        for user, _, _, state in writes:
+            cache[user] = state
+            cache.move_to_end(user)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
     async def apply(self, lease: Lease, entries: Sequence[Entry]) -> BatchResult:
         """Apply ``entries`` (in stream order) under ``lease``; retried on shopper conflicts."""
         started = self.clock()
         for _ in range(MAX_CONFLICT_RETRIES):
-            loaded = await self.store.load(lease.partition, entries)
+            cached: Mapping[str, ShopperState] = self.cache.get(lease.partition, {})
+            loaded = await self.store.load(lease.partition, entries, cached)
             st, fx = aggregates.apply(
                 loaded.partition, entries, loaded.tombstoned, self.ops.partition
             )
@@ -97,9 +120,11 @@ class Applier:
                 self.store.hook("archive")
                 self.archive.append(lease.partition, fx.archive)
             await self.store.write_dead(lease.partition, fx.dead)
-            conflicts = await self.store.write_shoppers(writes, self.shopper_chunk)
+            conflicts = await self.store.write_shoppers([w[:3] for w in writes], self.shopper_chunk)
             if conflicts:  # someone changed these shoppers (erasure, or a stale owner)
+                self.forget(lease.partition)
                 continue
+            self._remember(lease.partition, writes)
             status = await self.store.commit(
                 lease, loaded.partition.offset, st, fx, self.lease_ttl_ms
             )

@@ -97,17 +97,6 @@ class _Invalid(Exception):
         self.rejection = Rejection(field, problem)
 
 
-def _text(d: Mapping[str, Any], name: str) -> str:
-    value = d.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _Invalid(name, "must be a string")
-    if len(value) > 64 or not TEXT_FIELDS[name].fullmatch(value):
-        raise _Invalid(name, f"must match {TEXT_FIELDS[name].pattern}")
-    return value
-
-
 def _int(d: Mapping[str, Any], name: str, lo: int, hi: int, default: int) -> int:
     value = d.get(name, default)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -142,28 +131,35 @@ def _check_shape(doc: Any) -> Mapping[str, Any]:
     return doc
 
 
+def _texts(d: Mapping[str, Any]) -> dict[str, str]:
+    """The text fields present in ``d``, each checked against its pattern (64 chars max)."""
+    out: dict[str, str] = {}
+    for name, value in d.items():
+        rx = TEXT_FIELDS.get(name)
+        if rx is None:
+            continue
+        if type(value) is not str:
+            raise _Invalid(name, "must be a string")
+        if len(value) > 64 or not rx.fullmatch(value):
+            raise _Invalid(name, f"must match {rx.pattern}")
+        out[name] = value
+    return out
+
+
 def _build(d: Mapping[str, Any]) -> Event:
     kind: str = d["type"]
     bot = d.get("bot", False)
     if not isinstance(bot, bool):
         raise _Invalid("bot", "must be true or false")
+    texts = _texts(d)
     ev = Event(
-        event_id=_text(d, "event_id"),
         type=kind,
-        user=_text(d, "user"),
         ts=_int(d, "ts", MIN_TS_MS, MAX_TS_MS, 0),
-        item=_text(d, "item"),
-        category=_text(d, "category"),
-        price=_price(d),
-        qty=_int(d, "qty", 1, MAX_QTY, 1),
-        session=_text(d, "session"),
-        experiment=_text(d, "experiment"),
-        variant=_text(d, "variant"),
-        traceparent=_text(d, "traceparent"),
+        price=_price(d) if "price" in d else 0.0,
+        qty=_int(d, "qty", 1, MAX_QTY, 1) if "qty" in d else 1,
         bot=bot,
+        **texts,
     )
-    if not ev.event_id or not ev.user:
-        raise _Invalid("event_id" if not ev.event_id else "user", "must not be empty")
     if kind in ITEM_TYPES and not ev.item:
         raise _Invalid("item", f"is required for {kind}")
     if kind == "exposure" and not (ev.experiment and ev.variant):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from segmenter.aggregates import Entry, PartitionParams
 from segmenter.archive import ArchiveWriter, prune
@@ -86,7 +87,7 @@ class Processor:
         while not self._stop.is_set():
             try:
                 await self._tick()
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, RedisError, OSError) as exc:
                 log.warning("redis unavailable: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
@@ -122,27 +123,35 @@ class Processor:
         self._next_lists_ms = now + self.s.lists_interval_s * 1000
         from segmenter.lists import build_lists_locked  # noqa: PLC0415 - periodic only
 
-        await build_lists_locked(self.r, self.keys, self.rules, self.s, now)
+        try:
+            await build_lists_locked(self.r, self.keys, self.rules, self.s, now)
+        except (RedisError, OSError):
+            raise
+        except Exception:  # bad admin data must not stop event processing
+            log.exception("segment list build failed")
         if self.s.archive_dir:
             prune(Path(self.s.archive_dir), self.s.archive_retention_days, now)
 
     # -- one partition ------------------------------------------------------------------
     async def _own(self, lease: Lease) -> None:
         """Process a partition until the lease is lost or released."""
-        while not self._done(lease.partition):
-            try:
-                if not await self._follow(lease):
-                    log.info("partition %d: lease lost", lease.partition)
-                    return
-            except StoreUnavailable as exc:
-                log.warning("partition %d: %s; retrying", lease.partition, exc)
-                await asyncio.sleep(RETRY_S)
-            except Exception:  # a bug must not spin: give the partition up, log loudly
-                log.exception("partition %d: giving it up", lease.partition)
-                await asyncio.sleep(RETRY_S)
-                break
-        with contextlib.suppress(StoreUnavailable):
-            await self.store.release(lease)
+        try:
+            while not self._done(lease.partition):
+                try:
+                    if not await self._follow(lease):
+                        log.info("partition %d: lease lost", lease.partition)
+                        return
+                except StoreUnavailable as exc:
+                    log.warning("partition %d: %s; retrying", lease.partition, exc)
+                    await asyncio.sleep(RETRY_S)
+                except Exception:  # a bug must not spin: give the partition up, log loudly
+                    log.exception("partition %d: giving it up", lease.partition)
+                    await asyncio.sleep(RETRY_S)
+                    break
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release(lease)
+        finally:
+            self.applier.forget(lease.partition)
 
     def _done(self, partition: int) -> bool:
         return self._stop.is_set() or partition in self.releasing
@@ -181,6 +190,7 @@ class Processor:
     async def _apply(self, lease: Lease, entries: list[Entry]) -> bool:
         result = await self.applier.apply(lease, entries)
         if result.status != "OK" or result.effects is None:
+            self.applier.forget(lease.partition)
             return False
         self.metrics.observe_batch(result.effects, result.apply_s, self.now_ms())
         return True

@@ -13,7 +13,7 @@ Redis errors leave this module as ``StoreUnavailable`` (``raise … from``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,15 +83,20 @@ class _Lookups:
     ids: dict[int, list[str]]
     sessions: list[str]
     exp_users: list[str]
+    cached: Mapping[str, ShopperState]
+    to_read: list[str]
 
     @classmethod
-    def of(cls, entries: Sequence[Entry]) -> _Lookups:
+    def of(cls, entries: Sequence[Entry], cached: Mapping[str, ShopperState]) -> _Lookups:
         events = [e.event for e in entries if e.event is not None]
         ids: dict[int, list[str]] = {}
         for ev in events:
             ids.setdefault(ev.ts // 86_400_000, []).append(ev.event_id)
+        users = sorted({ev.user for ev in events})
         return cls(
-            users=sorted({ev.user for ev in events}),
+            users=users,
+            cached=cached,
+            to_read=[u for u in users if u not in cached],
             ids=ids,
             sessions=sorted({f"{ev.user}|{ev.session}" for ev in events if ev.session}),
             exp_users=sorted({ev.user for ev in events if ev.type in ("exposure", "purchase")}),
@@ -113,7 +118,8 @@ class _Lookups:
                 st.exposed[user] = msgpack.unpackb(raw)
         tomb = next(replies)
         erased = frozenset(u for u, t in zip(self.users, tomb, strict=False) if t is not None)
-        shoppers = {u: from_redis(next(replies)) for u in self.users}
+        shoppers = {u: from_redis(next(replies)) for u in self.to_read}
+        shoppers.update({u: self.cached[u] for u in self.users if u in self.cached})
         return Loaded(st, shoppers, erased)
 
 
@@ -164,9 +170,13 @@ class Store:
         )
 
     # -- load ---------------------------------------------------------------------------
-    async def load(self, partition: int, entries: Sequence[Entry]) -> Loaded:
-        """Everything the operators read for this batch, in one pipelined round trip."""
-        q = _Lookups.of(entries)
+    async def load(
+        self, partition: int, entries: Sequence[Entry], cached: Mapping[str, ShopperState]
+    ) -> Loaded:
+        """Everything the operators read for this batch, in one pipelined round trip.
+
+        Shoppers in ``cached`` are not read again (their writes are compare-and-set)."""
+        q = _Lookups.of(entries, cached)
         k = self.keys
 
         async def go() -> list[Any]:
@@ -177,7 +187,7 @@ class Store:
             pipe.hmget(k.sessions(partition), q.sessions or ["-"])
             pipe.hmget(k.exposed(partition), q.exp_users or ["-"])
             pipe.hmget(k.tombstones, [tombstone_digest(u) for u in q.users] or ["-"])
-            for u in q.users:
+            for u in q.to_read:
                 self._eval(pipe, "READ_SHOPPER", k.shopper_keys(u))
             return list(await pipe.execute())
 
