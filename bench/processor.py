@@ -3,9 +3,10 @@
 1. Loads a synthetic stream (Zipf items, sessions, funnels, exposures) into 8 partitions of a
    throwaway Redis, runs the processor until every entry is committed: events/s.
 2. Baseline, same run, same entries: a second consumer group that only reads and acks.
-3. Starts the origin (uvicorn, real HTTP) and offers 2,000 events/s to ``POST /v1/events``
-   while the processor runs; freshness = commit time of the batch applying an event minus the
-   collector's receipt (the stream id's time).
+3. Starts the origin (uvicorn, real HTTP) and, from a separate load-generator process, offers
+   2,000 events/s to ``POST /v1/events`` (batches of 25 every 12.5 ms) while the processor
+   runs; freshness = commit time of the batch applying an event minus the collector's
+   receipt (the stream id's time).
 
 Every feature is on (recent, cart, bought, affinity, popularity, co-visitation, experiments,
 segments) and the archive is written. Last line::
@@ -39,6 +40,7 @@ from segmenter.settings import ProcessorSettings
 PARTITIONS = 8
 EVENTS = int(os.environ.get("BENCH_EVENTS", "150000"))
 RATE = 2000
+BATCH = 25
 FRESH_S = float(os.environ.get("BENCH_FRESH_S", "10"))
 KEYS = Keys()
 
@@ -123,7 +125,7 @@ async def baseline(url: str) -> float:
 
 
 async def offer(base_url: str, seconds: float) -> int:
-    """POST batches of 10 events every 5 ms (2,000 events/s), paced on a fixed schedule."""
+    """POST batches of 25 events every 12.5 ms (2,000 events/s), paced on a fixed schedule."""
     sent = 0
     gen = synthetic.events(int(RATE * seconds) + 10, seed=7, start_ms=int(time.time() * 1000))
     async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
@@ -132,13 +134,13 @@ async def offer(base_url: str, seconds: float) -> int:
         pending: set[asyncio.Task[httpx.Response]] = set()
         while time.perf_counter() - t0 < seconds:
             now_ms = int(time.time() * 1000)
-            batch = [{**event.to_doc(next(gen)), "ts": now_ms} for _ in range(RATE // 200)]
+            batch = [{**event.to_doc(next(gen)), "ts": now_ms} for _ in range(BATCH)]
             t = asyncio.create_task(http.post("/v1/events", json={"events": batch}))
             pending.add(t)
             t.add_done_callback(pending.discard)
             sent += len(batch)
             tick += 1
-            await asyncio.sleep(max(0.0, t0 + tick * 0.005 - time.perf_counter()))
+            await asyncio.sleep(max(0.0, t0 + tick * BATCH / RATE - time.perf_counter()))
         for r in await asyncio.gather(*pending):
             assert r.status_code == 202, r.text
     return sent
@@ -166,7 +168,14 @@ async def freshness(s: ProcessorSettings) -> tuple[float, float, int]:
         done = asyncio.Event()
         task = asyncio.create_task(run_processor(s, done, metrics))
         await asyncio.sleep(1.0)  # leases taken
-        sent = await offer(f"http://127.0.0.1:{port}", FRESH_S)
+        # The shoppers' traffic comes from another process, as it would.
+        load = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--offer", f"http://127.0.0.1:{port}", str(FRESH_S),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await load.communicate()
+        assert load.returncode == 0, "load generator failed"
+        sent = int(out.decode().split()[-1])
         await asyncio.sleep(1.0)
         done.set()
         await task
@@ -199,4 +208,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--offer"]:
+        print(asyncio.run(offer(sys.argv[2], float(sys.argv[3]))))
+    else:
+        main()
