@@ -79,6 +79,68 @@ def _cmd_origin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    return {"P13N_REDIS_URL": args.redis_url or "", "P13N_ARCHIVE_DIR": args.archive_dir or ""}
+
+
+def _cmd_segmenter(args: argparse.Namespace) -> int:
+    from segmenter import runner  # noqa: PLC0415
+
+    env = _overrides(args)
+    return runner.run(env) if args.action == "run" else runner.lists(env)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from segmenter import runner  # noqa: PLC0415
+    from segmenter.replay import parse_time_ms  # noqa: PLC0415
+
+    try:
+        span = parse_time_ms(args.from_time), parse_time_ms(args.to_time)
+    except ValueError as exc:
+        print(f"p13n: --from/--to: {exc}", file=sys.stderr)
+        return 2
+    return runner.replay(_overrides(args), *span)
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    from segmenter import runner  # noqa: PLC0415
+
+    return runner.rebuild(_overrides(args))
+
+
+def _cmd_dlq(args: argparse.Namespace) -> int:
+    from segmenter import runner  # noqa: PLC0415
+
+    return runner.dlq(_overrides(args), args.count)
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", help="online store (default $P13N_REDIS_URL)")
+    p.add_argument("--archive-dir", help="event archive (default $P13N_ARCHIVE_DIR)")
+
+
+def _add_segmenter(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("segmenter", help="the stream processor: run it, or build segment lists")
+    p.add_argument("action", choices=["run", "lists"], help="run the processor | build lists once")
+    _store_args(p)
+    p.set_defaults(handler=_cmd_segmenter)
+
+    p = sub.add_parser("replay", help="re-feed archived events of a time range to the streams")
+    p.add_argument("--from", dest="from_time", required=True, help="ISO 8601 or epoch ms")
+    p.add_argument("--to", dest="to_time", required=True, help="ISO 8601 or epoch ms (excl.)")
+    _store_args(p)
+    p.set_defaults(handler=_cmd_replay)
+
+    p = sub.add_parser("rebuild", help="build an empty online store from the archive, timed")
+    _store_args(p)
+    p.set_defaults(handler=_cmd_rebuild)
+
+    p = sub.add_parser("dlq", help="dead-letter depth and the newest entries")
+    p.add_argument("--count", type=int, default=20, help="entries to show (default 20)")
+    _store_args(p)
+    p.set_defaults(handler=_cmd_dlq)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p13n", description="Edge-first retail personalization: operations CLI."
@@ -117,6 +179,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help="structured JSON access log")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(handler=_cmd_origin)
+    _add_segmenter(sub)
     return parser
 
 

@@ -94,6 +94,19 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "edges",
         errors=("304", "503"),
     ),
+    ("/v1/events", "post"): _op(
+        "Collector: one Event v1 or a batch of up to 500 (202 with per-event results)",
+        "events",
+        params=[_param("site_key", desc="publishable site key, when the site requires one")],
+        body=_JSON,
+        ok="202",
+        errors=("400", "413", "429", "503"),
+    ),
+    ("/v1/schemas/events", "get"): _op(
+        "The Event v1 JSON Schema, for producers to validate before sending",
+        "events",
+        errors=(),
+    ),
     ("/v1/edge/heartbeat", "post"): _op(
         "An edge reports config ETag, applied generations and hit/stale/miss counts",
         "edges",

@@ -104,6 +104,8 @@ class Settings:
     cloudflare_zone_id: str = ""
     cloudflare_api_token: str = ""
     cloudflare_api_url: str = _CLOUDFLARE_API_URL
+    # P13N_ARCHIVE_DIR: the segmenter's event archive (erasure rewrites it).
+    archive_dir: str = "var/archive"
     # P13N_MAX_BODY_BYTES: request body limit for JSON APIs.
     max_body_bytes: int = 1024 * 1024
     # P13N_MAX_IMPORT_BYTES: body limit of a bulk catalog import (CSV or JSON Lines).
@@ -124,6 +126,15 @@ class Settings:
     edge_live_s: int = 60
     # P13N_BENCH_BASELINE=1: mount /v1/bench/baseline (one HGETALL), for bench/origin.py.
     bench_baseline: bool = False
+    # P13N_COLLECTOR_SITE_KEYS: publishable site keys ("k1,k2") the collector accepts in the
+    # X-P13N-Site-Key header or the site_key query parameter; empty means none is required.
+    collector_site_keys: frozenset[str] = frozenset()
+    # P13N_COLLECTOR_RATE_PER_S / P13N_COLLECTOR_BURST: per-client token bucket, in events
+    # (a client is its site key and address); over it the collector answers 429.
+    collector_rate_per_s: int = 500
+    collector_burst: int = 2000
+    # P13N_MAX_CLOCK_SKEW_MS: events stamped further in the future are rejected.
+    max_clock_skew_ms: int = 5 * 60_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +156,7 @@ class Settings:
             cloudflare_zone_id=e.get("P13N_CLOUDFLARE_ZONE_ID", ""),
             cloudflare_api_token=e.get("P13N_CLOUDFLARE_API_TOKEN", ""),
             cloudflare_api_url=e.get("P13N_CLOUDFLARE_API_URL", _CLOUDFLARE_API_URL),
+            archive_dir=e.get("P13N_ARCHIVE_DIR", "var/archive"),
             max_body_bytes=_int(e, "P13N_MAX_BODY_BYTES", 1024 * 1024),
             max_import_bytes=_int(e, "P13N_MAX_IMPORT_BYTES", 16 * 1024 * 1024),
             refresh_ms=_int(e, "P13N_REFRESH_MS", 2000),
@@ -153,4 +165,10 @@ class Settings:
             covis_cache_ttl_s=_int(e, "P13N_COVIS_CACHE_TTL_S", 300),
             edge_live_s=_int(e, "P13N_EDGE_LIVE_S", 60),
             bench_baseline=_flag(e, "P13N_BENCH_BASELINE"),
+            collector_site_keys=frozenset(
+                k.strip() for k in e.get("P13N_COLLECTOR_SITE_KEYS", "").split(",") if k.strip()
+            ),
+            collector_rate_per_s=_int(e, "P13N_COLLECTOR_RATE_PER_S", 500),
+            collector_burst=_int(e, "P13N_COLLECTOR_BURST", 2000),
+            max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
         )

@@ -11,15 +11,23 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
     P:{u:<sid>}:exp        hash   experiment -> "variant|first_exposure_ms"
     P:{p:<n>}:events       stream the partition's event stream (consumer group ``GROUP``)
     P:{p:<n>}:meta         hash   applied offset, watermark, lease owner and fencing token
-    P:{p:<n>}:eid          hash   event id -> first-seen ms, for client-retry dedupe (24 h)
+    P:{p:<n>}:eid:<day>    hash   event id -> stream id first applying it, per UTC day of the
+                                  event time (client-retry dedupe; kept 48 h)
     P:{p:<n>}:pop:<bucket> zset   item -> weighted count in one time bucket
     P:{p:<n>}:covis:<item> zset   co-visited item -> weight, capped per item
     P:{p:<n>}:exp:<key>    hash   exposures / conversions / revenue per variant
     P:{p:<n>}:late         hash   late-event counters
+    P:{p:<n>}:sess         hash   "<user>|<session>" -> msgpack [last_ts, items…] (co-visitation)
+    P:{p:<n>}:sessidx      zset   "<user>|<session>" -> last event ms (to expire idle sessions)
+    P:{p:<n>}:expsh        hash   user -> msgpack {experiment: [variant, first_exposure_ms,
+                                  converted_ms or 0]} (distinct exposures and conversions)
     P:{dlq}:events         stream dead letters: reason, field, original bytes, source
+    P:{dlq}:src            hash   "p<n>:<stream id>" -> DLQ entry id (processor DLQ writes once)
+    P:{seg}:members        zset   processor consumer name -> heartbeat deadline ms
     P:{lists}:seg:<hseg>:<variant>  string  msgpack segment list
     P:{lists}:registry     hash   hseg -> msgpack {segment, lists: {variant: etag}}
     P:{lists}:popular      string msgpack global popular list (degraded-mode fallback)
+    P:{lists}:lock         string owner of the list build in progress (SET NX PX)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
                            invalidations, audit log, tombstones, edge heartbeats, tokens
 
@@ -27,17 +35,27 @@ Value formats (shared by the segmenter, which writes features and lists, and the
 reads them and writes admin state)::
 
     :f fields        last_id (stream id "ms-seq" of the last applied entry), seg (segment
-                     name), hseg, first_ms, last_ms, events (count)
+                     name), hseg, first_ms, last_ms, events (count), orders (purchase
+                     events), psum / pcnt (sum and count of prices seen, for the price band)
     :recent          item ids, newest first (LPUSH + LTRIM to RECENT_MAX)
     :cart            item -> quantity (int); a purchase removes the purchased items
     :bought          item -> "count|last_purchase_ms"
     :aff             category -> "score|as_of_ms"; score decays with a half-life from as_of_ms
     :exp (shopper)   experiment key -> "variant|first_exposure_ms"
     :exp:<key> (partition) fields x:<variant> (distinct exposed shoppers), c:<variant>
-                     (distinct converted shoppers), r:<variant> (revenue), o:<variant> (orders);
-                     <variant> is the variation's name; bot traffic is never counted (the
-                     origin's results report bots excluded and subtract the experiment's
+                     (distinct converted shoppers), r:<variant> (revenue in integer cents, so
+                     sums are exact), o:<variant> (orders); <variant> is the variation's name;
+                     bot events never count (the origin's results subtract the experiment's
                      results_baseline after a re-seed)
+    :meta fields     offset (last applied stream id), max_ts (largest event time seen; the
+                     watermark is max_ts minus the allowed lateness), owner, token (fencing
+                     counter), lease_until_ms, and counters applied, duplicate, late, dead,
+                     erased
+    :late            total and one counter per event type
+    :pop:<bucket>    bucket = event time // POPULARITY_BUCKET_S; member item, score = integer
+                     weighted count (view 1, add_to_cart 3, purchase 5 x qty)
+    :covis:<item>    member item, score = integer weight; at most COVIS_MAX members: once
+                     full only existing members gain weight (independent of batch sizes)
     seg:<hseg>:<v>   msgpack of ``cache_keys.wire.segment_list_to_json`` (the wire form)
     registry         hseg -> msgpack {"segment": name, "lists": {variant: etag}}
     popular          msgpack of a segment-list wire form with hseg = ANON_HSEG, variant control
@@ -74,6 +92,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "ADMIN_AUDIT_MAXLEN",
+    "AFFINITY_MAX",
+    "BOUGHT_MAX",
+    "COVIS_MAX",
     "DEDUPE_TTL_S",
     "DEFAULT_PARTITIONS",
     "DEFAULT_PREFIX",
@@ -82,9 +103,12 @@ __all__ = [
     "POPULARITY_BUCKETS",
     "POPULARITY_BUCKET_S",
     "RECENT_MAX",
+    "SESSION_GAP_MS",
+    "SESSION_ITEMS_MAX",
     "SHOPPER_TTL_S",
     "STREAM_MAXLEN",
     "Keys",
+    "partition_of",
     "tombstone_digest",
 ]
 
@@ -98,6 +122,15 @@ SHOPPER_TTL_S = 90 * 86400
 DEDUPE_TTL_S = 86400
 # Recently viewed items kept per shopper.
 RECENT_MAX = 50
+# Purchased items kept per shopper (least recently bought dropped first).
+BOUGHT_MAX = 200
+# Categories kept in a shopper's affinity (lowest decayed score dropped first).
+AFFINITY_MAX = 50
+# Co-visited neighbours kept per item.
+COVIS_MAX = 50
+# A session ends after 30 minutes without events (event time); it remembers its last items.
+SESSION_GAP_MS = 30 * 60 * 1000
+SESSION_ITEMS_MAX = 10
 # Popularity in 1-hour buckets, 48 kept: "trending" reads the last few, "popular" all.
 POPULARITY_BUCKET_S = 3600
 POPULARITY_BUCKETS = 48
@@ -108,6 +141,16 @@ STREAM_MAXLEN = 500_000
 ADMIN_AUDIT_MAXLEN = 100_000
 # Dead letters are kept until an operator requeues or trims them (bounded as a safety net).
 DLQ_MAXLEN = 1_000_000
+
+
+def partition_of(user: str, partitions: int) -> int:
+    """The stream partition of a shopper: stable across processes and releases.
+
+    >>> partition_of("u1", 8)
+    5
+    """
+    digest = hashlib.blake2b(user.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
 
 
 def tombstone_digest(sid: str) -> str:
@@ -158,8 +201,9 @@ class Keys:
     def partition_meta(self, partition: int) -> str:
         return f"{self.prefix}:{{p:{partition}}}:meta"
 
-    def event_ids(self, partition: int) -> str:
-        return f"{self.prefix}:{{p:{partition}}}:eid"
+    def event_ids(self, partition: int, day: int) -> str:
+        """Event ids seen on one UTC day (``day`` = event ms // 86,400,000)."""
+        return f"{self.prefix}:{{p:{partition}}}:eid:{day}"
 
     def popularity(self, partition: int, bucket: int) -> str:
         return f"{self.prefix}:{{p:{partition}}}:pop:{bucket}"
@@ -173,10 +217,39 @@ class Keys:
     def late_counts(self, partition: int) -> str:
         return f"{self.prefix}:{{p:{partition}}}:late"
 
+    def sessions(self, partition: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:sess"
+
+    def session_index(self, partition: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:sessidx"
+
+    def exposed(self, partition: int) -> str:
+        return f"{self.prefix}:{{p:{partition}}}:expsh"
+
+    def partition_keys(self, partition: int) -> tuple[str, ...]:
+        """The fixed keys of one partition (used by the atomic apply)."""
+        return (
+            self.stream(partition),
+            self.partition_meta(partition),
+            self.late_counts(partition),
+            self.sessions(partition),
+            self.session_index(partition),
+            self.exposed(partition),
+        )
+
     # -- dead letters ---------------------------------------------------------------------
     @property
     def dlq(self) -> str:
         return f"{self.prefix}:{{dlq}}:events"
+
+    @property
+    def dlq_sources(self) -> str:
+        return f"{self.prefix}:{{dlq}}:src"
+
+    # -- processor membership: hash tag {seg} --------------------------------------------
+    @property
+    def members(self) -> str:
+        return f"{self.prefix}:{{seg}}:members"
 
     # -- segment lists: hash tag {lists} -------------------------------------------------
     def segment_list(self, hseg: str, variant: str) -> str:
@@ -189,6 +262,10 @@ class Keys:
     @property
     def popular_list(self) -> str:
         return f"{self.prefix}:{{lists}}:popular"
+
+    @property
+    def list_lock(self) -> str:
+        return f"{self.prefix}:{{lists}}:lock"
 
     # -- admin state: hash tag {admin} ---------------------------------------------------
     @property

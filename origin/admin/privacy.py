@@ -1,20 +1,16 @@
 """Right to erasure (admin role): ``DELETE /v1/admin/shoppers/{id}``.
 
 Deletes every key of the shopper (``Keys.shopper_keys``), records a tombstone
-(``tombstone_digest``: the archive, the DLQ and any replay skip tombstoned shoppers), removes
-the shopper's dead letters (entries carry a ``user`` field), and erases the shopper from the
-event archive through the segmenter (``segmenter.erasure``). The answer says what was removed;
-if the archive erasure is not available in this build it says ``"archive": "pending"``.
+(``tombstone_digest``: the archive, the DLQ and any replay skip tombstoned shoppers), and
+erases the shopper from the event archive, the dead letters and the partition state through
+the segmenter (``segmenter.erasure``). The answer says what was removed.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from typing import Any
-
 import orjson
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -22,52 +18,36 @@ from starlette.routing import BaseRoute, Route
 from cache_keys import is_shopper_id
 from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms
 from origin.auth import require
-from origin.errors import BadRequest
+from origin.errors import BadRequest, Unavailable
 from origin.state import AppState, get_state
+from segmenter.erasure import erase_from_dlq_and_archive
 from segmenter.schema import tombstone_digest
 
 __all__ = ["erase_archive", "routes"]
 
-DLQ_PAGE = 1000
 _KINDS = ("features", "recent", "cart", "bought", "affinity", "exposures")
 
 
-async def _erase_dlq(state: AppState, sid: str) -> int:
-    """XDEL every dead letter whose ``user`` is ``sid``; pages through the stream."""
-    client, key = state.store.client, state.keys.dlq
-    start, removed, target = "-", 0, sid.encode()
-    while True:
-        page = await state.store.run(
-            "erase_dlq_scan",
-            client.xrange(key, start, "+", count=DLQ_PAGE),
-            budget_s=ADMIN_BUDGET_S,
-        )
-        ids = [entry_id for entry_id, fields in page if fields.get(b"user") == target]
-        if ids:
-            removed += await state.store.run(
-                "erase_dlq_del", client.xdel(key, *ids), budget_s=ADMIN_BUDGET_S
-            )
-        if len(page) < DLQ_PAGE:
-            return removed
-        start = "(" + page[-1][0].decode()  # exclusive start (Redis 6.2+)
-
-
-async def erase_archive(state: AppState, sid: str) -> Any:
-    """THE call site of the segmenter's archive erasure (integrated by the lead after merge).
-
-    ``segmenter.erasure`` is built on the segmenter's branch; until it is on this branch the
-    answer is honestly ``"pending"``: the tombstone is recorded, and archive readers and
-    replays honour it, but the archived events are not yet rewritten.
-    """
+async def erase_archive(state: AppState, sid: str) -> dict[str, int]:
+    """The segmenter's erasure of the archive, the dead letters and partition state."""
     try:
-        erasure = importlib.import_module("segmenter.erasure")
-    except ImportError:
-        return "pending"
-    erase = getattr(erasure, "erase_archive", None)
-    if erase is None:
-        return "pending: segmenter.erasure has no erase_archive(settings, sid)"
-    result = erase(state.settings, sid)
-    return await result if inspect.isawaitable(result) else result
+        report = await erase_from_dlq_and_archive(
+            state.store.client,
+            state.keys,
+            sid,
+            state.settings.archive_dir,
+            partitions=state.settings.partitions,
+        )
+    except (RedisError, OSError) as exc:
+        raise Unavailable(
+            f"erasure could not finish ({type(exc).__name__}); the tombstone "
+            "is recorded, retry the DELETE to complete it"
+        ) from exc
+    return {
+        "archive_lines": report.archive_lines,
+        "dlq_entries": report.dead_letters,
+        "partition_fields": report.partition_fields,
+    }
 
 
 async def erase(request: Request) -> Response:
@@ -80,6 +60,13 @@ async def erase(request: Request) -> Response:
     digest = tombstone_digest(sid)
     keys = state.keys.shopper_keys(sid)
 
+    def tombstone(p: Pipeline) -> None:
+        # First, so the processor drops the shopper's events from now on, and archive
+        # readers and replays skip them even if what follows is interrupted.
+        p.hset(state.keys.tombstones, digest, now_ms(state))
+
+    await state.store.pipeline("erase_tombstone", tombstone, budget_s=ADMIN_BUDGET_S)
+
     def delete(p: Pipeline) -> None:
         for k in keys:
             p.delete(k)
@@ -88,17 +75,20 @@ async def erase(request: Request) -> Response:
         "erase_keys", delete, transaction=True, budget_s=ADMIN_BUDGET_S
     )
     removed = [kind for kind, n in zip(_KINDS, deleted, strict=True) if n]
-    dlq = await _erase_dlq(state, sid)
-    archive = await erase_archive(state, sid)
-    after = {"tombstone": digest, "keys": removed, "dlq_entries": dlq, "archive": archive}
+    elsewhere = await erase_archive(state, sid)
+    after = {"tombstone": digest, "keys": removed, **elsewhere}
 
     def record(p: Pipeline) -> None:
-        p.hset(state.keys.tombstones, digest, now_ms(state))
         audit(p, state, caller, "shopper.erase", f"shopper:{digest}", before=None, after=after)
 
-    await state.store.pipeline("erase_tombstone", record, transaction=True, budget_s=ADMIN_BUDGET_S)
-    doc = {"erased": True, "tombstone": digest, "removed": {"keys": removed, "dlq_entries": dlq}}
-    doc["archive"] = archive
+    await state.store.pipeline("erase_audit", record, transaction=True, budget_s=ADMIN_BUDGET_S)
+    doc = {
+        "erased": True,
+        "tombstone": digest,
+        "removed": {"keys": removed, "dlq_entries": elsewhere["dlq_entries"]},
+        "archive": {"lines": elsewhere["archive_lines"]},
+        "partition_fields": elsewhere["partition_fields"],
+    }
     return Response(
         orjson.dumps(doc), media_type="application/json", headers={"Cache-Control": "no-store"}
     )

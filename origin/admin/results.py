@@ -61,7 +61,8 @@ def summarize(exp: dict[str, Any], counts: dict[str, float]) -> dict[str, Any]:
 
     rows = []
     for name in names:
-        x, c, r, o = (get(kind, name) for kind in ("x", "c", "r", "o"))
+        x, c, cents, o = (get(kind, name) for kind in ("x", "c", "r", "o"))
+        r = cents / 100  # the processor keeps revenue in integer cents, so sums are exact
         rows.append(
             {
                 "variant": name,

@@ -94,7 +94,7 @@ class Stack:
                 "ORIGIN_URL": info.origin_url,
                 "P13N_EDGE_REDIS_URL": info.redis_url,
                 "P13N_EDGE_ID": "edge-1",
-            "P13N_EDGE_SERVICE_TOKEN": info.tokens["service"],
+                "P13N_EDGE_SERVICE_TOKEN": info.tokens["service"],
                 "PYTHONUNBUFFERED": "1",
             }
         )

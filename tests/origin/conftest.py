@@ -31,9 +31,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(redis_url: str) -> Settings:
+def settings(redis_url: str, tmp_path) -> Settings:
     return Settings(
         redis_url=redis_url,
+        archive_dir=str(tmp_path / "archive"),
         segment_key=SEGMENT_KEY,
         admin_tokens=dict(TOKENS),
         redis_timeout_ms=1000,

@@ -1,18 +1,41 @@
-"""Right to erasure: keys, tombstone, DLQ entries, the archive call site, the audit entry."""
+"""Right to erasure: keys, tombstone, DLQ entries, the archive, the audit entry."""
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
+import orjson
 import pytest
 
-from segmenter.schema import tombstone_digest
+from segmenter.schema import partition_of, tombstone_digest
 from tests.origin import data
 from tests.origin.data import ADMIN, MERCH, bearer, sid
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_erasure_removes_features_dlq_entries_and_records_a_tombstone(client, redis_client):
+def _archive(settings, docs: list[dict]) -> Path:
+    """One archive file in the segmenter's layout, holding ``docs``."""
+    hour = Path(settings.archive_dir) / "dt=2026-11-24" / "hour=16"
+    hour.mkdir(parents=True)
+    path = hour / f"p{partition_of(docs[0]['user'], settings.partitions)}-1-0-abcd.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(orjson.dumps(d) + b"\n" for d in docs)))
+    return path
+
+
+async def test_erasure_removes_features_dlq_entries_and_records_a_tombstone(
+    client, redis_client, settings
+):
     victim, other = sid(1), sid(2)
+    path = _archive(
+        settings,
+        [
+            {"user": victim, "type": "view"},
+            {"user": victim, "type": "view"},
+            {"user": other, "type": "view"},
+        ],
+    )
     data.put_shopper(redis_client, victim, recent=["a"], cart={"b": 1}, affinity={"c": 1.0})
     data.put_shopper(redis_client, other, recent=["a"])
     for user in (victim, other, victim):
@@ -22,7 +45,9 @@ async def test_erasure_removes_features_dlq_entries_and_records_a_tombstone(clie
     body = r.json()
     assert r.status_code == 200 and body["erased"] is True
     assert body["removed"] == {"keys": ["features", "recent", "cart", "affinity"], "dlq_entries": 2}
-    assert body["archive"] == "pending"  # segmenter.erasure is not on this branch yet
+    assert body["archive"] == {"lines": 2}
+    left = [orjson.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    assert [d["user"] for d in left] == [other]
     digest = tombstone_digest(victim)
     assert body["tombstone"] == digest
     assert redis_client.hget(data.KEYS.tombstones, digest) == str(data.NOW_MS).encode()

@@ -48,8 +48,9 @@ def test_summary_per_variant_with_baseline_subtracted():
         "variations": [{"name": "control"}, {"name": "boost"}],
         "results_baseline": {"x:control": 100, "c:control": 10},
     }
-    counts = {"x:control": 1100, "c:control": 110, "r:control": 5000.0, "o:control": 100,
-              "x:boost": 1000, "c:boost": 150, "r:boost": 9000.0, "o:boost": 150}  # fmt: skip
+    # revenue in integer cents, as the processor keeps it
+    counts = {"x:control": 1100, "c:control": 110, "r:control": 500000, "o:control": 100,
+              "x:boost": 1000, "c:boost": 150, "r:boost": 900000, "o:boost": 150}  # fmt: skip
     s = summarize(exp, counts)
     control, boost = s["variants"]
     assert control["exposures"] == 1000 and control["conversions"] == 100

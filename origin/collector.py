@@ -1,0 +1,182 @@
+"""The event collector: ``POST /v1/events`` and the published schema ``GET /v1/schemas/events``.
+
+    POST {"v": 1, "event_id": …}               one event: 202, or 400 with the reason
+    POST {"events": [ … up to 500 … ]}         a batch: 202 with one result per event
+
+Valid events are appended (msgpack) to the partition stream of their shopper; invalid ones are
+answered with their reasons and written to the dead-letter stream with the original bytes.
+Redis down: 503 with Retry-After and nothing is accepted; entries that did reach a stream
+before the failure are deduplicated by ``event_id`` when the client retries the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from cachetools import TTLCache
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from origin.errors import BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable
+from origin.state import AppState, get_state
+from segmenter import event
+from segmenter.event import Event, Rejection
+from segmenter.event_jsonschema import MAX_BATCH, event_json_schema
+from segmenter.schema import STREAM_MAXLEN, partition_of
+from segmenter.store import dlq_fields
+
+__all__ = ["RateLimiter", "routes"]
+
+SITE_KEY_HEADER = "x-p13n-site-key"
+_LIMITER = "collector.limiter"
+
+
+class RateLimiter:
+    """Token buckets per client, in events; ``take`` returns 0 or seconds to wait."""
+
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate_per_s
+        self.burst = burst
+        self.clock = clock
+        self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(100_000, ttl=3600)
+
+    def take(self, client: str, n: int) -> float:
+        now = self.clock()
+        tokens, at = self._buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if n > tokens:
+            self._buckets[client] = (tokens, now)
+            return (n - tokens) / self.rate if self.rate > 0 else 3600.0
+        self._buckets[client] = (tokens - n, now)
+        return 0.0
+
+
+def _client(request: Request, state: AppState) -> str:
+    keys = state.settings.collector_site_keys
+    site = request.headers.get(SITE_KEY_HEADER) or request.query_params.get("site_key", "")
+    if keys and site not in keys:
+        raise Forbidden("a known publishable site key is required", field="site_key")
+    host = request.client.host if request.client else "-"
+    return f"{site}|{host}"
+
+
+async def _read(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {max_bytes}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"body is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check(doc: Any, now_ms: int, skew_ms: int) -> Event | Rejection:
+    result = event.validate(doc)
+    if isinstance(result, Event) and result.ts > now_ms + skew_ms:
+        return Rejection("ts", "in the future beyond the allowed clock skew")
+    return result
+
+
+def _user_of(doc: Any) -> str:
+    user = doc.get("user") if isinstance(doc, dict) else None
+    return user if isinstance(user, str) and event.USER_RE.fullmatch(user) else ""
+
+
+async def _store(
+    state: AppState, valid: list[Event], dead: list[tuple[Rejection, bytes, str]]
+) -> None:
+    if state.redis is None:
+        raise Unavailable("the event bus is not configured")
+    keys, now = state.keys, int(time.time() * 1000)
+    pipe = state.redis.pipeline(transaction=False)
+    for ev in valid:
+        stream = keys.stream(partition_of(ev.user, state.settings.partitions))
+        pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
+    for rej, raw, user in dead:
+        fields = dlq_fields(rej, raw, "collector", user=user, received_ms=now)
+        pipe.xadd(keys.dlq, dict(zip(fields[::2], fields[1::2], strict=True)))
+    try:
+        await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
+
+
+def _docs(doc: Any) -> tuple[list[Any], bool]:
+    if isinstance(doc, dict) and set(doc) == {"events"}:
+        events = doc["events"]
+        if not isinstance(events, list) or not events:
+            raise BadRequest("events must be a non-empty array", field="events")
+        if len(events) > MAX_BATCH:
+            raise PayloadTooLarge(f"{len(events)} events; a batch holds at most {MAX_BATCH}")
+        return events, False
+    return [doc], True
+
+
+async def post_events(request: Request) -> Response:
+    """Accept one event or a batch; see the module docstring."""
+    state = get_state(request)
+    s = state.settings
+    client = _client(request, state)
+    raw = await _read(request, s.max_body_bytes)
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        await _store(state, [], [(Rejection("$", f"not JSON: {exc}"), raw, "")])
+        raise BadRequest(f"body is not valid JSON: {exc}", field="$") from exc
+    docs, single = _docs(doc)
+    limiter = state.extras.setdefault(
+        _LIMITER, RateLimiter(s.collector_rate_per_s, s.collector_burst)
+    )
+    wait_s = limiter.take(hashlib.sha256(client.encode()).hexdigest()[:16], len(docs))
+    if wait_s:
+        raise RateLimited("collector rate limit", retry_after_s=max(1, math.ceil(wait_s)))
+    now = int(time.time() * 1000)
+    checked = [_check(d, now, s.max_clock_skew_ms) for d in docs]
+    valid = [c for c in checked if isinstance(c, Event)]
+    dead = [
+        (c, raw if single else orjson.dumps(d), _user_of(d))
+        for c, d in zip(checked, docs, strict=True)
+        if isinstance(c, Rejection)
+    ]
+    await _store(state, valid, dead)
+    if single and dead:
+        rej = dead[0][0]
+        raise BadRequest(rej.reason, field=rej.field)
+    results = [
+        {"index": i, "status": "accepted"}
+        if isinstance(c, Event)
+        else {"index": i, "status": "rejected", "field": c.field, "reason": c.reason}
+        for i, c in enumerate(checked)
+    ]
+    body = {"accepted": len(valid), "rejected": len(dead), "results": results}
+    return JSONResponse(body, status_code=202, headers={"Cache-Control": "no-store"})
+
+
+_SCHEMA_BODY = orjson.dumps(event_json_schema(), option=orjson.OPT_SORT_KEYS)
+_SCHEMA_ETAG = '"' + hashlib.sha256(_SCHEMA_BODY).hexdigest()[:16] + '"'
+
+
+async def get_schema(request: Request) -> Response:
+    """Event v1 as JSON Schema, cacheable and revalidatable."""
+    headers = {"Cache-Control": "public, max-age=3600", "ETag": _SCHEMA_ETAG}
+    if request.headers.get("if-none-match") == _SCHEMA_ETAG:
+        return Response(status_code=304, headers=headers)
+    return Response(_SCHEMA_BODY, media_type="application/schema+json", headers=headers)
+
+
+def routes() -> list[BaseRoute]:
+    """Collector routes."""
+    return [
+        Route("/v1/events", post_events, methods=["POST"]),
+        Route("/v1/schemas/events", get_schema, methods=["GET"]),
+    ]

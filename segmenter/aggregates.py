@@ -1,0 +1,209 @@
+"""Per-partition decisions and aggregates: the pure operator ``apply(state, entries)``.
+
+For each entry, in stream order, exactly one disposition::
+
+    skip       stream id <= the partition's applied offset (a redelivery): ack only
+    dead       undecodable, unknown version, over the delivery limit, or from the future
+    erased     the shopper has an erasure tombstone: dropped, never archived
+    duplicate  event id already applied on that UTC day (a client retry)
+    late       event time below the watermark: shopper features and experiments only
+    applied    everything, including the windowed aggregates (popularity, co-visitation)
+
+Every aggregate increment is an integer, so partial sums are exact and the result does not
+depend on batch boundaries; the effects are written with the new offset in one atomic step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from segmenter.event import Event, Rejection
+from segmenter.schema import POPULARITY_BUCKET_S, SESSION_GAP_MS, SESSION_ITEMS_MAX
+
+__all__ = [
+    "COVIS_WEIGHTS",
+    "POPULARITY_WEIGHTS",
+    "Entry",
+    "PartitionEffects",
+    "PartitionParams",
+    "PartitionState",
+    "apply",
+    "parse_id",
+]
+
+DAY_MS = 86_400_000
+POPULARITY_WEIGHTS = {"view": 1, "add_to_cart": 3, "purchase": 5}
+COVIS_WEIGHTS = {"view": 1, "add_to_cart": 2, "purchase": 3}
+
+
+def parse_id(stream_id: str) -> tuple[int, int]:
+    """ "1700000000000-3" -> (1700000000000, 3)."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry: its id, original bytes, and the decoded event or the rejection."""
+
+    stream_id: str
+    raw: bytes
+    event: Event | None
+    rejection: Rejection | None = None
+    key: tuple[int, int] = (-1, -1)  # parsed stream id, filled in
+
+    def __post_init__(self) -> None:
+        if self.key == (-1, -1):
+            object.__setattr__(self, "key", parse_id(self.stream_id))
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionParams:
+    allowed_lateness_ms: int
+    max_clock_skew_ms: int
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """What decisions need: offset, max event time, and the batch's lookups."""
+
+    offset: str = "0-0"
+    max_ts: int = 0
+    # (UTC day, event id) -> stream id that applied it; only the ids this batch asks about.
+    seen: dict[tuple[int, str], str] = field(default_factory=dict)
+    # "user|session" -> (last event ms, items newest first)
+    sessions: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    # user -> experiment -> [variant, first exposure ms, converted ms or 0]
+    exposed: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PartitionEffects:
+    """The writes of one batch, plus what the shopper features and the archive receive."""
+
+    ack: list[str] = field(default_factory=list)
+    counters: Counter[str] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    eids: dict[int, list[str]] = field(default_factory=dict)
+    pop: dict[int, Counter[str]] = field(default_factory=dict)
+    covis: dict[str, dict[str, int]] = field(default_factory=dict)
+    exp: dict[str, Counter[str]] = field(default_factory=dict)
+    sessions: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    exposed: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
+    dead: list[tuple[Entry, Rejection]] = field(default_factory=list)
+    accepted: list[Entry] = field(default_factory=list)
+    archive: list[Entry] = field(default_factory=list)
+
+
+def _covisit(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
+    weight = COVIS_WEIGHTS.get(ev.type)
+    if not ev.session or not weight:
+        return
+    skey = f"{ev.user}|{ev.session}"
+    last_ts, items = st.sessions.get(skey, (0, []))
+    if last_ts < st.max_ts - SESSION_GAP_MS:  # expired (the commit may not have pruned it)
+        last_ts, items = 0, []
+    for other in items:
+        if other != ev.item:
+            fx.covis.setdefault(ev.item, {}).setdefault(other, 0)
+            fx.covis[ev.item][other] += weight
+            fx.covis.setdefault(other, {}).setdefault(ev.item, 0)
+            fx.covis[other][ev.item] += weight
+    items = [ev.item, *(i for i in items if i != ev.item)][:SESSION_ITEMS_MAX]
+    st.sessions[skey] = fx.sessions[skey] = (max(last_ts, ev.ts), items)
+
+
+def _windowed(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
+    weight = POPULARITY_WEIGHTS.get(ev.type)
+    if weight and ev.item:
+        bucket = ev.ts // (POPULARITY_BUCKET_S * 1000)
+        fx.pop.setdefault(bucket, Counter())[ev.item] += weight * (ev.qty if weight == 5 else 1)
+        _covisit(st, fx, ev)
+
+
+def _experiments(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
+    if ev.bot or ev.type not in ("exposure", "purchase"):
+        return
+    mine = st.exposed.get(ev.user)
+    if ev.type == "exposure":
+        mine = dict(mine or {})
+        seen = mine.get(ev.experiment)
+        if seen is None:
+            mine[ev.experiment] = [ev.variant, ev.ts, 0]
+            fx.exp.setdefault(ev.experiment, Counter())[f"x:{ev.variant}"] += 1
+        elif ev.ts < int(seen[1]):
+            mine[ev.experiment] = [seen[0], ev.ts, seen[2]]
+        else:
+            return
+    elif mine:
+        mine = dict(mine)
+        for key, (variant, first_ms, conv_ms) in list(mine.items()):
+            if ev.ts < int(first_ms):
+                continue
+            counts = fx.exp.setdefault(key, Counter())
+            counts[f"o:{variant}"] += 1
+            counts[f"r:{variant}"] += round(ev.price * 100) * ev.qty
+            if not conv_ms:
+                counts[f"c:{variant}"] += 1
+                mine[key] = [variant, first_ms, ev.ts]
+    else:
+        return
+    st.exposed[ev.user] = fx.exposed[ev.user] = mine
+
+
+def _dispose(
+    st: PartitionState, fx: PartitionEffects, entry: Entry, tombstoned: frozenset[str],
+    p: PartitionParams,
+) -> str:  # fmt: skip
+    ev = entry.event
+    if ev is None:
+        fx.dead.append((entry, entry.rejection or Rejection("$", "undecodable")))
+        return "dead"
+    if ev.ts > entry.key[0] + p.max_clock_skew_ms:
+        fx.dead.append((entry, Rejection("ts", "in the future beyond the allowed clock skew")))
+        return "dead"
+    if ev.user in tombstoned:
+        return "erased"
+    fx.archive.append(entry)
+    day_key = (ev.ts // DAY_MS, ev.event_id)
+    if day_key in st.seen:
+        return "duplicate"
+    st.seen[day_key] = entry.stream_id
+    fx.eids.setdefault(day_key[0], []).extend((ev.event_id, entry.stream_id))
+    fx.accepted.append(entry)
+    _experiments(st, fx, ev)
+    if ev.ts < st.max_ts - p.allowed_lateness_ms:
+        fx.late["total"] += 1
+        fx.late[ev.type] += 1
+        return "late"
+    st.max_ts = max(st.max_ts, ev.ts)
+    _windowed(st, fx, ev)
+    return "applied"
+
+
+def apply(
+    state: PartitionState,
+    entries: Sequence[Entry] | Iterable[Entry],
+    tombstoned: frozenset[str],
+    p: PartitionParams,
+) -> tuple[PartitionState, PartitionEffects]:
+    """Decide every entry and fold the batch's partition effects (the state is not mutated)."""
+    st = PartitionState(
+        offset=state.offset,
+        max_ts=state.max_ts,
+        seen=dict(state.seen),
+        sessions=dict(state.sessions),
+        exposed=dict(state.exposed),
+    )
+    fx = PartitionEffects()
+    offset = parse_id(st.offset)
+    for entry in entries:
+        fx.ack.append(entry.stream_id)
+        if entry.key <= offset:
+            fx.counters["skip"] += 1
+            continue
+        fx.counters[_dispose(st, fx, entry, tombstoned, p)] += 1
+        st.offset, offset = entry.stream_id, entry.key
+    return st, fx

@@ -1,0 +1,78 @@
+"""Right to erasure, for what the segmenter keeps: the archive, the DLQ, partition state.
+
+The origin's erasure handler writes the tombstone (``tomb``) and deletes the shopper's keys,
+then calls ``erase_from_dlq_and_archive``. From the tombstone on, the processor drops the
+shopper's events (never archived again), and ``replay`` skips them; this function removes
+what was recorded before: archived lines (files rewritten atomically), dead letters naming
+the shopper, and the shopper's entries in the partition's session and exposure state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from segmenter.archive import rewrite_without
+from segmenter.schema import DEFAULT_PARTITIONS, Keys, partition_of
+
+__all__ = ["ErasureReport", "erase_from_dlq_and_archive"]
+
+_SCAN = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    archive_lines: int
+    dead_letters: int
+    partition_fields: int
+
+
+async def _erase_dlq(r: aioredis.Redis, keys: Keys, sid: str) -> int:
+    needle = sid.encode()
+    removed, start = 0, "-"
+    while True:
+        page: Any = await r.xrange(keys.dlq, min=start, max="+", count=_SCAN)
+        hits = [eid for eid, f in page if f.get(b"user") == needle or needle in f.get(b"raw", b"")]
+        if hits:
+            removed += int(await r.xdel(keys.dlq, *hits))
+        if len(page) < _SCAN:
+            return removed
+        last = page[-1][0].decode()
+        start = "(" + last
+
+
+async def _erase_partition(r: aioredis.Redis, keys: Keys, sid: str, partition: int) -> int:
+    removed = int(await r.hdel(keys.exposed(partition), sid))
+    prefix = f"{sid}|"
+    sessions = [
+        f async for f, _ in r.hscan_iter(keys.sessions(partition), match=f"{prefix}*", count=_SCAN)
+    ]
+    if sessions:
+        removed += int(await r.hdel(keys.sessions(partition), *sessions))
+        await r.zrem(keys.session_index(partition), *sessions)
+    return removed
+
+
+async def erase_from_dlq_and_archive(
+    redis: aioredis.Redis,
+    keys: Keys,
+    sid: str,
+    archive_dir: str | Path,
+    *,
+    partitions: int = DEFAULT_PARTITIONS,
+) -> ErasureReport:
+    """Remove shopper ``sid`` from the archive, the DLQ and partition state.
+
+    Call after writing the tombstone. Only the shopper's own partition is rewritten in the
+    archive (``partition_of(sid, partitions)``). Raises ``redis`` errors unchanged.
+    """
+    p = partition_of(sid, partitions)
+    root = Path(archive_dir)
+    lines = await asyncio.to_thread(rewrite_without, root, p, sid) if root.exists() else 0
+    dead = await _erase_dlq(redis, keys, sid)
+    fields = await _erase_partition(redis, keys, sid, p)
+    return ErasureReport(lines, dead, fields)

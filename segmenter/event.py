@@ -1,0 +1,211 @@
+"""Event schema v1: one record, one validation step, one msgpack encode/decode pair.
+
+    {"v": 1, "event_id": "e1", "type": "view", "user": "u1", "item": "sku-1", "ts": 1.7e12}
+        -> Event(event_id="e1", type="view", user="u1", ts=1700000000000, item="sku-1", …)
+    {"v": 2, …} -> Rejection(field="v", problem="unsupported version 2; this build reads 1")
+
+JSON arrives at the collector; msgpack of the same field names travels on the streams. A
+consumer that meets any other version parks the entry in the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+__all__ = [
+    "EVENT_TYPES",
+    "ITEM_TYPES",
+    "TEXT_FIELDS",
+    "VERSION",
+    "Event",
+    "Rejection",
+    "decode",
+    "encode",
+    "to_doc",
+    "validate",
+]
+
+VERSION = 1
+EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "search", "exposure")
+# Types that are about one item, so ``item`` is required.
+ITEM_TYPES = frozenset({"view", "add_to_cart", "remove_from_cart", "purchase"})
+MIN_TS_MS = 946_684_800_000  # 2000-01-01
+MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
+MAX_PRICE = 1_000_000.0
+MAX_QTY = 1000
+
+EVENT_ID_RE = re.compile(r"[\x21-\x7e]{1,64}")
+USER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ITEM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+SESSION_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+TEXT_FIELDS: dict[str, re.Pattern[str]] = {
+    "event_id": EVENT_ID_RE,
+    "user": USER_RE,
+    "item": ITEM_RE,
+    "category": ITEM_RE,
+    "session": SESSION_RE,
+    "experiment": SLUG_RE,
+    "variant": SLUG_RE,
+    "traceparent": TRACEPARENT_RE,
+}
+FIELDS = frozenset({"v", "type", "ts", "price", "qty", "bot", *TEXT_FIELDS})
+REQUIRED = ("event_id", "type", "user", "ts")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One valid v1 event (absent optional text fields are empty strings)."""
+
+    event_id: str
+    type: str
+    user: str
+    ts: int
+    item: str = ""
+    category: str = ""
+    price: float = 0.0
+    qty: int = 1
+    session: str = ""
+    experiment: str = ""
+    variant: str = ""
+    traceparent: str = ""
+    bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input is not a valid event: the field at fault and the problem."""
+
+    field: str
+    problem: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.field}: {self.problem}"
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(field, problem)
+        self.rejection = Rejection(field, problem)
+
+
+def _int(d: Mapping[str, Any], name: str, lo: int, hi: int, default: int) -> int:
+    value = d.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(name, "must be an integer")
+    if not lo <= value <= hi:
+        raise _Invalid(name, f"must be between {lo} and {hi}")
+    return value
+
+
+def _price(d: Mapping[str, Any]) -> float:
+    value = d.get("price", 0.0)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _Invalid("price", "must be a number")
+    if not 0.0 <= value <= MAX_PRICE:  # also rejects NaN
+        raise _Invalid("price", f"must be between 0 and {MAX_PRICE:g}")
+    return float(value)
+
+
+def _check_shape(doc: Any) -> Mapping[str, Any]:
+    if not isinstance(doc, Mapping):
+        raise _Invalid("$", "an event must be an object")
+    if doc.get("v") != VERSION:
+        raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {VERSION}")
+    unknown = [k for k in doc if k not in FIELDS]
+    if unknown:
+        raise _Invalid(str(unknown[0])[:64], "unknown field")
+    for name in REQUIRED:
+        if name not in doc:
+            raise _Invalid(name, "is required")
+    if doc["type"] not in EVENT_TYPES:
+        raise _Invalid("type", f"must be one of {', '.join(EVENT_TYPES)}")
+    return doc
+
+
+def _texts(d: Mapping[str, Any]) -> dict[str, str]:
+    """The text fields present in ``d``, each checked against its pattern (64 chars max)."""
+    out: dict[str, str] = {}
+    for name, value in d.items():
+        rx = TEXT_FIELDS.get(name)
+        if rx is None:
+            continue
+        if type(value) is not str:
+            raise _Invalid(name, "must be a string")
+        if len(value) > 64 or not rx.fullmatch(value):
+            raise _Invalid(name, f"must match {rx.pattern}")
+        out[name] = value
+    return out
+
+
+def _build(d: Mapping[str, Any]) -> Event:
+    kind: str = d["type"]
+    bot = d.get("bot", False)
+    if not isinstance(bot, bool):
+        raise _Invalid("bot", "must be true or false")
+    texts = _texts(d)
+    ev = Event(
+        type=kind,
+        ts=_int(d, "ts", MIN_TS_MS, MAX_TS_MS, 0),
+        price=_price(d) if "price" in d else 0.0,
+        qty=_int(d, "qty", 1, MAX_QTY, 1) if "qty" in d else 1,
+        bot=bot,
+        **texts,
+    )
+    if kind in ITEM_TYPES and not ev.item:
+        raise _Invalid("item", f"is required for {kind}")
+    if kind == "exposure" and not (ev.experiment and ev.variant):
+        raise _Invalid("experiment" if not ev.experiment else "variant", "required for exposure")
+    return ev
+
+
+def validate(doc: Any) -> Event | Rejection:
+    """A decoded JSON or msgpack document -> the event, or the precise reason it is invalid."""
+    try:
+        return _build(_check_shape(doc))
+    except _Invalid as exc:
+        return exc.rejection
+
+
+def to_doc(ev: Event) -> dict[str, Any]:
+    """The v1 document of an event (defaults omitted); ``validate`` reads it back."""
+    doc: dict[str, Any] = {
+        "v": VERSION,
+        "event_id": ev.event_id,
+        "type": ev.type,
+        "user": ev.user,
+        "ts": ev.ts,
+    }
+    for name in ("item", "category", "session", "experiment", "variant", "traceparent"):
+        value = getattr(ev, name)
+        if value:
+            doc[name] = value
+    if ev.price:
+        doc["price"] = ev.price
+    if ev.qty != 1:
+        doc["qty"] = ev.qty
+    if ev.bot:
+        doc["bot"] = True
+    return doc
+
+
+def encode(ev: Event) -> bytes:
+    """msgpack of the v1 document: the stream entry's ``e`` field."""
+    return msgpack.packb(to_doc(ev))
+
+
+def decode(raw: bytes) -> Event | Rejection:
+    """A stream entry's bytes -> the event, or why they are not one."""
+    try:
+        doc = msgpack.unpackb(raw, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException) as exc:
+        return Rejection("$", f"not msgpack: {type(exc).__name__}")
+    return validate(doc)

@@ -1,0 +1,217 @@
+"""Per-shopper features: the pure operator ``apply(state, events) -> state`` and its diff.
+
+Events are applied one at a time in stream order, and every float is stored with ``repr``
+(exact round trip), so the result never depends on how the events were cut into batches:
+a processor restarted after a crash, or a rebuild from the archive, computes identical values.
+
+    cart {}  + add_to_cart(sku-1, qty 2) + purchase(sku-1)  ->  cart {}, bought {sku-1: 1|ts}
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cache_keys import hash_segment
+from segmenter.event import Event
+from segmenter.schema import AFFINITY_MAX, BOUGHT_MAX, RECENT_MAX
+from segmenter.segments import SegmentRules, segment
+
+__all__ = ["AFFINITY_WEIGHTS", "FeatureParams", "ShopperState", "apply", "diff", "profile"]
+
+# How much one event adds to its category's affinity, before decay.
+AFFINITY_WEIGHTS = {"view": 1.0, "search": 0.5, "add_to_cart": 3.0, "purchase": 5.0}
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureParams:
+    half_life_ms: int
+    rules: SegmentRules
+    segment_key: bytes
+
+
+@dataclass(slots=True)
+class ShopperState:
+    """One shopper's features as stored (see ``segmenter.schema`` for the formats)."""
+
+    last_id: str = ""
+    scalars: dict[str, str] = field(default_factory=dict)
+    recent: list[str] = field(default_factory=list)
+    cart: dict[str, int] = field(default_factory=dict)
+    bought: dict[str, tuple[int, int]] = field(default_factory=dict)
+    aff: dict[str, tuple[float, int]] = field(default_factory=dict)
+    exp: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def copy(self) -> ShopperState:
+        return replace(
+            self,
+            scalars=dict(self.scalars),
+            recent=list(self.recent),
+            cart=dict(self.cart),
+            bought=dict(self.bought),
+            aff=dict(self.aff),
+            exp=dict(self.exp),
+        )
+
+    def num(self, name: str) -> float:
+        return float(self.scalars.get(name, 0))
+
+
+def _decay(score: float, dt_ms: int, half_life_ms: int) -> float:
+    return score * 0.5 ** (dt_ms / half_life_ms) if dt_ms > 0 else score
+
+
+def _add_affinity(s: ShopperState, ev: Event, half_life_ms: int) -> None:
+    w = AFFINITY_WEIGHTS.get(ev.type, 0.0)
+    if not ev.category or w == 0.0:
+        return
+    score, as_of = s.aff.get(ev.category, (0.0, ev.ts))
+    if ev.ts >= as_of:
+        s.aff[ev.category] = (_decay(score, ev.ts - as_of, half_life_ms) + w, ev.ts)
+    else:  # out of order: add the event's contribution decayed to as_of
+        s.aff[ev.category] = (score + _decay(w, as_of - ev.ts, half_life_ms), as_of)
+    if len(s.aff) > AFFINITY_MAX:
+        weakest = min(
+            s.aff, key=lambda c: (_decay(s.aff[c][0], ev.ts - s.aff[c][1], half_life_ms), c)
+        )
+        del s.aff[weakest]
+
+
+def _apply_item(s: ShopperState, ev: Event) -> None:
+    if ev.type == "view":
+        if ev.item in s.recent:
+            s.recent.remove(ev.item)
+        s.recent.insert(0, ev.item)
+        del s.recent[RECENT_MAX:]
+    elif ev.type == "add_to_cart":
+        s.cart[ev.item] = s.cart.get(ev.item, 0) + ev.qty
+    elif ev.type == "remove_from_cart":
+        left = s.cart.get(ev.item, 0) - ev.qty
+        if left > 0:
+            s.cart[ev.item] = left
+        else:
+            s.cart.pop(ev.item, None)
+    elif ev.type == "purchase":
+        s.cart.pop(ev.item, None)
+        count, last = s.bought.get(ev.item, (0, 0))
+        s.bought[ev.item] = (count + ev.qty, max(last, ev.ts))
+        if len(s.bought) > BOUGHT_MAX:
+            oldest = min(s.bought, key=lambda i: (s.bought[i][1], i))
+            del s.bought[oldest]
+
+
+def _apply_scalars(s: ShopperState, ev: Event) -> None:
+    sc = s.scalars
+    sc["first_ms"] = str(min(int(sc.get("first_ms", ev.ts)), ev.ts))
+    sc["last_ms"] = str(max(int(sc.get("last_ms", ev.ts)), ev.ts))
+    sc["events"] = str(int(sc.get("events", 0)) + 1)
+    if ev.type == "purchase":
+        sc["orders"] = str(int(sc.get("orders", 0)) + 1)
+    if ev.price > 0 and ev.type in ("view", "purchase"):
+        sc["psum"] = repr(float(sc.get("psum", 0.0)) + ev.price)
+        sc["pcnt"] = str(int(sc.get("pcnt", 0)) + 1)
+
+
+def _apply_exposure(s: ShopperState, ev: Event) -> None:
+    seen = s.exp.get(ev.experiment)
+    if seen is None or ev.ts < seen[1]:
+        s.exp[ev.experiment] = (seen[0] if seen else ev.variant, ev.ts)
+
+
+def profile(s: ShopperState, half_life_ms: int) -> dict[str, Any]:
+    """What segment rules see: counts, average price, top category (decayed to last event)."""
+    now = int(s.num("last_ms"))
+    top = max(
+        s.aff, key=lambda c: (_decay(s.aff[c][0], now - s.aff[c][1], half_life_ms), c), default=""
+    )
+    pcnt = s.num("pcnt")
+    return {
+        "events": s.num("events"),
+        "orders": s.num("orders"),
+        "cart_items": sum(s.cart.values()),
+        "avg_price": s.num("psum") / pcnt if pcnt else 0.0,
+        "days_active": (now - s.num("first_ms")) / 86_400_000,
+        "top_category": top,
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def _hseg(name: str, key: bytes) -> str:
+    return str(hash_segment(name, key))
+
+
+def apply(
+    state: ShopperState, events: Iterable[tuple[str, Event]], p: FeatureParams
+) -> ShopperState:
+    """Fold ``(stream id, event)`` pairs, in stream order, into a new state."""
+    s = state.copy()
+    for stream_id, ev in events:
+        _apply_scalars(s, ev)
+        _add_affinity(s, ev, p.half_life_ms)
+        if ev.item:
+            _apply_item(s, ev)
+        if ev.type == "exposure":
+            _apply_exposure(s, ev)
+        s.last_id = stream_id
+    if s.last_id != state.last_id:
+        name = segment(profile(s, p.half_life_ms), p.rules)
+        s.scalars["seg"] = name
+        s.scalars["hseg"] = _hseg(name, p.segment_key)
+    return s
+
+
+def _hash_diff(old: dict[str, Any], new: dict[str, Any], fmt: Any) -> tuple[list[str], list[str]]:
+    sets: list[str] = []
+    for k, v in new.items():
+        if old.get(k) != v:
+            sets += (k, fmt(v))
+    return sets, [k for k in old if k not in new]
+
+
+def _pair(v: tuple[Any, Any]) -> str:
+    a = repr(v[0]) if isinstance(v[0], float) else str(v[0])
+    return f"{a}|{v[1]}"
+
+
+def diff(old: ShopperState, new: ShopperState) -> list[Any]:
+    """The writes that turn ``old`` into ``new``: [hash diffs by key index, recent or None].
+
+    Key indexes follow ``Keys.shopper_keys``: 0 f, 1 recent, 2 cart, 3 bought, 4 aff, 5 exp.
+    """
+    scalars = {**new.scalars, "last_id": new.last_id}
+    old_scalars = {**old.scalars, "last_id": old.last_id}
+    hashes = [
+        (0, *_hash_diff(old_scalars, scalars, str)),
+        (2, *_hash_diff(old.cart, new.cart, str)),
+        (3, *_hash_diff(old.bought, new.bought, _pair)),
+        (4, *_hash_diff(old.aff, new.aff, _pair)),
+        (5, *_hash_diff(old.exp, new.exp, _pair)),
+    ]
+    changed = [list(h) for h in hashes if h[1] or h[2]]
+    return [changed, new.recent if new.recent != old.recent else None]
+
+
+def from_redis(raw: list[Any]) -> ShopperState:
+    """Parse the reply of the shopper read script (six HGETALL/LRANGE replies as flat lists)."""
+    f, recent, cart, bought, aff, exp = (
+        [x.decode() if isinstance(x, bytes) else x for x in part] for part in raw
+    )
+
+    def pairs(flat: list[str]) -> Iterable[tuple[str, str]]:
+        return zip(flat[::2], flat[1::2], strict=True)
+
+    scalars = dict(pairs(f))
+    s = ShopperState(last_id=scalars.pop("last_id", ""), scalars=scalars, recent=recent)
+    s.cart = {k: int(v) for k, v in pairs(cart)}
+    for k, v in pairs(bought):
+        a, b = v.split("|")
+        s.bought[k] = (int(a), int(b))
+    for k, v in pairs(aff):
+        a, b = v.split("|")
+        s.aff[k] = (float(a), int(b))
+    for k, v in pairs(exp):
+        a, b = v.split("|")
+        s.exp[k] = (a, int(b))
+    return s

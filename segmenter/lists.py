@@ -1,0 +1,177 @@
+"""Segment lists: per (segment, list variant) a ranked list of candidates, versioned by ETag.
+
+    popularity (merged over partitions, event-time window) + catalog flags
+      -> for each segment: base score, + boost for the segment's top category and price band
+      -> top ``list_size`` items -> msgpack of the wire form, registry entry {segment, lists}
+
+List variants come from the experiments the origin stores (``variations[].list_variant``);
+``control`` always exists. A variant whose name starts with ``trending`` ranks by the last
+``TRENDING_BUCKETS`` popularity buckets; every other variant ranks like ``control`` (all
+kept buckets). An unchanged list keeps its ETag, so edges revalidate with a 304.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import orjson
+import redis.asyncio as aioredis
+
+from cache_keys import ANON_HSEG, hash_segment
+from cache_keys.wire import ListItem, SegmentList, segment_list_to_json
+from segmenter.schema import POPULARITY_BUCKET_S, POPULARITY_BUCKETS, Keys
+from segmenter.segments import SegmentRules
+from segmenter.settings import ProcessorSettings
+
+__all__ = ["ListReport", "build_lists", "build_lists_locked", "rank"]
+
+TRENDING_BUCKETS = 6
+MIN_LIST = 100
+CATEGORY_BOOST = 0.5
+PRICE_BOOST = 0.2
+LOCK_TTL_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class ListReport:
+    segments: int
+    lists: int
+    items: int
+
+
+def _etag(items: list[dict[str, Any]]) -> str:
+    return "l1-" + hashlib.sha256(msgpack.packb(items)).hexdigest()[:20]
+
+
+def _band(rules: SegmentRules, name: str) -> tuple[str, float, float]:
+    """The segment's top category ("" when none) and price band [lo, hi)."""
+    values = name.split("|")
+    cat_dim = next((i for i, d in enumerate(rules.dimensions) if d.feature == "top_category"), None)
+    category = values[cat_dim] if cat_dim is not None else ""
+    if cat_dim is not None and category == rules.dimensions[cat_dim].otherwise:
+        category = ""
+    lo, hi = float("-inf"), float("inf")
+    for i, d in enumerate(rules.dimensions):
+        prev = float("-inf")
+        for r in d.rules:
+            bounds = [b for b in r.bounds if b[0] == "avg_price"]
+            if bounds and r.value == values[i]:
+                lo, hi = max(prev, bounds[0][1]), bounds[0][2]
+            prev = bounds[0][2] if bounds else prev
+        if (
+            d.rules
+            and values[i] == d.otherwise
+            and any(b[0] == "avg_price" for r in d.rules for b in r.bounds)
+        ):
+            lo = prev
+    return category, lo, hi
+
+
+def rank(
+    popularity: Mapping[str, float], catalog: Mapping[str, Mapping[str, Any]], category: str,
+    price_band: tuple[float, float], size: int,
+) -> list[ListItem]:  # fmt: skip
+    """The top ``size`` candidates for one segment (pure)."""
+    top = max(popularity.values(), default=0.0) or 1.0
+    pool = dict(popularity)
+    if len(pool) < MIN_LIST:  # thin traffic: fill from the catalog
+        for sku in sorted(catalog)[: size - len(pool)]:
+            pool.setdefault(sku, 0.0)
+    scored = []
+    for item, pop in pool.items():
+        info = catalog.get(item, {})
+        cat, price = str(info.get("category", "")), float(info.get("price", 0.0))
+        score = pop / top
+        score += CATEGORY_BOOST if category and cat == category else 0.0
+        score += PRICE_BOOST if price_band[0] <= price < price_band[1] else 0.0
+        in_stock = int(info.get("stock", 1)) > 0
+        scored.append((round(score - (0 if in_stock else 10), 6), item, cat, price, in_stock,
+                       bool(info.get("durable", False))))  # fmt: skip
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    return [ListItem(i, max(s, 0.0), c, p, st, d) for s, i, c, p, st, d in scored[:size]]
+
+
+async def _inputs(
+    r: aioredis.Redis, keys: Keys, partitions: int
+) -> tuple[Counter[str], Counter[str], dict[str, Any], set[str]]:
+    metas = await asyncio.gather(
+        *(r.hget(keys.partition_meta(p), "max_ts") for p in range(partitions))
+    )
+    now_bucket = max(int(m or 0) for m in metas) // (POPULARITY_BUCKET_S * 1000)
+    pipe = r.pipeline(transaction=False)
+    buckets = range(now_bucket - POPULARITY_BUCKETS + 1, now_bucket + 1)
+    for p in range(partitions):
+        for b in buckets:
+            pipe.zrevrange(keys.popularity(p, b), 0, 1999, withscores=True)
+    pipe.hgetall(keys.catalog)
+    pipe.hgetall(keys.experiments)
+    replies = await pipe.execute()
+    popular: Counter[str] = Counter()
+    trending: Counter[str] = Counter()
+    for n, reply in enumerate(replies[:-2]):
+        recent = n % POPULARITY_BUCKETS >= POPULARITY_BUCKETS - TRENDING_BUCKETS
+        for item, score in reply:
+            popular[item.decode()] += score
+            if recent:
+                trending[item.decode()] += score
+    catalog = {k.decode(): orjson.loads(v) for k, v in replies[-2].items()}
+    variants = {"control"}
+    for raw in replies[-1].values():
+        for v in orjson.loads(raw).get("variations", []):
+            variants.add(str(v.get("list_variant", "control")))
+    return popular, trending, catalog, variants
+
+
+async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: ProcessorSettings,
+                      now_ms: int) -> ListReport:  # fmt: skip
+    """Build and store every (segment, variant) list, the registry and the popular list."""
+    popular, trending, catalog, variants = await _inputs(r, keys, s.partitions)
+
+    def compute() -> tuple[dict[str, bytes], dict[str, bytes]]:
+        lists: dict[str, bytes] = {}
+        registry: dict[str, bytes] = {}
+        for name in rules.all_segments():
+            hseg = hash_segment(name, s.segment_key)
+            category, lo, hi = _band(rules, name)
+            etags = {}
+            for v in sorted(variants):
+                pop = trending if v.startswith("trending") else popular
+                items = rank(pop, catalog, category, (lo, hi), s.list_size)
+                doc = _doc(hseg, v, items, now_ms)
+                etags[v] = doc["etag"]
+                lists[keys.segment_list(hseg, v)] = msgpack.packb(doc)
+            registry[hseg] = msgpack.packb({"segment": name, "lists": etags})
+        anon = rank(popular, catalog, "", (float("-inf"), float("inf")), s.list_size)
+        lists[keys.popular_list] = msgpack.packb(_doc(ANON_HSEG, "control", anon, now_ms))
+        return lists, registry
+
+    lists, registry = await asyncio.to_thread(compute)
+    pipe = r.pipeline(transaction=True)
+    pipe.mset(lists)
+    pipe.delete(keys.list_registry)
+    pipe.hset(keys.list_registry, mapping=registry)  # type: ignore[arg-type]
+    await pipe.execute()
+    return ListReport(len(registry), len(lists), sum(1 for _ in lists))
+
+
+def _doc(hseg: str, variant: str, items: list[ListItem], now_ms: int) -> dict[str, Any]:
+    body = segment_list_to_json(SegmentList(hseg, variant, "", now_ms, tuple(items)))
+    body["etag"] = _etag(body["items"])
+    return body
+
+
+async def build_lists_locked(r: aioredis.Redis, keys: Keys, rules: SegmentRules,
+                             s: ProcessorSettings, now_ms: int) -> ListReport | None:  # fmt: skip
+    """``build_lists`` unless another process is building (a short lock in ``{lists}``)."""
+    if not await r.set(keys.list_lock, s.consumer, nx=True, px=LOCK_TTL_MS):
+        return None
+    try:
+        return await build_lists(r, keys, rules, s, now_ms)
+    finally:
+        await r.delete(keys.list_lock)

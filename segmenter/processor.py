@@ -1,0 +1,196 @@
+"""The processor loop (``p13n segmenter run``): leases, reads, batches, housekeeping.
+
+Each partition is owned by one process at a time through a lease in the partition's meta
+hash; the lease's fencing token is checked inside the atomic commit, so a process that lost
+its lease (paused, partitioned) cannot write. Processes share partitions evenly: each holds
+at most ceil(partitions / live processes). On taking a partition a process first claims every
+entry pending on other consumers, then drains its own pending entries, then reads new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from segmenter.aggregates import Entry, PartitionParams
+from segmenter.archive import ArchiveWriter, prune
+from segmenter.batch import Applier, Operators
+from segmenter.features import FeatureParams
+from segmenter.metrics import Metrics
+from segmenter.schema import Keys
+from segmenter.segments import SegmentRules, load_rules
+from segmenter.settings import ProcessorSettings
+from segmenter.store import Hook, Lease, Store, StoreUnavailable
+from segmenter.streams import Reader
+
+__all__ = ["Processor", "operators_for"]
+
+log = logging.getLogger("p13n.segmenter")
+TICK_S = 0.25
+RETRY_S = 0.5
+
+
+def operators_for(s: ProcessorSettings, rules: SegmentRules) -> Operators:
+    """The operators' parameters from the settings."""
+    return Operators(
+        PartitionParams(s.allowed_lateness_ms, s.max_clock_skew_ms),
+        FeatureParams(s.affinity_half_life_s * 1000, rules, s.segment_key),
+    )
+
+
+class Processor:
+    """One processor process: owns some partitions and applies their batches."""
+
+    def __init__(
+        self,
+        settings: ProcessorSettings,
+        client: aioredis.Redis,
+        *,
+        metrics: Metrics | None = None,
+        hook: Hook | None = None,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.s = settings
+        self.r = client
+        self.keys = Keys(settings.prefix)
+        self.rules = load_rules(settings.segment_rules_path or None)
+        self.store = Store(client, self.keys, hook)
+        self.reader = Reader(client, self.keys, settings.consumer)
+        self.metrics = metrics or Metrics()
+        self.now_ms = now_ms
+        self.owner = f"{settings.consumer}:{secrets.token_hex(4)}"
+        archive = ArchiveWriter(Path(settings.archive_dir)) if settings.archive_dir else None
+        self.applier = Applier(
+            self.store,
+            operators_for(settings, self.rules),
+            archive=archive,
+            lease_ttl_ms=settings.lease_ttl_ms,
+        )
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.releasing: set[int] = set()
+        self._next_lists_ms = 0
+        self._stop = asyncio.Event()
+
+    # -- main loop ----------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set; leases are released on the way out."""
+        self._stop = stop or asyncio.Event()
+        while not self._stop.is_set():
+            try:
+                await self._tick()
+            except (StoreUnavailable, RedisError, OSError) as exc:
+                log.warning("redis unavailable: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), TICK_S)
+        self.releasing.update(self.tasks)
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    async def _tick(self) -> None:
+        now = self.now_ms()
+        members = self.keys.members
+        await self.r.zadd(members, {self.s.consumer: now + self.s.lease_ttl_ms})
+        await self.r.zremrangebyscore(members, "-inf", now)
+        live = max(1, int(await self.r.zcard(members)))
+        target = math.ceil(self.s.partitions / live)
+        for p in [p for p, t in self.tasks.items() if t.done()]:
+            del self.tasks[p]
+            self.releasing.discard(p)
+        for p in range(self.s.partitions):
+            if p not in self.tasks and len(self.tasks) < target:
+                await self.reader.ensure_group(p)
+                lease = await self.store.acquire(p, self.owner, self.s.lease_ttl_ms)
+                if lease is not None:
+                    self.tasks[p] = asyncio.create_task(self._own(lease))
+        extra = sorted(set(self.tasks) - self.releasing)[target:]
+        self.releasing.update(extra)
+        self.metrics.owned.set(len(self.tasks))
+        await self._housekeeping(now)
+
+    async def _housekeeping(self, now: int) -> None:
+        self.metrics.set_lag(await self.reader.lag(sorted(self.tasks)))
+        self.metrics.dlq_depth.set(await self.r.xlen(self.keys.dlq))
+        if self.s.lists_interval_s <= 0 or now < self._next_lists_ms:
+            return
+        self._next_lists_ms = now + self.s.lists_interval_s * 1000
+        from segmenter.lists import build_lists_locked  # noqa: PLC0415 - periodic only
+
+        try:
+            await build_lists_locked(self.r, self.keys, self.rules, self.s, now)
+        except (RedisError, OSError):
+            raise
+        except Exception:  # bad admin data must not stop event processing
+            log.exception("segment list build failed")
+        if self.s.archive_dir:
+            prune(Path(self.s.archive_dir), self.s.archive_retention_days, now)
+
+    # -- one partition ------------------------------------------------------------------
+    async def _own(self, lease: Lease) -> None:
+        """Process a partition until the lease is lost or released."""
+        try:
+            while not self._done(lease.partition):
+                try:
+                    if not await self._follow(lease):
+                        log.info("partition %d: lease lost", lease.partition)
+                        return
+                except StoreUnavailable as exc:
+                    log.warning("partition %d: %s; retrying", lease.partition, exc)
+                    await asyncio.sleep(RETRY_S)
+                except Exception:  # a bug must not spin: give the partition up, log loudly
+                    log.exception("partition %d: giving it up", lease.partition)
+                    await asyncio.sleep(RETRY_S)
+                    break
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release(lease)
+        finally:
+            self.applier.forget(lease.partition)
+
+    def _done(self, partition: int) -> bool:
+        return self._stop.is_set() or partition in self.releasing
+
+    async def _drain(self, lease: Lease) -> bool:
+        p, s = lease.partition, self.s
+        while entries := await self.reader.pending(p, s.batch_max_events, s.max_deliveries):
+            if not await self._apply(lease, entries):
+                return False
+        return True
+
+    async def _follow(self, lease: Lease) -> bool:
+        """Claim, drain own pending, then follow new entries; False when the lease is lost."""
+        p, s = lease.partition, self.s
+        await self.reader.claim(p, 0)
+        if not await self._drain(lease):
+            return False
+        next_claim = next_renew = self.now_ms()
+        while not self._done(p):
+            now = self.now_ms()
+            if now >= next_claim:
+                next_claim = now + s.claim_idle_ms
+                if await self.reader.claim(p, s.claim_idle_ms) and not await self._drain(lease):
+                    return False
+            entries = await self.reader.new(p, s.batch_max_events, s.read_block_ms)
+            if entries:
+                if not await self._apply(lease, entries):
+                    return False
+                next_renew = self.now_ms() + s.lease_ttl_ms // 3
+            elif self.now_ms() >= next_renew:
+                if not await self.store.renew(lease, s.lease_ttl_ms):
+                    return False
+                next_renew = self.now_ms() + s.lease_ttl_ms // 3
+        return True
+
+    async def _apply(self, lease: Lease, entries: list[Entry]) -> bool:
+        result = await self.applier.apply(lease, entries)
+        if result.status != "OK" or result.effects is None:
+            self.applier.forget(lease.partition)
+            return False
+        self.metrics.observe_batch(result.effects, result.apply_s, self.now_ms())
+        return True

@@ -1,0 +1,155 @@
+"""Entry points behind the ``p13n`` subcommands: settings from the environment, then asyncio.
+
+Each returns a process exit code and prints one line a human (or a script) can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from segmenter.schema import Keys
+from segmenter.settings import ProcessorSettings, SettingsError
+
+__all__ = ["dlq", "lists", "rebuild", "replay", "run"]
+
+T = TypeVar("T")
+
+
+def _settings(overrides: dict[str, str]) -> ProcessorSettings:
+    env = dict(os.environ)
+    env.update({k: v for k, v in overrides.items() if v})
+    s = ProcessorSettings.from_env(env)
+    if not s.redis_url:
+        raise SettingsError("P13N_REDIS_URL is required (or --redis-url)")
+    return s
+
+
+Body = Callable[[ProcessorSettings, aioredis.Redis], Awaitable[T]]
+
+
+def _main(overrides: dict[str, str], body: Body[T], show: Callable[[T], str]) -> int:
+    try:
+        s = _settings(overrides)
+    except SettingsError as exc:
+        print(f"p13n: {exc}", file=sys.stderr)
+        return 2
+
+    async def go() -> T:
+        client = aioredis.Redis.from_url(s.redis_url, socket_timeout=10, max_connections=64)
+        try:
+            return await body(s, client)
+        finally:
+            await client.aclose()
+
+    try:
+        print(show(asyncio.run(go())))
+    except (RedisError, OSError, RuntimeError, ValueError) as exc:
+        print(f"p13n: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _kill_hook(n: int) -> Callable[[str], None] | None:
+    """Test hook: SIGKILL this process just before its n-th write step."""
+    if n <= 0:
+        return None
+    count = [0]
+
+    def hook(step: str) -> None:
+        count[0] += 1
+        if count[0] >= n:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def run(overrides: dict[str, str]) -> int:
+    """``p13n segmenter run``: process until SIGTERM or SIGINT."""
+    from segmenter.metrics import Metrics  # noqa: PLC0415
+    from segmenter.processor import Processor  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def body(s: ProcessorSettings, client: aioredis.Redis) -> str:
+        metrics = Metrics()
+        if s.metrics_port:
+            from prometheus_client import start_http_server  # noqa: PLC0415
+
+            start_http_server(s.metrics_port, "127.0.0.1", registry=metrics.registry)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        proc = Processor(s, client, metrics=metrics, hook=_kill_hook(s.test_kill_at_write))
+        await proc.run(stop)
+        return f"segmenter {s.consumer} stopped"
+
+    return _main(overrides, body, str)
+
+
+def lists(overrides: dict[str, str]) -> int:
+    """``p13n segmenter lists``: build every segment list once."""
+    import time  # noqa: PLC0415
+
+    from segmenter.lists import build_lists  # noqa: PLC0415
+    from segmenter.segments import load_rules  # noqa: PLC0415
+
+    async def body(s: ProcessorSettings, client: aioredis.Redis) -> Any:
+        rules = load_rules(s.segment_rules_path or None)
+        return await build_lists(client, Keys(s.prefix), rules, s, int(time.time() * 1000))
+
+    return _main(overrides, body, lambda r: f"segments={r.segments} lists={r.lists}")
+
+
+def replay(overrides: dict[str, str], from_ms: int, to_ms: int) -> int:
+    """``p13n replay``: re-feed archived events of [from, to) into the streams."""
+    from segmenter.replay import replay as do_replay  # noqa: PLC0415
+
+    async def body(s: ProcessorSettings, client: aioredis.Redis) -> int:
+        root = Path(s.archive_dir)
+        return await do_replay(
+            client, Keys(s.prefix), root, partitions=s.partitions, from_ms=from_ms, to_ms=to_ms
+        )
+
+    return _main(overrides, body, lambda n: f"replayed {n} events")
+
+
+def rebuild(overrides: dict[str, str]) -> int:
+    """``p13n rebuild``: a fresh online store from the archive, with its duration."""
+    from segmenter.processor import operators_for  # noqa: PLC0415
+    from segmenter.replay import rebuild as do_rebuild  # noqa: PLC0415
+    from segmenter.segments import load_rules  # noqa: PLC0415
+
+    async def body(s: ProcessorSettings, client: aioredis.Redis) -> Any:
+        ops = operators_for(s, load_rules(s.segment_rules_path or None))
+        root = Path(s.archive_dir)
+        return await do_rebuild(client, Keys(s.prefix), root, partitions=s.partitions, ops=ops)
+
+    return _main(overrides, body, lambda r: r.line())
+
+
+def dlq(overrides: dict[str, str], count: int) -> int:
+    """``p13n dlq``: depth and the newest dead letters (reason, source, stream id)."""
+
+    async def body(s: ProcessorSettings, client: aioredis.Redis) -> str:
+        keys = Keys(s.prefix)
+        depth = await client.xlen(keys.dlq)
+        rows = [f"dlq depth={depth}"]
+        page: Any = await client.xrevrange(keys.dlq, count=count)
+        for eid, f in page:
+            reason = f.get(b"reason", b"").decode(errors="replace")
+            source = f.get(b"source", b"").decode()
+            rows.append(f"{eid.decode()} {source} {reason}")
+        return "\n".join(rows)
+
+    return _main(overrides, body, str)

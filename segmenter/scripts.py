@@ -1,0 +1,152 @@
+"""The Lua scripts of the Redis adapter; each touches one hash slot, so they run on a cluster.
+
+Values arrive msgpack-packed (Redis 7.0 ships ``cmsgpack``); floats are formatted by Python
+(``repr``) so Lua never rounds them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COMMIT",
+    "DLQ_ADD",
+    "LEASE_ACQUIRE",
+    "LEASE_RELEASE",
+    "LEASE_RENEW",
+    "READ_SHOPPER",
+    "WRITE_SHOPPER",
+]
+
+_BULK = """
+local function bulk(cmd, key, list, step)
+  for i = 1, #list, step do
+    redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
+  end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: the six keys of ``Keys.shopper_keys``.
+READ_SHOPPER = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),
+        redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
+        redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[6])}
+"""
+
+# KEYS: shopper keys. ARGV: expected last_id, msgpack [[ [key index, sets, dels] … ], recent
+# list or nil], ttl s. Compare-and-set on last_id: 0 when someone else changed the shopper.
+WRITE_SHOPPER = (
+    _BULK
+    + """
+local cur = redis.call('HGET', KEYS[1], 'last_id') or ''
+if cur ~= ARGV[1] then return 0 end
+local w = cmsgpack.unpack(ARGV[2])
+for _, h in ipairs(w[1]) do
+  local key = KEYS[h[1] + 1]
+  bulk('HSET', key, h[2], 400)
+  bulk('HDEL', key, h[3], 400)
+end
+if type(w[2]) == 'table' then
+  redis.call('DEL', KEYS[2])
+  bulk('RPUSH', KEYS[2], w[2], 400)
+end
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+)
+
+# KEYS: Keys.partition_keys (stream, meta, late, sess, sessidx, expsh), then the keys the
+# payload indexes. ARGV: owner, token, expected offset, new offset, group, lease ttl ms,
+# payload. The fencing token and the offset are checked before anything is written.
+COMMIT = (
+    _BULK
+    + """
+local meta = KEYS[2]
+local m = redis.call('HMGET', meta, 'owner', 'token', 'offset')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 'FENCED' end
+if (m[3] or '0-0') ~= ARGV[3] then return 'OFFSET' end
+local p = cmsgpack.unpack(ARGV[7])
+for i = 1, #p.ack, 500 do
+  redis.call('XACK', KEYS[1], ARGV[5], unpack(p.ack, i, math.min(i + 499, #p.ack)))
+end
+redis.call('HSET', meta, 'offset', ARGV[4], 'max_ts', p.max_ts,
+           'lease_until_ms', now_ms() + tonumber(ARGV[6]))
+for i = 1, #p.cnt, 2 do redis.call('HINCRBY', meta, p.cnt[i], p.cnt[i + 1]) end
+for i = 1, #p.late, 2 do redis.call('HINCRBY', KEYS[3], p.late[i], p.late[i + 1]) end
+for _, e in ipairs(p.eid) do
+  bulk('HSET', KEYS[e[1]], e[3], 400)
+  redis.call('EXPIRE', KEYS[e[1]], e[2])
+end
+for _, e in ipairs(p.pop) do
+  local key, z = KEYS[e[1]], e[3]
+  for i = 1, #z, 2 do redis.call('ZINCRBY', key, z[i + 1], z[i]) end
+  redis.call('EXPIRE', key, e[2])
+end
+for _, e in ipairs(p.cov) do
+  local key, z = KEYS[e[1]], e[3]
+  for i = 1, #z, 2 do
+    if redis.call('ZSCORE', key, z[i]) or redis.call('ZCARD', key) < p.cap then
+      redis.call('ZINCRBY', key, z[i + 1], z[i])
+    end
+  end
+  redis.call('EXPIRE', key, e[2])
+end
+for _, e in ipairs(p.exp) do
+  local z = e[2]
+  for i = 1, #z, 2 do redis.call('HINCRBY', KEYS[e[1]], z[i], z[i + 1]) end
+end
+bulk('HSET', KEYS[4], p.ss, 400)
+bulk('ZADD', KEYS[5], p.si, 400)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. p.cut)
+bulk('HDEL', KEYS[4], dead, 400)
+bulk('ZREM', KEYS[5], dead, 400)
+bulk('HSET', KEYS[6], p.xs, 400)
+return 'OK'
+"""
+)
+
+# KEYS: dlq stream, dlq source index. ARGV: source id ("p3:1700000000000-0"), maxlen,
+# field/value pairs. Writes once per source id, so a redelivered entry is not dead-lettered
+# twice.
+DLQ_ADD = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], '') == 0 then return 0 end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[1], id)
+return 1
+"""
+
+# KEYS: partition meta. ARGV: owner, ttl ms. A new fencing token, or nil while another
+# owner's lease runs.
+LEASE_ACQUIRE = (
+    _BULK
+    + """
+local now = now_ms()
+local m = redis.call('HMGET', KEYS[1], 'owner', 'lease_until_ms')
+if m[1] and m[1] ~= '' and m[1] ~= ARGV[1] and tonumber(m[2] or '0') > now then
+  return false
+end
+local token = redis.call('HINCRBY', KEYS[1], 'token', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'lease_until_ms', now + tonumber(ARGV[2]))
+return token
+"""
+)
+
+# KEYS: partition meta. ARGV: owner, token, ttl ms. 1 when still ours, else 0.
+LEASE_RENEW = (
+    _BULK
+    + """
+local m = redis.call('HMGET', KEYS[1], 'owner', 'token')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until_ms', now_ms() + tonumber(ARGV[3]))
+return 1
+"""
+)
+
+LEASE_RELEASE = """
+local m = redis.call('HMGET', KEYS[1], 'owner', 'token')
+if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', '', 'lease_until_ms', 0)
+return 1
+"""

@@ -1,0 +1,120 @@
+"""Processor configuration: one frozen value built once from the environment at the entry point.
+
+Every setting names its environment variable and default; units are in the field names.
+Only ``ProcessorSettings.from_env`` reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
+
+__all__ = ["DEV_SEGMENT_KEY", "ProcessorSettings", "SettingsError"]
+
+# Must equal origin.settings._DEV_SEGMENT_KEY (a test checks): both tiers hash segments alike.
+DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """Everything ``p13n segmenter run`` needs."""
+
+    # P13N_REDIS_URL (or REDIS_URL): the online store and the event streams.
+    redis_url: str = ""
+    # P13N_PREFIX / P13N_PARTITIONS: key namespace and number of stream partitions.
+    prefix: str = DEFAULT_PREFIX
+    partitions: int = DEFAULT_PARTITIONS
+    # P13N_CONSUMER: consumer name in the group; keep it stable across restarts so a
+    # restarted process drains its own pending entries first.
+    consumer: str = "segmenter-1"
+    # P13N_BATCH_MAX_EVENTS: entries read per XREADGROUP and applied per atomic step.
+    batch_max_events: int = 1000
+    # P13N_READ_BLOCK_MS: how long an idle XREADGROUP waits for new entries.
+    read_block_ms: int = 50
+    # P13N_LEASE_TTL_MS: a partition lease lasts this long unless renewed (every batch).
+    lease_ttl_ms: int = 10_000
+    # P13N_CLAIM_IDLE_MS: entries pending this long on another consumer are taken over.
+    claim_idle_ms: int = 30_000
+    # P13N_MAX_DELIVERIES: an entry delivered more often than this goes to the DLQ.
+    max_deliveries: int = 20
+    # P13N_ALLOWED_LATENESS_MS: watermark = max event time seen minus this.
+    allowed_lateness_ms: int = 5 * 60_000
+    # P13N_MAX_CLOCK_SKEW_MS: events stamped further than this after their arrival are
+    # rejected to the DLQ.
+    max_clock_skew_ms: int = 5 * 60_000
+    # P13N_AFFINITY_HALF_LIFE_S: category affinity halves over this much event time.
+    affinity_half_life_s: int = 7 * 86_400
+    # P13N_ARCHIVE_DIR / P13N_ARCHIVE_RETENTION_DAYS: cold storage of every valid event.
+    archive_dir: str = "var/archive"
+    archive_retention_days: int = 30
+    # P13N_SEGMENT_RULES: path of the segment rules (TOML); empty means the built-in rules.
+    segment_rules_path: str = ""
+    # P13N_SEGMENT_KEY: keyed hash for hseg (must match the origin's).
+    segment_key: bytes = DEV_SEGMENT_KEY
+    # P13N_LISTS_INTERVAL_S / P13N_LIST_SIZE: how often the processor rebuilds segment
+    # lists (0 = never), and how many candidates each list holds (100-300).
+    lists_interval_s: int = 60
+    list_size: int = 200
+    # P13N_METRICS_PORT: serve Prometheus metrics on 127.0.0.1:<port> (0 = off).
+    metrics_port: int = 0
+    # P13N_TEST_KILL_AT_WRITE: test hook, SIGKILL this process before its n-th write step.
+    test_kill_at_write: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorSettings:
+        """Build settings from ``env`` (default ``os.environ``); raises ``SettingsError``."""
+        e = os.environ if env is None else env
+        key = e.get("P13N_SEGMENT_KEY")
+        s = cls(
+            redis_url=e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or "",
+            prefix=e.get("P13N_PREFIX", DEFAULT_PREFIX),
+            partitions=_int(e, "P13N_PARTITIONS", DEFAULT_PARTITIONS),
+            consumer=e.get("P13N_CONSUMER") or f"segmenter-{socket.gethostname()}",
+            batch_max_events=_int(e, "P13N_BATCH_MAX_EVENTS", 1000),
+            read_block_ms=_int(e, "P13N_READ_BLOCK_MS", 50),
+            lease_ttl_ms=_int(e, "P13N_LEASE_TTL_MS", 10_000),
+            claim_idle_ms=_int(e, "P13N_CLAIM_IDLE_MS", 30_000),
+            max_deliveries=_int(e, "P13N_MAX_DELIVERIES", 20),
+            allowed_lateness_ms=_int(e, "P13N_ALLOWED_LATENESS_MS", 5 * 60_000),
+            max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
+            affinity_half_life_s=_int(e, "P13N_AFFINITY_HALF_LIFE_S", 7 * 86_400),
+            archive_dir=e.get("P13N_ARCHIVE_DIR", "var/archive"),
+            archive_retention_days=_int(e, "P13N_ARCHIVE_RETENTION_DAYS", 30),
+            segment_rules_path=e.get("P13N_SEGMENT_RULES", ""),
+            segment_key=key.encode() if key else DEV_SEGMENT_KEY,
+            lists_interval_s=_int(e, "P13N_LISTS_INTERVAL_S", 60),
+            list_size=_int(e, "P13N_LIST_SIZE", 200),
+            metrics_port=_int(e, "P13N_METRICS_PORT", 0),
+            test_kill_at_write=_int(e, "P13N_TEST_KILL_AT_WRITE", 0),
+        )
+        s.check()
+        return s
+
+    def check(self) -> None:
+        """Reject values that cannot work."""
+        if not 1 <= self.partitions <= 1024:
+            raise SettingsError("P13N_PARTITIONS must be between 1 and 1024")
+        if not 1 <= self.batch_max_events <= 10_000:
+            raise SettingsError("P13N_BATCH_MAX_EVENTS must be between 1 and 10000")
+        if not 100 <= self.list_size <= 300:
+            raise SettingsError("P13N_LIST_SIZE must be between 100 and 300")
+        if self.lease_ttl_ms < 100 or self.max_deliveries < 1:
+            raise SettingsError("P13N_LEASE_TTL_MS >= 100 and P13N_MAX_DELIVERIES >= 1 needed")

@@ -1,0 +1,153 @@
+"""Shared helpers: load streams with explicit ids, run the processor until drained, snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from segmenter import event, synthetic
+from segmenter.event import Event
+from segmenter.processor import Processor
+from segmenter.schema import GROUP, Keys, partition_of
+from segmenter.settings import ProcessorSettings
+
+PARTITIONS = 4
+KEYS = Keys()
+# Bookkeeping that legitimately differs between runs (who held the lease, and how often).
+_BOOKKEEPING = {b"owner", b"token", b"lease_until_ms"}
+
+
+def settings(url: str, archive: Path | str = "", **kw: Any) -> ProcessorSettings:
+    base = ProcessorSettings(
+        redis_url=url, partitions=PARTITIONS, archive_dir=str(archive), lists_interval_s=0,
+        lease_ttl_ms=400, consumer="seg-test",
+    )  # fmt: skip
+    return replace(base, **kw)
+
+
+def mixed_stream(n: int, seed: int = 7) -> list[tuple[str, int, bytes]]:
+    """(stream id, partition, raw) with duplicates, late, future and undecodable entries."""
+    rng = random.Random(seed)
+    evs = list(synthetic.events(n, seed=seed, shop=synthetic.Shop(items=300, shoppers=150)))
+    out: list[tuple[str, int, bytes]] = []
+    for i, ev in enumerate(evs):
+        id_ms = ev.ts
+        roll = rng.random()
+        if roll < 0.03 and out:  # a client retry of an earlier event
+            ev = evs[rng.randrange(i)]
+        elif roll < 0.05:  # late: stamped 20 minutes before arrival
+            ev = replace(ev, ts=ev.ts - 20 * 60_000, event_id=f"late-{i}")
+        elif roll < 0.06:  # future: an hour after arrival
+            ev = replace(ev, ts=ev.ts + 3_600_000, event_id=f"fut-{i}")
+        raw = event.encode(ev)
+        if 0.06 <= roll < 0.07:
+            raw = b"\xc1not msgpack"
+        elif 0.07 <= roll < 0.075:
+            raw = raw.replace(b"\xa1v\x01", b"\xa1v\x02")  # unknown version
+        out.append((f"{id_ms}-{i}", partition_of(ev.user, PARTITIONS), raw))
+    return out
+
+
+def load(client: redis.Redis, entries: list[tuple[str, int, bytes]]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for p in range(PARTITIONS):
+        pipe.xgroup_create(KEYS.stream(p), GROUP, id="0", mkstream=True)
+    for sid, p, raw in entries:
+        pipe.xadd(KEYS.stream(p), {"e": raw}, id=sid)
+    pipe.execute()
+
+
+def drained(client: redis.Redis) -> bool:
+    for p in range(PARTITIONS):
+        last = client.xinfo_stream(KEYS.stream(p))["last-generated-id"]
+        if last != b"0-0" and client.hget(KEYS.partition_meta(p), "offset") != last:
+            return False
+        if client.xpending(KEYS.stream(p), GROUP)["pending"]:
+            return False
+    return True
+
+
+def run_until_drained(url: str, s: ProcessorSettings, timeout_s: float = 60) -> None:
+    """Run an in-process processor until every stream is applied and acknowledged."""
+
+    async def go() -> None:
+        client = aioredis.Redis.from_url(url)
+        sync = redis.Redis.from_url(url)
+        stop = asyncio.Event()
+        task = asyncio.create_task(Processor(s, client).run(stop))
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not drained(sync):
+                assert time.monotonic() < deadline, "processor did not drain in time"
+                assert not task.done(), task.exception()
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            await client.aclose()
+            sync.close()
+
+    asyncio.run(go())
+
+
+def spawn(url: str, archive: Path, **env: str) -> subprocess.Popen[bytes]:
+    """``p13n segmenter run`` as a real child process."""
+    full = {
+        **os.environ, "P13N_REDIS_URL": url, "P13N_PARTITIONS": str(PARTITIONS),
+        "P13N_ARCHIVE_DIR": str(archive), "P13N_LISTS_INTERVAL_S": "0",
+        "P13N_LEASE_TTL_MS": "400", "P13N_CONSUMER": "seg-1", **env,
+    }  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "origin.cli", "segmenter", "run"],
+        env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+def snapshot(client: redis.Redis, prefix: str = "p13n") -> dict[bytes, Any]:
+    """Every value under ``prefix`` except streams, the DLQ index and lease bookkeeping."""
+    out: dict[bytes, Any] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = client.type(key)
+        if kind == b"hash":
+            h = client.hgetall(key)
+            out[key] = {k: v for k, v in h.items() if k not in _BOOKKEEPING}
+        elif kind == b"list":
+            out[key] = client.lrange(key, 0, -1)
+        elif kind == b"zset":
+            out[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == b"string":
+            out[key] = client.get(key)
+    out.pop(KEYS.dlq_sources.encode(), None)
+    out.pop(KEYS.members.encode(), None)
+    return out
+
+
+def dead_letters(client: redis.Redis) -> list[dict[bytes, bytes]]:
+    return [f for _, f in client.xrange(KEYS.dlq)]
+
+
+def valid_events(entries: list[tuple[str, int, bytes]]) -> list[Event]:
+    return [e for _, _, raw in entries if isinstance(e := event.decode(raw), Event)]
