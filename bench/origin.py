@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import random
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,12 @@ from pathlib import Path
 # This file is named like the ``origin`` package: drop its folder from the import path first.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# ...so the shared load helpers are loaded by path.
+_spec = importlib.util.spec_from_file_location("_load", _HERE / "_load.py")
+assert _spec is not None and _spec.loader is not None
+_load = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_load)
+ensure_wrk, stop, wrk_rps = _load.ensure_wrk, _load.stop, _load.wrk_rps
 
 import httpx  # noqa: E402
 import msgpack  # noqa: E402
@@ -151,23 +156,6 @@ def load_world(url: str, n: int, rng: random.Random) -> list[str]:
     return ids
 
 
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    print("wrk not found: installing Debian's package", flush=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "wrk"],
-        check=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        timeout=300,
-    )
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk could not be installed")
-    return found
-
-
 def start_origin(redis_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -190,28 +178,6 @@ def start_origin(redis_url: str, port: int, workers: int) -> subprocess.Popen[by
         time.sleep(0.2)
     stop(proc)
     raise SystemExit("origin did not become ready")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def wrk_rps(wrk: str, base: str, script: Path, seconds: int, conns: int) -> float:
-    out = subprocess.run(
-        [wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "-s", str(script), base],
-        capture_output=True, text=True, check=True, timeout=seconds + 60,
-    ).stdout  # fmt: skip
-    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m is None or errors is not None:
-        raise SystemExit(f"wrk run failed or saw errors:\n{out}")
-    return float(m.group(1))
 
 
 async def _conn_worker(

@@ -57,9 +57,9 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
         try:
             yield
         finally:
+            state.snapshot.stop.set()
             refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            await asyncio.wait({refresher}, timeout=5)
             await state.close()
 
     return Starlette(

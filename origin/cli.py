@@ -62,7 +62,12 @@ def _cmd_edge(args: argparse.Namespace) -> int:
         f" ({mode}); metrics on :{args.admin_port}",
         flush=True,
     )
-    asyncio.run(serve(settings, args.host, args.port, args.admin_port))
+    try:
+        import uvloop  # noqa: PLC0415 - the fast loop when installed (uvicorn[standard])
+    except ImportError:
+        asyncio.run(serve(settings, args.host, args.port, args.admin_port))
+    else:
+        uvloop.run(serve(settings, args.host, args.port, args.admin_port))
     return 0
 
 

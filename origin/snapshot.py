@@ -10,6 +10,7 @@ assigns come from the same data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field, replace
@@ -143,6 +144,7 @@ class SnapshotHolder:
         self.keys = keys
         self.refresh_s = refresh_ms / 1000
         self.current = Snapshot()
+        self.stop = asyncio.Event()
 
     async def refresh(self) -> Snapshot:
         """Reload now; on failure keep serving the current snapshot and re-raise."""
@@ -156,14 +158,19 @@ class SnapshotHolder:
         return snap
 
     async def run(self) -> None:
-        """Refresh forever (the lifespan cancels this task)."""
-        while True:
+        """Refresh until ``stop`` is set (the lifespan sets it, then cancels the task).
+
+        The event, not only cancellation, ends the loop: a cancellation landing inside a
+        redis-py call can surface as a connection error, which the loop must survive.
+        """
+        while not self.stop.is_set():
             try:
                 await self.refresh()
             except Exception as exc:  # keep the loop alive whatever Redis does
                 self.store.metrics.snapshot_refresh.labels("failed").inc()
                 LOG.debug("snapshot refresh failed: %s", type(exc).__name__)
-            await asyncio.sleep(self.refresh_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.refresh_s)
 
 
 def edge_config(snap: Snapshot, *, max_age_s: int, now_ms: int) -> tuple[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
@@ -116,34 +117,48 @@ class EdgeRuntime:
         return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges)
 
 
-async def _handle(request: Request) -> Response:
-    runtime: EdgeRuntime = request.app.state.edge
-    headers = {
-        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
-    }
-    path = request.url.path
-    route = rail_route(path)
-    if route is not None and request.method == "GET" and runtime.rails is not None:
-        config = await runtime.config.current()
-        if config is not None:
-            status, out, body = await runtime.rails.answer(
-                route, headers, request.url.query, config
-            )
-            return _response(status, out, body)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return JSONResponse(
-            {"title": "Payload too large", "status": 413},
-            status_code=413,
-            media_type="application/problem+json",
-        )
-    target = path + (f"?{request.url.query}" if request.url.query else "")
-    answer = await runtime.http.handle(request.method, target, headers, body)
-    return _response(answer.status, answer.with_headers(), answer.body)
+class _Edge:
+    """The catch-all endpoint as a bare ASGI app: the hot path skips Request/Response
+    objects (parsed URL, header init) and writes the answer's headers as they are."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime: EdgeRuntime = scope["app"].state.edge
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path: str = scope["path"]
+        query = scope["query_string"].decode("latin-1")
+        method: str = scope["method"]
+        route = rail_route(path)
+        if route is not None and method == "GET" and runtime.rails is not None:
+            config = await runtime.config.current()
+            if config is not None:
+                status, out, answer = await runtime.rails.answer(route, headers, query, config)
+                await _send(send, status, out, answer)
+                return
+        body = await _read_body(receive)
+        if body is None:
+            problem = b'{"title":"Payload too large","status":413}'
+            await _send(send, 413, [("content-type", "application/problem+json")], problem)
+            return
+        target = path + (f"?{query}" if query else "")
+        proxied = await runtime.http.handle(method, target, headers, body)
+        await _send(send, proxied.status, proxied.with_headers(), proxied.body)
 
 
-def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
-    response = Response(body, status_code=status)
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request body; None when it is over ``MAX_BODY_BYTES``."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
     raw = [
         (k.encode("latin-1"), v.encode("latin-1"))
         for k, v in headers
@@ -152,8 +167,8 @@ def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> Respo
     raw.append((b"content-length", str(len(body)).encode()))
     if not any(k == b"date" for k, _ in raw):
         raw.append((b"date", formatdate(usegmt=True).encode()))
-    response.raw_headers = raw
-    return response
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> Starlette:
@@ -169,7 +184,15 @@ def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> S
         finally:
             await rt.close()
 
-    return Starlette(routes=[Route("/{path:path}", _handle, methods=METHODS)], lifespan=lifespan)
+    routes = [Route("/{path:path}", _Edge(), methods=METHODS)]
+    if settings.bench_hello:
+        routes.insert(0, Route("/__bench/hello", _hello, methods=["GET"]))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _hello(request: Request) -> Response:
+    """The benchmark's baseline: hello world, same process and server settings."""
+    return Response(b"hello, world", media_type="text/plain")
 
 
 def create_admin_app(runtime_of: Callable[[], EdgeRuntime | None]) -> Starlette:

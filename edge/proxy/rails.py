@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cachetools import LRUCache
 
 from cache_keys.errors import CacheKeysError
 from cache_keys.wire import (
@@ -37,7 +38,7 @@ from edge.answer import (
     exposure_batch,
     response_headers,
 )
-from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
+from edge.entry import Entry, decode_entry, encode_entry, entry_tags, stored_headers
 from edge.freshness import State, freshness
 from edge.plan import Plan, decide, with_segment_grant
 from edge.proxy.breaker import CircuitBreaker
@@ -60,6 +61,13 @@ class OriginError(Exception):
     def __init__(self, status: int, what: str) -> None:
         super().__init__(f"{what}: status {status}")
         self.status = status
+
+
+def _entry_of(stored: StoredResponse) -> Entry | None:
+    """The stored rail entry, decoded once when it was stored."""
+    if isinstance(stored.parsed, Entry):
+        return stored.parsed
+    return decode_entry(stored.body.decode())
 
 
 @dataclass
@@ -98,6 +106,10 @@ class RailService:
     counters: RailCounters = field(default_factory=RailCounters)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     lists: Collapser[SegmentList] = field(default_factory=Collapser)
+    # Rendered context-free answers by (key, k, entry stamp, mask): nothing per shopper.
+    rendered: LRUCache[tuple[str, int, int, int], str] = field(
+        default_factory=lambda: LRUCache(maxsize=4096)
+    )
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def answer(
@@ -133,20 +145,18 @@ class RailService:
             except (OriginError, CacheKeysError):
                 pass  # the segment list below is the fallback
         stored = self.store.lookup(plan.key.path, {})
-        entry = decode_entry(stored.body.decode()) if stored is not None else None
+        entry = _entry_of(stored) if stored is not None else None
         fresh = freshness(entry, plan.policy, config, now) if entry is not None else None
         if entry is not None and fresh is not None:
             if fresh.state is State.FRESH:
                 status = cache_status(name, "hit", ttl_s=fresh.ttl_s)
-                return answer_from_list(plan, entry.seglist.items, mask, tier="hit", status=status)
+                return self._from_entry(plan, entry, mask, "hit", status)
             if fresh.state is State.STALE:
                 self._revalidate(plan, config)
                 status = cache_status(
                     name, "stale", ttl_s=fresh.ttl_s, detail="stale-while-revalidate"
                 )
-                return answer_from_list(
-                    plan, entry.seglist.items, mask, tier="stale", status=status
-                )
+                return self._from_entry(plan, entry, mask, "stale", status)
         try:
             seglist = await self._fetch_list(plan)
         except (OriginError, TimeoutError) as exc:
@@ -167,6 +177,22 @@ class RailService:
             tier="miss",
             status=cache_status(name, "miss", fwd_status=200),
         )
+
+    def _from_entry(
+        self, plan: Plan, entry: Entry, mask: frozenset[str], tier: str, status: str
+    ) -> Answer:
+        """A hit's answer. Without a context cookie the reranked body is the same for every
+        shopper of the key, so it is rendered once per (key, k, entry, mask) and reused;
+        with a context it is reranked per request."""
+        if plan.identity.context is not None:
+            return answer_from_list(plan, entry.seglist.items, mask, tier=tier, status=status)
+        memo = (plan.key.path, plan.k, entry.stored_at_ms, hash(mask))
+        body = self.rendered.get(memo)
+        if body is None:
+            answer = answer_from_list(plan, entry.seglist.items, mask, tier=tier, status=status)
+            self.rendered[memo] = answer.body
+            return answer
+        return Answer(body, tier, status)
 
     # -- origin -------------------------------------------------------------------------------
     async def _get_json(
@@ -235,7 +261,8 @@ class RailService:
     def _store(self, plan: Plan, config: EdgeConfig, seglist: SegmentList) -> None:
         tags = entry_tags(plan.route, plan.identity.hseg, plan.experiment_keys, seglist)
         now = self.clock_ms()
-        body = encode_entry(seglist, tags, config, now).encode()
+        text = encode_entry(seglist, tags, config, now)
+        body = text.encode()
         headers = list(stored_headers(plan.policy, tags).items())
         keep_s = plan.policy.max_age_s + max(plan.policy.swr_s, plan.policy.sie_s)
         self.store.put(
@@ -248,6 +275,7 @@ class RailService:
                 directives=ResponseDirectives({}, targeted=True),
                 lifetime=float(keep_s),
                 tags=frozenset(tags),
+                parsed=decode_entry(text),
             ),
         )
 

@@ -54,6 +54,9 @@ class ProxySettings:
     proxy_timeout_ms: int = 5000
     # P13N_EDGE_SERVICE_TOKEN: bearer token (service role) for heartbeats to the origin.
     service_token: str = ""
+    # P13N_EDGE_BENCH_HELLO=1: also serve GET /__bench/hello (a hello-world route in the same
+    # process and server settings), the baseline of bench/edge_proxy.py. Off in production.
+    bench_hello: bool = False
 
     def origin_auth_headers(self) -> dict[str, str]:
         """Authorization for the edge's own calls to the origin (heartbeats)."""
@@ -97,4 +100,5 @@ class ProxySettings:
             breaker_reset_s=num("P13N_EDGE_BREAKER_RESET_S", 5.0),
             proxy_timeout_ms=int(num("P13N_EDGE_PROXY_TIMEOUT_MS", 5000)),
             service_token=e.get("P13N_EDGE_SERVICE_TOKEN", ""),
+            bench_hello=e.get("P13N_EDGE_BENCH_HELLO", "") in ("1", "true", "yes"),
         )

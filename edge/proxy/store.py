@@ -52,6 +52,9 @@ class StoredResponse:
     vary: tuple[tuple[str, str | None], ...] = ()
     tags: frozenset[str] = frozenset()
     generations: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # The body already decoded (a rail entry), so hits skip re-parsing it; its size is
+    # accounted for by the body it was decoded from.
+    parsed: object | None = None
 
     @property
     def size(self) -> int:

@@ -1,0 +1,54 @@
+"""Load-generation helpers shared by the HTTP benchmarks (wrk, process control)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+__all__ = ["ensure_wrk", "stop", "wrk_rps"]
+
+
+def ensure_wrk() -> str:
+    """wrk from PATH, else Debian's package installed with apt-get (as root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found: installing Debian's package", flush=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        timeout=300,
+    )
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed")
+    return found
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a child started with ``start_new_session=True``, by its process group."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def wrk_rps(wrk: str, base: str, script: Path, seconds: int, conns: int) -> float:
+    """Requests per second of one wrk run; fails loudly on any non-2xx/3xx answer."""
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "-s", str(script), base],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m is None or errors is not None:
+        raise SystemExit(f"wrk run failed or saw errors:\n{out}")
+    return float(m.group(1))
