@@ -13,7 +13,7 @@ WORKERS_SDK := workers-runtime-sdk==1.9.5
 WHEELS := $(VENV)/wheels
 JS_DIR := tests/edge/pyodide
 
-.PHONY: setup redis worker-deps wrangler-check test check lint format typecheck bench clean
+.PHONY: setup redis worker-deps wrangler-check demo test check lint format typecheck bench clean
 
 setup: $(VENV)/.installed redis worker-deps
 
@@ -54,6 +54,11 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock
 # `wrangler deploy --dry-run` of wrangler.toml (also run by tests/edge/test_wrangler.py).
 wrangler-check: setup
 	$(BIN)/pytest tests/edge/test_wrangler.py -q -rs
+
+# The main job: the whole system on an embedded default, a minute of simulated shoppers,
+# merchandisers and an experiment, a summary, then everything stopped. Last line: demo ok ...
+demo: setup
+	$(BIN)/p13n demo
 
 test: setup
 	$(BIN)/pytest

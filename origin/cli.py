@@ -185,6 +185,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(handler=_cmd_origin)
     _add_segmenter(sub)
+    from origin.ops.commands_run import register as register_run  # noqa: PLC0415
+
+    register_run(sub)
     return parser
 
 

@@ -45,6 +45,7 @@ class StackInfo:
     edge_url: str
     edge_admin_url: str
     tokens: dict[str, str]
+    processor_metrics_url: str = ""
     pids: dict[str, int] = field(default_factory=dict)
     started_at_ms: int = 0
 
@@ -96,6 +97,11 @@ class Stack:
                 "P13N_EDGE_ID": "edge-1",
                 "P13N_EDGE_SERVICE_TOKEN": info.tokens["service"],
                 "PYTHONUNBUFFERED": "1",
+                # Local runs rebuild segment lists often, so a fresh system personalizes fast.
+                "P13N_LISTS_INTERVAL_S": os.environ.get("P13N_LISTS_INTERVAL_S", "10"),
+                "P13N_METRICS_PORT": info.processor_metrics_url.rsplit(":", 1)[1],
+                # ...and edges pick up experiment and purge changes within seconds.
+                "P13N_EDGE_CONFIG_MAX_AGE_S": os.environ.get("P13N_EDGE_CONFIG_MAX_AGE_S", "3"),
             }
         )
         env.pop("REDIS_URL", None)
@@ -118,6 +124,7 @@ class Stack:
             self.redis = RedisServer(aof=True, data_dir=data).start()
             redis_url = self.redis.url
         origin_port, edge_port, admin_port = free_port(), free_port(), free_port()
+        metrics_port = free_port()
         info = StackInfo(
             directory=str(self.directory.resolve()),
             redis_url=redis_url,
@@ -125,6 +132,7 @@ class Stack:
             edge_url=f"http://127.0.0.1:{edge_port}",
             edge_admin_url=f"http://127.0.0.1:{admin_port}",
             tokens={r: _secret() for r in ("admin", "merchandiser", "experimenter", "service")},
+            processor_metrics_url=f"http://127.0.0.1:{metrics_port}",
             started_at_ms=int(time.time() * 1000),
         )
         keys = {k: _secret() for k in ("segment_hash", "segment_sign", "context_sign")}

@@ -1,0 +1,156 @@
+"""``p13n up``, ``p13n simulate`` and ``p13n demo``: the local system and its main job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from origin.ops.report import summarize
+from origin.ops.simulate import Simulator
+from origin.ops.stack import DEFAULT_DIR, Stack, StackError, StackInfo, load_info
+from origin.ops.world import World
+
+__all__ = ["register"]
+
+
+def _print_info(info: StackInfo) -> None:
+    print(f"edge      {info.edge_url}   (rails: /p13n/v1/rail/home)", flush=True)
+    print(f"origin    {info.origin_url}   (console: /console, API: /openapi.json)")
+    print(
+        f"metrics   edge {info.edge_admin_url}/metrics  processor "
+        f"{info.processor_metrics_url}/metrics  origin {info.origin_url}/metrics"
+    )
+    print(f"redis     {info.redis_url}")
+    print(
+        f"state     {info.directory}/stack.json (admin token: {info.admin_token[:6]}…; "
+        "all tokens are in stack.json)",
+        flush=True,
+    )
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    stack = Stack(
+        directory=Path(args.dir), redis_url=os.environ.get("REDIS_URL"), workers=args.workers
+    )
+    stopping = {"signal": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        info = stack.start()
+    except StackError as exc:
+        print(f"p13n up: {exc}", file=sys.stderr)
+        return 1
+    _print_info(info)
+    print("running; Ctrl-C stops everything", flush=True)
+    code = 0
+    try:
+        while not stopping["signal"]:
+            crashed = stack.crashed()
+            if crashed:
+                print(f"p13n up: {', '.join(crashed)} exited; stopping", file=sys.stderr)
+                for name in crashed:
+                    print(stack.tail(name), file=sys.stderr)
+                code = 1
+                break
+            time.sleep(0.3)
+    finally:
+        stack.stop()
+    print("stopped", flush=True)
+    return code
+
+
+def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
+    sim = Simulator(
+        info,
+        World(seed=args.seed),
+        rate_per_s=args.rate,
+        duration_s=args.duration,
+        progress=not args.no_progress,
+    )
+    run = asyncio.run(sim.main())
+    verdict = summarize(run, info)
+    print("\n".join(verdict.lines), flush=True)
+    print(verdict.last_line, flush=True)
+    return 0 if verdict.ok else 1
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    try:
+        info = load_info(Path(args.stack))
+    except StackError as exc:
+        print(f"p13n simulate: {exc}", file=sys.stderr)
+        return 1
+    return _simulate(info, args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Start everything in a throwaway directory, simulate, summarize, stop; the verdict is
+    printed last, after every child process has exited."""
+    with tempfile.TemporaryDirectory(prefix="p13n-demo-") as tmp:
+        stack = Stack(directory=Path(tmp), workers=1)
+        try:
+            info = stack.start()
+        except StackError as exc:
+            print(f"demo FAILED the system did not start: {exc}")
+            return 1
+        _print_info(info)
+        try:
+            sim = Simulator(
+                info,
+                World(seed=args.seed),
+                rate_per_s=args.rate,
+                duration_s=args.duration,
+                progress=not args.no_progress,
+            )
+            run = asyncio.run(sim.main())
+            time.sleep(2)  # let the processor apply the last batches
+            verdict = summarize(run, info)
+        except Exception as exc:  # any failure is the demo's verdict
+            stack.stop()
+            print(f"demo FAILED {type(exc).__name__}: {exc}")
+            return 1
+        stack.stop()
+    print("\n".join(verdict.lines), flush=True)
+    print(verdict.last_line, flush=True)
+    return 0 if verdict.ok else 1
+
+
+def _traffic_args(p: argparse.ArgumentParser, duration: float) -> None:
+    p.add_argument("--rate", type=float, default=40.0, help="visits per second (default 40)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=duration,
+        help=f"seconds of traffic (default {duration:.0f})",
+    )
+    p.add_argument("--seed", type=int, default=7, help="world seed (default 7)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``up``, ``simulate`` and ``demo``."""
+    p = sub.add_parser("up", help="start Redis, origin, processor and edge; Ctrl-C stops all")
+    p.add_argument("--dir", default=str(DEFAULT_DIR), help="state, logs and data (.p13n)")
+    p.add_argument("--workers", type=int, default=1, help="origin worker processes")
+    p.set_defaults(handler=_cmd_up)
+    p = sub.add_parser(
+        "simulate",
+        help="drive shoppers, bots, a merchandiser and an experiment through a running system",
+    )
+    p.add_argument("--stack", default=str(DEFAULT_DIR), help="the running stack (.p13n)")
+    _traffic_args(p, 60.0)
+    p.set_defaults(handler=_cmd_simulate)
+    p = sub.add_parser("demo", help="the main job: up + simulate + summary, then stop")
+    _traffic_args(p, 60.0)
+    p.set_defaults(handler=_cmd_demo)

@@ -1,0 +1,161 @@
+"""The demo's summary: what the edge, the pipeline and the experiment did, and its verdict.
+
+Client-side figures come from the simulation; the rest from the parts themselves: the
+processor's counters in Redis (applied, duplicate, late, dead-lettered per partition), the
+DLQ, the processor's event-to-feature histogram, and the experiment's results API.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis
+
+from origin.ops.simulate import EXPERIMENT, Run
+from origin.ops.stack import StackInfo
+from segmenter.schema import DEFAULT_PARTITIONS, Keys
+
+__all__ = ["Verdict", "histogram_quantile", "percentile", "summarize"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def histogram_quantile(text: str, name: str, q: float) -> float | None:
+    """The q-quantile of a Prometheus histogram (cumulative buckets, linear inside a
+    bucket, as PromQL's ``histogram_quantile``), summed over label sets."""
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name + "_bucket{"):
+            continue
+        le = line.split('le="', 1)[1].split('"', 1)[0]
+        bound = math.inf if le == "+Inf" else float(le)
+        buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    if not buckets or buckets.get(math.inf, 0) == 0:
+        return None
+    total, prev_bound, prev_count = buckets[math.inf], 0.0, 0.0
+    for bound in sorted(buckets):
+        count = buckets[bound]
+        if count >= q * total:
+            if math.isinf(bound):
+                return prev_bound
+            span = count - prev_count
+            frac = (q * total - prev_count) / span if span else 0.0
+            return prev_bound + (bound - prev_bound) * frac
+        prev_bound, prev_count = bound, count
+    return prev_bound
+
+
+@dataclass
+class Verdict:
+    """The printed summary, the last line, and whether the demo passed."""
+
+    lines: list[str]
+    last_line: str
+    ok: bool
+
+
+def _pipeline_counts(redis_url: str) -> dict[str, int]:
+    keys, r = Keys(), redis.Redis.from_url(redis_url)
+    try:
+        out = {"applied": 0, "duplicate": 0, "late": 0, "dead": 0}
+        for p in range(DEFAULT_PARTITIONS):
+            meta = r.hgetall(keys.partition_meta(p))
+            for k in out:
+                out[k] += int(meta.get(k.encode(), 0))
+        out["dlq"] = int(r.xlen(keys.dlq))
+        return out
+    finally:
+        r.close()
+
+
+def _results(info: StackInfo) -> dict[str, Any]:
+    r = httpx.get(
+        f"{info.origin_url}/v1/admin/experiments/{EXPERIMENT}/results",
+        headers={"authorization": f"Bearer {info.tokens['experimenter']}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def summarize(run: Run, info: StackInfo) -> Verdict:
+    """Gather every figure and decide ``demo ok`` or ``demo FAILED <why>``."""
+    counts = _pipeline_counts(info.redis_url)
+    fresh_s = None
+    if info.processor_metrics_url:
+        text = httpx.get(info.processor_metrics_url + "/metrics", timeout=5).text
+        fresh_s = histogram_quantile(text, "p13n_segmenter_event_to_feature_seconds", 0.99)
+    results = _results(info)
+    hits = run.tiers["hit"] + run.tiers["stale"]
+    hit_ratio = hits / run.edge_answers if run.edge_answers else 0.0
+    all_ms = [ms for v in run.edge_ms.values() for ms in v]
+    purge_ms = min(run.purges.values()) if run.purges else math.inf
+    lines = ["", "== edge answers (bots included)"]
+    for tier, n in run.tiers.most_common():
+        ms = run.edge_ms[tier]
+        lines.append(
+            f"  {tier:<24} {n:>6}  p50={percentile(ms, 0.5):6.1f} ms  "
+            f"p95={percentile(ms, 0.95):6.1f} ms  p99={percentile(ms, 0.99):6.1f} ms"
+        )
+    lines.append(
+        f"  hit ratio (hit + stale): {hit_ratio:.2%} of {run.edge_answers}; "
+        f"bot requests {run.bot_requests}; errors {dict(run.errors) or 'none'}"
+    )
+    lines.append(
+        f"  origin /v1/recommendations: n={len(run.origin_ms)} "
+        f"p50={percentile(run.origin_ms, 0.5):.1f} ms "
+        f"p99={percentile(run.origin_ms, 0.99):.1f} ms"
+    )
+    lines.append("== pipeline")
+    lines.append(
+        f"  events sent {run.events_sent} (malformed injected {run.malformed_sent}); "
+        f"applied {counts['applied']}, duplicate {counts['duplicate']}, "
+        f"late {counts['late']}, dead-lettered {counts['dlq']}"
+    )
+    fresh_txt = f"{fresh_s * 1000:.0f} ms" if fresh_s is not None else "n/a"
+    lines.append(f"  event-to-feature freshness p99: {fresh_txt}")
+    lines.append("== purges (admin call -> gone from every sampled edge answer)")
+    lines += [f"  {name}: {ms:.0f} ms" for name, ms in run.purges.items()] or ["  none"]
+    lines.append(f"== experiment {EXPERIMENT} (bots excluded)")
+    for v in results.get("variants", []):
+        lift = v.get("lift") or {}
+        ci = lift.get("ci95") or lift.get("ci") or []
+        lift_txt = f" lift {lift.get('relative', 0):+.1%} CI95 {ci}" if lift else ""
+        lines.append(
+            f"  {v['variant']:<8} exposures {v['exposures']:>5} conversions "
+            f"{v['conversions']:>4} rate {v.get('conversion_rate') or 0:.3f}{lift_txt}"
+        )
+    srm = results.get("srm", {})
+    lines.append(
+        f"  sample-ratio check: p={srm.get('p_value')} "
+        f"{'MISMATCH' if srm.get('mismatch') else 'ok'}"
+    )
+    exposures = [v["exposures"] for v in results.get("variants", [])]
+    why = []
+    if counts["applied"] == 0:
+        why.append("no events applied")
+    if len(exposures) < 2 or min(exposures) == 0:
+        why.append(f"an arm has no exposures ({exposures})")
+    if math.isinf(purge_ms):
+        why.append("the purge was never seen at the edge")
+    if counts["dlq"] != run.malformed_sent:
+        why.append(f"dlq={counts['dlq']} but {run.malformed_sent} malformed were injected")
+    figures = (
+        f"edge_hit_ratio={hit_ratio:.3f} edge_p99_ms={percentile(all_ms, 0.99):.1f} "
+        f"origin_p99_ms={percentile(run.origin_ms, 0.99):.1f} "
+        f"freshness_p99_ms={(fresh_s or 0) * 1000:.0f} "
+        f"purge_ms={0 if math.isinf(purge_ms) else purge_ms:.0f} dlq={counts['dlq']}"
+    )
+    ok = not why
+    last = f"demo ok {figures}" if ok else f"demo FAILED {'; '.join(why)} {figures}"
+    return Verdict(lines, last, ok)

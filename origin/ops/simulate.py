@@ -1,0 +1,330 @@
+"""``p13n simulate``: shoppers, bots, a merchandiser and an experiment, through the edge.
+
+Per visit a shopper asks the edge for the home rail (its cookies, set by the edge and the
+origin, kept in the shopper's jar), then sends events to the collector through the edge:
+views, add-to-cart, purchases (a view -> cart -> purchase funnel over Zipf-popular items in
+the shopper's favourite categories). The ``boost`` arm of the running experiment converts
+better (a true effect the results should find). Bots come without cookies at a high rate
+and send nothing. A known number of malformed events is injected, so the dead-letter count
+can be checked exactly. Mid-run the merchandiser marks a popular item out of stock (a hard
+purge by itself), pushes a soft purge of a category, and a hard purge of another sku; the
+time until no edge answer holds the sku is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from origin.ops.stack import StackInfo
+from origin.ops.world import Shopper, World
+
+__all__ = ["EXPERIMENT", "Run", "Simulator"]
+
+EXPERIMENT = "rail-algo"
+BOT_SHARE = 0.12
+MALFORMED_SHARE = 0.01
+ORIGIN_SAMPLE = 0.05
+BOOST_EFFECT = 1.5  # the boost arm's purchase propensity, relative to control
+
+
+@dataclass
+class Run:
+    """What one simulation saw, client-side."""
+
+    tiers: Counter[str] = field(default_factory=Counter)
+    edge_ms: dict[str, list[float]] = field(default_factory=dict)
+    origin_ms: list[float] = field(default_factory=list)
+    events_sent: int = 0
+    malformed_sent: int = 0
+    malformed_rejected: int = 0
+    bot_requests: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    purges: dict[str, float] = field(default_factory=dict)  # name -> ms until gone at edge
+    started: float = field(default_factory=time.monotonic)
+
+    def record(self, tier: str, ms: float) -> None:
+        self.tiers[tier] += 1
+        self.edge_ms.setdefault(tier, []).append(ms)
+
+    @property
+    def edge_answers(self) -> int:
+        return sum(self.tiers.values())
+
+
+def _tier(cache_status: str) -> str:
+    return cache_status.rsplit("detail=", 1)[-1].split(";", maxsplit=1)[0].strip() or "unknown"
+
+
+def _absorb_cookies(shopper: Shopper, response: httpx.Response) -> None:
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        shopper.cookies[name.strip()] = rest.split(";", 1)[0]
+
+
+@dataclass
+class Simulator:
+    """Drives one run against a running stack."""
+
+    info: StackInfo
+    world: World = field(default_factory=World)
+    rate_per_s: float = 40.0
+    duration_s: float = 60.0
+    concurrency: int = 48
+    progress: bool = True
+    run: Run = field(default_factory=Run)
+
+    def _admin(self, role: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.info.tokens[role]}"}
+
+    async def setup(self, http: httpx.AsyncClient) -> None:
+        """Load the catalog and start the experiment (idempotent across runs)."""
+        lines = "\n".join(json.dumps(row) for row in self.world.catalog)
+        r = await http.post(
+            self.info.origin_url + "/v1/admin/catalog",
+            content=lines,
+            headers={**self._admin("merchandiser"), "content-type": "application/x-ndjson"},
+        )
+        r.raise_for_status()
+        exp = {
+            "key": EXPERIMENT,
+            "name": "Home rail: boost recent categories",
+            "variations": [
+                {"name": "control"},
+                {"name": "boost", "weights": {"category_boost": 0.6}},
+            ],
+            "weights": [0.5, 0.5],
+            "coverage": 1.0,
+            "routes": ["home"],
+        }
+        base = self.info.origin_url + "/v1/admin/experiments"
+        r = await http.post(base, json=exp, headers=self._admin("experimenter"))
+        if r.status_code not in (201, 409):
+            raise RuntimeError(f"creating the experiment failed: {r.status_code} {r.text}")
+        r = await http.post(f"{base}/{EXPERIMENT}/start", headers=self._admin("experimenter"))
+        if r.status_code not in (200, 409):
+            raise RuntimeError(f"starting the experiment failed: {r.status_code} {r.text}")
+
+    # -- visits ---------------------------------------------------------------------------
+    async def _rail(self, http: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+        started = time.perf_counter()
+        r = await http.get(self.info.edge_url + "/p13n/v1/rail/home?k=12", headers=headers)
+        ms = (time.perf_counter() - started) * 1000
+        if r.status_code != 200:
+            self.run.errors[f"edge {r.status_code}"] += 1
+        else:
+            self.run.record(_tier(r.headers.get("cache-status", "")), ms)
+        return r
+
+    async def bot_visit(self, http: httpx.AsyncClient) -> None:
+        self.run.bot_requests += 1
+        await self._rail(http, {"user-agent": "Mozilla/5.0 (compatible; Examplebot/2.1)"})
+
+    async def shopper_visit(self, http: httpx.AsyncClient, shopper: Shopper) -> None:
+        jar = "; ".join(f"{k}={v}" for k, v in shopper.cookies.items())
+        r = await self._rail(http, {"cookie": jar} if jar else {})
+        if r.status_code != 200:
+            return
+        _absorb_cookies(shopper, r)
+        answer = r.json()
+        shopper.variants = answer.get("variants", {})
+        sid = shopper.cookies.get("p13n_sid")
+        if sid is None:
+            return
+        shown = [i["item"] for i in answer.get("items", [])]
+        await self._events(http, shopper, sid, shown)
+        if self.world.rng.random() < ORIGIN_SAMPLE:
+            await self._origin_call(http, sid)
+
+    async def _origin_call(self, http: httpx.AsyncClient, sid: str) -> None:
+        started = time.perf_counter()
+        r = await http.get(
+            self.info.origin_url + "/v1/recommendations",
+            params={"user": sid, "route": "home", "k": 12},
+        )
+        if r.status_code == 200:
+            self.run.origin_ms.append((time.perf_counter() - started) * 1000)
+        else:
+            self.run.errors[f"origin {r.status_code}"] += 1
+
+    def _funnel(self, shopper: Shopper, sid: str, shown: list[str]) -> list[dict[str, Any]]:
+        rng, now = self.world.rng, int(time.time() * 1000)
+        session = f"s-{sid[:6]}-{now // 1_800_000}"
+
+        def event(kind: str, item: str, **extra: Any) -> dict[str, Any]:
+            return {
+                "v": 1,
+                "event_id": secrets.token_hex(12),
+                "type": kind,
+                "user": sid,
+                "item": item,
+                "category": self.world.category(item),
+                "ts": now,
+                "session": session,
+                **extra,
+            }
+
+        out = []
+        for _ in range(rng.randint(1, 3)):
+            item = (
+                rng.choice(shown) if shown and rng.random() < 0.5 else self.world.pick_item(shopper)
+            )
+            out.append(event("view", item, price=self.world.price(item)))
+            if rng.random() < 0.3:
+                shopper.cart.append(item)
+                out.append(event("add_to_cart", item, price=self.world.price(item), qty=1))
+        boost = BOOST_EFFECT if shopper.variants.get(EXPERIMENT) == "boost" else 1.0
+        if shopper.cart and rng.random() < 0.18 * boost:
+            for item in shopper.cart:
+                out.append(event("purchase", item, price=self.world.price(item), qty=1))
+            shopper.cart.clear()
+        if rng.random() < MALFORMED_SHARE:
+            out.append({**event("view", shown[0] if shown else "SKU-0000"), "type": "teleport"})
+            self.run.malformed_sent += 1
+        return out
+
+    async def _events(
+        self, http: httpx.AsyncClient, shopper: Shopper, sid: str, shown: list[str]
+    ) -> None:
+        batch = self._funnel(shopper, sid, shown)
+        r = await http.post(self.info.edge_url + "/v1/events", json={"events": batch})
+        if r.status_code != 202:
+            self.run.errors[f"collector {r.status_code}"] += 1
+            return
+        self.run.events_sent += len(batch)
+        self.run.malformed_rejected += int(r.json().get("rejected", 0))
+
+    # -- the merchandiser --------------------------------------------------------------------
+    async def _gone_at_edge(self, http: httpx.AsyncClient, sku: str, timeout_s: float) -> float:
+        """Ms from now until no sampled edge answer holds ``sku`` (inf on timeout)."""
+        started = time.perf_counter()
+        probes = [s for s in self.world.people[:400] if s.cookies][:8]
+        while time.perf_counter() - started < timeout_s:
+            answers = await asyncio.gather(
+                *(
+                    http.get(
+                        self.info.edge_url + "/p13n/v1/rail/home?k=12",
+                        headers={"cookie": "; ".join(f"{k}={v}" for k, v in p.cookies.items())},
+                    )
+                    for p in probes
+                ),
+                return_exceptions=True,
+            )
+            if all(
+                isinstance(a, httpx.Response)
+                and a.status_code == 200
+                and sku not in {i["item"] for i in a.json()["items"]}
+                for a in answers
+            ):
+                return (time.perf_counter() - started) * 1000
+            await asyncio.sleep(0.01)
+        return float("inf")
+
+    async def _popular_sku(self, http: httpx.AsyncClient, exclude: set[str]) -> str:
+        seen: Counter[str] = Counter()
+        for p in [s for s in self.world.people[:400] if s.cookies][:8]:
+            r = await http.get(
+                self.info.edge_url + "/p13n/v1/rail/home?k=12",
+                headers={"cookie": "; ".join(f"{k}={v}" for k, v in p.cookies.items())},
+            )
+            if r.status_code == 200:
+                seen.update(i["item"] for i in r.json()["items"])
+        for sku, _ in seen.most_common():
+            if sku not in exclude:
+                return sku
+        return self.world.catalog[0]["sku"]  # type: ignore[return-value]
+
+    async def merchandiser(self, http: httpx.AsyncClient) -> None:
+        """Stock-out (hard purge by itself), soft purge of a category, hard purge of a sku."""
+        await asyncio.sleep(self.duration_s * 0.35)
+        sku = await self._popular_sku(http, set())
+        entry = next(row for row in self.world.catalog if row["sku"] == sku)
+        r = await http.put(
+            f"{self.info.origin_url}/v1/admin/catalog/{sku}",
+            json={**entry, "stock": 0},
+            headers=self._admin("merchandiser"),
+        )
+        r.raise_for_status()
+        self.run.purges[f"stock-out {sku}"] = await self._gone_at_edge(http, sku, 10)
+        await asyncio.sleep(self.duration_s * 0.2)
+        await self._invalidate(http, [f"cat:{self.world.category(sku)}"], "soft")
+        await asyncio.sleep(self.duration_s * 0.2)
+        other = await self._popular_sku(http, {sku})
+        await self._invalidate(http, [f"sku:{other}"], "hard")
+        self.run.purges[f"hard purge {other}"] = await self._gone_at_edge(http, other, 10)
+
+    async def _invalidate(self, http: httpx.AsyncClient, tags: list[str], mode: str) -> None:
+        r = await http.post(
+            self.info.origin_url + "/v1/admin/invalidations",
+            json={"tags": tags, "mode": mode},
+            headers=self._admin("merchandiser"),
+        )
+        r.raise_for_status()
+
+    # -- the run ---------------------------------------------------------------------------
+    async def traffic(self, http: httpx.AsyncClient) -> None:
+        """Visits at ``rate_per_s`` for ``duration_s``, at most ``concurrency`` at once."""
+        gate = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        interval, deadline = 1 / self.rate_per_s, time.monotonic() + self.duration_s
+        next_at, last_report = time.monotonic(), 0.0
+
+        async def one() -> None:
+            async with gate:
+                try:
+                    if self.world.rng.random() < BOT_SHARE:
+                        await self.bot_visit(http)
+                    else:
+                        await self.shopper_visit(http, self.world.pick_shopper())
+                except httpx.HTTPError as exc:
+                    self.run.errors[type(exc).__name__] += 1
+
+        while (now := time.monotonic()) < deadline:
+            if now >= next_at:
+                task = asyncio.create_task(one())
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                next_at += interval
+            if now - last_report >= 1:
+                last_report = now
+                self._progress(1 - (deadline - now) / self.duration_s)
+            await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), 0.05)))
+        if tasks:
+            await asyncio.wait(tasks, timeout=15)
+        self._progress(1.0, final=True)
+
+    def _progress(self, fraction: float, final: bool = False) -> None:
+        if not self.progress:
+            return
+        width, r = 30, self.run
+        done = int(width * min(fraction, 1.0))
+        hits = r.tiers["hit"] + r.tiers["stale"]
+        ratio = hits / r.edge_answers if r.edge_answers else 0.0
+        line = (
+            f"[{'#' * done}{'.' * (width - done)}] {fraction * 100:3.0f}% "
+            f"answers={r.edge_answers} hit+stale={ratio:.0%} events={r.events_sent}"
+        )
+        if sys.stderr.isatty():
+            print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
+        elif final or int(fraction * 100) % 10 == 0:
+            print(line, file=sys.stderr, flush=True)
+
+    async def main(self) -> Run:
+        """Set up, then traffic and the merchandiser side by side."""
+        limits = httpx.Limits(max_connections=self.concurrency + 16)
+        async with httpx.AsyncClient(limits=limits, timeout=10) as http:
+            await self.setup(http)
+            merch = asyncio.create_task(self.merchandiser(http))
+            await self.traffic(http)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(merch, timeout=30)
+        return self.run
