@@ -7,7 +7,7 @@ plus admin fields ``name``, ``description``, ``version``, ``created_ms``, ``upda
 Assignment follows GrowthBook: route and segment targeting and the schedule first, then the
 namespace slice, then the hash of the effective seed into coverage-shrunk bucket ranges.
 Bumping ``bucket_version`` re-seeds the hash as ``<seed>:b<version>`` (at version 0 the seed
-is used as is), which is the rule the edge's ``cache_keys.experiments`` implements too.
+is used as is): the one rule in ``cache_keys.experiments``, which edges use too.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cache_keys import bucketing
+from cache_keys.experiments import assign_variation
 from cache_keys.wire import EdgeConfig, Experiment, edge_config_to_json, parse_edge_config
 
 __all__ = [
     "ADMIN_FIELDS",
     "assign",
     "assign_all",
-    "effective_seed",
     "experiment_to_json",
     "parse_experiment",
 ]
@@ -52,26 +51,20 @@ def experiment_to_json(exp: Experiment) -> dict[str, Any]:
     return doc
 
 
-def effective_seed(exp: Experiment) -> str:
-    """The hashing seed: the experiment's seed, re-seeded once per bucket version."""
-    return exp.seed if exp.bucket_version == 0 else f"{exp.seed}:b{exp.bucket_version}"
-
-
 def assign(exp: Experiment, sid: str, *, route: str, hseg: str, now_ms: int) -> int:
-    """The variation index of shopper ``sid`` in ``exp``; -1 when not in the experiment."""
+    """The variation index of shopper ``sid`` in ``exp``; -1 when not in the experiment.
+
+    Targeting (schedule, route, segment) here; the hash, namespace and coverage are the
+    shared ``cache_keys.experiments.assign_variation``, so the origin assigns exactly as the
+    edges do.
+    """
     if not exp.is_live(now_ms):
         return -1
     if exp.routes and route not in exp.routes:
         return -1
     if exp.segments and hseg not in exp.segments:
         return -1
-    if exp.namespace is not None and not bucketing.in_namespace(sid, exp.namespace):
-        return -1
-    n = bucketing.hash(effective_seed(exp), sid, exp.hash_version)
-    if n is None:
-        return -1
-    ranges = bucketing.get_bucket_ranges(len(exp.variations), exp.coverage, exp.weights)
-    return bucketing.choose_variation(n, ranges)
+    return assign_variation(exp, sid)
 
 
 def assign_all(

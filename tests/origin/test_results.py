@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
+from cache_keys.experiments import effective_seed
 from cache_keys.wire import Experiment, Variation
 from origin.admin.results import summarize
 from origin.admin.stats import chi2_sf, lift_ci, srm_p_value
-from origin.experiments import assign, effective_seed
+from origin.experiments import assign
 from tests.origin import data
 from tests.origin.data import EXPER, bearer
 
