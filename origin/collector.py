@@ -138,6 +138,18 @@ def _docs(doc: Any) -> tuple[list[Any], bool]:
     return [doc], True
 
 
+def _observe(
+    state: AppState, valid: list[Event], dead: list[tuple[Rejection, bytes, str]], now: int
+) -> None:
+    m = state.metrics
+    m.events.labels("accepted").inc(len(valid))
+    m.events.labels("rejected").inc(len(dead))
+    for rej, _, _ in dead:
+        m.rejected.labels(rej.field).inc()
+    for ev in valid:  # client clock -> collector receipt (the first hop of the freshness path)
+        m.event_ingest_seconds.observe(max(0.0, (now - ev.ts) / 1000))
+
+
 async def post_events(request: Request) -> Response:
     """Accept one event or a batch; see the module docstring."""
     state = get_state(request)
@@ -166,8 +178,7 @@ async def post_events(request: Request) -> Response:
         if isinstance(c, Rejection)
     ]
     await _store(state, valid, dead)
-    for ev in valid:  # client clock -> collector receipt (the first hop of the freshness path)
-        state.metrics.event_ingest_seconds.observe(max(0.0, (now - ev.ts) / 1000))
+    _observe(state, valid, dead, now)
     if single and dead:
         rej = dead[0][0]
         raise BadRequest(rej.reason, field=rej.field)

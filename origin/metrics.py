@@ -55,6 +55,18 @@ class Metrics:
             buckets=_HOP_BUCKETS,
             registry=r,
         )
+        self.events = Counter(
+            "p13n_origin_events",
+            "Events received by the collector, by outcome (accepted | rejected)",
+            ["outcome"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "p13n_origin_events_rejected",
+            "Events the collector dead-lettered, by the field at fault",
+            ["field"],
+            registry=r,
+        )
         self.model_seconds = Histogram(
             "p13n_origin_model_seconds",
             "Ranking of one recommendation answer from loaded features (the model hop)",

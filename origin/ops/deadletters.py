@@ -137,7 +137,7 @@ def requeue_text(rows: list[dict[str, Any]]) -> str:
             lines.append(f"{row['id']}: requeued to partition {row['partition']} "
                          f"as {row['stream_id']} (event {row['event_id']})")  # fmt: skip
         else:
-            lines.append(f"{row['id']}: REFUSED, still invalid: {row['field']}: {row['reason']}")
+            lines.append(f"{row['id']}: REFUSED, still invalid ({row['field']}): {row['reason']}")
     done = sum(1 for r in rows if r["requeued"])
     lines.append(f"requeued {done}, refused {len(rows) - done}")
     return "\n".join(lines)

@@ -89,6 +89,7 @@ async def test_beacons_batch_events_with_client_ids_and_the_collector_accepts_th
     assert {e["user"] for e in stored} == {sid} and {e["traceparent"] for e in stored} == {trace}
     metrics = (await client.get("/metrics")).text
     assert "p13n_origin_event_ingest_seconds_count 25.0" in metrics
+    assert 'p13n_origin_events_total{outcome="accepted"} 25.0' in metrics
 
 
 def test_nothing_is_sent_when_the_shopper_opted_out() -> None:
