@@ -132,7 +132,9 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--origin", help="origin base URL (overrides the stack)")
     g.add_argument("--edge", help="edge base URL (overrides the stack)")
     g.add_argument("--edge-admin", help="edge admin (metrics) base URL (overrides the stack)")
-    g.add_argument("--redis-url", help="online store URL (overrides the stack)")
+    g.add_argument(
+        "--redis-url", help="online store URL (overrides the stack; else $P13N_REDIS_URL)"
+    )
     g.add_argument("--token", help="admin API bearer token (default: the stack's admin token)")
     g.add_argument("--prefix", help="key namespace (default $P13N_PREFIX or p13n)")
     g.add_argument("--partitions", type=int, help="stream partitions (default $P13N_PARTITIONS)")
@@ -159,7 +161,7 @@ def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Targ
         origin_url=pick(args.origin, "origin_url"),
         edge_url=pick(args.edge, "edge_url"),
         edge_admin_url=pick(args.edge_admin, "edge_admin_url"),
-        redis_url=pick(args.redis_url, "redis_url"),
+        redis_url=pick(args.redis_url, "redis_url") or env.get("P13N_REDIS_URL"),
         token=token,
         prefix=args.prefix or env.get("P13N_PREFIX") or DEFAULT_PREFIX,
         partitions=args.partitions or int(env.get("P13N_PARTITIONS") or DEFAULT_PARTITIONS),
