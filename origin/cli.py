@@ -113,12 +113,6 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     return runner.rebuild(_overrides(args))
 
 
-def _cmd_dlq(args: argparse.Namespace) -> int:
-    from segmenter import runner  # noqa: PLC0415
-
-    return runner.dlq(_overrides(args), args.count)
-
-
 def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="online store (default $P13N_REDIS_URL)")
     p.add_argument("--archive-dir", help="event archive (default $P13N_ARCHIVE_DIR)")
@@ -139,11 +133,6 @@ def _add_segmenter(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p = sub.add_parser("rebuild", help="build an empty online store from the archive, timed")
     _store_args(p)
     p.set_defaults(handler=_cmd_rebuild)
-
-    p = sub.add_parser("dlq", help="dead-letter depth and the newest entries")
-    p.add_argument("--count", type=int, default=20, help="entries to show (default 20)")
-    _store_args(p)
-    p.set_defaults(handler=_cmd_dlq)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -188,6 +177,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from origin.ops.commands_run import register as register_run  # noqa: PLC0415
 
     register_run(sub)
+    from origin.ops import commands  # noqa: PLC0415 - status, lag, dlq, purge, probe, backup…
+
+    commands.register(sub)
     return parser
 
 

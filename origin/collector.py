@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from origin.errors import BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable
+from origin.identity import identify_cookie
 from origin.state import AppState, get_state
 from segmenter import event
 from segmenter.event import Event, Rejection
@@ -80,6 +81,21 @@ async def _read(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _enrich(doc: Any, request: Request) -> Any:
+    """Fill what a browser cannot: ``user`` from the (HttpOnly) shopper cookie unless opted
+    out, and ``traceparent`` from the request when the event carries none."""
+    if not isinstance(doc, dict):
+        return doc
+    if "user" not in doc:
+        shopper = identify_cookie(request)
+        if shopper.sid and not shopper.optout:
+            doc = {**doc, "user": shopper.sid}
+    trace = request.headers.get("traceparent", "")
+    if trace and "traceparent" not in doc and event.TRACEPARENT_RE.fullmatch(trace):
+        doc = {**doc, "traceparent": trace}
+    return doc
+
+
 def _check(doc: Any, now_ms: int, skew_ms: int) -> Event | Rejection:
     result = event.validate(doc)
     if isinstance(result, Event) and result.ts > now_ms + skew_ms:
@@ -122,6 +138,18 @@ def _docs(doc: Any) -> tuple[list[Any], bool]:
     return [doc], True
 
 
+def _observe(
+    state: AppState, valid: list[Event], dead: list[tuple[Rejection, bytes, str]], now: int
+) -> None:
+    m = state.metrics
+    m.events.labels("accepted").inc(len(valid))
+    m.events.labels("rejected").inc(len(dead))
+    for rej, _, _ in dead:
+        m.rejected.labels(rej.field).inc()
+    for ev in valid:  # client clock -> collector receipt (the first hop of the freshness path)
+        m.event_ingest_seconds.observe(max(0.0, (now - ev.ts) / 1000))
+
+
 async def post_events(request: Request) -> Response:
     """Accept one event or a batch; see the module docstring."""
     state = get_state(request)
@@ -134,6 +162,7 @@ async def post_events(request: Request) -> Response:
         await _store(state, [], [(Rejection("$", f"not JSON: {exc}"), raw, "")])
         raise BadRequest(f"body is not valid JSON: {exc}", field="$") from exc
     docs, single = _docs(doc)
+    docs = [_enrich(d, request) for d in docs]
     limiter = state.extras.setdefault(
         _LIMITER, RateLimiter(s.collector_rate_per_s, s.collector_burst)
     )
@@ -149,6 +178,7 @@ async def post_events(request: Request) -> Response:
         if isinstance(c, Rejection)
     ]
     await _store(state, valid, dead)
+    _observe(state, valid, dead, now)
     if single and dead:
         rej = dead[0][0]
         raise BadRequest(rej.reason, field=rej.field)

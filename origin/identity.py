@@ -17,7 +17,7 @@ from origin.auth import require
 from origin.errors import BadRequest
 from origin.settings import Settings
 
-__all__ = ["Shopper", "identify"]
+__all__ = ["Shopper", "identify", "identify_cookie"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +28,22 @@ class Shopper:
     optout: bool
 
 
-def identify(request: Request, settings: Settings) -> Shopper:
-    """The shopper of ``request``; 400 for a malformed ``?user=``, 401/403 without a token."""
-    optout = request.headers.get("sec-gpc", "").strip() == "1" or (
+def _optout(request: Request) -> bool:
+    return request.headers.get("sec-gpc", "").strip() == "1" or (
         OPTOUT_COOKIE.name in request.cookies
         and request.cookies[OPTOUT_COOKIE.name] not in ("", "0")
     )
+
+
+def identify_cookie(request: Request) -> Shopper:
+    """The shopper of the request's cookie alone (the collector never takes ``?user=``)."""
+    cookie = request.cookies.get(SHOPPER_COOKIE.name)
+    return Shopper(cookie if is_shopper_id(cookie) else None, _optout(request))
+
+
+def identify(request: Request, settings: Settings) -> Shopper:
+    """The shopper of ``request``; 400 for a malformed ``?user=``, 401/403 without a token."""
+    optout = _optout(request)
     user = request.query_params.get("user")
     if user is not None:
         if not settings.trusted_local:
@@ -41,5 +51,4 @@ def identify(request: Request, settings: Settings) -> Shopper:
         if not is_shopper_id(user):
             raise BadRequest("user must be a 22-character anonymous shopper id", field="user")
         return Shopper(user, optout)
-    cookie = request.cookies.get(SHOPPER_COOKIE.name)
-    return Shopper(cookie if is_shopper_id(cookie) else None, optout)
+    return identify_cookie(request)

@@ -25,6 +25,8 @@ __all__ = ["AccessLogMiddleware", "Metrics", "routes"]
 
 ACCESS_LOG = logging.getLogger("p13n.origin.access")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Client clocks drift and batches wait in SDK buffers: ingest latency spans ms to minutes.
+_HOP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class Metrics:
@@ -44,6 +46,30 @@ class Metrics:
             "p13n_origin_redis_seconds",
             "Latency of one pipelined Redis round trip, by operation",
             ["op", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_ingest_seconds = Histogram(
+            "p13n_origin_event_ingest_seconds",
+            "Event time (client clock) to the collector's receipt, per accepted event",
+            buckets=_HOP_BUCKETS,
+            registry=r,
+        )
+        self.events = Counter(
+            "p13n_origin_events",
+            "Events received by the collector, by outcome (accepted | rejected)",
+            ["outcome"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "p13n_origin_events_rejected",
+            "Events the collector dead-lettered, by the field at fault",
+            ["field"],
+            registry=r,
+        )
+        self.model_seconds = Histogram(
+            "p13n_origin_model_seconds",
+            "Ranking of one recommendation answer from loaded features (the model hop)",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

@@ -102,6 +102,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         ok="202",
         errors=("400", "413", "429", "503"),
     ),
+    ("/v1/sdk/p13n.js", "get"): _op(
+        "Browser snippet: batches Event v1 and sends them with navigator.sendBeacon (ETag)",
+        "events",
+        errors=("304",),
+    ),
     ("/v1/schemas/events", "get"): _op(
         "The Event v1 JSON Schema, for producers to validate before sending",
         "events",

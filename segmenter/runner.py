@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from segmenter.schema import Keys
 from segmenter.settings import ProcessorSettings, SettingsError
 
-__all__ = ["dlq", "lists", "rebuild", "replay", "run"]
+__all__ = ["lists", "rebuild", "replay", "run"]
 
 T = TypeVar("T")
 
@@ -136,20 +136,3 @@ def rebuild(overrides: dict[str, str]) -> int:
         return await do_rebuild(client, Keys(s.prefix), root, partitions=s.partitions, ops=ops)
 
     return _main(overrides, body, lambda r: r.line())
-
-
-def dlq(overrides: dict[str, str], count: int) -> int:
-    """``p13n dlq``: depth and the newest dead letters (reason, source, stream id)."""
-
-    async def body(s: ProcessorSettings, client: aioredis.Redis) -> str:
-        keys = Keys(s.prefix)
-        depth = await client.xlen(keys.dlq)
-        rows = [f"dlq depth={depth}"]
-        page: Any = await client.xrevrange(keys.dlq, count=count)
-        for eid, f in page:
-            reason = f.get(b"reason", b"").decode(errors="replace")
-            source = f.get(b"source", b"").decode()
-            rows.append(f"{eid.decode()} {source} {reason}")
-        return "\n".join(rows)
-
-    return _main(overrides, body, str)

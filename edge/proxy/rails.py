@@ -12,7 +12,9 @@ background. Nothing here logs or stores a shopper id.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +55,11 @@ from edge.settings import EdgeSettings
 __all__ = ["OriginError", "RailCounters", "RailService"]
 
 EVENTS_PATH = "/v1/events"
+# W3C trace context of the shopper request being answered: forwarded on its origin
+# subrequests and recorded on its exposure events (a context variable, so background
+# revalidation started by the request carries it too).
+TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("p13n_traceparent", default="")
 
 
 class OriginError(Exception):
@@ -117,6 +124,8 @@ class RailService:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """The full response (status, headers, body) to one rail request."""
         now = self.clock_ms()
+        trace = headers.get("traceparent", "")
+        _TRACE.set(trace if TRACEPARENT_RE.fullmatch(trace) else "")
         parts = RequestParts.from_http(route, headers, query)
         plan = decide(parts, config, self.settings, now)
         if plan.segment_token_url and self.settings.segment_refresh_ms > 0:
@@ -125,6 +134,9 @@ class RailService:
         self.counters.count(answer.tier)
         batch = exposure_batch(plan, now)
         if batch is not None:
+            if _TRACE.get():
+                for ev in batch["events"]:
+                    ev["traceparent"] = _TRACE.get()
             self._spawn(self._post_events(batch))
         return 200, response_headers(plan, answer), answer.body.encode()
 
@@ -203,6 +215,8 @@ class RailService:
         headers = {"accept": "application/json"}
         if cookie:
             headers["cookie"] = cookie
+        if _TRACE.get():
+            headers["traceparent"] = _TRACE.get()
         started = time.perf_counter()
         try:
             resp = await asyncio.wait_for(

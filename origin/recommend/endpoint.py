@@ -14,6 +14,7 @@ popular list held in memory, marked ``"degraded": true``: a shopper never sees a
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -136,10 +137,12 @@ async def _personal(
     assigned = assign_all(snap.experiments, sid, route=route, hseg=feats.hseg, now_ms=now_ms)
     strategy, list_variant = _strategy(assigned)
     inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
+    started = time.perf_counter()
     if route == "buy-again":
         items = buy_again(inputs, k, policy.category_cap)
     else:
         items = rank(inputs, strategy, k, policy.category_cap)
+    state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
     return items, variants, _cookies(state, feats, inputs, now_s)
 

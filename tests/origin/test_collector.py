@@ -68,9 +68,12 @@ async def test_batch_answers_per_event_and_dead_letters_the_bad_ones(
     ]
     async with app_client(create_app(Settings(redis_url=redis_url))) as http:
         r = await http.post("/v1/events", json={"events": batch})
+        metrics = (await http.get("/metrics")).text
     assert r.status_code == 202
     body = r.json()
     assert (body["accepted"], body["rejected"]) == (2, 6)
+    assert 'p13n_origin_events_total{outcome="rejected"} 6.0' in metrics
+    assert 'p13n_origin_events_rejected_total{field="qty"} 1.0' in metrics
     fields = [x.get("field") for x in body["results"]]
     assert fields == [None, "qty", "v", "item", "ts", "extra", "type", None]
     assert len(entries(redis_client)) == 2

@@ -101,6 +101,8 @@ async def test_k_and_buy_again_route(client, redis_client):
         headers=jar_of({SHOPPER_COOKIE.name: shopper}),
     )
     assert [i["item"] for i in r.json()["items"]] == ["milk"]
+    metrics = (await client.get("/metrics")).text
+    assert "p13n_origin_model_seconds_count 2.0" in metrics  # one ranking per answer
 
 
 async def test_at_most_two_round_trips_and_none_per_item(client, redis_client, monkeypatch):

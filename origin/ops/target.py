@@ -1,0 +1,177 @@
+"""Where the running system is, and how the operations commands talk to it.
+
+A ``Target`` comes from ``--stack DIR`` (``stack.json`` written by ``p13n up``) with any of
+``--origin``/``--edge``/``--edge-admin``/``--redis-url``/``--token`` overriding it. Every
+failure to reach a part becomes one ``OpsError`` with a one-line message; the command layer
+prints it and exits non-zero, never with a traceback.
+
+    OpsError            one-line message for the operator
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import redis
+from redis.exceptions import RedisError
+
+from origin.ops.stack import DEFAULT_DIR, StackError, StackInfo, load_info
+from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX, Keys
+
+__all__ = ["HTTP_TIMEOUT_S", "OpsError", "Target", "add_target_args", "emit", "resolve"]
+
+# An operator's command waits at most this long for one HTTP answer or Redis reply.
+HTTP_TIMEOUT_S = 5.0
+REDIS_TIMEOUT_S = 3.0
+
+
+class OpsError(RuntimeError):
+    """A part is missing, down or answered an error: the message is one line."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The parts one command may talk to; ``None`` when unknown."""
+
+    origin_url: str | None
+    edge_url: str | None
+    edge_admin_url: str | None
+    redis_url: str | None
+    token: str | None
+    prefix: str = DEFAULT_PREFIX
+    partitions: int = DEFAULT_PARTITIONS
+    why_missing: str = ""
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.prefix)
+
+    def need(self, name: str) -> str:
+        """The URL (or token) of ``name``; ``OpsError`` saying how to give it when unknown."""
+        value: str | None = getattr(self, name)
+        if not value:
+            flag = {
+                "origin_url": "--origin URL",
+                "edge_url": "--edge URL",
+                "edge_admin_url": "--edge-admin URL",
+                "redis_url": "--redis-url URL",
+                "token": "--token T",
+            }[name]
+            raise OpsError(f"no {name.replace('_', ' ')}: pass {flag} ({self.why_missing})")
+        return value
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def request(self, method: str, url: str, *, auth: bool = False, **kw: Any) -> httpx.Response:
+        """One HTTP request; ``OpsError`` when the part cannot be reached."""
+        headers = dict(kw.pop("headers", {}))
+        if auth:
+            headers["authorization"] = f"Bearer {self.need('token')}"
+        try:
+            return httpx.request(method, url, headers=headers, timeout=HTTP_TIMEOUT_S, **kw)
+        except httpx.HTTPError as exc:
+            raise OpsError(f"{url} is not reachable ({type(exc).__name__}: {exc})") from exc
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """An admin API call on the origin; the JSON answer, or ``OpsError`` with the problem."""
+        url = self.need("origin_url").rstrip("/") + path
+        kw: dict[str, Any] = {}
+        if body is not None:
+            kw["content"] = orjson.dumps(body)
+            kw["headers"] = {"content-type": "application/json"}
+        resp = self.request(method, url, auth=True, **kw)
+        if resp.status_code >= 400:
+            raise OpsError(f"{method} {path}: {resp.status_code} {_problem(resp)}")
+        return resp.json() if resp.content else None
+
+    # -- Redis --------------------------------------------------------------------------------
+    @contextmanager
+    def redis(self) -> Iterator[redis.Redis]:
+        """A synchronous client on the online store; Redis errors become ``OpsError``."""
+        url = self.need("redis_url")
+        client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
+        try:
+            yield client
+        except (RedisError, OSError) as exc:
+            raise OpsError(f"Redis at {_safe(url)}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            client.close()
+
+
+def _problem(resp: httpx.Response) -> str:
+    try:
+        doc = resp.json()
+    except ValueError:
+        return resp.text[:200].replace("\n", " ")
+    if isinstance(doc, dict):
+        return str(doc.get("detail") or doc.get("title") or doc)
+    return str(doc)
+
+
+def _safe(url: str) -> str:
+    """A Redis URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    """The options every operations command shares."""
+    g = p.add_argument_group("where the system runs")
+    g.add_argument("--stack", default=str(DEFAULT_DIR), help="stack directory (default .p13n)")
+    g.add_argument("--origin", help="origin base URL (overrides the stack)")
+    g.add_argument("--edge", help="edge base URL (overrides the stack)")
+    g.add_argument("--edge-admin", help="edge admin (metrics) base URL (overrides the stack)")
+    g.add_argument(
+        "--redis-url", help="online store URL (overrides the stack; else $P13N_REDIS_URL)"
+    )
+    g.add_argument("--token", help="admin API bearer token (default: the stack's admin token)")
+    g.add_argument("--prefix", help="key namespace (default $P13N_PREFIX or p13n)")
+    g.add_argument("--partitions", type=int, help="stream partitions (default $P13N_PARTITIONS)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Target:
+    """The target of one command: the stack's parts, overridden by explicit options."""
+    env = dict(os.environ) if env is None else env
+    info: StackInfo | None = None
+    why = ""
+    try:
+        info = load_info(Path(args.stack))
+    except StackError as exc:
+        why = str(exc)
+    except (OSError, ValueError, TypeError) as exc:
+        why = f"unreadable {Path(args.stack) / 'stack.json'}: {exc}"
+
+    def pick(explicit: str | None, attr: str) -> str | None:
+        return explicit or (getattr(info, attr) if info is not None else None)
+
+    token = args.token or (info.tokens.get("admin") if info is not None else None)
+    return Target(
+        origin_url=pick(args.origin, "origin_url"),
+        edge_url=pick(args.edge, "edge_url"),
+        edge_admin_url=pick(args.edge_admin, "edge_admin_url"),
+        redis_url=pick(args.redis_url, "redis_url") or env.get("P13N_REDIS_URL"),
+        token=token,
+        prefix=args.prefix or env.get("P13N_PREFIX") or DEFAULT_PREFIX,
+        partitions=args.partitions or int(env.get("P13N_PARTITIONS") or DEFAULT_PARTITIONS),
+        why_missing=why or "the stack does not name it",
+    )
+
+
+def emit(args: argparse.Namespace, doc: Any, human: str) -> None:
+    """Print ``doc`` as JSON with ``--json``, else the human-readable text."""
+    if getattr(args, "json", False):
+        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    else:
+        print(human)

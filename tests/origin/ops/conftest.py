@@ -1,0 +1,52 @@
+"""A running system for the operations commands: ``Stack`` starts Redis, origin, processor
+and edge as child processes (by PID, stopped at teardown) and writes ``stack.json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from origin.cli import main
+from origin.localredis import free_port
+from origin.ops.stack import Stack, StackInfo
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """The whole system, once per session; waits until the processor holds its leases."""
+    s = Stack(directory=tmp_path_factory.mktemp("stack"))
+    info = s.start()
+    try:
+        deadline = time.monotonic() + 20
+        while main(["status", "--stack", info.directory, "--json"]) != 0:
+            assert time.monotonic() < deadline, "the stack never became healthy"
+            time.sleep(0.2)
+        yield info
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Path:
+    """A ``stack.json`` whose parts are not running (free ports nobody listens on)."""
+    port = free_port()
+    info = {
+        "directory": str(tmp_path),
+        "redis_url": f"redis://127.0.0.1:{port}/0",
+        "origin_url": f"http://127.0.0.1:{port}",
+        "edge_url": f"http://127.0.0.1:{port}",
+        "edge_admin_url": f"http://127.0.0.1:{port}",
+        "tokens": {"admin": "a" * 24},
+    }
+    (tmp_path / "stack.json").write_text(json.dumps(info))
+    return tmp_path
+
+
+def api(info: StackInfo, method: str, path: str, **kw) -> httpx.Response:
+    headers = {"authorization": f"Bearer {info.tokens['admin']}"}
+    return httpx.request(method, info.origin_url + path, headers=headers, timeout=5, **kw)

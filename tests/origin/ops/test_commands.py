@@ -1,0 +1,165 @@
+"""The operations commands against a running system and against a stopped one."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import orjson
+import pytest
+import redis
+
+from origin.cli import main
+from origin.ops.stack import StackInfo
+from segmenter.schema import Keys, partition_of
+from tests.origin.ops.conftest import api
+
+KEYS = Keys()
+
+COMMANDS = [
+    ["status"],
+    ["lag"],
+    ["dlq", "list"],
+    ["dlq", "show", "1-0"],
+    ["dlq", "requeue", "--all"],
+    ["purge", "--sku", "AB-1", "--wait", "--timeout", "1"],
+    ["experiments", "list"],
+    ["experiments", "results", "rail-algo"],
+    ["probe"],
+    ["backup", "backup.json"],
+]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_without_a_stack_every_command_says_so_in_one_line(capsys, tmp_path, argv) -> None:
+    code, _, err = run(capsys, *argv, "--stack", str(tmp_path))
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "no stack found" in err and "p13n up" in err
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_with_the_parts_stopped_every_command_fails_cleanly(capsys, stopped, argv) -> None:
+    code, out, err = run(capsys, *argv, "--stack", str(stopped))
+    assert code == 1
+    assert "Traceback" not in err
+    if argv == ["status"]:
+        assert "SOME PARTS ARE DOWN" in out and out.count("DOWN") >= 5
+    else:
+        assert err.count("\n") == 1
+        assert "not reachable" in err or "Redis at" in err
+
+
+def test_restore_with_everything_stopped_is_one_line(capsys, stopped, tmp_path) -> None:
+    (tmp_path / "b.json").write_text("{}")
+    code, _, err = run(capsys, "restore", str(tmp_path / "b.json"), "--stack", str(stopped))
+    assert code == 1 and err.count("\n") == 1 and "not a p13n backup" in err
+
+
+def test_status_reports_every_part_up(capsys, stack: StackInfo) -> None:
+    code, out, _ = run(capsys, "status", "--stack", stack.directory, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"]
+    assert doc["origin"]["readyz"] == "200" and doc["edge"]["up"] and doc["redis"]["up"]
+    assert doc["processor"]["partitions_leased"] == 8 and doc["processor"]["owners"]
+    code, out, _ = run(capsys, "status", "--stack", stack.directory)
+    assert code == 0 and "all parts up" in out and "processor  up" in out
+
+
+def test_explicit_urls_override_the_stack(capsys, stack: StackInfo, tmp_path) -> None:
+    code, _, err = run(
+        capsys, "status", "--stack", str(tmp_path), "--origin", stack.origin_url,
+        "--edge-admin", stack.edge_admin_url, "--redis-url", stack.redis_url,
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(capsys, "experiments", "list", "--stack", str(tmp_path),
+                       "--origin", stack.origin_url)  # fmt: skip
+    assert code == 1 and "--token T" in err
+
+
+def test_lag_lists_every_partition_with_owner(capsys, stack: StackInfo) -> None:
+    code, out, _ = run(capsys, "lag", "--stack", stack.directory, "--json")
+    doc = json.loads(out)
+    assert code == 0 and [p["partition"] for p in doc["partitions"]] == list(range(8))
+    assert all(p["owner"] for p in doc["partitions"])
+    code, out, _ = run(capsys, "lag", "--stack", stack.directory)
+    assert "total lag" in out and "(no lease)" not in out
+
+
+def test_probe_answers_through_the_edge_and_names_the_tier(capsys, stack: StackInfo) -> None:
+    code, out, _ = run(capsys, "probe", "--stack", stack.directory, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["status"] == 200
+    assert doc["tier"] in {"hit", "stale", "miss", "origin", "default"}
+    assert doc["cache_status"].startswith("p13n-edge")
+
+
+def _dead_letter(r: redis.Redis, raw: bytes, reason: str) -> str:
+    fields = {"reason": reason, "field": "ts", "raw": raw, "source": "collector",
+              "user": "", "received_ms": str(int(time.time() * 1000))}  # fmt: skip
+    return r.xadd(KEYS.dlq, fields).decode()
+
+
+def test_dlq_list_show_and_requeue(capsys, stack: StackInfo) -> None:
+    r = redis.Redis.from_url(stack.redis_url)
+    try:
+        bad = api(stack, "POST", "/v1/events", json={"v": 1, "event_id": "x", "type": "nope"})
+        assert bad.status_code == 400
+        now = int(time.time() * 1000)
+        good = {"v": 1, "event_id": "requeue-1", "type": "view", "user": "ops-u1",
+                "item": "sku-1", "ts": now}  # fmt: skip
+        fixed = _dead_letter(r, orjson.dumps(good), "in the future beyond the allowed clock skew")
+        code, out, _ = run(capsys, "dlq", "list", "--stack", stack.directory, "--json")
+        rows = {e["id"]: e for e in json.loads(out)["entries"]}
+        assert code == 0 and rows[fixed]["source"] == "collector"
+        broken = next(i for i in rows if i != fixed)
+
+        code, out, _ = run(capsys, "dlq", "show", broken, "--stack", stack.directory)
+        assert code == 0 and '"type":"nope"' in out
+
+        code, out, _ = run(capsys, "dlq", "requeue", broken, "--stack", stack.directory)
+        assert code == 1 and "REFUSED" in out and r.xrange(KEYS.dlq, broken, broken)
+
+        stream = KEYS.stream(partition_of("ops-u1", 8))
+        before = r.xlen(stream)
+        code, out, _ = run(capsys, "dlq", "requeue", fixed, "--stack", stack.directory)
+        assert code == 0 and "requeued to partition" in out
+        assert r.xlen(stream) == before + 1 and not r.xrange(KEYS.dlq, fixed, fixed)
+    finally:
+        r.delete(KEYS.dlq)
+        r.close()
+
+
+def test_purge_waits_until_the_edge_applied_it(capsys, stack: StackInfo) -> None:
+    code, out, err = run(capsys, "purge", "--sku", "AB-1", "--hard", "--wait",
+                         "--stack", stack.directory)  # fmt: skip
+    assert code == 0, err
+    assert "hard purge of sku:ab-1" in out and "applied by 1/1 edges" in out
+
+
+def test_experiments_list_and_results(capsys, stack: StackInfo) -> None:
+    exp = {
+        "key": "ops-algo",
+        "name": "Ops",
+        "variations": [{"name": "control"}, {"name": "boost"}],
+        "weights": [0.5, 0.5],
+    }
+    assert api(stack, "POST", "/v1/admin/experiments", json=exp).status_code == 201
+    try:
+        code, out, _ = run(capsys, "experiments", "list", "--stack", stack.directory)
+        assert code == 0 and "ops-algo" in out and "control (0.5)" in out
+        code, out, _ = run(capsys, "experiments", "results", "ops-algo",
+                           "--stack", stack.directory)  # fmt: skip
+        assert code == 0 and "boost" in out and "sample ratio mismatch" in out
+        code, _, err = run(capsys, "experiments", "results", "nope", "--stack", stack.directory)
+        assert code == 1 and "404" in err
+    finally:
+        r = redis.Redis.from_url(stack.redis_url)
+        r.hdel(KEYS.experiments, "ops-algo")
+        r.close()
