@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from origin import admin, baseline, collector, feeds, health, metrics, openapi
+from origin import admin, baseline, collector, console, feeds, health, metrics, openapi
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
@@ -37,6 +37,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *feeds.routes(),
         *collector.routes(),
         *admin.routes(),
+        *console.routes(),
     ]
     if settings.bench_baseline:
         out += baseline.routes()
