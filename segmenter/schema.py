@@ -29,7 +29,8 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
     P:{lists}:popular      string msgpack global popular list (degraded-mode fallback)
     P:{lists}:lock         string owner of the list build in progress (SET NX PX)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
-                           invalidations, audit log, tombstones, edge heartbeats, tokens
+                           invalidations, audit log, tombstones, edge heartbeats (and their
+                           recent history), tokens
 
 Value formats (shared by the segmenter, which writes features and lists, and the origin, which
 reads them and writes admin state)::
@@ -74,6 +75,9 @@ reads them and writes admin state)::
                      cloudflare: {status, calls, detail, retry_after_s, errors}}
     edges            edge id -> JSON heartbeat {edge_id, config_etag, generations:
                      {tag: [soft, hard]}, counts: {hit, stale, miss}, received_ms}
+    edgehist entries edge (edge id), ms (received), counts (JSON of the heartbeat's
+                     cumulative counts); the console charts hit ratio and freshness from
+                     the differences between an edge's consecutive entries
     audit entries    ms, who (role:token fingerprint), action, target, before, after (JSON)
     exphist:<key>    earlier experiment records (JSON), newest first, at most 100
     tomb             ``tombstone_digest(sid)`` -> ms erased
@@ -99,6 +103,7 @@ __all__ = [
     "DEFAULT_PARTITIONS",
     "DEFAULT_PREFIX",
     "DLQ_MAXLEN",
+    "EDGE_HISTORY_MAXLEN",
     "GROUP",
     "POPULARITY_BUCKETS",
     "POPULARITY_BUCKET_S",
@@ -141,6 +146,8 @@ STREAM_MAXLEN = 500_000
 ADMIN_AUDIT_MAXLEN = 100_000
 # Dead letters are kept until an operator requeues or trims them (bounded as a safety net).
 DLQ_MAXLEN = 1_000_000
+# Heartbeat history: 20 edges beating every 3 s for an hour; the console charts 15 minutes.
+EDGE_HISTORY_MAXLEN = 24_000
 
 
 def partition_of(user: str, partitions: int) -> int:
@@ -311,6 +318,11 @@ class Keys:
     def edges(self) -> str:
         """hash edge id -> JSON heartbeat."""
         return f"{self.prefix}:{{admin}}:edges"
+
+    @property
+    def edge_history(self) -> str:
+        """stream of heartbeats' counts (edge, ms, counts), capped: hit ratio over time."""
+        return f"{self.prefix}:{{admin}}:edgehist"
 
     @property
     def config_version(self) -> str:

@@ -4,14 +4,22 @@
 |---|---|
 | merchandiser | catalog, invalidations |
 | experimenter | experiments, results |
-| admin | everything, including erasure, the audit log and tokens' roles |
+| admin | everything, including erasure, the audit log, tokens' roles and pipeline health |
 """
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from origin.admin import audit, catalog, experiments, invalidations, privacy, results
+from origin.admin import (
+    audit,
+    catalog,
+    experiments,
+    invalidations,
+    pipeline,
+    privacy,
+    results,
+)
 
 __all__ = ["routes"]
 
@@ -25,4 +33,5 @@ def routes() -> list[BaseRoute]:
         *catalog.routes(),
         *privacy.routes(),
         *audit.routes(),
+        *pipeline.routes(),
     ]

@@ -1,0 +1,303 @@
+"""Pipeline health for operators (admin role): partition lag, dead letters, edge hit ratio.
+
+- ``GET /v1/admin/pipeline?window_s=900``: per partition the stream length, entries not yet
+  delivered (``lag``) and delivered but unacknowledged (``pending``), the applied offset and
+  lease owner; the DLQ depth; live edges; and the edges' hit ratio and freshness per time
+  bucket over the window, from the heartbeat history (``Keys.edge_history``).
+- ``GET /v1/admin/dlq?limit=&before=``: dead letters, newest first, with the original event.
+- ``POST /v1/admin/dlq/{id}/requeue``: re-validates the original bytes; a still-invalid event
+  is refused (409) with the reason; a valid one is appended to its shopper's partition stream,
+  then the dead letter is deleted and the requeue audited. The two streams live in different
+  Cluster slots, so this is at-least-once: a requeue repeated after a crash appends the event
+  twice and the processor's event-id dedupe drops the second.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgpack
+import orjson
+from redis.asyncio.client import Pipeline
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, query
+from origin.auth import require
+from origin.errors import BadRequest, Conflict, NotFound
+from origin.state import get_state
+from segmenter import event
+from segmenter.event import Event, Rejection
+from segmenter.schema import GROUP, STREAM_MAXLEN, partition_of
+
+__all__ = ["edge_history", "routes"]
+
+_ID_RE_CHARS = frozenset("0123456789-")
+BUCKETS = 30
+SHOWN_BYTES = 4096  # of the original event, in the list (the entry keeps all of it)
+# Counts that answered from an edge's cache (fresh or stale) and the ones that did not.
+CACHED = ("hit", "stale")
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(doc), status_code=status, media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )  # fmt: skip
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("utf-8", "replace")
+
+
+def _group(groups: Any) -> dict[str, int]:
+    """The consumer group's lag and pending from XINFO GROUPS (zeros when absent)."""
+    if isinstance(groups, Exception):  # no stream yet
+        return {"lag": 0, "pending": 0}
+    for g in groups:
+        if g.get("name") in (GROUP, GROUP.encode()):
+            return {"lag": int(g.get("lag") or 0), "pending": int(g.get("pending") or 0)}
+    return {"lag": 0, "pending": 0}
+
+
+def _partition(n: int, length: Any, groups: Any, meta: dict[bytes, bytes]) -> dict[str, Any]:
+    m = {k.decode(): _text(v) for k, v in meta.items()}
+    g = _group(groups)
+    return {
+        "partition": n,
+        "length": int(length) if isinstance(length, int) else 0,
+        **g,
+        "behind": g["lag"] + g["pending"],
+        "offset": m.get("offset", ""),
+        "owner": m.get("owner", ""),
+        "lease_until_ms": int(m.get("lease_until_ms") or 0),
+        "applied": int(m.get("applied") or 0),
+        "dead": int(m.get("dead") or 0),
+    }
+
+
+def _delta(cur: dict[str, int], prev: dict[str, int] | None) -> dict[str, int]:
+    """Counter increase; a counter that went down restarted (the edge did) from zero."""
+    if prev is None:
+        return {}
+    return {k: v - prev.get(k, 0) if v >= prev.get(k, 0) else v for k, v in cur.items()}
+
+
+def edge_history(
+    samples: Iterable[tuple[int, str, dict[str, int]]], now_ms: int, window_ms: int
+) -> list[dict[str, Any]]:
+    """Hit ratio and freshness per bucket from heartbeat samples (ms, edge, counts) (pure).
+
+    ``hit_ratio`` = (hit + stale) / every answer; ``freshness`` = hit / (hit + stale), the
+    share of cached answers that were fresh. None where a bucket saw no answers.
+    """
+    bucket_ms = max(1, window_ms // BUCKETS)
+    start = now_ms - BUCKETS * bucket_ms
+    sums: list[dict[str, int]] = [{} for _ in range(BUCKETS)]
+    last: dict[str, dict[str, int]] = {}
+    for ms, edge, counts in sorted(samples):
+        d = _delta(counts, last.get(edge))
+        last[edge] = counts
+        i = (ms - start) // bucket_ms
+        if 0 <= i < BUCKETS:
+            for k, v in d.items():
+                sums[i][k] = sums[i].get(k, 0) + v
+    out = []
+    for i, s in enumerate(sums):
+        total = sum(s.values())
+        cached = sum(s.get(k, 0) for k in CACHED)
+        out.append(
+            {
+                "ms": start + i * bucket_ms,
+                "answers": total,
+                "hit_ratio": round(cached / total, 4) if total else None,
+                "freshness": round(s.get("hit", 0) / cached, 4) if cached else None,
+            }
+        )
+    return out
+
+
+def _window_ms(q: dict[str, str]) -> int:
+    raw = q.get("window_s", "900")
+    if not raw.isdigit() or not 60 <= int(raw) <= 3600:
+        raise BadRequest("window_s must be an integer from 60 to 3600", field="window_s")
+    return int(raw) * 1000
+
+
+def _samples(entries: Sequence[Any]) -> list[tuple[int, str, dict[str, int]]]:
+    out = []
+    for _, f in entries:
+        try:
+            counts = orjson.loads(f.get(b"counts", b"{}"))
+            out.append(
+                (int(f[b"ms"]), _text(f.get(b"edge")), {k: int(v) for k, v in counts.items()})
+            )
+        except (KeyError, ValueError, TypeError, AttributeError, orjson.JSONDecodeError):
+            continue
+    return out
+
+
+def _edges(raw: dict[bytes, bytes], now: int, live_ms: int) -> list[dict[str, Any]]:
+    out = []
+    for value in raw.values():
+        e = orjson.loads(value)
+        age = now - int(e.get("received_ms", 0))
+        out.append(
+            {
+                "edge_id": e.get("edge_id", ""),
+                "config_etag": e.get("config_etag", ""),
+                "age_ms": age,
+                "live": age <= live_ms,
+                "counts": e.get("counts", {}),
+            }
+        )
+    return sorted(out, key=lambda e: e["edge_id"])
+
+
+async def overview(request: Request) -> Response:
+    """``GET /v1/admin/pipeline``."""
+    state = get_state(request)
+    require(request, state.settings, ())
+    window = _window_ms(query(request, {"window_s"}))
+    k, now, n = state.keys, now_ms(state), state.settings.partitions
+    pipe = state.store.client.pipeline(transaction=False)
+    for p in range(n):
+        pipe.xlen(k.stream(p))
+        pipe.xinfo_groups(k.stream(p))
+        pipe.hgetall(k.partition_meta(p))
+    pipe.xlen(k.dlq)
+    pipe.hgetall(k.edges)
+    pipe.xrange(k.edge_history, min=str(now - window - window // BUCKETS), max="+")
+    replies = await state.store.run(
+        "pipeline", pipe.execute(raise_on_error=False), budget_s=ADMIN_BUDGET_S
+    )
+    parts = [_partition(p, *replies[3 * p : 3 * p + 3]) for p in range(n)]
+    depth, edges, history = replies[3 * n :]
+    return _json(
+        {
+            "as_of_ms": now,
+            "partitions": parts,
+            "behind": sum(p["behind"] for p in parts),
+            "dlq": {"depth": int(depth)},
+            "edges": _edges(edges, now, state.settings.edge_live_s * 1000),
+            "history": {
+                "window_s": window // 1000,
+                "buckets": edge_history(_samples(history), now, window),
+            },
+        }
+    )
+
+
+def _original(raw: bytes, source: str) -> tuple[Any, Event | Rejection]:
+    """The decoded original document (None when undecodable) and its validation."""
+    if source == "processor":
+        result = event.decode(raw)
+        try:
+            return msgpack.unpackb(raw, strict_map_key=False), result
+        except (ValueError, msgpack.UnpackException):
+            return None, result
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return None, Rejection("$", f"not JSON: {exc}")
+    return doc, event.validate(doc)
+
+
+def _letter(entry_id: bytes, f: dict[bytes, bytes]) -> dict[str, Any]:
+    raw = f.get(b"raw", b"")
+    source = _text(f.get(b"source"))
+    doc, _ = _original(raw, source)
+    shown: Any = doc
+    if doc is None:
+        shown = raw[:SHOWN_BYTES].decode("utf-8", "replace")
+    return {
+        "id": entry_id.decode(),
+        "reason": _text(f.get(b"reason")),
+        "field": _text(f.get(b"field")),
+        "source": source,
+        "received_ms": int(f.get(b"received_ms") or 0),
+        "stream_id": _text(f.get(b"stream_id")),
+        "original": shown,
+        "raw_b64": base64.b64encode(raw[:SHOWN_BYTES]).decode(),
+        "raw_bytes": len(raw),
+    }
+
+
+def _entry_id(value: str, field: str) -> str:
+    if not 3 <= len(value) <= 41 or not set(value) <= _ID_RE_CHARS or value.count("-") != 1:
+        raise BadRequest(f"{field} must be a stream entry id such as 1764000000000-0", field=field)
+    return value
+
+
+async def dead_letters(request: Request) -> Response:
+    """``GET /v1/admin/dlq``: newest first; ``next`` is the cursor for the following page."""
+    state = get_state(request)
+    require(request, state.settings, ())
+    q = query(request, {"limit", "before"})
+    raw_limit = q.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+        raise BadRequest("limit must be an integer from 1 to 500", field="limit")
+    limit = int(raw_limit)
+    end = f"({_entry_id(q['before'], 'before')}" if "before" in q else "+"
+
+    def build(p: Pipeline) -> None:
+        p.xlen(state.keys.dlq)
+        p.xrevrange(state.keys.dlq, end, "-", count=limit)
+
+    depth, page = await state.store.pipeline("dlq", build, budget_s=ADMIN_BUDGET_S)
+    letters = [_letter(i, f) for i, f in page]
+    nxt = letters[-1]["id"] if len(letters) == limit else None
+    return _json({"depth": int(depth), "entries": letters, "next": nxt})
+
+
+async def requeue(request: Request) -> Response:
+    """``POST /v1/admin/dlq/{id}/requeue``: back to its partition, or 409 with the reason."""
+    state = get_state(request)
+    caller = require(request, state.settings, ())
+    entry_id = _entry_id(str(request.path_params["id"]), "id")
+    k = state.keys
+    found = await state.store.run(
+        "dlq_read", state.store.client.xrange(k.dlq, entry_id, entry_id), budget_s=ADMIN_BUDGET_S
+    )
+    if not found:
+        raise NotFound(f"no dead letter {entry_id!r}", field="id")
+    fields: dict[bytes, bytes] = found[0][1]
+    raw, source = fields.get(b"raw", b""), _text(fields.get(b"source"))
+    _, result = _original(raw, source)
+    if isinstance(result, Rejection):
+        raise Conflict(
+            f"still invalid, not requeued: {result.reason}", field=result.field, id=entry_id
+        )
+    partition = partition_of(result.user, state.settings.partitions)
+    # The stream carries msgpack: a processor's dead letter already is the original entry.
+    payload = raw if source == "processor" else event.encode(result)
+    # No original event in the audit log: it may name a shopper, and erasure does not
+    # rewrite the audit log.
+    before = {"reason": _text(fields.get(b"reason")), "source": source, "event": result.event_id}
+    stream_id = await state.store.run(
+        "dlq_requeue",
+        state.store.client.xadd(
+            k.stream(partition), {"e": payload}, maxlen=STREAM_MAXLEN, approximate=True
+        ),
+        budget_s=ADMIN_BUDGET_S,
+    )
+    after = {"partition": partition, "stream_id": _text(stream_id)}
+
+    def build(p: Pipeline) -> None:
+        p.xdel(k.dlq, entry_id)
+        audit(p, state, caller, "dlq.requeue", f"dlq:{entry_id}", before=before, after=after)
+
+    await state.store.pipeline("dlq_requeued", build, budget_s=ADMIN_BUDGET_S)
+    return _json({"id": entry_id, "requeued": True, **after})
+
+
+def routes() -> list[BaseRoute]:
+    """Pipeline routes."""
+    return [
+        Route("/v1/admin/pipeline", overview, methods=["GET"]),
+        Route("/v1/admin/dlq", dead_letters, methods=["GET"]),
+        Route("/v1/admin/dlq/{id}/requeue", requeue, methods=["POST"]),
+    ]

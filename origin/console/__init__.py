@@ -1,0 +1,58 @@
+"""The web console at ``/console`` for merchandisers, experimenters and operators.
+
+Server-rendered (Jinja2, autoescaped) with a little plain JavaScript; no build step. Pages
+are a client of the admin API, called in-process with the signed-in user's token
+(``origin.console.api``), so validation, roles and the audit log are the API's own.
+
+| path | role | what |
+|---|---|---|
+| ``/console/signin`` | anyone | sign in with an admin-API token (not a service token) |
+| ``/console/experiments…`` | experimenter | list, create, edit, start, stop, results |
+| ``/console/catalog``, ``/console/invalidations…`` | merchandiser | stock, price, purges |
+| ``/console/pipeline`` | admin | lag, dead letters and requeue, edge hit ratio |
+
+Mounted (not a list of ``Route``), so the OpenAPI document, which lists the JSON API, does
+not describe these HTML pages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from origin.console import experiments, health, merchandising, signin
+
+__all__ = ["routes"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def routes() -> list[BaseRoute]:
+    """The console, mounted at ``/console``."""
+    x, m = experiments, merchandising
+    pages = [
+        Route("/", signin.home, methods=["GET"]),
+        Route("/signin", signin.sign_in_form, methods=["GET"]),
+        Route("/signin", signin.sign_in, methods=["POST"]),
+        Route("/signout", signin.sign_out, methods=["POST"]),
+        Route("/experiments", x.list_page, methods=["GET"]),
+        Route("/experiments/new", x.new_form, methods=["GET"]),
+        Route("/experiments/new", x.new, methods=["POST"]),
+        Route("/experiments/{key}", x.edit_form, methods=["GET"]),
+        Route("/experiments/{key}", x.edit, methods=["POST"]),
+        Route("/experiments/{key}/start", x.start, methods=["POST"]),
+        Route("/experiments/{key}/stop", x.stop, methods=["POST"]),
+        Route("/experiments/{key}/results", x.results, methods=["GET"]),
+        Route("/catalog", m.catalog, methods=["GET"]),
+        Route("/catalog/{sku:path}", m.update_item, methods=["POST"]),
+        Route("/invalidations", m.invalidations, methods=["GET"]),
+        Route("/invalidations", m.push, methods=["POST"]),
+        Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
+        Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),
+        Route("/pipeline", health.health, methods=["GET"]),
+        Route("/pipeline/dlq/{id}/requeue", health.requeue, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
+    ]
+    return [Mount("/console", routes=pages)]
