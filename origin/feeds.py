@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from cache_keys import cache_tag_header, is_hseg, tag
 from cache_keys.errors import WireError
+from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SegmentList, parse_segment_list, segment_list_to_json
 from cache_keys.wire._check import SLUG_RE
 from origin.auth import require
@@ -99,13 +100,16 @@ async def segment_list(request: Request) -> Response:
         if value is not None and not SLUG_RE.fullmatch(value):
             raise BadRequest(f"{name} must be 1-40 characters of a-z, 0-9 and '-'", field=name)
     k = state.keys
+    # The anonymous segment (no cookie, forged cookie, opt-out) is served the popular list,
+    # so first visits are cacheable at the edge like every other segment.
+    anon = hseg == ANON_HSEG
 
     def build(p: Any) -> None:
         p.hget(k.list_registry, hseg)
-        p.get(k.segment_list(hseg, variant))
+        p.get(k.popular_list if anon else k.segment_list(hseg, variant))
 
     registered, raw = await state.store.pipeline("segment_list", build)
-    if registered is None:
+    if registered is None and not anon:
         raise NotFound(f"segment {hseg} is not in the registry", field="hseg")
     if raw is None:
         raise NotFound(f"segment {hseg} has no list for variant {variant!r}", field="variant")

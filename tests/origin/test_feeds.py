@@ -107,3 +107,13 @@ async def test_heartbeat_is_stored_and_validated(client, redis_client):
         "/v1/edge/heartbeat", json={**beat, "counts": {"hit": -1}}, headers=bearer(SERVICE)
     )
     assert bad.status_code == 400 and bad.json()["field"] == "counts"
+
+
+async def test_the_anonymous_segment_is_served_the_popular_list(client, redis_client):
+    seed(redis_client)
+    anon = "a" * 16  # never in the registry: the segment of shoppers without a valid cookie
+    data.put_popular(redis_client, data.items(("Milk-9", 0.9, "dairy"), ("Tea-2", 0.5, "drinks")))
+    r = await client.get(f"/v1/segments/{anon}/list")
+    assert r.status_code == 200 and r.json()["hseg"] == anon
+    assert [i["item"] for i in r.json()["items"]] == ["Milk-9", "Tea-2"]
+    assert f"seg:{anon}" in r.headers["cache-tag"] and "sku:milk-9" in r.headers["cache-tag"]
