@@ -97,7 +97,7 @@ typecheck: setup
 check: lint typecheck test
 
 bench: setup
-	@for b in bench/*.py; do \
+	@for b in bench/[!_]*.py; do \
 	  echo "== $$b"; out=$$($(BIN)/python $$b 2>&1); rc=$$?; \
 	  echo "$$out" | tail -n 5; \
 	  [ $$rc = 0 ] || { echo "$$b failed ($$rc)"; exit $$rc; }; \
