@@ -157,12 +157,17 @@ class SnapshotHolder:
 
     async def run(self) -> None:
         """Refresh forever (the lifespan cancels this task)."""
+        me = asyncio.current_task()
         while True:
             try:
                 await self.refresh()
             except Exception as exc:  # keep the loop alive whatever Redis does
                 self.store.metrics.snapshot_refresh.labels("failed").inc()
                 LOG.debug("snapshot refresh failed: %s", type(exc).__name__)
+            # A cancel that arrived mid-refresh can surface as a Redis timeout or error
+            # above; the request is still recorded on the task, so honour it here.
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.refresh_s)
 
 
