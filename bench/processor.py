@@ -25,17 +25,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-import redis
-import redis.asyncio as aioredis
+# bench/origin.py is named like the ``origin`` package: drop this folder from the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from origin.localredis import RedisServer, free_port
-from segmenter import event, synthetic
-from segmenter.aggregates import PartitionEffects
-from segmenter.metrics import Metrics
-from segmenter.processor import Processor
-from segmenter.schema import GROUP, Keys, partition_of
-from segmenter.settings import ProcessorSettings
+import httpx  # noqa: E402
+import redis  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+
+from origin.localredis import RedisServer, free_port  # noqa: E402
+from segmenter import event, synthetic  # noqa: E402
+from segmenter.aggregates import PartitionEffects  # noqa: E402
+from segmenter.metrics import Metrics  # noqa: E402
+from segmenter.processor import Processor  # noqa: E402
+from segmenter.schema import GROUP, Keys, partition_of  # noqa: E402
+from segmenter.settings import ProcessorSettings  # noqa: E402
 
 PARTITIONS = 8
 EVENTS = int(os.environ.get("BENCH_EVENTS", "150000"))
