@@ -28,7 +28,7 @@ from segmenter.features import FeatureParams
 from segmenter.metrics import Metrics
 from segmenter.schema import Keys
 from segmenter.segments import SegmentRules, load_rules
-from segmenter.settings import ProcessorSettings
+from segmenter.settings import WRITE_MODES, ProcessorSettings
 from segmenter.store import Hook, Lease, Store, StoreUnavailable
 from segmenter.streams import Reader
 
@@ -63,7 +63,7 @@ class Processor:
         self.r = client
         self.keys = Keys(settings.prefix)
         self.rules = load_rules(settings.segment_rules_path or None)
-        self.store = Store(client, self.keys, hook)
+        self.store = Store(client, self.keys, hook, per_slot=WRITE_MODES[settings.writes])
         self.reader = Reader(client, self.keys, settings.consumer)
         self.metrics = metrics or Metrics()
         self.now_ms = now_ms
