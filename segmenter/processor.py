@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import secrets
@@ -32,11 +33,23 @@ from segmenter.settings import WRITE_MODES, ProcessorSettings
 from segmenter.store import Hook, Lease, Store, StoreUnavailable
 from segmenter.streams import Reader
 
-__all__ = ["Processor", "operators_for"]
+__all__ = ["Processor", "operators_for", "tune_gc"]
 
 log = logging.getLogger("p13n.segmenter")
 TICK_S = 0.25
 RETRY_S = 0.5
+
+
+def tune_gc() -> None:
+    """Garbage-collector settings for a processor process (called by its entry point).
+
+    A batch allocates thousands of short-lived tracked objects (entries, events, effects)
+    while the shopper cache is long-lived: with the default thresholds about a quarter of the
+    CPU went to collections, and full ones paused the loop for up to ~90 ms. Objects alive
+    at start-up are frozen out of the collector's way, and the young generation is collected
+    every 20,000 net allocations instead of 700."""
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def operators_for(s: ProcessorSettings, rules: SegmentRules) -> Operators:
