@@ -3,10 +3,15 @@
 1. Loads a synthetic stream (Zipf items, sessions, funnels, exposures) into 8 partitions of a
    throwaway Redis, runs the processor until every entry is committed: events/s.
 2. Baseline, same run, same entries: a second consumer group that only reads and acks.
-3. Starts the origin (uvicorn, real HTTP) and, from a separate load-generator process, offers
-   2,000 events/s to ``POST /v1/events`` (batches of 25 every 12.5 ms) while the processor
-   runs; freshness = commit time of the batch applying an event minus the collector's
-   receipt (the stream id's time).
+3. Starts the origin (uvicorn, real HTTP) and, from separate load-generator processes (two,
+   each on its own keep-alive connections), offers 2,000 events/s to ``POST /v1/events``
+   (batches of 25, one every 12.5 ms in all, on a fixed schedule) while the processor runs;
+   freshness = commit time of the batch applying an event minus the collector's receipt (the
+   stream id's time). The offered rate actually reached is printed; the run fails if it is
+   under 98% of the target.
+
+The processor runs in this process as ``p13n segmenter run`` would (same GC settings, see
+``segmenter.processor.tune_gc``).
 
 Every feature is on (recent, cart, bought, affinity, popularity, co-visitation, experiments,
 segments) and the archive is written. Last line::
@@ -18,6 +23,7 @@ segments) and the archive is written. Last line::
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -25,22 +31,29 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-import redis
-import redis.asyncio as aioredis
+# bench/origin.py is named like the ``origin`` package: drop this folder from the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from origin.localredis import RedisServer, free_port
-from segmenter import event, synthetic
-from segmenter.aggregates import PartitionEffects
-from segmenter.metrics import Metrics
-from segmenter.processor import Processor
-from segmenter.schema import GROUP, Keys, partition_of
-from segmenter.settings import ProcessorSettings
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+import redis  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+
+from origin.localredis import RedisServer, free_port  # noqa: E402
+from segmenter import event, synthetic  # noqa: E402
+from segmenter.aggregates import PartitionEffects  # noqa: E402
+from segmenter.metrics import Metrics  # noqa: E402
+from segmenter.processor import Processor, tune_gc  # noqa: E402
+from segmenter.schema import GROUP, Keys, partition_of  # noqa: E402
+from segmenter.settings import ProcessorSettings  # noqa: E402
 
 PARTITIONS = 8
 EVENTS = int(os.environ.get("BENCH_EVENTS", "150000"))
 RATE = 2000
 BATCH = 25
+SENDERS = 2  # load-generator processes
+CONNECTIONS = 4  # keep-alive connections per sender
 FRESH_S = float(os.environ.get("BENCH_FRESH_S", "10"))
 KEYS = Keys()
 
@@ -51,10 +64,12 @@ class Recording(Metrics):
     def __init__(self) -> None:
         super().__init__()
         self.samples: list[float] = []
+        self.handled = 0  # entries decided (not redeliveries)
 
     def observe_batch(self, fx: PartitionEffects, apply_s: float, commit_ms: int) -> None:
         super().observe_batch(fx, apply_s, commit_ms)
         self.samples += [commit_ms - e.key[0] for e in fx.accepted]
+        self.handled += len(fx.ack) - fx.counters["skip"]
 
 
 def load(url: str) -> int:
@@ -72,9 +87,9 @@ def load(url: str) -> int:
     return EVENTS
 
 
-def drained(r: redis.Redis, group: str) -> bool:
+async def drained(r: aioredis.Redis, group: str) -> bool:
     for p in range(PARTITIONS):
-        for g in r.xinfo_groups(KEYS.stream(p)):
+        for g in await r.xinfo_groups(KEYS.stream(p)):
             if g["name"].decode() == group and (g["lag"] or g["pending"]):
                 return False
     return True
@@ -91,18 +106,18 @@ async def run_processor(s: ProcessorSettings, until: asyncio.Event, metrics: Met
 
 
 async def throughput(s: ProcessorSettings) -> float:
-    sync = redis.Redis.from_url(s.redis_url)
+    probe = aioredis.Redis.from_url(s.redis_url)
     done = asyncio.Event()
     task = asyncio.create_task(run_processor(s, done, Metrics()))
-    while not all(sync.hget(KEYS.partition_meta(p), "owner") for p in range(PARTITIONS)):
+    while not all([await probe.hget(KEYS.partition_meta(p), "owner") for p in range(PARTITIONS)]):
         await asyncio.sleep(0.005)
     t0 = time.perf_counter()
-    while not drained(sync, GROUP):
+    while not await drained(probe, GROUP):
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - t0
     done.set()
     await task
-    sync.close()
+    await probe.aclose()
     return EVENTS / elapsed
 
 
@@ -124,29 +139,58 @@ async def baseline(url: str) -> float:
     return EVENTS / elapsed
 
 
-async def offer(base_url: str, seconds: float) -> int:
-    """POST batches of 25 events every 12.5 ms (2,000 events/s), paced on a fixed schedule."""
-    sent = 0
-    gen = synthetic.events(int(RATE * seconds) + 10, seed=7, start_ms=int(time.time() * 1000))
-    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-        t0 = time.perf_counter()
-        tick = 0
-        pending: set[asyncio.Task[httpx.Response]] = set()
-        while time.perf_counter() - t0 < seconds:
+async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+                body: bytes) -> int:  # fmt: skip
+    """One POST /v1/events on a keep-alive HTTP/1.1 connection; returns the status."""
+    writer.write(
+        b"POST /v1/events HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+        + b"\r\n\r\n" + body
+    )  # fmt: skip
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )  # fmt: skip
+    await reader.readexactly(length)
+    return status
+
+
+async def offer(base_url: str, seconds: float, sender: int, senders: int) -> dict[str, float]:
+    """This sender's share of the schedule: batch k (of BATCH events) is due at k * BATCH /
+    RATE seconds and sent by sender k % senders, over CONNECTIONS keep-alive connections."""
+    host, port = base_url.removeprefix("http://").split(":")
+    gen = synthetic.events(int(RATE * seconds) + 10, seed=7 + sender,
+                           start_ms=int(time.time() * 1000))  # fmt: skip
+    ticks = [k for k in range(int(seconds * RATE / BATCH)) if k % senders == sender]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    sent, late, bad = [0], [0.0], [0]
+    t0 = time.perf_counter() + 0.2
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while (k := await queue.get()) >= 0:
+            late[0] = max(late[0], time.perf_counter() - (t0 + k * BATCH / RATE))
             now_ms = int(time.time() * 1000)
             batch = [{**event.to_doc(next(gen)), "ts": now_ms} for _ in range(BATCH)]
-            t = asyncio.create_task(http.post("/v1/events", json={"events": batch}))
-            pending.add(t)
-            t.add_done_callback(pending.discard)
-            sent += len(batch)
-            tick += 1
-            await asyncio.sleep(max(0.0, t0 + tick * BATCH / RATE - time.perf_counter()))
-        for r in await asyncio.gather(*pending):
-            assert r.status_code == 202, r.text
-    return sent
+            if await _post(reader, writer, host, orjson.dumps({"events": batch})) != 202:
+                bad[0] += 1
+            sent[0] += BATCH
+        writer.close()
+
+    conns = [asyncio.create_task(connection()) for _ in range(CONNECTIONS)]
+    for k in ticks:
+        await asyncio.sleep(max(0.0, t0 + k * BATCH / RATE - time.perf_counter()))
+        queue.put_nowait(k)
+    for _ in conns:
+        queue.put_nowait(-1)
+    await asyncio.gather(*conns)
+    elapsed = time.perf_counter() - t0
+    return {"sent": sent[0], "elapsed_s": elapsed, "max_late_ms": late[0] * 1000, "bad": bad[0]}
 
 
-async def freshness(s: ProcessorSettings) -> tuple[float, float, int]:
+async def freshness(s: ProcessorSettings) -> tuple[float, float, int, float, float]:
     port = free_port()
     env = {**os.environ, "P13N_REDIS_URL": s.redis_url, "P13N_PARTITIONS": str(PARTITIONS),
            "P13N_COLLECTOR_RATE_PER_S": "1000000", "P13N_COLLECTOR_BURST": "1000000"}  # fmt: skip
@@ -168,14 +212,24 @@ async def freshness(s: ProcessorSettings) -> tuple[float, float, int]:
         done = asyncio.Event()
         task = asyncio.create_task(run_processor(s, done, metrics))
         await asyncio.sleep(1.0)  # leases taken
-        # The shoppers' traffic comes from another process, as it would.
-        load = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--offer", f"http://127.0.0.1:{port}", str(FRESH_S),
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await load.communicate()
-        assert load.returncode == 0, "load generator failed"
-        sent = int(out.decode().split()[-1])
+        # The shoppers' traffic comes from other processes, as it would.
+        loads = []
+        for n in range(SENDERS):
+            args = ("--offer", f"http://127.0.0.1:{port}", str(FRESH_S), str(n), str(SENDERS))
+            loads.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, *args, stdout=asyncio.subprocess.PIPE
+                )
+            )
+        reports = []
+        for load in loads:
+            out, _ = await load.communicate()
+            assert load.returncode == 0, "load generator failed"
+            reports.append(json.loads(out.decode().splitlines()[-1]))
+        assert not any(r["bad"] for r in reports), f"collector refused batches: {reports}"
+        sent = sum(int(r["sent"]) for r in reports)
+        offered = sent / max(r["elapsed_s"] for r in reports)
+        late_ms = max(r["max_late_ms"] for r in reports)
         await asyncio.sleep(1.0)
         done.set()
         await task
@@ -183,7 +237,8 @@ async def freshness(s: ProcessorSettings) -> tuple[float, float, int]:
         origin.terminate()
         origin.wait(timeout=10)
     xs = sorted(metrics.samples)
-    return xs[len(xs) // 2], xs[int(len(xs) * 0.99)], sent
+    assert metrics.handled == sent, f"{metrics.handled} of {sent} offered events were committed"
+    return xs[len(xs) // 2], xs[int(len(xs) * 0.99)], sent, offered, late_ms
 
 
 def main() -> None:
@@ -194,13 +249,19 @@ def main() -> None:
         )  # fmt: skip
         load(server.url)
         print(f"loaded {EVENTS} events into {PARTITIONS} partitions")
+        tune_gc()  # as ``p13n segmenter run`` does
         n = asyncio.run(throughput(s))
         print(f"processor: {n:,.0f} events/s")
         b = asyncio.run(baseline(server.url))
         print(f"baseline (XREADGROUP + XACK only): {b:,.0f} events/s")
         redis.Redis.from_url(server.url).flushall()
-        p50, p99, sent = asyncio.run(freshness(s))
-        print(f"freshness at {RATE} events/s offered ({sent} events): p50 {p50} ms, p99 {p99} ms")
+        p50, p99, sent, offered, late_ms = asyncio.run(freshness(s))
+        print(
+            f"freshness at {RATE} events/s target, {offered:,.0f} events/s offered ({sent} "
+            f"events, sends at most {late_ms:.0f} ms behind schedule): p50 {p50} ms, "
+            f"p99 {p99} ms"
+        )
+        assert offered >= 0.98 * RATE, f"offered only {offered:.0f} events/s"
         print(
             f"processor_events_per_s={n:.0f} baseline_events_per_s={b:.0f} ratio={n / b:.3f} "
             f"freshness_p50_ms={p50:.0f} freshness_p99_ms={p99:.0f}"
@@ -209,6 +270,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--offer"]:
-        print(asyncio.run(offer(sys.argv[2], float(sys.argv[3]))))
+        url, secs, me, of = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        print(json.dumps(asyncio.run(offer(url, secs, me, of))))
     else:
         main()

@@ -105,13 +105,16 @@ def _covisit(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
     last_ts, items = st.sessions.get(skey, (0, []))
     if last_ts < st.max_ts - SESSION_GAP_MS:  # expired (the commit may not have pruned it)
         last_ts, items = 0, []
+    item, covis = ev.item, fx.covis
+    mine: dict[str, int] | None = None
     for other in items:
-        if other != ev.item:
-            fx.covis.setdefault(ev.item, {}).setdefault(other, 0)
-            fx.covis[ev.item][other] += weight
-            fx.covis.setdefault(other, {}).setdefault(ev.item, 0)
-            fx.covis[other][ev.item] += weight
-    items = [ev.item, *(i for i in items if i != ev.item)][:SESSION_ITEMS_MAX]
+        if other != item:
+            if mine is None:
+                mine = covis.setdefault(item, {})
+            mine[other] = mine.get(other, 0) + weight
+            theirs = covis.setdefault(other, {})
+            theirs[item] = theirs.get(item, 0) + weight
+    items = [item, *(i for i in items if i != item)][:SESSION_ITEMS_MAX]
     st.sessions[skey] = fx.sessions[skey] = (max(last_ts, ev.ts), items)
 
 
@@ -119,7 +122,10 @@ def _windowed(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
     weight = POPULARITY_WEIGHTS.get(ev.type)
     if weight and ev.item:
         bucket = ev.ts // (POPULARITY_BUCKET_S * 1000)
-        fx.pop.setdefault(bucket, Counter())[ev.item] += weight * (ev.qty if weight == 5 else 1)
+        counts = fx.pop.get(bucket)
+        if counts is None:
+            counts = fx.pop[bucket] = Counter()
+        counts[ev.item] += weight * (ev.qty if weight == 5 else 1)
         _covisit(st, fx, ev)
 
 

@@ -7,6 +7,9 @@ The order of the writes is what makes effects exactly-once without cross-slot tr
     shoppers    compare-and-set on each shopper's last applied stream id
     commit      partition aggregates + offset + XACK, fenced, atomic: the commit point
 
+On a single Redis the store may do shoppers and commit as one atomic script (``Store``'s
+batched writes); the order above is what holds on Redis Cluster.
+
 Until the commit, the partition state is unchanged, so a rerun of the same entries (after a
 crash, by this or another process) takes the same decisions; shoppers already written are
 skipped by their last applied id, entries at or below the offset are only acknowledged.
@@ -18,8 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-import msgpack
+from typing import Any
 
 from segmenter import aggregates, features
 from segmenter.aggregates import Entry, PartitionEffects, PartitionParams, parse_id
@@ -47,7 +49,7 @@ class BatchResult:
 
 def shopper_writes(
     loaded: Loaded, fx: PartitionEffects, params: FeatureParams
-) -> list[tuple[str, str, bytes, ShopperState]]:
+) -> list[tuple[str, str, list[Any], ShopperState]]:
     """Fold each shopper's accepted events after its last applied id; diff against Redis."""
     by_user: dict[str, list[Entry]] = {}
     for e in fx.accepted:
@@ -61,8 +63,7 @@ def shopper_writes(
         if not todo:
             continue
         new = features.apply(old, todo, params)
-        packed = msgpack.packb(features.diff(old, new), use_bin_type=False)
-        out.append((user, old.last_id, packed, new))
+        out.append((user, old.last_id, features.diff(old, new), new))
     return out
 
 
@@ -97,7 +98,7 @@ class Applier:
         self.cache.pop(partition, None)
 
     def _remember(
-        self, partition: int, writes: Sequence[tuple[str, str, bytes, ShopperState]]
+        self, partition: int, writes: Sequence[tuple[str, str, list[Any], ShopperState]]
     ) -> None:
         cache = self.cache.setdefault(partition, OrderedDict())
         for user, _, _, state in writes:
@@ -119,14 +120,13 @@ class Applier:
             if self.archive is not None and fx.archive:
                 self.store.hook("archive")
                 self.archive.append(lease.partition, fx.archive)
-            await self.store.write_dead(lease.partition, fx.dead)
-            conflicts = await self.store.write_shoppers([w[:3] for w in writes], self.shopper_chunk)
+            status, conflicts = await self.store.write(
+                lease, loaded.partition.offset, st, fx, [w[:3] for w in writes],
+                lease_ttl_ms=self.lease_ttl_ms, chunk=self.shopper_chunk,
+            )  # fmt: skip
             if conflicts:  # someone changed these shoppers (erasure, or a stale owner)
                 self.forget(lease.partition)
                 continue
             self._remember(lease.partition, writes)
-            status = await self.store.commit(
-                lease, loaded.partition.offset, st, fx, self.lease_ttl_ms
-            )
             return BatchResult(status, fx, self.clock() - started)
         return BatchResult("CONFLICT")

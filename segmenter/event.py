@@ -58,6 +58,13 @@ TEXT_FIELDS: dict[str, re.Pattern[str]] = {
 }
 FIELDS = frozenset({"v", "type", "ts", "price", "qty", "bot", *TEXT_FIELDS})
 REQUIRED = ("event_id", "type", "user", "ts")
+_REQUIRED_SET = frozenset(REQUIRED)
+# Text values already seen to match their pattern, for the fields whose values repeat
+# (shoppers, items, sessions…): a set lookup instead of a regex; bounded, emptied when full.
+_KNOWN: dict[str, set[str]] = {
+    name: set() for name in ("user", "item", "category", "session", "experiment", "variant")
+}
+_KNOWN_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +123,16 @@ def _price(d: Mapping[str, Any]) -> float:
 
 
 def _check_shape(doc: Any) -> Mapping[str, Any]:
-    if not isinstance(doc, Mapping):
+    if type(doc) is not dict and not isinstance(doc, Mapping):
         raise _Invalid("$", "an event must be an object")
     if doc.get("v") != VERSION:
         raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {VERSION}")
-    unknown = [k for k in doc if k not in FIELDS]
-    if unknown:
+    if not FIELDS.issuperset(doc):
+        unknown = [k for k in doc if k not in FIELDS]
         raise _Invalid(str(unknown[0])[:64], "unknown field")
-    for name in REQUIRED:
-        if name not in doc:
-            raise _Invalid(name, "is required")
+    if not _REQUIRED_SET.issubset(doc):
+        name = next(n for n in REQUIRED if n not in doc)
+        raise _Invalid(name, "is required")
     if doc["type"] not in EVENT_TYPES:
         raise _Invalid("type", f"must be one of {', '.join(EVENT_TYPES)}")
     return doc
@@ -140,8 +147,14 @@ def _texts(d: Mapping[str, Any]) -> dict[str, str]:
             continue
         if type(value) is not str:
             raise _Invalid(name, "must be a string")
-        if len(value) > 64 or not rx.fullmatch(value):
-            raise _Invalid(name, f"must match {rx.pattern}")
+        known = _KNOWN.get(name)
+        if known is None or value not in known:
+            if len(value) > 64 or not rx.fullmatch(value):
+                raise _Invalid(name, f"must match {rx.pattern}")
+            if known is not None:
+                if len(known) >= _KNOWN_MAX:
+                    known.clear()
+                known.add(value)
         out[name] = value
     return out
 
@@ -151,14 +164,22 @@ def _build(d: Mapping[str, Any]) -> Event:
     bot = d.get("bot", False)
     if not isinstance(bot, bool):
         raise _Invalid("bot", "must be true or false")
-    texts = _texts(d)
+    t = _texts(d)
+    get = t.get
     ev = Event(
-        type=kind,
-        ts=_int(d, "ts", MIN_TS_MS, MAX_TS_MS, 0),
-        price=_price(d) if "price" in d else 0.0,
-        qty=_int(d, "qty", 1, MAX_QTY, 1) if "qty" in d else 1,
-        bot=bot,
-        **texts,
+        t["event_id"],
+        kind,
+        t["user"],
+        _int(d, "ts", MIN_TS_MS, MAX_TS_MS, 0),
+        get("item", ""),
+        get("category", ""),
+        _price(d) if "price" in d else 0.0,
+        _int(d, "qty", 1, MAX_QTY, 1) if "qty" in d else 1,
+        get("session", ""),
+        get("experiment", ""),
+        get("variant", ""),
+        get("traceparent", ""),
+        bot,
     )
     if kind in ITEM_TYPES and not ev.item:
         raise _Invalid("item", f"is required for {kind}")

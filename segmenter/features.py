@@ -102,16 +102,25 @@ def _apply_item(s: ShopperState, ev: Event) -> None:
             del s.bought[oldest]
 
 
-def _apply_scalars(s: ShopperState, ev: Event) -> None:
+def _apply_scalars(s: ShopperState, evs: list[Event]) -> None:
+    """First/last seen, counts and the price sum, folded over ``evs`` in order (the price sum
+    adds one float at a time, as event by event would: ``repr`` round-trips exactly)."""
     sc = s.scalars
-    sc["first_ms"] = str(min(int(sc.get("first_ms", ev.ts)), ev.ts))
-    sc["last_ms"] = str(max(int(sc.get("last_ms", ev.ts)), ev.ts))
-    sc["events"] = str(int(sc.get("events", 0)) + 1)
-    if ev.type == "purchase":
-        sc["orders"] = str(int(sc.get("orders", 0)) + 1)
-    if ev.price > 0 and ev.type in ("view", "purchase"):
-        sc["psum"] = repr(float(sc.get("psum", 0.0)) + ev.price)
-        sc["pcnt"] = str(int(sc.get("pcnt", 0)) + 1)
+    times = [ev.ts for ev in evs]
+    first = min(int(sc.get("first_ms", times[0])), *times)
+    last = max(int(sc.get("last_ms", times[0])), *times)
+    sc["first_ms"], sc["last_ms"] = str(first), str(last)
+    sc["events"] = str(int(sc.get("events", 0)) + len(evs))
+    orders = sum(1 for ev in evs if ev.type == "purchase")
+    if orders:
+        sc["orders"] = str(int(sc.get("orders", 0)) + orders)
+    priced = [ev.price for ev in evs if ev.price > 0 and ev.type in ("view", "purchase")]
+    if priced:
+        psum = float(sc.get("psum", 0.0))
+        for price in priced:
+            psum += price
+        sc["psum"] = repr(psum)
+        sc["pcnt"] = str(int(sc.get("pcnt", 0)) + len(priced))
 
 
 def _apply_exposure(s: ShopperState, ev: Event) -> None:
@@ -147,14 +156,17 @@ def apply(
 ) -> ShopperState:
     """Fold ``(stream id, event)`` pairs, in stream order, into a new state."""
     s = state.copy()
+    evs: list[Event] = []
     for stream_id, ev in events:
-        _apply_scalars(s, ev)
+        evs.append(ev)
         _add_affinity(s, ev, p.half_life_ms)
         if ev.item:
             _apply_item(s, ev)
         if ev.type == "exposure":
             _apply_exposure(s, ev)
         s.last_id = stream_id
+    if evs:
+        _apply_scalars(s, evs)
     if s.last_id != state.last_id:
         name = segment(profile(s, p.half_life_ms), p.rules)
         s.scalars["seg"] = name

@@ -2,16 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+import itertools
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from segmenter.aggregates import PartitionEffects
 
-__all__ = ["DISPOSITIONS", "Metrics"]
+__all__ = ["DISPOSITIONS", "BatchHistogram", "Metrics"]
 
 DISPOSITIONS = ("applied", "duplicate", "late", "dead", "erased", "skip")
 _FRESHNESS_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class BatchHistogram(Collector):
+    """A label-less histogram fed a whole batch of observations at once (the freshness of
+    every event of a batch), exposed as prometheus_client's ``Histogram`` would be: one
+    lock and one bucket search per observation instead of a ``Histogram.observe`` each."""
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float],
+                 registry: CollectorRegistry) -> None:  # fmt: skip
+        self.name = name
+        self.documentation = documentation
+        self.bounds = tuple(float(b) for b in buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self._lock = threading.Lock()  # collect() runs on the metrics server's thread
+        registry.register(self)
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        counts = [0] * len(self.counts)
+        total = 0.0
+        for v in values:
+            counts[bisect.bisect_left(self.bounds, v)] += 1
+            total += v
+        with self._lock:
+            self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
+            self.sum += total
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            cumulative = list(itertools.accumulate(self.counts))
+            total = self.sum
+        les = [repr(b) for b in self.bounds] + ["+Inf"]  # as Histogram writes bounds < 1e6
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=list(zip(les, cumulative, strict=True)),
+            sum_value=total,
+        )  # fmt: skip
 
 
 class Metrics:
@@ -38,10 +79,10 @@ class Metrics:
             "p13n_segmenter_batch_apply_seconds", "Load, fold, write and commit of one batch",
             registry=r,
         )  # fmt: skip
-        self.freshness = Histogram(
+        self.freshness = BatchHistogram(
             "p13n_segmenter_event_to_feature_seconds",
             "From the collector's receipt (stream id time) to the commit applying the event",
-            buckets=_FRESHNESS_BUCKETS_S, registry=r,
+            _FRESHNESS_BUCKETS_S, r,
         )  # fmt: skip
 
     def observe_batch(self, fx: PartitionEffects, apply_s: float, commit_ms: int) -> None:
@@ -52,8 +93,7 @@ class Metrics:
         for _, rej in fx.dead:
             self.rejected.labels(rej.field).inc()
         self.apply_latency.observe(apply_s)
-        for e in fx.accepted:
-            self.freshness.observe(max(0.0, (commit_ms - e.key[0]) / 1000))
+        self.freshness.observe_many(max(0.0, (commit_ms - e.key[0]) / 1000) for e in fx.accepted)
 
     def set_lag(self, lags: Mapping[int, int]) -> None:
         for p, n in lags.items():

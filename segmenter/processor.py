@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import secrets
@@ -28,15 +29,27 @@ from segmenter.features import FeatureParams
 from segmenter.metrics import Metrics
 from segmenter.schema import Keys
 from segmenter.segments import SegmentRules, load_rules
-from segmenter.settings import ProcessorSettings
+from segmenter.settings import WRITE_MODES, ProcessorSettings
 from segmenter.store import Hook, Lease, Store, StoreUnavailable
 from segmenter.streams import Reader
 
-__all__ = ["Processor", "operators_for"]
+__all__ = ["Processor", "operators_for", "tune_gc"]
 
 log = logging.getLogger("p13n.segmenter")
 TICK_S = 0.25
 RETRY_S = 0.5
+
+
+def tune_gc() -> None:
+    """Garbage-collector settings for a processor process (called by its entry point).
+
+    A batch allocates thousands of short-lived tracked objects (entries, events, effects)
+    while the shopper cache is long-lived: with the default thresholds about a quarter of the
+    CPU went to collections, and full ones paused the loop for up to ~90 ms. Objects alive
+    at start-up are frozen out of the collector's way, and the young generation is collected
+    every 20,000 net allocations instead of 700."""
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def operators_for(s: ProcessorSettings, rules: SegmentRules) -> Operators:
@@ -63,7 +76,7 @@ class Processor:
         self.r = client
         self.keys = Keys(settings.prefix)
         self.rules = load_rules(settings.segment_rules_path or None)
-        self.store = Store(client, self.keys, hook)
+        self.store = Store(client, self.keys, hook, per_slot=WRITE_MODES[settings.writes])
         self.reader = Reader(client, self.keys, settings.consumer)
         self.metrics = metrics or Metrics()
         self.now_ms = now_ms

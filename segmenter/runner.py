@@ -76,9 +76,10 @@ def _kill_hook(n: int) -> Callable[[str], None] | None:
 def run(overrides: dict[str, str]) -> int:
     """``p13n segmenter run``: process until SIGTERM or SIGINT."""
     from segmenter.metrics import Metrics  # noqa: PLC0415
-    from segmenter.processor import Processor  # noqa: PLC0415
+    from segmenter.processor import Processor, tune_gc  # noqa: PLC0415
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    tune_gc()
 
     async def body(s: ProcessorSettings, client: aioredis.Redis) -> str:
         metrics = Metrics()

@@ -1,4 +1,7 @@
-"""The Lua scripts of the Redis adapter; each touches one hash slot, so they run on a cluster.
+"""The Lua scripts of the Redis adapter.
+
+Each script touches one hash slot, so it runs on a cluster, except READ_SHOPPERS and APPLY,
+which take many shoppers (and, for APPLY, the partition) at once: single Redis only.
 
 Values arrive msgpack-packed (Redis 7.0 ships ``cmsgpack``); floats are formatted by Python
 (``repr``) so Lua never rounds them.
@@ -7,12 +10,14 @@ Values arrive msgpack-packed (Redis 7.0 ships ``cmsgpack``); floats are formatte
 from __future__ import annotations
 
 __all__ = [
+    "APPLY",
     "COMMIT",
     "DLQ_ADD",
     "LEASE_ACQUIRE",
     "LEASE_RELEASE",
     "LEASE_RENEW",
     "READ_SHOPPER",
+    "READ_SHOPPERS",
     "WRITE_SHOPPER",
 ]
 
@@ -28,81 +33,148 @@ local function now_ms()
 end
 """
 
-# KEYS: the six keys of ``Keys.shopper_keys``.
-READ_SHOPPER = """
-return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),
-        redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
-        redis.call('HGETALL', KEYS[5]), redis.call('HGETALL', KEYS[6])}
+# Lua functions over one shopper's six keys (``Keys.shopper_keys``) at KEYS[b + 1 .. b + 6].
+_SHOPPER = """
+local function read_shopper(b)
+  return {redis.call('HGETALL', KEYS[b + 1]), redis.call('LRANGE', KEYS[b + 2], 0, -1),
+          redis.call('HGETALL', KEYS[b + 3]), redis.call('HGETALL', KEYS[b + 4]),
+          redis.call('HGETALL', KEYS[b + 5]), redis.call('HGETALL', KEYS[b + 6])}
+end
+local function shopper_at(b, expected)
+  return (redis.call('HGET', KEYS[b + 1], 'last_id') or '') == expected
+end
+local function write_shopper(b, w, ttl)
+  for _, h in ipairs(w[1]) do
+    local key = KEYS[b + h[1] + 1]
+    bulk('HSET', key, h[2], 400)
+    bulk('HDEL', key, h[3], 400)
+  end
+  if type(w[2]) == 'table' then
+    redis.call('DEL', KEYS[b + 2])
+    bulk('RPUSH', KEYS[b + 2], w[2], 400)
+  end
+  for i = b + 1, b + 6 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
 """
+
+# KEYS: the six keys of ``Keys.shopper_keys``.
+READ_SHOPPER = _BULK + _SHOPPER + "return read_shopper(0)\n"
+
+# KEYS: six keys per shopper, shopper after shopper (single Redis only: many slots). One
+# reply per shopper, as READ_SHOPPER's.
+READ_SHOPPERS = (
+    _BULK
+    + _SHOPPER
+    + """
+local out = {}
+for b = 0, #KEYS - 1, 6 do out[#out + 1] = read_shopper(b) end
+return out
+"""
+)
 
 # KEYS: shopper keys. ARGV: expected last_id, msgpack [[ [key index, sets, dels] … ], recent
 # list or nil], ttl s. Compare-and-set on last_id: 0 when someone else changed the shopper.
 WRITE_SHOPPER = (
     _BULK
+    + _SHOPPER
     + """
-local cur = redis.call('HGET', KEYS[1], 'last_id') or ''
-if cur ~= ARGV[1] then return 0 end
-local w = cmsgpack.unpack(ARGV[2])
-for _, h in ipairs(w[1]) do
-  local key = KEYS[h[1] + 1]
-  bulk('HSET', key, h[2], 400)
-  bulk('HDEL', key, h[3], 400)
-end
-if type(w[2]) == 'table' then
-  redis.call('DEL', KEYS[2])
-  bulk('RPUSH', KEYS[2], w[2], 400)
-end
-for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+if not shopper_at(0, ARGV[1]) then return 0 end
+write_shopper(0, cmsgpack.unpack(ARGV[2]), ARGV[3])
 return 1
 """
 )
 
+# The partition's atomic apply, as two functions: ``fence`` checks the fencing token and the
+# offset (no writes), ``commit`` writes aggregates, offset, watermark, counters and the XACK.
 # KEYS: Keys.partition_keys (stream, meta, late, sess, sessidx, expsh), then the keys the
 # payload indexes. ARGV: owner, token, expected offset, new offset, group, lease ttl ms,
-# payload. The fencing token and the offset are checked before anything is written.
+# payload.
+_COMMIT = """
+local function fence()
+  local m = redis.call('HMGET', KEYS[2], 'owner', 'token', 'offset')
+  if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 'FENCED' end
+  if (m[3] or '0-0') ~= ARGV[3] then return 'OFFSET' end
+  return nil
+end
+local function commit()
+  local meta = KEYS[2]
+  local p = cmsgpack.unpack(ARGV[7])
+  for i = 1, #p.ack, 500 do
+    redis.call('XACK', KEYS[1], ARGV[5], unpack(p.ack, i, math.min(i + 499, #p.ack)))
+  end
+  redis.call('HSET', meta, 'offset', ARGV[4], 'max_ts', p.max_ts,
+             'lease_until_ms', now_ms() + tonumber(ARGV[6]))
+  for i = 1, #p.cnt, 2 do redis.call('HINCRBY', meta, p.cnt[i], p.cnt[i + 1]) end
+  for i = 1, #p.late, 2 do redis.call('HINCRBY', KEYS[3], p.late[i], p.late[i + 1]) end
+  for _, e in ipairs(p.eid) do
+    bulk('HSET', KEYS[e[1]], e[3], 400)
+    redis.call('EXPIRE', KEYS[e[1]], e[2])
+  end
+  for _, e in ipairs(p.pop) do
+    local key, z = KEYS[e[1]], e[3]
+    for i = 1, #z, 2 do redis.call('ZINCRBY', key, z[i + 1], z[i]) end
+    redis.call('EXPIRE', key, e[2])
+  end
+  for _, e in ipairs(p.cov) do
+    -- once full, only existing members gain weight
+    local key, z = KEYS[e[1]], e[3]
+    local card = redis.call('ZCARD', key)
+    for i = 1, #z, 2 do
+      if redis.call('ZSCORE', key, z[i]) then
+        redis.call('ZINCRBY', key, z[i + 1], z[i])
+      elseif card < p.cap then
+        redis.call('ZINCRBY', key, z[i + 1], z[i])
+        card = card + 1
+      end
+    end
+    redis.call('EXPIRE', key, e[2])
+  end
+  for _, e in ipairs(p.exp) do
+    local z = e[2]
+    for i = 1, #z, 2 do redis.call('HINCRBY', KEYS[e[1]], z[i], z[i + 1]) end
+  end
+  bulk('HSET', KEYS[4], p.ss, 400)
+  bulk('ZADD', KEYS[5], p.si, 400)
+  local dead = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. p.cut)
+  bulk('HDEL', KEYS[4], dead, 400)
+  bulk('ZREM', KEYS[5], dead, 400)
+  bulk('HSET', KEYS[6], p.xs, 400)
+end
+"""
+
+# The commit point (per-slot writes: on the partition's slot only). Fencing token and offset
+# are checked before anything is written.
 COMMIT = (
     _BULK
+    + _COMMIT
     + """
-local meta = KEYS[2]
-local m = redis.call('HMGET', meta, 'owner', 'token', 'offset')
-if m[1] ~= ARGV[1] or m[2] ~= ARGV[2] then return 'FENCED' end
-if (m[3] or '0-0') ~= ARGV[3] then return 'OFFSET' end
-local p = cmsgpack.unpack(ARGV[7])
-for i = 1, #p.ack, 500 do
-  redis.call('XACK', KEYS[1], ARGV[5], unpack(p.ack, i, math.min(i + 499, #p.ack)))
+local why = fence()
+if why then return why end
+commit()
+return 'OK'
+"""
+)
+
+# A whole batch in one atomic step (single Redis only: many slots). KEYS and ARGV as COMMIT,
+# then the shoppers' keys (six each); ARGV[8]: msgpack [[b, expected last_id, diff] …] where
+# b is the shopper's key offset (KEYS[b + 1] is its first key) and the diff is WRITE_SHOPPER's;
+# ARGV[9]: shopper ttl s. Fencing, offset and every shopper's last_id are checked before
+# anything is written; shoppers in conflict come back as a list of their b, nothing written.
+APPLY = (
+    _BULK
+    + _SHOPPER
+    + _COMMIT
+    + """
+local why = fence()
+if why then return why end
+local ws = cmsgpack.unpack(ARGV[8])
+local stale = {}
+for _, w in ipairs(ws) do
+  if not shopper_at(w[1], w[2]) then stale[#stale + 1] = w[1] end
 end
-redis.call('HSET', meta, 'offset', ARGV[4], 'max_ts', p.max_ts,
-           'lease_until_ms', now_ms() + tonumber(ARGV[6]))
-for i = 1, #p.cnt, 2 do redis.call('HINCRBY', meta, p.cnt[i], p.cnt[i + 1]) end
-for i = 1, #p.late, 2 do redis.call('HINCRBY', KEYS[3], p.late[i], p.late[i + 1]) end
-for _, e in ipairs(p.eid) do
-  bulk('HSET', KEYS[e[1]], e[3], 400)
-  redis.call('EXPIRE', KEYS[e[1]], e[2])
-end
-for _, e in ipairs(p.pop) do
-  local key, z = KEYS[e[1]], e[3]
-  for i = 1, #z, 2 do redis.call('ZINCRBY', key, z[i + 1], z[i]) end
-  redis.call('EXPIRE', key, e[2])
-end
-for _, e in ipairs(p.cov) do
-  local key, z = KEYS[e[1]], e[3]
-  for i = 1, #z, 2 do
-    if redis.call('ZSCORE', key, z[i]) or redis.call('ZCARD', key) < p.cap then
-      redis.call('ZINCRBY', key, z[i + 1], z[i])
-    end
-  end
-  redis.call('EXPIRE', key, e[2])
-end
-for _, e in ipairs(p.exp) do
-  local z = e[2]
-  for i = 1, #z, 2 do redis.call('HINCRBY', KEYS[e[1]], z[i], z[i + 1]) end
-end
-bulk('HSET', KEYS[4], p.ss, 400)
-bulk('ZADD', KEYS[5], p.si, 400)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. p.cut)
-bulk('HDEL', KEYS[4], dead, 400)
-bulk('ZREM', KEYS[5], dead, 400)
-bulk('HSET', KEYS[6], p.xs, 400)
+if #stale > 0 then return stale end
+for _, w in ipairs(ws) do write_shopper(w[1], w[3], ARGV[9]) end
+commit()
 return 'OK'
 """
 )

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
 
-__all__ = ["DEV_SEGMENT_KEY", "ProcessorSettings", "SettingsError"]
+__all__ = ["DEV_SEGMENT_KEY", "WRITE_MODES", "ProcessorSettings", "SettingsError"]
 
 # Must equal origin.settings._DEV_SEGMENT_KEY (a test checks): both tiers hash segments alike.
 DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
+# P13N_WRITES values -> ``Store(per_slot=…)``
+WRITE_MODES: dict[str, bool | None] = {"auto": None, "batched": False, "per-slot": True}
 
 
 class SettingsError(ValueError):
@@ -77,6 +79,10 @@ class ProcessorSettings:
     metrics_port: int = 0
     # P13N_TEST_KILL_AT_WRITE: test hook, SIGKILL this process before its n-th write step.
     test_kill_at_write: int = 0
+    # P13N_WRITES: how a batch is written. "per-slot": one-slot scripts (shoppers, then the
+    # partition's commit), required on Redis Cluster; "batched": one script for the whole
+    # batch, single Redis only; "auto": per-slot for a cluster client, else batched.
+    writes: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorSettings:
@@ -104,6 +110,7 @@ class ProcessorSettings:
             list_size=_int(e, "P13N_LIST_SIZE", 200),
             metrics_port=_int(e, "P13N_METRICS_PORT", 0),
             test_kill_at_write=_int(e, "P13N_TEST_KILL_AT_WRITE", 0),
+            writes=e.get("P13N_WRITES") or "auto",
         )
         s.check()
         return s
@@ -116,5 +123,7 @@ class ProcessorSettings:
             raise SettingsError("P13N_BATCH_MAX_EVENTS must be between 1 and 10000")
         if not 100 <= self.list_size <= 300:
             raise SettingsError("P13N_LIST_SIZE must be between 100 and 300")
+        if self.writes not in WRITE_MODES:
+            raise SettingsError(f"P13N_WRITES must be one of {', '.join(WRITE_MODES)}")
         if self.lease_ttl_ms < 100 or self.max_deliveries < 1:
             raise SettingsError("P13N_LEASE_TTL_MS >= 100 and P13N_MAX_DELIVERIES >= 1 needed")

@@ -1,11 +1,20 @@
 """The Redis adapter of the processor: every read and write of a batch, in few round trips.
 
+Two ways to write, chosen once per store (``per_slot``): per slot, for Redis Cluster, where a
+script may only touch one hash slot; and batched, for a single Redis, where one script may
+take every shopper of a batch and the partition at once. Per slot::
+
     load        one pipeline: partition meta, the batch's event ids, sessions, exposures,
                 tombstones, and one read script per shopper
     dead        one idempotent script call per dead letter (pipelined)
     shoppers    one compare-and-set script per changed shopper (pipelined)
     commit      one script on the partition's slot: fencing token and offset checked, then
                 aggregates, offset, watermark, counters and the XACK, atomically
+
+Batched (single Redis): the same load with one read script for all shoppers; the dead letters
+as per slot; then one script (APPLY) that checks the fencing token, the offset and every
+shopper's last applied id, and only then writes the shoppers and commits: the shopper writes
+and the commit are one atomic step.
 
 Redis errors leave this module as ``StoreUnavailable`` (``raise … from``).
 """
@@ -38,9 +47,11 @@ from segmenter.schema import (
     tombstone_digest,
 )
 
-__all__ = ["Lease", "Loaded", "Store", "StoreUnavailable", "dlq_fields"]
+__all__ = ["Lease", "Loaded", "ShopperWrite", "Store", "StoreUnavailable", "dlq_fields"]
 
 Hook = Callable[[str], None]
+# (user, expected last_id, diff as ``features.diff`` returns it)
+ShopperWrite = tuple[str, str, list[Any]]
 
 
 class StoreUnavailable(RuntimeError):
@@ -102,7 +113,7 @@ class _Lookups:
             exp_users=sorted({ev.user for ev in events if ev.type in ("exposure", "purchase")}),
         )
 
-    def parse(self, replies: Iterator[Any]) -> Loaded:
+    def parse(self, replies: Iterator[Any], *, one_read: bool) -> Loaded:
         offset, max_ts = next(replies)
         st = PartitionState(offset=(offset or b"0-0").decode(), max_ts=int(max_ts or 0))
         for day, eids in self.ids.items():
@@ -118,15 +129,30 @@ class _Lookups:
                 st.exposed[user] = msgpack.unpackb(raw)
         tomb = next(replies)
         erased = frozenset(u for u, t in zip(self.users, tomb, strict=False) if t is not None)
-        shoppers = {u: from_redis(next(replies)) for u in self.to_read}
+        reads = (next(replies) if self.to_read else []) if one_read else replies
+        shoppers = {u: from_redis(raw) for u, raw in zip(self.to_read, reads, strict=False)}
         shoppers.update({u: self.cached[u] for u in self.users if u in self.cached})
         return Loaded(st, shoppers, erased)
 
 
 class Store:
-    """Processor I/O on one Redis (or cluster) client."""
+    """Processor I/O on one Redis (or cluster) client.
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, hook: Hook | None = None) -> None:
+    ``per_slot``: write through one-slot scripts (required on Redis Cluster); None picks it
+    for cluster clients and the batched writes for a single Redis."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        hook: Hook | None = None,
+        *,
+        per_slot: bool | None = None,
+    ) -> None:
+        cluster = isinstance(client, aioredis.RedisCluster)
+        if cluster and per_slot is False:
+            raise ValueError("batched writes span hash slots: a cluster needs per-slot writes")
+        self.per_slot = cluster if per_slot is None else per_slot
         self.r = client
         self.keys = keys
         self.hook: Hook = hook or (lambda step: None)
@@ -187,13 +213,31 @@ class Store:
             pipe.hmget(k.sessions(partition), q.sessions or ["-"])
             pipe.hmget(k.exposed(partition), q.exp_users or ["-"])
             pipe.hmget(k.tombstones, [tombstone_digest(u) for u in q.users] or ["-"])
-            for u in q.to_read:
-                self._eval(pipe, "READ_SHOPPER", k.shopper_keys(u))
+            if not self.per_slot and q.to_read:
+                keys = [key for u in q.to_read for key in k.shopper_keys(u)]
+                self._eval(pipe, "READ_SHOPPERS", keys)
+            elif self.per_slot:
+                for u in q.to_read:
+                    self._eval(pipe, "READ_SHOPPER", k.shopper_keys(u))
             return list(await pipe.execute())
 
-        return q.parse(iter(await self._run(go)))
+        return q.parse(iter(await self._run(go)), one_read=not self.per_slot)
 
     # -- writes -------------------------------------------------------------------------
+    async def write(self, lease: Lease, expected_offset: str, st: PartitionState,
+                    fx: PartitionEffects, shoppers: Sequence[ShopperWrite], *,
+                    lease_ttl_ms: int, chunk: int = 500) -> tuple[str, list[str]]:  # fmt: skip
+        """Write a decided batch: "OK", "FENCED", "OFFSET", or "CONFLICT" with the users
+        someone else changed (nothing of the partition is committed then)."""
+        if not self.per_slot:
+            return await self._write_batched(lease, expected_offset, st, fx, shoppers,
+                                             lease_ttl_ms=lease_ttl_ms)  # fmt: skip
+        await self.write_dead(lease.partition, fx.dead)
+        conflicts = await self.write_shoppers(shoppers, chunk)
+        if conflicts:
+            return "CONFLICT", conflicts
+        return await self.commit(lease, expected_offset, st, fx, lease_ttl_ms), []
+
     async def write_dead(self, partition: int, dead: Sequence[tuple[Entry, Rejection]]) -> None:
         """Dead letters of processor entries, each written once per source entry."""
         if not dead:
@@ -215,19 +259,19 @@ class Store:
 
         await self._run(go)
 
-    async def write_shoppers(
-        self, writes: Sequence[tuple[str, str, bytes]], chunk: int
-    ) -> list[str]:
-        """Compare-and-set writes ``(user, expected last_id, packed diff)``; users in conflict."""
+    async def write_shoppers(self, writes: Sequence[ShopperWrite], chunk: int) -> list[str]:
+        """Per-slot compare-and-set writes ``(user, expected last_id, diff)``; users in
+        conflict."""
         conflicts: list[str] = []
         for start in range(0, len(writes), chunk):
             part = writes[start : start + chunk]
             self.hook("shoppers")
 
-            async def go(part: Sequence[tuple[str, str, bytes]] = part) -> list[Any]:
+            async def go(part: Sequence[ShopperWrite] = part) -> list[Any]:
                 pipe = self.r.pipeline(transaction=False)
-                for user, expected, packed in part:
+                for user, expected, diff in part:
                     keys = self.keys.shopper_keys(user)
+                    packed = msgpack.packb(diff, use_bin_type=False)
                     self._eval(pipe, "WRITE_SHOPPER", keys, expected, packed, SHOPPER_TTL_S)
                 return list(await pipe.execute())
 
@@ -237,12 +281,34 @@ class Store:
 
     async def commit(self, lease: Lease, expected_offset: str, st: PartitionState,
                      fx: PartitionEffects, lease_ttl_ms: int) -> str:  # fmt: skip
-        """The atomic apply; returns "OK", "FENCED" or "OFFSET"."""
+        """The per-slot atomic apply; returns "OK", "FENCED" or "OFFSET"."""
         keys, payload = self._commit_payload(lease.partition, st, fx)
         self.hook("commit")
         args = (lease.owner, lease.token, expected_offset, st.offset, GROUP, lease_ttl_ms, payload)
         reply = await self._run(lambda: self._eval(self.r, "COMMIT", keys, *args))
         return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def _write_batched(self, lease: Lease, expected_offset: str, st: PartitionState,
+                             fx: PartitionEffects, shoppers: Sequence[ShopperWrite], *,
+                             lease_ttl_ms: int) -> tuple[str, list[str]]:  # fmt: skip
+        """Dead letters (rare; written first, as per slot), then the whole batch in one APPLY
+        script."""
+        await self.write_dead(lease.partition, fx.dead)
+        keys, payload = self._commit_payload(lease.partition, st, fx)
+        by_base: dict[int, str] = {}
+        ws = []
+        for user, expected, diff in shoppers:
+            by_base[len(keys)] = user
+            ws.append((len(keys), expected, diff))
+            keys += self.keys.shopper_keys(user)
+        packed = msgpack.packb(ws, use_bin_type=False)
+        args = (lease.owner, lease.token, expected_offset, st.offset, GROUP, lease_ttl_ms,
+                payload, packed, SHOPPER_TTL_S)  # fmt: skip
+        self.hook("commit")
+        reply = await self._run(lambda: self._eval(self.r, "APPLY", keys, *args))
+        if isinstance(reply, list):
+            return "CONFLICT", [by_base[int(b)] for b in reply]
+        return (reply.decode() if isinstance(reply, bytes) else str(reply)), []
 
     def _commit_payload(
         self, p: int, st: PartitionState, fx: PartitionEffects

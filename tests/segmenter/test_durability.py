@@ -65,14 +65,15 @@ def test_aof_redis_crash_mid_run_loses_no_acknowledged_event(redis_factory, tmp_
         support.stop(proc)
 
 
-def test_a_fenced_process_cannot_commit(redis_url, redis_client, tmp_path) -> None:
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_a_fenced_process_cannot_commit(redis_url, redis_client, tmp_path, per_slot) -> None:
     evs = list(synthetic.events(50, seed=2))
     mine = [e for e in evs if True]
     support.load(redis_client, [])
 
     async def go() -> tuple[str, str]:
         client = aioredis.Redis.from_url(redis_url)
-        store = Store(client, KEYS)
+        store = Store(client, KEYS, per_slot=per_slot)
         ops = operators_for(support.settings(redis_url), load_rules())
         old = await store.acquire(0, "old", 60_000)
         assert old is not None

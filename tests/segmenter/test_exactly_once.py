@@ -12,6 +12,10 @@ import redis
 from tests.segmenter import support
 from tests.segmenter.support import KEYS, PARTITIONS
 
+# Both ways of writing a batch (``P13N_WRITES``): one script per batch (single Redis) and
+# one-slot scripts, shoppers then the partition's commit (what Redis Cluster runs).
+WRITES = pytest.mark.parametrize("writes", ["batched", "per-slot"])
+
 
 def _totals(client: redis.Redis) -> dict[str, int]:
     totals: dict[str, int] = {}
@@ -22,12 +26,13 @@ def _totals(client: redis.Redis) -> dict[str, int]:
     return totals
 
 
+@WRITES
 def test_every_entry_is_applied_duplicate_late_or_dead_lettered(
-    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, writes: str
 ) -> None:
     entries = support.mixed_stream(1500)
     support.load(redis_client, entries)
-    support.run_until_drained(redis_url, support.settings(redis_url, tmp_path / "a"))
+    support.run_until_drained(redis_url, support.settings(redis_url, tmp_path / "a", writes=writes))
 
     totals = _totals(redis_client)
     assert sum(totals.values()) == len(entries)
@@ -41,12 +46,13 @@ def test_every_entry_is_applied_duplicate_late_or_dead_lettered(
     assert late == totals["late"]
 
 
+@WRITES
 def test_rerun_of_the_same_entries_changes_nothing(
-    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path, writes: str
 ) -> None:
     entries = support.mixed_stream(600, seed=3)
     support.load(redis_client, entries)
-    s = support.settings(redis_url, tmp_path / "a", batch_max_events=50)
+    s = support.settings(redis_url, tmp_path / "a", batch_max_events=50, writes=writes)
     support.run_until_drained(redis_url, s)
     before = support.snapshot(redis_client)
     # Redeliver everything: reset the group as if no entry had ever been acknowledged.
@@ -58,12 +64,18 @@ def test_rerun_of_the_same_entries_changes_nothing(
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_sigkill_at_random_writes_leaves_exact_counts(redis_factory, tmp_path: Path) -> None:
-    entries = support.mixed_stream(4000, seed=11)
+@WRITES
+def test_sigkill_at_random_writes_leaves_exact_counts(
+    redis_factory, tmp_path: Path, writes: str
+) -> None:
+    # Enough entries that the faster (batched) processor still meets ten kills before draining.
+    entries = support.mixed_stream(10_000, seed=11)
     reference = redis_factory()
     ref = redis.Redis.from_url(reference.url)
     support.load(ref, entries)
-    support.run_until_drained(reference.url, support.settings(reference.url, tmp_path / "ref"))
+    support.run_until_drained(
+        reference.url, support.settings(reference.url, tmp_path / "ref", writes=writes)
+    )
 
     victim = redis_factory()
     client = redis.Redis.from_url(victim.url)
@@ -78,6 +90,7 @@ def test_sigkill_at_random_writes_leaves_exact_counts(redis_factory, tmp_path: P
             victim.url, tmp_path / "victim",
             P13N_BATCH_MAX_EVENTS=str(rng.choice((7, 25, 60)) if hooked else 5),
             P13N_TEST_KILL_AT_WRITE=str(rng.randint(1, 40) if hooked else 0),
+            P13N_WRITES=writes,
         )  # fmt: skip
         kill_after = time.monotonic() + rng.uniform(0.5, 1.2)
         while proc.poll() is None and not support.drained(client):
