@@ -57,7 +57,12 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
         try:
             yield
         finally:
-            refresher.cancel()
+            # Cancel until the task ends: a cancel that lands inside a client call can be
+            # consumed there (seen with redis-py 8.1 on Python 3.11), and the loop then
+            # sleeps on, so one cancel and an await could hang the shutdown for ever.
+            while not refresher.done():
+                refresher.cancel()
+                await asyncio.wait({refresher}, timeout=0.2)
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await state.close()
