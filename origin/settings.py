@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cache_keys import KeyRing, SigningKey
+from segmenter.connection import cluster_url
 
 __all__ = ["ROLES", "Settings", "SettingsError"]
 
@@ -74,7 +75,9 @@ class Settings:
     """Everything the origin needs to run."""
 
     # P13N_REDIS_URL (or REDIS_URL): the online store. There is no default port: a run
-    # without a URL has no Redis and serves degraded answers.
+    # without a URL has no Redis and serves degraded answers. A ``redis+cluster://h1:p1,h2:p2``
+    # URL (or ``?cluster=1``), or P13N_REDIS_CLUSTER_NODES (or REDIS_CLUSTER_NODES) =
+    # "h1:p1,h2:p2", selects Redis Cluster (``segmenter.connection``).
     redis_url: str | None = None
     # P13N_PREFIX: key namespace in Redis.
     prefix: str = "p13n"
@@ -149,7 +152,11 @@ class Settings:
         e = os.environ if env is None else env
         seg_key = e.get("P13N_SEGMENT_KEY")
         return cls(
-            redis_url=e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or None,
+            redis_url=cluster_url(
+                e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or "",
+                e.get("P13N_REDIS_CLUSTER_NODES") or e.get("REDIS_CLUSTER_NODES") or "",
+            )
+            or None,
             prefix=e.get("P13N_PREFIX", "p13n"),
             partitions=_int(e, "P13N_PARTITIONS", 8),
             segment_key=seg_key.encode() if seg_key else _DEV_SEGMENT_KEY,

@@ -16,6 +16,7 @@ from origin.recommend.caches import ItemCaches
 from origin.settings import Settings
 from origin.snapshot import SnapshotHolder
 from origin.store import Clock, Store
+from segmenter.connection import connect
 from segmenter.schema import Keys
 
 __all__ = ["AppState", "get_state"]
@@ -50,7 +51,7 @@ class AppState:
         """Create the clients (connections are opened lazily by the pool)."""
         timeout_s = settings.redis_timeout_ms / 1000
         client = (
-            aioredis.Redis.from_url(
+            connect(
                 settings.redis_url,
                 socket_timeout=timeout_s,
                 socket_connect_timeout=timeout_s,

@@ -152,8 +152,9 @@ async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: Pro
         return lists, registry
 
     lists, registry = await asyncio.to_thread(compute)
-    pipe = r.pipeline(transaction=True)
-    pipe.mset(lists)
+    pipe = r.pipeline(transaction=True)  # one MULTI: every key carries {lists}
+    for key, value in lists.items():  # SETs, not MSET: redis-py refuses MSET in cluster pipelines
+        pipe.set(key, value)
     pipe.delete(keys.list_registry)
     pipe.hset(keys.list_registry, mapping=registry)  # type: ignore[arg-type]
     await pipe.execute()

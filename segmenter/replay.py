@@ -72,11 +72,11 @@ async def replay(r: aioredis.Redis, keys: Keys, root: Path, *, partitions: int, 
     async def flush() -> None:
         tombs = await r.hmget(keys.tombstones, [tombstone_digest(e.user) for e in batch])
         pipe = r.pipeline(transaction=False)
-        for ev, tomb in zip(batch, tombs, strict=True):
-            if tomb is None:
-                stream = keys.stream(partition_of(ev.user, partitions))
-                pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
-        sent_now = len(pipe.command_stack)
+        live = [ev for ev, tomb in zip(batch, tombs, strict=True) if tomb is None]
+        for ev in live:
+            stream = keys.stream(partition_of(ev.user, partitions))
+            pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
+        sent_now = len(live)  # counted here: a cluster pipeline has no command_stack
         await pipe.execute()
         batch.clear()
         nonlocal sent

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from segmenter.connection import connect
 from segmenter.schema import Keys
 from segmenter.settings import ProcessorSettings, SettingsError
 
@@ -30,7 +31,9 @@ def _settings(overrides: dict[str, str]) -> ProcessorSettings:
     env.update({k: v for k, v in overrides.items() if v})
     s = ProcessorSettings.from_env(env)
     if not s.redis_url:
-        raise SettingsError("P13N_REDIS_URL is required (or --redis-url)")
+        raise SettingsError(
+            "P13N_REDIS_URL or P13N_REDIS_CLUSTER_NODES is required (or --redis-url)"
+        )
     return s
 
 
@@ -45,7 +48,7 @@ def _main(overrides: dict[str, str], body: Body[T], show: Callable[[T], str]) ->
         return 2
 
     async def go() -> T:
-        client = aioredis.Redis.from_url(s.redis_url, socket_timeout=10, max_connections=64)
+        client = connect(s.redis_url, socket_timeout=10, max_connections=64)
         try:
             return await body(s, client)
         finally:

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from segmenter.connection import cluster_url
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
 
 __all__ = ["DEV_SEGMENT_KEY", "WRITE_MODES", "ProcessorSettings", "SettingsError"]
@@ -39,7 +40,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class ProcessorSettings:
     """Everything ``p13n segmenter run`` needs."""
 
-    # P13N_REDIS_URL (or REDIS_URL): the online store and the event streams.
+    # P13N_REDIS_URL (or REDIS_URL): the online store and the event streams. A
+    # ``redis+cluster://h1:p1,h2:p2`` URL (or ``?cluster=1``), or P13N_REDIS_CLUSTER_NODES
+    # (or REDIS_CLUSTER_NODES) = "h1:p1,h2:p2", selects Redis Cluster (``segmenter.connection``).
     redis_url: str = ""
     # P13N_PREFIX / P13N_PARTITIONS: key namespace and number of stream partitions.
     prefix: str = DEFAULT_PREFIX
@@ -90,7 +93,10 @@ class ProcessorSettings:
         e = os.environ if env is None else env
         key = e.get("P13N_SEGMENT_KEY")
         s = cls(
-            redis_url=e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or "",
+            redis_url=cluster_url(
+                e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or "",
+                e.get("P13N_REDIS_CLUSTER_NODES") or e.get("REDIS_CLUSTER_NODES") or "",
+            ),
             prefix=e.get("P13N_PREFIX", DEFAULT_PREFIX),
             partitions=_int(e, "P13N_PARTITIONS", DEFAULT_PARTITIONS),
             consumer=e.get("P13N_CONSUMER") or f"segmenter-{socket.gethostname()}",

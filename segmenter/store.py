@@ -174,7 +174,9 @@ class Store:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
     def _eval(self, target: Any, name: str, keys: Sequence[str], *args: Any) -> Any:
-        return target.evalsha(self._sha[name], len(keys), *keys, *args)
+        # execute_command, not .evalsha(): redis-py blocks the evalsha method in cluster
+        # pipelines, while the raw command is routed by its first key (all in one slot).
+        return target.execute_command("EVALSHA", self._sha[name], len(keys), *keys, *args)
 
     # -- leases -------------------------------------------------------------------------
     async def acquire(self, partition: int, owner: str, ttl_ms: int) -> Lease | None:

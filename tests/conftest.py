@@ -1,6 +1,9 @@
 """Shared fixtures: a real redis-server per session, isolation per test, extra servers.
 
 A test that needs Redis never skips: if no server can be started the run fails and says why.
+Folders whose tests must also hold on Redis Cluster parametrize ``redis_url`` over
+``BACKENDS`` (see ``tests/segmenter/conftest.py``): the ``cluster`` variant runs the same
+assertions against one session-wide local cluster of 3 masters and 3 replicas.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from origin.localcluster import LocalCluster
 from origin.localredis import RedisServer, RedisServerError
+from segmenter.connection import connect_sync
 
 VECTOR_DIR = Path(__file__).parent / "vectors"
 
@@ -29,8 +34,30 @@ def redis_server() -> Iterator[RedisServer]:
         server.close()
 
 
+# The two ways the store can be deployed; the cluster variant is marked ``cluster``.
+BACKENDS = ["single", pytest.param("cluster", marks=pytest.mark.cluster)]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """One throwaway Redis Cluster (3 masters, 3 replicas) for the whole session."""
+    try:
+        cluster = LocalCluster().start()
+    except RedisServerError as exc:
+        pytest.fail(f"cannot start a test Redis Cluster: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def cluster_url_of(cluster: LocalCluster) -> str:
+    """The ``redis+cluster://`` URL naming every node of ``cluster``."""
+    return "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in cluster.startup_nodes)
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
+def single_redis_url(redis_server: RedisServer) -> Iterator[str]:
     """The session server's URL, emptied before each test for isolation."""
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
@@ -39,9 +66,25 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def cluster_redis_url(redis_cluster: LocalCluster) -> Iterator[str]:
+    """The session cluster's URL, every master emptied before each test."""
+    url = cluster_url_of(redis_cluster)
+    client = connect_sync(url)
+    client.flushall()  # redis-py sends it to every primary
+    client.close()
+    yield url
+
+
+@pytest.fixture
+def redis_url(single_redis_url: str) -> str:
+    """The store URL tests run against (a single server unless a folder parametrizes it)."""
+    return single_redis_url
+
+
+@pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    """A synchronous client on the emptied session server."""
-    client = redis.Redis.from_url(redis_url)
+    """A synchronous client (single or cluster, as ``redis_url`` says) on the emptied store."""
+    client = connect_sync(redis_url)
     yield client
     client.close()
 

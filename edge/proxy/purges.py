@@ -4,6 +4,10 @@ Each message (``cache_keys.wire.PurgeMessage``) raises the held config's generat
 extends its item mask at once, so every decision after it sees the purge; stored proxied
 responses carrying a purged tag are dropped (hard) or made stale (soft). A message missed
 while disconnected is caught up by the generations pulled with the next edge config.
+
+On Redis Cluster (``redis+cluster://h1:p1,h2:p2`` or ``?cluster=1``) a PUBLISH reaches every
+node over the cluster bus, so a plain subscription on any one node hears every purge; the
+subscriber moves to the next listed node when its node fails.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,7 +27,7 @@ from cache_keys.wire import ALL_TAG, PurgeMessage, decode_purge
 from edge.proxy.config import ConfigHolder
 from edge.proxy.store import ResponseStore
 
-__all__ = ["PurgeStats", "apply_purge", "subscribe_purges"]
+__all__ = ["PurgeStats", "apply_purge", "node_urls", "subscribe_purges"]
 
 log = logging.getLogger("p13n.edge.purges")
 RECONNECT_MAX_S = 5.0
@@ -37,6 +42,26 @@ class PurgeStats:
         self.reconnects = 0
         self.last_lag_ms = 0.0
         self.connected = False
+
+
+def node_urls(redis_url: str) -> list[str]:
+    """The single-node URLs to subscribe on, in turn.
+
+    >>> node_urls("redis+cluster://a:7000,b:7001")
+    ['redis://a:7000', 'redis://b:7001']
+    """
+    parts = urlsplit(redis_url)
+    query = dict(parse_qsl(parts.query))
+    clustered = query.pop("cluster", "") in ("1", "true", "yes")
+    scheme = parts.scheme.removesuffix("+cluster")
+    if scheme == parts.scheme and not clustered:
+        return [redis_url]
+    auth, at, hosts = parts.netloc.rpartition("@")
+    return [
+        urlunsplit((scheme, f"{auth}{at}{host.strip()}", parts.path, urlencode(query), ""))
+        for host in hosts.split(",")
+        if host.strip()
+    ]
 
 
 def apply_purge(msg: PurgeMessage, config: ConfigHolder, store: ResponseStore) -> None:
@@ -68,9 +93,10 @@ async def subscribe_purges(
     The stop event, not only cancellation, ends the loop: redis-py's ``get_message`` can
     swallow a cancellation that lands inside its own timeout handling.
     """
-    backoff = 0.1
+    backoff, urls, turn = 0.1, node_urls(redis_url), 0
     while not stop.is_set():
-        client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2)
+        client = aioredis.Redis.from_url(urls[turn % len(urls)], socket_connect_timeout=2)
+        turn += 1
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)

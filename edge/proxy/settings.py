@@ -36,7 +36,8 @@ class ProxySettings:
     core: EdgeSettings | None  # None: plain HTTP cache, no personalization
     origin_url: str
     # P13N_EDGE_REDIS_URL: where purges are pushed (pub/sub); None: generations are only
-    # pulled with the edge config.
+    # pulled with the edge config. On Redis Cluster: ``redis+cluster://h1:p1,h2:p2`` (or
+    # ``?cluster=1``); the subscriber listens on one node and moves on when it fails.
     redis_url: str | None = None
     redis_prefix: str = "p13n"
     # P13N_EDGE_ID: names this edge in heartbeats (default: host name and port).

@@ -134,12 +134,17 @@ async def invalidate(
             after=record,
         )
         p.incr(keys.config_version)
-        p.publish(keys.purge_channel, encode_purge(msg))
 
-    replies = await state.store.pipeline(
-        "invalidate", build, transaction=True, budget_s=ADMIN_BUDGET_S
+    await state.store.pipeline("invalidate", build, transaction=True, budget_s=ADMIN_BUDGET_S)
+    # Published after EXEC, not inside it: a cluster forbids PUBLISH in a MULTI block (the
+    # channel has no slot). Edges also pull generations with their config, so a publish
+    # lost between the two steps only delays a purge by the config's max-age.
+    pushed = await state.store.run(
+        "invalidate_publish",
+        state.store.client.publish(keys.purge_channel, encode_purge(msg)),
+        budget_s=ADMIN_BUDGET_S,
     )
-    record["pushed_to_subscribers"] = int(replies[-1])
+    record["pushed_to_subscribers"] = int(pushed)
     record["cloudflare"] = (await _cloudflare(state, mode, tags)).to_json()
     await state.store.run(
         "invalidate_status",

@@ -1,4 +1,7 @@
-"""Origin fixtures: settings with tokens for every role, a fake clock, the app on real Redis."""
+"""Origin fixtures: settings with tokens for every role, a fake clock, the app on real Redis.
+
+Every test that touches Redis runs twice: on one Redis and on a real Redis Cluster.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pytest
 from origin.app import create_app
 from origin.settings import Settings
 from tests.asgi import app_client
+from tests.conftest import BACKENDS
 from tests.origin.data import NOW_MS, SEGMENT_KEY, TOKENS
 
 
@@ -23,6 +27,12 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now_s += seconds
+
+
+@pytest.fixture(params=BACKENDS)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The emptied store of the variant: ``single`` or ``cluster``."""
+    return str(request.getfixturevalue(f"{request.param}_redis_url"))
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as aioredis
 
 from cache_keys.wire import decode_purge, parse_edge_config
+from segmenter.connection import connect
 from tests.origin import data
 from tests.origin.data import MERCH, SERVICE, bearer
 
@@ -43,7 +43,8 @@ async def test_hard_purge_removes_the_item_from_recommendations_at_once(client, 
 
 
 async def test_purge_is_pushed_to_self_hosted_edges(client, redis_url):
-    sub = aioredis.Redis.from_url(redis_url)
+    sub = connect(redis_url)
+    await sub.ping()  # a cluster client learns the slot map on its first command
     pubsub = sub.pubsub()
     await pubsub.subscribe(data.KEYS.purge_channel)
     await pubsub.get_message(timeout=1)  # the subscribe confirmation

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 from segmenter import event, synthetic
+from segmenter.connection import connect, connect_sync
 from segmenter.event import Event
 from segmenter.processor import Processor
 from segmenter.schema import GROUP, Keys, partition_of
@@ -82,8 +82,8 @@ def run_until_drained(url: str, s: ProcessorSettings, timeout_s: float = 60) -> 
     """Run an in-process processor until every stream is applied and acknowledged."""
 
     async def go() -> None:
-        client = aioredis.Redis.from_url(url)
-        sync = redis.Redis.from_url(url)
+        client = connect(url)
+        sync = connect_sync(url)
         stop = asyncio.Event()
         task = asyncio.create_task(Processor(s, client).run(stop))
         deadline = time.monotonic() + timeout_s

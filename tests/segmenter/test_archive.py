@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import redis
-import redis.asyncio as aioredis
 
 from segmenter import archive
+from segmenter.connection import connect
 from segmenter.erasure import erase_from_dlq_and_archive
 from segmenter.processor import operators_for
 from segmenter.replay import rebuild, replay
@@ -25,7 +25,7 @@ def _features(snap: dict) -> dict:
 
 def _rebuild(url: str, root: Path) -> str:
     async def go() -> str:
-        client = aioredis.Redis.from_url(url)
+        client = connect(url)
         ops = operators_for(support.settings(url), load_rules())
         report = await rebuild(client, Keys(), root, partitions=PARTITIONS, ops=ops, batch_size=333)
         await client.aclose()
@@ -68,7 +68,7 @@ def test_replay_over_an_intact_store_is_all_duplicates(redis_url, redis_client, 
     )
 
     async def go() -> int:
-        client = aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         n = await replay(
             client, KEYS, tmp_path / "arc", partitions=PARTITIONS, from_ms=0, to_ms=2**62
         )
@@ -101,7 +101,7 @@ def test_erasure_reaches_archive_dlq_and_rebuilds(
     redis_client.delete(*KEYS.shopper_keys(victim))
 
     async def go():
-        client = aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         report = await erase_from_dlq_and_archive(
             client, KEYS, victim, tmp_path / "arc", partitions=PARTITIONS
         )

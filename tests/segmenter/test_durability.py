@@ -7,13 +7,13 @@ import time
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from origin.app import create_app
 from origin.settings import Settings
 from segmenter import event, synthetic
 from segmenter.aggregates import Entry
 from segmenter.batch import Applier
+from segmenter.connection import connect
 from segmenter.processor import operators_for
 from segmenter.schema import GROUP
 from segmenter.segments import load_rules
@@ -72,7 +72,7 @@ def test_a_fenced_process_cannot_commit(redis_url, redis_client, tmp_path, per_s
     support.load(redis_client, [])
 
     async def go() -> tuple[str, str]:
-        client = aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         store = Store(client, KEYS, per_slot=per_slot)
         ops = operators_for(support.settings(redis_url), load_rules())
         old = await store.acquire(0, "old", 60_000)

@@ -6,10 +6,10 @@ import asyncio
 
 import msgpack
 import orjson
-import redis.asyncio as aioredis
 
 from cache_keys import ANON_HSEG, hash_segment
 from cache_keys.wire import parse_segment_list
+from segmenter.connection import connect
 from segmenter.lists import build_lists
 from segmenter.segments import load_rules
 from segmenter.synthetic import Shop
@@ -35,7 +35,7 @@ def test_lists_for_every_segment_and_variant(redis_url, redis_client, tmp_path) 
     rules = load_rules()
 
     async def build():
-        client = aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         report = await build_lists(client, KEYS, rules, s, now_ms=1)
         await client.aclose()
         return report
