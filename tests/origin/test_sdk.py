@@ -9,10 +9,10 @@ import subprocess
 
 import msgpack
 import pytest
-import redis
 
 from cache_keys import new_shopper_id
 from origin.sdk import sdk_source
+from segmenter.connection import connect_sync
 from segmenter.schema import Keys, partition_of
 
 pytestmark = pytest.mark.anyio
@@ -79,7 +79,7 @@ async def test_beacons_batch_events_with_client_ids_and_the_collector_accepts_th
                      "cookie": f"p13n_sid={sid}"},
         )  # fmt: skip
         assert r.status_code == 202 and r.json()["rejected"] == 0, r.text
-    rc = redis.Redis.from_url(redis_url)
+    rc = connect_sync(redis_url)
     try:
         stream = Keys().stream(partition_of(sid, 2))
         stored = [msgpack.unpackb(f[b"e"]) for _, f in rc.xrange(stream)]

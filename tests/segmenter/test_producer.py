@@ -7,10 +7,10 @@ import asyncio
 import httpx
 import orjson
 import pytest
-import redis
 
 from origin.app import create_app
 from origin.settings import Settings
+from segmenter.connection import connect_sync
 from segmenter.producer import Producer, ProducerSettings
 from segmenter.schema import Keys
 from tests.asgi import app_client
@@ -24,7 +24,7 @@ def stream_ids(redis_url: str) -> list[str]:
     """The event ids on every partition stream."""
     import msgpack  # noqa: PLC0415
 
-    r = redis.Redis.from_url(redis_url)
+    r = connect_sync(redis_url)
     try:
         out = []
         for p in range(PARTITIONS):

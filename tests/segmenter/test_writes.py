@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from segmenter import event, synthetic
 from segmenter.aggregates import Entry
 from segmenter.batch import Applier
+from segmenter.connection import connect
 from segmenter.processor import operators_for
 from segmenter.segments import load_rules
 from segmenter.settings import ProcessorSettings, SettingsError
@@ -49,7 +49,7 @@ def test_a_shopper_changed_behind_the_cache_is_reloaded_and_nothing_half_written
     writes: list[str] = []
 
     async def go() -> list[str]:
-        client = aioredis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         store = Store(client, KEYS, per_slot=per_slot)
         real_write = store.write
 
@@ -83,3 +83,9 @@ def test_writes_setting_is_checked() -> None:
     assert ProcessorSettings.from_env({}).writes == "auto"
     with pytest.raises(SettingsError, match="P13N_WRITES"):
         ProcessorSettings.from_env({"P13N_WRITES": "cluster"})
+
+
+@pytest.mark.cluster
+def test_a_cluster_refuses_batched_writes(cluster_redis_url) -> None:
+    with pytest.raises(ValueError, match="per-slot"):
+        Store(connect(cluster_redis_url), KEYS, per_slot=False)
