@@ -13,7 +13,7 @@ WORKERS_SDK := workers-runtime-sdk==1.9.5
 WHEELS := $(VENV)/wheels
 JS_DIR := tests/edge/pyodide
 
-.PHONY: setup redis worker-deps wrangler-check test check lint format typecheck bench clean
+.PHONY: setup redis worker-deps wrangler-check test test-cluster check lint format typecheck bench clean
 
 setup: $(VENV)/.installed redis worker-deps
 
@@ -57,6 +57,10 @@ wrangler-check: setup
 
 test: setup
 	$(BIN)/pytest
+
+# Only the Redis Cluster tests (also part of `make test`), printing the failover figures.
+test-cluster: setup
+	$(BIN)/pytest -m cluster -q -s
 
 format:
 	$(BIN)/ruff format .
