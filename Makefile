@@ -24,7 +24,7 @@ apt_install = own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; \
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $(1); \
 	rc=$$?; [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc
 
-.PHONY: setup redis chromium worker-deps wrangler-check demo test check lint format typecheck bench clean
+.PHONY: setup redis chromium worker-deps wrangler-check demo test test-cluster check lint format typecheck bench clean
 
 setup: $(VENV)/.installed redis worker-deps chromium
 
@@ -82,6 +82,10 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest
+
+# Only the Redis Cluster tests (also part of `make test`), printing the failover figures.
+test-cluster: setup
+	$(BIN)/pytest -m cluster -q -s
 
 format:
 	$(BIN)/ruff format .
