@@ -51,6 +51,7 @@ import redis  # noqa: E402
 from cache_keys import hash_segment  # noqa: E402
 from cache_keys.wire import ListItem, SegmentList, segment_list_to_json  # noqa: E402
 from origin.localredis import RedisServer, free_port  # noqa: E402
+from segmenter.connection import connect_sync  # noqa: E402
 from segmenter.schema import DEFAULT_PARTITIONS, Keys  # noqa: E402
 
 N_SKUS = 5000
@@ -125,7 +126,7 @@ def _shared(
 
 def load_world(url: str, n: int, rng: random.Random) -> list[str]:
     """Load everything; returns the shopper ids."""
-    r = redis.Redis.from_url(url)
+    r = connect_sync(url)  # one Redis or a cluster (redis+cluster://), for bench/cluster.py
     keys = Keys()
     by_cat, segments = _shared(r, keys, rng)
     cats = sorted(by_cat)
