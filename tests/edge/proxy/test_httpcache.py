@@ -19,24 +19,9 @@ from werkzeug import Request, Response
 from edge.proxy.httpcache import HttpCache
 from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
+from tests.edge.proxy.conftest import Clock
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
