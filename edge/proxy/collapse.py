@@ -21,10 +21,26 @@ class Collapser(Generic[T]):
 
     def __init__(self) -> None:
         self._inflight: dict[str, asyncio.Future[T]] = {}
+        self._claimed: set[str] = set()
         self.collapsed = 0  # requests that waited on another's fetch
+        self.background = 0  # background refreshes started (one per claim)
 
     def inflight(self, key: str) -> bool:
         return key in self._inflight
+
+    def claim(self, key: str) -> bool:
+        """Reserve ``key`` for one background refresh. False while a fetch of it runs or an
+        earlier claim holds it: a refresh task that is spawned but has not run yet counts,
+        so a burst of requests on a stale entry starts exactly one refresh."""
+        if key in self._inflight or key in self._claimed:
+            return False
+        self._claimed.add(key)
+        self.background += 1
+        return True
+
+    def release(self, key: str) -> None:
+        """End a claim (the refresh finished, stored or failed)."""
+        self._claimed.discard(key)
 
     async def run(self, key: str, fetch: Callable[[], Awaitable[T]], wait_timeout_s: float) -> T:
         """Run ``fetch`` once per key at a time; others share its result or its error."""

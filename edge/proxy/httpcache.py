@@ -250,7 +250,7 @@ class HttpCache:
     def _revalidate_in_background(
         self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse
     ) -> None:
-        if self.collapser.inflight(primary):
+        if not self.collapser.claim(primary):
             return
 
         async def run() -> None:
@@ -258,6 +258,8 @@ class HttpCache:
                 resp = await self._fetch_collapsed(primary, path_qs, headers, stored)
             except (OriginUnavailable, TimeoutError):
                 return
+            finally:
+                self.collapser.release(primary)
             if resp.status == 304:
                 self._freshen(primary, stored, resp)
             elif resp.status < 500 and not self._maybe_store(primary, headers, resp):

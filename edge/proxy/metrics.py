@@ -20,7 +20,7 @@ from edge.proxy.store import ResponseStore
 __all__ = ["EdgeCollector", "render"]
 
 
-@dataclass
+@dataclass(eq=False)  # registries key collectors by identity: keep the default hash
 class EdgeCollector(Collector):
     """Yields the edge's figures under consistent ``p13n_edge_*`` names."""
 
@@ -55,6 +55,15 @@ class EdgeCollector(Collector):
             "Requests that waited on another's origin fetch",
             value=collapsed,
         )
+        background = CounterMetricFamily(
+            "p13n_edge_background_revalidations",
+            "Background revalidations of stale entries started (one per stale key at a time)",
+            labels=["kind"],
+        )
+        background.add_metric(["proxied"], self.http.collapser.background)
+        if self.rails is not None:
+            background.add_metric(["rail"], self.rails.lists.background)
+        yield background
         yield CounterMetricFamily(
             "p13n_edge_purges_applied", "Pushed purges applied", value=self.purges.applied
         )

@@ -25,6 +25,12 @@ async def serve(settings: ProxySettings, host: str, port: int, admin_port: int |
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # The edge writes Date itself (a stored response keeps its origin's Date) and
+            # names no server software; it is the first hop, so X-Forwarded-* from clients
+            # are not trusted for the client address or scheme either.
+            date_header=False,
+            server_header=False,
+            proxy_headers=False,
         )
     )
     servers = [main.serve()]

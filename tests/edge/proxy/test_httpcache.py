@@ -280,6 +280,21 @@ async def test_normalized_targets_share_an_entry(cache, httpserver) -> None:
     assert origin_hits(httpserver, "/p/~x") == 1
 
 
+async def test_a_burst_on_a_stale_entry_starts_one_background_revalidation(
+    cache, httpserver, clock
+) -> None:
+    serve(httpserver, "/burst", {"Cache-Control": "max-age=10, stale-while-revalidate=60"})
+    await get(cache, "/burst")
+    clock.advance(20)
+    answers = await asyncio.gather(*(get(cache, "/burst") for _ in range(20)))
+    assert all("stale-while-revalidate" in a.cache_status for a in answers)
+    # Every request saw the entry stale before any refresh task ran: still one refresh.
+    assert len(cache._background) == 1 and cache.collapser.background == 1
+    await asyncio.gather(*cache._background)
+    assert origin_hits(httpserver, "/burst") == 2
+    assert "hit" in (await get(cache, "/burst")).cache_status
+
+
 async def test_fifty_concurrent_cold_requests_make_one_origin_request(cache, httpserver) -> None:
     def handler(request: Request) -> Response:
         time.sleep(0.2)  # slow origin, so all 50 arrive while the first is in flight
