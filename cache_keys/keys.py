@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cache_keys.errors import KeyPartError, TagError
 from cache_keys.segments import Hseg, is_hseg
@@ -61,15 +61,16 @@ class CacheKey:
     locale: str
     device: str
     generation: int
+    # The canonical form, made once: edges look keys up on every request.
+    path: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def path(self) -> str:
-        """The key as a URL path."""
+    def __post_init__(self) -> None:
         variants = "+".join(f"{k}.{v}" for k, v in self.variants) or "-"
-        return (
+        path = (
             f"{KEY_PREFIX}/{self.route}/{self.hseg}/{self.locale}/{self.device}"
             f"/{variants}/g{self.generation}"
         )
+        object.__setattr__(self, "path", path)
 
     def url(self, host: str) -> str:
         """The key as an absolute URL on the shop's own host (Cloudflare Cache API form)."""

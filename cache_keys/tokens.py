@@ -12,7 +12,7 @@ constant time and never raises: malformed, forged, expired or oversized input al
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -28,6 +28,7 @@ __all__ = [
     "SigningKey",
     "is_shopper_id",
     "new_shopper_id",
+    "segment_claims",
     "segment_expiry",
     "sign_segment",
     "verify_segment",
@@ -38,6 +39,7 @@ MAX_TOKEN_LENGTH = 128
 SIG_LENGTH = 22  # 132 bits of the HMAC, base64url without padding
 _KID_RE = re.compile(r"[A-Za-z0-9_-]{1,16}")
 _SHOPPER_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,11 @@ class SigningKey:
         inner, outer = self._pads[0].copy(), self._pads[1].copy()
         inner.update(message)
         outer.update(inner.digest())
-        return base64.urlsafe_b64encode(outer.digest()).decode("ascii")[:SIG_LENGTH]
+        return (
+            binascii.b2a_base64(outer.digest(), newline=False)[:SIG_LENGTH]
+            .translate(_URLSAFE)
+            .decode("ascii")
+        )
 
     def __repr__(self) -> str:  # never print secrets
         return f"SigningKey(kid={self.kid!r}, secret=<{len(self.secret)} bytes>)"
@@ -125,8 +131,8 @@ def sign_segment(hseg: Hseg, expires_at_s: int, keyring: KeyRing) -> str:
     return keyring.sign(f"1.{hseg}.{int(expires_at_s)}")
 
 
-def verify_segment(token: object, keyring: KeyRing, now_s: float) -> Hseg | None:
-    """The hseg in a valid, unexpired segment cookie; None for anything else."""
+def segment_claims(token: object, keyring: KeyRing, now_s: float) -> tuple[Hseg, int] | None:
+    """(hseg, expiry in epoch seconds) of a valid, unexpired segment cookie; else None."""
     if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN_LENGTH:
         return None
     body = keyring.verify(token)
@@ -135,14 +141,19 @@ def verify_segment(token: object, keyring: KeyRing, now_s: float) -> Hseg | None
     parts = body.split(".")
     if len(parts) != 3 or parts[0] != "1" or not is_hseg(parts[1]) or not parts[2].isdigit():
         return None
-    if int(parts[2]) <= now_s:
+    expires = int(parts[2])
+    if expires <= now_s:
         return None
-    return Hseg(parts[1])
+    return Hseg(parts[1]), expires
+
+
+def verify_segment(token: object, keyring: KeyRing, now_s: float) -> Hseg | None:
+    """The hseg in a valid, unexpired segment cookie; None for anything else."""
+    claims = segment_claims(token, keyring, now_s)
+    return None if claims is None else claims[0]
 
 
 def segment_expiry(token: object, keyring: KeyRing, now_s: float) -> int | None:
     """Expiry (epoch seconds) of a valid segment cookie, for refresh-ahead decisions."""
-    if verify_segment(token, keyring, now_s) is None:
-        return None
-    assert isinstance(token, str)
-    return int(token.split(".")[2])
+    claims = segment_claims(token, keyring, now_s)
+    return None if claims is None else claims[1]

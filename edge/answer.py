@@ -14,10 +14,10 @@ Per-shopper responses are ``private, no-store`` and are the only ones that carry
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cache_keys.experiments import exposure_event_id, utc_day
 from cache_keys.wire import ListItem, RailItem
@@ -36,15 +36,15 @@ __all__ = [
 TIERS = frozenset({"hit", "stale", "miss", "origin", "default"})
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A rail answer ready to send."""
+class Answer(NamedTuple):
+    """A rail answer ready to send (a named tuple: one is made per request)."""
 
     body: str
     tier: str
     cache_status: str
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of tiers x ttls: made once, not per request
 def cache_status(
     name: str,
     tier: str,

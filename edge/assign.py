@@ -36,6 +36,9 @@ class Routing(NamedTuple):
     weights: Mapping[str, float] = MappingProxyType({})
 
 
+_CONTROL = Routing()
+
+
 def assign_all(
     experiments: Sequence[Experiment],
     shopper_id: str | None,
@@ -63,7 +66,7 @@ def assign_all(
 def routing(assignments: Sequence[Assignment]) -> Routing:
     """Fold the assigned variations into one routing; first experiment wins each field."""
     if not assignments:
-        return Routing()
+        return _CONTROL
     list_variant: str | None = None
     origin: str | None = None
     path: str | None = None

@@ -14,8 +14,8 @@ STALE, so the short list is replaced without waiting for its max-age.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from cache_keys.wire import EdgeConfig, RoutePolicy
 from edge.entry import Entry
@@ -33,9 +33,9 @@ class State(StrEnum):
     DEAD = "dead"
 
 
-@dataclass(frozen=True, slots=True)
-class Freshness:
-    """The decision and its numbers (for ``Cache-Status``)."""
+class Freshness(NamedTuple):
+    """The decision and its numbers (for ``Cache-Status``); a named tuple, as it is made
+    per request."""
 
     state: State
     age_s: int

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from cache_keys.segments import ANON_HSEG, Hseg
-from cache_keys.tokens import is_shopper_id, verify_segment
+from cache_keys.tokens import is_shopper_id, segment_claims
 from cache_keys.wire import (
     CONTEXT_COOKIE,
     OPTOUT_COOKIE,
@@ -66,17 +66,11 @@ def resolve_identity(
         shopper = mint()
     assert shopper is not None
     token = parts.cookies.get(SEGMENT_COOKIE.name)
-    hseg = verify_segment(token, settings.segment_keys, now_s) if token else None
-    expires = int(token.split(".")[2]) if hseg is not None and token else None
+    claims = segment_claims(token, settings.segment_keys, now_s) if token else None
+    hseg, expires = claims if claims is not None else (ANON, None)
     refresh = expires is None or expires - now_s < settings.segment_refresh_ahead_s
     raw_ctx = parts.cookies.get(CONTEXT_COOKIE.name)
     context = decode_context(raw_ctx, settings.context_keys, now_s) if raw_ctx else None
-    return Identity(
-        shopper_id=shopper,
-        minted=minted,
-        hseg=hseg if hseg is not None else ANON,
-        segment_expires_s=expires,
-        opted_out=False,
-        refresh_segment=refresh,
-        context=context,
-    )
+    # positional (shopper_id, minted, hseg, segment_expires_s, opted_out, refresh_segment,
+    # context): this runs on every request
+    return Identity(shopper, minted, hseg, expires, False, refresh, context)

@@ -78,12 +78,19 @@ class Plan(NamedTuple):
         return f"{SHOPPER_COOKIE.name}={ident.shopper_id}"
 
 
+_NONE = (0, 0)
+_ROUTE_TAGS: dict[str, str] = {}  # route slug -> its tag; routes are a small closed set
+
+
 def key_generation(config: EdgeConfig, route: str) -> int:
     """The generation written into keys: hard purges of ``*`` or the route move every key."""
-    return (
-        config.generations.get(ALL_TAG, (0, 0))[1]
-        + config.generations.get(tag("route", route), (0, 0))[1]
-    )
+    route_tag = _ROUTE_TAGS.get(route)
+    if route_tag is None:
+        if len(_ROUTE_TAGS) >= _KEYS_MAX:
+            _ROUTE_TAGS.clear()
+        route_tag = _ROUTE_TAGS[route] = tag("route", route)
+    gens = config.generations
+    return gens.get(ALL_TAG, _NONE)[1] + gens.get(route_tag, _NONE)[1]
 
 
 # Keys repeat across shoppers (routes x segments x variants x locales x devices), so built
@@ -143,21 +150,22 @@ def decide(
     if policy.personal and not identity.opted_out:
         path = rt.origin_path or RECOMMENDATIONS_PATH
         personal_url = f"{origin}{path}?route={route}&k={k}"
+    # positional, in field order (keywords cost twice as much, on every request)
     return Plan(
-        route=route,
-        policy=policy,
-        k=k,
-        identity=identity,
-        assignments=assignments,
-        list_variant=rt.list_variant,
-        weights=rt.weights,
-        origin=origin,
-        list_url=list_url,
-        personal_url=personal_url,
-        key=key,
-        locale=locale,
-        device=device,
-        set_cookies=_cookies(identity),
+        route,
+        policy,
+        k,
+        identity,
+        assignments,
+        rt.list_variant,
+        rt.weights,
+        origin,
+        list_url,
+        personal_url,
+        key,
+        locale,
+        device,
+        _cookies(identity),
     )
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 from cache_keys.wire import parse_cookie_header
@@ -26,6 +27,7 @@ __all__ = [
     "RAIL_PREFIX",
     "RequestParts",
     "device_class",
+    "parse_query",
     "pick_locale",
     "rail_route",
     "requested_k",
@@ -39,31 +41,59 @@ _TABLET_RE = re.compile(r"ipad|tablet|kindle|silk|playbook", re.IGNORECASE)
 _MOBILE_RE = re.compile(r"mobi|iphone|android", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestParts:
-    """A rail request as plain data: route, cookies, lower-cased headers, query."""
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class RequestParts(NamedTuple):
+    """A rail request as plain data: route, cookies, lower-cased headers, query (a named
+    tuple: one is built per request, the cheapest immutable record in CPython and Pyodide)."""
 
     route: str
-    cookies: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    query: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = _EMPTY
+    headers: Mapping[str, str] = _EMPTY
+    query: Mapping[str, str] = _EMPTY
 
     @classmethod
     def from_http(
-        cls, route: str, headers: Mapping[str, str], query_string: str = ""
+        cls,
+        route: str,
+        headers: Mapping[str, str],
+        query_string: str = "",
+        *,
+        lowercase_names: bool = False,
     ) -> RequestParts:
-        """Build from raw headers (any case) and the raw query string."""
-        lower = {k.lower(): v for k, v in headers.items()}
+        """Build from raw headers and the raw query string. Header names may be in any case;
+        ``lowercase_names=True`` says they already are lower-case (ASGI servers hand them over
+        so) and skips the copy."""
+        lower = headers if lowercase_names else {k.lower(): v for k, v in headers.items()}
         return cls(
-            route=route,
-            cookies=parse_cookie_header(lower.get("cookie")),
-            headers=lower,
-            query=dict(parse_qsl(query_string[:2048], keep_blank_values=True)),
+            route, parse_cookie_header(lower.get("cookie")), lower, parse_query(query_string)
         )
 
     def with_cookie(self, name: str, value: str) -> RequestParts:
         """The same request as if it had carried cookie ``name=value``."""
         return RequestParts(self.route, {**self.cookies, name: value}, self.headers, self.query)
+
+
+MAX_QUERY = 2048
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """``k=12&x=`` -> ``{"k": "12", "x": ""}`` as ``parse_qsl`` reads it (last value wins,
+    blank values kept), for the first 2 KB; plain queries skip the percent-decoding.
+
+    >>> parse_query("k=12&seg=a%2Fb&k=7&flag")
+    {'k': '7', 'seg': 'a/b', 'flag': ''}
+    """
+    query_string = query_string[:MAX_QUERY]
+    if "%" in query_string or "+" in query_string:
+        return dict(parse_qsl(query_string, keep_blank_values=True))
+    out = {}
+    for pair in query_string.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            out[name] = value
+    return out
 
 
 def rail_route(path: str) -> str | None:

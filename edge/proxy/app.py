@@ -9,6 +9,8 @@ cache. Long-lived parts (HTTP client, config, store, purge subscriber, heartbeat
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,7 +36,9 @@ from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
 from edge.request import rail_route
 
-__all__ = ["EdgeRuntime", "create_admin_app", "create_app"]
+__all__ = ["EdgeApp", "EdgeRuntime", "create_admin_app", "create_app"]
+
+log = logging.getLogger("p13n.edge")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -118,30 +122,75 @@ class EdgeRuntime:
 
 
 class _Edge:
-    """The catch-all endpoint as a bare ASGI app: the hot path skips Request/Response
-    objects (parsed URL, header init) and writes the answer's headers as they are."""
+    """The catch-all endpoint for proxied content (and rails when personalization is off)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime: EdgeRuntime = scope["app"].state.edge
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope)
         path: str = scope["path"]
         query = scope["query_string"].decode("latin-1")
-        method: str = scope["method"]
-        route = rail_route(path)
-        if route is not None and method == "GET" and runtime.rails is not None:
-            config = await runtime.config.current()
-            if config is not None:
-                status, out, answer = await runtime.rails.answer(route, headers, query, config)
-                await _send(send, status, out, answer)
-                return
         body = await _read_body(receive)
         if body is None:
-            problem = b'{"title":"Payload too large","status":413}'
-            await _send(send, 413, [("content-type", "application/problem+json")], problem)
+            detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+            await _send_problem(send, 413, "payload-too-large", "Payload too large", detail)
             return
         target = path + (f"?{query}" if query else "")
-        proxied = await runtime.http.handle(method, target, headers, body)
+        proxied = await runtime.http.handle(scope["method"], target, headers, body)
         await _send(send, proxied.status, proxied.with_headers(), proxied.body)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers by name; ASGI servers hand names over lower-cased (the spec says so)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Send) -> bool:
+    """Answer a rail request through the decision core; False when personalization is off
+    (no signing keys, or the origin serves no edge config): the request is then proxied."""
+    if runtime.rails is None:
+        return False
+    config = await runtime.config.current()
+    if config is None:
+        return False
+    try:
+        status, out, body = await runtime.rails.answer(
+            route, _headers(scope), scope["query_string"].decode("latin-1"), config
+        )
+    except Exception:  # never a bare traceback to a shopper; the log has it
+        log.exception("rail answer failed")
+        detail = "unexpected error; see the edge's log"
+        await _send_problem(send, 500, "internal", "Internal error", detail)
+        return True
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
+    raw += [(b"content-length", b"%d" % len(body)), (b"date", _DATE.now())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+    return True
+
+
+class _HttpDate:
+    """The IMF-fixdate of the current second, formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def now(self) -> bytes:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._value = second, formatdate(second, usegmt=True).encode()
+        return self._value
+
+
+_DATE = _HttpDate()
+PROBLEM_TYPE_BASE = "https://p13n.invalid/problems/"
+
+
+async def _send_problem(send: Send, status: int, slug: str, title: str, detail: str) -> None:
+    """An RFC 9457 problem answered by the edge itself (never stored)."""
+    doc = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    headers = [("content-type", "application/problem+json"), ("cache-control", "no-store")]
+    await _send(send, status, headers, json.dumps(doc).encode())
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -159,23 +208,40 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    """Send a whole response: our own Content-Length, and a Date when the answer has none
+    (a stored response keeps its origin's Date; the server adds neither)."""
     raw = [
         (k.encode("latin-1"), v.encode("latin-1"))
         for k, v in headers
         if k not in ("content-length", "transfer-encoding", "connection")
     ]
-    raw.append((b"content-length", str(len(body)).encode()))
+    raw.append((b"content-length", b"%d" % len(body)))
     if not any(k == b"date" for k, _ in raw):
-        raw.append((b"date", formatdate(usegmt=True).encode()))
+        raw.append((b"date", _DATE.now()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> Starlette:
+class EdgeApp(Starlette):
+    """The edge's Starlette app. Rail requests (``GET /p13n/v1/rail/{route}``) are the hot
+    path: they go straight to the decision core, skipping routing and the middleware stack
+    (the core never raises to it, and failures are answered as problem+json here)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            route = rail_route(scope["path"])
+            if route is not None:
+                scope["app"] = self
+                if await _answer_rail(self.state.edge, route, scope, send):
+                    return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> EdgeApp:
     """The shopper-facing edge app."""
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: EdgeApp) -> AsyncIterator[None]:
         rt = runtime or EdgeRuntime.open(settings)
         app.state.edge = rt
         await rt.start()
@@ -187,7 +253,7 @@ def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> S
     routes = [Route("/{path:path}", _Edge(), methods=METHODS)]
     if settings.bench_hello:
         routes.insert(0, Route("/__bench/hello", _hello, methods=["GET"]))
-    return Starlette(routes=routes, lifespan=lifespan)
+    return EdgeApp(routes=routes, lifespan=lifespan)
 
 
 async def _hello(request: Request) -> Response:

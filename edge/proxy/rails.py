@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from cachetools import LRUCache
 
 from cache_keys.errors import CacheKeysError
 from cache_keys.wire import (
@@ -55,6 +54,7 @@ from edge.settings import EdgeSettings
 __all__ = ["OriginError", "RailCounters", "RailService"]
 
 EVENTS_PATH = "/v1/events"
+RENDERED_MAX = 4096
 # W3C trace context of the shopper request being answered: forwarded on its origin
 # subrequests and recorded on its exposure events (a context variable, so background
 # revalidation started by the request carries it too).
@@ -114,19 +114,20 @@ class RailService:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     lists: Collapser[SegmentList] = field(default_factory=Collapser)
     # Rendered context-free answers by (key, k, entry stamp, mask): nothing per shopper.
-    rendered: LRUCache[tuple[str, int, int, int], str] = field(
-        default_factory=lambda: LRUCache(maxsize=4096)
-    )
+    # A plain dict, cleared when full (a hit reads it on every request; LRU bookkeeping
+    # would cost more than re-rendering the few keys that fall out).
+    rendered: dict[tuple[str, int, int, int], str] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def answer(
         self, route: str, headers: Mapping[str, str], query: str, config: EdgeConfig
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """The full response (status, headers, body) to one rail request."""
+        """The full response (status, headers, body) to one rail request; ``headers`` by
+        lower-case name, as ASGI hands them over."""
         now = self.clock_ms()
-        trace = headers.get("traceparent", "")
-        _TRACE.set(trace if TRACEPARENT_RE.fullmatch(trace) else "")
-        parts = RequestParts.from_http(route, headers, query)
+        trace = headers.get("traceparent")
+        _TRACE.set(trace if trace and TRACEPARENT_RE.fullmatch(trace) else "")
+        parts = RequestParts.from_http(route, headers, query, lowercase_names=True)
         plan = decide(parts, config, self.settings, now)
         if plan.segment_token_url and self.settings.segment_refresh_ms > 0:
             plan = await self._refresh_segment(plan, parts, config, now)
@@ -202,6 +203,8 @@ class RailService:
         body = self.rendered.get(memo)
         if body is None:
             answer = answer_from_list(plan, entry.seglist.items, mask, tier=tier, status=status)
+            if len(self.rendered) >= RENDERED_MAX:
+                self.rendered.clear()
             self.rendered[memo] = answer.body
             return answer
         return Answer(body, tier, status)
@@ -294,7 +297,7 @@ class RailService:
         )
 
     def _revalidate(self, plan: Plan, config: EdgeConfig) -> None:
-        if self.lists.inflight(plan.list_url):
+        if not self.lists.claim(plan.list_url):
             return
 
         async def run() -> None:
@@ -302,6 +305,8 @@ class RailService:
                 seglist = await self._fetch_list(plan)
             except (OriginError, TimeoutError):
                 return  # keep serving the stale entry; a later request tries again
+            finally:
+                self.lists.release(plan.list_url)
             self._store(plan, config, seglist)
 
         self._spawn(run())

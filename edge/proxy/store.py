@@ -69,6 +69,8 @@ class StoredResponse:
 
     def matches(self, request_headers: Mapping[str, str]) -> bool:
         """Whether the request selects this variant (every Vary-named value equal)."""
+        if not self.vary:
+            return True
         return all(
             _normalize_value(request_headers.get(name)) == value for name, value in self.vary
         )

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+from urllib.parse import parse_qsl
 
-from edge.request import RequestParts, device_class, pick_locale, rail_route, requested_k
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.request import (
+    RequestParts,
+    device_class,
+    parse_query,
+    pick_locale,
+    rail_route,
+    requested_k,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +81,19 @@ def test_from_http_lowercases_headers_and_parses_cookies_and_query() -> None:
     assert p.headers["sec-gpc"] == "1"
     assert p.query == {"k": "4", "x": ""}
     assert p.with_cookie("c", "3").cookies == {"a": "1", "b": "2", "c": "3"}
+
+
+@given(st.text(alphabet="ak=&%2F+b;x \u00e9", max_size=40))
+def test_parse_query_reads_like_parse_qsl(query: str) -> None:
+    assert parse_query(query) == dict(parse_qsl(query, keep_blank_values=True))
+
+
+def test_parse_query_reads_only_the_first_2_kb() -> None:
+    assert parse_query("k=5&" + "x" * 3000 + "&k=9") == {"k": "5", "x" * 2044: ""}
+
+
+def test_lowercase_names_skips_the_copy_only_when_told() -> None:
+    headers = {"Cookie": "p13n_sid=a", "cookie": "p13n_sid=b"}
+    assert RequestParts.from_http("home", headers).cookies == {"p13n_sid": "b"}
+    lower = {"cookie": "p13n_sid=c"}
+    assert RequestParts.from_http("home", lower, lowercase_names=True).headers is lower

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from cache_keys import is_shopper_id, new_shopper_id
-from edge.proxy.app import EdgeRuntime, create_app
+from edge.proxy.app import MAX_BODY_BYTES, EdgeRuntime, create_app
 from tests.asgi import app_client
 from tests.edge.proxy.conftest import HSEGS, list_items, proxy_settings, shopper_cookie
 from tests.origin import data
@@ -46,6 +46,20 @@ async def test_miss_hit_stale_expired_with_a_fake_clock(edge, clock, origin) -> 
     assert detail(await rail(edge, cookie)) == "hit"  # revalidated in the background
     clock.advance(60 + 301)  # beyond the SWR window: expired, refetched from the origin
     assert detail(await rail(edge, cookie)) == "miss"
+
+
+async def test_a_burst_on_a_stale_entry_starts_one_revalidation(edge, clock, origin) -> None:
+    cookies = [shopper_cookie(new_shopper_id(), 0, clock.now) for _ in range(20)]
+    await rail(edge, cookies[0])
+    before = origin.requests_to(LIST_ROUTE)
+    clock.advance(120)  # stale: inside stale-while-revalidate
+    answers = await asyncio.gather(*(rail(edge, c) for c in cookies))
+    assert {detail(a) for a in answers} == {"stale-while-revalidate"}
+    rails = edge.runtime.rails
+    assert rails.lists.background == 1  # one refresh however many saw the entry stale
+    await rails.drain()
+    assert origin.requests_to(LIST_ROUTE) == before + 1
+    assert detail(await rail(edge, cookies[0])) == "hit"
 
 
 async def test_other_shoppers_of_the_segment_share_the_entry(edge, clock, origin) -> None:
@@ -206,3 +220,30 @@ async def test_no_shopper_id_in_any_stored_key_or_tag(edge, clock, origin) -> No
 async def test_list_items_answer_per_request_context(edge, clock, origin) -> None:
     # The rerank uses only the light context; the stored list is the same for everyone.
     assert list_items(0)[0].item == "S0-000"
+
+
+async def test_a_failing_decision_is_a_problem_answer_not_a_traceback(
+    edge, clock, origin, monkeypatch, caplog
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the decision core")
+
+    # A stand-in for a bug: the rail hot path skips Starlette's error middleware, so it must
+    # answer failures itself.
+    monkeypatch.setattr(edge.runtime.rails, "answer", broken)
+    r = await edge.get("/p13n/v1/rail/home", headers={"cookie": "p13n_sid=x"})
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["status"] == 500 and r.json()["title"] == "Internal error"
+    assert r.json()["type"].endswith("/problems/internal")
+    assert r.headers["cache-control"] == "no-store"
+    assert "rail answer failed" in caplog.text and "p13n_sid" not in caplog.text
+
+
+async def test_an_oversized_body_is_refused_before_the_origin(edge, origin) -> None:
+    before = origin.requests_to("/v1/events")
+    r = await edge.post("/v1/events", content=b"x" * (MAX_BODY_BYTES + 1))
+    assert r.status_code == 413
+    assert r.headers["content-type"] == "application/problem+json"
+    assert str(MAX_BODY_BYTES) in r.json()["detail"]
+    assert origin.requests_to("/v1/events") == before
