@@ -33,7 +33,7 @@ from cache_keys.wire import (
     segment_list_to_json,
 )
 
-__all__ = ["Entry", "decode_entry", "encode_entry", "entry_tags", "stored_headers"]
+__all__ = ["Entry", "decode_entry", "encode_entry", "entry_tags", "make_entry", "stored_headers"]
 
 # Cloudflare caps Cache-Tag at 16 KB; 300 sku tags of typical length stay far below it.
 MAX_SKU_TAGS = 300
@@ -60,12 +60,20 @@ def entry_tags(route: str, hseg: Hseg, experiments: Iterable[str], sl: SegmentLi
     )
 
 
+def make_entry(
+    sl: SegmentList, tags: Iterable[str], config: EdgeConfig, now_ms: int
+) -> tuple[Entry, str]:
+    """The entry to store and its body: the list with the stamp and its tags' current
+    generations (a store that keeps objects uses the entry and skips decoding the body)."""
+    gens = config.generations
+    recorded = {t: gens.get(t, (0, 0)) for t in (ALL_TAG, *tags)}
+    doc = {"v": 1, "stored_at_ms": now_ms, "gens": recorded, "list": segment_list_to_json(sl)}
+    return Entry(now_ms, recorded, sl), json.dumps(doc, separators=(",", ":"))
+
+
 def encode_entry(sl: SegmentList, tags: Iterable[str], config: EdgeConfig, now_ms: int) -> str:
     """The stored body: the list with the stamp and its tags' current generations."""
-    gens = config.generations
-    recorded = {t: list(gens.get(t, (0, 0))) for t in (ALL_TAG, *tags)}
-    doc = {"v": 1, "stored_at_ms": now_ms, "gens": recorded, "list": segment_list_to_json(sl)}
-    return json.dumps(doc, separators=(",", ":"))
+    return make_entry(sl, tags, config, now_ms)[1]
 
 
 def _gens(value: Any) -> dict[str, tuple[int, int]] | None:

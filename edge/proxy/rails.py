@@ -39,7 +39,7 @@ from edge.answer import (
     exposure_batch,
     response_headers,
 )
-from edge.entry import Entry, decode_entry, encode_entry, entry_tags, stored_headers
+from edge.entry import Entry, decode_entry, entry_tags, make_entry, stored_headers
 from edge.freshness import State, freshness
 from edge.plan import Plan, decide, with_segment_grant
 from edge.proxy.breaker import CircuitBreaker
@@ -278,7 +278,7 @@ class RailService:
     def _store(self, plan: Plan, config: EdgeConfig, seglist: SegmentList) -> None:
         tags = entry_tags(plan.route, plan.identity.hseg, plan.experiment_keys, seglist)
         now = self.clock_ms()
-        text = encode_entry(seglist, tags, config, now)
+        entry, text = make_entry(seglist, tags, config, now)
         body = text.encode()
         headers = list(stored_headers(plan.policy, tags).items())
         keep_s = plan.policy.max_age_s + max(plan.policy.swr_s, plan.policy.sie_s)
@@ -292,7 +292,7 @@ class RailService:
                 directives=ResponseDirectives({}, targeted=True),
                 lifetime=float(keep_s),
                 tags=frozenset(tags),
-                parsed=decode_entry(text),
+                parsed=entry,
             ),
         )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -212,6 +214,15 @@ def test_segment_list_round_trip() -> None:
     }
     sl = wire.parse_segment_list(doc)
     assert wire.segment_list_to_json(sl) == doc
+
+
+def test_segment_list_json_names_every_field() -> None:
+    # The encoder is written out field by field (speed): a field added to the dataclasses
+    # must be added there too.
+    item = wire.ListItem("A-1", 2.0, "dairy", 1.5, in_stock=False, durable=True)
+    sl = wire.SegmentList(ANON_HSEG, "control", '"x"', 5, (item,))
+    plain = json.loads(json.dumps(dataclasses.asdict(sl)))
+    assert wire.segment_list_to_json(sl) == {"v": 1, **plain}
 
 
 def test_experiment_schedule() -> None:

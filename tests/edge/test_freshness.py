@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cache_keys.wire import RoutePolicy, SegmentList
-from edge.entry import decode_entry, encode_entry, entry_tags
+from edge.entry import decode_entry, encode_entry, entry_tags, make_entry
 from edge.freshness import State, freshness
 from tests.edge.conftest import NOW_MS
 from tests.edge.factories import HSEG, config, items
@@ -20,6 +20,14 @@ def stored(cfg=None):
     entry = decode_entry(encode_entry(SEGLIST, tags, cfg, NOW_MS))
     assert entry is not None
     return entry
+
+
+def test_the_entry_made_is_the_entry_its_body_decodes_to() -> None:
+    cfg = config(generations={"*": (1, 2), "route:home": (3, 0)})
+    tags = entry_tags("home", HSEG, ["rail-algo"], SEGLIST)
+    entry, body = make_entry(SEGLIST, tags, cfg, NOW_MS)
+    assert decode_entry(body) == entry
+    assert entry.gens["*"] == (1, 2) and entry.gens["route:home"] == (3, 0)
 
 
 @pytest.mark.parametrize(
