@@ -4,7 +4,9 @@ Starts a throwaway Redis with 21 segments' lists (200 candidates each), the orig
 (``p13n origin``) and one edge (``p13n edge``, which also serves ``/__bench/hello``: a
 hello-world Starlette route in the same process and server settings). 1,000 shoppers with
 valid signed segment cookies spread over 20 segments; every request runs the decision core
-(verify the cookie, assign, build the key, freshness, rerank of the cached list).
+(verify the cookie, assign, build the key, freshness, rerank of the cached list). The rail
+path is served by ``EdgeApp`` before Starlette's router, as in production; the hello route
+is an ordinary Starlette route of the same app (routing and middleware included).
 
 1. wrk (Debian's package, installed if missing) with a Lua script drawing a shopper per
    request: the hit path with no rerank context, the hit path with a signed context cookie
