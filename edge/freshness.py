@@ -14,6 +14,7 @@ STALE, so the short list is replaced without waiting for its max-age.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -21,7 +22,7 @@ from cache_keys.wire import EdgeConfig, RoutePolicy
 from edge.entry import Entry
 from edge.rerank import prepare
 
-__all__ = ["Freshness", "State", "freshness", "purge_state"]
+__all__ = ["Freshness", "State", "freshness", "purge_state", "purged"]
 
 
 class State(StrEnum):
@@ -46,8 +47,15 @@ class Freshness(NamedTuple):
 
 def purge_state(entry: Entry, config: EdgeConfig) -> tuple[bool, bool]:
     """(soft purged, hard purged) of an entry against the config's generations."""
+    return purged(entry.gens, config.generations)
+
+
+def purged(
+    recorded: Mapping[str, tuple[int, int]], current: Mapping[str, tuple[int, int]]
+) -> tuple[bool, bool]:
+    """(soft purged, hard purged): whether any tag's current (soft, hard) generation is above
+    the one recorded when the entry was stored (tags not recorded are not the entry's)."""
     soft = hard = False
-    recorded, current = entry.gens, config.generations
     # Walk the smaller side: usually the config names a handful of purged tags.
     pairs = (
         ((t, g, recorded.get(t)) for t, g in current.items())

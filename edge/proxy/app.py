@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from urllib.parse import quote
 
 import httpx
 from starlette.applications import Starlette
@@ -24,10 +25,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from cache_keys.wire import parse_edge_config
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
-from edge.proxy.httpcache import HttpCache
+from edge.proxy.httpcache import PROBLEM_TYPE_BASE, HttpCache
 from edge.proxy.metrics import EdgeCollector, render
 from edge.proxy.purges import PurgeStats, subscribe_purges
 from edge.proxy.rails import RailService
@@ -66,12 +68,14 @@ class EdgeRuntime:
         )
         store = ResponseStore(settings.cache_max_bytes)
         breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
+        holder = ConfigHolder(client, settings.origin_url, clock=clock)
         http = HttpCache(
             upstream=Upstream(client, settings.origin_url, clock=clock),
             store=store,
             breaker=breaker,
             clock=clock,
             wait_timeout_s=settings.collapse_wait_ms / 1000,
+            generations=lambda: holder.config.generations if holder.config else {},
         )
         rails = None
         if settings.core is not None:
@@ -83,8 +87,7 @@ class EdgeRuntime:
                 collapse_wait_s=settings.collapse_wait_ms / 1000,
                 clock_ms=lambda: int(clock() * 1000),
             )
-        config = ConfigHolder(client, settings.origin_url, clock=clock)
-        return cls(settings, client, store, config, http, rails)
+        return cls(settings, client, store, holder, http, rails)
 
     async def start(self) -> None:
         """Load the config and start the purge subscriber and the heartbeat."""
@@ -127,7 +130,11 @@ class _Edge:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime: EdgeRuntime = scope["app"].state.edge
         headers = _headers(scope)
-        path: str = scope["path"]
+        # The path as the client sent it (percent-encodings kept): the decoded one would turn
+        # %3F into a query, %23 into a fragment and %2F into a separator on the way to the
+        # origin, and share cache entries between different resources.
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else quote(scope["path"], safe=_PATH_SAFE)
         query = scope["query_string"].decode("latin-1")
         body = await _read_body(receive)
         if body is None:
@@ -135,8 +142,10 @@ class _Edge:
             await _send_problem(send, 413, "payload-too-large", "Payload too large", detail)
             return
         target = path + (f"?{query}" if query else "")
-        proxied = await runtime.http.handle(scope["method"], target, headers, body)
-        await _send(send, proxied.status, proxied.with_headers(), proxied.body)
+        method = scope["method"]
+        proxied = await runtime.http.handle(method, target, headers, body)
+        head = method == "HEAD"
+        await _send(send, proxied.status, proxied.with_headers(), proxied.body, head=head)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -146,12 +155,16 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Send) -> bool:
     """Answer a rail request through the decision core; False when personalization is off
-    (no signing keys, or the origin serves no edge config): the request is then proxied."""
+    (no signing keys, or the origin says it serves no edge config): the request is then
+    proxied. An origin not reached yet is not "off": the core answers with the fallback
+    config, so shoppers get the default list (200) rather than a 502."""
     if runtime.rails is None:
         return False
     config = await runtime.config.current()
     if config is None:
-        return False
+        if runtime.config.absent:
+            return False
+        config = FALLBACK_CONFIG
     try:
         status, out, body = await runtime.rails.answer(
             route, _headers(scope), scope["query_string"].decode("latin-1"), config
@@ -164,7 +177,7 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
     raw += [(b"content-length", b"%d" % len(body)), (b"date", _DATE.now())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
     return True
 
 
@@ -183,7 +196,10 @@ class _HttpDate:
 
 
 _DATE = _HttpDate()
-PROBLEM_TYPE_BASE = "https://p13n.invalid/problems/"
+_PATH_SAFE = "/!$&'()*+,;=:@~-._"  # RFC 3986 pchar without percent-encoding
+# The edge config to decide with before the origin was ever reached: no experiments, default
+# route policies, no purges; its answers are the default list (degraded) until it is.
+FALLBACK_CONFIG = parse_edge_config({"v": 1, "etag": '"edge-fallback"', "generated_at_ms": 0})
 
 
 async def _send_problem(send: Send, status: int, slug: str, title: str, detail: str) -> None:
@@ -207,9 +223,12 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+async def _send(
+    send: Send, status: int, headers: list[tuple[str, str]], body: bytes, *, head: bool = False
+) -> None:
     """Send a whole response: our own Content-Length, and a Date when the answer has none
-    (a stored response keeps its origin's Date; the server adds neither)."""
+    (a stored response keeps its origin's Date; the server adds neither). For a HEAD the
+    headers are the GET's, Content-Length included, and no body."""
     raw = [
         (k.encode("latin-1"), v.encode("latin-1"))
         for k, v in headers
@@ -219,7 +238,7 @@ async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: b
     if not any(k == b"date" for k, _ in raw):
         raw.append((b"date", _DATE.now()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 class EdgeApp(Starlette):
@@ -228,7 +247,7 @@ class EdgeApp(Starlette):
     (the core never raises to it, and failures are answered as problem+json here)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             route = rail_route(scope["path"])
             if route is not None:
                 scope["app"] = self

@@ -4,6 +4,12 @@ closed --(``failure_threshold`` consecutive failures)--> open
 open   --(``reset_timeout_s`` elapsed)--> half-open: one trial request is let through
 half-open --success--> closed;  --failure--> open again
 
+A failure is the origin being unreachable, timing out, or answering 502, 503 or 504 (it or
+its gateway says it cannot serve). A 500 is one resource's error, not the origin's health:
+counting it would let any client open the breaker for everybody by asking for a broken URL.
+A trial that ends without an answer either way (the request was cancelled, or it failed
+before reaching the origin) gives the trial back.
+
 While open, the proxy answers from stale entries or the default list without touching the
 origin, so a struggling origin is not buried under retries.
 """
@@ -13,7 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["ORIGIN_DOWN_STATUSES", "CircuitBreaker"]
+
+ORIGIN_DOWN_STATUSES = frozenset({502, 503, 504})
 
 
 class CircuitBreaker:
@@ -55,6 +63,17 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._failures = 0
         self._opened_at = None
+        self._trial_inflight = False
+
+    def record_status(self, status: int) -> None:
+        """Record an origin answer: a failure when it says the origin cannot serve."""
+        if status in ORIGIN_DOWN_STATUSES:
+            self.record_failure()
+        else:
+            self.record_success()
+
+    def abandon(self) -> None:
+        """The request let through ended with no verdict on the origin: free the trial."""
         self._trial_inflight = False
 
     def record_failure(self) -> None:

@@ -44,10 +44,17 @@ class Collapser(Generic[T]):
 
     async def run(self, key: str, fetch: Callable[[], Awaitable[T]], wait_timeout_s: float) -> T:
         """Run ``fetch`` once per key at a time; others share its result or its error."""
+        return (await self.run_or_join(key, fetch, wait_timeout_s))[0]
+
+    async def run_or_join(
+        self, key: str, fetch: Callable[[], Awaitable[T]], wait_timeout_s: float
+    ) -> tuple[T, bool]:
+        """Like ``run``, also saying whether the result is another caller's (joined): a
+        caller may then decide the result was not meant for it and fetch on its own."""
         existing = self._inflight.get(key)
         if existing is not None:
             self.collapsed += 1
-            return await asyncio.wait_for(asyncio.shield(existing), wait_timeout_s)
+            return await asyncio.wait_for(asyncio.shield(existing), wait_timeout_s), True
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -58,6 +65,6 @@ class Collapser(Generic[T]):
             raise
         else:
             future.set_result(result)
-            return result
+            return result, False
         finally:
             del self._inflight[key]

@@ -1,22 +1,38 @@
 """The shared HTTP cache for proxied (non-personalization) content.
 
-GET flow: look up the variant the request selects; fresh -> hit; within
-stale-while-revalidate -> serve stale and revalidate in the background; otherwise validate
-with the stored ETag / Last-Modified (a 304 freshens the stored entry), or fetch. Misses and
-revalidations of one key are collapsed into one origin request. When the origin fails,
-stale-if-error serves the stored response if its headers allow it. Unsafe methods pass
-through and invalidate the stored target (RFC 9111 §4.4). Every answer carries an RFC 9211
-``Cache-Status`` saying what happened.
+GET (and HEAD, answered as GET without the body) flow: look up the variant the request
+selects; fresh -> hit; within stale-while-revalidate -> serve stale and revalidate in the
+background; otherwise validate with the stored ETag / Last-Modified (a 304 freshens the
+stored entry), or fetch. When the origin fails, stale-if-error serves the stored response if
+its headers allow it. Unsafe methods pass through and invalidate the stored target (RFC 9111
+§4.4). Every answer carries an RFC 9211 ``Cache-Status`` saying what happened.
+
+Collapsing: concurrent misses of one URL (or validations of one stored variant) make one
+origin request. A waiter uses the answer only if a shared cache could have served it to it
+from storage: storable as the first request asked for it (not private, no-store, for an
+Authorization or with Set-Cookie) and selected by the waiter's own values of the headers its
+Vary names. Otherwise the waiter asks the origin itself (an origin error is not retried by
+the waiters: they answer stale-if-error or 502). So no one gets another's private answer or
+another language's variant, and the origin still sees one request per shareable answer.
+
+Purges: every stored response records the (soft, hard) generation of each of its Cache-Tag
+tags and of ``*`` in the edge config current when it was stored; a later config (pushed, or
+pulled after a missed push) with a higher hard generation makes it a miss, a higher soft one
+makes it stale (served under stale-while-revalidate if allowed, else validated).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from cache_keys.wire import ALL_TAG
+from edge.freshness import purged
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.cachecontrol import ResponseDirectives
 from edge.proxy.collapse import Collapser
@@ -31,12 +47,13 @@ from edge.proxy.freshness import (
     usable_on_error,
 )
 from edge.proxy.store import ResponseStore, StoredResponse, selecting_values, vary_names
-from edge.proxy.upstream import OriginUnavailable, Upstream, UpstreamResponse
+from edge.proxy.upstream import BadTarget, OriginUnavailable, Upstream, UpstreamResponse
 from edge.proxy.urls import normalize_target
 
 __all__ = ["CACHE_NAME", "Answer", "HttpCache", "forwardable_headers"]
 
 CACHE_NAME = "p13n-edge"
+PROBLEM_TYPE_BASE = "https://p13n.invalid/problems/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Request headers forwarded to the origin. Everything else (X-Forwarded-Host, Forwarded,
 # X-Original-URL and friends) is dropped: unkeyed headers must not change what gets cached.
@@ -94,6 +111,22 @@ class Counters:
     error: int = 0
     passed: int = 0
     stored: int = 0
+    unshared: int = 0  # waiters that fetched on their own: the answer was not shareable
+
+
+class Fetched(NamedTuple):
+    """An origin answer, and what a shared cache may store of it as its request asked for it
+    (None: nothing; the answer is for that request alone)."""
+
+    resp: UpstreamResponse
+    entry: StoredResponse | None
+
+
+Generations = Mapping[str, tuple[int, int]]
+
+
+def _no_generations() -> Generations:
+    return {}
 
 
 @dataclass
@@ -106,25 +139,41 @@ class HttpCache:
     clock: Callable[[], float] = time.time
     wait_timeout_s: float = 10.0
     counters: Counters = field(default_factory=Counters)
-    collapser: Collapser[UpstreamResponse] = field(default_factory=Collapser)
+    collapser: Collapser[Fetched] = field(default_factory=Collapser)
+    # The edge config's current (soft, hard) generations by tag (pushed and pulled purges).
+    generations: Callable[[], Generations] = _no_generations
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
     ) -> Answer:
-        """Answer one request; ``headers`` have lowercased names."""
+        """Answer one request; ``headers`` have lowercased names. A HEAD is answered as its
+        GET (the sender leaves the body out)."""
         path_qs = normalize_target(target)
-        if method != "GET":
+        try:
+            if method in ("GET", "HEAD"):
+                return await self._get(path_qs, headers)
             return await self._pass_through(method, path_qs, headers, body)
+        except BadTarget:
+            self.counters.error += 1
+            return _problem(
+                400, "bad-target", "Bad request target", "the target cannot be forwarded"
+            )
+
+    async def _get(self, path_qs: str, headers: Mapping[str, str]) -> Answer:
         primary = f"GET {path_qs}"
         stored = self.store.lookup(primary, headers)
         if stored is None:
+            return await self._miss(primary, path_qs, headers)
+        soft, hard = purged(stored.generations, self.generations())
+        if hard:
+            self.store.invalidate(primary)
             return await self._miss(primary, path_qs, headers)
         now = self.clock()
         age = current_age(stored.timing, now)
         state = classify(
             stored.directives,
-            stored.lifetime,
+            0.0 if soft else stored.lifetime,
             age,
             request_cache_control=headers.get("cache-control"),
         )
@@ -158,19 +207,17 @@ class HttpCache:
     async def _miss(self, primary: str, path_qs: str, headers: Mapping[str, str]) -> Answer:
         self.counters.miss += 1
         try:
-            resp = await self._fetch_collapsed(primary, path_qs, headers, None)
+            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, None)
         except (OriginUnavailable, TimeoutError):
             self.counters.error += 1
             return _bad_gateway(f"{CACHE_NAME}; fwd=uri-miss; detail=origin-unavailable")
-        stored_now = self._maybe_store(primary, headers, resp)
+        resp = fetched.resp
         status = f"{CACHE_NAME}; fwd=uri-miss; fwd-status={resp.status}"
-        return _client_answer(
-            resp.status,
-            resp.headers,
-            resp.body,
-            headers,
-            status + ("; stored" if stored_now else ""),
-        )
+        if own:
+            status += "; stored" if self._maybe_store(primary, fetched.entry) else ""
+        else:
+            status += "; collapsed"
+        return _client_answer(resp.status, resp.headers, resp.body, headers, status)
 
     async def _validate(
         self,
@@ -181,9 +228,10 @@ class HttpCache:
         age: float,
     ) -> Answer:
         try:
-            resp = await self._fetch_collapsed(primary, path_qs, headers, stored)
+            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, stored)
         except (OriginUnavailable, TimeoutError):
-            resp = None
+            fetched, own = None, False
+        resp = fetched.resp if fetched is not None else None
         if resp is None or resp.status >= 500:
             if usable_on_error(stored.directives, stored.lifetime, age):
                 self.counters.stale += 1
@@ -209,8 +257,8 @@ class HttpCache:
                 f"{CACHE_NAME}; fwd=stale; fwd-status=304",
             )
         self.counters.miss += 1
-        stored_now = self._maybe_store(primary, headers, resp)
-        if not stored_now:
+        assert fetched is not None
+        if own and not self._maybe_store(primary, fetched.entry):
             self.store.invalidate(primary)
         return _client_answer(
             resp.status,
@@ -223,7 +271,9 @@ class HttpCache:
     # -- origin -----------------------------------------------------------------------------
     async def _fetch_collapsed(
         self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse | None
-    ) -> UpstreamResponse:
+    ) -> tuple[Fetched, bool]:
+        """The origin's answer for this request, and whether this request fetched it (False:
+        it shares another's fetch, which is stored already)."""
         fwd = {k: v for k, v in forwardable_headers(headers).items() if k not in _CONDITIONALS}
         if stored is not None:
             if (etag := stored.header("etag")) is not None:
@@ -231,7 +281,7 @@ class HttpCache:
             if (lm := stored.header("last-modified")) is not None:
                 fwd["if-modified-since"] = lm
 
-        async def fetch() -> UpstreamResponse:
+        async def fetch() -> Fetched:
             if not self.breaker.allow():
                 raise OriginUnavailable("circuit open")
             try:
@@ -239,30 +289,40 @@ class HttpCache:
             except OriginUnavailable:
                 self.breaker.record_failure()
                 raise
-            (self.breaker.record_failure if resp.status >= 500 else self.breaker.record_success)()
-            return resp
+            except BaseException:
+                self.breaker.abandon()  # no verdict on the origin (bad target, cancelled)
+                raise
+            self.breaker.record_status(resp.status)
+            return Fetched(resp, self._entry(headers, resp))
 
-        # Collapse on the primary key; a waiter whose Vary values differ from the leader's
-        # would need its own variant, but sharing one origin answer per key is what protects
-        # the origin, and the stored variant is only ever served to matching requests.
-        return await self.collapser.run(primary, fetch, self.wait_timeout_s)
+        fetched, joined = await self.collapser.run_or_join(
+            _collapse_key(primary, stored), fetch, self.wait_timeout_s
+        )
+        if not joined or _shareable(fetched, headers, stored):
+            return fetched, not joined
+        if fetched.resp.status >= 500:  # the origin failed: waiters do not retry it
+            raise OriginUnavailable(f"origin answered {fetched.resp.status}")
+        self.counters.unshared += 1
+        return await fetch(), True
 
     def _revalidate_in_background(
         self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse
     ) -> None:
-        if not self.collapser.claim(primary):
+        key = _collapse_key(primary, stored)
+        if not self.collapser.claim(key):
             return
 
         async def run() -> None:
             try:
-                resp = await self._fetch_collapsed(primary, path_qs, headers, stored)
-            except (OriginUnavailable, TimeoutError):
+                fetched, own = await self._fetch_collapsed(primary, path_qs, headers, stored)
+            except (OriginUnavailable, TimeoutError, BadTarget):
                 return
             finally:
-                self.collapser.release(primary)
+                self.collapser.release(key)
+            resp = fetched.resp
             if resp.status == 304:
                 self._freshen(primary, stored, resp)
-            elif resp.status < 500 and not self._maybe_store(primary, headers, resp):
+            elif own and resp.status < 500 and not self._maybe_store(primary, fetched.entry):
                 self.store.invalidate(primary)
 
         task = asyncio.get_running_loop().create_task(run())
@@ -309,12 +369,15 @@ class HttpCache:
             lifetime=lifetime,
             vary=selecting_values(vary_names(resp.header("vary")), headers),
             tags=tags,
+            generations=self._generations_of(tags),
         )
 
-    def _maybe_store(
-        self, primary: str, headers: Mapping[str, str], resp: UpstreamResponse
-    ) -> bool:
-        entry = self._entry(headers, resp)
+    def _generations_of(self, tags: frozenset[str]) -> dict[str, tuple[int, int]]:
+        """The current generations of ``*`` and ``tags``, recorded with a stored response."""
+        current = self.generations()
+        return {t: current.get(t, (0, 0)) for t in (ALL_TAG, *tags)}
+
+    def _maybe_store(self, primary: str, entry: StoredResponse | None) -> bool:
         if entry is None or not self.store.put(primary, entry):
             return False
         self.counters.stored += 1
@@ -341,6 +404,7 @@ class HttpCache:
             lifetime=lifetime if lifetime is not None else 0.0,
             vary=stored.vary,
             tags=stored.tags,
+            generations=self._generations_of(stored.tags),
         )
         self.store.put(primary, fresh)
         return fresh
@@ -386,14 +450,34 @@ def _client_answer(
     return Answer(status, resp_headers, body, cache_status)
 
 
+def _collapse_key(primary: str, stored: StoredResponse | None) -> str:
+    """Misses of a URL collapse together; validations only with others of the same stored
+    variant (a 304 speaks for the validators sent, which are that variant's)."""
+    if stored is None:
+        return primary
+    return f"{primary} {stored.vary!r}"
+
+
+def _shareable(fetched: Fetched, headers: Mapping[str, str], stored: StoredResponse | None) -> bool:
+    """Whether a waiter may use another request's answer: what a shared cache could have
+    served it from storage."""
+    if stored is not None and fetched.resp.status == 304:
+        return True  # validated the very variant this waiter selected (the key says so)
+    entry = fetched.entry
+    if entry is None:
+        return False  # not storable as its own request asked: that request's alone
+    return entry.vary == selecting_values((name for name, _ in entry.vary), headers)
+
+
+def _problem(status: int, slug: str, title: str, detail: str, cache_status: str = "") -> Answer:
+    """An RFC 9457 problem answered by the edge (never stored)."""
+    body = json.dumps(
+        {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    ).encode()
+    headers = [("content-type", "application/problem+json"), ("cache-control", "no-store")]
+    return Answer(status, headers, body, cache_status or f"{CACHE_NAME}; fwd=bypass")
+
+
 def _bad_gateway(cache_status: str) -> Answer:
-    body = (
-        b'{"type":"https://p13n.invalid/problems/origin-unavailable","title":"Bad gateway",'
-        b'"status":502,"detail":"the origin could not be reached"}'
-    )
-    return Answer(
-        502,
-        [("content-type", "application/problem+json"), ("cache-control", "no-store")],
-        body,
-        cache_status,
-    )
+    detail = "the origin could not be reached"
+    return _problem(502, "origin-unavailable", "Bad gateway", detail, cache_status)

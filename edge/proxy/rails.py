@@ -228,11 +228,11 @@ class RailService:
         except (httpx.HTTPError, TimeoutError) as exc:
             self.breaker.record_failure()
             raise OriginError(0, what) from exc
+        except BaseException:
+            self.breaker.abandon()  # cancelled: no verdict on the origin
+            raise
         self.latency.observe((time.perf_counter() - started) * 1000)
-        if resp.status_code >= 500:
-            self.breaker.record_failure()
-        else:
-            self.breaker.record_success()
+        self.breaker.record_status(resp.status_code)
         if resp.status_code != 200:
             raise OriginError(resp.status_code, what)
         try:

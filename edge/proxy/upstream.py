@@ -14,7 +14,7 @@ import httpx
 
 from edge.proxy.latency import LatencyHistogram
 
-__all__ = ["HOP_BY_HOP", "OriginUnavailable", "Upstream", "UpstreamResponse"]
+__all__ = ["HOP_BY_HOP", "BadTarget", "OriginUnavailable", "Upstream", "UpstreamResponse"]
 
 # RFC 9110 §7.6.1 connection-specific fields, never forwarded or stored.
 HOP_BY_HOP = frozenset(
@@ -35,6 +35,10 @@ HOP_BY_HOP = frozenset(
 
 class OriginUnavailable(Exception):
     """The origin could not be reached, timed out, or broke the connection."""
+
+
+class BadTarget(ValueError):
+    """The request target cannot be sent to the origin (the client's error, not the origin's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +88,16 @@ class Upstream:
         """One request; the body is read raw (content-encoding kept, so it can be stored)."""
         self.requests += 1
         request_time = self._clock()
-        request = self.client.build_request(
-            method,
-            self.base_url + path_qs,
-            headers=dict(headers),
-            content=body or None,
-            timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-        )
+        try:
+            request = self.client.build_request(
+                method,
+                self.base_url + path_qs,
+                headers=dict(headers),
+                content=body or None,
+                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise BadTarget(f"cannot forward {path_qs!r}: {exc}") from exc
         try:
             response = await self.client.send(request, stream=True)
             try:

@@ -16,6 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.httpcache import HttpCache
 from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
@@ -305,3 +306,148 @@ async def test_fifty_concurrent_cold_requests_make_one_origin_request(cache, htt
     assert all(a.body == b"slow" for a in answers)
     assert origin_hits(httpserver, "/cold") == 1
     assert cache.collapser.collapsed == 49
+
+
+def _echo(header: str, cache_control: str, vary: str | None = None, delay_s: float = 0.3):
+    """An origin handler answering with the request's own ``header`` value, slowly, so that
+    concurrent requests overlap the first one's fetch."""
+
+    def handler(request: Request) -> Response:
+        time.sleep(delay_s)
+        headers = {"Cache-Control": cache_control}
+        if vary:
+            headers["Vary"] = vary
+        return Response(f"for {request.headers.get(header, 'nobody')}", headers=headers)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("header", "values", "cache_control"),
+    [
+        ("Authorization", ["Bearer alice", "Bearer bob", None], "private, no-store"),
+        ("Authorization", ["Bearer alice", "Bearer bob"], "max-age=60"),  # RFC 9111 §3.5
+        ("Cookie", ["session=alice", "session=bob"], "no-store"),
+        ("Cookie", ["session=alice", "session=bob"], "private, max-age=60"),
+    ],
+)
+async def test_collapsed_waiters_never_get_another_requests_private_answer(
+    cache, httpserver, header, values, cache_control
+) -> None:
+    httpserver.expect_request("/acct").respond_with_handler(_echo(header, cache_control))
+    answers = await asyncio.gather(
+        *(cache.handle("GET", "/acct", {header.lower(): v} if v else {}) for v in values)
+    )
+    assert [a.body.decode() for a in answers] == [f"for {v or 'nobody'}" for v in values]
+    assert origin_hits(httpserver, "/acct") == len(values)
+    assert cache.counters.unshared == len(values) - 1
+
+
+async def test_collapsed_waiters_get_only_their_own_vary_variant(cache, httpserver) -> None:
+    handler = _echo("Accept-Language", "max-age=60", vary="Accept-Language")
+    httpserver.expect_request("/v").respond_with_handler(handler)
+    langs = ["fr", "de", "fr"]
+    answers = await asyncio.gather(*(get(cache, "/v", accept_language=lang) for lang in langs))
+    assert [a.body.decode() for a in answers] == ["for fr", "for de", "for fr"]
+    assert "collapsed" in answers[2].cache_status  # the second fr shared the first's fetch
+    assert origin_hits(httpserver, "/v") == 2
+    for lang in ("de", "fr"):  # and each stored variant is its own language's
+        again = await get(cache, "/v", accept_language=lang)
+        assert again.body.decode() == f"for {lang}" and "hit" in again.cache_status
+
+
+async def test_a_waiter_does_not_retry_an_origin_error(cache, httpserver) -> None:
+    def failing(request: Request) -> Response:
+        time.sleep(0.3)
+        return Response("boom", status=503)
+
+    httpserver.expect_request("/err").respond_with_handler(failing)
+    answers = await asyncio.gather(*(get(cache, "/err") for _ in range(10)))
+    assert answers[0].status == 503 and {a.status for a in answers[1:]} == {502}
+    assert origin_hits(httpserver, "/err") == 1
+
+
+def _breaker_cache(httpserver: HTTPServer, clock: Clock, client: httpx.AsyncClient) -> HttpCache:
+    upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=5, clock=clock)
+    return HttpCache(upstream=upstream, store=ResponseStore(), clock=clock, breaker=breaker)
+
+
+async def test_a_bad_target_is_a_400_and_does_not_hold_the_breakers_trial(
+    httpserver, clock
+) -> None:
+    serve(httpserver, "/down", {}, status=503)
+    serve(httpserver, "/fine", {"Cache-Control": "no-store"})
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        cache = _breaker_cache(httpserver, clock, client)
+        for _ in range(2):
+            await get(cache, "/down")
+        assert cache.breaker.state == "open"
+        clock.advance(6)  # half-open: one trial may go
+        bad = await get(cache, "/a\x01b")
+        assert bad.status == 400 and b"bad-target" in bad.body
+        assert (await get(cache, "/fine")).status == 200  # the trial was given back
+        assert cache.breaker.state == "closed"
+
+
+async def test_one_broken_url_does_not_open_the_breaker_for_everyone(httpserver, clock) -> None:
+    serve(httpserver, "/broken", {}, status=500)
+    serve(httpserver, "/fine", {"Cache-Control": "no-store"})
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        cache = _breaker_cache(httpserver, clock, client)
+        for _ in range(5):
+            assert (await get(cache, "/broken")).status == 500
+        assert cache.breaker.state == "closed"
+        assert (await get(cache, "/fine")).status == 200
+
+
+@pytest.fixture
+async def purgeable(httpserver: HTTPServer, clock: Clock) -> AsyncIterator[tuple[HttpCache, dict]]:
+    generations: dict[str, tuple[int, int]] = {}
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
+        yield (
+            HttpCache(
+                upstream=upstream,
+                store=ResponseStore(),
+                clock=clock,
+                generations=lambda: generations,
+            ),
+            generations,
+        )
+
+
+async def test_a_hard_purge_pulled_with_the_config_makes_a_proxied_entry_a_miss(
+    purgeable, httpserver
+) -> None:
+    cache, generations = purgeable
+    headers = {"Cache-Control": "max-age=600", "Cache-Tag": "seg:abc,route:home"}
+    serve(httpserver, "/list", headers)
+    await get(cache, "/list")
+    assert "hit" in (await get(cache, "/list")).cache_status
+    generations["seg:abc"] = (0, 1)  # a hard purge this edge only learns from its config
+    after = await get(cache, "/list")
+    assert "uri-miss" in after.cache_status and origin_hits(httpserver, "/list") == 2
+    assert "hit" in (await get(cache, "/list")).cache_status  # stored with the new generation
+
+
+async def test_a_soft_purge_of_everything_makes_untagged_entries_stale(
+    purgeable, httpserver
+) -> None:
+    cache, generations = purgeable
+    serve(httpserver, "/page", {"Cache-Control": "max-age=600, stale-while-revalidate=60"})
+    await get(cache, "/page")
+    generations["*"] = (1, 0)
+    stale = await get(cache, "/page")
+    assert "stale-while-revalidate" in stale.cache_status
+    await asyncio.gather(*cache._background)
+    assert "hit" in (await get(cache, "/page")).cache_status
+
+
+async def test_head_is_answered_from_the_stored_get(cache, httpserver) -> None:
+    serve(httpserver, "/h", {"Cache-Control": "max-age=60"}, body="twelve bytes")
+    cold = await cache.handle("HEAD", "/h", {})
+    assert cold.status == 200 and cold.body == b"twelve bytes"  # the sender drops the body
+    warm = await cache.handle("HEAD", "/h", {})
+    assert "hit" in warm.cache_status
+    assert [r.method for r, _ in httpserver.log] == ["GET"]  # filled with a GET, once
