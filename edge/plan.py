@@ -28,7 +28,7 @@ from edge.identity import Identity, resolve_identity
 from edge.request import RequestParts, device_class, pick_locale, requested_k
 from edge.settings import EdgeSettings
 
-__all__ = ["Plan", "decide", "key_generation", "with_segment_grant"]
+__all__ = ["Plan", "decide", "key_generation", "serves_route", "with_segment_grant"]
 
 RECOMMENDATIONS_PATH = "/v1/recommendations"
 SEGMENT_TOKEN_PATH = "/v1/segment-token"  # noqa: S105 (a path, not a secret)
@@ -80,6 +80,13 @@ class Plan(NamedTuple):
 
 _NONE = (0, 0)
 _ROUTE_TAGS: dict[str, str] = {}  # route slug -> its tag; routes are a small closed set
+
+
+def serves_route(config: EdgeConfig, route: str) -> bool:
+    """Whether the edge answers this rail: a route the config names (any route while the
+    config names none, as the built-in fallback does). Other rails go to the origin like any
+    path, so made-up route names cannot fill edge caches or multiply list fetches."""
+    return not config.routes or route in config.routes
 
 
 def key_generation(config: EdgeConfig, route: str) -> int:

@@ -52,7 +52,7 @@ from edge.answer import (
 )
 from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
 from edge.freshness import State, freshness
-from edge.plan import Plan, decide, with_segment_grant
+from edge.plan import Plan, decide, serves_route, with_segment_grant
 from edge.request import RequestParts, rail_route
 from edge.settings import EdgeSettings, settings_from_env
 
@@ -132,6 +132,8 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
             return await self._forward(request, settings, url.path, url.query)
         now = _now_ms()
         config = await self._config(settings, now)
+        if not serves_route(config, route):
+            return await self._forward(request, settings, url.path, url.query)
         parts = RequestParts.from_http(route, dict(request.headers.items()), url.query)
         plan = decide(parts, config, settings, now)
         if plan.segment_token_url and settings.segment_refresh_ms > 0:

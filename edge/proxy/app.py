@@ -36,6 +36,7 @@ from edge.proxy.rails import RailService
 from edge.proxy.settings import ProxySettings
 from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
+from edge.plan import serves_route
 from edge.request import rail_route
 
 __all__ = ["EdgeApp", "EdgeRuntime", "create_admin_app", "create_app"]
@@ -165,6 +166,8 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
         if runtime.config.absent:
             return False
         config = FALLBACK_CONFIG
+    if not serves_route(config, route):
+        return False
     try:
         status, out, body = await runtime.rails.answer(
             route, _headers(scope), scope["query_string"].decode("latin-1"), config

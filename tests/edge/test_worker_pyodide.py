@@ -408,3 +408,10 @@ def test_other_paths_go_to_the_origin(worker, origin: StandinOrigin) -> None:
     assert reply.status == 200
     assert reply.json == {"origin_saw": "/account/orders", "query": "page=2"}
     assert origin.stats()["counts"]["passthrough"] == 1
+
+
+def test_a_rail_the_config_does_not_name_goes_to_the_origin(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    reply = get(w, "/p13n/v1/rail/made-up", cookie=shopper_cookie(token=valid_token()))
+    assert reply.json == {"origin_saw": "/p13n/v1/rail/made-up", "query": ""}
+    assert w.call("cache")["entries"] == [] and origin.stats()["counts"].get("list", 0) == 0

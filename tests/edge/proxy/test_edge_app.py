@@ -111,3 +111,18 @@ class _PathAny(URIPattern):
 
     def match(self, uri: str) -> bool:
         return True
+
+
+async def test_a_rail_the_config_does_not_name_goes_to_the_origin(
+    origin: OriginProcess, clock: Clock
+) -> None:
+    settings = proxy_settings(origin)
+    runtime = EdgeRuntime.open(settings, clock=clock)
+    async with app_client(create_app(settings, runtime), base_url="http://shop.test") as edge:
+        cookie = shopper_cookie(new_shopper_id(), 0, clock.now)
+        keys_before = len(runtime.store)
+        for name in ("nosuch", "made-up-1", "made-up-2"):
+            r = await edge.get(f"/p13n/v1/rail/{name}", headers={"cookie": cookie})
+            assert r.status_code == 404  # the origin's answer: it has no such path
+        assert len(runtime.store) == keys_before
+        assert origin.requests_to("/v1/segments/{hseg}/list") == 0
