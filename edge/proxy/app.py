@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from cache_keys.wire import parse_edge_config
+from edge.plan import serves_route
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
@@ -36,7 +37,6 @@ from edge.proxy.rails import RailService
 from edge.proxy.settings import ProxySettings
 from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
-from edge.plan import serves_route
 from edge.request import rail_route
 
 __all__ = ["EdgeApp", "EdgeRuntime", "create_admin_app", "create_app"]
