@@ -55,6 +55,12 @@ class EdgeCollector(Collector):
             "Requests that waited on another's origin fetch",
             value=collapsed,
         )
+        yield CounterMetricFamily(
+            "p13n_edge_collapse_unshared",
+            "Collapsed requests that fetched on their own (the answer was private or another "
+            "Vary variant)",
+            value=self.http.counters.unshared,
+        )
         background = CounterMetricFamily(
             "p13n_edge_background_revalidations",
             "Background revalidations of stale entries started (one per stale key at a time)",

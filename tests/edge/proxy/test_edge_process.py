@@ -97,6 +97,7 @@ def test_wire_headers_metrics_and_a_clean_stop(edge_process: EdgeProcess) -> Non
     assert metric(text, "p13n_edge_cache_bytes") > 0
     assert metric(text, "p13n_edge_origin_latency_ms_count", kind="rail") >= 1
     assert metric(text, "p13n_edge_background_revalidations_total", kind="rail") == 0
+    assert metric(text, "p13n_edge_collapse_unshared_total") == 0
     health = httpx.get(edge_process.admin + "/healthz", timeout=5).json()
     assert health["status"] == "ok" and health["config_etag"]
 
