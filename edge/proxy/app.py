@@ -44,6 +44,7 @@ __all__ = ["EdgeApp", "EdgeRuntime", "create_admin_app", "create_app"]
 log = logging.getLogger("p13n.edge")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+HELLO_PATH = "/__bench/hello"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -125,28 +126,25 @@ class EdgeRuntime:
         return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges)
 
 
-class _Edge:
-    """The catch-all endpoint for proxied content (and rails when personalization is off)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime: EdgeRuntime = scope["app"].state.edge
-        headers = _headers(scope)
-        # The path as the client sent it (percent-encodings kept): the decoded one would turn
-        # %3F into a query, %23 into a fragment and %2F into a separator on the way to the
-        # origin, and share cache entries between different resources.
-        raw = scope.get("raw_path")
-        path = raw.decode("latin-1") if raw else quote(scope["path"], safe=_PATH_SAFE)
-        query = scope["query_string"].decode("latin-1")
-        body = await _read_body(receive)
-        if body is None:
-            detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-            await _send_problem(send, 413, "payload-too-large", "Payload too large", detail)
-            return
-        target = path + (f"?{query}" if query else "")
-        method = scope["method"]
-        proxied = await runtime.http.handle(method, target, headers, body)
-        head = method == "HEAD"
-        await _send(send, proxied.status, proxied.with_headers(), proxied.body, head=head)
+async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Send) -> None:
+    """Everything but answered rails: through the shared HTTP cache to the origin."""
+    headers = _headers(scope)
+    # The path as the client sent it (percent-encodings kept): the decoded one would turn
+    # %3F into a query, %23 into a fragment and %2F into a separator on the way to the
+    # origin, and share cache entries between different resources.
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(scope["path"], safe=_PATH_SAFE)
+    query = scope["query_string"].decode("latin-1")
+    body = await _read_body(receive)
+    if body is None:
+        detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+        await _send_problem(send, 413, "payload-too-large", "Payload too large", detail)
+        return
+    target = path + (f"?{query}" if query else "")
+    method = scope["method"]
+    proxied = await runtime.http.handle(method, target, headers, body)
+    head = method == "HEAD"
+    await _send(send, proxied.status, proxied.with_headers(), proxied.body, head=head)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -245,18 +243,36 @@ async def _send(
 
 
 class EdgeApp(Starlette):
-    """The edge's Starlette app. Rail requests (``GET /p13n/v1/rail/{route}``) are the hot
-    path: they go straight to the decision core, skipping routing and the middleware stack
-    (the core never raises to it, and failures are answered as problem+json here)."""
+    """The edge's Starlette app (lifespan, state). Every HTTP request is dispatched here
+    without Starlette's router and middleware: rail requests (``GET /p13n/v1/rail/{route}``,
+    the hot path) to the decision core, everything else to the shared cache, whatever its
+    path looks like (a router would 404 paths it cannot match, such as an encoded newline).
+    Failures are answered as problem+json here and logged without request data. Only the
+    benchmark's hello route, when enabled, goes through Starlette's routing."""
+
+    hello_path: str | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+        if scope["type"] != "http" or scope["path"] == self.hello_path:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        runtime: EdgeRuntime = self.state.edge
+        method = scope["method"]
+        if method in ("GET", "HEAD"):
             route = rail_route(scope["path"])
-            if route is not None:
-                scope["app"] = self
-                if await _answer_rail(self.state.edge, route, scope, send):
-                    return
-        await super().__call__(scope, receive, send)
+            if route is not None and await _answer_rail(runtime, route, scope, send):
+                return
+        if method not in METHODS:
+            detail = f"the edge forwards {', '.join(METHODS)}"
+            await _send_problem(send, 405, "method-not-allowed", "Method not allowed", detail)
+            return
+        try:
+            await _proxy(runtime, scope, receive, send)
+        except Exception:  # never a bare traceback to a client; the log has it
+            log.exception("proxied request failed")
+            detail = "unexpected error; see the edge's log"
+            await _send_problem(send, 500, "internal", "Internal error", detail)
 
 
 def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> EdgeApp:
@@ -272,10 +288,11 @@ def create_app(settings: ProxySettings, runtime: EdgeRuntime | None = None) -> E
         finally:
             await rt.close()
 
-    routes = [Route("/{path:path}", _Edge(), methods=METHODS)]
+    app = EdgeApp(lifespan=lifespan)
     if settings.bench_hello:
-        routes.insert(0, Route("/__bench/hello", _hello, methods=["GET"]))
-    return EdgeApp(routes=routes, lifespan=lifespan)
+        app.hello_path = HELLO_PATH
+        app.router.routes.append(Route(HELLO_PATH, _hello, methods=["GET"]))
+    return app
 
 
 async def _hello(request: Request) -> Response:

@@ -126,3 +126,28 @@ async def test_a_rail_the_config_does_not_name_goes_to_the_origin(
             assert r.status_code == 404  # the origin's answer: it has no such path
         assert len(runtime.store) == keys_before
         assert origin.requests_to("/v1/segments/{hseg}/list") == 0
+
+
+async def test_any_path_is_proxied_and_unknown_methods_are_refused(plain_edge, httpserver) -> None:
+    seen: list[str] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(_raw_uri(request))
+        return Response("ok", headers={"Cache-Control": "no-store"})
+
+    httpserver.expect_request(_PathAny()).respond_with_handler(handler)
+    assert (await plain_edge.get("/a%0d%0ab")).status_code == 200  # no router to miss it
+    assert seen == ["/a%0D%0Ab"]  # normalized case, still encoded
+    trace = await plain_edge.request("TRACE", "/a")
+    assert trace.status_code == 405
+    assert trace.headers["content-type"] == "application/problem+json"
+    assert len(seen) == 1
+
+
+async def test_the_bench_hello_route_is_a_plain_starlette_route(httpserver) -> None:
+    httpserver.expect_request("/v1/edge/config").respond_with_data("", status=404)
+    origin_url = httpserver.url_for("").rstrip("/")
+    settings = ProxySettings(core=None, origin_url=origin_url, heartbeat_s=0, bench_hello=True)
+    async with app_client(create_app(settings), base_url="http://shop.test") as edge:
+        assert (await edge.get("/__bench/hello")).text == "hello, world"
+        assert (await edge.post("/__bench/hello")).status_code == 405  # Starlette's own
