@@ -4,10 +4,13 @@
   masked (out-of-stock) items removed, an ETag (304 on If-None-Match), ``CDN-Cache-Control``
   with stale-while-revalidate and stale-if-error, and ``Cache-Tag`` (seg, route, exp and the
   sku tags of its items). An hseg the registry does not know is a 404, never computed.
-- ``GET /v1/edge/config``: ``cache_keys.wire.edge_config_to_json`` of the snapshot, ETag'd.
-- ``POST /v1/edge/heartbeat``: an edge reports its config ETag, applied generations and
-  hit/stale/miss counts; stored in ``Keys.edges`` for invalidation status, and its counts
-  appended to ``Keys.edge_history`` for the console's hit-ratio chart.
+- ``GET /v1/edge/config``: ``cache_keys.wire.edge_config_to_json`` of the snapshot, ETag'd,
+  with the snapshot's config revision in ``P13n-Config-Revision`` (on 304s too).
+- ``POST /v1/edge/heartbeat``: an edge reports its config ETag, the revision of the newest
+  config it pulled, the ids of the purges pushed to it (the last 50) and hit/stale/miss
+  counts: bounded however many tags were ever purged. Stored in ``Keys.edges`` for
+  invalidation status, and its counts appended to ``Keys.edge_history`` for the console's
+  hit-ratio chart. Older edges' per-tag ``generations`` are still accepted.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = ["routes"]
 
 LIST_POLICY = DEFAULT_ROUTES["home"]
 MAX_HEARTBEAT_BYTES = 16 * 1024
+REVISION_HEADER = "P13n-Config-Revision"
 
 
 def _etag_matches(request: Request, etag: str) -> bool:
@@ -140,11 +144,15 @@ async def config(request: Request) -> Response:
     etag, doc = edge_config(snap, max_age_s=max_age, now_ms=int(state.clock() * 1000))
     headers = _cache_headers(etag, max_age, 60, 86400)
     headers["ETag"] = f'W/"{etag}"'  # generated_at_ms differs between equivalent bodies
+    headers[REVISION_HEADER] = str(snap.revision)
     if _etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
 
 
+HEARTBEAT_FIELDS = frozenset(
+    {"edge_id", "config_etag", "config_revision", "generations", "counts", "applied_purges"}
+)
 # Answer tiers an edge reports (RFC 9211 terms plus the edge's own fallbacks).
 HEARTBEAT_TIERS = frozenset({"hit", "stale", "miss", "origin", "default", "error"})
 
@@ -165,6 +173,12 @@ def _purge_ids(value: Any) -> list[str]:
     if not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value):
         raise BadRequest("applied_purges must hold invalidation ids", field="applied_purges")
     return list(value)
+
+
+def _revision(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadRequest("config_revision must be a non-negative integer", field="config_revision")
+    return value
 
 
 def _gens(value: Any) -> dict[str, list[int]]:
@@ -189,7 +203,7 @@ async def heartbeat(request: Request) -> Response:
     doc, _ = await read_json(request, MAX_HEARTBEAT_BYTES)
     if not isinstance(doc, dict):
         raise BadRequest("body must be a JSON object", field="$")
-    unknown = set(doc) - {"edge_id", "config_etag", "generations", "counts", "applied_purges"}
+    unknown = set(doc) - HEARTBEAT_FIELDS
     if unknown:
         raise BadRequest(f"unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
     edge_id, etag = doc.get("edge_id"), doc.get("config_etag", "")
@@ -200,6 +214,7 @@ async def heartbeat(request: Request) -> Response:
     record = {
         "edge_id": edge_id,
         "config_etag": etag,
+        "config_revision": _revision(doc.get("config_revision", 0)),
         "generations": _gens(doc.get("generations", {})),
         "counts": _counts(doc.get("counts", {})),
         "applied_purges": _purge_ids(doc.get("applied_purges", [])),

@@ -113,7 +113,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=(),
     ),
     ("/v1/edge/heartbeat", "post"): _op(
-        "An edge reports config ETag, applied generations and hit/stale/miss counts",
+        "An edge reports config ETag and revision, applied purge ids and hit/stale/miss counts",
         "edges",
         body=_JSON,
         ok="204",

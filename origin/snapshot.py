@@ -96,6 +96,9 @@ class Snapshot:
     popular: SegmentList | None = None
     loaded_at_s: float = 0.0
     popular_view: ListView = field(default_factory=ListView)
+    # ``Keys.config_version`` as read before the generations: an edge that pulled a config
+    # of revision >= r holds every generation bump committed before the bump to r.
+    revision: int = 0
 
     @property
     def loaded(self) -> bool:
@@ -117,13 +120,14 @@ async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
     """Load a snapshot in one pipelined round trip (raises ``StoreUnavailable``)."""
 
     def build(p: Any) -> None:
+        p.get(keys.config_version)  # first: the generations read after it include its bumps
         p.hgetall(keys.experiments)
         p.hgetall(keys.list_registry)
         p.hgetall(keys.generations)
         p.zrevrange(keys.item_mask, 0, MAX_MASK - 1)
         p.get(keys.popular_list)
 
-    exps, registry, gens, mask, raw_popular = await store.pipeline("snapshot", build)
+    version, exps, registry, gens, mask, raw_popular = await store.pipeline("snapshot", build)
     popular = _popular(raw_popular)
     return Snapshot(
         experiments=_experiments(exps),
@@ -133,6 +137,7 @@ async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
         popular=popular,
         loaded_at_s=now_s,
         popular_view=ListView.of(popular, POPULAR_TAKE),
+        revision=int(version) if version and version.isdigit() else 0,
     )
 
 

@@ -72,9 +72,11 @@ reads them and writes admin state)::
                      out of stock, removed when the catalog restocks the sku
     inv              invalidation id -> JSON {id, tags, mode, reason, who, created_ms,
                      generations: {tag: [soft, hard]}, mask_add, pushed_to_subscribers,
-                     cloudflare: {status, calls, detail, retry_after_s, errors}}
-    edges            edge id -> JSON heartbeat {edge_id, config_etag, generations:
-                     {tag: [soft, hard]}, counts: {hit, stale, miss}, received_ms}
+                     cloudflare: {status, calls, detail, retry_after_s, errors},
+                     revision (the config version it bumped)}
+    edges            edge id -> JSON heartbeat {edge_id, config_etag, config_revision,
+                     applied_purges: [id], generations: {tag: [soft, hard]} (older edges),
+                     counts: {hit, stale, miss}, received_ms}
     edgehist entries edge (edge id), ms (received), counts (JSON of the heartbeat's
                      cumulative counts); the console charts hit ratio and freshness from
                      the differences between an edge's consecutive entries

@@ -32,7 +32,7 @@ from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
 from edge.proxy.httpcache import PROBLEM_TYPE_BASE, HttpCache
 from edge.proxy.metrics import EdgeCollector, render
-from edge.proxy.purges import PurgeStats, subscribe_purges
+from edge.proxy.purges import PurgeStats, refresh_config, subscribe_purges
 from edge.proxy.rails import RailService
 from edge.proxy.settings import ProxySettings
 from edge.proxy.store import ResponseStore
@@ -92,10 +92,12 @@ class EdgeRuntime:
         return cls(settings, client, store, holder, http, rails)
 
     async def start(self) -> None:
-        """Load the config and start the purge subscriber and the heartbeat."""
+        """Load the config and start the config refresher, the purge subscriber and the
+        heartbeat."""
         await self.config.load()
         loop = asyncio.get_running_loop()
         s = self.settings
+        self.tasks.append(loop.create_task(refresh_config(self.config, self.store, self.stopping)))
         if s.redis_url:
             self.tasks.append(
                 loop.create_task(

@@ -1,10 +1,17 @@
 """Heartbeats: every few seconds the edge tells the origin what it has applied and served,
-so the origin can say an invalidation is applied by n of m live edges."""
+so the origin can say an invalidation is applied by n of m live edges.
+
+A heartbeat is bounded however many tags were ever purged: the edge's id, its config ETag,
+the revision of the newest config it pulled (``config_revision``: it holds every generation
+up to it), the ids of the last ``MAX_PURGE_IDS`` purges pushed to it, and answer counts.
+Never per-tag generations (one 1000-tag purge alone would pass the origin's 16 KB limit).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -13,37 +20,64 @@ import httpx
 if TYPE_CHECKING:
     from edge.proxy.app import EdgeRuntime
 
-__all__ = ["HEARTBEAT_PATH", "heartbeat_doc", "send_heartbeats"]
+__all__ = ["HEARTBEAT_PATH", "MAX_PURGE_IDS", "HeartbeatLog", "heartbeat_doc", "send_heartbeats"]
 
+log = logging.getLogger("p13n.edge.heartbeat")
 HEARTBEAT_PATH = "/v1/edge/heartbeat"
+MAX_PURGE_IDS = 50  # ids are at most 64 characters: about 3.5 KB at most
 
 
 def heartbeat_doc(rt: EdgeRuntime, now_ms: int) -> dict[str, Any]:
-    """The heartbeat body: identity, config, applied generations and purges, counts."""
-    cfg = rt.config.config
+    """The heartbeat body: identity, config, applied purges, counts."""
     h = rt.http.counters
     counts = {"hit": h.hit, "stale": h.stale, "miss": h.miss + h.revalidated, "error": h.error}
     if rt.rails is not None:
         for tier, n in rt.rails.counters.as_dict().items():
             counts[tier] = counts.get(tier, 0) + n
-    return {
+    doc: dict[str, Any] = {
         "edge_id": rt.settings.edge_id,
         "config_etag": rt.config.etag,
-        "generations": {t: list(g) for t, g in cfg.generations.items()} if cfg else {},
-        "applied_purges": rt.config.applied_purges[-50:],
+        "applied_purges": rt.config.applied_purges[-MAX_PURGE_IDS:],
         "counts": counts,
     }
+    if rt.config.revision is not None:  # an older origin sends none, and accepts none
+        doc["config_revision"] = rt.config.revision
+    return doc
+
+
+class HeartbeatLog:
+    """Logs a refused or failed heartbeat once per change of outcome, not once per beat."""
+
+    def __init__(self) -> None:
+        self.outcome = "ok"
+
+    def note(self, outcome: str) -> None:
+        if outcome == self.outcome:
+            return
+        if outcome == "ok":
+            log.info("heartbeats accepted again (after %s)", self.outcome)
+        else:
+            log.warning("heartbeat not accepted by the origin: %s", outcome)
+        self.outcome = outcome
 
 
 async def send_heartbeats(rt: EdgeRuntime) -> None:
-    """Run until cancelled; a failed heartbeat is simply retried at the next tick."""
+    """Run until ``rt.stopping`` is set; a failed heartbeat is retried at the next tick.
+
+    The event, not only cancellation, ends the loop: httpx can swallow a cancellation.
+    """
     url = rt.settings.origin_url + HEARTBEAT_PATH
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            await rt.client.post(
+    outcomes = HeartbeatLog()
+    while not rt.stopping.is_set():
+        try:
+            resp = await rt.client.post(
                 url,
                 json=heartbeat_doc(rt, int(time.time() * 1000)),
                 headers=rt.settings.origin_auth_headers(),
                 timeout=2,
             )
-        await asyncio.sleep(rt.settings.heartbeat_s)
+            outcomes.note("ok" if resp.is_success else f"HTTP {resp.status_code}")
+        except httpx.HTTPError as exc:
+            outcomes.note(f"unreachable ({type(exc).__name__})")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.stopping.wait(), rt.settings.heartbeat_s)

@@ -2,8 +2,13 @@
 
 Each message (``cache_keys.wire.PurgeMessage``) raises the held config's generations and
 extends its item mask at once, so every decision after it sees the purge; stored proxied
-responses carrying a purged tag are dropped (hard) or made stale (soft). A message missed
-while disconnected is caught up by the generations pulled with the next edge config.
+responses carrying a purged tag are dropped (hard) or made stale (soft); a purge of ``*``
+drops (hard) or makes stale (soft) every stored response, tagged or not.
+
+A message missed while disconnected is caught up by the generations pulled with the edge
+config (``catch_up``): right after every (re)subscription, and every config max-age by
+``refresh_config`` whatever the traffic. Tags whose generations a pulled config raised are
+purged from the stored proxied responses as a pushed message would have.
 
 On Redis Cluster (``redis+cluster://h1:p1,h2:p2`` or ``?cluster=1``) a PUBLISH reaches every
 node over the cluster bus, so a plain subscription on any one node hears every purge; the
@@ -27,7 +32,14 @@ from cache_keys.wire import ALL_TAG, PurgeMessage, decode_purge
 from edge.proxy.config import ConfigHolder
 from edge.proxy.store import ResponseStore
 
-__all__ = ["PurgeStats", "apply_purge", "node_urls", "subscribe_purges"]
+__all__ = [
+    "PurgeStats",
+    "apply_purge",
+    "catch_up",
+    "node_urls",
+    "refresh_config",
+    "subscribe_purges",
+]
 
 log = logging.getLogger("p13n.edge.purges")
 RECONNECT_MAX_S = 5.0
@@ -73,9 +85,63 @@ def apply_purge(msg: PurgeMessage, config: ConfigHolder, store: ResponseStore) -
         else:
             store.drop_tagged(msg.tags)
     elif ALL_TAG in msg.tags:
-        store.expire_tagged({t for _, v in store.entries() for t in v.tags})
+        store.expire_all()
     else:
         store.expire_tagged(msg.tags)
+
+
+def _raised(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> tuple[set[str], set[str]]:
+    """Tags whose soft and hard generations rose from ``before`` to ``after``."""
+    soft, hard = set(), set()
+    for t, (s, h) in after.items():
+        was = before.get(t, (0, 0))
+        if h > was[1]:
+            hard.add(t)
+        elif s > was[0]:
+            soft.add(t)
+    return soft, hard
+
+
+async def catch_up(config: ConfigHolder, store: ResponseStore) -> None:
+    """Pull the edge config now and purge stored responses of the tags it raised; never
+    raises (a failed pull keeps the held config and is retried when due)."""
+    try:
+        await _catch_up(config, store)
+    except Exception:  # the subscriber and the refresher must outlive any bug here
+        log.exception("config catch-up failed")
+
+
+async def _catch_up(config: ConfigHolder, store: ResponseStore) -> None:
+    before = config.config.generations if config.config else None
+    await config.load()
+    if config.config is None or before is None:
+        return  # nothing to compare with: rail entries check generations on every use
+    soft, hard = _raised(before, config.config.generations)
+    if ALL_TAG in hard:
+        store.clear()
+    elif hard:
+        store.drop_tagged(hard)
+    if ALL_TAG in soft:
+        store.expire_all()
+    elif soft:
+        store.expire_tagged(soft)
+
+
+async def refresh_config(config: ConfigHolder, store: ResponseStore, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set: catch up whenever the config is due (its max-age, a cached
+    404's TTL, or a failure's backoff), with or without rail traffic.
+
+    The stop event, not only cancellation, ends the loop: httpx can swallow a cancellation.
+    """
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(config.refresh_in(), 0.05))
+        if stop.is_set():
+            return
+        if config.refresh_in() == 0:
+            await catch_up(config, store)
 
 
 async def subscribe_purges(
@@ -101,6 +167,7 @@ async def subscribe_purges(
         try:
             await pubsub.subscribe(channel)
             stats.connected, backoff = True, 0.1
+            await catch_up(config, store)  # what was published while nobody listened
             while not stop.is_set():
                 message = await pubsub.get_message(timeout=0.5)
                 if message is None or message.get("type") != "message":

@@ -160,3 +160,11 @@ class ResponseStore:
             elif len(kept) != len(variants):
                 self._lru[primary] = kept
         return removed
+
+    def expire_all(self) -> int:
+        """Make every variant stale now, tagged or not (a soft purge of ``*``)."""
+        expired = 0
+        for _, variant in self.entries():
+            variant.lifetime = 0.0
+            expired += 1
+        return expired

@@ -10,7 +10,10 @@
    Worker marks entries stale when their generations fall behind the config's.
 
 ``GET /v1/admin/invalidations/{id}`` reports the record and how many live edges (by their
-heartbeats) have applied its generations.
+heartbeats) have applied it: an edge has when the purge was pushed to it (its id is among the
+heartbeat's ``applied_purges``) or when it pulled a config of the invalidation's ``revision``
+or newer (``config_revision``; the revision is the config version the invalidation bumped,
+and a config of that revision carries its generations). Older edges report generations.
 """
 
 from __future__ import annotations
@@ -135,7 +138,10 @@ async def invalidate(
         )
         p.incr(keys.config_version)
 
-    await state.store.pipeline("invalidate", build, transaction=True, budget_s=ADMIN_BUDGET_S)
+    done = await state.store.pipeline(
+        "invalidate", build, transaction=True, budget_s=ADMIN_BUDGET_S
+    )
+    record["revision"] = int(done[-1])  # the INCR of the config version, queued last
     # Published after EXEC, not inside it: a cluster forbids PUBLISH in a MULTI block (the
     # channel has no slot). Edges also pull generations with their config, so a publish
     # lost between the two steps only delays a purge by the config's max-age.
@@ -187,9 +193,14 @@ async def create(request: Request) -> Response:
     )
 
 
-def _applied(edge: dict[str, Any], gens: dict[str, list[int]]) -> bool:
-    seen = edge.get("generations", {})
-    for t, (soft, hard) in gens.items():
+def _applied(edge: dict[str, Any], record: dict[str, Any]) -> bool:
+    if record["id"] in edge.get("applied_purges", ()):
+        return True  # pushed to the edge and applied
+    revision = record.get("revision")
+    if revision is not None and edge.get("config_revision", 0) >= revision:
+        return True  # caught up by a pulled config that carries its generations
+    seen = edge.get("generations", {})  # edges that report every generation they hold
+    for t, (soft, hard) in record["generations"].items():
         have = seen.get(t, [0, 0])
         if have[0] < soft or have[1] < hard:
             return False
@@ -205,7 +216,7 @@ def edge_status(
         for e in (orjson.loads(v) for v in edges.values())
         if now - e.get("received_ms", 0) <= live_ms
     ]
-    applied = sorted(e["edge_id"] for e in live if _applied(e, record["generations"]))
+    applied = sorted(e["edge_id"] for e in live if _applied(e, record))
     pending = sorted(e["edge_id"] for e in live if e["edge_id"] not in applied)
     return {"live": len(live), "applied": len(applied), "pending": pending}
 
