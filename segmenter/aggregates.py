@@ -167,11 +167,11 @@ def _dispose(
     if ev is None:
         fx.dead.append((entry, entry.rejection or Rejection("$", "undecodable")))
         return "dead"
+    if ev.user in tombstoned:  # first: an erased shopper's events are not even dead-lettered
+        return "erased"
     if ev.ts > entry.key[0] + p.max_clock_skew_ms:
         fx.dead.append((entry, Rejection("ts", "in the future beyond the allowed clock skew")))
         return "dead"
-    if ev.user in tombstoned:
-        return "erased"
     fx.archive.append(entry)
     day_key = (ev.ts // DAY_MS, ev.event_id)
     if day_key in st.seen:

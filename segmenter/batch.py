@@ -6,6 +6,7 @@ The order of the writes is what makes effects exactly-once without cross-slot tr
     dead        idempotent per source entry
     shoppers    compare-and-set on each shopper's last applied stream id
     commit      partition aggregates + offset + XACK, fenced, atomic: the commit point
+    erasures    shoppers tombstoned while the batch ran: what it wrote of them is removed
 
 On a single Redis the store may do shoppers and commit as one atomic script (``Store``'s
 batched writes); the order above is what holds on Redis Cluster.
@@ -23,11 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from segmenter import aggregates, features
 from segmenter.aggregates import Entry, PartitionEffects, PartitionParams, parse_id
 from segmenter.archive import ArchiveWriter
+from segmenter.erasure import erase_after_batch
 from segmenter.features import FeatureParams, ShopperState
-from segmenter.store import Lease, Loaded, Store
+from segmenter.store import Lease, Loaded, Store, StoreUnavailable
 
 __all__ = ["Applier", "BatchResult", "Operators"]
 
@@ -107,6 +111,23 @@ class Applier:
         while len(cache) > self.cache_size:
             cache.popitem(last=False)
 
+    async def _undo_racing_erasures(
+        self,
+        partition: int,
+        writes: Sequence[tuple[str, str, list[Any], ShopperState]],
+        fx: PartitionEffects,
+    ) -> None:
+        """Shoppers erased after this batch was loaded: remove what it wrote of them."""
+        users = [w[0] for w in writes] + [e.event.user for e in fx.archive if e.event]
+        erased = await self.store.erased(users)
+        for user in erased:
+            self.cache.get(partition, OrderedDict()).pop(user, None)
+            root = self.archive.root if self.archive is not None else None
+            try:
+                await erase_after_batch(self.store.r, self.store.keys, user, partition, root)
+            except (RedisError, OSError) as exc:
+                raise StoreUnavailable(f"erasure repair: {type(exc).__name__}") from exc
+
     async def apply(self, lease: Lease, entries: Sequence[Entry]) -> BatchResult:
         """Apply ``entries`` (in stream order) under ``lease``; retried on shopper conflicts."""
         started = self.clock()
@@ -128,5 +149,6 @@ class Applier:
                 self.forget(lease.partition)
                 continue
             self._remember(lease.partition, writes)
+            await self._undo_racing_erasures(lease.partition, writes, fx)
             return BatchResult(status, fx, self.clock() - started)
         return BatchResult("CONFLICT")

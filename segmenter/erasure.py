@@ -1,10 +1,18 @@
-"""Right to erasure, for what the segmenter keeps: the archive, the DLQ, partition state.
+"""Right to erasure, for what the segmenter keeps: the archive, the DLQ, the partition
+stream, partition state.
 
 The origin's erasure handler writes the tombstone (``tomb``) and deletes the shopper's keys,
 then calls ``erase_from_dlq_and_archive``. From the tombstone on, the processor drops the
-shopper's events (never archived again), and ``replay`` skips them; this function removes
-what was recorded before: archived lines (files rewritten atomically), dead letters naming
-the shopper, and the shopper's entries in the partition's session and exposure state.
+shopper's events (never archived or dead-lettered again), and ``replay`` skips them; this
+function removes what was recorded before: archived lines (files rewritten atomically), dead
+letters naming the shopper, the shopper's raw events still in the partition stream, and the
+shopper's entries in the partition's session and exposure state.
+
+A batch the processor had loaded before the tombstone may still write the shopper after the
+erasure ran. So after every batch the processor asks which of its shoppers are tombstoned
+now and, for those, runs ``erase_after_batch`` (keys, archive lines, partition state): the
+tombstone is written before the keys are deleted, so any write landing after the deletion
+is seen by that check.
 """
 
 from __future__ import annotations
@@ -16,10 +24,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from segmenter import event
 from segmenter.archive import rewrite_without
 from segmenter.schema import DEFAULT_PARTITIONS, Keys, partition_of
 
-__all__ = ["ErasureReport", "erase_from_dlq_and_archive"]
+__all__ = ["ErasureReport", "erase_after_batch", "erase_from_dlq_and_archive"]
 
 _SCAN = 1000
 
@@ -29,6 +38,7 @@ class ErasureReport:
     archive_lines: int
     dead_letters: int
     partition_fields: int
+    stream_entries: int = 0
 
 
 async def _erase_dlq(r: aioredis.Redis, keys: Keys, sid: str) -> int:
@@ -43,6 +53,28 @@ async def _erase_dlq(r: aioredis.Redis, keys: Keys, sid: str) -> int:
             return removed
         last = page[-1][0].decode()
         start = "(" + last
+
+
+async def _erase_stream(r: aioredis.Redis, keys: Keys, sid: str, partition: int) -> int:
+    """Delete the shopper's entries from the partition stream (processed or not): those that
+    decode to the shopper's events, and undecodable ones that carry the id anyway."""
+    stream, needle = keys.stream(partition), sid.encode()
+    removed, start = 0, "-"
+    while True:
+        page: Any = await r.xrange(stream, min=start, max="+", count=_SCAN)
+        hits = []
+        for eid, fields in page:
+            raw = (fields or {}).get(b"e", b"")
+            if needle not in raw:
+                continue
+            decoded = event.decode(raw)
+            if isinstance(decoded, event.Rejection) or decoded.user == sid:
+                hits.append(eid)
+        if hits:
+            removed += int(await r.xdel(stream, *hits))
+        if len(page) < _SCAN:
+            return removed
+        start = "(" + page[-1][0].decode()
 
 
 async def _erase_partition(r: aioredis.Redis, keys: Keys, sid: str, partition: int) -> int:
@@ -75,4 +107,16 @@ async def erase_from_dlq_and_archive(
     lines = await asyncio.to_thread(rewrite_without, root, p, sid) if root.exists() else 0
     dead = await _erase_dlq(redis, keys, sid)
     fields = await _erase_partition(redis, keys, sid, p)
-    return ErasureReport(lines, dead, fields)
+    entries = await _erase_stream(redis, keys, sid, p)
+    return ErasureReport(lines, dead, fields, entries)
+
+
+async def erase_after_batch(
+    redis: aioredis.Redis, keys: Keys, sid: str, partition: int, archive_root: Path | None
+) -> None:
+    """Undo what a batch wrote for a shopper erased while it ran: the shopper's keys, the
+    lines it archived, and its partition state. Raises ``redis`` and OS errors unchanged."""
+    await redis.delete(*keys.shopper_keys(sid))
+    if archive_root is not None and archive_root.exists():
+        await asyncio.to_thread(rewrite_without, archive_root, partition, sid)
+    await _erase_partition(redis, keys, sid, partition)

@@ -129,7 +129,9 @@ def _check_shape(doc: Any) -> Mapping[str, Any]:
         raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {VERSION}")
     if not FIELDS.issuperset(doc):
         unknown = [k for k in doc if k not in FIELDS]
-        raise _Invalid(str(unknown[0])[:64], "unknown field")
+        # The name goes into the reason, not the field: fields become metric labels, and a
+        # client's made-up key (an e-mail address, 200 kB of text) must not.
+        raise _Invalid("$", f"unknown field {str(unknown[0])[:64]!r}")
     if not _REQUIRED_SET.issubset(doc):
         name = next(n for n in REQUIRED if n not in doc)
         raise _Invalid(name, "is required")

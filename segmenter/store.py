@@ -22,6 +22,7 @@ Redis errors leave this module as ``StoreUnavailable`` (``raise … from``).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,17 @@ ShopperWrite = tuple[str, str, list[Any]]
 
 class StoreUnavailable(RuntimeError):
     """Redis did not answer; the batch was not committed and will be retried."""
+
+
+_PIPELINE_ERROR = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+_SHOPPER_SLOT = re.compile(r"\{u:[^}]*\}")
+
+
+def redis_reason(exc: BaseException) -> str:
+    """What went wrong, fit for a log line: redis-py puts a failed pipeline command with its
+    keys (shopper ids among them) in the message; only Redis's own reason is kept."""
+    text = _PIPELINE_ERROR.sub("", str(exc))
+    return _SHOPPER_SLOT.sub("{u:…}", text)[:200]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +183,7 @@ class Store:
                     await self.r.script_load(src)
                 return await fn()
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {redis_reason(exc)}") from exc
 
     def _eval(self, target: Any, name: str, keys: Sequence[str], *args: Any) -> Any:
         # execute_command, not .evalsha(): redis-py blocks the evalsha method in cluster
@@ -224,6 +236,15 @@ class Store:
             return list(await pipe.execute())
 
         return q.parse(iter(await self._run(go)), one_read=not self.per_slot)
+
+    async def erased(self, users: Sequence[str]) -> list[str]:
+        """The shoppers among ``users`` that have an erasure tombstone now."""
+        wanted = sorted(set(users))
+        if not wanted:
+            return []
+        digests = [tombstone_digest(u) for u in wanted]
+        marks = await self._run(lambda: self.r.hmget(self.keys.tombstones, digests))
+        return [u for u, mark in zip(wanted, marks, strict=True) if mark is not None]
 
     # -- writes -------------------------------------------------------------------------
     async def write(self, lease: Lease, expected_offset: str, st: PartitionState,

@@ -2,8 +2,9 @@
 
 Deletes every key of the shopper (``Keys.shopper_keys``), records a tombstone
 (``tombstone_digest``: the archive, the DLQ and any replay skip tombstoned shoppers), and
-erases the shopper from the event archive, the dead letters and the partition state through
-the segmenter (``segmenter.erasure``). The answer says what was removed.
+erases the shopper from the event archive, the dead letters, the partition stream (raw
+events not yet trimmed) and the partition state through the segmenter
+(``segmenter.erasure``). The answer says what was removed.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ async def erase_archive(state: AppState, sid: str) -> dict[str, int]:
         "archive_lines": report.archive_lines,
         "dlq_entries": report.dead_letters,
         "partition_fields": report.partition_fields,
+        "stream_entries": report.stream_entries,
     }
 
 
@@ -85,7 +87,11 @@ async def erase(request: Request) -> Response:
     doc = {
         "erased": True,
         "tombstone": digest,
-        "removed": {"keys": removed, "dlq_entries": elsewhere["dlq_entries"]},
+        "removed": {
+            "keys": removed,
+            "dlq_entries": elsewhere["dlq_entries"],
+            "stream_entries": elsewhere["stream_entries"],
+        },
         "archive": {"lines": elsewhere["archive_lines"]},
         "partition_fields": elsewhere["partition_fields"],
     }

@@ -75,10 +75,12 @@ async def test_batch_answers_per_event_and_dead_letters_the_bad_ones(
     assert 'p13n_origin_events_total{outcome="rejected"} 6.0' in metrics
     assert 'p13n_origin_events_rejected_total{field="qty"} 1.0' in metrics
     fields = [x.get("field") for x in body["results"]]
-    assert fields == [None, "qty", "v", "item", "ts", "extra", "type", None]
+    assert fields == [None, "qty", "v", "item", "ts", "$", "type", None]
+    # An unknown field is named in the reason, never in the field (a metric label).
+    assert body["results"][5]["reason"] == "$: unknown field 'extra'"
     assert len(entries(redis_client)) == 2
     dead = [f for _, f in redis_client.xrange(KEYS.dlq)]
-    assert [d[b"field"].decode() for d in dead] == ["qty", "v", "item", "ts", "extra", "type"]
+    assert [d[b"field"].decode() for d in dead] == ["qty", "v", "item", "ts", "$", "type"]
     assert all(d[b"source"] == b"collector" and d[b"raw"].startswith(b"{") for d in dead)
     assert dead[0][b"user"] == b"u2"
 

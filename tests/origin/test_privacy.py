@@ -8,6 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from segmenter import event
+from segmenter.event import Event
 from segmenter.schema import partition_of, tombstone_digest
 from tests.origin import data
 from tests.origin.data import ADMIN, MERCH, bearer, sid
@@ -41,10 +43,20 @@ async def test_erasure_removes_features_dlq_entries_and_records_a_tombstone(
     for user in (victim, other, victim):
         redis_client.xadd(data.KEYS.dlq, {"reason": "bad", "raw": b"{}", "user": user})
     redis_client.xadd(data.KEYS.dlq, {"reason": "unreadable", "raw": b"\xff"})
+    stream = data.KEYS.stream(partition_of(victim, settings.partitions))
+    for i, user in enumerate((victim, other, victim)):  # raw events still in the stream
+        ev = Event(event_id=f"e{i}", type="view", user=user, ts=data.NOW_MS, item="a")
+        redis_client.xadd(stream, {"e": event.encode(ev)})
     r = await client.delete(f"/v1/admin/shoppers/{victim}", headers=bearer(ADMIN))
     body = r.json()
     assert r.status_code == 200 and body["erased"] is True
-    assert body["removed"] == {"keys": ["features", "recent", "cart", "affinity"], "dlq_entries": 2}
+    assert body["removed"] == {
+        "keys": ["features", "recent", "cart", "affinity"],
+        "dlq_entries": 2,
+        "stream_entries": 2,
+    }
+    left = [event.decode(f[b"e"]) for _, f in redis_client.xrange(stream)]
+    assert all(isinstance(ev, Event) and ev.user != victim for ev in left)
     assert body["archive"] == {"lines": 2}
     left = [orjson.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
     assert [d["user"] for d in left] == [other]

@@ -229,3 +229,20 @@ def test_segment_rules_are_validated_and_bounded() -> None:
                 ],
             }
         )
+
+
+def test_an_erased_shoppers_bad_events_are_not_dead_lettered() -> None:
+    bad = e("view", T0 + 3_600_000, user="gone", item="f", event_id="fut")  # beyond the skew
+    entries = [Entry(f"{T0}-1", event.encode(bad), bad)]
+    _, fx = aggregates.apply(PartitionState(), entries, frozenset({"gone"}), PP)
+    assert dict(fx.counters) == {"erased": 1} and fx.dead == [] and fx.archive == []
+
+
+def test_an_unknown_field_name_never_becomes_a_rejections_field() -> None:
+    # Rejection fields become metric labels (collector and processor): a client's made-up key
+    # (here an e-mail address) goes into the reason, bounded, not into the label.
+    doc = {"v": 1, "event_id": "x", "type": "view", "user": "u", "ts": T0}
+    for key in ("jane.doe@example.com", "k" * 200_000):
+        rej = event.validate({**doc, key: 1})
+        assert isinstance(rej, Rejection) and rej.field == "$"
+        assert rej.problem.startswith("unknown field ") and len(rej.reason) < 100

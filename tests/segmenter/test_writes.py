@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.exceptions import ResponseError
 
-from segmenter import event, synthetic
+from segmenter import archive, event, synthetic
 from segmenter.aggregates import Entry
+from segmenter.archive import ArchiveWriter
 from segmenter.batch import Applier
 from segmenter.connection import connect
 from segmenter.processor import operators_for
+from segmenter.schema import tombstone_digest
 from segmenter.segments import load_rules
 from segmenter.settings import ProcessorSettings, SettingsError
-from segmenter.store import Store
+from segmenter.store import Store, redis_reason
 from tests.segmenter import support
 from tests.segmenter.support import KEYS
 
@@ -89,3 +92,56 @@ def test_writes_setting_is_checked() -> None:
 def test_a_cluster_refuses_batched_writes(cluster_redis_url) -> None:
     with pytest.raises(ValueError, match="per-slot"):
         Store(connect(cluster_redis_url), KEYS, per_slot=False)
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_an_erasure_racing_a_batch_leaves_nothing_of_the_shopper(
+    redis_url, redis_client, per_slot, tmp_path: Path
+) -> None:
+    """The erasure (tombstone, then the keys) lands after the batch was loaded and before it
+    is written: the batch still writes the shopper, then sees the tombstone and undoes it,
+    in the store, the archive and the partition state."""
+    evs = list(synthetic.events(40, seed=8, shop=synthetic.Shop(shoppers=2)))
+    entries = [Entry(f"{e.ts}-{i}", event.encode(e), e) for i, e in enumerate(evs)]
+    support.load(redis_client, [])
+    victim = evs[0].user
+    erased = False
+
+    def erase_now(step: str) -> None:  # what the origin's DELETE does first, mid-batch
+        nonlocal erased
+        if step == "archive" and not erased:
+            erased = True
+            redis_client.hset(KEYS.tombstones, tombstone_digest(victim), 1)
+            redis_client.delete(*KEYS.shopper_keys(victim))
+
+    async def go() -> str:
+        client = connect(redis_url)
+        store = Store(client, KEYS, erase_now, per_slot=per_slot)
+        ops = operators_for(support.settings(redis_url), load_rules())
+        lease = await store.acquire(0, "me", 60_000)
+        assert lease is not None
+        writer = ArchiveWriter(tmp_path / "arc")
+        result = await Applier(store, ops, archive=writer, lease_ttl_ms=60_000).apply(
+            lease, entries
+        )
+        await client.aclose()
+        return result.status
+
+    assert asyncio.run(go()) == "OK" and erased
+    assert not any(redis_client.exists(k) for k in KEYS.shopper_keys(victim))
+    docs = list(archive.read_partition(tmp_path / "arc", 0))
+    assert docs and all(d["user"] != victim for d in docs)
+    assert redis_client.hget(KEYS.exposed(0), victim) is None
+    assert not [f for f in redis_client.hkeys(KEYS.sessions(0)) if f.startswith(victim.encode())]
+    other = next(e.user for e in evs if e.user != victim)
+    assert redis_client.exists(KEYS.shopper(other))  # the rest of the batch stands
+
+
+def test_store_errors_name_no_shopper() -> None:
+    # redis-py's own wording for a failed pipeline command, keys included
+    exc = ResponseError(
+        "Command # 3 (EVALSHA 1a2b 6 p13n:{u:AbCdEfGhIjKlMnOpQrStUv}:f p13n:{u:AbCd}:r) of "
+        "pipeline caused error: OOM command not allowed when used memory > 'maxmemory'."
+    )
+    assert redis_reason(exc) == "OOM command not allowed when used memory > 'maxmemory'."
+    assert "AbCd" not in redis_reason(ResponseError("WRONGTYPE at p13n:{u:AbCdEf}:f"))
