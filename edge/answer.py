@@ -122,7 +122,7 @@ def response_headers(plan: Plan, answer: Answer) -> list[tuple[str, str]]:
     return headers
 
 
-def exposure_batch(plan: Plan, now_ms: int) -> dict[str, Any] | None:
+def exposure_batch(plan: Plan, now_ms: int, traceparent: str = "") -> dict[str, Any] | None:
     """One Event v1 batch with an exposure per experiment; None when there is nothing to log.
 
     Event ids repeat for the same shopper, experiment and UTC day, so the collector and the
@@ -146,4 +146,7 @@ def exposure_batch(plan: Plan, now_ms: int) -> dict[str, Any] | None:
         }
         for a in plan.assignments
     ]
+    if traceparent:
+        for ev in events:
+            ev["traceparent"] = traceparent
     return {"events": events}

@@ -15,6 +15,7 @@ classes, a validated route slug. Anything else falls back to a default, never an
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -26,11 +27,13 @@ from cache_keys.wire import parse_cookie_header
 __all__ = [
     "RAIL_PREFIX",
     "RequestParts",
+    "current_trace",
     "device_class",
     "parse_query",
     "pick_locale",
     "rail_route",
     "requested_k",
+    "set_trace",
 ]
 
 RAIL_PREFIX = "/p13n/v1/rail/"
@@ -94,6 +97,27 @@ def parse_query(query_string: str) -> dict[str, str]:
             name, _, value = pair.partition("=")
             out[name] = value
     return out
+
+
+# W3C trace context (version 00 shape): forwarded on origin subrequests and recorded on
+# exposure events, so one id follows a shopper action from the edge through the stream.
+_TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("p13n_traceparent", default="")
+
+
+def set_trace(headers: Mapping[str, str]) -> str:
+    """Take the request's ``traceparent`` (lower-cased header names) as the current trace
+    when well-formed, else none; a context variable, so background work started by the
+    request carries it too. Returns it."""
+    value = headers.get("traceparent")
+    trace = value if value and _TRACEPARENT_RE.fullmatch(value) else ""
+    _TRACE.set(trace)
+    return trace
+
+
+def current_trace() -> str:
+    """The trace set for the request being answered ('' for none)."""
+    return _TRACE.get()
 
 
 def rail_route(path: str) -> str | None:

@@ -53,7 +53,7 @@ from edge.answer import (
 from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
 from edge.freshness import State, freshness
 from edge.plan import Plan, decide, serves_route, with_segment_grant
-from edge.request import RequestParts, rail_route
+from edge.request import RequestParts, current_trace, rail_route, set_trace
 from edge.settings import EdgeSettings, settings_from_env
 
 __all__ = ["Default"]
@@ -105,6 +105,8 @@ async def _get_json(url: str, budget_ms: int, what: str, cookie: str = "") -> tu
     headers = {"accept": "application/json"}
     if cookie:
         headers["cookie"] = cookie
+    if trace := current_trace():
+        headers["traceparent"] = trace
 
     async def go() -> tuple[int, Any]:
         resp = await fetch(url, headers=headers, signal=js.AbortSignal.timeout(budget_ms))
@@ -135,11 +137,12 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         if not serves_route(config, route):
             return await self._forward(request, settings, url.path, url.query)
         parts = RequestParts.from_http(route, dict(request.headers.items()), url.query)
+        trace = set_trace(parts.headers)
         plan = decide(parts, config, settings, now)
         if plan.segment_token_url and settings.segment_refresh_ms > 0:
             plan = await self._refresh_segment(plan, parts, config, settings, now)
         answer = await self._answer(plan, config, settings, url.netloc, now)
-        batch = exposure_batch(plan, now)
+        batch = exposure_batch(plan, now, trace)
         if batch is not None:
             self.ctx.waitUntil(self._post_events(settings, batch))
         return Response(answer.body, status=200, headers=response_headers(plan, answer))

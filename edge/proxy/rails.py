@@ -12,9 +12,7 @@ background. Nothing here logs or stores a shopper id.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
-import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -48,18 +46,13 @@ from edge.proxy.collapse import Collapser
 from edge.proxy.freshness import Timing
 from edge.proxy.latency import LatencyHistogram
 from edge.proxy.store import ResponseStore, StoredResponse
-from edge.request import RequestParts
+from edge.request import RequestParts, current_trace, set_trace
 from edge.settings import EdgeSettings
 
 __all__ = ["OriginError", "RailCounters", "RailService"]
 
 EVENTS_PATH = "/v1/events"
 RENDERED_MAX = 4096
-# W3C trace context of the shopper request being answered: forwarded on its origin
-# subrequests and recorded on its exposure events (a context variable, so background
-# revalidation started by the request carries it too).
-TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-_TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("p13n_traceparent", default="")
 
 
 class OriginError(Exception):
@@ -125,19 +118,15 @@ class RailService:
         """The full response (status, headers, body) to one rail request; ``headers`` by
         lower-case name, as ASGI hands them over."""
         now = self.clock_ms()
-        trace = headers.get("traceparent")
-        _TRACE.set(trace if trace and TRACEPARENT_RE.fullmatch(trace) else "")
+        trace = set_trace(headers)
         parts = RequestParts.from_http(route, headers, query, lowercase_names=True)
         plan = decide(parts, config, self.settings, now)
         if plan.segment_token_url and self.settings.segment_refresh_ms > 0:
             plan = await self._refresh_segment(plan, parts, config, now)
         answer = await self._answer(plan, config, now)
         self.counters.count(answer.tier)
-        batch = exposure_batch(plan, now)
+        batch = exposure_batch(plan, now, trace)
         if batch is not None:
-            if _TRACE.get():
-                for ev in batch["events"]:
-                    ev["traceparent"] = _TRACE.get()
             self._spawn(self._post_events(batch))
         return 200, response_headers(plan, answer), answer.body.encode()
 
@@ -218,8 +207,8 @@ class RailService:
         headers = {"accept": "application/json"}
         if cookie:
             headers["cookie"] = cookie
-        if _TRACE.get():
-            headers["traceparent"] = _TRACE.get()
+        if trace := current_trace():
+            headers["traceparent"] = trace
         started = time.perf_counter()
         try:
             resp = await asyncio.wait_for(

@@ -69,6 +69,7 @@ class State:
         self.events: list[dict[str, Any]] = []
         self.event_posts = 0
         self.seen_cookies: list[str] = []
+        self.seen_traces: list[str] = []  # traceparent of each segment-list request
 
 
 STATE = State()
@@ -93,6 +94,7 @@ async def edge_config(request: Request) -> Response:
 async def segment_list(request: Request) -> Response:
     if (r := await _gate("list")) is not None:
         return r
+    STATE.seen_traces.append(request.headers.get("traceparent", ""))
     hseg = parse_hseg(request.path_params["hseg"])
     variant = request.query_params.get("variant", "control")
     items = STATE.lists.get((hseg, variant)) or default_list_items(variant)
@@ -166,6 +168,7 @@ async def control(request: Request) -> Response:
                 "events": STATE.events,
                 "event_posts": STATE.event_posts,
                 "seen_cookies": STATE.seen_cookies,
+                "seen_traces": STATE.seen_traces,
             }
         )
     doc = await request.json()

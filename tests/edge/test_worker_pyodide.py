@@ -415,3 +415,16 @@ def test_a_rail_the_config_does_not_name_goes_to_the_origin(worker, origin: Stan
     reply = get(w, "/p13n/v1/rail/made-up", cookie=shopper_cookie(token=valid_token()))
     assert reply.json == {"origin_saw": "/p13n/v1/rail/made-up", "query": ""}
     assert w.call("cache")["entries"] == [] and origin.stats()["counts"].get("list", 0) == 0
+
+
+def test_the_trace_follows_the_request_to_the_origin_and_the_exposures(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker(config_doc(experiments=[experiment()]))
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    get(w, cookie=shopper_cookie(token=valid_token()), traceparent=trace)
+    get(w, cookie=shopper_cookie(token=valid_token()), traceparent="not-a-trace")
+    drain(w)
+    stats = origin.stats()
+    assert stats["seen_traces"] == [trace]  # the miss fetched the list; the second was a hit
+    assert [e.get("traceparent", "") for e in stats["events"]] == [trace, ""]
