@@ -2,6 +2,9 @@
 
 Operations are described here, by (path, method); the served document holds exactly the
 operations the app mounts (a test checks both directions), so it cannot drift silently.
+Path converters are shown as plain parameters (``/v1/admin/catalog/{sku:path}`` is
+``/v1/admin/catalog/{sku}``). The console (``/console``, a mounted HTML app for people, not
+an API) is not described here.
 """
 
 from __future__ import annotations

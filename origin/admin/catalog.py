@@ -195,7 +195,7 @@ async def _body_text(request: Request, limit: int) -> str:
             raise PayloadTooLarge(f"import is over the {limit}-byte limit")
         chunks.append(chunk)
     try:
-        return b"".join(chunks).decode("utf-8")
+        return b"".join(chunks).decode("utf-8-sig")  # spreadsheets save CSV with a BOM
     except UnicodeDecodeError as exc:
         raise BadRequest("import must be UTF-8 text", field="$") from exc
 

@@ -163,3 +163,27 @@ async def test_an_error_reply_is_a_500_that_does_not_trip_the_breaker(client, re
     assert "retry-after" not in r.headers
     redis_client.delete(data.KEYS.catalog)  # the clock has not moved: an open breaker would 503
     assert (await client.put("/v1/admin/catalog/MILK-1", json=MILK, headers=H)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["a%2F..%2F..%2Fb", "a%2F.%2Fb", "a%2F%2Fb", "a%2F", "a%2F..", "..%2Fb"]
+)
+async def test_a_sku_is_an_item_id_not_a_path(client, redis_client, path):
+    r = await client.put(f"/v1/admin/catalog/{path}", json=MILK, headers=H)
+    assert r.status_code == 400 and r.json()["field"] == "sku", r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert redis_client.hlen(data.KEYS.catalog) == 0
+
+
+async def test_slashes_between_parts_are_fine(client):
+    r = await client.put("/v1/admin/catalog/shoes%2F42.v2", json=MILK, headers=H)
+    assert r.status_code == 200 and r.json()["sku"] == "shoes/42.v2"
+
+
+async def test_a_csv_import_with_a_utf8_bom_is_accepted(client, redis_client):
+    csv = "\ufeffsku,stock,price,category\nA,1,1.0,dairy\n".encode()
+    r = await client.post(
+        "/v1/admin/catalog", content=csv, headers={**H, "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200 and r.json()["imported"] == 1, r.text
+    assert redis_client.hget(data.KEYS.catalog, "A") is not None
