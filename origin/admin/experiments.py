@@ -176,6 +176,7 @@ async def _change(
         after: dict[str, Any] = change(before, ms)
         if needs_reseed(before, after):
             after["bucket_version"] = before["bucket_version"] + 1
+            after["reseeded_at_ms"] = ms  # results say so, with their caveat
             bumped[0] = True
         if bumped[0] or (restart_results and before.get("results_from_ms") is None):
             after["results_from_ms"], after["results_baseline"] = ms, counts
@@ -203,6 +204,8 @@ def _redefine(before: dict[str, Any], doc: dict[str, Any], seg_key: bytes) -> di
     )
     for field in ("created_ms", "results_from_ms", "results_baseline", "version"):
         out[field] = before.get(field)
+    if "reseeded_at_ms" in before:
+        out["reseeded_at_ms"] = before["reseeded_at_ms"]
     return out
 
 
