@@ -17,11 +17,13 @@ from typing import Any
 
 import orjson
 
+from cache_keys.wire._check import ITEM_RE
 from origin.errors import BadRequest
 
 __all__ = ["SKU_RE", "CatalogEntry", "decode_entry", "encode_entry", "parse_entry", "parse_sku"]
 
-SKU_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+# The wire contract's item id (``cache_keys.wire``), so every sku can travel to edges.
+SKU_RE = ITEM_RE
 CATEGORY_RE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,63}")
 _FIELDS = frozenset({"category", "price", "stock", "durable", "repurchasable"})
 
@@ -77,6 +79,13 @@ def parse_sku(value: str) -> str:
     if not SKU_RE.fullmatch(value):
         raise BadRequest(
             f"sku {value[:70]!r} must be 1-64 characters of A-Z a-z 0-9 . _ / - ", field="sku"
+        )
+    # "/" may separate parts of an id ("shoes/42"), but a sku is no path: no empty, "." or
+    # ".." parts, which proxies and caches would resolve into another sku's URL.
+    if any(part in ("", ".", "..") for part in value.split("/")):
+        raise BadRequest(
+            f"sku {value[:70]!r} may not have empty, '.' or '..' parts between slashes",
+            field="sku",
         )
     return value
 

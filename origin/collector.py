@@ -3,8 +3,15 @@
     POST {"v": 1, "event_id": …}               one event: 202, or 400 with the reason
     POST {"events": [ … up to 500 … ]}         a batch: 202 with one result per event
 
+    opted out (Sec-GPC: 1 or the opt-out cookie)  202 {"accepted": 0, "rejected": 0,
+                                               "opted_out": true, "results": []}
+
 Valid events are appended (msgpack) to the partition stream of their shopper; invalid ones are
-answered with their reasons and written to the dead-letter stream with the original bytes.
+answered with their reasons and written to the dead-letter stream (capped at ``DLQ_MAXLEN``)
+with the original bytes: the whole body when it is one event or not JSON, the item's own
+bytes for a batch item. The per-client rate limit is taken before anything is written, dead
+letters included. An opted-out request is read no further: nothing is stored, not even as a
+dead letter, whatever the body names as ``user``.
 Redis down: 503 with Retry-After and nothing is accepted; entries that did reach a stream
 before the failure are deduplicated by ``event_id`` when the client retries the batch.
 """
@@ -12,6 +19,7 @@ before the failure are deduplicated by ``event_id`` when the client retries the 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -25,12 +33,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from origin.errors import BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable
-from origin.identity import identify_cookie
+from origin.identity import identify_cookie, is_opted_out
 from origin.state import AppState, get_state
 from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.event_jsonschema import MAX_BATCH, event_json_schema
-from segmenter.schema import STREAM_MAXLEN, partition_of
+from segmenter.schema import DLQ_MAXLEN, STREAM_MAXLEN, partition_of
 from segmenter.store import dlq_fields
 
 __all__ = ["RateLimiter", "routes"]
@@ -120,7 +128,12 @@ async def _store(
         pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
     for rej, raw, user in dead:
         fields = dlq_fields(rej, raw, "collector", user=user, received_ms=now)
-        pipe.xadd(keys.dlq, dict(zip(fields[::2], fields[1::2], strict=True)))
+        pipe.xadd(
+            keys.dlq,
+            dict(zip(fields[::2], fields[1::2], strict=True)),
+            maxlen=DLQ_MAXLEN,
+            approximate=True,
+        )
     try:
         await pipe.execute()
     except (RedisError, OSError) as exc:
@@ -150,31 +163,85 @@ def _observe(
         m.event_ingest_seconds.observe(max(0.0, (now - ev.ts) / 1000))
 
 
+_JSON_WS = " \t\n\r"
+
+
+def _item_bytes(raw: bytes, count: int) -> list[bytes] | None:
+    """The bytes of each item of a ``{"events": [...]}`` body, as sent; None when they cannot
+    be told apart (then a dead letter falls back to the item re-serialized).
+
+    ``b'{"events": [{"v": 1}, 7]}'`` -> ``[b'{"v": 1}', b'7']``
+    """
+    try:
+        text = raw.decode("utf-8")
+        dec = json.JSONDecoder()
+        i = len(text) - len(text.lstrip(_JSON_WS))
+        if text[i] != "{":
+            return None
+        i = len(text) - len(text[i + 1 :].lstrip(_JSON_WS))
+        key, i = dec.raw_decode(text, i)
+        i = len(text) - len(text[i:].lstrip(_JSON_WS))
+        if key != "events" or text[i] != ":":
+            return None
+        i = len(text) - len(text[i + 1 :].lstrip(_JSON_WS))
+        if text[i] != "[":
+            return None
+        out: list[bytes] = []
+        i += 1
+        while len(out) < count:
+            i = len(text) - len(text[i:].lstrip(_JSON_WS))
+            _, end = dec.raw_decode(text, i)
+            out.append(text[i:end].encode("utf-8"))
+            i = len(text) - len(text[end:].lstrip(_JSON_WS))
+            if text[i] not in ",]":
+                return None
+            i += 1
+        return out if text[i - 1] == "]" else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _opted_out_answer() -> Response:
+    body = {"accepted": 0, "rejected": 0, "opted_out": True, "results": []}
+    return JSONResponse(body, status_code=202, headers={"Cache-Control": "no-store"})
+
+
+def _limit(state: AppState, client: str, n: int) -> None:
+    s = state.settings
+    limiter = state.extras.setdefault(
+        _LIMITER, RateLimiter(s.collector_rate_per_s, s.collector_burst)
+    )
+    wait_s = limiter.take(hashlib.sha256(client.encode()).hexdigest()[:16], n)
+    if wait_s:
+        raise RateLimited("collector rate limit", retry_after_s=max(1, math.ceil(wait_s)))
+
+
 async def post_events(request: Request) -> Response:
     """Accept one event or a batch; see the module docstring."""
     state = get_state(request)
     s = state.settings
     client = _client(request, state)
+    if is_opted_out(request):
+        return _opted_out_answer()  # nothing read, nothing stored, nothing dead-lettered
     raw = await _read(request, s.max_body_bytes)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        _limit(state, client, 1)
         await _store(state, [], [(Rejection("$", f"not JSON: {exc}"), raw, "")])
         raise BadRequest(f"body is not valid JSON: {exc}", field="$") from exc
     docs, single = _docs(doc)
+    _limit(state, client, len(docs))
     docs = [_enrich(d, request) for d in docs]
-    limiter = state.extras.setdefault(
-        _LIMITER, RateLimiter(s.collector_rate_per_s, s.collector_burst)
-    )
-    wait_s = limiter.take(hashlib.sha256(client.encode()).hexdigest()[:16], len(docs))
-    if wait_s:
-        raise RateLimited("collector rate limit", retry_after_s=max(1, math.ceil(wait_s)))
     now = int(time.time() * 1000)
     checked = [_check(d, now, s.max_clock_skew_ms) for d in docs]
     valid = [c for c in checked if isinstance(c, Event)]
+    originals: list[bytes] | None = [raw] if single else None
+    if not single and len(valid) < len(docs):
+        originals = _item_bytes(raw, len(docs))
     dead = [
-        (c, raw if single else orjson.dumps(d), _user_of(d))
-        for c, d in zip(checked, docs, strict=True)
+        (c, originals[i] if originals else orjson.dumps(d), _user_of(d))
+        for i, (c, d) in enumerate(zip(checked, docs, strict=True))
         if isinstance(c, Rejection)
     ]
     await _store(state, valid, dead)

@@ -2,7 +2,8 @@
 
 Stored form (``Keys.experiments``, JSON): the wire form of ``cache_keys.wire.Experiment``
 plus admin fields ``name``, ``description``, ``version``, ``created_ms``, ``updated_ms``,
-``results_from_ms`` and ``results_baseline`` (counter values when results last restarted).
+``results_from_ms``, ``results_baseline`` (counter values when results last restarted) and
+``reseeded_at_ms`` (when ``bucket_version`` was last bumped; absent if never).
 
 Assignment follows GrowthBook: route and segment targeting and the schedule first, then the
 namespace slice, then the hash of the effective seed into coverage-shrunk bucket ranges.
@@ -34,6 +35,7 @@ ADMIN_FIELDS = (
     "updated_ms",
     "results_from_ms",
     "results_baseline",
+    "reseeded_at_ms",
 )
 
 

@@ -2,7 +2,8 @@
 
 ``?user=`` is accepted only with a service (or admin) token, or when the origin runs in
 trusted local mode (``p13n up``, benchmarks). Opt-out is ``Sec-GPC: 1`` or the opt-out
-cookie: nothing personal is read, written or set for such a request.
+cookie with any value but an explicit no (the edge's rule, ``edge.identity.is_opted_out``):
+nothing personal is read, written or set for such a request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from origin.auth import require
 from origin.errors import BadRequest
 from origin.settings import Settings
 
-__all__ = ["Shopper", "identify", "identify_cookie"]
+__all__ = ["Shopper", "identify", "identify_cookie", "is_opted_out"]
+
+# The opt-out cookie values that mean "not opted out"; anything else opts out. The same set
+# as the edge's (``edge.identity``), so both tiers agree on who opted out.
+_OPTOUT_OFF = frozenset({"", "0", "false", "no"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,22 +33,23 @@ class Shopper:
     optout: bool
 
 
-def _optout(request: Request) -> bool:
-    return request.headers.get("sec-gpc", "").strip() == "1" or (
-        OPTOUT_COOKIE.name in request.cookies
-        and request.cookies[OPTOUT_COOKIE.name] not in ("", "0")
-    )
+def is_opted_out(request: Request) -> bool:
+    """``Sec-GPC: 1`` or an opt-out cookie with any value but an explicit no."""
+    if request.headers.get("sec-gpc", "").strip() == "1":
+        return True
+    value = request.cookies.get(OPTOUT_COOKIE.name)
+    return value is not None and value.strip().lower() not in _OPTOUT_OFF
 
 
 def identify_cookie(request: Request) -> Shopper:
     """The shopper of the request's cookie alone (the collector never takes ``?user=``)."""
     cookie = request.cookies.get(SHOPPER_COOKIE.name)
-    return Shopper(cookie if is_shopper_id(cookie) else None, _optout(request))
+    return Shopper(cookie if is_shopper_id(cookie) else None, is_opted_out(request))
 
 
 def identify(request: Request, settings: Settings) -> Shopper:
     """The shopper of ``request``; 400 for a malformed ``?user=``, 401/403 without a token."""
-    optout = _optout(request)
+    optout = is_opted_out(request)
     user = request.query_params.get("user")
     if user is not None:
         if not settings.trusted_local:

@@ -2,6 +2,9 @@
 
 Operations are described here, by (path, method); the served document holds exactly the
 operations the app mounts (a test checks both directions), so it cannot drift silently.
+Path converters are shown as plain parameters (``/v1/admin/catalog/{sku:path}`` is
+``/v1/admin/catalog/{sku}``). The console (``/console``, a mounted HTML app for people, not
+an API) is not described here.
 """
 
 from __future__ import annotations
@@ -95,7 +98,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=("304", "503"),
     ),
     ("/v1/events", "post"): _op(
-        "Collector: one Event v1 or a batch of up to 500 (202 with per-event results)",
+        "Collector: one Event v1 or a batch of up to 500 (202 with per-event results); an "
+        "opted-out request (Sec-GPC: 1 or the opt-out cookie) is 202 with opted_out: true "
+        "and nothing stored",
         "events",
         params=[_param("site_key", desc="publishable site key, when the site requires one")],
         body=_JSON,

@@ -72,7 +72,13 @@ def _registry(raw: dict[bytes, bytes]) -> dict[str, SegmentEntry]:
     return out
 
 
-def _experiments(raw: dict[bytes, bytes]) -> tuple[Experiment, ...]:
+def _running(exp: Experiment, now_ms: int) -> bool:
+    # Past its stop_ms a running experiment has ended by schedule: edges drop it. One that
+    # has yet to start stays, so that edges start it on time.
+    return exp.status == "running" and (exp.stop_ms is None or now_ms < exp.stop_ms)
+
+
+def _experiments(raw: dict[bytes, bytes], now_ms: int) -> tuple[Experiment, ...]:
     out = []
     for key, doc in raw.items():
         try:
@@ -80,7 +86,7 @@ def _experiments(raw: dict[bytes, bytes]) -> tuple[Experiment, ...]:
         except ValueError:
             LOG.warning("stored experiment %s is malformed; skipped", key.decode())
             continue
-        if exp.status == "running":
+        if _running(exp, now_ms):
             out.append(exp)
     return tuple(sorted(out, key=lambda e: e.key))
 
@@ -130,7 +136,7 @@ async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
     version, exps, registry, gens, mask, raw_popular = await store.pipeline("snapshot", build)
     popular = _popular(raw_popular)
     return Snapshot(
-        experiments=_experiments(exps),
+        experiments=_experiments(exps, int(now_s * 1000)),
         segments=_registry(registry),
         generations=parse_gens(gens),
         mask=frozenset(m.decode() for m in mask),
@@ -188,7 +194,7 @@ def edge_config(snap: Snapshot, *, max_age_s: int, now_ms: int) -> tuple[str, di
         etag="",
         generated_at_ms=0,
         max_age_s=max_age_s,
-        experiments=snap.experiments,
+        experiments=tuple(e for e in snap.experiments if _running(e, now_ms)),
         segments=snap.segments,
         generations=snap.generations,
         item_mask=snap.mask,

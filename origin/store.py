@@ -2,6 +2,8 @@
 
 Redis errors and timeouts are translated here, once, into ``StoreUnavailable`` (a 503
 problem for admin callers; the recommendations endpoint turns it into a degraded answer).
+An error reply to a command (WRONGTYPE and the like) is ``StoreRejected``, a 500 that does not
+trip the breaker: only lost connections, timeouts and an unwell cluster do.
 After a failure the breaker stays open for ``breaker_ms``: calls fail at once instead of
 waiting out the budget against a dead server, then one call probes again.
 """
@@ -15,20 +17,48 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+    WatchError,
+)
 
 from origin.errors import Conflict, Unavailable
 from origin.metrics import Metrics
 
-__all__ = ["Clock", "RaceLost", "Store", "StoreUnavailable"]
+__all__ = ["Clock", "RaceLost", "Store", "StoreRejected", "StoreUnavailable"]
 
 Clock = Callable[[], float]
+# Error replies that mean the store (or the cluster's topology) is unwell, not the command:
+# they trip the breaker like a lost connection. Any other error reply (WRONGTYPE, a script
+# error) is a fault of ours that a healthy server reports; tripping on it would turn one bad
+# key into an outage of every caller.
+_OUTAGE_REPLIES = (ClusterError, AskError, TryAgainError, ReadOnlyError, OutOfMemoryError)
 
 
 class StoreUnavailable(Unavailable):
     """The online store is down, over its budget, or not configured."""
 
     slug, title = "store-unavailable", "Online store unavailable"
+
+
+class StoreRejected(StoreUnavailable):
+    """Redis refused a command (an error reply such as WRONGTYPE): a bug, not an outage.
+
+    A ``StoreUnavailable`` so that degraded paths still degrade, but a 500 without
+    Retry-After, and the breaker stays closed.
+    """
+
+    status, slug, title = 500, "store-rejected", "Online store rejected a command"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers.pop("Retry-After", None)
 
 
 class RaceLost(Conflict):
@@ -100,6 +130,13 @@ class Store:
         except WatchError as exc:
             outcome = "conflict"
             raise RaceLost("a concurrent change won; retry the request") from exc
+        except ResponseError as exc:
+            if isinstance(exc, _OUTAGE_REPLIES):
+                outcome = "error"
+                self.trip(type(exc).__name__)
+                raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
+            outcome = "rejected"
+            raise StoreRejected(f"Redis refused a command: {type(exc).__name__}") from exc
         except (RedisError, OSError) as exc:
             outcome = "error"
             self.trip(type(exc).__name__)

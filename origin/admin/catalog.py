@@ -7,8 +7,13 @@
   or ``application/x-ndjson`` / ``application/jsonl`` (one object with ``sku`` per line).
   Every row is validated before anything is written; an error names its line.
 
-A sku going out of stock triggers a hard invalidation of that sku by itself (in a bulk
-import, one invalidation for all skus that went out); a restocked sku leaves the mask.
+A sku out of stock and not yet in the item mask triggers a hard invalidation of that sku by
+itself (in a bulk import, one invalidation for all such skus); a restocked sku leaves the
+mask. The condition is the stored state, not the change, so a retried write whose purge was
+lost (Redis failed between the catalog write and the purge) makes the purge. The catalog write
+and the mask entry are not one transaction on purpose: the mask entry is the purge's record
+of being done (generations bumped, invalidation recorded); the origin itself stops
+recommending the sku as soon as the catalog says stock 0.
 """
 
 from __future__ import annotations
@@ -52,8 +57,11 @@ def _view(entry: CatalogEntry | None) -> dict[str, Any] | None:
     return None if entry is None else orjson.loads(encode_entry(entry))
 
 
-def _went_out(before: CatalogEntry | None, after: CatalogEntry) -> bool:
-    return not after.in_stock and (before is None or before.in_stock)
+def _needs_purge(after: CatalogEntry, masked: float | None) -> bool:
+    # From the state, not the change: out of stock and not yet in the mask. The mask entry is
+    # written by the purge's own transaction, so a purge lost after the catalog write (Redis
+    # failed in between) is made by the retry, which finds stock 0 but no mask entry.
+    return not after.in_stock and masked is None
 
 
 async def _apply(
@@ -63,16 +71,20 @@ async def _apply(
     keys = state.keys
     skus = [s for s, _ in rows]
 
-    async def read(pipe: Pipeline) -> dict[str, CatalogEntry | None]:
+    async def read(pipe: Pipeline) -> tuple[dict[str, CatalogEntry | None], list[Any]]:
         raw = await pipe.hmget(keys.catalog, skus)
-        return {s: decode_entry(r) for s, r in zip(skus, raw, strict=True)}
+        masked = await pipe.zmscore(keys.item_mask, skus)
+        return {s: decode_entry(r) for s, r in zip(skus, raw, strict=True)}, masked
 
-    def write(pipe: Pipeline, befores: dict[str, CatalogEntry | None]) -> tuple[Any, ...]:
+    def write(
+        pipe: Pipeline, current: tuple[dict[str, CatalogEntry | None], list[Any]]
+    ) -> tuple[Any, ...]:
+        befores, masked = current
         out, back = [], []
         pipe.hset(keys.catalog, mapping={s: encode_entry(e) for s, e in rows})
-        for sku, after in rows:
+        for (sku, after), score in zip(rows, masked, strict=True):
             before = befores[sku]
-            if _went_out(before, after):
+            if _needs_purge(after, score):
                 out.append(sku)
             elif after.in_stock and before is not None and not before.in_stock:
                 back.append(sku)
@@ -89,7 +101,9 @@ async def _apply(
             pipe.zrem(keys.item_mask, *back)
         return out, back, befores
 
-    out, back, befores = await transact(state, "catalog_put", [keys.catalog], read, write)
+    out, back, befores = await transact(
+        state, "catalog_put", [keys.catalog, keys.item_mask], read, write
+    )
     state.caches.forget_items(skus)
     return out, back, befores
 
@@ -181,7 +195,7 @@ async def _body_text(request: Request, limit: int) -> str:
             raise PayloadTooLarge(f"import is over the {limit}-byte limit")
         chunks.append(chunk)
     try:
-        return b"".join(chunks).decode("utf-8")
+        return b"".join(chunks).decode("utf-8-sig")  # spreadsheets save CSV with a BOM
     except UnicodeDecodeError as exc:
         raise BadRequest("import must be UTF-8 text", field="$") from exc
 

@@ -1,9 +1,11 @@
 """Experiments API (experimenter role): create, read, list, update, start, stop, roll back.
 
 Every change stores a new ``version``, pushes the previous record onto the experiment's
-history (for rollback) and writes an audit entry, in one transaction. A change of weights on
-a running experiment bumps ``bucket_version`` and restarts results; the answer says so in
-``bucket_version_bumped`` and ``notice``.
+history (for rollback) and writes an audit entry, in one transaction. A change of weights, or
+of the variations' names or order, on a running experiment bumps ``bucket_version`` and
+restarts results; the answer says so in ``bucket_version_bumped`` and ``notice``. A running
+experiment past its ``stop_ms`` is shown with ``"ended_by_schedule": true``: it is in no
+edge config and holds no namespace range.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from starlette.routing import BaseRoute, Route
 from cache_keys.wire._check import SLUG_RE
 from origin.admin.base import audit, json_object, now_ms, query, transact
 from origin.admin.results import read_counts
-from origin.admin.rules import DEFINITION_FIELDS, build_definition, check_layer, needs_reseed
+from origin.admin.rules import (
+    DEFINITION_FIELDS,
+    build_definition,
+    check_layer,
+    ended_by_schedule,
+    needs_reseed,
+)
 from origin.auth import Caller, require
 from origin.body import read_json
 from origin.errors import BadRequest, Conflict, NotFound
@@ -73,7 +81,7 @@ def _answer(after: dict[str, Any], bumped: bool) -> Response:
     notice = None
     if bumped:
         notice = (
-            f"weights changed on a running experiment: bucket_version is now "
+            f"weights or variations changed on a running experiment: bucket_version is now "
             f"{after['bucket_version']}, every shopper is re-assigned and results restart "
             f"from {after['results_from_ms']}"
         )
@@ -123,7 +131,8 @@ async def list_experiments(request: Request) -> Response:
     require(request, state.settings, ROLES)
     q = query(request, {"status"})
     raw = await state.store.run("experiments", state.store.client.hgetall(state.keys.experiments))
-    docs = sorted((orjson.loads(v) for v in raw.values()), key=lambda d: d["key"])
+    ms = now_ms(state)
+    docs = sorted((_shown(orjson.loads(v), ms) for v in raw.values()), key=lambda d: d["key"])
     if "status" in q:
         docs = [d for d in docs if d["status"] == q["status"]]
     return _json({"experiments": docs})
@@ -137,7 +146,13 @@ async def get_experiment(request: Request) -> Response:
     raw = await state.store.run("experiment", state.store.client.hget(state.keys.experiments, key))
     if raw is None:
         raise NotFound(f"no experiment {key!r}", field="key")
-    return _json(orjson.loads(raw))
+    return _json(_shown(orjson.loads(raw), now_ms(state)))
+
+
+def _shown(doc: dict[str, Any], ms: int) -> dict[str, Any]:
+    if doc.get("status") == "running" and ended_by_schedule(doc, ms):
+        doc["ended_by_schedule"] = True
+    return doc
 
 
 async def _change(
@@ -161,11 +176,12 @@ async def _change(
         after: dict[str, Any] = change(before, ms)
         if needs_reseed(before, after):
             after["bucket_version"] = before["bucket_version"] + 1
+            after["reseeded_at_ms"] = ms  # results say so, with their caveat
             bumped[0] = True
         if bumped[0] or (restart_results and before.get("results_from_ms") is None):
             after["results_from_ms"], after["results_baseline"] = ms, counts
         if after["status"] == "running":
-            check_layer(after, docs.values())
+            check_layer(after, docs.values(), ms)
         after.update(version=before["version"] + 1, updated_ms=ms)
         _store(pipe, state, caller, action, before=before, after=after)
         return after
@@ -188,6 +204,8 @@ def _redefine(before: dict[str, Any], doc: dict[str, Any], seg_key: bytes) -> di
     )
     for field in ("created_ms", "results_from_ms", "results_baseline", "version"):
         out[field] = before.get(field)
+    if "reseeded_at_ms" in before:
+        out["reseeded_at_ms"] = before["reseeded_at_ms"]
     return out
 
 

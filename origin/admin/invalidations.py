@@ -4,6 +4,8 @@
 
 1. bumps each tag's generations atomically (soft always; hard too for a hard purge);
 2. records the invalidation, adds hard-purged skus to the item mask, audits, in one MULTI;
+   a sku tag names its catalog ids whatever the case it was typed in (``resolve_skus``):
+   ``sku:sku-9`` masks ``SKU-9``; the record's ``mask_add`` lists the ids masked;
 3. publishes ``cache_keys.wire.encode_purge`` on ``Keys.purge_channel`` (self-hosted edges);
 4. for hard purges, when a Cloudflare zone is configured, purges by tag (or everything).
    Soft purges ride on generations alone: Cloudflare has no soft purge by tag, and the
@@ -38,7 +40,7 @@ from origin.cloudflare import PurgeOutcome
 from origin.errors import BadRequest, NotFound
 from origin.state import AppState, get_state
 
-__all__ = ["invalidate", "routes"]
+__all__ = ["invalidate", "resolve_skus", "routes"]
 
 ROLES = ("merchandiser",)
 MAX_TAGS = 1000
@@ -80,6 +82,54 @@ def parse_tags(raw: Any) -> tuple[list[str], list[str]]:
         if kind == "sku" and SKU_RE.fullmatch(value):
             skus.append(value)
     return list(dict.fromkeys(tags)), list(dict.fromkeys(skus))
+
+
+def _nocase_pattern(sku: str) -> str:
+    """A glob matching ``sku`` in any letter case, glob specials escaped.
+
+    ``"Ab-1*"`` -> ``"[aA][bB]-1\\*"``
+    """
+    out = []
+    for ch in sku:
+        if ch.isascii() and ch.isalpha():
+            out.append(f"[{ch.lower()}{ch.upper()}]")
+        elif ch in "*?[]^\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+async def resolve_skus(state: AppState, skus: list[str]) -> list[str]:
+    """The catalog ids that ``skus`` (as typed in sku tags) name, for the item mask.
+
+    Tags are case-folded, ids are not: ``sku:sku-9`` purges the caches of ``SKU-9``, so the
+    mask must hold ``SKU-9``. An id the catalog holds exactly stands for itself; otherwise
+    every case variant in the catalog is masked, and the typed value too (items can be
+    recommended before the catalog knows them). Admin-only, so a scan of the catalog is fine.
+    """
+    if not skus:
+        return []
+    client, key = state.store.client, state.keys.catalog
+
+    def build(p: Pipeline) -> None:
+        for sku in skus:
+            p.hexists(key, sku)
+
+    exact = await state.store.pipeline("invalidate_skus", build, budget_s=ADMIN_BUDGET_S)
+
+    async def variants(sku: str) -> list[str]:
+        found = []
+        async for field, _ in client.hscan_iter(key, match=_nocase_pattern(sku), count=1000):
+            found.append(field.decode() if isinstance(field, bytes) else str(field))
+        return sorted(found)
+
+    out: list[str] = []
+    for sku, hit in zip(skus, exact, strict=True):
+        out.append(sku)
+        if not hit:
+            out += await state.store.run("invalidate_scan", variants(sku), budget_s=ADMIN_BUDGET_S)
+    return list(dict.fromkeys(out))
 
 
 def _new_id(ms: int) -> str:
@@ -181,6 +231,7 @@ async def create(request: Request) -> Response:
     if not isinstance(reason, str) or len(reason) > 500:
         raise BadRequest("reason must be a string of at most 500 characters", field="reason")
     tags, skus = parse_tags(body["tags"])
+    skus = await resolve_skus(state, skus)
     record = await invalidate(state, caller, tags, skus, mode=mode, reason=reason)
     return Response(
         orjson.dumps(record),

@@ -266,7 +266,11 @@ async def requeue(request: Request) -> Response:
         raise NotFound(f"no dead letter {entry_id!r}", field="id")
     fields: dict[bytes, bytes] = found[0][1]
     raw, source = fields.get(b"raw", b""), _text(fields.get(b"source"))
-    _, result = _original(raw, source)
+    doc, result = _original(raw, source)
+    user = _text(fields.get(b"user"))
+    if source == "collector" and isinstance(doc, dict) and "user" not in doc and user:
+        # the collector keeps the bytes as sent; the shopper it took from the cookie is here
+        result = event.validate({**doc, "user": user})
     if isinstance(result, Rejection):
         raise Conflict(
             f"still invalid, not requeued: {result.reason}", field=result.field, id=entry_id

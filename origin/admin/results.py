@@ -6,6 +6,13 @@ distinct exposed shoppers, ``c:<variant>`` distinct converters, ``r:<variant>`` 
 experiment is re-seeded its results restart: counts at that moment are stored in the
 experiment as ``results_baseline`` and subtracted. Sample-ratio mismatch is a chi-square
 test of distinct exposed shoppers against the weights, flagged below p = 0.001.
+
+That restart is only a subtraction, and the document says so (``reseeded_at_ms`` and
+``caveat``): events carry no bucket version and a shopper counts as exposed once per
+experiment for life, so a shopper exposed before the re-seed and re-assigned by it is not
+counted as exposed again, and their later conversions and revenue still go to their first
+variant. After a re-seed, read the figures as indicative; a new experiment key gives a clean
+read.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from origin.auth import require
 from origin.errors import BadRequest, NotFound
 from origin.state import AppState, get_state
 
-__all__ = ["SRM_THRESHOLD", "read_counts", "routes", "summarize"]
+__all__ = ["RESEED_CAVEAT", "SRM_THRESHOLD", "read_counts", "routes", "summarize"]
 
 SRM_THRESHOLD = 0.001
 
@@ -90,6 +97,7 @@ def summarize(exp: dict[str, Any], counts: dict[str, float]) -> dict[str, Any]:
             }
         )
     p = srm_p_value([r["exposures"] for r in rows], exp["weights"])
+    reseeded = _reseeded_at(exp)
     return {
         "experiment": exp["key"],
         "bucket_version": exp["bucket_version"],
@@ -101,7 +109,28 @@ def summarize(exp: dict[str, Any], counts: dict[str, float]) -> dict[str, Any]:
             "threshold": SRM_THRESHOLD,
         },
         "bots_excluded": True,
+        "reseeded_at_ms": reseeded,
+        "caveat": None if reseeded is None else RESEED_CAVEAT,
     }
+
+
+RESEED_CAVEAT = (
+    "this experiment was re-seeded (its bucket version bumped): results since then are the "
+    "counters minus their values at the re-seed. Events carry no bucket version and a shopper "
+    "counts as exposed once per experiment for life, so shoppers exposed before the re-seed "
+    "and re-assigned by it keep their first exposure: they are not counted as exposed again "
+    "and their later conversions and revenue go to their first variant. Treat these figures "
+    "as indicative; start a new experiment key for a clean read."
+)
+
+
+def _reseeded_at(exp: dict[str, Any]) -> int | None:
+    """When the experiment was last re-seeded (records from before ``reseeded_at_ms`` was
+    kept fall back to when their results restarted)."""
+    if not exp.get("bucket_version"):
+        return None
+    at = exp.get("reseeded_at_ms") or exp.get("results_from_ms")
+    return int(at) if at is not None else None
 
 
 async def results(request: Request) -> Response:

@@ -2,10 +2,12 @@
 
 - variant weights sum to 1 (within 1e-6), one per variation; coverage in [0, 1];
 - a namespace (layer) range ``[start, end)`` may not overlap the range of another running
-  experiment in the same layer;
-- coverage changes in place (ramp-safe: ranges shrink from fixed starts), but new weights or
-  variations on a running experiment bump ``bucket_version`` (re-seeding the hash) and
-  restart its results: deliberately, and the API says so.
+  experiment in the same layer whose schedule (``[start_ms, stop_ms)``) overlaps its own; an
+  experiment past its ``stop_ms`` has ended by schedule and holds no range any more;
+- coverage changes in place (ramp-safe: ranges shrink from fixed starts), but new weights, or
+  variations renamed, reordered, added or removed, on a running experiment bump
+  ``bucket_version`` (re-seeding the hash) and restart its results: deliberately, and the API
+  says so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "DEFINITION_FIELDS",
     "build_definition",
     "check_layer",
+    "ended_by_schedule",
     "needs_reseed",
 ]
 
@@ -44,6 +47,9 @@ DEFINITION_FIELDS = frozenset(
     }
 )
 WEIGHT_TOLERANCE = 1e-6
+# What a variation may say (``cache_keys.wire.Variation``); the wire parser is lenient for
+# edges' sake, the admin API is strict.
+VARIATION_FIELDS = frozenset({"name", "list_variant", "origin", "origin_path", "weights"})
 
 
 def _text(doc: Mapping[str, Any], name: str, max_len: int) -> str:
@@ -121,6 +127,13 @@ def build_definition(
     if not isinstance(variations, list) or len(variations) < 2:
         raise BadRequest("variations must list at least two variations", field="variations")
     names = [v.get("name") if isinstance(v, dict) else None for v in variations]
+    for i, v in enumerate(variations):
+        unknown = set(v) - VARIATION_FIELDS if isinstance(v, dict) else set()
+        if unknown:
+            raise BadRequest(
+                f"variations[{i}]: unknown fields {sorted(unknown)}",
+                field=f"variations[{i}].{sorted(unknown)[0]}",
+            )
     if len(set(names)) != len(names):
         raise BadRequest("variation names must be unique", field="variations")
     start, stop = _schedule(doc)
@@ -154,21 +167,47 @@ def needs_reseed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether a change to a running experiment must bump its bucket version."""
     if before.get("status") != "running":
         return False
-    return before.get("weights") != after.get("weights") or len(before["variations"]) != len(
-        after["variations"]
+    names = [[v.get("name") for v in doc["variations"]] for doc in (before, after)]
+    # A variation's place is its bucket range: renaming, reordering, adding or removing one
+    # moves shoppers as surely as new weights do.
+    return before.get("weights") != after.get("weights") or names[0] != names[1]
+
+
+def ended_by_schedule(doc: Mapping[str, Any], now_ms: int) -> bool:
+    """Whether ``doc``'s ``stop_ms`` has passed (a running experiment is then over)."""
+    stop = doc.get("stop_ms")
+    return stop is not None and now_ms >= stop
+
+
+def _schedules_overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    a_start, b_start = a.get("start_ms") or 0, b.get("start_ms") or 0
+    a_stop, b_stop = a.get("stop_ms"), b.get("stop_ms")
+    return (a_stop is None or b_start < a_stop) and (b_stop is None or a_start < b_stop)
+
+
+def _holds_range(other: Mapping[str, Any], candidate: Mapping[str, Any], now_ms: int) -> bool:
+    return (
+        other.get("key") != candidate.get("key")
+        and other.get("status") == "running"
+        and bool(other.get("namespace"))
+        and not ended_by_schedule(other, now_ms)
+        and _schedules_overlap(candidate, other)
     )
 
 
-def check_layer(candidate: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> None:
-    """409 when ``candidate``'s namespace range overlaps a running one in its layer."""
+def check_layer(
+    candidate: Mapping[str, Any], others: Iterable[Mapping[str, Any]], now_ms: int
+) -> None:
+    """409 when ``candidate``'s namespace range overlaps a running one in its layer whose
+    schedule overlaps its own (experiments past their ``stop_ms`` hold no range)."""
     ns = candidate.get("namespace")
     if ns is None:
         return
     layer, start, end = ns
     for other in others:
-        ons = other.get("namespace")
-        if other.get("key") == candidate.get("key") or other.get("status") != "running" or not ons:
+        if not _holds_range(other, candidate, now_ms):
             continue
+        ons = other["namespace"]
         if ons[0] == layer and start < ons[2] and ons[1] < end:
             raise Conflict(
                 f"namespace {layer} [{start}, {end}) overlaps running experiment "

@@ -132,3 +132,58 @@ async def test_import_body_limit(redis_url):
 async def test_experimenters_cannot_touch_the_catalog(client):
     r = await client.put("/v1/admin/catalog/A", json=MILK, headers=bearer(EXPER))
     assert r.status_code == 403
+
+
+async def test_a_retry_makes_the_purge_a_failed_first_attempt_lost(client, redis_client):
+    await client.put("/v1/admin/catalog/MILK-1", json=MILK, headers=H)
+    # The first attempt's catalog write committed, then Redis failed before the purge: stock 0
+    # is stored, the sku is not in the mask and no invalidation exists.
+    stored = orjson.loads(redis_client.hget(data.KEYS.catalog, "MILK-1"))
+    redis_client.hset(data.KEYS.catalog, "MILK-1", orjson.dumps({**stored, "stock": 0}))
+    retry = await client.put("/v1/admin/catalog/MILK-1", json={**MILK, "stock": 0}, headers=H)
+    assert retry.status_code == 200 and retry.json()["invalidation"] is not None
+    assert redis_client.zscore(data.KEYS.item_mask, "MILK-1") is not None
+    again = await client.put("/v1/admin/catalog/MILK-1", json={**MILK, "stock": 0}, headers=H)
+    assert again.json()["invalidation"] is None  # purged and masked: nothing left to repair
+
+
+async def test_a_bulk_retry_purges_what_is_out_but_unmasked(client, redis_client):
+    redis_client.hset(data.KEYS.catalog, "A", orjson.dumps({**MILK, "stock": 0}))
+    csv = "sku,stock,price,category\nA,0,1.0,dairy\nB,0,1.0,dairy\nC,3,1.0,dairy\n"
+    r = await client.post(
+        "/v1/admin/catalog", content=csv, headers={**H, "Content-Type": "text/csv"}
+    )
+    assert r.json()["out_of_stock"] == ["A", "B"] and len(r.json()["invalidations"]) == 1
+
+
+async def test_an_error_reply_is_a_500_that_does_not_trip_the_breaker(client, redis_client):
+    redis_client.set(data.KEYS.catalog, "not a hash")  # WRONGTYPE for every catalog command
+    r = await client.get("/v1/admin/catalog/MILK-1", headers=H)
+    assert r.status_code == 500 and r.json()["type"].endswith("/store-rejected")
+    assert "retry-after" not in r.headers
+    redis_client.delete(data.KEYS.catalog)  # the clock has not moved: an open breaker would 503
+    assert (await client.put("/v1/admin/catalog/MILK-1", json=MILK, headers=H)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["a%2F..%2F..%2Fb", "a%2F.%2Fb", "a%2F%2Fb", "a%2F", "a%2F..", "..%2Fb"]
+)
+async def test_a_sku_is_an_item_id_not_a_path(client, redis_client, path):
+    r = await client.put(f"/v1/admin/catalog/{path}", json=MILK, headers=H)
+    assert r.status_code == 400 and r.json()["field"] == "sku", r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert redis_client.hlen(data.KEYS.catalog) == 0
+
+
+async def test_slashes_between_parts_are_fine(client):
+    r = await client.put("/v1/admin/catalog/shoes%2F42.v2", json=MILK, headers=H)
+    assert r.status_code == 200 and r.json()["sku"] == "shoes/42.v2"
+
+
+async def test_a_csv_import_with_a_utf8_bom_is_accepted(client, redis_client):
+    csv = "\ufeffsku,stock,price,category\nA,1,1.0,dairy\n".encode()
+    r = await client.post(
+        "/v1/admin/catalog", content=csv, headers={**H, "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200 and r.json()["imported"] == 1, r.text
+    assert redis_client.hget(data.KEYS.catalog, "A") is not None

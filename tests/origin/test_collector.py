@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import msgpack
+import orjson
 import pytest
 import redis
 
+from origin import collector
 from origin.app import create_app
 from origin.collector import RateLimiter
 from origin.settings import Settings
@@ -18,6 +20,7 @@ from tests.asgi import app_client
 
 KEYS = Keys()
 NOW_TS = 1_700_000_000_000
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def ev(i: int = 1, **kw: object) -> dict[str, object]:
@@ -160,3 +163,91 @@ async def test_schema_is_published_and_matches_the_validator() -> None:
     assert schema["properties"]["type"]["enum"] == list(event.EVENT_TYPES)
     assert schema["additionalProperties"] is False
     assert {"traceparent", "bot"} <= set(schema["properties"]) - set(schema["required"])
+
+
+SHOPPER = "kY4T6e8nghYq15sKo888hy"
+
+
+def cookie_header(**cookies: str) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "optout",
+    [
+        {"Sec-GPC": "1"},
+        cookie_header(p13n_optout="1"),
+        cookie_header(p13n_optout="yes"),
+        cookie_header(p13n_optout="False ", p13n_sid=SHOPPER) | {"Sec-GPC": "1"},
+        cookie_header(p13n_optout="true", p13n_sid=SHOPPER),
+    ],
+)
+async def test_opted_out_requests_store_nothing_even_naming_a_user(
+    redis_url, redis_client, optout
+) -> None:
+    async with app_client(create_app(Settings(redis_url=redis_url))) as http:
+        one = await http.post("/v1/events", json=ev(1, user=SHOPPER), headers=optout)
+        batch = await http.post(
+            "/v1/events", json={"events": [ev(2, user=SHOPPER), ev(3, v=2)]}, headers=optout
+        )
+        junk = await http.post(
+            "/v1/events", content=b'{"v": 1, "user": "' + SHOPPER.encode(), headers=optout
+        )
+    for r in (one, batch, junk):
+        assert r.status_code == 202, r.text
+        assert r.json() == {"accepted": 0, "rejected": 0, "opted_out": True, "results": []}
+    assert entries(redis_client) == []
+    assert redis_client.xlen(KEYS.dlq) == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", ["0", "no", "false", ""])
+async def test_an_explicit_no_in_the_optout_cookie_is_not_an_optout(
+    redis_url, redis_client, value
+) -> None:
+    async with app_client(create_app(Settings(redis_url=redis_url))) as http:
+        r = await http.post("/v1/events", json=ev(1), headers=cookie_header(p13n_optout=value))
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+    assert len(entries(redis_client)) == 1
+
+
+@pytest.mark.anyio
+async def test_rate_limit_comes_before_any_dead_letter(redis_url, redis_client) -> None:
+    s = replace(Settings(redis_url=redis_url), collector_rate_per_s=0, collector_burst=2)
+    async with app_client(create_app(s)) as http:
+        first = await http.post("/v1/events", content=b"{junk")
+        second = await http.post("/v1/events", content=b"{junk")
+        third = await http.post("/v1/events", content=b"{junk")
+        batch = await http.post("/v1/events", json={"events": [ev(1, v=2)]})
+    assert [r.status_code for r in (first, second)] == [400, 400]
+    assert third.status_code == 429 and batch.status_code == 429
+    assert redis_client.xlen(KEYS.dlq) == 2
+
+
+@pytest.mark.anyio
+async def test_dead_letter_stream_is_capped(redis_url, redis_client, monkeypatch) -> None:
+    monkeypatch.setattr(collector, "DLQ_MAXLEN", 10)  # the cap, not behaviour, made small
+    async with app_client(create_app(Settings(redis_url=redis_url))) as http:
+        for n in range(3):
+            batch = [ev(100 * n + i, v=2) for i in range(MAX_BATCH)]
+            r = await http.post("/v1/events", json={"events": batch})
+            assert r.json()["rejected"] == MAX_BATCH
+    # approximate trimming drops whole stream nodes (100 entries by default)
+    assert 10 <= redis_client.xlen(KEYS.dlq) < 3 * MAX_BATCH
+
+
+@pytest.mark.anyio
+async def test_a_batch_item_is_dead_lettered_with_its_own_bytes(redis_url, redis_client) -> None:
+    good = orjson.dumps({k: v for k, v in ev(1).items() if k != "user"})
+    bad = b'{ "v":2,  "event_id":"e2", "type":"view", "ts":1700000000000, "item":"\\u0053KU" }'
+    body = b'{"events" : [' + good + b" ,\n  " + bad + b"  ]}"
+    headers = {"content-type": "application/json", "traceparent": TRACE}
+    async with app_client(create_app(Settings(redis_url=redis_url))) as http:
+        r = await http.post("/v1/events", content=body, headers=headers | cookie_header(
+            p13n_sid=SHOPPER))  # fmt: skip
+    assert (r.json()["accepted"], r.json()["rejected"]) == (1, 1)
+    ((_, letter),) = redis_client.xrange(KEYS.dlq)
+    assert letter[b"raw"] == bad  # as sent: not re-serialized, no cookie user or traceparent
+    assert letter[b"user"] == SHOPPER.encode()  # who it was for, for erasure and requeue
+    assert entries(redis_client)[0]["user"] == SHOPPER

@@ -46,6 +46,7 @@ async def create_and_start(client, **over):
         ({"routes": ["Not A Slug"]}, "routes"),
         ({"key": "Bad Key"}, "key"),
         ({"colour": "red"}, "colour"),
+        ({"variations": [{"name": "a"}, {"name": "b", "bogus": 1}]}, "variations[1].bogus"),
     ],
 )
 async def test_invalid_definitions_are_400_naming_the_field(client, over, field):
@@ -167,3 +168,54 @@ async def test_edge_config_reflects_schedule_targeting_and_stop(client):
     assert not exp.is_live(data.NOW_MS) and exp.is_live(data.NOW_MS + 2000)
     await client.post("/v1/admin/experiments/rail-algo/stop", headers=H)
     assert parse_edge_config((await client.get("/v1/edge/config")).json()).experiments == ()
+
+
+@pytest.mark.parametrize(
+    "variations",
+    [
+        [{"name": "boost"}, {"name": "control"}],  # reordered
+        [{"name": "control"}, {"name": "boosted"}],  # renamed
+    ],
+)
+async def test_reordering_or_renaming_variations_of_a_running_experiment_reseeds(
+    client, variations
+):
+    exp = await create_and_start(client)
+    r = await client.patch(
+        "/v1/admin/experiments/rail-algo", json={"variations": variations}, headers=H
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["bucket_version_bumped"] is True and "re-assigned" in body["notice"]
+    assert body["experiment"]["bucket_version"] == exp["bucket_version"] + 1
+    same = [{"name": "control", "list_variant": "alt"}, {"name": "boosted"}]
+    r = await client.patch("/v1/admin/experiments/rail-algo", json={"variations": same}, headers=H)
+    assert r.json()["bucket_version_bumped"] is (variations[1]["name"] != "boosted")
+
+
+async def test_an_experiment_past_its_stop_ends_by_schedule_and_frees_its_range(client, clock):
+    await create_and_start(client, stop_ms=data.NOW_MS + 5000)
+    rival = doc("rival-algo")
+    assert (await client.post("/v1/admin/experiments", json=rival, headers=H)).status_code == 201
+    blocked = await client.post("/v1/admin/experiments/rival-algo/start", headers=H)
+    assert blocked.status_code == 409
+    clock.advance(6)
+    await client.app.state.p13n.snapshot.refresh()
+    assert parse_edge_config((await client.get("/v1/edge/config")).json()).experiments == ()
+    shown = (await client.get("/v1/admin/experiments/rail-algo", headers=H)).json()
+    assert shown["status"] == "running" and shown["ended_by_schedule"] is True
+    r = await client.post("/v1/admin/experiments/rival-algo/start", headers=H)
+    assert r.status_code == 200, r.text
+    (live,) = parse_edge_config((await client.get("/v1/edge/config")).json()).experiments
+    assert live.key == "rival-algo"
+
+
+async def test_disjoint_schedules_may_share_a_namespace_range(client):
+    await create_and_start(client, start_ms=data.NOW_MS, stop_ms=data.NOW_MS + 5000)
+    later = {"start_ms": data.NOW_MS + 5000, "stop_ms": data.NOW_MS + 9000}
+    await create_and_start(client, key="later-algo", **later)
+    overlapping = {"start_ms": data.NOW_MS + 4000}
+    r = await client.post("/v1/admin/experiments", json=doc("third-algo", **overlapping), headers=H)
+    assert r.status_code == 201
+    r = await client.post("/v1/admin/experiments/third-algo/start", headers=H)
+    assert r.status_code == 409 and r.json()["conflicts_with"] in {"rail-algo", "later-algo"}

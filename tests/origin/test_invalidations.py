@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cache_keys.wire import decode_purge, parse_edge_config
+from origin.admin.invalidations import _nocase_pattern
 from segmenter.connection import connect
 from tests.origin import data
 from tests.origin.data import MERCH, SERVICE, bearer
@@ -113,3 +114,27 @@ async def test_invalidation_is_audited_and_counted(client):
     assert entry["after"]["id"] == inv["id"] and entry["before"] is None
     metrics = (await client.get("/metrics")).text
     assert 'p13n_origin_invalidations_total{mode="soft"} 1.0' in metrics
+
+
+MILK = {"stock": 5, "price": 1.0, "category": "dairy"}
+
+
+async def test_hard_purge_by_the_cache_tag_masks_the_catalogs_mixed_case_ids(client, redis_client):
+    for sku in ("SKU-9", "Sku-9", "SKU-90", "sku-x"):
+        assert (await client.put(f"/v1/admin/catalog/{sku}", json=MILK, headers=H)).is_success
+    data.put_popular(redis_client, data.items(("SKU-9", 9, "x"), ("CD-2", 8, "y")))
+    await client.app.state.p13n.snapshot.refresh()
+    r = await post(client, ["sku:sku-9"], "hard")  # the tag as Cache-Tag shows it
+    assert r.json()["tags"] == ["sku:sku-9"]
+    assert r.json()["mask_add"] == ["sku-9", "SKU-9", "Sku-9"]
+    cfg = parse_edge_config((await client.get("/v1/edge/config")).json())
+    assert {"SKU-9", "Sku-9"} <= cfg.item_mask and "SKU-90" not in cfg.item_mask
+    after = await client.get("/v1/recommendations")
+    assert [i["item"] for i in after.json()["items"]] == ["CD-2"]
+    exact = await post(client, ["sku:sku-x"], "hard")  # held exactly: stands for itself
+    assert exact.json()["mask_add"] == ["sku-x"]
+
+
+def test_nocase_pattern_escapes_glob_specials():
+    assert _nocase_pattern("Ab-1") == "[aA][bB]-1"
+    assert _nocase_pattern("a*?[]") == "[aA]\\*\\?\\[\\]"

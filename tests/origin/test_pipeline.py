@@ -117,3 +117,14 @@ def test_history_counts_an_edge_restart_from_zero() -> None:
     assert len(buckets) == 30 and buckets[-1]["ms"] == now - 10_000
     filled = [b for b in buckets if b["answers"]]
     assert [(b["answers"], b["hit_ratio"]) for b in filled] == [(10, 1.0)]
+
+
+async def test_requeue_gives_a_collector_letter_back_the_shopper_it_was_for(client, redis_client):
+    doc = {k: v for k, v in _event().items() if k != "user"}  # the user came from the cookie
+    fields = {"reason": "x: bad", "field": "x", "raw": orjson.dumps(doc), "source": "collector",
+              "user": "u-5", "received_ms": NOW_MS}  # fmt: skip
+    entry = redis_client.xadd(KEYS.dlq, fields).decode()
+    r = await client.post(f"/v1/admin/dlq/{entry}/requeue", headers=H)
+    assert r.status_code == 200, r.text
+    ((_, stored),) = redis_client.xrange(KEYS.stream(partition_of("u-5", 2)))
+    assert msgpack.unpackb(stored[b"e"])["user"] == "u-5"

@@ -100,3 +100,27 @@ def test_assignment_targets_routes_segments_schedule_and_layers():
     before = [assign(exp, s, route="home", hseg="b" * 16, now_ms=150) for s in inside]
     after = [assign(reseeded, s, route="home", hseg="b" * 16, now_ms=150) for s in inside]
     assert before != after  # re-seeding reshuffles shoppers, deliberately
+
+
+@pytest.mark.anyio
+async def test_results_of_a_reseeded_experiment_say_what_the_restart_cannot_undo(
+    client, redis_client, clock
+):
+    h = bearer(EXPER)
+    body = {"key": "e2", "variations": [{"name": "a"}, {"name": "b"}], "weights": [0.5, 0.5]}
+    await client.post("/v1/admin/experiments", json=body, headers=h)
+    await client.post("/v1/admin/experiments/e2/start", headers=h)
+    fresh = (await client.get("/v1/admin/experiments/e2/results", headers=h)).json()
+    assert fresh["reseeded_at_ms"] is None and fresh["caveat"] is None
+    clock.advance(60)
+    r = await client.patch("/v1/admin/experiments/e2", json={"weights": [0.8, 0.2]}, headers=h)
+    assert r.json()["bucket_version_bumped"] is True
+    doc = (await client.get("/v1/admin/experiments/e2/results", headers=h)).json()
+    assert doc["bucket_version"] == 1 and doc["reseeded_at_ms"] == data.NOW_MS + 60_000
+    assert "first exposure" in doc["caveat"] and "new experiment key" in doc["caveat"]
+
+
+def test_older_reseeded_records_fall_back_to_when_results_restarted():
+    exp = {"key": "e", "bucket_version": 2, "results_from_ms": 7, "weights": [0.5, 0.5],
+           "variations": [{"name": "a"}, {"name": "b"}]}  # fmt: skip
+    assert summarize(exp, {})["reseeded_at_ms"] == 7
