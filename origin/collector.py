@@ -38,7 +38,7 @@ from origin.state import AppState, get_state
 from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.event_jsonschema import MAX_BATCH, event_json_schema
-from segmenter.schema import DLQ_MAXLEN, STREAM_MAXLEN, partition_of
+from segmenter.schema import DLQ_MAXLEN, STREAM_MAXLEN, partition_of, tombstone_digest
 from segmenter.store import dlq_fields
 
 __all__ = ["RateLimiter", "routes"]
@@ -122,6 +122,14 @@ async def _store(
     if state.redis is None:
         raise Unavailable("the event bus is not configured")
     keys, now = state.keys, int(time.time() * 1000)
+    named = sorted({user for _, _, user in dead if user})
+    if named:  # an erased shopper's bad events are not kept either (one extra read, rare)
+        try:
+            marks = await state.redis.hmget(keys.tombstones, [tombstone_digest(u) for u in named])
+        except (RedisError, OSError) as exc:
+            raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
+        erased = {u for u, mark in zip(named, marks, strict=True) if mark is not None}
+        dead = [d for d in dead if d[2] not in erased]
     pipe = state.redis.pipeline(transaction=False)
     for ev in valid:
         stream = keys.stream(partition_of(ev.user, state.settings.partitions))

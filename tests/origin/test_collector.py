@@ -15,7 +15,7 @@ from origin.collector import RateLimiter
 from origin.settings import Settings
 from segmenter import event
 from segmenter.event_jsonschema import MAX_BATCH
-from segmenter.schema import Keys, partition_of
+from segmenter.schema import Keys, partition_of, tombstone_digest
 from tests.asgi import app_client
 
 KEYS = Keys()
@@ -251,3 +251,14 @@ async def test_a_batch_item_is_dead_lettered_with_its_own_bytes(redis_url, redis
     assert letter[b"raw"] == bad  # as sent: not re-serialized, no cookie user or traceparent
     assert letter[b"user"] == SHOPPER.encode()  # who it was for, for erasure and requeue
     assert entries(redis_client)[0]["user"] == SHOPPER
+
+
+@pytest.mark.anyio
+async def test_an_erased_shoppers_bad_events_are_not_dead_lettered(redis_url, redis_client) -> None:
+    redis_client.hset(KEYS.tombstones, tombstone_digest("u1"), 1)  # u1 was erased
+    batch = [ev(1, qty="two"), ev(2, qty="two")]  # invalid, for u1 and u2
+    async with app_client(create_app(Settings(redis_url=redis_url))) as http:
+        r = await http.post("/v1/events", json={"events": batch})
+    assert r.status_code == 202 and r.json()["rejected"] == 2  # the sender still learns why
+    users = [f[b"user"] for _, f in redis_client.xrange(KEYS.dlq)]
+    assert users == [b"u2"]
