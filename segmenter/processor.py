@@ -38,6 +38,11 @@ __all__ = ["Processor", "operators_for", "tune_gc"]
 log = logging.getLogger("p13n.segmenter")
 TICK_S = 0.25
 RETRY_S = 0.5
+MAX_RETRY_S = 5.0
+# Archive hour directories older than the retention are deleted this often.
+PRUNE_INTERVAL_MS = 60_000
+# Failures of the infrastructure rather than of the events: retried, never dead-lettered.
+INFRA_ERRORS = (StoreUnavailable, OSError)
 
 
 def tune_gc() -> None:
@@ -156,7 +161,9 @@ class Processor:
                         return
                 except StoreUnavailable as exc:
                     log.warning("partition %d: %s; retrying", lease.partition, exc)
-                    await asyncio.sleep(RETRY_S)
+                    await self._pause(RETRY_S)
+                    with contextlib.suppress(StoreUnavailable):
+                        await self.reader.ensure_group(lease.partition)  # lost by Redis?
                 except Exception:  # a bug must not spin: give the partition up, log loudly
                     log.exception("partition %d: giving it up", lease.partition)
                     await asyncio.sleep(RETRY_S)
@@ -166,12 +173,19 @@ class Processor:
         finally:
             self.applier.forget(lease.partition)
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when the processor is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
     def _done(self, partition: int) -> bool:
         return self._stop.is_set() or partition in self.releasing
 
     async def _drain(self, lease: Lease) -> bool:
         p, s = lease.partition, self.s
-        while entries := await self.reader.pending(p, s.batch_max_events, s.max_deliveries):
+        while not self._done(p) and (
+            entries := await self.reader.pending(p, s.batch_max_events, s.max_deliveries)
+        ):
             if not await self._apply(lease, entries):
                 return False
         return True
@@ -201,9 +215,28 @@ class Processor:
         return True
 
     async def _apply(self, lease: Lease, entries: list[Entry]) -> bool:
-        result = await self.applier.apply(lease, entries)
+        """Apply one batch; False when the lease is lost.
+
+        Redis or archive failures retry the same entries, with backoff, until they are
+        applied, the lease is lost or the partition is let go (the entries then stay pending
+        for the next owner). Reading them again instead would count a delivery per retry."""
+        p, delay = lease.partition, RETRY_S
+        while True:
+            try:
+                result = await self.applier.apply(lease, entries)
+                break
+            except INFRA_ERRORS as exc:
+                self.applier.forget(p)  # a write may have landed before the failure
+                log.warning("partition %d: %s; retrying the batch", p, exc)
+                await self._pause(min(delay, self.s.lease_ttl_ms / 3000))
+                delay = min(delay * 2, MAX_RETRY_S)
+                if self._done(p):
+                    return True
+                with contextlib.suppress(StoreUnavailable):  # keep the lease while retrying
+                    if not await self.store.renew(lease, self.s.lease_ttl_ms):
+                        return False
         if result.status != "OK" or result.effects is None:
-            self.applier.forget(lease.partition)
+            self.applier.forget(p)
             return False
         self.metrics.observe_batch(result.effects, result.apply_s, self.now_ms())
         return True

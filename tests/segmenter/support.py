@@ -21,6 +21,7 @@ from segmenter.event import Event
 from segmenter.processor import Processor
 from segmenter.schema import GROUP, Keys, partition_of
 from segmenter.settings import ProcessorSettings
+from segmenter.store import Hook
 
 PARTITIONS = 4
 KEYS = Keys()
@@ -78,14 +79,23 @@ def drained(client: redis.Redis) -> bool:
     return True
 
 
-def run_until_drained(url: str, s: ProcessorSettings, timeout_s: float = 60) -> None:
+def valid_entries(n: int, seed: int = 3) -> list[tuple[str, int, bytes]]:
+    """(stream id, partition, raw) of ``n`` valid events in arrival order, nothing to reject."""
+    evs = synthetic.events(n, seed=seed, shop=synthetic.Shop(items=300, shoppers=150))
+    return [(f"{e.ts}-{i}", partition_of(e.user, PARTITIONS), event.encode(e)) for i, e in
+            enumerate(evs)]  # fmt: skip
+
+
+def run_until_drained(
+    url: str, s: ProcessorSettings, timeout_s: float = 60, hook: Hook | None = None
+) -> None:
     """Run an in-process processor until every stream is applied and acknowledged."""
 
     async def go() -> None:
         client = connect(url)
         sync = connect_sync(url)
         stop = asyncio.Event()
-        task = asyncio.create_task(Processor(s, client).run(stop))
+        task = asyncio.create_task(Processor(s, client, hook=hook).run(stop))
         deadline = time.monotonic() + timeout_s
         try:
             while not drained(sync):
