@@ -96,6 +96,7 @@ class Processor:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.releasing: set[int] = set()
         self._next_lists_ms = 0
+        self._next_prune_ms = 0
         self._stop = asyncio.Event()
 
     # -- main loop ----------------------------------------------------------------------
@@ -136,6 +137,7 @@ class Processor:
     async def _housekeeping(self, now: int) -> None:
         self.metrics.set_lag(await self.reader.lag(sorted(self.tasks)))
         self.metrics.dlq_depth.set(await self.r.xlen(self.keys.dlq))
+        self._prune(now)
         if self.s.lists_interval_s <= 0 or now < self._next_lists_ms:
             return
         self._next_lists_ms = now + self.s.lists_interval_s * 1000
@@ -147,8 +149,16 @@ class Processor:
             raise
         except Exception:  # bad admin data must not stop event processing
             log.exception("segment list build failed")
-        if self.s.archive_dir:
+
+    def _prune(self, now: int) -> None:
+        """Archive retention, on its own schedule (lists may never be built here)."""
+        if not self.s.archive_dir or now < self._next_prune_ms:
+            return
+        self._next_prune_ms = now + PRUNE_INTERVAL_MS
+        try:
             prune(Path(self.s.archive_dir), self.s.archive_retention_days, now)
+        except OSError as exc:  # a full or read-only disk must not stop event processing
+            log.warning("archive retention: %s", exc)
 
     # -- one partition ------------------------------------------------------------------
     async def _own(self, lease: Lease) -> None:
