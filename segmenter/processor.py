@@ -112,11 +112,14 @@ class Processor:
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
         self.releasing.update(self.tasks)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError):  # the others rebalance at once
+            await self.r.zrem(self.keys.members, self.owner)
 
     async def _tick(self) -> None:
         now = self.now_ms()
         members = self.keys.members
-        await self.r.zadd(members, {self.s.consumer: now + self.s.lease_ttl_ms})
+        # Counted by owner (unique per process), not by consumer name, which may be shared.
+        await self.r.zadd(members, {self.owner: now + self.s.lease_ttl_ms})
         await self.r.zremrangebyscore(members, "-inf", now)
         live = max(1, int(await self.r.zcard(members)))
         target = math.ceil(self.s.partitions / live)
@@ -204,6 +207,7 @@ class Processor:
         """Claim, drain own pending, then follow new entries; False when the lease is lost."""
         p, s = lease.partition, self.s
         await self.reader.claim(p, 0)
+        await self.reader.forget_idle(p, s.claim_idle_ms)
         if not await self._drain(lease):
             return False
         next_claim = next_renew = self.now_ms()

@@ -23,7 +23,7 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
                                   converted_ms or 0]} (distinct exposures and conversions)
     P:{dlq}:events         stream dead letters: reason, field, original bytes, source
     P:{dlq}:src            hash   "p<n>:<stream id>" -> DLQ entry id (processor DLQ writes once)
-    P:{seg}:members        zset   processor consumer name -> heartbeat deadline ms
+    P:{seg}:members        zset   processor (consumer name:run id) -> heartbeat deadline ms
     P:{lists}:seg:<hseg>:<variant>  string  msgpack segment list
     P:{lists}:registry     hash   hseg -> msgpack {segment, lists: {variant: etag}}
     P:{lists}:popular      string msgpack global popular list (degraded-mode fallback)

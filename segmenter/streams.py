@@ -123,6 +123,25 @@ class Reader:
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    async def forget_idle(self, partition: int, min_idle_ms: int) -> int:
+        """Delete other consumers with nothing pending, idle ``min_idle_ms``; how many went.
+
+        Each process has its own consumer name, so without this the group would collect one
+        consumer per process ever started. Called by a partition's new owner (no one else
+        reads the stream then); a live consumer deleted here is recreated by its next read."""
+        stream = self.keys.stream(partition)
+        try:
+            consumers: Any = await self.r.xinfo_consumers(stream, GROUP)
+            gone = 0
+            for c in consumers:
+                name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+                idle = int(c["idle"]) >= min_idle_ms
+                if name != self.consumer and idle and not int(c["pending"]):
+                    gone += int(await self.r.xgroup_delconsumer(stream, GROUP, name) == 0)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return gone
+
     async def lag(self, partitions: Sequence[int]) -> dict[int, int]:
         """Entries not yet delivered to the group, per partition (Redis 7 ``lag``)."""
         out: dict[int, int] = {}
