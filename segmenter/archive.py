@@ -88,6 +88,7 @@ class ArchiveWriter:
                 self._files[(partition, ms // _HOUR_MS)] = d / name
         for hour, lines in groups.items():
             path = self._files[(partition, hour)]
+            path.parent.mkdir(parents=True, exist_ok=True)  # retention may have removed it
             path.touch()
             with _locked(path, "ab") as fh:
                 fh.write(gzip.compress(b"".join(lines), compresslevel=1, mtime=0))

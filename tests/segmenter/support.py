@@ -26,13 +26,15 @@ from segmenter.store import Hook
 PARTITIONS = 4
 KEYS = Keys()
 # Bookkeeping that legitimately differs between runs (who held the lease, and how often).
+# Synthetic events arrive in November 2023: keep their archive whatever today's date.
+RETENTION_DAYS = 365_000
 _BOOKKEEPING = {b"owner", b"token", b"lease_until_ms"}
 
 
 def settings(url: str, archive: Path | str = "", **kw: Any) -> ProcessorSettings:
     base = ProcessorSettings(
         redis_url=url, partitions=PARTITIONS, archive_dir=str(archive), lists_interval_s=0,
-        lease_ttl_ms=400, consumer="seg-test",
+        lease_ttl_ms=400, consumer="seg-test", archive_retention_days=RETENTION_DAYS,
     )  # fmt: skip
     return replace(base, **kw)
 
@@ -116,7 +118,8 @@ def spawn(url: str, archive: Path, **env: str) -> subprocess.Popen[bytes]:
     full = {
         **os.environ, "P13N_REDIS_URL": url, "P13N_PARTITIONS": str(PARTITIONS),
         "P13N_ARCHIVE_DIR": str(archive), "P13N_LISTS_INTERVAL_S": "0",
-        "P13N_LEASE_TTL_MS": "400", "P13N_CONSUMER": "seg-1", **env,
+        "P13N_LEASE_TTL_MS": "400", "P13N_CONSUMER": "seg-1",
+        "P13N_ARCHIVE_RETENTION_DAYS": str(RETENTION_DAYS), **env,
     }  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "origin.cli", "segmenter", "run"],
