@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import redis
 
 from segmenter import archive
@@ -141,3 +142,9 @@ def test_retention_is_enforced_without_list_builds(redis_url, redis_client, tmp_
 
     asyncio.run(go())
     assert not old.exists()
+
+
+def test_reading_a_missing_archive_is_an_error_not_an_empty_archive(tmp_path) -> None:
+    assert list(archive.read_partition(tmp_path, 0)) == []
+    with pytest.raises(FileNotFoundError):
+        list(archive.read_partition(tmp_path / "nope", 0))
