@@ -88,6 +88,7 @@ class ArchiveWriter:
                 self._files[(partition, ms // _HOUR_MS)] = d / name
         for hour, lines in groups.items():
             path = self._files[(partition, hour)]
+            path.parent.mkdir(parents=True, exist_ok=True)  # retention may have removed it
             path.touch()
             with _locked(path, "ab") as fh:
                 fh.write(gzip.compress(b"".join(lines), compresslevel=1, mtime=0))
@@ -117,7 +118,12 @@ def _hour_start_ms(hour_dir: Path) -> int:
 def read_partition(
     root: Path, partition: int, from_ms: int = 0, to_ms: int = 2**62
 ) -> Iterator[dict[str, Any]]:
-    """A partition's archived events in arrival order, each once, arrival in [from, to)."""
+    """A partition's archived events in arrival order, each once, arrival in [from, to).
+
+    Raises ``FileNotFoundError`` when ``root`` is not a directory (a typo, not an empty
+    archive)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"archive directory {root} does not exist")
     last = (-1, -1)
     for hour in archive_hours(root):
         start = _hour_start_ms(hour)

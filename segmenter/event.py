@@ -125,7 +125,7 @@ def _price(d: Mapping[str, Any]) -> float:
 def _check_shape(doc: Any) -> Mapping[str, Any]:
     if type(doc) is not dict and not isinstance(doc, Mapping):
         raise _Invalid("$", "an event must be an object")
-    if doc.get("v") != VERSION:
+    if type(doc.get("v")) is not int or doc.get("v") != VERSION:  # not True, not 1.0
         raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {VERSION}")
     if not FIELDS.issuperset(doc):
         unknown = [k for k in doc if k not in FIELDS]

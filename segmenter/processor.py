@@ -38,6 +38,11 @@ __all__ = ["Processor", "operators_for", "tune_gc"]
 log = logging.getLogger("p13n.segmenter")
 TICK_S = 0.25
 RETRY_S = 0.5
+MAX_RETRY_S = 5.0
+# Archive hour directories older than the retention are deleted this often.
+PRUNE_INTERVAL_MS = 60_000
+# Failures of the infrastructure rather than of the events: retried, never dead-lettered.
+INFRA_ERRORS = (StoreUnavailable, OSError)
 
 
 def tune_gc() -> None:
@@ -91,6 +96,7 @@ class Processor:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.releasing: set[int] = set()
         self._next_lists_ms = 0
+        self._next_prune_ms = 0
         self._stop = asyncio.Event()
 
     # -- main loop ----------------------------------------------------------------------
@@ -106,11 +112,14 @@ class Processor:
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
         self.releasing.update(self.tasks)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError):  # the others rebalance at once
+            await self.r.zrem(self.keys.members, self.owner)
 
     async def _tick(self) -> None:
         now = self.now_ms()
         members = self.keys.members
-        await self.r.zadd(members, {self.s.consumer: now + self.s.lease_ttl_ms})
+        # Counted by owner (unique per process), not by consumer name, which may be shared.
+        await self.r.zadd(members, {self.owner: now + self.s.lease_ttl_ms})
         await self.r.zremrangebyscore(members, "-inf", now)
         live = max(1, int(await self.r.zcard(members)))
         target = math.ceil(self.s.partitions / live)
@@ -131,6 +140,7 @@ class Processor:
     async def _housekeeping(self, now: int) -> None:
         self.metrics.set_lag(await self.reader.lag(sorted(self.tasks)))
         self.metrics.dlq_depth.set(await self.r.xlen(self.keys.dlq))
+        self._prune(now)
         if self.s.lists_interval_s <= 0 or now < self._next_lists_ms:
             return
         self._next_lists_ms = now + self.s.lists_interval_s * 1000
@@ -142,8 +152,16 @@ class Processor:
             raise
         except Exception:  # bad admin data must not stop event processing
             log.exception("segment list build failed")
-        if self.s.archive_dir:
+
+    def _prune(self, now: int) -> None:
+        """Archive retention, on its own schedule (lists may never be built here)."""
+        if not self.s.archive_dir or now < self._next_prune_ms:
+            return
+        self._next_prune_ms = now + PRUNE_INTERVAL_MS
+        try:
             prune(Path(self.s.archive_dir), self.s.archive_retention_days, now)
+        except OSError as exc:  # a full or read-only disk must not stop event processing
+            log.warning("archive retention: %s", exc)
 
     # -- one partition ------------------------------------------------------------------
     async def _own(self, lease: Lease) -> None:
@@ -156,7 +174,9 @@ class Processor:
                         return
                 except StoreUnavailable as exc:
                     log.warning("partition %d: %s; retrying", lease.partition, exc)
-                    await asyncio.sleep(RETRY_S)
+                    await self._pause(RETRY_S)
+                    with contextlib.suppress(StoreUnavailable):
+                        await self.reader.ensure_group(lease.partition)  # lost by Redis?
                 except Exception:  # a bug must not spin: give the partition up, log loudly
                     log.exception("partition %d: giving it up", lease.partition)
                     await asyncio.sleep(RETRY_S)
@@ -166,12 +186,19 @@ class Processor:
         finally:
             self.applier.forget(lease.partition)
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when the processor is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
     def _done(self, partition: int) -> bool:
         return self._stop.is_set() or partition in self.releasing
 
     async def _drain(self, lease: Lease) -> bool:
         p, s = lease.partition, self.s
-        while entries := await self.reader.pending(p, s.batch_max_events, s.max_deliveries):
+        while not self._done(p) and (
+            entries := await self.reader.pending(p, s.batch_max_events, s.max_deliveries)
+        ):
             if not await self._apply(lease, entries):
                 return False
         return True
@@ -180,6 +207,7 @@ class Processor:
         """Claim, drain own pending, then follow new entries; False when the lease is lost."""
         p, s = lease.partition, self.s
         await self.reader.claim(p, 0)
+        await self.reader.forget_idle(p, s.claim_idle_ms)
         if not await self._drain(lease):
             return False
         next_claim = next_renew = self.now_ms()
@@ -201,9 +229,28 @@ class Processor:
         return True
 
     async def _apply(self, lease: Lease, entries: list[Entry]) -> bool:
-        result = await self.applier.apply(lease, entries)
+        """Apply one batch; False when the lease is lost.
+
+        Redis or archive failures retry the same entries, with backoff, until they are
+        applied, the lease is lost or the partition is let go (the entries then stay pending
+        for the next owner). Reading them again instead would count a delivery per retry."""
+        p, delay = lease.partition, RETRY_S
+        while True:
+            try:
+                result = await self.applier.apply(lease, entries)
+                break
+            except INFRA_ERRORS as exc:
+                self.applier.forget(p)  # a write may have landed before the failure
+                log.warning("partition %d: %s; retrying the batch", p, exc)
+                await self._pause(min(delay, self.s.lease_ttl_ms / 3000))
+                delay = min(delay * 2, MAX_RETRY_S)
+                if self._done(p):
+                    return True
+                with contextlib.suppress(StoreUnavailable):  # keep the lease while retrying
+                    if not await self.store.renew(lease, self.s.lease_ttl_ms):
+                        return False
         if result.status != "OK" or result.effects is None:
-            self.applier.forget(lease.partition)
+            self.applier.forget(p)
             return False
         self.metrics.observe_batch(result.effects, result.apply_s, self.now_ms())
         return True

@@ -40,11 +40,20 @@ def _settings(overrides: dict[str, str]) -> ProcessorSettings:
 Body = Callable[[ProcessorSettings, aioredis.Redis], Awaitable[T]]
 
 
-def _main(overrides: dict[str, str], body: Body[T], show: Callable[[T], str]) -> int:
+def _main(
+    overrides: dict[str, str],
+    body: Body[T],
+    show: Callable[[T], str],
+    check: Callable[[ProcessorSettings], str | None] = lambda s: None,
+) -> int:
+    """Settings, then ``check`` (a usage error or None), then ``body``; the exit code."""
     try:
         s = _settings(overrides)
+        usage = check(s)
     except SettingsError as exc:
-        print(f"p13n: {exc}", file=sys.stderr)
+        usage = str(exc)
+    if usage is not None:
+        print(f"p13n: {usage}", file=sys.stderr)
         return 2
 
     async def go() -> T:
@@ -115,8 +124,21 @@ def lists(overrides: dict[str, str]) -> int:
     return _main(overrides, body, lambda r: f"segments={r.segments} lists={r.lists}")
 
 
+def _archive_exists(s: ProcessorSettings) -> str | None:
+    """A usage error when the archive to read is not a directory."""
+    if Path(s.archive_dir).is_dir():
+        return None
+    return f"--archive-dir {s.archive_dir!r}: no such directory (or set P13N_ARCHIVE_DIR)"
+
+
 def replay(overrides: dict[str, str], from_ms: int, to_ms: int) -> int:
     """``p13n replay``: re-feed archived events of [from, to) into the streams."""
+
+    def check(s: ProcessorSettings) -> str | None:
+        if from_ms >= to_ms:
+            return f"--from ({from_ms} ms) must be before --to ({to_ms} ms)"
+        return _archive_exists(s)
+
     from segmenter.replay import replay as do_replay  # noqa: PLC0415
 
     async def body(s: ProcessorSettings, client: aioredis.Redis) -> int:
@@ -125,7 +147,7 @@ def replay(overrides: dict[str, str], from_ms: int, to_ms: int) -> int:
             client, Keys(s.prefix), root, partitions=s.partitions, from_ms=from_ms, to_ms=to_ms
         )
 
-    return _main(overrides, body, lambda n: f"replayed {n} events")
+    return _main(overrides, body, lambda n: f"replayed {n} events", check)
 
 
 def rebuild(overrides: dict[str, str]) -> int:
@@ -139,4 +161,4 @@ def rebuild(overrides: dict[str, str]) -> int:
         root = Path(s.archive_dir)
         return await do_rebuild(client, Keys(s.prefix), root, partitions=s.partitions, ops=ops)
 
-    return _main(overrides, body, lambda r: r.line())
+    return _main(overrides, body, lambda r: r.line(), _archive_exists)

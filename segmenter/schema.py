@@ -23,7 +23,7 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
                                   converted_ms or 0]} (distinct exposures and conversions)
     P:{dlq}:events         stream dead letters: reason, field, original bytes, source
     P:{dlq}:src            hash   "p<n>:<stream id>" -> DLQ entry id (processor DLQ writes once)
-    P:{seg}:members        zset   processor consumer name -> heartbeat deadline ms
+    P:{seg}:members        zset   processor (consumer name:run id) -> heartbeat deadline ms
     P:{lists}:seg:<hseg>:<variant>  string  msgpack segment list
     P:{lists}:registry     hash   hseg -> msgpack {segment, lists: {variant: etag}}
     P:{lists}:popular      string msgpack global popular list (degraded-mode fallback)
@@ -141,9 +141,12 @@ SESSION_ITEMS_MAX = 10
 # Popularity in 1-hour buckets, 48 kept: "trending" reads the last few, "popular" all.
 POPULARITY_BUCKET_S = 3600
 POPULARITY_BUCKETS = 48
-# Approximate MAXLEN per partition stream: at 2,000 events/s over 8 partitions this holds
-# about 30 minutes, far above the worst lag we alert on (60 s); trimming never eats
-# unprocessed entries unless the processor is down that long (the archive still has them).
+# Approximate MAXLEN per partition stream (every XADD: collector, replay, dlq requeue): at
+# 2,000 events/s over 8 partitions this holds about 30 minutes, far above the worst lag we
+# alert on (60 s). Trimming does not wait for the processor: an entry trimmed before it was
+# delivered is lost without a trace (not applied, not archived, not dead-lettered, not
+# counted: the archive is written by the processor); one trimmed while pending is
+# dead-lettered as "entry trimmed" with empty bytes (docs/RUNBOOK.md, consumer-lag spike).
 STREAM_MAXLEN = 500_000
 ADMIN_AUDIT_MAXLEN = 100_000
 # Dead letters are kept until an operator requeues or trims them (bounded as a safety net).

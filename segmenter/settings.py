@@ -47,8 +47,10 @@ class ProcessorSettings:
     # P13N_PREFIX / P13N_PARTITIONS: key namespace and number of stream partitions.
     prefix: str = DEFAULT_PREFIX
     partitions: int = DEFAULT_PARTITIONS
-    # P13N_CONSUMER: consumer name in the group; keep it stable across restarts so a
-    # restarted process drains its own pending entries first.
+    # P13N_CONSUMER: consumer name in the stream groups; default segmenter-<hostname>-<pid>,
+    # unique per process. Nothing depends on it being stable: whoever takes a partition first
+    # claims every entry pending on other consumers, and consumers left with nothing pending
+    # are deleted then.
     consumer: str = "segmenter-1"
     # P13N_BATCH_MAX_EVENTS: entries read per XREADGROUP and applied per atomic step.
     batch_max_events: int = 1000
@@ -99,7 +101,7 @@ class ProcessorSettings:
             ),
             prefix=e.get("P13N_PREFIX", DEFAULT_PREFIX),
             partitions=_int(e, "P13N_PARTITIONS", DEFAULT_PARTITIONS),
-            consumer=e.get("P13N_CONSUMER") or f"segmenter-{socket.gethostname()}",
+            consumer=e.get("P13N_CONSUMER") or f"segmenter-{socket.gethostname()}-{os.getpid()}",
             batch_max_events=_int(e, "P13N_BATCH_MAX_EVENTS", 1000),
             read_block_ms=_int(e, "P13N_READ_BLOCK_MS", 50),
             lease_ttl_ms=_int(e, "P13N_LEASE_TTL_MS", 10_000),

@@ -75,23 +75,32 @@ class Reader:
         return to_entries(reply[0][1]) if reply else []
 
     async def pending(self, partition: int, count: int, max_deliveries: int) -> list[Entry]:
-        """This consumer's own pending entries (delivered, not acknowledged), oldest first."""
+        """This consumer's own pending entries (delivered, not acknowledged), oldest first.
+
+        Reading them counts a delivery. When the oldest was already delivered more than once
+        (its batch failed, or its process died, after a re-read) it is read alone, and so are
+        the next ones while that holds: an event that fails by itself then reaches the
+        delivery limit alone, and the valid events read with it are applied one by one."""
         stream = self.keys.stream(partition)
         try:
-            reply: Any = await self.r.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=count)
-            items = reply[0][1] if reply else []
-            if not items:
-                return []
-            first, last = items[0][0], items[-1][0]
             info: Any = await self.r.xpending_range(
-                stream, GROUP, min=first, max=last, count=len(items), consumername=self.consumer
+                stream, GROUP, min="-", max="+", count=count, consumername=self.consumer
+            )
+            if not info:
+                return []
+            if int(info[0]["times_delivered"]) > 1:
+                info = info[:1]
+            reply: Any = await self.r.xreadgroup(
+                GROUP, self.consumer, {stream: "0"}, count=len(info)
             )
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        times = {p["message_id"]: p["times_delivered"] for p in info}
+        items = reply[0][1] if reply else []
+        # Delivery counts after this read.
+        times = {p["message_id"]: int(p["times_delivered"]) + 1 for p in info}
         out = []
         for entry in to_entries(items):
-            n = int(times.get(entry.stream_id.encode(), 1))
+            n = times.get(entry.stream_id.encode(), 1)
             over = Rejection("$", f"delivered {n} times, over the limit")
             out.append(
                 Entry(entry.stream_id, entry.raw, None, over) if n > max_deliveries else entry
@@ -113,6 +122,25 @@ class Reader:
                     return claimed
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    async def forget_idle(self, partition: int, min_idle_ms: int) -> int:
+        """Delete other consumers with nothing pending, idle ``min_idle_ms``; how many went.
+
+        Each process has its own consumer name, so without this the group would collect one
+        consumer per process ever started. Called by a partition's new owner (no one else
+        reads the stream then); a live consumer deleted here is recreated by its next read."""
+        stream = self.keys.stream(partition)
+        try:
+            consumers: Any = await self.r.xinfo_consumers(stream, GROUP)
+            gone = 0
+            for c in consumers:
+                name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+                idle = int(c["idle"]) >= min_idle_ms
+                if name != self.consumer and idle and not int(c["pending"]):
+                    gone += int(await self.r.xgroup_delconsumer(stream, GROUP, name) == 0)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return gone
 
     async def lag(self, partitions: Sequence[int]) -> dict[int, int]:
         """Entries not yet delivered to the group, per partition (Redis 7 ``lag``)."""

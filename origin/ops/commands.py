@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from origin.ops import admin, backup, deadletters, health
-from origin.ops.target import OpsError, add_target_args, emit, resolve
+from origin.ops.target import OpsError, UsageError, add_target_args, emit, resolve
 
 __all__ = ["register"]
 
@@ -26,6 +26,9 @@ def _guarded(name: str, body: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return body(args)
+        except UsageError as exc:
+            print(f"p13n {name}: {exc}", file=sys.stderr)
+            return 2
         except OpsError as exc:
             print(f"p13n {name}: {exc}", file=sys.stderr)
             return 1

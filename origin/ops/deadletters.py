@@ -14,17 +14,28 @@ event again, which the processor drops as a duplicate by ``event_id``.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 import orjson
 
-from origin.ops.target import OpsError, Target
+from origin.ops.target import OpsError, Target, UsageError
 from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.schema import STREAM_MAXLEN, partition_of
 
 __all__ = ["list_letters", "requeue", "revalidate", "show"]
+
+
+# A dead letter's id, as `p13n dlq list` prints it: "1764000000000-0".
+_ID_RE = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _check_id(entry_id: str) -> str:
+    if not _ID_RE.fullmatch(entry_id):
+        raise UsageError(f"{entry_id!r} is not a dead letter ID (like 1764000000000-0)")
+    return entry_id
 
 
 def _s(v: Any) -> str:
@@ -45,6 +56,8 @@ def _row(eid: Any, f: dict[bytes, bytes]) -> dict[str, Any]:
 
 def list_letters(target: Target, count: int) -> dict[str, Any]:
     """Depth and the newest ``count`` dead letters."""
+    if count < 1:
+        raise UsageError(f"--count {count}: must be at least 1")
     with target.redis() as r:
         depth = int(r.xlen(target.keys.dlq))
         page: Any = r.xrevrange(target.keys.dlq, count=count)
@@ -59,6 +72,7 @@ def list_text(doc: dict[str, Any]) -> str:
 
 
 def _get(target: Target, entry_id: str) -> dict[bytes, bytes]:
+    _check_id(entry_id)
     with target.redis() as r:
         page: Any = r.xrange(target.keys.dlq, entry_id, entry_id, count=1)
     if not page:

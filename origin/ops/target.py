@@ -37,6 +37,10 @@ class OpsError(RuntimeError):
     """A part is missing, down or answered an error: the message is one line."""
 
 
+class UsageError(OpsError):
+    """The command line itself is wrong (exit 2); the message names the argument."""
+
+
 @dataclass(frozen=True)
 class Target:
     """The parts one command may talk to; ``None`` when unknown."""

@@ -21,17 +21,20 @@ from segmenter.event import Event
 from segmenter.processor import Processor
 from segmenter.schema import GROUP, Keys, partition_of
 from segmenter.settings import ProcessorSettings
+from segmenter.store import Hook
 
 PARTITIONS = 4
 KEYS = Keys()
 # Bookkeeping that legitimately differs between runs (who held the lease, and how often).
+# Synthetic events arrive in November 2023: keep their archive whatever today's date.
+RETENTION_DAYS = 365_000
 _BOOKKEEPING = {b"owner", b"token", b"lease_until_ms"}
 
 
 def settings(url: str, archive: Path | str = "", **kw: Any) -> ProcessorSettings:
     base = ProcessorSettings(
         redis_url=url, partitions=PARTITIONS, archive_dir=str(archive), lists_interval_s=0,
-        lease_ttl_ms=400, consumer="seg-test",
+        lease_ttl_ms=400, consumer="seg-test", archive_retention_days=RETENTION_DAYS,
     )  # fmt: skip
     return replace(base, **kw)
 
@@ -78,14 +81,23 @@ def drained(client: redis.Redis) -> bool:
     return True
 
 
-def run_until_drained(url: str, s: ProcessorSettings, timeout_s: float = 60) -> None:
+def valid_entries(n: int, seed: int = 3) -> list[tuple[str, int, bytes]]:
+    """(stream id, partition, raw) of ``n`` valid events in arrival order, nothing to reject."""
+    evs = synthetic.events(n, seed=seed, shop=synthetic.Shop(items=300, shoppers=150))
+    return [(f"{e.ts}-{i}", partition_of(e.user, PARTITIONS), event.encode(e)) for i, e in
+            enumerate(evs)]  # fmt: skip
+
+
+def run_until_drained(
+    url: str, s: ProcessorSettings, timeout_s: float = 60, hook: Hook | None = None
+) -> None:
     """Run an in-process processor until every stream is applied and acknowledged."""
 
     async def go() -> None:
         client = connect(url)
         sync = connect_sync(url)
         stop = asyncio.Event()
-        task = asyncio.create_task(Processor(s, client).run(stop))
+        task = asyncio.create_task(Processor(s, client, hook=hook).run(stop))
         deadline = time.monotonic() + timeout_s
         try:
             while not drained(sync):
@@ -106,7 +118,8 @@ def spawn(url: str, archive: Path, **env: str) -> subprocess.Popen[bytes]:
     full = {
         **os.environ, "P13N_REDIS_URL": url, "P13N_PARTITIONS": str(PARTITIONS),
         "P13N_ARCHIVE_DIR": str(archive), "P13N_LISTS_INTERVAL_S": "0",
-        "P13N_LEASE_TTL_MS": "400", "P13N_CONSUMER": "seg-1", **env,
+        "P13N_LEASE_TTL_MS": "400", "P13N_CONSUMER": "seg-1",
+        "P13N_ARCHIVE_RETENTION_DAYS": str(RETENTION_DAYS), **env,
     }  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "origin.cli", "segmenter", "run"],

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import redis
 
 from segmenter import archive
 from segmenter.connection import connect
 from segmenter.erasure import erase_from_dlq_and_archive
-from segmenter.processor import operators_for
+from segmenter.processor import Processor, operators_for
 from segmenter.replay import rebuild, replay
 from segmenter.schema import Keys, tombstone_digest
 from segmenter.segments import load_rules
@@ -116,3 +117,34 @@ def test_erasure_reaches_archive_dlq_and_rebuilds(
     fresh = redis_factory()
     _rebuild(fresh.url, tmp_path / "arc")
     assert not any(victim.encode() in k for k in support.snapshot(redis.Redis.from_url(fresh.url)))
+
+
+def test_retention_is_enforced_without_list_builds(redis_url, redis_client, tmp_path) -> None:
+    old = tmp_path / "a" / "dt=2020-01-01" / "hour=00"
+    old.mkdir(parents=True)
+    (old / "p0-1577836800000-0-abcd1234.jsonl.gz").write_bytes(b"")
+    support.load(redis_client, [])
+    s = support.settings(redis_url, tmp_path / "a", lists_interval_s=0, archive_retention_days=1)
+
+    async def go() -> None:
+        client = connect(redis_url)
+        stop = asyncio.Event()
+        task = asyncio.create_task(Processor(s, client).run(stop))
+        try:
+            for _ in range(600):  # polled, not timed: it goes on the first tick
+                if not old.exists() or task.done():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            await client.aclose()
+
+    asyncio.run(go())
+    assert not old.exists()
+
+
+def test_reading_a_missing_archive_is_an_error_not_an_empty_archive(tmp_path) -> None:
+    assert list(archive.read_partition(tmp_path, 0)) == []
+    with pytest.raises(FileNotFoundError):
+        list(archive.read_partition(tmp_path / "nope", 0))

@@ -41,6 +41,8 @@ def e(kind: str, ts: int = T0, **kw) -> Event:
             {"v": 1, "event_id": "e" * 65, "type": "view", "user": "u", "item": "a", "ts": T0},
             "event_id",
         ),
+        ({"v": True, "event_id": "e", "type": "view", "user": "u", "item": "a", "ts": T0}, "v"),
+        ({"v": 1.0, "event_id": "e", "type": "view", "user": "u", "item": "a", "ts": T0}, "v"),
         (
             {
                 "v": 1,

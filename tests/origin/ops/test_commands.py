@@ -56,6 +56,22 @@ def test_with_the_parts_stopped_every_command_fails_cleanly(capsys, stopped, arg
         assert "not reachable" in err or "Redis at" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["dlq", "show", "not-an-id"], "'not-an-id'"),
+        (["dlq", "requeue", "bogus"], "'bogus'"),
+        (["dlq", "show", "1-0; DEL x"], "'1-0; DEL x'"),
+        (["dlq", "list", "--count", "0"], "--count 0"),
+        (["dlq", "list", "--count", "-1"], "--count -1"),
+    ],
+)
+def test_dlq_usage_errors_name_the_argument_not_redis(capsys, stopped, argv, named) -> None:
+    code, _, err = run(capsys, *argv, "--stack", str(stopped))
+    assert code == 2
+    assert err.count("\n") == 1 and named in err and "Redis" not in err
+
+
 def test_restore_with_everything_stopped_is_one_line(capsys, stopped, tmp_path) -> None:
     (tmp_path / "b.json").write_text("{}")
     code, _, err = run(capsys, "restore", str(tmp_path / "b.json"), "--stack", str(stopped))
