@@ -194,6 +194,6 @@ def _pick_locale(accept_language: str, allowed: tuple[str, ...]) -> str:
 def requested_k(query: Mapping[str, str], default: int) -> int:
     """``?k=`` clamped to 1..100; the route's own ``k`` when absent or malformed."""
     raw = query.get("k", "")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:  # "²" is a digit to isdigit()
         return default
     return max(1, min(int(raw), MAX_K))

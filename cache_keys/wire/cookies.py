@@ -34,7 +34,9 @@ MAX_CONTEXT_BYTES = 1024
 MAX_CONTEXT_CATEGORIES = 5
 MAX_CONTEXT_CART = 20
 MAX_CONTEXT_PURCHASES = 20
-MAX_COOKIE_HEADER = 8192
+# Longest Cookie header read: browsers send up to ~180 cookies of 4 KB; shops with heavy
+# analytics pass 8 KB, and dropping the header then would drop the opt-out and the shopper id.
+MAX_COOKIE_HEADER = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +72,13 @@ OPTOUT_COOKIE = CookieSpec("p13n_optout", max_age_s=400 * 86400, http_only=False
 
 
 def parse_cookie_header(header: str | None) -> dict[str, str]:
-    """``"a=1; b=2"`` -> ``{"a": "1", "b": "2"}``; first occurrence wins, junk is skipped."""
+    """``"a=1; b=2"`` -> ``{"a": "1", "b": "2"}``; first occurrence wins, junk is skipped.
+    Only the first ``MAX_COOKIE_HEADER`` characters are read, up to the last whole cookie."""
     out: dict[str, str] = {}
-    if not header or len(header) > MAX_COOKIE_HEADER:
+    if not header:
         return out
+    if len(header) > MAX_COOKIE_HEADER:
+        header = header[:MAX_COOKIE_HEADER].rpartition(";")[0]
     for part in header.split(";"):
         name, sep, value = part.partition("=")
         if not sep:

@@ -181,7 +181,14 @@ def test_set_cookie_attributes() -> None:
 def test_cookie_header_parser() -> None:
     assert wire.parse_cookie_header('a=1; b="2"; junk; a=3') == {"a": "1", "b": "2"}
     assert wire.parse_cookie_header(None) == {}
-    assert wire.parse_cookie_header("x=" + "y" * 10000) == {}
+    assert wire.parse_cookie_header("x=" + "y" * 10000) == {"x": "y" * 10000}
+    # Heavy analytics cookies do not hide ours (an opt-out among them must be seen) ...
+    big = "; ".join(f"_ga{i}={'v' * 100}" for i in range(90)) + "; p13n_optout=1"
+    assert wire.parse_cookie_header(big)["p13n_optout"] == "1"
+    # ... and past the cap, whole cookies only: no cut-off value.
+    huge = "a=1; " + "; ".join(f"c{i}={'v' * 1000}" for i in range(80))
+    parsed = wire.parse_cookie_header(huge)
+    assert parsed["a"] == "1" and all(len(v) == 1000 for k, v in parsed.items() if k != "a")
 
 
 def test_wire_errors_name_the_field() -> None:
