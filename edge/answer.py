@@ -149,4 +149,7 @@ def exposure_batch(plan: Plan, now_ms: int, traceparent: str = "") -> dict[str, 
     if traceparent:
         for ev in events:
             ev["traceparent"] = traceparent
+    if plan.device == "bot":  # still served, never counted: results exclude bot exposures
+        for ev in events:
+            ev["bot"] = True
     return {"events": events}

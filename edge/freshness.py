@@ -8,8 +8,9 @@
 Generations: a soft purge (the config's soft generation of any of the entry's tags, or of
 ``*``, above the one recorded at store time) makes a fresh entry STALE. A hard purge makes
 it DEAD at once, even for stale-if-error. The item mask removes out-of-stock items from every
-answer (``rerank``); when the mask leaves fewer than ``k`` servable items a fresh entry is
-STALE, so the short list is replaced without waiting for its max-age.
+answer (``rerank``); when the mask leaves fewer than ``k`` servable items a fresh entry at
+least ``MASK_RECHECK_S`` old is STALE, so the short list is replaced without waiting for its
+max-age (and a list the origin has not refreshed yet is not refetched on every request).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cache_keys.wire import EdgeConfig, RoutePolicy
 from edge.entry import Entry
 from edge.rerank import prepare
 
-__all__ = ["Freshness", "State", "freshness", "purge_state", "purged"]
+__all__ = ["MASK_RECHECK_S", "Freshness", "State", "freshness", "purge_state", "purged"]
 
 
 class State(StrEnum):
@@ -82,6 +83,12 @@ def _mask_starves(entry: Entry, config: EdgeConfig, k: int) -> bool:
     return masked > 0 and len(items) - masked < k
 
 
+# A list the mask starves is refetched at most this often: when the origin's list is starved
+# too (it has not caught up with the stock-out yet), refetching on every request would only
+# hammer it. The mask itself applies to every answer at once either way.
+MASK_RECHECK_S = 5
+
+
 def freshness(entry: Entry, policy: RoutePolicy, config: EdgeConfig, now_ms: int) -> Freshness:
     """Decide what may be done with ``entry`` now."""
     age_s = max(0, (now_ms - entry.stored_at_ms) // 1000)
@@ -89,7 +96,8 @@ def freshness(entry: Entry, policy: RoutePolicy, config: EdgeConfig, now_ms: int
     soft, hard = purge_state(entry, config)
     if hard:
         return Freshness(State.DEAD, age_s, ttl_s, soft, hard)
-    if age_s <= policy.max_age_s and not soft and not _mask_starves(entry, config, policy.k):
+    starved = age_s >= MASK_RECHECK_S and _mask_starves(entry, config, policy.k)
+    if age_s <= policy.max_age_s and not soft and not starved:
         return Freshness(State.FRESH, age_s, ttl_s)
     if age_s <= policy.max_age_s + policy.swr_s:
         return Freshness(State.STALE, age_s, ttl_s, soft)

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
+from cache_keys.tokens import is_shopper_id
 from cache_keys.wire import parse_cookie_header
 
 __all__ = [
@@ -125,7 +126,9 @@ def rail_route(path: str) -> str | None:
     if not path.startswith(RAIL_PREFIX):
         return None
     route = path[len(RAIL_PREFIX) :].rstrip("/").lower()
-    return route if _ROUTE_RE.fullmatch(route) else None
+    if not _ROUTE_RE.fullmatch(route) or is_shopper_id(route):
+        return None  # a slug shaped like a shopper id could never be keyed or tagged
+    return route
 
 
 # Header values repeat across shoppers (a few hundred browsers and languages), so the parsed

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,6 +91,9 @@ class _Isolate:
     config: EdgeConfig | None = None
     config_at_ms: int = 0
     refreshing: bool = False
+    # Keys with a background revalidation under way: one per key however many requests
+    # see the entry stale meanwhile.
+    revalidating: set[str] = field(default_factory=set)
 
 
 _ISOLATE = _Isolate()
@@ -130,7 +133,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         url = urlsplit(request.url)
         route = rail_route(url.path)
         settings = self._settings()
-        if route is None or request.method != "GET":
+        if route is None or request.method not in ("GET", "HEAD"):
             return await self._forward(request, settings, url.path, url.query)
         now = _now_ms()
         config = await self._config(settings, now)
@@ -142,10 +145,12 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         if plan.segment_token_url and settings.segment_refresh_ms > 0:
             plan = await self._refresh_segment(plan, parts, config, settings, now)
         answer = await self._answer(plan, config, settings, url.netloc, now)
-        batch = exposure_batch(plan, now, trace)
+        # The default list shows no variant: logging an exposure would bias the results.
+        batch = exposure_batch(plan, now, trace) if answer.tier != "default" else None
         if batch is not None:
             self.ctx.waitUntil(self._post_events(settings, batch))
-        return Response(answer.body, status=200, headers=response_headers(plan, answer))
+        body = "" if request.method == "HEAD" else answer.body  # HEAD: the GET's headers only
+        return Response(body, status=200, headers=response_headers(plan, answer))
 
     # -- settings and config -------------------------------------------------------------
 
@@ -247,7 +252,9 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
                 status = cache_status(name, "hit", ttl_s=fresh.ttl_s)
                 return answer_from_list(plan, entry.seglist.items, mask, tier="hit", status=status)
             if fresh.state is State.STALE:
-                self.ctx.waitUntil(self._revalidate(plan, config, settings, key_url))
+                if key_url not in _ISOLATE.revalidating:
+                    _ISOLATE.revalidating.add(key_url)
+                    self.ctx.waitUntil(self._revalidate(plan, config, settings, key_url))
                 status = cache_status(
                     name, "stale", ttl_s=fresh.ttl_s, detail="stale-while-revalidate"
                 )
@@ -292,9 +299,11 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
     ) -> None:
         try:
             seglist = await self._fetch_list(plan, settings)
+            await self._store(plan, config, seglist, key_url)
         except OriginError:
             return  # keep serving the stale entry; the next request tries again
-        await self._store(plan, config, seglist, key_url)
+        finally:
+            _ISOLATE.revalidating.discard(key_url)
 
     # -- side channels -------------------------------------------------------------------
 

@@ -125,7 +125,8 @@ class RailService:
             plan = await self._refresh_segment(plan, parts, config, now)
         answer = await self._answer(plan, config, now)
         self.counters.count(answer.tier)
-        batch = exposure_batch(plan, now, trace)
+        # The default list shows no variant: logging an exposure would bias the results.
+        batch = exposure_batch(plan, now, trace) if answer.tier != "default" else None
         if batch is not None:
             self._spawn(self._post_events(batch))
         return 200, response_headers(plan, answer), answer.body.encode()

@@ -110,6 +110,15 @@ def test_exposure_batch_one_event_per_experiment_with_daily_ids() -> None:
     assert later is not None and later["events"][0]["event_id"] == ev["event_id"]
 
 
+def test_a_bots_exposures_are_flagged_so_results_leave_them_out() -> None:
+    cfg = config(experiments=[experiment()])
+    ua = {"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
+    batch = exposure_batch(decide(parts(seg=token(), headers=ua), cfg, SETTINGS, NOW_MS), NOW_MS)
+    assert batch is not None and all(e["bot"] is True for e in batch["events"])
+    human = exposure_batch(decide(parts(seg=token()), cfg, SETTINGS, NOW_MS), NOW_MS)
+    assert human is not None and all("bot" not in e for e in human["events"])
+
+
 def test_no_exposures_without_experiments_or_when_opted_out() -> None:
     cfg = config(experiments=[experiment()])
     assert exposure_batch(decide(parts(seg=token()), config(), SETTINGS, NOW_MS), NOW_MS) is None

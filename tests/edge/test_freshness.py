@@ -6,7 +6,7 @@ import pytest
 
 from cache_keys.wire import RoutePolicy, SegmentList
 from edge.entry import decode_entry, encode_entry, entry_tags, make_entry
-from edge.freshness import State, freshness
+from edge.freshness import MASK_RECHECK_S, State, freshness
 from tests.edge.conftest import NOW_MS
 from tests.edge.factories import HSEG, config, items
 
@@ -79,7 +79,10 @@ def test_mask_that_starves_the_rail_makes_it_stale() -> None:
     few = config(item_mask=["I-000", "I-001"])  # 6 of 8 left, k = 5
     assert freshness(stored(), POLICY, few, NOW_MS).state is State.FRESH
     many = config(item_mask=["I-000", "I-001", "I-002", "I-003"])  # 4 left
-    assert freshness(stored(), POLICY, many, NOW_MS).state is State.STALE
+    later = NOW_MS + MASK_RECHECK_S * 1000
+    assert freshness(stored(), POLICY, many, later).state is State.STALE
+    # A list just (re)fetched that the mask still starves is not refetched at once.
+    assert freshness(stored(), POLICY, many, NOW_MS).state is State.FRESH
 
 
 def test_short_list_without_mask_stays_fresh() -> None:

@@ -30,6 +30,7 @@ from edge.request import (
         ("/p13n/v1/rails/home", None),
         ("/account", None),
         ("/p13n/v1/rail/" + "x" * 41, None),
+        ("/p13n/v1/rail/abcdefghijklmnopqrstuv", None),  # shaped like a shopper id
     ],
 )
 def test_rail_route(path: str, route: str | None) -> None:
@@ -69,7 +70,16 @@ def test_pick_locale(accept: str | None, locale: str) -> None:
 
 @pytest.mark.parametrize(
     ("query", "k"),
-    [({}, 12), ({"k": "5"}, 5), ({"k": "0"}, 1), ({"k": "999"}, 100), ({"k": "x"}, 12)],
+    [
+        ({}, 12),
+        ({"k": "5"}, 5),
+        ({"k": "0"}, 1),
+        ({"k": "999"}, 100),
+        ({"k": "x"}, 12),
+        ({"k": "\u00b2"}, 12),  # a digit to str.isdigit(), not to int()
+        ({"k": "\u0663"}, 12),  # Arabic-Indic three
+        ({"k": "9" * 5000}, 12),
+    ],
 )
 def test_requested_k(query: dict[str, str], k: int) -> None:
     assert requested_k(query, 12) == k

@@ -428,3 +428,52 @@ def test_the_trace_follows_the_request_to_the_origin_and_the_exposures(
     stats = origin.stats()
     assert stats["seen_traces"] == [trace]  # the miss fetched the list; the second was a hit
     assert [e.get("traceparent", "") for e in stats["events"]] == [trace, ""]
+
+
+def test_a_burst_on_a_stale_entry_revalidates_once(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    cookie = shopper_cookie(token=valid_token())
+    get(w, cookie=cookie)
+    drain(w)
+    w.call("advance", ms=90_000)  # stale
+    origin.control("mode", {"mode": "slow", "delay_ms": 300})  # refreshes overlap the burst
+    details = [get(w, cookie=cookie).detail for _ in range(5)]
+    drain(w)
+    assert details[0] == "stale-while-revalidate"
+    assert origin.stats()["counts"]["list"] == 2  # the first fill and one refresh
+
+
+def test_the_default_list_logs_no_exposure(worker, origin: StandinOrigin) -> None:
+    w = worker(config_doc(experiments=[experiment()]))
+    cookie = shopper_cookie(token=valid_token())
+    get(w, cookie=cookie)
+    drain(w)
+    assert len(origin.stats()["events"]) == 1
+    origin.control("mode", {"mode": "down"})
+    w.call("advance", ms=4_000_000)  # past stale-if-error: the default list
+    assert get(w, cookie=cookie).detail == "default"
+    drain(w)
+    assert len(origin.stats()["events"]) == 1  # no variant was shown: nothing to count
+
+
+def test_an_opt_out_among_heavy_analytics_cookies_is_honoured(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker(config_doc(experiments=[experiment()]))
+    analytics = "; ".join(f"_ga{i}={'v' * 100}" for i in range(90))  # 9 KB of cookies
+    reply = get(w, cookie=f"{analytics}; p13n_optout=1; {shopper_cookie(token=valid_token())}")
+    drain(w)
+    assert reply.status == 200 and reply.cookies() == {}  # no id minted
+    assert reply.json["variants"] == {} and origin.stats()["events"] == []
+
+
+def test_head_on_a_rail_is_answered_at_the_edge(worker, origin: StandinOrigin) -> None:
+    w = worker()
+    r = w.call(
+        "fetch",
+        url=SHOP + "/p13n/v1/rail/home",
+        method="HEAD",
+        headers=[["cookie", shopper_cookie(token=valid_token())]],
+    )
+    assert r["status"] == 200 and r["body"] == ""
+    assert origin.stats()["counts"].get("passthrough", 0) == 0
