@@ -8,6 +8,7 @@ Variables (the Worker's ``[vars]`` and secrets; the self-hosted proxy reads the 
 | ``SEGMENT_KEYS`` (secret) | ``kid:secret[,kid:secret]``, current first | required |
 | ``CONTEXT_KEYS`` (secret) | same form, for the context cookie | ``SEGMENT_KEYS`` |
 | ``COLLECTOR_URL`` | where exposure events go (``POST /v1/events``) | ``ORIGIN_URL`` |
+| ``COLLECTOR_SITE_KEY`` | site key sent with exposures (``X-P13N-Site-Key``) | none |
 | ``LOCALES`` | locales keyed on, first is the default | ``en-us`` |
 | ``DEFAULT_ITEMS`` | JSON list of list items: the built-in default rail | ``[]`` |
 | ``ORIGIN_TIMEOUT_MS`` | budget for a list or config fetch on the request path | ``800`` |
@@ -49,6 +50,14 @@ class EdgeSettings:
     segment_refresh_ms: int = 60
     segment_refresh_ahead_s: int = 3600
     cache_name: str = "p13n-edge"
+    collector_site_key: str = ""
+
+    def event_headers(self) -> dict[str, str]:
+        """Headers of an exposure post to the collector."""
+        headers = {"content-type": "application/json"}
+        if self.collector_site_key:
+            headers["x-p13n-site-key"] = self.collector_site_key
+        return headers
 
 
 def parse_keyring(value: str, name: str) -> KeyRing:
@@ -127,4 +136,5 @@ def settings_from_env(env: Mapping[str, str]) -> EdgeSettings:
         segment_refresh_ms=_int(env, "SEGMENT_REFRESH_MS", 60, 0, 5_000),
         segment_refresh_ahead_s=_int(env, "SEGMENT_REFRESH_AHEAD_S", 3600, 0, 30 * 86400),
         cache_name=cache_name,
+        collector_site_key=(env.get("COLLECTOR_SITE_KEY") or "").strip(),
     )

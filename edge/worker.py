@@ -72,6 +72,7 @@ ENV_NAMES = (
     "SEGMENT_REFRESH_MS",
     "SEGMENT_REFRESH_AHEAD_S",
     "CACHE_NAME",
+    "COLLECTOR_SITE_KEY",
 )
 
 
@@ -314,7 +315,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
                     settings.collector_url + EVENTS_PATH,
                     method="POST",
                     body=json.dumps(batch, separators=(",", ":")),
-                    headers={"content-type": "application/json"},
+                    headers=settings.event_headers(),
                 ),
                 settings.origin_timeout_ms / 1000,
             )

@@ -55,6 +55,12 @@ class EdgeCollector(Collector):
             "Requests that waited on another's origin fetch",
             value=collapsed,
         )
+        if self.rails is not None:
+            yield CounterMetricFamily(
+                "p13n_edge_exposures_refused",
+                "Exposure posts the collector refused (a site key missing, rate limits)",
+                value=self.rails.counters.exposures_refused,
+            )
         yield CounterMetricFamily(
             "p13n_edge_collapse_unshared",
             "Collapsed requests that fetched on their own (the answer was private or another "

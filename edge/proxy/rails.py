@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ from edge.settings import EdgeSettings
 
 __all__ = ["OriginError", "RailCounters", "RailService"]
 
+log = logging.getLogger("p13n.edge.rails")
+
 EVENTS_PATH = "/v1/events"
 RENDERED_MAX = 4096
 
@@ -79,11 +82,13 @@ class RailCounters:
     miss: int = 0
     origin: int = 0
     default: int = 0
+    exposures_refused: int = 0  # exposure posts the collector answered 4xx/5xx
 
     def count(self, tier: str) -> None:
         setattr(self, tier, getattr(self, tier) + 1)
 
     def as_dict(self) -> dict[str, int]:
+        """Answers by tier (heartbeats and metrics)."""
         return {
             "hit": self.hit,
             "stale": self.stale,
@@ -111,6 +116,7 @@ class RailService:
     # would cost more than re-rendering the few keys that fall out).
     rendered: dict[tuple[str, int, int, int], str] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    _events_refused: bool = False
 
     async def answer(
         self, route: str, headers: Mapping[str, str], query: str, config: EdgeConfig
@@ -303,14 +309,27 @@ class RailService:
 
     async def _post_events(self, batch: dict[str, Any]) -> None:
         try:
-            await self.client.post(
+            resp = await self.client.post(
                 self.settings.collector_url + EVENTS_PATH,
                 content=json.dumps(batch, separators=(",", ":")),
-                headers={"content-type": "application/json"},
+                headers=self.settings.event_headers(),
                 timeout=self.settings.origin_timeout_ms / 1000,
             )
         except httpx.HTTPError:
             return  # best effort: the same ids are logged again on the next request
+        refused = resp.status_code >= 400
+        if refused:
+            self.counters.exposures_refused += 1
+        if refused != self._events_refused:  # log changes only, with the status alone
+            self._events_refused = refused
+            if refused:
+                log.warning(
+                    "the collector refuses exposure events (status %d): check "
+                    "COLLECTOR_SITE_KEY and its rate limits",
+                    resp.status_code,
+                )
+            else:
+                log.info("the collector accepts exposure events again")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -70,6 +70,7 @@ class State:
         self.event_posts = 0
         self.seen_cookies: list[str] = []
         self.seen_traces: list[str] = []  # traceparent of each segment-list request
+        self.seen_site_keys: list[str] = []  # X-P13N-Site-Key of each event post
 
 
 STATE = State()
@@ -148,6 +149,7 @@ async def alt_recommendations(request: Request) -> Response:
 
 async def events(request: Request) -> Response:
     STATE.counts["events"] += 1
+    STATE.seen_site_keys.append(request.headers.get("x-p13n-site-key", ""))
     doc = await request.json()
     STATE.event_posts += 1
     STATE.events.extend(doc["events"])
@@ -169,6 +171,7 @@ async def control(request: Request) -> Response:
                 "event_posts": STATE.event_posts,
                 "seen_cookies": STATE.seen_cookies,
                 "seen_traces": STATE.seen_traces,
+                "seen_site_keys": STATE.seen_site_keys,
             }
         )
     doc = await request.json()

@@ -477,3 +477,10 @@ def test_head_on_a_rail_is_answered_at_the_edge(worker, origin: StandinOrigin) -
     )
     assert r["status"] == 200 and r["body"] == ""
     assert origin.stats()["counts"].get("passthrough", 0) == 0
+
+
+def test_exposures_carry_the_collectors_site_key(worker, origin: StandinOrigin) -> None:
+    w = worker(config_doc(experiments=[experiment()]), COLLECTOR_SITE_KEY="pk_shop_1")
+    get(w, cookie=shopper_cookie(token=valid_token()))
+    drain(w)
+    assert origin.stats()["seen_site_keys"] == ["pk_shop_1"]
