@@ -113,7 +113,7 @@ def _setup() -> tuple[Callable[[RequestParts], Any], list[RequestParts]]:
         RequestParts.from_http(
             "home",
             {
-                "cookie": f"{SHOPPER_COOKIE.name}=s{i:07d}-abcdefghijklmn; "
+                "cookie": f"{SHOPPER_COOKIE.name}=s{i:07d}-abcdefghijklm; "
                 f"{SEGMENT_COOKIE.name}={seg}; {CONTEXT_COOKIE.name}={ctx}",
                 "accept-language": "de-DE,de;q=0.9",
                 "user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0) Mobile/15E148",
@@ -122,6 +122,11 @@ def _setup() -> tuple[Callable[[RequestParts], Any], list[RequestParts]]:
         )
         for i in range(1000)
     ]
+
+    # Every shopper has a valid id and segment (nothing minted, the segment verified), and
+    # the context cookie decodes: the typical returning shopper, not a cheaper path.
+    probe = decide(requests[0], cfg, settings, NOW_MS).identity
+    assert not probe.minted and probe.hseg == hseg and probe.context is not None, probe
 
     def decide_one(parts: RequestParts) -> Any:
         plan = decide(parts, cfg, settings, NOW_MS)
