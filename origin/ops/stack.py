@@ -87,6 +87,7 @@ class Stack:
                 "P13N_SEGMENT_KEY": keys["segment_hash"],
                 "P13N_SEGMENT_SIGNING": f"k1:{keys['segment_sign']}",
                 "P13N_CONTEXT_SIGNING": f"k1:{keys['context_sign']}",
+                "P13N_CONSOLE_SIGNING": f"k1:{keys['console_sign']}",
                 "P13N_ADMIN_TOKENS": ",".join(f"{r}:{t}" for r, t in info.tokens.items()),
                 "P13N_TRUSTED_LOCAL": "1",
                 "P13N_ARCHIVE_DIR": str(self.directory / "archive"),
@@ -135,7 +136,9 @@ class Stack:
             processor_metrics_url=f"http://127.0.0.1:{metrics_port}",
             started_at_ms=int(time.time() * 1000),
         )
-        keys = {k: _secret() for k in ("segment_hash", "segment_sign", "context_sign")}
+        keys = {
+            k: _secret() for k in ("segment_hash", "segment_sign", "context_sign", "console_sign")
+        }
         env = self.env(info, keys)
         py = [sys.executable, "-m", "origin.cli"]
         self._spawn(
