@@ -10,6 +10,7 @@ running system. ``stop`` ends every child by PID (SIGTERM, then SIGKILL): no orp
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -77,6 +79,10 @@ class Stack:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis: RedisServer | None = None
     info: StackInfo | None = None
+    # ``stack.lock`` in the directory, locked (flock) while this stack runs: one stack per
+    # directory (two Redis servers on one AOF would corrupt it). The kernel drops the lock
+    # when the process dies, so a crash leaves no stale lock.
+    lock: IO[str] | None = None
 
     def env(self, info: StackInfo, keys: dict[str, str]) -> dict[str, str]:
         """The environment every part shares (one set of keys, so cookies verify everywhere)."""
@@ -111,11 +117,30 @@ class Stack:
     def start(self) -> StackInfo:
         """Start every part and wait until each answers; stops what started on failure."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock()
         try:
             return self._start()
         except BaseException:
             self.stop()
             raise
+
+    def _lock(self) -> None:
+        path = self.directory / "stack.lock"
+        lock = open(path, "a+")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid = lock.read().strip() or "?"
+            lock.close()
+            raise StackError(
+                f"a stack is already running in {self.directory} (pid {pid}): stop it "
+                f"(Ctrl-C in its terminal, or kill {pid}) or use another --dir"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self.lock = lock
 
     def _start(self) -> StackInfo:
         redis_url = self.redis_url
@@ -168,7 +193,11 @@ class Stack:
         info.pids = {name: p.pid for name, p in self.children.items()}
         if self.redis is not None and self.redis.process is not None:
             info.pids["redis"] = self.redis.process.pid
-        (self.directory / "stack.json").write_text(json.dumps(asdict(info), indent=2))
+        # Owner-only: it holds every admin token in plain text.
+        fd = os.open(self.directory / "stack.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(info), indent=2))
         self.info = info
         return info
 
@@ -222,4 +251,7 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
-        (self.directory / "stack.json").unlink(missing_ok=True)
+        if self.lock is not None:  # never remove another stack's state
+            (self.directory / "stack.json").unlink(missing_ok=True)
+            self.lock.close()  # releases the flock
+            self.lock = None

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -179,3 +183,23 @@ def test_experiments_list_and_results(capsys, stack: StackInfo) -> None:
         r = redis.Redis.from_url(stack.redis_url)
         r.hdel(KEYS.experiments, "ops-algo")
         r.close()
+
+
+def test_stack_json_is_owner_only(stack: StackInfo) -> None:
+    assert (Path(stack.directory) / "stack.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_up_in_a_running_stacks_directory_is_refused(stack: StackInfo) -> None:
+    path = Path(stack.directory) / "stack.json"
+    before = path.read_text()
+    second = subprocess.run(
+        [sys.executable, "-m", "origin.cli", "up", "--dir", stack.directory],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert "already running" in second.stderr and str(os.getpid()) in second.stderr
+    assert "Traceback" not in second.stderr
+    assert path.read_text() == before  # the running stack's state is untouched
+    assert main(["status", "--stack", stack.directory]) == 0
