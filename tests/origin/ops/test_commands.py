@@ -13,7 +13,9 @@ import orjson
 import pytest
 import redis
 
+from edge.request import device_class
 from origin.cli import main
+from origin.ops.health import PROBE_USER_AGENT
 from origin.ops.stack import StackInfo
 from segmenter.schema import Keys, partition_of
 from tests.origin.ops.conftest import api
@@ -118,6 +120,16 @@ def test_probe_answers_through_the_edge_and_names_the_tier(capsys, stack: StackI
     assert code == 0 and doc["status"] == 200
     assert doc["tier"] in {"hit", "stale", "miss", "origin", "default"}
     assert doc["cache_status"].startswith("p13n-edge")
+
+
+def test_probe_says_it_is_a_bot_so_it_is_never_an_exposure(capsys, httpserver) -> None:
+    httpserver.expect_request(
+        "/p13n/v1/rail/home", headers={"user-agent": PROBE_USER_AGENT}
+    ).respond_with_json({"items": []}, headers={"cache-status": "p13n-edge; detail=hit"})
+    code, out, _ = run(capsys, "probe", "--edge", httpserver.url_for("/"), "--json")
+    assert code == 0 and json.loads(out)["tier"] == "hit"
+    httpserver.check_assertions()
+    assert device_class({"user-agent": PROBE_USER_AGENT}) == "bot"  # as the edge sees it
 
 
 def _dead_letter(r: redis.Redis, raw: bytes, reason: str) -> str:
