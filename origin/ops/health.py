@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from origin.ops.target import OpsError, Target
+from origin.ops.target import OpsError, Target, UsageError
 
 __all__ = ["PROBE_USER_AGENT", "edge_hit_ratio", "partition_lag", "probe", "status"]
 
@@ -121,6 +121,8 @@ def _check_store(target: Target) -> dict[str, Any]:
         with target.redis() as r:
             r.ping()
             depth = int(r.xlen(target.keys.dlq))
+    except UsageError:
+        raise  # a malformed --redis-url is the command line's fault: exit 2
     except OpsError as exc:
         return {"redis": {"up": False, "error": str(exc)}}
     rows = partition_lag(target)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import redis
+from redis.exceptions import RedisError
 
 from origin.localredis import RedisServer, free_port
 
@@ -67,6 +69,24 @@ def load_info(directory: Path = DEFAULT_DIR) -> StackInfo:
 
 def _secret() -> str:
     return secrets.token_urlsafe(24)
+
+
+def _check_redis(url: str) -> None:
+    """``StackError`` in one line unless the Redis at ``url`` answers PING."""
+    shown = url.split("@", 1)[-1]  # never print a password
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    except ValueError as exc:
+        raise StackError(f"REDIS_URL {shown} is not a Redis URL: {exc}") from exc
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        raise StackError(
+            f"Redis at REDIS_URL {shown} is not reachable ({type(exc).__name__}: {exc}); "
+            "start it, or unset REDIS_URL for a throwaway Redis"
+        ) from exc
+    finally:
+        client.close()
 
 
 @dataclass
@@ -144,7 +164,9 @@ class Stack:
 
     def _start(self) -> StackInfo:
         redis_url = self.redis_url
-        if redis_url is None:
+        if redis_url is not None:
+            _check_redis(redis_url)
+        else:
             data = self.directory / "redis"
             data.mkdir(exist_ok=True)
             self.redis = RedisServer(aof=True, data_dir=data).start()

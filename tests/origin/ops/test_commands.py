@@ -15,6 +15,7 @@ import redis
 
 from edge.request import device_class
 from origin.cli import main
+from origin.localredis import free_port
 from origin.ops.health import PROBE_USER_AGENT
 from origin.ops.stack import StackInfo
 from segmenter.schema import Keys, partition_of
@@ -215,3 +216,36 @@ def test_a_second_up_in_a_running_stacks_directory_is_refused(stack: StackInfo) 
     assert "Traceback" not in second.stderr
     assert path.read_text() == before  # the running stack's state is untouched
     assert main(["status", "--stack", stack.directory]) == 0
+
+
+@pytest.mark.parametrize("command", [["lag"], ["status"], ["dlq", "list"]])
+def test_a_bad_redis_url_scheme_is_one_line_and_exit_2(capsys, tmp_path, command) -> None:
+    argv = [*command, "--stack", str(tmp_path), "--redis-url", "foo://bar"]
+    argv += ["--origin", "http://127.0.0.1:9", "--edge-admin", "http://127.0.0.1:9"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "foo://bar" in err and "scheme" in err
+
+
+def test_a_malformed_partitions_setting_is_one_line_and_exit_2(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("P13N_PARTITIONS", "abc")
+    code, _, err = run(capsys, "lag", "--stack", str(tmp_path))
+    assert code == 2 and err.strip() == "p13n lag: P13N_PARTITIONS='abc' is not an integer"
+
+
+def test_up_with_an_unreachable_redis_url_fails_in_one_line(tmp_path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    up = subprocess.run(
+        [sys.executable, "-m", "origin.cli", "up", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REDIS_URL": url},
+    )
+    assert up.returncode == 1
+    assert "running" not in up.stdout
+    assert up.stderr.startswith(f"p13n up: Redis at REDIS_URL {url} is not")
+    assert len(up.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "stack.json").exists()
