@@ -249,3 +249,17 @@ def test_up_with_an_unreachable_redis_url_fails_in_one_line(tmp_path) -> None:
     assert up.stderr.startswith(f"p13n up: Redis at REDIS_URL {url} is not")
     assert len(up.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "stack.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["purge"], "say what to purge"),
+        (["dlq", "requeue"], "name a dead letter ID or pass --all"),
+        (["dlq", "show"], "needs an ID"),
+        (["experiments", "results"], "needs an experiment KEY"),
+    ],
+)
+def test_a_missing_argument_is_a_usage_error(capsys, stack: StackInfo, argv, needle) -> None:
+    code, _, err = run(capsys, *argv, "--stack", stack.directory)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
