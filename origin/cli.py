@@ -72,9 +72,13 @@ def _cmd_edge(args: argparse.Namespace) -> int:
 
 
 def _cmd_origin(args: argparse.Namespace) -> int:
-    from origin.server import serve  # noqa: PLC0415
-    from origin.settings import Settings, SettingsError  # noqa: PLC0415
+    import os  # noqa: PLC0415
 
+    from origin.server import serve  # noqa: PLC0415
+    from origin.settings import Settings, SettingsError, local_secrets  # noqa: PLC0415
+
+    # A trusted local run without secrets gets random ones, the same in every worker.
+    os.environ.update(local_secrets(os.environ))
     try:
         Settings.from_env()  # fail fast, with the variable's name, before forking workers
     except SettingsError as exc:

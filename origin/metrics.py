@@ -21,7 +21,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AccessLogMiddleware", "Metrics", "routes"]
+__all__ = ["DEGRADED_REASONS", "AccessLogMiddleware", "Metrics", "routes"]
+# Why a recommendation was answered degraded (origin.recommend.endpoint); each series exists
+# at 0 from the start, so a rate() alert sees the first degraded answer.
+DEGRADED_REASONS = ("redis", "error")
 
 ACCESS_LOG = logging.getLogger("p13n.origin.access")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -79,6 +82,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for reason in DEGRADED_REASONS:
+            self.degraded.labels(reason)
         self.invalidations = Counter(
             "p13n_origin_invalidations", "Invalidations accepted, by mode", ["mode"], registry=r
         )

@@ -7,17 +7,21 @@ field names. Only ``Settings.from_env`` reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cache_keys import KeyRing, SigningKey
 from segmenter.connection import cluster_url
 
-__all__ = ["ROLES", "Settings", "SettingsError"]
+__all__ = ["ROLES", "SECRET_SETTINGS", "Settings", "SettingsError", "local_secrets"]
 
 ROLES = frozenset({"merchandiser", "experimenter", "admin", "service"})
 _DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
 _CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
+# The secrets the origin cannot run without. There is no default in the source (a default
+# would be public): only a trusted local run (P13N_TRUSTED_LOCAL=1) gets random ones.
+SECRET_SETTINGS = ("P13N_SEGMENT_SIGNING", "P13N_CONTEXT_SIGNING", "P13N_CONSOLE_SIGNING")
 
 
 class SettingsError(ValueError):
@@ -38,9 +42,35 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "") in ("1", "true", "yes")
 
 
-def _keyring(env: Mapping[str, str], name: str, default_secret: str) -> KeyRing:
-    """``NAME`` = "kid:secret[,kid:secret]" (current first, then previous)."""
-    raw = env.get(name) or f"dev:{default_secret}"
+def _random_ring() -> KeyRing:
+    return KeyRing(SigningKey("local", secrets.token_urlsafe(32).encode("ascii")), None)
+
+
+def local_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """Random values for the secrets ``env`` lacks, in a trusted local run only (else {}).
+
+    The ``p13n origin`` entry point puts them into its environment before forking workers,
+    so every worker signs with the same keys.
+    """
+    if not _flag(env, "P13N_TRUSTED_LOCAL"):
+        return {}
+    return {n: f"local:{secrets.token_urlsafe(32)}" for n in SECRET_SETTINGS if not env.get(n)}
+
+
+def _keyring(env: Mapping[str, str], name: str) -> KeyRing:
+    """``NAME`` = "kid:secret[,kid:secret]" (current first, then previous).
+
+    Required: absent, it is a random per-process key in a trusted local run
+    (``P13N_TRUSTED_LOCAL=1``) and a ``SettingsError`` otherwise.
+    """
+    raw = env.get(name)
+    if not raw:
+        if _flag(env, "P13N_TRUSTED_LOCAL"):
+            return _random_ring()
+        raise SettingsError(
+            f"{name} is not set: it is a secret the origin needs ('kid:secret', make one "
+            "with `p13n keygen`); P13N_TRUSTED_LOCAL=1 uses a random key for a local run"
+        )
     keys = []
     for part in raw.split(","):
         kid, sep, secret = part.strip().partition(":")
@@ -83,22 +113,18 @@ class Settings:
     prefix: str = "p13n"
     # P13N_PARTITIONS: number of event-stream partitions.
     partitions: int = 8
-    # P13N_SEGMENT_KEY: keyed hash for hseg (segment names never leave the origin).
+    # P13N_SEGMENT_KEY: keyed hash for hseg (segment names never leave the origin). Required
+    # unless P13N_TRUSTED_LOCAL=1, where the processor's dev default is used.
     segment_key: bytes = _DEV_SEGMENT_KEY
     # P13N_SEGMENT_SIGNING / P13N_CONTEXT_SIGNING: "kid:secret[,kid:secret]" key rings.
-    segment_keys: KeyRing = field(
-        default_factory=lambda: _keyring({}, "x", "dev-seg-secret-0123456789")
-    )
-    context_keys: KeyRing = field(
-        default_factory=lambda: _keyring({}, "x", "dev-ctx-secret-0123456789")
-    )
+    # Required (no public default): random per process only with P13N_TRUSTED_LOCAL=1.
+    segment_keys: KeyRing = field(default_factory=_random_ring)
+    context_keys: KeyRing = field(default_factory=_random_ring)
     # P13N_ADMIN_TOKENS: "role:token,…"; roles merchandiser, experimenter, admin, service.
     admin_tokens: dict[str, str] = field(default_factory=dict)
     # P13N_CONSOLE_SIGNING: "kid:secret[,kid:secret]" signing the web console's session
-    # cookies and CSRF tokens; rotating it away signs everyone out.
-    console_keys: KeyRing = field(
-        default_factory=lambda: _keyring({}, "x", "dev-console-secret-0123456789")
-    )
+    # cookies and CSRF tokens; rotating it away signs everyone out. Required, as above.
+    console_keys: KeyRing = field(default_factory=_random_ring)
     # P13N_CONSOLE_SESSION_S: how long a console sign-in lasts.
     console_session_s: int = 8 * 3600
     # P13N_TRUSTED_LOCAL=1: accept ?user= without a service token (p13n up, tests only).
@@ -151,6 +177,13 @@ class Settings:
         """Build settings from ``env`` (default ``os.environ``); raises ``SettingsError``."""
         e = os.environ if env is None else env
         seg_key = e.get("P13N_SEGMENT_KEY")
+        if not seg_key and not _flag(e, "P13N_TRUSTED_LOCAL"):
+            # The source's dev key is public; outside a local run the hash key must be set
+            # (the same value as the processor's).
+            raise SettingsError(
+                "P13N_SEGMENT_KEY is not set: the segment hash key (the processor's value, "
+                "at least 16 characters; make one with `p13n keygen`)"
+            )
         return cls(
             redis_url=cluster_url(
                 e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or "",
@@ -160,10 +193,10 @@ class Settings:
             prefix=e.get("P13N_PREFIX", "p13n"),
             partitions=_int(e, "P13N_PARTITIONS", 8),
             segment_key=seg_key.encode() if seg_key else _DEV_SEGMENT_KEY,
-            segment_keys=_keyring(e, "P13N_SEGMENT_SIGNING", "dev-seg-secret-0123456789"),
-            context_keys=_keyring(e, "P13N_CONTEXT_SIGNING", "dev-ctx-secret-0123456789"),
+            segment_keys=_keyring(e, "P13N_SEGMENT_SIGNING"),
+            context_keys=_keyring(e, "P13N_CONTEXT_SIGNING"),
             admin_tokens=_tokens(e),
-            console_keys=_keyring(e, "P13N_CONSOLE_SIGNING", "dev-console-secret-0123456789"),
+            console_keys=_keyring(e, "P13N_CONSOLE_SIGNING"),
             console_session_s=_int(e, "P13N_CONSOLE_SESSION_S", 8 * 3600),
             trusted_local=_flag(e, "P13N_TRUSTED_LOCAL"),
             redis_timeout_ms=_int(e, "P13N_REDIS_TIMEOUT_MS", 150),

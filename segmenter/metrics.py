@@ -12,6 +12,7 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from segmenter.aggregates import PartitionEffects
+from segmenter.event import FIELDS
 
 __all__ = ["DISPOSITIONS", "BatchHistogram", "Metrics"]
 
@@ -69,10 +70,15 @@ class Metrics:
             "p13n_segmenter_rejected", "Entries dead-lettered by the processor, by field",
             ["field"], registry=r,
         )  # fmt: skip
+        # Every known field at 0 from the start ("$" is the entry as a whole), so a rate()
+        # alert sees the first rejection instead of a series that appears with it.
+        for name in sorted({*FIELDS, "$"}):
+            self.rejected.labels(name)
         self.lag = Gauge(
             "p13n_segmenter_consumer_lag", "Entries not yet delivered, per partition",
             ["partition"], registry=r,
         )  # fmt: skip
+        self._lag_partitions: set[int] = set()
         self.dlq_depth = Gauge("p13n_segmenter_dlq_depth", "Dead letters waiting", registry=r)
         self.owned = Gauge("p13n_segmenter_partitions_owned", "Leases held", registry=r)
         self.apply_latency = Histogram(
@@ -96,5 +102,10 @@ class Metrics:
         self.freshness.observe_many(max(0.0, (commit_ms - e.key[0]) / 1000) for e in fx.accepted)
 
     def set_lag(self, lags: Mapping[int, int]) -> None:
+        """Lag of the partitions this process owns; a partition it no longer owns is dropped
+        (its new owner reports it), so no stale value lingers in the sum."""
+        for p in self._lag_partitions - set(lags):
+            self.lag.remove(str(p))
         for p, n in lags.items():
             self.lag.labels(str(p)).set(n)
+        self._lag_partitions = set(lags)

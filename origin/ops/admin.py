@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from origin.ops.target import OpsError, Target
+from origin.ops.target import OpsError, Target, UsageError
 
 __all__ = ["experiments", "purge", "purge_tags", "results", "wait_applied"]
 
@@ -29,7 +29,7 @@ def purge_tags(
     if everything:
         tags.append("all")
     if not tags:
-        raise OpsError("say what to purge: --sku, --cat, --seg, --route or --all")
+        raise UsageError("say what to purge: --sku, --cat, --seg, --route or --all")
     return tags
 
 

@@ -63,7 +63,7 @@ def _dlq(args: argparse.Namespace) -> int:
         return 0
     if args.action == "show":
         if not args.id:
-            raise OpsError("dlq show needs an ID (see `p13n dlq list`)")
+            raise UsageError("dlq show needs an ID (see `p13n dlq list`)")
         shown, raw = deadletters.show(target, args.id)
         if args.raw:
             sys.stdout.buffer.write(raw)
@@ -102,7 +102,7 @@ def _experiments(args: argparse.Namespace) -> int:
         emit(args, {"experiments": docs}, admin.experiments_text(docs))
         return 0
     if not args.key:
-        raise OpsError("experiments results needs an experiment KEY")
+        raise UsageError("experiments results needs an experiment KEY")
     doc = admin.results(target, args.key)
     emit(args, doc, admin.results_text(doc))
     return 0

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from origin.ops.report import summarize
+from origin.ops.report import Verdict, summarize
 from origin.ops.simulate import Simulator
 from origin.ops.stack import DEFAULT_DIR, Stack, StackError, StackInfo, load_info
 from origin.ops.world import World
@@ -44,8 +44,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping["signal"] = signum
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C, kill and a closed terminal all stop everything.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         info = stack.start()
     except StackError as exc:
@@ -94,36 +95,56 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return _simulate(info, args)
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP during ``p13n demo``: unwinds like Ctrl-C (KeyboardInterrupt)."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Start everything in a throwaway directory, simulate, summarize, stop; the verdict is
-    printed last, after every child process has exited."""
+    printed last, after every child process has exited. Ctrl-C, SIGTERM or SIGHUP stop every
+    child before the directory goes."""
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGHUP, _raise_stopped)
     with tempfile.TemporaryDirectory(prefix="p13n-demo-") as tmp:
         stack = Stack(directory=Path(tmp), workers=1)
         try:
-            info = stack.start()
+            verdict = _demo_run(stack, args)
+        except (KeyboardInterrupt, _Stopped) as exc:
+            print(f"demo FAILED interrupted ({type(exc).__name__} {exc}); stopping", flush=True)
+            return 130
         except StackError as exc:
             print(f"demo FAILED the system did not start: {exc}")
             return 1
-        _print_info(info)
-        try:
-            sim = Simulator(
-                info,
-                World(seed=args.seed),
-                rate_per_s=args.rate,
-                duration_s=args.duration,
-                progress=not args.no_progress,
-            )
-            run = asyncio.run(sim.main())
-            time.sleep(2)  # let the processor apply the last batches
-            verdict = summarize(run, info)
         except Exception as exc:  # any failure is the demo's verdict
-            stack.stop()
             print(f"demo FAILED {type(exc).__name__}: {exc}")
             return 1
-        stack.stop()
+        finally:
+            # A second Ctrl-C must not cut the stop short and leave children behind.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
+            stack.stop()
     print("\n".join(verdict.lines), flush=True)
     print(verdict.last_line, flush=True)
     return 0 if verdict.ok else 1
+
+
+def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
+    info = stack.start()
+    _print_info(info)
+    sim = Simulator(
+        info,
+        World(seed=args.seed),
+        rate_per_s=args.rate,
+        duration_s=args.duration,
+        progress=not args.no_progress,
+    )
+    run = asyncio.run(sim.main())
+    time.sleep(2)  # let the processor apply the last batches
+    return summarize(run, info)
 
 
 def _traffic_args(p: argparse.ArgumentParser, duration: float) -> None:

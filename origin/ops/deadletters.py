@@ -132,7 +132,7 @@ def requeue(target: Target, entry_id: str | None, everything: bool) -> list[dict
     if entry_id is not None:
         return [_requeue_one(target, entry_id, _get(target, entry_id))]
     if not everything:
-        raise OpsError("name a dead letter ID or pass --all")
+        raise UsageError("name a dead letter ID or pass --all")
     out, start = [], "-"
     while True:
         with target.redis() as r:

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from origin.ops.target import OpsError, Target
+from origin.ops.target import OpsError, Target, UsageError
 
-__all__ = ["edge_hit_ratio", "partition_lag", "probe", "status"]
+__all__ = ["PROBE_USER_AGENT", "edge_hit_ratio", "partition_lag", "probe", "status"]
 
 # Watermark = largest event time seen minus the processor's allowed lateness (its default).
 ALLOWED_LATENESS_MS = 5 * 60_000
@@ -121,6 +121,8 @@ def _check_store(target: Target) -> dict[str, Any]:
         with target.redis() as r:
             r.ping()
             depth = int(r.xlen(target.keys.dlq))
+    except UsageError:
+        raise  # a malformed --redis-url is the command line's fault: exit 2
     except OpsError as exc:
         return {"redis": {"up": False, "error": str(exc)}}
     rows = partition_lag(target)
@@ -180,13 +182,22 @@ def _tier(cache_status: str) -> str:
     return "unknown"
 
 
+# The probe says it is a bot, so the edge classifies it as one (edge.request's bot pattern)
+# and its requests are never counted as experiment exposures: `p13n probe` every minute
+# must not skew results.
+PROBE_USER_AGENT = "p13n-probe/1 (synthetic monitoring bot)"
+
+
 def probe(target: Target, route: str) -> tuple[bool, dict[str, Any]]:
-    """One rail request as a new anonymous shopper (no cookies), traced with a fresh id."""
+    """One rail request as a new anonymous shopper (no cookies), traced with a fresh id,
+    identified as a synthetic monitoring bot."""
     url = target.need("edge_url").rstrip("/") + f"/p13n/v1/rail/{route}"
     trace = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
     started = time.perf_counter()
     try:
-        resp = httpx.get(url, headers={"traceparent": trace}, timeout=10.0)
+        resp = httpx.get(
+            url, headers={"traceparent": trace, "user-agent": PROBE_USER_AGENT}, timeout=10.0
+        )
     except httpx.HTTPError as exc:
         raise OpsError(f"probe: {url} is not reachable ({type(exc).__name__}: {exc})") from exc
     ms = (time.perf_counter() - started) * 1000

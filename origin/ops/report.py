@@ -18,7 +18,7 @@ from origin.ops.simulate import EXPERIMENT, Run
 from origin.ops.stack import StackInfo
 from segmenter.schema import DEFAULT_PARTITIONS, Keys
 
-__all__ = ["Verdict", "histogram_quantile", "percentile", "summarize"]
+__all__ = ["Verdict", "histogram_quantile", "judge", "percentile", "purge_ms", "summarize"]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -88,6 +88,42 @@ def _results(info: StackInfo) -> dict[str, Any]:
     return doc
 
 
+def purge_ms(purges: dict[str, float], kind: str = "hard purge") -> float | None:
+    """Ms until the first purge of ``kind`` ("hard purge" or "stock-out") was gone from the
+    edge; None when there was none or it was never seen (the simulator's inf)."""
+    for name, ms in purges.items():
+        if name.startswith(kind + " "):
+            return None if math.isinf(ms) else ms
+    return None
+
+
+def judge(
+    counts: dict[str, int],
+    exposures: list[int],
+    purges: dict[str, float],
+    fresh_s: float | None,
+    malformed_sent: int,
+) -> list[str]:
+    """Why the demo failed (empty: ``demo ok``). The purge that counts is the hard purge
+    (a stock-out's own purge does not stand in for it); a missing freshness figure fails."""
+    why = []
+    if counts["applied"] == 0:
+        why.append("no events applied")
+    if fresh_s is None:
+        why.append("no event-to-feature freshness measured")
+    if len(exposures) < 2 or min(exposures) == 0:
+        why.append(f"an arm has no exposures ({exposures})")
+    if purge_ms(purges) is None:
+        why.append("the hard purge was never seen at the edge")
+    if counts["dlq"] != malformed_sent:
+        why.append(f"dlq={counts['dlq']} but {malformed_sent} malformed were injected")
+    return why
+
+
+def _figure(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
 def summarize(run: Run, info: StackInfo) -> Verdict:
     """Gather every figure and decide ``demo ok`` or ``demo FAILED <why>``."""
     counts = _pipeline_counts(info.redis_url)
@@ -99,7 +135,6 @@ def summarize(run: Run, info: StackInfo) -> Verdict:
     hits = run.tiers["hit"] + run.tiers["stale"]
     hit_ratio = hits / run.edge_answers if run.edge_answers else 0.0
     all_ms = [ms for v in run.edge_ms.values() for ms in v]
-    purge_ms = min(run.purges.values()) if run.purges else math.inf
     lines = ["", "== edge answers (bots included)"]
     for tier, n in run.tiers.most_common():
         ms = run.edge_ms[tier]
@@ -125,7 +160,10 @@ def summarize(run: Run, info: StackInfo) -> Verdict:
     fresh_txt = f"{fresh_s * 1000:.0f} ms" if fresh_s is not None else "n/a"
     lines.append(f"  event-to-feature freshness p99: {fresh_txt}")
     lines.append("== purges (admin call -> gone from every sampled edge answer)")
-    lines += [f"  {name}: {ms:.0f} ms" for name, ms in run.purges.items()] or ["  none"]
+    lines += [
+        f"  {name}: {'never seen' if math.isinf(ms) else f'{ms:.0f} ms'}"
+        for name, ms in run.purges.items()
+    ] or ["  none"]
     lines.append(f"== experiment {EXPERIMENT} (bots excluded)")
     for v in results.get("variants", []):
         lift = v.get("lift") or {}
@@ -141,20 +179,12 @@ def summarize(run: Run, info: StackInfo) -> Verdict:
         f"{'MISMATCH' if srm.get('mismatch') else 'ok'}"
     )
     exposures = [v["exposures"] for v in results.get("variants", [])]
-    why = []
-    if counts["applied"] == 0:
-        why.append("no events applied")
-    if len(exposures) < 2 or min(exposures) == 0:
-        why.append(f"an arm has no exposures ({exposures})")
-    if math.isinf(purge_ms):
-        why.append("the purge was never seen at the edge")
-    if counts["dlq"] != run.malformed_sent:
-        why.append(f"dlq={counts['dlq']} but {run.malformed_sent} malformed were injected")
+    why = judge(counts, exposures, run.purges, fresh_s, run.malformed_sent)
     figures = (
         f"edge_hit_ratio={hit_ratio:.3f} edge_p99_ms={percentile(all_ms, 0.99):.1f} "
         f"origin_p99_ms={percentile(run.origin_ms, 0.99):.1f} "
-        f"freshness_p99_ms={(fresh_s or 0) * 1000:.0f} "
-        f"purge_ms={0 if math.isinf(purge_ms) else purge_ms:.0f} dlq={counts['dlq']}"
+        f"freshness_p99_ms={_figure(None if fresh_s is None else fresh_s * 1000, '.0f')} "
+        f"purge_ms={_figure(purge_ms(run.purges), '.0f')} dlq={counts['dlq']}"
     )
     ok = not why
     last = f"demo ok {figures}" if ok else f"demo FAILED {'; '.join(why)} {figures}"

@@ -204,9 +204,11 @@ class Simulator:
         self.run.malformed_rejected += int(r.json().get("rejected", 0))
 
     # -- the merchandiser --------------------------------------------------------------------
-    async def _gone_at_edge(self, http: httpx.AsyncClient, sku: str, timeout_s: float) -> float:
-        """Ms from now until no sampled edge answer holds ``sku`` (inf on timeout)."""
-        started = time.perf_counter()
+    async def _gone_at_edge(
+        self, http: httpx.AsyncClient, sku: str, timeout_s: float, started: float
+    ) -> float:
+        """Ms from ``started`` (``perf_counter``, taken before the admin call) until no
+        sampled edge answer holds ``sku`` (inf on timeout)."""
         probes = [s for s in self.world.people[:400] if s.cookies][:8]
         while time.perf_counter() - started < timeout_s:
             answers = await asyncio.gather(
@@ -248,19 +250,21 @@ class Simulator:
         await asyncio.sleep(self.duration_s * 0.35)
         sku = await self._popular_sku(http, set())
         entry = next(row for row in self.world.catalog if row["sku"] == sku)
+        started = time.perf_counter()
         r = await http.put(
             f"{self.info.origin_url}/v1/admin/catalog/{sku}",
             json={**entry, "stock": 0},
             headers=self._admin("merchandiser"),
         )
         r.raise_for_status()
-        self.run.purges[f"stock-out {sku}"] = await self._gone_at_edge(http, sku, 10)
+        self.run.purges[f"stock-out {sku}"] = await self._gone_at_edge(http, sku, 10, started)
         await asyncio.sleep(self.duration_s * 0.2)
         await self._invalidate(http, [f"cat:{self.world.category(sku)}"], "soft")
         await asyncio.sleep(self.duration_s * 0.2)
         other = await self._popular_sku(http, {sku})
+        started = time.perf_counter()
         await self._invalidate(http, [f"sku:{other}"], "hard")
-        self.run.purges[f"hard purge {other}"] = await self._gone_at_edge(http, other, 10)
+        self.run.purges[f"hard purge {other}"] = await self._gone_at_edge(http, other, 10, started)
 
     async def _invalidate(self, http: httpx.AsyncClient, tags: list[str], mode: str) -> None:
         r = await http.post(

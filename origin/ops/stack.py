@@ -10,6 +10,7 @@ running system. ``stop`` ends every child by PID (SIGTERM, then SIGKILL): no orp
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -19,8 +20,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
+import redis
+from redis.exceptions import RedisError
 
 from origin.localredis import RedisServer, free_port
 
@@ -67,6 +71,24 @@ def _secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _check_redis(url: str) -> None:
+    """``StackError`` in one line unless the Redis at ``url`` answers PING."""
+    shown = url.split("@", 1)[-1]  # never print a password
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    except ValueError as exc:
+        raise StackError(f"REDIS_URL {shown} is not a Redis URL: {exc}") from exc
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        raise StackError(
+            f"Redis at REDIS_URL {shown} is not reachable ({type(exc).__name__}: {exc}); "
+            "start it, or unset REDIS_URL for a throwaway Redis"
+        ) from exc
+    finally:
+        client.close()
+
+
 @dataclass
 class Stack:
     """Start and stop the local system."""
@@ -77,6 +99,10 @@ class Stack:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis: RedisServer | None = None
     info: StackInfo | None = None
+    # ``stack.lock`` in the directory, locked (flock) while this stack runs: one stack per
+    # directory (two Redis servers on one AOF would corrupt it). The kernel drops the lock
+    # when the process dies, so a crash leaves no stale lock.
+    lock: IO[str] | None = None
 
     def env(self, info: StackInfo, keys: dict[str, str]) -> dict[str, str]:
         """The environment every part shares (one set of keys, so cookies verify everywhere)."""
@@ -87,6 +113,7 @@ class Stack:
                 "P13N_SEGMENT_KEY": keys["segment_hash"],
                 "P13N_SEGMENT_SIGNING": f"k1:{keys['segment_sign']}",
                 "P13N_CONTEXT_SIGNING": f"k1:{keys['context_sign']}",
+                "P13N_CONSOLE_SIGNING": f"k1:{keys['console_sign']}",
                 "P13N_ADMIN_TOKENS": ",".join(f"{r}:{t}" for r, t in info.tokens.items()),
                 "P13N_TRUSTED_LOCAL": "1",
                 "P13N_ARCHIVE_DIR": str(self.directory / "archive"),
@@ -110,15 +137,36 @@ class Stack:
     def start(self) -> StackInfo:
         """Start every part and wait until each answers; stops what started on failure."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock()
         try:
             return self._start()
         except BaseException:
             self.stop()
             raise
 
+    def _lock(self) -> None:
+        path = self.directory / "stack.lock"
+        lock = open(path, "a+")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid = lock.read().strip() or "?"
+            lock.close()
+            raise StackError(
+                f"a stack is already running in {self.directory} (pid {pid}): stop it "
+                f"(Ctrl-C in its terminal, or kill {pid}) or use another --dir"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self.lock = lock
+
     def _start(self) -> StackInfo:
         redis_url = self.redis_url
-        if redis_url is None:
+        if redis_url is not None:
+            _check_redis(redis_url)
+        else:
             data = self.directory / "redis"
             data.mkdir(exist_ok=True)
             self.redis = RedisServer(aof=True, data_dir=data).start()
@@ -135,7 +183,9 @@ class Stack:
             processor_metrics_url=f"http://127.0.0.1:{metrics_port}",
             started_at_ms=int(time.time() * 1000),
         )
-        keys = {k: _secret() for k in ("segment_hash", "segment_sign", "context_sign")}
+        keys = {
+            k: _secret() for k in ("segment_hash", "segment_sign", "context_sign", "console_sign")
+        }
         env = self.env(info, keys)
         py = [sys.executable, "-m", "origin.cli"]
         self._spawn(
@@ -165,7 +215,11 @@ class Stack:
         info.pids = {name: p.pid for name, p in self.children.items()}
         if self.redis is not None and self.redis.process is not None:
             info.pids["redis"] = self.redis.process.pid
-        (self.directory / "stack.json").write_text(json.dumps(asdict(info), indent=2))
+        # Owner-only: it holds every admin token in plain text.
+        fd = os.open(self.directory / "stack.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(info), indent=2))
         self.info = info
         return info
 
@@ -219,4 +273,7 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
-        (self.directory / "stack.json").unlink(missing_ok=True)
+        if self.lock is not None:  # never remove another stack's state
+            (self.directory / "stack.json").unlink(missing_ok=True)
+            self.lock.close()  # releases the flock
+            self.lock = None

@@ -100,9 +100,12 @@ class Target:
     def redis(self) -> Iterator[redis.Redis]:
         """A synchronous client on the online store; Redis errors become ``OpsError``."""
         url = self.need("redis_url")
-        client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-        )
+        try:
+            client = redis.Redis.from_url(
+                url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+            )
+        except ValueError as exc:  # redis-py's answer to a malformed URL or scheme
+            raise UsageError(f"--redis-url {_safe(url)}: {exc}") from exc
         try:
             yield client
         except (RedisError, OSError) as exc:
@@ -145,6 +148,15 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _partitions(raw: str | None) -> int:
+    if not raw:
+        return DEFAULT_PARTITIONS
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"P13N_PARTITIONS={raw!r} is not an integer") from None
+
+
 def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Target:
     """The target of one command: the stack's parts, overridden by explicit options."""
     env = dict(os.environ) if env is None else env
@@ -161,6 +173,9 @@ def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Targ
         return explicit or (getattr(info, attr) if info is not None else None)
 
     token = args.token or (info.tokens.get("admin") if info is not None else None)
+    partitions = args.partitions or _partitions(env.get("P13N_PARTITIONS"))
+    if partitions < 1:
+        raise UsageError(f"--partitions must be at least 1, not {partitions}")
     return Target(
         origin_url=pick(args.origin, "origin_url"),
         edge_url=pick(args.edge, "edge_url"),
@@ -168,7 +183,7 @@ def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Targ
         redis_url=pick(args.redis_url, "redis_url") or env.get("P13N_REDIS_URL"),
         token=token,
         prefix=args.prefix or env.get("P13N_PREFIX") or DEFAULT_PREFIX,
-        partitions=args.partitions or int(env.get("P13N_PARTITIONS") or DEFAULT_PARTITIONS),
+        partitions=partitions,
         why_missing=why or "the stack does not name it",
     )
 

@@ -7,6 +7,12 @@ import re
 from pathlib import Path
 
 import yaml
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
+
+from origin.metrics import DEGRADED_REASONS
+from origin.metrics import Metrics as OriginMetrics
+from segmenter.metrics import Metrics as ProcessorMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "docs" / "alerts" / "p13n-rules.yml"
@@ -81,3 +87,33 @@ def test_the_runbook_names_only_real_metrics_and_links_real_sections() -> None:
 
 def test_the_anchor_rule_matches_githubs() -> None:
     assert anchors("## Incident: consumer-lag spike\n") == {"incident-consumer-lag-spike"}
+
+
+def test_every_part_has_an_alert_that_fires_when_it_is_gone() -> None:
+    exprs = [r["expr"] for r in rules() if "alert" in r]
+    for job in ("p13n-processor", "p13n-origin", "p13n-edge"):
+        assert f'absent(up{{job="{job}"}} == 1)' in exprs, job
+    unowned = next(r["expr"] for r in rules() if r.get("alert") == "P13nPartitionUnowned")
+    assert "or vector(0)" in unowned  # no processor series at all is 0 partitions owned
+
+
+def _scrape(registry: CollectorRegistry) -> str:
+    return generate_latest(registry).decode()
+
+
+def test_counters_the_alerts_rate_are_scraped_at_zero_from_the_start() -> None:
+    processor = _scrape(ProcessorMetrics().registry)
+    assert 'p13n_segmenter_rejected_total{field="ts"} 0.0' in processor
+    assert 'p13n_segmenter_rejected_total{field="$"} 0.0' in processor
+    origin = OriginMetrics().render().decode()
+    for reason in DEGRADED_REASONS:
+        assert f'p13n_origin_degraded_answers_total{{reason="{reason}"}} 0.0' in origin
+
+
+def test_the_lag_gauge_drops_partitions_the_process_no_longer_owns() -> None:
+    m = ProcessorMetrics()
+    m.set_lag({0: 5, 1: 7})
+    m.set_lag({1: 3})  # partition 0 moved to another processor
+    text = _scrape(m.registry)
+    assert 'p13n_segmenter_consumer_lag{partition="0"}' not in text
+    assert 'p13n_segmenter_consumer_lag{partition="1"} 3.0' in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from origin.app import create_app
-from origin.settings import Settings, SettingsError
+from origin.settings import SECRET_SETTINGS, Settings, SettingsError
 from tests.asgi import app_client
 
 
@@ -35,9 +35,16 @@ async def test_unknown_route_is_problem_json() -> None:
         assert body["status"] == 404 and body["instance"] == "/nope"
 
 
+SECRETS = {
+    "P13N_SEGMENT_KEY": "segment-hash-key-0123456789",
+    **{name: "k1:secret-0123456789abcdef" for name in SECRET_SETTINGS},
+}
+
+
 def test_settings_from_env() -> None:
     s = Settings.from_env(
         {
+            **SECRETS,
             "P13N_REDIS_URL": "redis://127.0.0.1:7000/0",
             "P13N_ADMIN_TOKENS": "admin:aaaaaaaaaaaaaaaaaaaa,merchandiser:bbbbbbbbbbbbbbbbbbbb",
             "P13N_SEGMENT_SIGNING": "k2:new-secret-0123456789,k1:old-secret-0123456789",
@@ -61,4 +68,24 @@ def test_settings_from_env() -> None:
 )
 def test_bad_settings_name_the_variable(env, needle) -> None:
     with pytest.raises(SettingsError, match=needle):
+        Settings.from_env({**SECRETS, **env})
+
+
+@pytest.mark.parametrize("name", ["P13N_SEGMENT_KEY", *SECRET_SETTINGS])
+def test_secrets_have_no_default_outside_a_trusted_local_run(name: str) -> None:
+    env = {k: v for k, v in SECRETS.items() if k != name}
+    with pytest.raises(SettingsError, match=f"{name} is not set"):
         Settings.from_env(env)
+
+
+def test_a_trusted_local_run_gets_random_signing_keys_never_a_public_one() -> None:
+    a = Settings.from_env({"P13N_TRUSTED_LOCAL": "1"})
+    b = Settings.from_env({"P13N_TRUSTED_LOCAL": "1"})
+    for ring_a, ring_b in [
+        (a.console_keys, b.console_keys),
+        (a.segment_keys, b.segment_keys),
+        (a.context_keys, b.context_keys),
+        (Settings().console_keys, Settings().console_keys),
+    ]:
+        assert ring_a.current.secret != ring_b.current.secret
+        assert not ring_a.current.secret.startswith(b"dev-")

@@ -111,3 +111,61 @@ def test_simulate_without_a_running_system_is_a_clear_error(tmp_path) -> None:
     assert sim.returncode == 1
     assert "no stack found" in sim.stderr and "p13n up" in sim.stderr
     assert "Traceback" not in sim.stderr
+
+
+def _stack_pids_from_output(proc: subprocess.Popen[bytes], timeout_s: float) -> dict:
+    """Read the command's output until it names its ``stack.json``; that file's pids."""
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.decode(errors="replace")
+        if line.startswith("state "):
+            path = Path(line.split()[1])
+            return dict(_wait_for(path, max(1.0, deadline - time.monotonic()))["pids"])
+        assert time.monotonic() < deadline, "the stack never started"
+    raise AssertionError("the command ended before its stack started")
+
+
+def test_ctrl_c_during_demo_stops_every_child(tmp_path) -> None:
+    demo = subprocess.Popen(
+        [*CLI, "demo", "--duration", "120", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        pids = _stack_pids_from_output(demo, 90)
+        assert set(pids) >= {"origin", "processor", "edge", "redis"}
+        time.sleep(1)  # into the simulation
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode != 0
+    assert b"demo FAILED interrupted" in out
+    assert [name for name, pid in pids.items() if _alive(pid)] == []
+    assert list(tmp_path.iterdir()) == []  # the throwaway directory went, after the children
+
+
+def test_sighup_stops_up_like_ctrl_c(tmp_path) -> None:
+    up = subprocess.Popen(
+        [*CLI, "up", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        pids = dict(_wait_for(tmp_path / "stack.json", 90)["pids"])
+        up.send_signal(signal.SIGHUP)  # the terminal closed
+        out, _ = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0, out
+    assert b"stopped" in out
+    assert not (tmp_path / "stack.json").exists()
+    assert [name for name, pid in pids.items() if _alive(pid)] == []

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from origin.localredis import RedisServer, free_port
+from origin.settings import SECRET_SETTINGS
 from tests.origin import data
 from tests.origin.data import MERCH, SEGMENT_KEY, bearer, sid
 
@@ -35,6 +36,7 @@ def origin_process(redis_factory, tmp_path: Path) -> Iterator[tuple[str, RedisSe
         **os.environ,
         "P13N_REDIS_URL": server.url,
         "P13N_SEGMENT_KEY": SEGMENT_KEY.decode(),
+        **{name: "k1:server-test-secret-0123456789" for name in SECRET_SETTINGS},
         "P13N_ADMIN_TOKENS": ",".join(f"{role}:{tok}" for tok, role in data.TOKENS.items()),
         "P13N_REDIS_TIMEOUT_MS": "300",
         "P13N_BREAKER_MS": "200",

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
 import redis
 
+from edge.request import device_class
 from origin.cli import main
+from origin.localredis import free_port
+from origin.ops.health import PROBE_USER_AGENT
 from origin.ops.stack import StackInfo
 from segmenter.schema import Keys, partition_of
 from tests.origin.ops.conftest import api
@@ -116,6 +123,16 @@ def test_probe_answers_through_the_edge_and_names_the_tier(capsys, stack: StackI
     assert doc["cache_status"].startswith("p13n-edge")
 
 
+def test_probe_says_it_is_a_bot_so_it_is_never_an_exposure(capsys, httpserver) -> None:
+    httpserver.expect_request(
+        "/p13n/v1/rail/home", headers={"user-agent": PROBE_USER_AGENT}
+    ).respond_with_json({"items": []}, headers={"cache-status": "p13n-edge; detail=hit"})
+    code, out, _ = run(capsys, "probe", "--edge", httpserver.url_for("/"), "--json")
+    assert code == 0 and json.loads(out)["tier"] == "hit"
+    httpserver.check_assertions()
+    assert device_class({"user-agent": PROBE_USER_AGENT}) == "bot"  # as the edge sees it
+
+
 def _dead_letter(r: redis.Redis, raw: bytes, reason: str) -> str:
     fields = {"reason": reason, "field": "ts", "raw": raw, "source": "collector",
               "user": "", "received_ms": str(int(time.time() * 1000))}  # fmt: skip
@@ -179,3 +196,70 @@ def test_experiments_list_and_results(capsys, stack: StackInfo) -> None:
         r = redis.Redis.from_url(stack.redis_url)
         r.hdel(KEYS.experiments, "ops-algo")
         r.close()
+
+
+def test_stack_json_is_owner_only(stack: StackInfo) -> None:
+    assert (Path(stack.directory) / "stack.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_up_in_a_running_stacks_directory_is_refused(stack: StackInfo) -> None:
+    path = Path(stack.directory) / "stack.json"
+    before = path.read_text()
+    second = subprocess.run(
+        [sys.executable, "-m", "origin.cli", "up", "--dir", stack.directory],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert "already running" in second.stderr and str(os.getpid()) in second.stderr
+    assert "Traceback" not in second.stderr
+    assert path.read_text() == before  # the running stack's state is untouched
+    assert main(["status", "--stack", stack.directory]) == 0
+
+
+@pytest.mark.parametrize("command", [["lag"], ["status"], ["dlq", "list"]])
+def test_a_bad_redis_url_scheme_is_one_line_and_exit_2(capsys, tmp_path, command) -> None:
+    argv = [*command, "--stack", str(tmp_path), "--redis-url", "foo://bar"]
+    argv += ["--origin", "http://127.0.0.1:9", "--edge-admin", "http://127.0.0.1:9"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "foo://bar" in err and "scheme" in err
+
+
+def test_a_malformed_partitions_setting_is_one_line_and_exit_2(
+    capsys, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("P13N_PARTITIONS", "abc")
+    code, _, err = run(capsys, "lag", "--stack", str(tmp_path))
+    assert code == 2 and err.strip() == "p13n lag: P13N_PARTITIONS='abc' is not an integer"
+
+
+def test_up_with_an_unreachable_redis_url_fails_in_one_line(tmp_path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    up = subprocess.run(
+        [sys.executable, "-m", "origin.cli", "up", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REDIS_URL": url},
+    )
+    assert up.returncode == 1
+    assert "running" not in up.stdout
+    assert up.stderr.startswith(f"p13n up: Redis at REDIS_URL {url} is not")
+    assert len(up.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "stack.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["purge"], "say what to purge"),
+        (["dlq", "requeue"], "name a dead letter ID or pass --all"),
+        (["dlq", "show"], "needs an ID"),
+        (["experiments", "results"], "needs an experiment KEY"),
+    ],
+)
+def test_a_missing_argument_is_a_usage_error(capsys, stack: StackInfo, argv, needle) -> None:
+    code, _, err = run(capsys, *argv, "--stack", stack.directory)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
