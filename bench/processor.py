@@ -193,7 +193,8 @@ async def offer(base_url: str, seconds: float, sender: int, senders: int) -> dic
 async def freshness(s: ProcessorSettings) -> tuple[float, float, int, float, float]:
     port = free_port()
     env = {**os.environ, "P13N_REDIS_URL": s.redis_url, "P13N_PARTITIONS": str(PARTITIONS),
-           "P13N_COLLECTOR_RATE_PER_S": "1000000", "P13N_COLLECTOR_BURST": "1000000"}  # fmt: skip
+           "P13N_COLLECTOR_RATE_PER_S": "1000000", "P13N_COLLECTOR_BURST": "1000000",
+           "P13N_TRUSTED_LOCAL": "1"}  # a throwaway origin: random signing keys  # fmt: skip
     code = (
         "import uvicorn; from origin.app import create_app; from origin.settings import Settings; "
         f"uvicorn.run(create_app(Settings.from_env()), host='127.0.0.1', port={port}, "

@@ -16,35 +16,41 @@ async def serve(settings: ProxySettings, host: str, port: int, admin_port: int |
     """Serve until SIGINT/SIGTERM (uvicorn's handlers stop both servers)."""
     runtime = EdgeRuntime.open(settings)
     app = create_app(settings, runtime)
-    main = uvicorn.Server(
+    main_config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        # The edge writes Date itself (a stored response keeps its origin's Date) and
+        # names no server software; it is the first hop, so X-Forwarded-* from clients
+        # are not trusted for the client address or scheme either.
+        date_header=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+    admin_config = (
         uvicorn.Config(
-            app,
+            create_admin_app(lambda: runtime),
             host=host,
-            port=port,
+            port=admin_port,
             log_level="warning",
             access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            # The edge writes Date itself (a stored response keeps its origin's Date) and
-            # names no server software; it is the first hop, so X-Forwarded-* from clients
-            # are not trusted for the client address or scheme either.
-            date_header=False,
-            server_header=False,
-            proxy_headers=False,
+            lifespan="off",
         )
+        if admin_port
+        else None
     )
-    servers = [main.serve()]
-    if admin_port:
-        admin = uvicorn.Server(
-            uvicorn.Config(
-                create_admin_app(lambda: runtime),
-                host=host,
-                port=admin_port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-            )
-        )
+    # Both ports are bound before anything starts: a port in use is one error line and exit
+    # status 1 (uvicorn's), not a half-started edge cancelled mid-way.
+    main_socket = main_config.bind_socket()
+    admin_socket = admin_config.bind_socket() if admin_config is not None else None
+    main = uvicorn.Server(main_config)
+    servers = [main.serve(sockets=[main_socket])]
+    if admin_config is not None and admin_socket is not None:
+        admin = uvicorn.Server(admin_config)
 
         # Both servers install signal handlers; the last one installed (admin) forwards the
         # exit to the main one through this watcher.
@@ -53,5 +59,5 @@ async def serve(settings: ProxySettings, host: str, port: int, admin_port: int |
                 await asyncio.sleep(0.1)
             main.should_exit = admin.should_exit = True
 
-        servers += [admin.serve(), follow()]
+        servers += [admin.serve(sockets=[admin_socket]), follow()]
     await asyncio.gather(*servers)

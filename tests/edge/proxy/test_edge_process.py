@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -106,3 +107,22 @@ def test_wire_headers_metrics_and_a_clean_stop(edge_process: EdgeProcess) -> Non
     assert edge_process.proc.wait(timeout=15) in (0, -signal.SIGTERM)
     stderr = edge_process.proc.stderr.read().decode()  # type: ignore[union-attr]
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+
+
+def test_a_port_in_use_is_one_error_line_not_a_traceback(origin: OriginProcess) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = str(busy.getsockname()[1])
+        for ports in (["--port", taken, "--admin-port", str(free_port())],
+                      ["--port", str(free_port()), "--admin-port", taken]):  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-m", "origin.cli", "edge", "--origin", origin.url, *ports],
+                env={**origin.env, "P13N_EDGE_HEARTBEAT_S": "0"},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert done.returncode != 0
+            assert "Address already in use" in done.stderr
+            assert "Traceback" not in done.stderr, done.stderr
