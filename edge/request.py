@@ -112,7 +112,8 @@ def set_trace(headers: Mapping[str, str]) -> str:
     request carries it too. Returns it."""
     value = headers.get("traceparent")
     trace = value if value and _TRACEPARENT_RE.fullmatch(value) else ""
-    _TRACE.set(trace)
+    if trace or _TRACE.get():  # (a request's task starts with none: skip the write then)
+        _TRACE.set(trace)
     return trace
 
 
@@ -126,7 +127,7 @@ def rail_route(path: str) -> str | None:
     if not path.startswith(RAIL_PREFIX):
         return None
     route = path[len(RAIL_PREFIX) :].rstrip("/").lower()
-    if not _ROUTE_RE.fullmatch(route) or is_shopper_id(route):
+    if not _ROUTE_RE.fullmatch(route) or (len(route) == 22 and is_shopper_id(route)):
         return None  # a slug shaped like a shopper id could never be keyed or tagged
     return route
 

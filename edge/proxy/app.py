@@ -177,11 +177,27 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
         detail = "unexpected error; see the edge's log"
         await _send_problem(send, 500, "internal", "Internal error", detail)
         return True
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
+    raw = [_encoded(k, v) for k, v in out]
     raw += [(b"content-length", b"%d" % len(body)), (b"date", _DATE.now())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
     return True
+
+
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _encoded(name: str, value: str) -> tuple[bytes, bytes]:
+    """A header pair as bytes; the shared ones (content type, cache control, a few hundred
+    Cache-Status values) are encoded once. Set-Cookie values are per shopper: never kept."""
+    pair = _ENCODED.get((name, value))
+    if pair is None:
+        pair = (name.encode("latin-1"), value.encode("latin-1"))
+        if name != "set-cookie":
+            if len(_ENCODED) >= 4096:
+                _ENCODED.clear()
+            _ENCODED[(name, value)] = pair
+    return pair
 
 
 class _HttpDate:

@@ -117,6 +117,8 @@ class RailService:
     rendered: dict[tuple[str, int, int, int], str] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _events_refused: bool = False
+    # The bytes of each rendered context-free body (keyed by the body: the memo's values).
+    _encoded_bodies: dict[str, bytes] = field(default_factory=dict)
 
     async def answer(
         self, route: str, headers: Mapping[str, str], query: str, config: EdgeConfig
@@ -135,7 +137,8 @@ class RailService:
         batch = exposure_batch(plan, now, trace) if answer.tier != "default" else None
         if batch is not None:
             self._spawn(self._post_events(batch))
-        return 200, response_headers(plan, answer), answer.body.encode()
+        body = self._encoded_bodies.get(answer.body) if answer.tier == "hit" else None
+        return 200, response_headers(plan, answer), body or answer.body.encode()
 
     async def _answer(self, plan: Plan, config: EdgeConfig, now: int) -> Answer:
         name, mask = self.settings.cache_name, config.item_mask
@@ -201,7 +204,9 @@ class RailService:
             answer = answer_from_list(plan, entry.seglist.items, mask, tier=tier, status=status)
             if len(self.rendered) >= RENDERED_MAX:
                 self.rendered.clear()
+                self._encoded_bodies.clear()
             self.rendered[memo] = answer.body
+            self._encoded_bodies[answer.body] = answer.body.encode()
             return answer
         return Answer(body, tier, status)
 
