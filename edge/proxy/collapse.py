@@ -11,9 +11,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Collapser"]
+__all__ = ["Collapser", "LeaderGone"]
 
 T = TypeVar("T")
+
+
+class LeaderGone(TimeoutError):
+    """The request whose fetch others waited on was cancelled: for the waiters it is as if
+    the origin had not answered in time (they fall back; they are not cancelled)."""
 
 
 class Collapser(Generic[T]):
@@ -60,7 +65,8 @@ class Collapser(Generic[T]):
         try:
             result = await fetch()
         except BaseException as exc:
-            future.set_exception(exc)
+            shared = LeaderGone("the collapsed fetch was cancelled")
+            future.set_exception(shared if isinstance(exc, asyncio.CancelledError) else exc)
             future.exception()  # mark retrieved: waiters may all have timed out already
             raise
         else:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from edge.proxy.breaker import CircuitBreaker
-from edge.proxy.collapse import Collapser
+from edge.proxy.collapse import Collapser, LeaderGone
 
 
 @pytest.mark.anyio
@@ -65,6 +65,28 @@ async def test_waiters_are_bounded() -> None:
     leader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leader
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_leader_does_not_cancel_its_waiters() -> None:
+    collapser: Collapser[int] = Collapser()
+    never = asyncio.Event()
+
+    async def fetch() -> int:
+        await never.wait()
+        return 1
+
+    leader = asyncio.create_task(collapser.run("k", fetch, 5))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(collapser.run("k", fetch, 5))
+    await asyncio.sleep(0)
+    leader.cancel()
+    with pytest.raises(LeaderGone):  # a TimeoutError: callers fall back as on a slow origin
+        await waiter
+    assert not waiter.cancelled() and isinstance(LeaderGone(), TimeoutError)
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert not collapser.inflight("k")
 
 
 def test_breaker_opens_half_opens_and_closes() -> None:
