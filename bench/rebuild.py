@@ -7,9 +7,14 @@
 
        p13n rebuild --redis-url <throwaway> --archive-dir <archive>
 
+3. Baseline, same run, same archive: a process of the same interpreter that only reads the
+   archive back (every partition, every line decoded), timed the same way: the floor a
+   rebuild cannot go under on this machine.
+
 Last line::
 
     rebuild_events=<N> rebuild_s=<T> rebuild_events_per_s=<N/T> archive_mb=<size>
+    baseline_read_events_per_s=<R> ratio=<(N/T)/R>
 """
 
 from __future__ import annotations
@@ -64,11 +69,27 @@ def main() -> None:
             seconds = time.perf_counter() - started
         finally:
             server.close()
+        read = [sys.executable, "-c", _READ_ONLY, str(root), str(DEFAULT_PARTITIONS)]
+        started = time.perf_counter()
+        counted = subprocess.run(read, capture_output=True, text=True, check=True, timeout=3600)
+        read_s = time.perf_counter() - started
+    assert int(counted.stdout) == args.events, counted.stdout
     print(out.stdout.strip())
+    rate, floor = args.events / seconds, args.events / read_s
+    print(f"baseline: reading the archive back took {read_s:.2f} s")
     print(
         f"rebuild_events={args.events} rebuild_s={seconds:.2f} "
-        f"rebuild_events_per_s={args.events / seconds:,.0f} archive_mb={size_mb:.1f}"
+        f"rebuild_events_per_s={rate:.0f} archive_mb={size_mb:.1f} "
+        f"baseline_read_events_per_s={floor:.0f} ratio={rate / floor:.2f}"
     )
+
+
+# The baseline process: read every partition's lines back, print how many.
+_READ_ONLY = (
+    "import sys; from pathlib import Path; from segmenter import archive; "
+    "root, n = Path(sys.argv[1]), int(sys.argv[2]); "
+    "print(sum(1 for p in range(n) for _ in archive.read_partition(root, p)))"
+)
 
 
 if __name__ == "__main__":
