@@ -9,7 +9,6 @@ cache. Long-lived parts (HTTP client, config, store, purge subscriber, heartbeat
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +29,7 @@ from edge.plan import serves_route
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
-from edge.proxy.httpcache import PROBLEM_TYPE_BASE, HttpCache
+from edge.proxy.httpcache import HttpCache, problem_answer
 from edge.proxy.metrics import EdgeCollector, render
 from edge.proxy.purges import PurgeStats, refresh_config, subscribe_purges
 from edge.proxy.rails import RailService
@@ -223,9 +222,8 @@ FALLBACK_CONFIG = parse_edge_config({"v": 1, "etag": '"edge-fallback"', "generat
 
 async def _send_problem(send: Send, status: int, slug: str, title: str, detail: str) -> None:
     """An RFC 9457 problem answered by the edge itself (never stored)."""
-    doc = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
-    headers = [("content-type", "application/problem+json"), ("cache-control", "no-store")]
-    await _send(send, status, headers, json.dumps(doc).encode())
+    problem = problem_answer(status, slug, title, detail)
+    await _send(send, problem.status, problem.headers, problem.body)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

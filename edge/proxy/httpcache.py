@@ -50,7 +50,7 @@ from edge.proxy.store import ResponseStore, StoredResponse, selecting_values, va
 from edge.proxy.upstream import BadTarget, OriginUnavailable, Upstream, UpstreamResponse
 from edge.proxy.urls import normalize_target
 
-__all__ = ["CACHE_NAME", "Answer", "HttpCache", "forwardable_headers"]
+__all__ = ["CACHE_NAME", "Answer", "HttpCache", "forwardable_headers", "problem_answer"]
 
 CACHE_NAME = "p13n-edge"
 PROBLEM_TYPE_BASE = "https://p13n.invalid/problems/"
@@ -156,7 +156,7 @@ class HttpCache:
             return await self._pass_through(method, path_qs, headers, body)
         except BadTarget:
             self.counters.error += 1
-            return _problem(
+            return problem_answer(
                 400, "bad-target", "Bad request target", "the target cannot be forwarded"
             )
 
@@ -469,7 +469,9 @@ def _shareable(fetched: Fetched, headers: Mapping[str, str], stored: StoredRespo
     return entry.vary == selecting_values((name for name, _ in entry.vary), headers)
 
 
-def _problem(status: int, slug: str, title: str, detail: str, cache_status: str = "") -> Answer:
+def problem_answer(
+    status: int, slug: str, title: str, detail: str, cache_status: str = ""
+) -> Answer:
     """An RFC 9457 problem answered by the edge (never stored)."""
     body = json.dumps(
         {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
@@ -480,4 +482,4 @@ def _problem(status: int, slug: str, title: str, detail: str, cache_status: str 
 
 def _bad_gateway(cache_status: str) -> Answer:
     detail = "the origin could not be reached"
-    return _problem(502, "origin-unavailable", "Bad gateway", detail, cache_status)
+    return problem_answer(502, "origin-unavailable", "Bad gateway", detail, cache_status)

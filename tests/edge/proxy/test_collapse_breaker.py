@@ -49,19 +49,25 @@ async def test_error_reaches_waiters_once_without_retries() -> None:
     assert all(isinstance(r, ConnectionError) for r in results)
 
 
+async def _never() -> int:
+    """A fetch that never answers."""
+    await asyncio.Event().wait()
+    return 1
+
+
+async def _stuck_leader(collapser: Collapser[int]) -> asyncio.Task[int]:
+    """A leader whose fetch never ends, already in flight."""
+    leader = asyncio.create_task(collapser.run("k", _never, 5))
+    await asyncio.sleep(0)
+    return leader
+
+
 @pytest.mark.anyio
 async def test_waiters_are_bounded() -> None:
     collapser: Collapser[int] = Collapser()
-    never = asyncio.Event()
-
-    async def fetch() -> int:
-        await never.wait()
-        return 1
-
-    leader = asyncio.create_task(collapser.run("k", fetch, 5))
-    await asyncio.sleep(0)
+    leader = await _stuck_leader(collapser)
     with pytest.raises(TimeoutError):
-        await collapser.run("k", fetch, 0.01)
+        await collapser.run("k", _never, 0.01)
     leader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leader
@@ -70,15 +76,8 @@ async def test_waiters_are_bounded() -> None:
 @pytest.mark.anyio
 async def test_a_cancelled_leader_does_not_cancel_its_waiters() -> None:
     collapser: Collapser[int] = Collapser()
-    never = asyncio.Event()
-
-    async def fetch() -> int:
-        await never.wait()
-        return 1
-
-    leader = asyncio.create_task(collapser.run("k", fetch, 5))
-    await asyncio.sleep(0)
-    waiter = asyncio.create_task(collapser.run("k", fetch, 5))
+    leader = await _stuck_leader(collapser)
+    waiter = asyncio.create_task(collapser.run("k", _never, 5))
     await asyncio.sleep(0)
     leader.cancel()
     with pytest.raises(LeaderGone):  # a TimeoutError: callers fall back as on a slow origin
