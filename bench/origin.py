@@ -50,7 +50,7 @@ import redis  # noqa: E402
 
 from cache_keys import hash_segment  # noqa: E402
 from cache_keys.wire import ListItem, SegmentList, segment_list_to_json  # noqa: E402
-from origin.localredis import RedisServer, free_port  # noqa: E402
+from ops.local.redis import RedisServer, free_port  # noqa: E402
 from segmenter.connection import connect_sync  # noqa: E402
 from segmenter.schema import DEFAULT_PARTITIONS, Keys  # noqa: E402
 
@@ -165,7 +165,7 @@ def start_origin(redis_url: str, port: int, workers: int) -> subprocess.Popen[by
         "P13N_BENCH_BASELINE": "1",
         "P13N_REDIS_TIMEOUT_MS": "500",
     }
-    cmd = [sys.executable, "-m", "origin.cli", "origin", "--port", str(port),
+    cmd = [sys.executable, "-m", "ops.cli", "origin", "--port", str(port),
            "--workers", str(workers)]  # fmt: skip
     root = _HERE.parent
     proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)

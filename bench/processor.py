@@ -40,7 +40,7 @@ import orjson  # noqa: E402
 import redis  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
-from origin.localredis import RedisServer, free_port  # noqa: E402
+from ops.local.redis import RedisServer, free_port  # noqa: E402
 from segmenter import event, synthetic  # noqa: E402
 from segmenter.aggregates import PartitionEffects  # noqa: E402
 from segmenter.metrics import Metrics  # noqa: E402

@@ -31,7 +31,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from origin.localredis import RedisServer  # noqa: E402
+from ops.local.redis import RedisServer  # noqa: E402
 from segmenter.aggregates import Entry  # noqa: E402
 from segmenter.archive import ArchiveWriter  # noqa: E402
 from segmenter.event import encode  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
         size_mb = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 1e6
         server = RedisServer().start()
         try:
-            cmd = [sys.executable, "-m", "origin.cli", "rebuild", "--redis-url", server.url,
+            cmd = [sys.executable, "-m", "ops.cli", "rebuild", "--redis-url", server.url,
                    "--archive-dir", str(root)]  # fmt: skip
             started = time.perf_counter()
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from origin.localcluster import LocalCluster
-from origin.localredis import RedisServer, RedisServerError
+from ops.local.cluster import LocalCluster
+from ops.local.redis import RedisServer, RedisServerError
 from segmenter.connection import connect_sync
 
 VECTOR_DIR = Path(__file__).parent / "vectors"

@@ -193,7 +193,7 @@ async def subscribe_purges(
         finally:
             stats.connected = False
             try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
                 await client.aclose()
             except (RedisError, OSError):
                 pass

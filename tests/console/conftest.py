@@ -21,7 +21,7 @@ import pytest
 import redis
 from playwright.sync_api import Browser, BrowserType, Playwright, sync_playwright
 
-from origin.localredis import RedisServer, free_port
+from ops.local.redis import RedisServer, free_port
 from tests.edge.proxy.conftest import SIGNING, OriginProcess, seed
 from tests.origin import data
 
@@ -180,7 +180,7 @@ def edge(stack: Stack, tmp_path_factory) -> Iterator[EdgeProcess]:
     log = Path(tmp_path_factory.mktemp("edge")) / "edge.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "origin.cli", "edge", "--origin", stack.url,
+            [sys.executable, "-m", "ops.cli", "edge", "--origin", stack.url,
              "--port", str(port), "--admin-port", str(admin_port),
              "--redis-url", stack.origin.redis.url],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

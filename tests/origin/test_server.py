@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from origin.localredis import RedisServer, free_port
+from ops.local.redis import RedisServer, free_port
 from origin.settings import SECRET_SETTINGS
 from tests.origin import data
 from tests.origin.data import MERCH, SEGMENT_KEY, bearer, sid
@@ -44,7 +44,7 @@ def origin_process(redis_factory, tmp_path: Path) -> Iterator[tuple[str, RedisSe
     log = tmp_path / "origin.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "origin.cli", "origin", "--port", str(port), "--workers", "2",
+            [sys.executable, "-m", "ops.cli", "origin", "--port", str(port), "--workers", "2",
              "--access-log"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

@@ -122,7 +122,7 @@ def spawn(url: str, archive: Path, **env: str) -> subprocess.Popen[bytes]:
         "P13N_ARCHIVE_RETENTION_DAYS": str(RETENTION_DAYS), **env,
     }  # fmt: skip
     return subprocess.Popen(
-        [sys.executable, "-m", "origin.cli", "segmenter", "run"],
+        [sys.executable, "-m", "ops.cli", "segmenter", "run"],
         env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from origin.cli import main
+from ops.cli import main
 
 # Nothing listens there: a usage error must be reported without trying Redis.
 NOWHERE = "redis://127.0.0.1:1/0"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from ops.local.cluster import LocalCluster
 from origin.app import create_app
-from origin.localcluster import LocalCluster
 from origin.settings import Settings
 from segmenter import archive, event, synthetic
 from segmenter.connection import connect_sync

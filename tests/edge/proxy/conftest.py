@@ -21,7 +21,7 @@ from cache_keys.wire import ListItem
 from edge.proxy.app import EdgeRuntime, create_app
 from edge.proxy.settings import ProxySettings
 from edge.settings import EdgeSettings
-from origin.localredis import RedisServer, free_port
+from ops.local.redis import RedisServer, free_port
 from tests.asgi import app_client
 from tests.origin import data
 
@@ -69,7 +69,7 @@ class OriginProcess:
 
     def start(self) -> OriginProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "origin.cli", "origin", "--port", str(self.port)],
+            [sys.executable, "-m", "ops.cli", "origin", "--port", str(self.port)],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -20,8 +20,8 @@ from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import heartbeat_doc, send_heartbeats
 from edge.proxy.purges import PurgeStats, apply_purge, catch_up, subscribe_purges
 from edge.proxy.store import ResponseStore
+from ops.local.redis import RedisServer
 from origin.feeds import MAX_HEARTBEAT_BYTES
-from origin.localredis import RedisServer
 from tests.asgi import app_client
 from tests.edge.proxy.conftest import HSEGS, Clock, OriginProcess, proxy_settings
 from tests.edge.proxy.test_store import resp

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cache_keys import new_shopper_id
-from origin.localredis import free_port
+from ops.local.redis import free_port
 from tests.edge.proxy.conftest import SIGNING, OriginProcess, shopper_cookie
 
 
@@ -38,7 +38,7 @@ def edge_process(origin: OriginProcess) -> Iterator[EdgeProcess]:
     env["P13N_EDGE_HEARTBEAT_S"] = "0"
     args = ["--origin", origin.url, "--port", str(port), "--admin-port", str(admin)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "origin.cli", "edge", *args, "--redis-url", origin.redis.url],
+        [sys.executable, "-m", "ops.cli", "edge", *args, "--redis-url", origin.redis.url],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -117,7 +117,7 @@ def test_a_port_in_use_is_one_error_line_not_a_traceback(origin: OriginProcess) 
         for ports in (["--port", taken, "--admin-port", str(free_port())],
                       ["--port", str(free_port()), "--admin-port", taken]):  # fmt: skip
             done = subprocess.run(
-                [sys.executable, "-m", "origin.cli", "edge", "--origin", origin.url, *ports],
+                [sys.executable, "-m", "ops.cli", "edge", "--origin", origin.url, *ports],
                 env={**origin.env, "P13N_EDGE_HEARTBEAT_S": "0"},
                 capture_output=True,
                 text=True,

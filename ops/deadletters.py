@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from origin.ops.target import OpsError, Target, UsageError
+from ops.target import OpsError, Target, UsageError
 from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.schema import STREAM_MAXLEN, partition_of

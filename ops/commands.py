@@ -1,7 +1,7 @@
 """The operations subcommands of ``p13n``: status, lag, dlq, purge, experiments, probe,
 backup and restore.
 
-Each finds the running system through ``origin.ops.target`` (``--stack DIR`` or explicit
+Each finds the running system through ``ops.target`` (``--stack DIR`` or explicit
 URLs), prints human-readable text (``--json`` for machines) and returns the exit code:
 0 ok, 1 a part is down or refused, 2 bad usage. An unreachable part is one line on stderr.
 """
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from origin.ops import admin, backup, deadletters, health
-from origin.ops.target import OpsError, UsageError, add_target_args, emit, resolve
+from ops import admin, backup, deadletters, health
+from ops.target import OpsError, UsageError, add_target_args, emit, resolve
 
 __all__ = ["register"]
 

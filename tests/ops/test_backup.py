@@ -7,12 +7,12 @@ import json
 import pytest
 import redis
 
-from origin.cli import main
-from origin.ops.backup import BACKUP_KIND, validate
-from origin.ops.stack import StackInfo
-from origin.ops.target import OpsError
+from ops.backup import BACKUP_KIND, validate
+from ops.cli import main
+from ops.stack import StackInfo
+from ops.target import OpsError
 from segmenter.schema import Keys
-from tests.origin.ops.conftest import api
+from tests.ops.conftest import api
 
 KEYS = Keys()
 EXP = {

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from cache_keys import hash_segment
-from origin.cli import main
+from ops.cli import main
 
 
 def test_help_lists_working_commands(capsys) -> None:
@@ -31,7 +31,7 @@ def test_short_key_is_a_clear_error(capsys) -> None:
 
 def test_console_script_runs() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "origin.cli", "redis-server"],
+        [sys.executable, "-m", "ops.cli", "redis-server"],
         capture_output=True,
         text=True,
         check=True,

@@ -23,7 +23,7 @@ import orjson
 import redis
 from redis.exceptions import RedisError
 
-from origin.ops.stack import DEFAULT_DIR, StackError, StackInfo, load_info
+from ops.stack import DEFAULT_DIR, StackError, StackInfo, load_info
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX, Keys
 
 __all__ = ["HTTP_TIMEOUT_S", "OpsError", "Target", "add_target_args", "emit", "resolve"]

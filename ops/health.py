@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from origin.ops.target import OpsError, Target, UsageError
+from ops.target import OpsError, Target, UsageError
 
 __all__ = ["PROBE_USER_AGENT", "edge_hit_ratio", "partition_lag", "probe", "status"]
 

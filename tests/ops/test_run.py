@@ -17,7 +17,7 @@ import redis
 from segmenter.schema import Keys
 
 pytestmark = pytest.mark.slow
-CLI = [sys.executable, "-m", "origin.cli"]
+CLI = [sys.executable, "-m", "ops.cli"]
 
 
 def _alive(pid: int) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from origin.ops.report import judge, purge_ms
+from ops.report import judge, purge_ms
 
 COUNTS = {"applied": 100, "duplicate": 0, "late": 0, "dead": 3, "dlq": 3}
 BOTH = {"stock-out SKU-1": 40.0, "hard purge SKU-2": 75.0}

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from origin.ops.report import Verdict, summarize
-from origin.ops.simulate import Simulator
-from origin.ops.stack import DEFAULT_DIR, Stack, StackError, StackInfo, load_info
-from origin.ops.world import World
+from ops.report import Verdict, summarize
+from ops.simulate import Simulator
+from ops.stack import DEFAULT_DIR, Stack, StackError, StackInfo, load_info
+from ops.world import World
 
 __all__ = ["register"]
 

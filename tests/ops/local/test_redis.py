@@ -8,7 +8,7 @@ import signal
 import pytest
 import redis
 
-from origin.localredis import FORBIDDEN_PORTS, RedisServer, RedisServerError, find_redis_server
+from ops.local.redis import FORBIDDEN_PORTS, RedisServer, RedisServerError, find_redis_server
 
 
 def test_session_server_is_real_and_not_on_6379(redis_server: RedisServer) -> None:

@@ -26,9 +26,9 @@ import orjson
 from redis.exceptions import WatchError
 
 from cache_keys.errors import WireError
+from ops.target import OpsError, Target
 from origin.catalog import SKU_RE, decode_entry
 from origin.experiments import parse_experiment
-from origin.ops.target import OpsError, Target
 
 __all__ = ["BACKUP_KIND", "BACKUP_VERSION", "backup", "restore", "validate"]
 

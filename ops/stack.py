@@ -1,6 +1,6 @@
 """``p13n up``: the whole system on one machine, with an embedded default.
 
-Starts a throwaway Redis (the binary ``origin.localredis`` resolves; data in the stack's
+Starts a throwaway Redis (the binary ``ops.local.redis`` resolves; data in the stack's
 directory) unless ``REDIS_URL`` names an existing one, then the origin, the stream processor
 and a self-hosted edge, each a child process in its own session with its log in the stack's
 directory. Secrets (signing keys, admin tokens) are generated per stack and written, with the
@@ -26,7 +26,7 @@ import httpx
 import redis
 from redis.exceptions import RedisError
 
-from origin.localredis import RedisServer, free_port
+from ops.local.redis import RedisServer, free_port
 
 __all__ = ["DEFAULT_DIR", "Stack", "StackError", "StackInfo", "load_info"]
 
@@ -187,7 +187,7 @@ class Stack:
             k: _secret() for k in ("segment_hash", "segment_sign", "context_sign", "console_sign")
         }
         env = self.env(info, keys)
-        py = [sys.executable, "-m", "origin.cli"]
+        py = [sys.executable, "-m", "ops.cli"]
         self._spawn(
             "origin",
             [*py, "origin", "--port", str(origin_port), "--workers", str(self.workers)],

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import redis
 
-from origin.ops.simulate import EXPERIMENT, Run
-from origin.ops.stack import StackInfo
+from ops.simulate import EXPERIMENT, Run
+from ops.stack import StackInfo
 from segmenter.schema import DEFAULT_PARTITIONS, Keys
 
 __all__ = ["Verdict", "histogram_quantile", "judge", "percentile", "purge_ms", "summarize"]

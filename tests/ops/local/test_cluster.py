@@ -6,7 +6,7 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from origin.localcluster import LocalCluster
+from ops.local.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -8,9 +8,9 @@ import httpx
 import msgpack
 import redis
 
-from origin.ops.stack import StackInfo
+from ops.stack import StackInfo
 from segmenter.schema import Keys
-from tests.origin.ops.conftest import api
+from tests.ops.conftest import api
 
 KEYS = Keys()
 TRACE = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"

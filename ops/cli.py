@@ -16,7 +16,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_redis_server(args: argparse.Namespace) -> int:
-    from origin.localredis import RedisServerError, find_redis_server  # noqa: PLC0415
+    from ops.local.redis import RedisServerError, find_redis_server  # noqa: PLC0415
 
     try:
         print(find_redis_server())
@@ -178,10 +178,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(handler=_cmd_origin)
     _add_segmenter(sub)
-    from origin.ops.commands_run import register as register_run  # noqa: PLC0415
+    from ops.commands_run import register as register_run  # noqa: PLC0415
 
     register_run(sub)
-    from origin.ops import commands  # noqa: PLC0415 - status, lag, dlq, purge, probe, backup…
+    from ops import commands  # noqa: PLC0415 - status, lag, dlq, purge, probe, backup…
 
     commands.register(sub)
     return parser

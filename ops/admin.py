@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from origin.ops.target import OpsError, Target, UsageError
+from ops.target import OpsError, Target, UsageError
 
 __all__ = ["experiments", "purge", "purge_tags", "results", "wait_applied"]
 

@@ -7,9 +7,9 @@ import time
 import httpx
 
 from cache_keys import KeyRing, SigningKey
+from ops.stack import StackInfo
 from origin.auth import fingerprint
 from origin.console import session
-from origin.ops.stack import StackInfo
 
 # The key the source once fell back to when P13N_CONSOLE_SIGNING was unset.
 PUBLIC_KEY = KeyRing(SigningKey("dev", b"dev-console-secret-0123456789"), None)

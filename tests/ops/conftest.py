@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from origin.cli import main
-from origin.localredis import free_port
-from origin.ops.stack import Stack, StackInfo
+from ops.cli import main
+from ops.local.redis import free_port
+from ops.stack import Stack, StackInfo
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from origin.localredis import RedisServer, RedisServerError, free_port
+from ops.local.redis import RedisServer, RedisServerError, free_port
 
 __all__ = ["LocalCluster"]
 

@@ -14,12 +14,12 @@ import pytest
 import redis
 
 from edge.request import device_class
-from origin.cli import main
-from origin.localredis import free_port
-from origin.ops.health import PROBE_USER_AGENT
-from origin.ops.stack import StackInfo
+from ops.cli import main
+from ops.health import PROBE_USER_AGENT
+from ops.local.redis import free_port
+from ops.stack import StackInfo
 from segmenter.schema import Keys, partition_of
-from tests.origin.ops.conftest import api
+from tests.ops.conftest import api
 
 KEYS = Keys()
 
@@ -206,7 +206,7 @@ def test_a_second_up_in_a_running_stacks_directory_is_refused(stack: StackInfo) 
     path = Path(stack.directory) / "stack.json"
     before = path.read_text()
     second = subprocess.run(
-        [sys.executable, "-m", "origin.cli", "up", "--dir", stack.directory],
+        [sys.executable, "-m", "ops.cli", "up", "--dir", stack.directory],
         capture_output=True,
         text=True,
         timeout=60,
@@ -238,7 +238,7 @@ def test_a_malformed_partitions_setting_is_one_line_and_exit_2(
 def test_up_with_an_unreachable_redis_url_fails_in_one_line(tmp_path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     up = subprocess.run(
-        [sys.executable, "-m", "origin.cli", "up", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "ops.cli", "up", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

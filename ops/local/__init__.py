@@ -1,0 +1,1 @@
+"""The local harness: a throwaway redis-server, a local Redis Cluster, and processes."""
