@@ -156,15 +156,24 @@ class SnapshotHolder:
         self.refresh_s = refresh_ms / 1000
         self.current = Snapshot()
         self.stop = asyncio.Event()
+        # Loads are numbered as they start; one that started before the installed snapshot's
+        # (a background refresh that read Redis before a hard purge and finished after the
+        # purge's own refresh) is dropped, never installed over newer data.
+        self._started = 0
+        self._installed = 0
 
     async def refresh(self) -> Snapshot:
         """Reload now; on failure keep serving the current snapshot and re-raise."""
+        self._started += 1
+        seq = self._started
         snap = await load(self.store, self.keys, self.store.clock())
+        if seq < self._installed:
+            return self.current
         if snap.popular is None and self.current.popular is not None:
             snap = replace(
                 snap, popular=self.current.popular, popular_view=self.current.popular_view
             )
-        self.current = snap
+        self.current, self._installed = snap, seq
         self.store.metrics.snapshot_refresh.labels("ok").inc()
         return snap
 

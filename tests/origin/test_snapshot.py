@@ -1,0 +1,49 @@
+"""The snapshot holder: a slow, older load never replaces a newer one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from origin import snapshot
+from tests.origin.data import MERCH, bearer
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_an_older_refresh_finishing_last_does_not_undo_a_hard_purge(
+    client, redis_client, monkeypatch
+):
+    """The background refresh read Redis before a hard purge and finished after it.
+
+    Under load this reordering is ordinary; installing the older load would bring a
+    hard-purged sku back into recommendations until the next refresh.
+    """
+    holder = client.app.state.p13n.snapshot
+    real_load = snapshot.load
+    read_done, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def load(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        snap = await real_load(*args, **kwargs)
+        if calls == 1:  # the background refresh: read before the purge, stalled after
+            read_done.set()
+            await release.wait()
+        return snap
+
+    monkeypatch.setattr(snapshot, "load", load)
+    older = asyncio.create_task(holder.refresh())
+    await asyncio.wait_for(read_done.wait(), 10)
+    r = await client.post(
+        "/v1/admin/invalidations",
+        json={"tags": ["sku:AB-1"], "mode": "hard"},
+        headers=bearer(MERCH),
+    )
+    assert r.status_code == 202
+    assert "AB-1" in holder.current.mask
+    release.set()
+    await asyncio.wait_for(older, 10)
+    assert "AB-1" in holder.current.mask
