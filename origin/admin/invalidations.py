@@ -35,7 +35,7 @@ from cache_keys.wire import ALL_TAG, PURGE_MODES, PurgeMessage, encode_purge
 from origin.admin.base import ADMIN_BUDGET_S, audit, json_object, now_ms
 from origin.auth import Caller, require
 from origin.body import read_json
-from origin.catalog import SKU_RE
+from origin.catalog_records import SKU_RE
 from origin.cloudflare import PurgeOutcome
 from origin.errors import BadRequest, NotFound
 from origin.state import AppState, get_state
