@@ -1,8 +1,9 @@
 """The operations subcommands of ``p13n``: status, lag, dlq, purge, experiments, probe,
 backup and restore.
 
-Each finds the running system through ``ops.target`` (``--stack DIR`` or explicit
-URLs), prints human-readable text (``--json`` for machines) and returns the exit code:
+Each finds the running system through ``ops.target`` (``--stack DIR``, explicit URLs or
+``P13N_*``); every change of admin state is an admin API call. Each prints human-readable
+text (``--json`` for machines) and returns the exit code:
 0 ok, 1 a part is down or refused, 2 bad usage. An unreachable part is one line on stderr.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ops import admin, backup, deadletters, health
+from ops import admin, backup, deadletters, status
 from ops.target import OpsError, UsageError, add_target_args, emit, resolve
 
 __all__ = ["register"]
@@ -37,21 +38,21 @@ def _guarded(name: str, body: Handler) -> Handler:
 
 
 def _status(args: argparse.Namespace) -> int:
-    ok, doc = health.status(resolve(args))
-    emit(args, doc, health.status_text(doc))
+    ok, doc = status.status(resolve(args))
+    emit(args, doc, status.status_text(doc))
     return 0 if ok else 1
 
 
 def _lag(args: argparse.Namespace) -> int:
-    rows = health.partition_lag(resolve(args))
-    emit(args, {"partitions": rows, "total": sum(r["lag"] or 0 for r in rows)},
-         health.lag_text(rows))  # fmt: skip
+    rows = status.partition_lag(resolve(args))
+    doc = {"partitions": rows, "behind": sum(r["behind"] for r in rows)}
+    emit(args, doc, status.lag_text(rows))
     return 0
 
 
 def _probe(args: argparse.Namespace) -> int:
-    ok, doc = health.probe(resolve(args), args.route)
-    emit(args, doc, health.probe_text(doc))
+    ok, doc = status.probe(resolve(args), args.route)
+    emit(args, doc, status.probe_text(doc))
     return 0 if ok else 1
 
 
@@ -70,7 +71,11 @@ def _dlq(args: argparse.Namespace) -> int:
             return 0
         emit(args, shown, deadletters.show_text(shown))
         return 0
-    rows = deadletters.requeue(target, args.id, args.all)
+    if args.action == "drop":
+        rows = deadletters.drop(target, args.id, args.all, args.reason)
+        emit(args, {"results": rows}, deadletters.drop_text(rows))
+        return 0
+    rows = deadletters.requeue(target, args.id, args.all, args.reason)
     emit(args, {"results": rows}, deadletters.requeue_text(rows))
     return 0 if all(r["requeued"] for r in rows) else 1
 
@@ -110,7 +115,7 @@ def _experiments(args: argparse.Namespace) -> int:
 
 def _backup(args: argparse.Namespace) -> int:
     doc = backup.backup(resolve(args), Path(args.file))
-    counts = {s: len(doc[s]) for s in ("experiments", "catalog", "generations", "item_mask")}
+    counts = backup.counts(doc)
     human = f"wrote {args.file}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
     emit(args, {"file": args.file, "counts": counts}, human)
     return 0
@@ -139,11 +144,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add(sub, "status", "health of every part, lag, DLQ depth, edge hit ratio", _status)
     _add(sub, "lag", "consumer lag per partition, with owner, offset and watermark", _lag)
 
-    p = _add(sub, "dlq", "dead letters: list, show one, requeue after a fix", _dlq)
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "requeue"])
-    p.add_argument("id", nargs="?", help="dead letter id (show, requeue)")
+    p = _add(sub, "dlq", "dead letters: list, show one, requeue after a fix, drop junk", _dlq)
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "requeue", "drop"])
+    p.add_argument("id", nargs="?", help="dead letter id (show, requeue, drop)")
     p.add_argument("--count", type=int, default=20, help="entries to list (default 20)")
-    p.add_argument("--all", action="store_true", help="requeue every dead letter that is valid")
+    p.add_argument("--all", action="store_true", help="requeue (or drop) every dead letter")
+    p.add_argument("--reason", help="requeue (or drop) the dead letters of this reason")
     p.add_argument("--raw", action="store_true", help="show: write only the original bytes")
 
     p = _add(sub, "purge", "invalidate cached fragments by tag, optionally wait for edges", _purge)

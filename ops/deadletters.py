@@ -1,31 +1,30 @@
-"""``p13n dlq list|show|requeue``: inspect dead letters and put fixed ones back on the bus.
+"""``p13n dlq list|show|requeue|drop``: inspect dead letters, put fixed ones back, drop junk.
 
 A dead letter (format in ``segmenter.schema``) keeps the original bytes: JSON when the
-collector rejected it, msgpack when the processor did. ``requeue`` re-validates those bytes
-with the running build's ``segmenter.event`` (after a schema fix or a consumer fix):
+collector rejected it, msgpack when the processor did. ``list`` and ``show`` read the DLQ
+stream (``show --raw`` writes every original byte). ``requeue`` and ``drop`` change state, so
+they go through the admin API (``/v1/admin/dlq/{id}/requeue``, ``DELETE /v1/admin/dlq/{id}``),
+which re-validates with the running origin's ``segmenter.event`` and audits each one:
 
-    valid         XADD to the shopper's partition stream, then XDEL the dead letter
-    still invalid refused, with the reason; the dead letter stays
+    valid         appended to the shopper's partition stream, the dead letter deleted
+    still invalid refused (409) with the reason; the dead letter stays
 
-The two writes touch different hash tags (``{p:<n>}`` and ``{dlq}``), so they cannot be one
-transaction on a cluster: XADD goes first, and if the XDEL is lost a second requeue adds the
-event again, which the processor drops as a duplicate by ``event_id``.
+One ID, every letter of one ``--reason``, or ``--all`` (paged through ``GET /v1/admin/dlq``).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
-import orjson
+from ops.target import ApiError, OpsError, Target, UsageError
 
-from ops.target import OpsError, Target, UsageError
-from segmenter import event
-from segmenter.event import Event, Rejection
-from segmenter.schema import STREAM_MAXLEN, partition_of
+__all__ = ["drop", "list_letters", "requeue", "show"]
 
-__all__ = ["list_letters", "requeue", "revalidate", "show"]
+# Dead letters per admin API page when requeueing or dropping many.
+PAGE = 500
 
 
 # A dead letter's id, as `p13n dlq list` prints it: "1764000000000-0".
@@ -98,60 +97,73 @@ def show_text(doc: dict[str, Any]) -> str:
     return "\n".join([*head, f"raw ({doc['raw_bytes']} bytes):", doc["raw"]])
 
 
-def revalidate(raw: bytes, source: str) -> Event | Rejection:
-    """The dead letter's bytes checked again: msgpack from the processor, else JSON."""
-    if source == "processor":
-        return event.decode(raw)
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejection("$", f"not JSON: {exc}")
-    return event.validate(doc)
-
-
-def _requeue_one(target: Target, entry_id: str, f: dict[bytes, bytes]) -> dict[str, Any]:
-    checked = revalidate(f.get(b"raw", b""), _s(f.get(b"source")))
-    if isinstance(checked, Rejection):
-        return {"id": entry_id, "requeued": False, "field": checked.field,
-                "reason": checked.reason}  # fmt: skip
-    partition = partition_of(checked.user, target.partitions)
-    with target.redis() as r:
-        stream_id = r.xadd(
-            target.keys.stream(partition),
-            {"e": event.encode(checked)},
-            maxlen=STREAM_MAXLEN,
-            approximate=True,
-        )
-        r.xdel(target.keys.dlq, entry_id)
-    return {"id": entry_id, "requeued": True, "partition": partition,
-            "stream_id": _s(stream_id), "event_id": checked.event_id}  # fmt: skip
-
-
-def requeue(target: Target, entry_id: str | None, everything: bool) -> list[dict[str, Any]]:
-    """Requeue one dead letter (or all of them); one result row each."""
-    if entry_id is not None:
-        return [_requeue_one(target, entry_id, _get(target, entry_id))]
-    if not everything:
-        raise UsageError("name a dead letter ID or pass --all")
-    out, start = [], "-"
+def _letters(target: Target) -> Iterator[dict[str, Any]]:
+    """Every dead letter, newest first, as the admin API lists them (page by page)."""
+    path = f"/v1/admin/dlq?limit={PAGE}"
     while True:
-        with target.redis() as r:
-            page: Any = r.xrange(target.keys.dlq, start, "+", count=500)
-        for eid, f in page:
-            out.append(_requeue_one(target, _s(eid), f))
-        if len(page) < 500:
-            return out
-        start = "(" + _s(page[-1][0])
+        doc = target.api("GET", path)
+        yield from doc["entries"]
+        if not doc.get("next"):
+            return
+        path = f"/v1/admin/dlq?limit={PAGE}&before={doc['next']}"
+
+
+def _selected(target: Target, entry_id: str | None, everything: bool, reason: str | None
+) -> list[str]:  # fmt: skip
+    if entry_id is not None:
+        return [_check_id(entry_id)]
+    if reason is not None:
+        return [e["id"] for e in _letters(target) if e["reason"] == reason]
+    if not everything:
+        raise UsageError("name a dead letter ID, or pass --reason R or --all")
+    return [e["id"] for e in _letters(target)]
+
+
+def _requeue_one(target: Target, entry_id: str) -> dict[str, Any]:
+    """``POST /v1/admin/dlq/{id}/requeue``: a 409 is a refusal (still invalid), not a failure."""
+    try:
+        doc: dict[str, Any] = target.api("POST", f"/v1/admin/dlq/{entry_id}/requeue")
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        return {"id": entry_id, "requeued": False, "field": exc.problem.get("field", ""),
+                "reason": exc.detail}  # fmt: skip
+    return doc
+
+
+def requeue(
+    target: Target, entry_id: str | None, everything: bool, reason: str | None = None
+) -> list[dict[str, Any]]:
+    """Requeue one dead letter (or those of one reason, or all) through the admin API."""
+    return [_requeue_one(target, i) for i in _selected(target, entry_id, everything, reason)]
+
+
+def drop(
+    target: Target, entry_id: str | None, everything: bool, reason: str | None = None
+) -> list[dict[str, Any]]:
+    """Drop one dead letter (or those of one reason, or all) through the admin API, audited."""
+    ids = _selected(target, entry_id, everything, reason)
+    out: list[dict[str, Any]] = []
+    for i in ids:
+        out.append(target.api("DELETE", f"/v1/admin/dlq/{i}"))
+    return out
 
 
 def requeue_text(rows: list[dict[str, Any]]) -> str:
     lines = []
     for row in rows:
         if row["requeued"]:
-            lines.append(f"{row['id']}: requeued to partition {row['partition']} "
-                         f"as {row['stream_id']} (event {row['event_id']})")  # fmt: skip
+            lines.append(
+                f"{row['id']}: requeued to partition {row['partition']} as {row['stream_id']}"
+            )
         else:
             lines.append(f"{row['id']}: REFUSED, still invalid ({row['field']}): {row['reason']}")
     done = sum(1 for r in rows if r["requeued"])
     lines.append(f"requeued {done}, refused {len(rows) - done}")
+    return "\n".join(lines)
+
+
+def drop_text(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{row['id']}: dropped" for row in rows if row["dropped"]]
+    lines.append(f"dropped {sum(1 for r in rows if r['dropped'])}")
     return "\n".join(lines)

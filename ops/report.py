@@ -18,7 +18,17 @@ from ops.simulate import EXPERIMENT, Run
 from ops.stack import StackInfo
 from segmenter.schema import DEFAULT_PARTITIONS, Keys
 
-__all__ = ["Verdict", "histogram_quantile", "judge", "percentile", "purge_ms", "summarize"]
+__all__ = [
+    "Observed",
+    "Verdict",
+    "histogram_quantile",
+    "judge",
+    "observe",
+    "percentile",
+    "purge_ms",
+    "summarize",
+    "verdict",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,24 +134,36 @@ def _figure(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
-def summarize(run: Run, info: StackInfo) -> Verdict:
-    """Gather every figure and decide ``demo ok`` or ``demo FAILED <why>``."""
-    counts = _pipeline_counts(info.redis_url)
+@dataclass
+class Observed:
+    """What the parts themselves report after a run: pipeline counters, the processor's
+    event-to-feature p99 (seconds) and the experiment's results document."""
+
+    counts: dict[str, int]
+    fresh_s: float | None
+    results: dict[str, Any]
+
+
+def observe(info: StackInfo) -> Observed:
+    """Read the parts' own figures (Redis counters, processor metrics, the results API)."""
     fresh_s = None
     if info.processor_metrics_url:
         text = httpx.get(info.processor_metrics_url + "/metrics", timeout=5).text
         fresh_s = histogram_quantile(text, "p13n_segmenter_event_to_feature_seconds", 0.99)
-    results = _results(info)
-    hits = run.tiers["hit"] + run.tiers["stale"]
-    hit_ratio = hits / run.edge_answers if run.edge_answers else 0.0
-    all_ms = [ms for v in run.edge_ms.values() for ms in v]
+    return Observed(_pipeline_counts(info.redis_url), fresh_s, _results(info))
+
+
+def _ms_line(label: str, n: int, ms: list[float]) -> str:
+    return (
+        f"  {label:<24} {n:>6}  p50={percentile(ms, 0.5):6.1f} ms  "
+        f"p95={percentile(ms, 0.95):6.1f} ms  p99={percentile(ms, 0.99):6.1f} ms"
+    )
+
+
+def edge_lines(run: Run, hit_ratio: float) -> list[str]:
+    """Per tier answers and latencies, the hit ratio and the origin's own latency."""
     lines = ["", "== edge answers (bots included)"]
-    for tier, n in run.tiers.most_common():
-        ms = run.edge_ms[tier]
-        lines.append(
-            f"  {tier:<24} {n:>6}  p50={percentile(ms, 0.5):6.1f} ms  "
-            f"p95={percentile(ms, 0.95):6.1f} ms  p99={percentile(ms, 0.99):6.1f} ms"
-        )
+    lines += [_ms_line(tier, n, run.edge_ms[tier]) for tier, n in run.tiers.most_common()]
     lines.append(
         f"  hit ratio (hit + stale): {hit_ratio:.2%} of {run.edge_answers}; "
         f"bot requests {run.bot_requests}; errors {dict(run.errors) or 'none'}"
@@ -151,20 +173,34 @@ def summarize(run: Run, info: StackInfo) -> Verdict:
         f"p50={percentile(run.origin_ms, 0.5):.1f} ms "
         f"p99={percentile(run.origin_ms, 0.99):.1f} ms"
     )
-    lines.append("== pipeline")
-    lines.append(
+    return lines
+
+
+def pipeline_lines(run: Run, seen: Observed) -> list[str]:
+    """Events sent and what the processor made of them; freshness."""
+    c = seen.counts
+    fresh = f"{seen.fresh_s * 1000:.0f} ms" if seen.fresh_s is not None else "n/a"
+    return [
+        "== pipeline",
         f"  events sent {run.events_sent} (malformed injected {run.malformed_sent}); "
-        f"applied {counts['applied']}, duplicate {counts['duplicate']}, "
-        f"late {counts['late']}, dead-lettered {counts['dlq']}"
-    )
-    fresh_txt = f"{fresh_s * 1000:.0f} ms" if fresh_s is not None else "n/a"
-    lines.append(f"  event-to-feature freshness p99: {fresh_txt}")
-    lines.append("== purges (admin call -> gone from every sampled edge answer)")
-    lines += [
+        f"applied {c['applied']}, duplicate {c['duplicate']}, "
+        f"late {c['late']}, dead-lettered {c['dlq']}",
+        f"  event-to-feature freshness p99: {fresh}",
+    ]
+
+
+def purge_lines(purges: dict[str, float]) -> list[str]:
+    """How long each purge took to disappear from the sampled edge answers."""
+    rows = [
         f"  {name}: {'never seen' if math.isinf(ms) else f'{ms:.0f} ms'}"
-        for name, ms in run.purges.items()
-    ] or ["  none"]
-    lines.append(f"== experiment {EXPERIMENT} (bots excluded)")
+        for name, ms in purges.items()
+    ]
+    return ["== purges (admin call -> gone from every sampled edge answer)", *(rows or ["  none"])]
+
+
+def experiment_lines(results: dict[str, Any]) -> list[str]:
+    """Per variant exposures, conversions and lift; the sample-ratio check."""
+    lines = [f"== experiment {EXPERIMENT} (bots excluded)"]
     for v in results.get("variants", []):
         lift = v.get("lift") or {}
         ci = lift.get("ci95") or lift.get("ci") or []
@@ -178,14 +214,34 @@ def summarize(run: Run, info: StackInfo) -> Verdict:
         f"  sample-ratio check: p={srm.get('p_value')} "
         f"{'MISMATCH' if srm.get('mismatch') else 'ok'}"
     )
-    exposures = [v["exposures"] for v in results.get("variants", [])]
-    why = judge(counts, exposures, run.purges, fresh_s, run.malformed_sent)
-    figures = (
+    return lines
+
+
+def figures(run: Run, seen: Observed, hit_ratio: float) -> str:
+    """The last line's ``key=value`` figures."""
+    all_ms = [ms for v in run.edge_ms.values() for ms in v]
+    fresh_ms = None if seen.fresh_s is None else seen.fresh_s * 1000
+    return (
         f"edge_hit_ratio={hit_ratio:.3f} edge_p99_ms={percentile(all_ms, 0.99):.1f} "
         f"origin_p99_ms={percentile(run.origin_ms, 0.99):.1f} "
-        f"freshness_p99_ms={_figure(None if fresh_s is None else fresh_s * 1000, '.0f')} "
-        f"purge_ms={_figure(purge_ms(run.purges), '.0f')} dlq={counts['dlq']}"
+        f"freshness_p99_ms={_figure(fresh_ms, '.0f')} "
+        f"purge_ms={_figure(purge_ms(run.purges), '.0f')} dlq={seen.counts['dlq']}"
     )
-    ok = not why
-    last = f"demo ok {figures}" if ok else f"demo FAILED {'; '.join(why)} {figures}"
-    return Verdict(lines, last, ok)
+
+
+def verdict(run: Run, seen: Observed) -> Verdict:
+    """The summary and ``demo ok`` or ``demo FAILED <why>`` from the figures (pure)."""
+    hits = run.tiers["hit"] + run.tiers["stale"]
+    hit_ratio = hits / run.edge_answers if run.edge_answers else 0.0
+    lines = edge_lines(run, hit_ratio) + pipeline_lines(run, seen)
+    lines += purge_lines(run.purges) + experiment_lines(seen.results)
+    exposures = [v["exposures"] for v in seen.results.get("variants", [])]
+    why = judge(seen.counts, exposures, run.purges, seen.fresh_s, run.malformed_sent)
+    tail = figures(run, seen, hit_ratio)
+    last = f"demo ok {tail}" if not why else f"demo FAILED {'; '.join(why)} {tail}"
+    return Verdict(lines, last, not why)
+
+
+def summarize(run: Run, info: StackInfo) -> Verdict:
+    """Gather every figure and decide ``demo ok`` or ``demo FAILED <why>``."""
+    return verdict(run, observe(info))

@@ -1,11 +1,17 @@
 """Where the running system is, and how the operations commands talk to it.
 
 A ``Target`` comes from ``--stack DIR`` (``stack.json`` written by ``p13n up``) with any of
-``--origin``/``--edge``/``--edge-admin``/``--redis-url``/``--token`` overriding it. Every
-failure to reach a part becomes one ``OpsError`` with a one-line message; the command layer
-prints it and exits non-zero, never with a traceback.
+``--origin``/``--edge``/``--edge-admin``/``--redis-url``/``--token`` overriding it, and
+``P13N_ORIGIN_URL``/``P13N_REDIS_URL``/``P13N_ADMIN_TOKEN`` filling what neither names. Every
+change of admin state goes through the origin's admin API with the token (``Target.api``):
+validation, roles and the audit log are the service's. Reads of the online store use the
+segmenter's key layout (``segmenter.schema``). Every failure to reach a part becomes one
+``OpsError`` with a one-line message; the command layer prints it and exits non-zero, never
+with a traceback.
 
-    OpsError            one-line message for the operator
+    OpsError            one-line message for the operator (exit 1)
+     +-- ApiError       the admin API answered 4xx/5xx: status and problem document
+     +-- UsageError     the command line is wrong or names no part (exit 2)
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from redis.exceptions import RedisError
 
 from ops.stack import DEFAULT_DIR, StackError, StackInfo, load_info
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX, Keys
+from segmenter.settings import ProcessorSettings
 
-__all__ = ["HTTP_TIMEOUT_S", "OpsError", "Target", "add_target_args", "emit", "resolve"]
+__all__ = ["HTTP_TIMEOUT_S", "ApiError", "OpsError", "Target", "add_target_args", "emit", "resolve"]
 
 # An operator's command waits at most this long for one HTTP answer or Redis reply.
 HTTP_TIMEOUT_S = 5.0
 REDIS_TIMEOUT_S = 3.0
+# The processor's defaults, overridden by the same P13N_* variables it reads.
+_PROCESSOR = ProcessorSettings()
 
 
 class OpsError(RuntimeError):
@@ -39,6 +48,14 @@ class OpsError(RuntimeError):
 
 class UsageError(OpsError):
     """The command line itself is wrong (exit 2); the message names the argument."""
+
+
+class ApiError(OpsError):
+    """The admin API answered an error: its status and problem document."""
+
+    def __init__(self, message: str, status: int, problem: dict[str, Any], detail: str) -> None:
+        super().__init__(message)
+        self.status, self.problem, self.detail = status, problem, detail
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,8 @@ class Target:
     token: str | None
     prefix: str = DEFAULT_PREFIX
     partitions: int = DEFAULT_PARTITIONS
+    # The processor's watermark lag behind the largest event time (its setting's default).
+    allowed_lateness_ms: int = _PROCESSOR.allowed_lateness_ms
     why_missing: str = ""
 
     @property
@@ -63,13 +82,14 @@ class Target:
         value: str | None = getattr(self, name)
         if not value:
             flag = {
-                "origin_url": "--origin URL",
+                "origin_url": "--origin URL or set P13N_ORIGIN_URL",
                 "edge_url": "--edge URL",
                 "edge_admin_url": "--edge-admin URL",
                 "redis_url": "--redis-url URL",
-                "token": "--token T",
+                "token": "--token T or set P13N_ADMIN_TOKEN",
             }[name]
-            raise OpsError(f"no {name.replace('_', ' ')}: pass {flag} ({self.why_missing})")
+            # Nothing says where the part is: the command line must (exit 2).
+            raise UsageError(f"no {name.replace('_', ' ')}: pass {flag} ({self.why_missing})")
         return value
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -92,7 +112,10 @@ class Target:
             kw["headers"] = {"content-type": "application/json"}
         resp = self.request(method, url, auth=True, **kw)
         if resp.status_code >= 400:
-            raise OpsError(f"{method} {path}: {resp.status_code} {_problem(resp)}")
+            problem = _problem(resp)
+            detail = str(problem.get("detail") or problem.get("title") or problem)
+            raise ApiError(f"{method} {path}: {resp.status_code} {detail}",
+                           resp.status_code, problem, detail)  # fmt: skip
         return resp.json() if resp.content else None
 
     # -- Redis --------------------------------------------------------------------------------
@@ -114,14 +137,13 @@ class Target:
             client.close()
 
 
-def _problem(resp: httpx.Response) -> str:
+def _problem(resp: httpx.Response) -> dict[str, Any]:
+    """The answer's problem document (RFC 9457); a bare one around any other body."""
     try:
         doc = resp.json()
     except ValueError:
-        return resp.text[:200].replace("\n", " ")
-    if isinstance(doc, dict):
-        return str(doc.get("detail") or doc.get("title") or doc)
-    return str(doc)
+        return {"detail": resp.text[:200].replace("\n", " ")}
+    return doc if isinstance(doc, dict) else {"detail": str(doc)}
 
 
 def _safe(url: str) -> str:
@@ -136,25 +158,28 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     """The options every operations command shares."""
     g = p.add_argument_group("where the system runs")
     g.add_argument("--stack", default=str(DEFAULT_DIR), help="stack directory (default .p13n)")
-    g.add_argument("--origin", help="origin base URL (overrides the stack)")
+    g.add_argument("--origin", help="origin base URL (overrides the stack; else $P13N_ORIGIN_URL)")
     g.add_argument("--edge", help="edge base URL (overrides the stack)")
     g.add_argument("--edge-admin", help="edge admin (metrics) base URL (overrides the stack)")
     g.add_argument(
         "--redis-url", help="online store URL (overrides the stack; else $P13N_REDIS_URL)"
     )
-    g.add_argument("--token", help="admin API bearer token (default: the stack's admin token)")
+    g.add_argument(
+        "--token", help="admin API bearer token (default: the stack's, else $P13N_ADMIN_TOKEN)"
+    )
     g.add_argument("--prefix", help="key namespace (default $P13N_PREFIX or p13n)")
     g.add_argument("--partitions", type=int, help="stream partitions (default $P13N_PARTITIONS)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _partitions(raw: str | None) -> int:
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
     if not raw:
-        return DEFAULT_PARTITIONS
+        return default
     try:
         return int(raw)
     except ValueError:
-        raise UsageError(f"P13N_PARTITIONS={raw!r} is not an integer") from None
+        raise UsageError(f"{name}={raw!r} is not an integer") from None
 
 
 def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Target:
@@ -173,17 +198,21 @@ def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Targ
         return explicit or (getattr(info, attr) if info is not None else None)
 
     token = args.token or (info.tokens.get("admin") if info is not None else None)
-    partitions = args.partitions or _partitions(env.get("P13N_PARTITIONS"))
+    token = token or env.get("P13N_ADMIN_TOKEN")
+    partitions = args.partitions or _env_int(env, "P13N_PARTITIONS", _PROCESSOR.partitions)
     if partitions < 1:
         raise UsageError(f"--partitions must be at least 1, not {partitions}")
     return Target(
-        origin_url=pick(args.origin, "origin_url"),
+        origin_url=pick(args.origin, "origin_url") or env.get("P13N_ORIGIN_URL"),
         edge_url=pick(args.edge, "edge_url"),
         edge_admin_url=pick(args.edge_admin, "edge_admin_url"),
         redis_url=pick(args.redis_url, "redis_url") or env.get("P13N_REDIS_URL"),
         token=token,
         prefix=args.prefix or env.get("P13N_PREFIX") or DEFAULT_PREFIX,
         partitions=partitions,
+        allowed_lateness_ms=_env_int(
+            env, "P13N_ALLOWED_LATENESS_MS", _PROCESSOR.allowed_lateness_ms
+        ),
         why_missing=why or "the stack does not name it",
     )
 

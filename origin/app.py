@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from origin import admin, baseline, collector, console, feeds, health, metrics, openapi, sdk
+from origin import admin, baseline, collector, console, feeds, liveness, metrics, openapi, sdk
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
@@ -30,7 +30,7 @@ __all__ = ["create_app"]
 
 def _routes(settings: Settings) -> list[BaseRoute]:
     out = [
-        *health.routes(),
+        *liveness.routes(),
         *metrics.routes(),
         *openapi.routes(),
         *recommend.routes(),

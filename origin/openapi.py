@@ -240,6 +240,23 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         auth="admin",
         errors=_ADMIN_ERR,
     ),
+    ("/v1/admin/dlq/{id}", "delete"): _op(
+        "Drop a dead letter for good (audited)",
+        "operations",
+        params=[_param("id", "path", desc="dead-letter entry id")],
+        auth="admin",
+        errors=_ADMIN_ERR,
+    ),
+    ("/v1/admin/backup", "get"): _op(
+        "The admin state as one backup document", "admin", auth="admin", errors=("400", "503")
+    ),
+    ("/v1/admin/restore", "post"): _op(
+        "Validate a backup document, then replace the admin state with it (audited)",
+        "admin",
+        body=_JSON,
+        auth="admin",
+        errors=(*_ADMIN_ERR, "413"),
+    ),
     ("/v1/bench/baseline", "get"): _op(
         "Benchmark baseline: one HGETALL (only with P13N_BENCH_BASELINE=1)",
         "operations",

@@ -30,7 +30,7 @@ from cache_keys.wire import (
     parse_segment_list,
 )
 from cache_keys.wire.config import MAX_MASK
-from origin.experiments import parse_experiment
+from origin.assignment import parse_experiment
 from origin.recommend.caches import POPULAR_TAKE, ListView
 from origin.store import Store
 from segmenter.schema import Keys

@@ -94,7 +94,9 @@ partition are merged on read. Everything per shopper has a TTL.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ADMIN_AUDIT_MAXLEN",
@@ -115,6 +117,7 @@ __all__ = [
     "SHOPPER_TTL_S",
     "STREAM_MAXLEN",
     "Keys",
+    "group_backlog",
     "partition_of",
     "tombstone_digest",
 ]
@@ -163,6 +166,19 @@ def partition_of(user: str, partitions: int) -> int:
     """
     digest = hashlib.blake2b(user.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % partitions
+
+
+def group_backlog(groups: Iterable[Mapping[Any, Any]]) -> dict[str, int]:
+    """The consumer group's backlog on one stream, from XINFO GROUPS (zeros when absent).
+
+    ``lag`` entries not yet delivered, ``pending`` delivered but not acknowledged, ``behind``
+    their sum: what the processor still has to apply. The one lag figure every tool shows.
+    """
+    for g in groups:
+        if g.get("name") in (GROUP, GROUP.encode()):
+            lag, pending = int(g.get("lag") or 0), int(g.get("pending") or 0)
+            return {"lag": lag, "pending": pending, "behind": lag + pending}
+    return {"lag": 0, "pending": 0, "behind": 0}
 
 
 def tombstone_digest(sid: str) -> str:

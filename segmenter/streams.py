@@ -15,7 +15,7 @@ from redis.exceptions import RedisError, ResponseError
 from segmenter import event
 from segmenter.aggregates import Entry
 from segmenter.event import Rejection
-from segmenter.schema import GROUP, Keys
+from segmenter.schema import GROUP, Keys, group_backlog
 from segmenter.store import StoreUnavailable
 
 __all__ = ["Reader", "to_entries"]
@@ -148,9 +148,8 @@ class Reader:
         try:
             for p in partitions:
                 groups: Any = await self.r.xinfo_groups(self.keys.stream(p))
-                for g in groups:
-                    if g.get("name") in (GROUP, GROUP.encode()):
-                        out[p] = int(g.get("lag") or 0) + int(g.get("pending") or 0)
+                if any(g.get("name") in (GROUP, GROUP.encode()) for g in groups):
+                    out[p] = group_backlog(groups)["behind"]
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         return out

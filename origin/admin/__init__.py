@@ -4,7 +4,7 @@
 |---|---|
 | merchandiser | catalog, invalidations |
 | experimenter | experiments, results |
-| admin | everything, including erasure, the audit log, tokens' roles and pipeline health |
+| admin | everything: erasure, audit log, tokens' roles, pipeline, dead letters, backup, restore |
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from origin.admin import (
     audit,
+    backup,
     catalog,
     experiments,
     invalidations,
@@ -34,4 +35,5 @@ def routes() -> list[BaseRoute]:
         *privacy.routes(),
         *audit.routes(),
         *pipeline.routes(),
+        *backup.routes(),
     ]

@@ -33,7 +33,7 @@ from origin.admin.base import audit, now_ms, transact
 from origin.admin.invalidations import invalidate
 from origin.auth import Caller, require
 from origin.body import read_json
-from origin.catalog import CatalogEntry, decode_entry, encode_entry, parse_entry, parse_sku
+from origin.catalog_records import CatalogEntry, decode_entry, encode_entry, parse_entry, parse_sku
 from origin.errors import BadRequest, NotFound, PayloadTooLarge
 from origin.state import AppState, get_state
 

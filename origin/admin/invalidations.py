@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -35,12 +36,12 @@ from cache_keys.wire import ALL_TAG, PURGE_MODES, PurgeMessage, encode_purge
 from origin.admin.base import ADMIN_BUDGET_S, audit, json_object, now_ms
 from origin.auth import Caller, require
 from origin.body import read_json
-from origin.catalog import SKU_RE
+from origin.catalog_records import SKU_RE
 from origin.cloudflare import PurgeOutcome
 from origin.errors import BadRequest, NotFound
 from origin.state import AppState, get_state
 
-__all__ = ["invalidate", "resolve_skus", "routes"]
+__all__ = ["Plan", "invalidate", "plan", "resolve_skus", "routes"]
 
 ROLES = ("merchandiser",)
 MAX_TAGS = 1000
@@ -147,74 +148,125 @@ async def _cloudflare(state: AppState, mode: str, tags: Sequence[str]) -> PurgeO
     return outcome
 
 
-async def invalidate(
-    state: AppState, caller: Caller, tags: list[str], skus: list[str], *, mode: str, reason: str
-) -> dict[str, Any]:
-    """Run one invalidation end to end; returns its record."""
-    ms = now_ms(state)
-    keys = state.keys
+@dataclass(frozen=True)
+class Plan:
+    """What one invalidation will do, decided before any I/O (pure)."""
+
+    id: str
+    tags: list[str]
+    skus: list[str]
+    mode: str
+    reason: str
+    who: str
+    ms: int
+
+    @property
+    def mask_add(self) -> list[str]:
+        """Skus a hard purge masks at once; a soft purge masks nothing."""
+        return self.skus if self.mode == "hard" else []
+
+    def record(self, gens: dict[str, tuple[int, int]]) -> dict[str, Any]:
+        """The stored record, once the generations are bumped."""
+        return {
+            "id": self.id,
+            "tags": self.tags,
+            "mode": self.mode,
+            "reason": self.reason,
+            "who": self.who,
+            "created_ms": self.ms,
+            "generations": {t: list(g) for t, g in gens.items()},
+            "mask_add": self.mask_add,
+        }
+
+    def message(self, gens: dict[str, tuple[int, int]]) -> PurgeMessage:
+        """The purge pushed to self-hosted edges."""
+        return PurgeMessage(self.id, self.mode, tuple(self.tags), gens, tuple(self.mask_add),
+                            self.ms)  # fmt: skip
+
+
+def plan(caller: Caller, tags: list[str], skus: list[str], *, mode: str, reason: str, ms: int
+) -> Plan:  # fmt: skip
+    """The invalidation's plan: a new id, the tags, and the skus to mask (pure but the id)."""
+    return Plan(_new_id(ms), tags, skus, mode, reason, caller.who, ms)
+
+
+async def _bump(state: AppState, p: Plan) -> dict[str, tuple[int, int]]:
+    """Step 1: the tags' new generations, bumped atomically by the Lua script."""
     bump = state.store.client.register_script(_BUMP)
     flat = await state.store.run(
         "invalidate_gens",
-        bump(keys=[keys.generations], args=[mode, *tags]),
+        bump(keys=[state.keys.generations], args=[p.mode, *p.tags]),
         budget_s=ADMIN_BUDGET_S,
     )
-    gens = {flat[i].decode(): (int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)}
-    mask_add = skus if mode == "hard" else []
-    record: dict[str, Any] = {
-        "id": _new_id(ms),
-        "tags": tags,
-        "mode": mode,
-        "reason": reason,
-        "who": caller.who,
-        "created_ms": ms,
-        "generations": {t: list(g) for t, g in gens.items()},
-        "mask_add": mask_add,
-    }
-    msg = PurgeMessage(record["id"], mode, tuple(tags), gens, tuple(mask_add), ms)
+    return {flat[i].decode(): (int(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)}
 
-    def build(p: Pipeline) -> None:
-        p.hset(keys.invalidations, record["id"], orjson.dumps(record))
-        if mask_add:
-            p.zadd(keys.item_mask, dict.fromkeys(mask_add, ms))
-        audit(
-            p,
-            state,
-            caller,
-            "invalidation.create",
-            f"invalidation:{record['id']}",
-            before=None,
-            after=record,
-        )
-        p.incr(keys.config_version)
+
+async def _commit(state: AppState, caller: Caller, p: Plan, record: dict[str, Any]) -> int:
+    """Step 2: record, mask and audit in one MULTI; the config revision it bumped to."""
+    keys = state.keys
+
+    def build(pipe: Pipeline) -> None:
+        pipe.hset(keys.invalidations, p.id, orjson.dumps(record))
+        if p.mask_add:
+            pipe.zadd(keys.item_mask, dict.fromkeys(p.mask_add, p.ms))
+        audit(pipe, state, caller, "invalidation.create", f"invalidation:{p.id}",
+              before=None, after=record)  # fmt: skip
+        pipe.incr(keys.config_version)
 
     done = await state.store.pipeline(
         "invalidate", build, transaction=True, budget_s=ADMIN_BUDGET_S
     )
-    record["revision"] = int(done[-1])  # the INCR of the config version, queued last
-    # Published after EXEC, not inside it: a cluster forbids PUBLISH in a MULTI block (the
-    # channel has no slot). Edges also pull generations with their config, so a publish
-    # lost between the two steps only delays a purge by the config's max-age.
+    return int(done[-1])  # the INCR of the config version, queued last
+
+
+async def _publish(state: AppState, msg: PurgeMessage) -> int:
+    """Step 3: push to self-hosted edges; how many subscribers got it.
+
+    After EXEC, not inside it: a cluster forbids PUBLISH in a MULTI block (the channel has no
+    slot). Edges also pull generations with their config, so a publish lost between the two
+    steps only delays a purge by the config's max-age.
+    """
     pushed = await state.store.run(
         "invalidate_publish",
-        state.store.client.publish(keys.purge_channel, encode_purge(msg)),
+        state.store.client.publish(state.keys.purge_channel, encode_purge(msg)),
         budget_s=ADMIN_BUDGET_S,
     )
-    record["pushed_to_subscribers"] = int(pushed)
-    record["cloudflare"] = (await _cloudflare(state, mode, tags)).to_json()
+    return int(pushed)
+
+
+async def _store_outcome(state: AppState, record: dict[str, Any]) -> None:
+    """Step 5: the record again, with where the purge went."""
     await state.store.run(
         "invalidate_status",
-        state.store.client.hset(keys.invalidations, record["id"], orjson.dumps(record)),
+        state.store.client.hset(state.keys.invalidations, record["id"], orjson.dumps(record)),
         budget_s=ADMIN_BUDGET_S,
     )
-    state.metrics.invalidations.labels(mode).inc()
-    if ALL_TAG in tags:
+
+
+async def _forget_locally(state: AppState, p: Plan) -> None:
+    """Step 6: this worker's metrics, caches and snapshot see the purge at once."""
+    state.metrics.invalidations.labels(p.mode).inc()
+    if ALL_TAG in p.tags:
         state.caches.clear()
-    state.caches.forget_items(skus)
+    state.caches.forget_items(p.skus)
     try:
         await state.snapshot.refresh()
     except Exception:  # the background refresh will catch up
         state.metrics.snapshot_refresh.labels("failed").inc()
+
+
+async def invalidate(
+    state: AppState, caller: Caller, tags: list[str], skus: list[str], *, mode: str, reason: str
+) -> dict[str, Any]:
+    """Run one invalidation end to end (the module docstring's steps); returns its record."""
+    p = plan(caller, tags, skus, mode=mode, reason=reason, ms=now_ms(state))
+    gens = await _bump(state, p)
+    record = p.record(gens)
+    record["revision"] = await _commit(state, caller, p, record)
+    record["pushed_to_subscribers"] = await _publish(state, p.message(gens))
+    record["cloudflare"] = (await _cloudflare(state, mode, tags)).to_json()
+    await _store_outcome(state, record)
+    await _forget_locally(state, p)
     return record
 
 

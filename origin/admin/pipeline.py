@@ -10,6 +10,7 @@
   then the dead letter is deleted and the requeue audited. The two streams live in different
   Cluster slots, so this is at-least-once: a requeue repeated after a crash appends the event
   twice and the processor's event-id dedupe drops the second.
+- ``DELETE /v1/admin/dlq/{id}``: drops a dead letter that will never be fixed (junk), audited.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from starlette.routing import BaseRoute, Route
 from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, query
 from origin.auth import require
 from origin.errors import BadRequest, Conflict, NotFound
-from origin.state import get_state
+from origin.state import AppState, get_state
 from segmenter import event
 from segmenter.event import Event, Rejection
-from segmenter.schema import GROUP, STREAM_MAXLEN, partition_of
+from segmenter.schema import STREAM_MAXLEN, group_backlog, partition_of
 
 __all__ = ["edge_history", "routes"]
 
@@ -53,24 +54,13 @@ def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("utf-8", "replace")
 
 
-def _group(groups: Any) -> dict[str, int]:
-    """The consumer group's lag and pending from XINFO GROUPS (zeros when absent)."""
-    if isinstance(groups, Exception):  # no stream yet
-        return {"lag": 0, "pending": 0}
-    for g in groups:
-        if g.get("name") in (GROUP, GROUP.encode()):
-            return {"lag": int(g.get("lag") or 0), "pending": int(g.get("pending") or 0)}
-    return {"lag": 0, "pending": 0}
-
-
 def _partition(n: int, length: Any, groups: Any, meta: dict[bytes, bytes]) -> dict[str, Any]:
     m = {k.decode(): _text(v) for k, v in meta.items()}
-    g = _group(groups)
     return {
         "partition": n,
         "length": int(length) if isinstance(length, int) else 0,
-        **g,
-        "behind": g["lag"] + g["pending"],
+        # no stream yet: XINFO GROUPS answered an error
+        **group_backlog([] if isinstance(groups, Exception) else groups),
         "offset": m.get("offset", ""),
         "owner": m.get("owner", ""),
         "lease_until_ms": int(m.get("lease_until_ms") or 0),
@@ -253,18 +243,26 @@ async def dead_letters(request: Request) -> Response:
     return _json({"depth": int(depth), "entries": letters, "next": nxt})
 
 
+async def _dead_letter(state: AppState, entry_id: str) -> dict[bytes, bytes]:
+    """One dead letter's fields; 404 when there is none."""
+    found = await state.store.run(
+        "dlq_read",
+        state.store.client.xrange(state.keys.dlq, entry_id, entry_id),
+        budget_s=ADMIN_BUDGET_S,
+    )
+    if not found:
+        raise NotFound(f"no dead letter {entry_id!r}", field="id")
+    fields: dict[bytes, bytes] = found[0][1]
+    return fields
+
+
 async def requeue(request: Request) -> Response:
     """``POST /v1/admin/dlq/{id}/requeue``: back to its partition, or 409 with the reason."""
     state = get_state(request)
     caller = require(request, state.settings, ())
     entry_id = _entry_id(str(request.path_params["id"]), "id")
     k = state.keys
-    found = await state.store.run(
-        "dlq_read", state.store.client.xrange(k.dlq, entry_id, entry_id), budget_s=ADMIN_BUDGET_S
-    )
-    if not found:
-        raise NotFound(f"no dead letter {entry_id!r}", field="id")
-    fields: dict[bytes, bytes] = found[0][1]
+    fields = await _dead_letter(state, entry_id)
     raw, source = fields.get(b"raw", b""), _text(fields.get(b"source"))
     doc, result = _original(raw, source)
     user = _text(fields.get(b"user"))
@@ -298,10 +296,29 @@ async def requeue(request: Request) -> Response:
     return _json({"id": entry_id, "requeued": True, **after})
 
 
+async def drop(request: Request) -> Response:
+    """``DELETE /v1/admin/dlq/{id}``: delete one dead letter for good, audited."""
+    state = get_state(request)
+    caller = require(request, state.settings, ())
+    entry_id = _entry_id(str(request.path_params["id"]), "id")
+    k = state.keys
+    fields = await _dead_letter(state, entry_id)
+    # Why it was dead, never the event: it may name a shopper (see requeue).
+    before = {name: _text(fields.get(name.encode())) for name in ("reason", "field", "source")}
+
+    def build(p: Pipeline) -> None:
+        p.xdel(k.dlq, entry_id)
+        audit(p, state, caller, "dlq.drop", f"dlq:{entry_id}", before=before, after=None)
+
+    deleted, _ = await state.store.pipeline("dlq_drop", build, budget_s=ADMIN_BUDGET_S)
+    return _json({"id": entry_id, "dropped": bool(deleted)})
+
+
 def routes() -> list[BaseRoute]:
     """Pipeline routes."""
     return [
         Route("/v1/admin/pipeline", overview, methods=["GET"]),
         Route("/v1/admin/dlq", dead_letters, methods=["GET"]),
         Route("/v1/admin/dlq/{id}/requeue", requeue, methods=["POST"]),
+        Route("/v1/admin/dlq/{id}", drop, methods=["DELETE"]),
     ]

@@ -18,8 +18,8 @@ from typing import Any
 from cache_keys import hash_segment, is_hseg
 from cache_keys.errors import WireError
 from cache_keys.wire._check import SLUG_RE
+from origin.assignment import experiment_to_json, parse_experiment
 from origin.errors import BadRequest, Conflict
-from origin.experiments import experiment_to_json, parse_experiment
 
 __all__ = [
     "DEFINITION_FIELDS",

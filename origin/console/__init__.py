@@ -22,7 +22,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from origin.console import experiments, health, merchandising, signin
+from origin.console import experiment_pages, merchandising, pipeline_page, signin
 
 __all__ = ["routes"]
 
@@ -31,7 +31,7 @@ STATIC = Path(__file__).parent / "static"
 
 def routes() -> list[BaseRoute]:
     """The console, mounted at ``/console``."""
-    x, m = experiments, merchandising
+    x, m = experiment_pages, merchandising
     pages = [
         Route("/", signin.home, methods=["GET"]),
         Route("/signin", signin.sign_in_form, methods=["GET"]),
@@ -51,8 +51,8 @@ def routes() -> list[BaseRoute]:
         Route("/invalidations", m.push, methods=["POST"]),
         Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
         Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),
-        Route("/pipeline", health.health, methods=["GET"]),
-        Route("/pipeline/dlq/{id}/requeue", health.requeue, methods=["POST"]),
+        Route("/pipeline", pipeline_page.health, methods=["GET"]),
+        Route("/pipeline/dlq/{id}/requeue", pipeline_page.requeue, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
     ]
     return [Mount("/console", routes=pages)]

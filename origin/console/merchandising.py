@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cache_keys import hash_segment, is_hseg
-from origin.catalog import SKU_RE
+from origin.catalog_records import SKU_RE
 from origin.console.api import AdminApi, ApiError
 from origin.console.views import Ctx, page, redirect, render
 from origin.state import get_state

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from cache_keys.wire import ListItem, SegmentList
-from origin.catalog import CatalogEntry
+from origin.catalog_records import CatalogEntry
 
 __all__ = ["MISSING", "Expiring", "ItemCaches", "ListView"]
 

@@ -34,8 +34,8 @@ from cache_keys.wire import (
     RoutePolicy,
     encode_context,
 )
+from origin.assignment import assign_all
 from origin.errors import BadRequest
-from origin.experiments import assign_all
 from origin.identity import identify
 from origin.recommend.features import Features
 from origin.recommend.fetch import load_features, load_inputs

@@ -17,7 +17,7 @@ from typing import Any
 import msgpack
 
 from cache_keys.wire import SegmentList, parse_segment_list
-from origin.catalog import CatalogEntry, decode_entry
+from origin.catalog_records import CatalogEntry, decode_entry
 from origin.recommend.caches import MISSING, ListView
 from origin.recommend.features import RECENT_USED, Features, decode_features
 from origin.recommend.ranking import Inputs

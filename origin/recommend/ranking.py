@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
-from origin.catalog import CatalogEntry
+from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import ListView
 from origin.recommend.features import Features
 

@@ -1,16 +1,15 @@
-"""``p13n backup`` / ``p13n restore``: round trip, validation first, all or nothing."""
+"""``p13n backup`` / ``p13n restore``: round trip, validation first, all or nothing, through
+the admin API (the document's own validation is tested in tests/origin/admin/test_backup.py)."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 import redis
 
-from ops.backup import BACKUP_KIND, validate
+from ops.backup import BACKUP_KIND
 from ops.cli import main
 from ops.stack import StackInfo
-from ops.target import OpsError
 from segmenter.schema import Keys
 from tests.ops.conftest import api
 
@@ -82,22 +81,16 @@ def test_an_invalid_backup_changes_nothing(capsys, stack: StackInfo, tmp_path) -
         r.close()
 
 
-@pytest.mark.parametrize(
-    ("doc", "problem"),
-    [
-        ({"kind": "other"}, "not a p13n backup"),
-        ({"kind": BACKUP_KIND, "version": 2}, "backup version 2"),
-        ({"kind": BACKUP_KIND, "version": 1, "experiments": []}, "experiments must be"),
-    ],
-)
-def test_validate_names_the_problem(doc, problem) -> None:
-    with pytest.raises(OpsError, match=problem):
-        validate(doc)
-
-
-def test_validate_rejects_a_broken_experiment() -> None:
-    doc = {"kind": BACKUP_KIND, "version": 1, "history": {}, "catalog": {},
-           "generations": {}, "item_mask": {},
-           "experiments": {"x": {**EXP, "key": "x", "weights": [1.0]}}}  # fmt: skip
-    with pytest.raises(OpsError, match=r"experiments\.x"):
-        validate(doc)
+def test_restore_goes_through_the_admin_api_role_checked_and_audited(
+    capsys, stack: StackInfo, tmp_path
+) -> None:
+    path = tmp_path / "admin.json"
+    assert main(["backup", str(path), "--stack", stack.directory]) == 0
+    capsys.readouterr()
+    experimenter = stack.tokens["experimenter"]
+    argv = ["restore", str(path), "--stack", stack.directory, "--token", experimenter]
+    assert main(argv) == 1
+    assert "403" in capsys.readouterr().err  # the API's roles, not the CLI's Redis access
+    assert main(["restore", str(path), "--stack", stack.directory]) == 0
+    entry = api(stack, "GET", "/v1/admin/audit", params={"action": "backup.restore"}).json()
+    assert entry["entries"][0]["who"] != "ops:restore"  # the token's caller, as the API audits

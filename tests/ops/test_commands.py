@@ -15,9 +15,9 @@ import redis
 
 from edge.request import device_class
 from ops.cli import main
-from ops.health import PROBE_USER_AGENT
 from ops.local.redis import free_port
 from ops.stack import StackInfo
+from ops.status import PROBE_USER_AGENT
 from segmenter.schema import Keys, partition_of
 from tests.ops.conftest import api
 
@@ -29,6 +29,7 @@ COMMANDS = [
     ["dlq", "list"],
     ["dlq", "show", "1-0"],
     ["dlq", "requeue", "--all"],
+    ["dlq", "drop", "--reason", "junk"],
     ["purge", "--sku", "AB-1", "--wait", "--timeout", "1"],
     ["experiments", "list"],
     ["experiments", "results", "rail-algo"],
@@ -44,9 +45,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
-def test_without_a_stack_every_command_says_so_in_one_line(capsys, tmp_path, argv) -> None:
+def test_without_a_stack_every_command_says_so_in_one_line(
+    capsys, tmp_path, monkeypatch, argv
+) -> None:
+    for name in ("P13N_ORIGIN_URL", "P13N_ADMIN_TOKEN", "P13N_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
     code, _, err = run(capsys, *argv, "--stack", str(tmp_path))
-    assert code == 1
+    assert code == 2  # nothing says where the system is: a usage error
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "no stack found" in err and "p13n up" in err
 
@@ -68,6 +73,7 @@ def test_with_the_parts_stopped_every_command_fails_cleanly(capsys, stopped, arg
     [
         (["dlq", "show", "not-an-id"], "'not-an-id'"),
         (["dlq", "requeue", "bogus"], "'bogus'"),
+        (["dlq", "drop", "1-0 x"], "'1-0 x'"),
         (["dlq", "show", "1-0; DEL x"], "'1-0; DEL x'"),
         (["dlq", "list", "--count", "0"], "--count 0"),
         (["dlq", "list", "--count", "-1"], "--count -1"),
@@ -103,7 +109,7 @@ def test_explicit_urls_override_the_stack(capsys, stack: StackInfo, tmp_path) ->
     assert code == 0, err
     code, _, err = run(capsys, "experiments", "list", "--stack", str(tmp_path),
                        "--origin", stack.origin_url)  # fmt: skip
-    assert code == 1 and "--token T" in err
+    assert code == 2 and "--token T" in err
 
 
 def test_lag_lists_every_partition_with_owner(capsys, stack: StackInfo) -> None:
@@ -112,7 +118,7 @@ def test_lag_lists_every_partition_with_owner(capsys, stack: StackInfo) -> None:
     assert code == 0 and [p["partition"] for p in doc["partitions"]] == list(range(8))
     assert all(p["owner"] for p in doc["partitions"])
     code, out, _ = run(capsys, "lag", "--stack", stack.directory)
-    assert "total lag" in out and "(no lease)" not in out
+    assert "total behind" in out and "(no lease)" not in out
 
 
 def test_probe_answers_through_the_edge_and_names_the_tier(capsys, stack: StackInfo) -> None:
@@ -167,6 +173,69 @@ def test_dlq_list_show_and_requeue(capsys, stack: StackInfo) -> None:
     finally:
         r.delete(KEYS.dlq)
         r.close()
+
+
+def test_requeue_is_the_admin_apis_audited_and_gives_the_shopper_back(
+    capsys, stack: StackInfo
+) -> None:
+    """A collector dead letter whose body had no user (the collector took it from the cookie
+    and kept it beside the bytes): the API requeues it for that shopper and audits it."""
+    r = redis.Redis.from_url(stack.redis_url)
+    try:
+        now = int(time.time() * 1000)
+        body = {"v": 1, "event_id": "requeue-2", "type": "view", "item": "sku-1", "ts": now}
+        fields = {"reason": "bad ts", "field": "ts", "raw": orjson.dumps(body),
+                  "source": "collector", "user": "ops-u2", "received_ms": str(now)}  # fmt: skip
+        entry = r.xadd(KEYS.dlq, fields).decode()
+        stream = KEYS.stream(partition_of("ops-u2", 8))
+        before = r.xlen(stream)
+        code, out, err = run(capsys, "dlq", "requeue", entry, "--stack", stack.directory)
+        assert code == 0, out + err
+        assert r.xlen(stream) == before + 1 and not r.xrange(KEYS.dlq, entry, entry)
+        audit = api(stack, "GET", "/v1/admin/audit", params={"target": f"dlq:{entry}"}).json()
+        assert [e["action"] for e in audit["entries"]] == ["dlq.requeue"]
+    finally:
+        r.delete(KEYS.dlq)
+        r.close()
+
+
+def test_dlq_drop_by_reason_then_all_is_audited(capsys, stack: StackInfo) -> None:
+    r = redis.Redis.from_url(stack.redis_url)
+    try:
+        junk = [_dead_letter(r, b"junk", "not JSON") for _ in range(2)]
+        other = _dead_letter(r, b"{}", "missing fields")
+        code, out, err = run(capsys, "dlq", "drop", "--reason", "not JSON",
+                             "--stack", stack.directory)  # fmt: skip
+        assert code == 0, err
+        assert "dropped 2" in out and r.xlen(KEYS.dlq) == 1 and r.xrange(KEYS.dlq, other, other)
+        code, out, _ = run(capsys, "dlq", "drop", "--all", "--stack", stack.directory, "--json")
+        assert code == 0 and [row["id"] for row in json.loads(out)["results"]] == [other]
+        assert r.xlen(KEYS.dlq) == 0
+        for entry in [*junk, other]:
+            audit = api(stack, "GET", "/v1/admin/audit", params={"target": f"dlq:{entry}"})
+            assert [e["action"] for e in audit.json()["entries"]] == ["dlq.drop"]
+    finally:
+        r.delete(KEYS.dlq)
+        r.close()
+
+
+def test_the_origin_and_token_may_come_from_the_environment(
+    capsys, stack: StackInfo, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("P13N_ORIGIN_URL", stack.origin_url)
+    code, _, err = run(capsys, "experiments", "list", "--stack", str(tmp_path))
+    assert code == 2 and "P13N_ADMIN_TOKEN" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("P13N_ADMIN_TOKEN", stack.tokens["admin"])
+    code, _, err = run(capsys, "experiments", "list", "--stack", str(tmp_path))
+    assert code == 0, err
+
+
+def test_lag_is_the_pipeline_apis_behind_under_the_same_name(capsys, stack: StackInfo) -> None:
+    code, out, _ = run(capsys, "lag", "--stack", stack.directory, "--json")
+    cli = json.loads(out)
+    doc = api(stack, "GET", "/v1/admin/pipeline").json()
+    assert code == 0 and "behind" in cli and "behind" in doc
+    assert all("behind" in p for p in cli["partitions"] + doc["partitions"])
 
 
 def test_purge_waits_until_the_edge_applied_it(capsys, stack: StackInfo) -> None:
@@ -255,7 +324,8 @@ def test_up_with_an_unreachable_redis_url_fails_in_one_line(tmp_path) -> None:
     ("argv", "needle"),
     [
         (["purge"], "say what to purge"),
-        (["dlq", "requeue"], "name a dead letter ID or pass --all"),
+        (["dlq", "requeue"], "name a dead letter ID, or pass --reason R or --all"),
+        (["dlq", "drop"], "name a dead letter ID, or pass --reason R or --all"),
         (["dlq", "show"], "needs an ID"),
         (["experiments", "results"], "needs an experiment KEY"),
     ],

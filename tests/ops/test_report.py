@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ops.report import judge, purge_ms
+from ops.report import Observed, judge, purge_ms, verdict
+from ops.simulate import Run
 
 COUNTS = {"applied": 100, "duplicate": 0, "late": 0, "dead": 3, "dlq": 3}
 BOTH = {"stock-out SKU-1": 40.0, "hard purge SKU-2": 75.0}
@@ -28,3 +29,20 @@ def test_the_verdict_needs_the_hard_purge_seen_at_the_edge() -> None:
 
 def test_a_missing_freshness_measurement_fails_the_verdict() -> None:
     assert judge(COUNTS, [10, 12], BOTH, None, 3) == ["no event-to-feature freshness measured"]
+
+
+def test_the_summary_is_built_from_the_figures_alone() -> None:
+    run = Run(purges=dict(BOTH), events_sent=50, malformed_sent=3)
+    for ms in (4.0, 6.0, 8.0):
+        run.record("hit", ms)
+    run.record("miss", 30.0)
+    results = {"variants": [{"variant": "control", "exposures": 10, "conversions": 1},
+                            {"variant": "boost", "exposures": 12, "conversions": 2}],
+               "srm": {"p_value": 0.6, "mismatch": False}}  # fmt: skip
+    out = verdict(run, Observed(COUNTS, 0.05, results))
+    assert out.ok and out.last_line.startswith("demo ok edge_hit_ratio=0.750 ")
+    assert "freshness_p99_ms=50 purge_ms=75 dlq=3" in out.last_line
+    assert any(line.startswith("  hit ") and " 3  p50=" in line for line in out.lines)
+    assert "  hard purge SKU-2: 75 ms" in out.lines
+    failed = verdict(run, Observed({**COUNTS, "dlq": 1}, 0.05, results))
+    assert not failed.ok and "dlq=1 but 3 malformed were injected" in failed.last_line

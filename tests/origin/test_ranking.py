@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cache_keys.wire import ListItem
-from origin.catalog import CatalogEntry
+from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import MISSING, Expiring, ListView
 from origin.recommend.features import Features, decode_affinity, decode_bought
 from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank

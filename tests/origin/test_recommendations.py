@@ -12,7 +12,7 @@ from cache_keys.wire import (
     SHOPPER_COOKIE,
     decode_context,
 )
-from origin.experiments import assign, parse_experiment
+from origin.assignment import assign, parse_experiment
 from tests.origin import data
 from tests.origin.data import EXPER, SERVICE, bearer, sid
 

@@ -11,7 +11,7 @@ from cache_keys.experiments import effective_seed
 from cache_keys.wire import Experiment, Variation
 from origin.admin.results import summarize
 from origin.admin.stats import chi2_sf, lift_ci, srm_p_value
-from origin.experiments import assign
+from origin.assignment import assign
 from tests.origin import data
 from tests.origin.data import EXPER, bearer
 

@@ -3,6 +3,7 @@
 status   origin /healthz + /readyz, edge admin /healthz, Redis PING, processor leases,
          consumer lag, DLQ depth, edge hit ratio (from the edge's /metrics)
 lag      per partition: owner, lease, entries behind, applied offset, watermark
+         (reads through ``segmenter.schema``: the key layout, the group, ``group_backlog``)
 probe    one synthetic rail request through the edge as a fresh anonymous shopper
 """
 
@@ -16,11 +17,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.target import OpsError, Target, UsageError
+from segmenter.schema import group_backlog
 
 __all__ = ["PROBE_USER_AGENT", "edge_hit_ratio", "partition_lag", "probe", "status"]
 
-# Watermark = largest event time seen minus the processor's allowed lateness (its default).
-ALLOWED_LATENESS_MS = 5 * 60_000
 # Edge tiers that answered from the edge's own store (a hit, fresh or stale).
 HIT_TIERS = frozenset({"hit", "stale"})
 COUNTED_TIERS = frozenset({"hit", "stale", "miss", "default", "origin", "error"})
@@ -35,17 +35,14 @@ def _text(v: Any) -> str:
 
 
 def partition_lag(target: Target) -> list[dict[str, Any]]:
-    """One row per partition: owner, lease left, lag (undelivered + pending), offset, watermark."""
+    """One row per partition: owner, lease left, ``behind`` (the segmenter's
+    ``group_backlog``), applied offset and watermark (max event time minus the lateness)."""
     keys, now = target.keys, _now_ms()
+    rows = []
     with target.redis() as r:
-        rows = []
         for p in range(target.partitions):
             meta = {_text(k): _text(v) for k, v in r.hgetall(keys.partition_meta(p)).items()}
-            lag = None
-            if r.exists(keys.stream(p)):
-                for g in r.xinfo_groups(keys.stream(p)):
-                    if _text(g.get("name")) == "segmenter":
-                        lag = int(g.get("lag") or 0) + int(g.get("pending") or 0)
+            groups = r.xinfo_groups(keys.stream(p)) if r.exists(keys.stream(p)) else []
             until = int(meta.get("lease_until_ms") or 0)
             max_ts = int(meta.get("max_ts") or 0)
             rows.append(
@@ -53,9 +50,9 @@ def partition_lag(target: Target) -> list[dict[str, Any]]:
                     "partition": p,
                     "owner": meta.get("owner") if until > now else None,
                     "lease_left_ms": max(0, until - now),
-                    "lag": lag,
+                    "behind": group_backlog(groups)["behind"],
                     "offset": meta.get("offset") or None,
-                    "watermark_ms": max_ts - ALLOWED_LATENESS_MS if max_ts else None,
+                    "watermark_ms": max_ts - target.allowed_lateness_ms if max_ts else None,
                     "applied": int(meta.get("applied") or 0),
                 }
             )
@@ -63,17 +60,16 @@ def partition_lag(target: Target) -> list[dict[str, Any]]:
 
 
 def lag_text(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'part':>4}  {'owner':<28} {'lag':>8}  {'offset':<18} watermark"]
+    lines = [f"{'part':>4}  {'owner':<28} {'behind':>8}  {'offset':<18} watermark"]
     for row in rows:
-        lag = "-" if row["lag"] is None else str(row["lag"])
         wm = row["watermark_ms"]
         wm_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wm / 1000)) if wm else "-"
         owner = row["owner"] or "(no lease)"
         lines.append(
-            f"{row['partition']:>4}  {owner:<28} {lag:>8}  {row['offset'] or '-':<18} {wm_text}"
+            f"{row['partition']:>4}  {owner:<28} {row['behind']:>8}  "
+            f"{row['offset'] or '-':<18} {wm_text}"
         )
-    total = sum(r["lag"] or 0 for r in rows)
-    lines.append(f"total lag {total}")
+    lines.append(f"total behind {sum(r['behind'] for r in rows)} (lag)")
     return "\n".join(lines)
 
 
@@ -136,7 +132,7 @@ def _check_store(target: Target) -> dict[str, Any]:
             "partitions_leased": leased,
             "partitions": len(rows),
         },
-        "lag_total": sum(r["lag"] or 0 for r in rows),
+        "behind": sum(r["behind"] for r in rows),
         "dlq_depth": depth,
     }
 
@@ -168,8 +164,8 @@ def status_text(doc: dict[str, Any]) -> str:
     else:
         detail = p.get("error", "")
     lines.append(f"processor  {mark('processor')}  {detail}")
-    if "lag_total" in doc:
-        lines.append(f"lag total {doc['lag_total']}, dlq depth {doc['dlq_depth']}")
+    if "behind" in doc:
+        lines.append(f"behind {doc['behind']} (lag), dlq depth {doc['dlq_depth']}")
     lines.append("all parts up" if doc["ok"] else "SOME PARTS ARE DOWN")
     return "\n".join(lines)
 
