@@ -58,7 +58,7 @@ class Split:
     history: list[Event]
     held_out: dict[str, frozenset[str]]
     cut_ms: dict[str, int]
-    baskets: list[frozenset[str]] = field(default_factory=list)  # history's purchase baskets
+    sessions: list[frozenset[str]] = field(default_factory=list)  # history's items per session
 
 
 def _baskets(events: Iterable[Event]) -> dict[tuple[str, str], list[Event]]:
@@ -98,23 +98,33 @@ def split(events: list[Event], how: str) -> Split:
     cut = {u: ms for u, ms in cut.items() if u in bought_before}  # the others stay history
     history = [e for e in events if e.ts < cut.get(e.user, math.inf)]
     scored = {u: frozenset(held[u]) for u in cut}
-    train = [frozenset(e.item for e in evs) for evs in _baskets(history).values()]
-    return Split(history, scored, {u: cut[u] for u in scored}, train)
+    sessions: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for e in history:
+        if e.item:
+            sessions[(e.user, e.session or f"@{e.ts}")].add(e.item)
+    return Split(history, scored, cut, [frozenset(v) for v in sessions.values()])
 
 
 def baselines(s: Split, k: int) -> dict[str, dict[str, list[str]]]:
-    """Per baseline, per scored shopper, the top ``k`` items (computed from the history only)."""
+    """Per baseline, per scored shopper, the top ``k`` items (computed from the history only).
+
+    popularity: most purchased; reorder: the shopper's own purchases by count, then the most
+    recent; co-occurrence: raw counts of sessions holding both items, summed over every item
+    the shopper viewed or bought."""
     pop: Counter[str] = Counter(e.item for e in s.history if e.type == "purchase")
     top = [i for i, _ in pop.most_common(k)]
     own: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    seen: dict[str, set[str]] = defaultdict(set)
     for e in s.history:
+        if e.item and e.user in s.held_out:
+            seen[e.user].add(e.item)
         if e.type == "purchase" and e.user in s.held_out:
             n, _ = own[e.user].get(e.item, (0, 0))
             own[e.user][e.item] = (n + 1, e.ts)
     pairs: dict[str, Counter[str]] = defaultdict(Counter)
-    for basket in s.baskets:
-        for a in basket:
-            for b in basket:
+    for items in s.sessions:
+        for a in items:
+            for b in items:
                 if a != b:
                     pairs[a][b] += 1
     out: dict[str, dict[str, list[str]]] = {"popularity": {}, "reorder": {}, "cooccurrence": {}}
@@ -123,7 +133,7 @@ def baselines(s: Split, k: int) -> dict[str, dict[str, list[str]]]:
         out["popularity"][user] = top
         out["reorder"][user] = sorted(mine, key=lambda i: (-mine[i][0], -mine[i][1], i))[:k]
         scores: Counter[str] = Counter()
-        for a in mine:
+        for a in seen[user]:
             scores.update(pairs[a])
         out["cooccurrence"][user] = [i for i, _ in scores.most_common(k)]
     return out
