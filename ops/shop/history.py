@@ -80,8 +80,7 @@ def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
     cdf = {c: _cdf(len(v)) for c, v in by_cat.items()}
     skus = list(prices)
     partner = {s: rng.choice(skus) for s in skus}  # goes with (pasta -> sauce)
-    seasonal = set(rng.sample(skus, len(skus) // 20))
-    season_of = {s: rng.randrange(shape.days) for s in seasonal}
+    season_of = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
     born = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
     w = _Writer(prices, categories)
 

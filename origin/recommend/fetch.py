@@ -85,14 +85,13 @@ def _merge_covis(
     """Neighbour -> summed weight (newer sources count more), and the source it owes most to."""
     merged: dict[str, float] = {}
     best: dict[str, tuple[float, str]] = {}
-    skip = set(sources)
     for i, src in enumerate(sources):
         factor = SOURCE_DECAY**i
         for item, weight in neighbours.get(src, ()):
-            if item not in skip:
-                merged[item] = merged.get(item, 0.0) + factor * weight
-                if factor * weight > best.get(item, (0.0, ""))[0]:
-                    best[item] = (factor * weight, src)
+            # a source may go with another source: an item viewed twice is a strong candidate
+            merged[item] = merged.get(item, 0.0) + factor * weight
+            if factor * weight > best.get(item, (0.0, ""))[0]:
+                best[item] = (factor * weight, src)
     return merged, {item: src for item, (_, src) in best.items()}
 
 
