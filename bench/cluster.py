@@ -38,9 +38,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import redis  # noqa: E402
 
+from ops import shop  # noqa: E402
 from ops.local.cluster import LocalCluster  # noqa: E402
 from ops.local.redis import RedisServer, free_port  # noqa: E402
-from segmenter import event, synthetic  # noqa: E402
+from segmenter import event  # noqa: E402
 from segmenter.connection import connect_sync  # noqa: E402
 from segmenter.schema import GROUP, Keys, partition_of  # noqa: E402
 
@@ -144,7 +145,7 @@ def main() -> int:
     args = ap.parse_args()
     bo = _bench_origin()
     wrk = bo.ensure_wrk()
-    evs = list(synthetic.events(args.events, seed=3, start_ms=int(time.time() * 1000) - 3_600_000))
+    evs = list(shop.events(args.events, seed=3, start_ms=int(time.time() * 1000) - 3_600_000))
     raws = [(partition_of(e.user, PARTITIONS), event.encode(e)) for e in evs]
     with (
         LocalCluster(node_timeout_ms=5000) as cluster,

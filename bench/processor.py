@@ -40,8 +40,9 @@ import orjson  # noqa: E402
 import redis  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
+from ops import shop  # noqa: E402
 from ops.local.redis import RedisServer, free_port  # noqa: E402
-from segmenter import event, synthetic  # noqa: E402
+from segmenter import event  # noqa: E402
 from segmenter.aggregates import PartitionEffects  # noqa: E402
 from segmenter.metrics import Metrics  # noqa: E402
 from segmenter.processor import Processor, tune_gc  # noqa: E402
@@ -78,7 +79,7 @@ def load(url: str) -> int:
     for p in range(PARTITIONS):
         pipe.xgroup_create(KEYS.stream(p), GROUP, id="0", mkstream=True)
         pipe.xgroup_create(KEYS.stream(p), "baseline", id="0")
-    for n, ev in enumerate(synthetic.events(EVENTS, seed=42), 1):
+    for n, ev in enumerate(shop.events(EVENTS, seed=42), 1):
         pipe.xadd(KEYS.stream(partition_of(ev.user, PARTITIONS)), {"e": event.encode(ev)})
         if n % 5000 == 0:
             pipe.execute()
@@ -161,7 +162,7 @@ async def offer(base_url: str, seconds: float, sender: int, senders: int) -> dic
     """This sender's share of the schedule: batch k (of BATCH events) is due at k * BATCH /
     RATE seconds and sent by sender k % senders, over CONNECTIONS keep-alive connections."""
     host, port = base_url.removeprefix("http://").split(":")
-    gen = synthetic.events(int(RATE * seconds) + 10, seed=7 + sender,
+    gen = shop.events(int(RATE * seconds) + 10, seed=7 + sender,
                            start_ms=int(time.time() * 1000))  # fmt: skip
     ticks = [k for k in range(int(seconds * RATE / BATCH)) if k % senders == sender]
     queue: asyncio.Queue[int] = asyncio.Queue()

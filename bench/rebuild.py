@@ -1,6 +1,6 @@
 """Full rebuild of the online store from the archive: how long, for an archive of known size.
 
-1. Writes ``--events`` synthetic events (``segmenter.synthetic``: Zipf items, sessions,
+1. Writes ``--events`` synthetic events (``ops.shop.stream``: Zipf items, sessions,
    funnels, exposures; 20,000 shoppers) into a fresh archive, partitioned as the collector
    would (8 partitions, one stream id per event, arriving 150 ms after its event time).
 2. Starts a throwaway Redis and runs the real command, timed from the outside:
@@ -32,11 +32,11 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from ops.local.redis import RedisServer  # noqa: E402
+from ops.shop import events  # noqa: E402
 from segmenter.aggregates import Entry  # noqa: E402
 from segmenter.archive import ArchiveWriter  # noqa: E402
 from segmenter.event import encode  # noqa: E402
 from segmenter.schema import DEFAULT_PARTITIONS, partition_of  # noqa: E402
-from segmenter.synthetic import events  # noqa: E402
 
 
 def write_archive(root: Path, count: int) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import FrameType
 
 from ops.report import Verdict, summarize
+from ops.shop import World
 from ops.simulate import Simulator
 from ops.stack import DEFAULT_DIR, Stack, StackError, StackInfo, load_info
-from ops.world import World
 
 __all__ = ["register"]
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
+from ops.shop import Shopper, World
 from ops.stack import StackInfo
-from ops.world import Shopper, World
 
 __all__ = ["EXPERIMENT", "Run", "Simulator"]
 

@@ -4,7 +4,10 @@ Events are applied one at a time in stream order, and every float is stored with
 (exact round trip), so the result never depends on how the events were cut into batches:
 a processor restarted after a crash, or a rebuild from the archive, computes identical values.
 
-    cart {}  + add_to_cart(sku-1, qty 2) + purchase(sku-1)  ->  cart {}, bought {sku-1: 1|ts}
+    cart {}  + add_to_cart(sku-1, qty 2) + purchase(sku-1)  ->  cart {}, bought {sku-1: 1|ts|ts|1}
+
+A purchase keeps, per item, the quantity, the last and first purchase times and the number of
+purchases: the origin's repurchase model reads the shopper's own interval from them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from segmenter.event import Event
 from segmenter.schema import AFFINITY_MAX, BOUGHT_MAX, RECENT_MAX
 from segmenter.segments import SegmentRules, segment
 
-__all__ = ["AFFINITY_WEIGHTS", "FeatureParams", "ShopperState", "apply", "diff", "profile"]
+__all__ = [
+    "AFFINITY_WEIGHTS",
+    "FeatureParams",
+    "ShopperState",
+    "apply",
+    "bought_value",
+    "diff",
+    "profile",
+]
 
 # How much one event adds to its category's affinity, before decay.
 AFFINITY_WEIGHTS = {"view": 1.0, "search": 0.5, "add_to_cart": 3.0, "purchase": 5.0}
@@ -40,7 +51,8 @@ class ShopperState:
     scalars: dict[str, str] = field(default_factory=dict)
     recent: list[str] = field(default_factory=list)
     cart: dict[str, int] = field(default_factory=dict)
-    bought: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # item -> (quantity, last purchase ms, first purchase ms, purchases)
+    bought: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     aff: dict[str, tuple[float, int]] = field(default_factory=dict)
     exp: dict[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -95,8 +107,8 @@ def _apply_item(s: ShopperState, ev: Event) -> None:
             s.cart.pop(ev.item, None)
     elif ev.type == "purchase":
         s.cart.pop(ev.item, None)
-        count, last = s.bought.get(ev.item, (0, 0))
-        s.bought[ev.item] = (count + ev.qty, max(last, ev.ts))
+        count, last, first, times = s.bought.get(ev.item, (0, 0, ev.ts, 0))
+        s.bought[ev.item] = (count + ev.qty, max(last, ev.ts), min(first, ev.ts), times + 1)
         if len(s.bought) > BOUGHT_MAX:
             oldest = min(s.bought, key=lambda i: (s.bought[i][1], i))
             del s.bought[oldest]
@@ -182,9 +194,8 @@ def _hash_diff(old: dict[str, Any], new: dict[str, Any], fmt: Any) -> tuple[list
     return sets, [k for k in old if k not in new]
 
 
-def _pair(v: tuple[Any, Any]) -> str:
-    a = repr(v[0]) if isinstance(v[0], float) else str(v[0])
-    return f"{a}|{v[1]}"
+def _pair(v: tuple[Any, ...]) -> str:
+    return "|".join(repr(x) if isinstance(x, float) else str(x) for x in v)
 
 
 def diff(old: ShopperState, new: ShopperState) -> list[Any]:
@@ -205,6 +216,16 @@ def diff(old: ShopperState, new: ShopperState) -> list[Any]:
     return [changed, new.recent if new.recent != old.recent else None]
 
 
+def bought_value(v: str) -> tuple[int, int, int, int]:
+    """ "3|1700000900000|1700000000000|2" -> (3, 1700000900000, 1700000000000, 2); a value
+    stored before first times and purchases were kept ("count|last") reads as bought once."""
+    parts = [int(x) for x in v.split("|")]
+    if len(parts) == 2:
+        return (parts[0], parts[1], parts[1], 1)
+    count, last, first, times = parts
+    return (count, last, first, times)
+
+
 def from_redis(raw: list[Any]) -> ShopperState:
     """Parse the reply of the shopper read script (six HGETALL/LRANGE replies as flat lists)."""
     f, recent, cart, bought, aff, exp = (
@@ -218,8 +239,7 @@ def from_redis(raw: list[Any]) -> ShopperState:
     s = ShopperState(last_id=scalars.pop("last_id", ""), scalars=scalars, recent=recent)
     s.cart = {k: int(v) for k, v in pairs(cart)}
     for k, v in pairs(bought):
-        a, b = v.split("|")
-        s.bought[k] = (int(a), int(b))
+        s.bought[k] = bought_value(v)
     for k, v in pairs(aff):
         a, b = v.split("|")
         s.aff[k] = (float(a), int(b))

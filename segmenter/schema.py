@@ -6,7 +6,7 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
                                   (``last_id``), segment, hseg, first/last seen, event count
     P:{u:<sid>}:recent     list   recently viewed items, newest first, capped
     P:{u:<sid>}:cart       hash   item -> quantity
-    P:{u:<sid>}:bought     hash   item -> "count|last_purchase_ms"
+    P:{u:<sid>}:bought     hash   item -> "count|last_ms|first_ms|purchases"
     P:{u:<sid>}:aff        hash   category -> "score|as_of_ms" (exponentially decayed)
     P:{u:<sid>}:exp        hash   experiment -> "variant|first_exposure_ms"
     P:{p:<n>}:events       stream the partition's event stream (consumer group ``GROUP``)
@@ -40,7 +40,8 @@ reads them and writes admin state)::
                      events), psum / pcnt (sum and count of prices seen, for the price band)
     :recent          item ids, newest first (LPUSH + LTRIM to RECENT_MAX)
     :cart            item -> quantity (int); a purchase removes the purchased items
-    :bought          item -> "count|last_purchase_ms"
+    :bought          item -> "count|last_ms|first_ms|purchases": quantity bought, last and
+                     first purchase event times, purchase events (older values "count|last")
     :aff             category -> "score|as_of_ms"; score decays with a half-life from as_of_ms
     :exp (shopper)   experiment key -> "variant|first_exposure_ms"
     :exp:<key> (partition) fields x:<variant> (distinct exposed shoppers), c:<variant>

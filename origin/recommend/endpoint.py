@@ -70,7 +70,7 @@ def _params(request: Request) -> tuple[str, RoutePolicy, int]:
     return route, policy, int(raw_k)
 
 
-def _strategy(assigned: dict[str, tuple[Experiment, int]]) -> tuple[Strategy, str]:
+def _strategy(assigned: dict[str, tuple[Experiment, int]], route: str) -> tuple[Strategy, str]:
     weights: dict[str, float] = {}
     list_variant = "control"
     for key in sorted(assigned):
@@ -79,7 +79,7 @@ def _strategy(assigned: dict[str, tuple[Experiment, int]]) -> tuple[Strategy, st
         weights.update(variation.weights)
         if variation.list_variant != "control":
             list_variant = variation.list_variant
-    return Strategy.from_weights(weights), list_variant
+    return Strategy.from_weights(weights, route), list_variant
 
 
 def _body(route: str, items: list[Scored], variants: dict[str, str], degraded: bool) -> bytes:
@@ -135,7 +135,7 @@ async def _personal(
     snap = state.snapshot.current
     feats = await load_features(state, sid, now_ms)
     assigned = assign_all(snap.experiments, sid, route=route, hseg=feats.hseg, now_ms=now_ms)
-    strategy, list_variant = _strategy(assigned)
+    strategy, list_variant = _strategy(assigned, route)
     inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
     started = time.perf_counter()
     if route == "buy-again":

@@ -1,7 +1,7 @@
 """A shopper's features as the segmenter stores them, decoded (formats: ``segmenter/schema.py``).
 
->>> decode_bought({b"milk-1": b"3|1764000000000"})
-{'milk-1': (3, 1764000000000)}
+>>> decode_bought({b"milk-1": b"3|1764000000000|1763000000000|2"})
+{'milk-1': (3, 1764000000000, 1763000000000, 2)}
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class Features:
     known: bool = False
     recent: tuple[str, ...] = ()
     cart: dict[str, int] = field(default_factory=dict)
-    bought: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # item -> (quantity, last purchase ms, first purchase ms, purchases)
+    bought: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     affinity: dict[str, float] = field(default_factory=dict)
 
 
@@ -46,13 +47,19 @@ def _split2(value: bytes) -> tuple[str, str]:
     return a, b
 
 
-def decode_bought(raw: dict[bytes, bytes]) -> dict[str, tuple[int, int]]:
-    """``item -> "count|last_purchase_ms"``; malformed entries are skipped."""
-    out: dict[str, tuple[int, int]] = {}
+def decode_bought(raw: dict[bytes, bytes]) -> dict[str, tuple[int, int, int, int]]:
+    """``item -> "count|last_ms|first_ms|purchases"`` (or the older ``"count|last_ms"``, read
+    as bought once); malformed entries are skipped."""
+    out: dict[str, tuple[int, int, int, int]] = {}
     for item, value in raw.items():
-        count, last = _split2(value)
-        if count.isdigit() and last.isdigit():
-            out[item.decode()] = (int(count), int(last))
+        parts = value.decode().split("|")
+        if not all(p.isdigit() for p in parts):
+            continue
+        if len(parts) == 2:
+            out[item.decode()] = (int(parts[0]), int(parts[1]), int(parts[1]), 1)
+        elif len(parts) == 4:
+            count, last, first, times = (int(p) for p in parts)
+            out[item.decode()] = (count, last, first, times)
     return out
 
 

@@ -1,9 +1,10 @@
 """The two pipelined round trips of one recommendation, never one per item.
 
 1. the shopper's features: ``:f``, ``:recent``, ``:cart``, ``:bought``, ``:aff``;
-2. only what the in-memory caches miss: co-visitation neighbours of the recent items (one
-   ZREVRANGE per partition and source item), the segment list of the shopper's segment and
-   list variant, and catalog entries (one HMGET) for purchased items and known neighbours.
+2. only what the in-memory caches miss: co-visitation neighbours of the recent views and the
+   newest purchases (one ZREVRANGE per partition and source item), the segment list of the
+   shopper's segment and list variant, and catalog entries (one HMGET) for purchased items
+   and known neighbours.
 
 Neighbours first seen in the second trip are queued for the next request's catalog lookup
 and ranked meanwhile with what is known (an unknown category; the item mask guards stock).
@@ -24,11 +25,12 @@ from origin.recommend.ranking import Inputs
 from origin.snapshot import Snapshot
 from origin.state import AppState
 
-__all__ = ["COVIS_PER_SOURCE", "load_features", "load_inputs"]
+__all__ = ["COVIS_PER_SOURCE", "covis_sources", "load_features", "load_inputs"]
 
 COVIS_PER_SOURCE = 12
 SOURCE_DECAY = 0.7  # the newest viewed item counts most
 MAX_BOUGHT_LOOKUPS = 50
+BOUGHT_SOURCES = 2  # the newest purchases also seed "goes with" (cached per item like views)
 # Round trip 1 as one script: the five keys share the shopper's hash tag (one Cluster slot),
 # and one command costs the client far less than five pipelined ones.
 _FEATURES = """
@@ -58,6 +60,12 @@ async def load_features(state: AppState, sid: str, now_ms: int) -> Features:
     )
 
 
+def covis_sources(feats: Features) -> tuple[str, ...]:
+    """What "goes with what you have" starts from: the newest views, then the newest buys."""
+    newest = sorted(feats.bought, key=lambda i: -feats.bought[i][1])[:BOUGHT_SOURCES]
+    return tuple(dict.fromkeys([*feats.recent[:RECENT_USED], *newest]))
+
+
 def _list_key(snap: Snapshot, hseg: str, variant: str) -> tuple[str, str, str] | None:
     entry = snap.segments.get(hseg)
     if entry is None:
@@ -71,15 +79,20 @@ def _list_key(snap: Snapshot, hseg: str, variant: str) -> tuple[str, str, str] |
 Neighbours = dict[str, tuple[tuple[str, float], ...]]
 
 
-def _merge_covis(sources: tuple[str, ...], neighbours: Neighbours) -> dict[str, float]:
+def _merge_covis(
+    sources: tuple[str, ...], neighbours: Neighbours
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Neighbour -> summed weight (newer sources count more), and the source it owes most to."""
     merged: dict[str, float] = {}
-    skip = set(sources)
+    best: dict[str, tuple[float, str]] = {}
     for i, src in enumerate(sources):
         factor = SOURCE_DECAY**i
         for item, weight in neighbours.get(src, ()):
-            if item not in skip:
-                merged[item] = merged.get(item, 0.0) + factor * weight
-    return merged
+            # a source may go with another source: an item viewed twice is a strong candidate
+            merged[item] = merged.get(item, 0.0) + factor * weight
+            if factor * weight > best.get(item, (0.0, ""))[0]:
+                best[item] = (factor * weight, src)
+    return merged, {item: src for item, (_, src) in best.items()}
 
 
 def _decode_list(raw: bytes | None) -> SegmentList | None:
@@ -145,7 +158,7 @@ async def load_inputs(
 ) -> Inputs:
     """Round trip 2 (skipped entirely when the caches hold everything)."""
     caches, now = state.caches, now_ms / 1000
-    sources = feats.recent[:RECENT_USED]
+    sources = covis_sources(feats)
     neighbours: Neighbours = {}
     missing = []
     for src in sources:
@@ -174,10 +187,12 @@ async def load_inputs(
         for sku in lookups:
             entry = caches.catalog.get(sku, now)
             catalog[sku] = None if entry is MISSING else entry  # type: ignore[assignment]
+    covis, covis_source = _merge_covis(sources, neighbours)
     return Inputs(
         features=feats,
         now_ms=now_ms,
-        covis=_merge_covis(sources, neighbours),
+        covis=covis,
+        covis_source=covis_source,
         segment=view if isinstance(view, ListView) else ListView(),
         popular=snap.popular_view,
         catalog=catalog,

@@ -1,53 +1,71 @@
 """The pure core of recommendations: candidates, scores, filters and per-category diversity.
 
 No I/O: ``rank(inputs, strategy, k, category_cap)`` is a function of its arguments, so every
-rule is tested without Redis. Scores are sums of normalized signals, each weighted by the
-strategy (which an A/B variation may change); an item's reason is its largest signal::
+rule is tested without Redis. A rail blends three kinds of signal, each weighted by the
+route's strategy (which an A/B variation may change by name):
 
-    segment            base score in the shopper's segment list
-    viewed-together    co-visited with the shopper's recently viewed items
-    popular            global popularity
-    buy-again          the shopper's own repeat purchases (repurchasable items only)
-    category-affinity  the shopper's affinity for the item's category
+    due again     ``repeat``: the repurchase model's probability (``repurchase``), absolute
+    goes with     ``recency``: item-item similarity to what the shopper viewed and bought
+    discovery     ``base`` (the segment's list), ``category_boost`` (the shopper's category
+                  affinity), ``popularity`` (global)
+
+An item's reason is its largest weighted signal, said the way a shopper reads it::
+
+    "due again: you buy this every ~9 days"   (own interval known)   "buy again"
+    "viewed or bought together with SKU-12"   "popular in your segment"   "popular"
+    "from a category you like"
+
+Items due again are the shopper's own list, so the per-category cap does not push them out;
+it spreads the discovery items.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import ListView
 from origin.recommend.features import Features
+from origin.recommend.repurchase import Due, due_scores
 
-__all__ = ["Inputs", "Scored", "Strategy", "buy_again", "diversify", "rank"]
+__all__ = ["ROUTE_STRATEGIES", "Inputs", "Scored", "Strategy", "buy_again", "diversify", "rank"]
 
-REPEAT_HALF_LIFE_MS = 30 * 86400 * 1000
 UNKNOWN_CATEGORY = "\x00unknown"  # one bucket for the cap; never a reason to drop an item
-_LN2 = math.log(2)
 T = TypeVar("T")
-# (-score, item, category, (segment, viewed-together, buy-again, affinity, popular) signals)
-Row = tuple[float, str, str, tuple[float, float, float, float, float]]
+# (segment, goes-with, due, affinity, popular) weighted signals
+Signals = tuple[float, float, float, float, float]
+# (-score, item, category, signals)
+Row = tuple[float, str, str, Signals]
 
 
 @dataclass(frozen=True, slots=True)
 class Strategy:
-    """Signal weights; a variation's ``weights`` override them by name."""
+    """Signal weights (the home rail's by default); a variation's ``weights`` override them."""
 
-    base: float = 1.0
-    category_boost: float = 0.6
-    popularity: float = 0.4
-    recency: float = 0.9
+    base: float = 0.15
+    category_boost: float = 0.1
+    popularity: float = 0.05
+    recency: float = 0.3
     price: float = 0.0
-    repeat: float = 0.7
+    repeat: float = 1.0
 
     @classmethod
-    def from_weights(cls, weights: Mapping[str, float]) -> Strategy:
-        """Defaults overridden by the names this strategy knows (others are the edge's)."""
+    def from_weights(cls, weights: Mapping[str, float], route: str = "home") -> Strategy:
+        """The route's defaults overridden by the names this strategy knows (others are the
+        edge's)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: float(v) for k, v in weights.items() if k in names})
+        known = {k: float(v) for k, v in weights.items() if k in names}
+        return replace(ROUTE_STRATEGIES.get(route, cls()), **known)
+
+
+# Per route: home leads with what is due, product and cart pages with what goes with them.
+ROUTE_STRATEGIES = {
+    "home": Strategy(),
+    "pdp": Strategy(base=0.3, category_boost=0.2, popularity=0.1, recency=1.0, repeat=0.2),
+    "cart": Strategy(base=0.3, category_boost=0.2, popularity=0.1, recency=1.0, repeat=0.4),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +85,8 @@ class Inputs:
     features: Features
     now_ms: int
     covis: Mapping[str, float] = field(default_factory=dict)
+    # neighbour -> the shopper's item it goes with most (for the reason)
+    covis_source: Mapping[str, str] = field(default_factory=dict)
     segment: ListView = field(default_factory=ListView)
     popular: ListView = field(default_factory=ListView)
     catalog: Mapping[str, CatalogEntry | None] = field(default_factory=dict)
@@ -94,29 +114,30 @@ def _normalized(values: Mapping[str, float]) -> dict[str, float]:
     return {k: v / top for k, v in values.items() if v > 0}
 
 
-def repeat_scores(bought: Mapping[str, tuple[int, int]], now_ms: int) -> dict[str, float]:
-    """Frequency and recency of the shopper's own purchases, in [0, 1]."""
-    if not bought:
-        return {}
-    top = max(c for c, _ in bought.values()) or 1
-    out = {}
-    for item, (count, last_ms) in bought.items():
-        recency = math.exp(-_LN2 * max(0, now_ms - last_ms) / REPEAT_HALF_LIFE_MS)
-        out[item] = 0.6 * (count / top) + 0.4 * recency
-    return out
-
-
 def _category(s: Any) -> str:
     return str(s.category)
 
 
-def _reason(seg: float, cov: float, rep: float, aff: float, pop: float) -> str:
-    best, reason = seg, "segment"
-    for value, name in ((cov, "viewed-together"), (rep, "buy-again"),
-                        (aff, "category-affinity"), (pop, "popular")):  # fmt: skip
-        if value > best:
-            best, reason = value, name
-    return reason
+def _reason(inp: Inputs, item: str, sig: Signals, due: Due | None) -> str:
+    seg, cov, rep, aff, _ = sig
+    best = max(sig)
+    if rep == best and due is not None:
+        return (
+            f"due again: you buy this every ~{round(due.cycle_days)} days"
+            if due.own
+            else ("buy again")
+        )
+    if cov == best and item in inp.covis_source:
+        return f"viewed or bought together with {inp.covis_source[item]}"
+    if seg == best:
+        return "popular in your segment"
+    if aff == best:
+        return "from a category you like"
+    return "popular"
+
+
+def _dues(inp: Inputs) -> dict[str, Due]:
+    return due_scores(inp.features.bought, lambda i: _info(inp, i)[0], inp.now_ms)
 
 
 def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Scored]:
@@ -125,18 +146,19 @@ def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Sco
     seg, pop = inp.segment.scores, inp.popular.scores
     cov = _normalized(inp.covis)
     aff = _normalized(feats.affinity)
-    rep = repeat_scores(feats.bought, inp.now_ms)
+    dues = _dues(inp)
     st = strategy
     ranked: list[Row] = []
     prices: dict[str, float] = {}
-    for item in {**seg, **pop, **cov, **rep}:
+    for item in {**seg, **pop, **cov, **dues}:
         if item in feats.cart or item in inp.mask:
             continue
         cat, price, in_stock, durable = _info(inp, item)
         if not in_stock or (durable and item in feats.bought):
             continue
+        due = dues.get(item)
         s_seg, s_cov = st.base * seg.get(item, 0.0), st.recency * cov.get(item, 0.0)
-        s_rep, s_pop = st.repeat * rep.get(item, 0.0), st.popularity * pop.get(item, 0.0)
+        s_rep, s_pop = st.repeat * (due.p if due else 0.0), st.popularity * pop.get(item, 0.0)
         s_aff = st.category_boost * aff.get(cat, 0.0)
         total = s_seg + s_cov + s_rep + s_aff + s_pop
         prices[item] = price
@@ -145,39 +167,48 @@ def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Sco
         top = max(prices.values()) or 1.0
         ranked = [(t - st.price * prices[i] / top, i, c, s) for t, i, c, s in ranked]
     ranked.sort()
-    return _top(ranked, k, category_cap)
+    return _top(inp, ranked, k, category_cap, dues)
 
 
 def _row_category(row: Row) -> str:
+    sig = row[3]
+    if sig[2] > 0 and sig[2] == max(sig):  # due again: the shopper's own list, never capped
+        return ""
     return row[2]
 
 
-def _top(ranked: list[Row], k: int, cap: int) -> list[Scored]:
+def _top(inp: Inputs, ranked: list[Row], k: int, cap: int, dues: dict[str, Due]) -> list[Scored]:
     """Diversify rows; reasons are worked out only for the items that make the answer."""
-    rows = diversify(ranked, k, cap, category=_row_category)
-    return [Scored(i, round(-t, 6), _reason(*s), c) for t, i, c, s in rows]
+    rows = diversify(ranked, k, cap, category=_row_category, exempt="")
+    return [Scored(i, round(-t, 6), _reason(inp, i, s, dues.get(i)), c) for t, i, c, s in rows]
 
 
 def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
-    """The shopper's own repurchasable purchases, by frequency and recency."""
+    """The shopper's own repurchasable purchases, most likely to be bought now first."""
     feats = inp.features
+    dues = _dues(inp)
     ranked: list[Row] = []
-    for item, score in repeat_scores(feats.bought, inp.now_ms).items():
+    for item, due in dues.items():
         cat, _, in_stock, durable = _info(inp, item)
         if item in feats.cart or item in inp.mask or not in_stock or durable:
             continue
-        ranked.append((-score, item, cat, (0.0, 0.0, score, 0.0, 0.0)))
+        ranked.append((-due.p, item, cat, (0.0, 0.0, due.p, 0.0, 0.0)))
     ranked.sort()
-    return _top(ranked, k, category_cap)
+    return _top(inp, ranked, k, category_cap, dues)
 
 
 def diversify(
-    ranked: Iterable[T], k: int, cap: int, category: Callable[[T], str] = _category
+    ranked: Iterable[T],
+    k: int,
+    cap: int,
+    category: Callable[[T], str] = _category,
+    exempt: str | None = None,
 ) -> list[T]:
     """At most ``cap`` items per category in the top ``k``, never fewer than ``k`` items
     while candidates remain: items over the cap wait and fill any remaining places in order.
 
-    Unknown categories share one bucket for the cap's bookkeeping only.
+    Unknown categories share one bucket for the cap's bookkeeping only; items whose category
+    is ``exempt`` are never capped.
     """
     taken: list[T] = []
     waiting: list[T] = []
@@ -185,7 +216,11 @@ def diversify(
     for s in ranked:
         if len(taken) >= k:
             break
-        cat = category(s) or UNKNOWN_CATEGORY
+        cat = category(s)
+        if exempt is not None and cat == exempt:
+            taken.append(s)
+            continue
+        cat = cat or UNKNOWN_CATEGORY
         n = per_cat.get(cat, 0)
         if n < cap:
             per_cat[cat] = n + 1

@@ -62,7 +62,7 @@ def put_shopper(
     segment_hseg: str = "",
     recent: Iterable[str] = (),
     cart: Mapping[str, int] | None = None,
-    bought: Mapping[str, tuple[int, int]] | None = None,
+    bought: Mapping[str, tuple[int, ...]] | None = None,
     affinity: Mapping[str, float] | None = None,
 ) -> None:
     p = r.pipeline()
@@ -73,7 +73,7 @@ def put_shopper(
     if cart:
         p.hset(KEYS.cart(shopper), mapping=dict(cart))
     if bought:
-        p.hset(KEYS.bought(shopper), mapping={i: f"{c}|{t}" for i, (c, t) in bought.items()})
+        p.hset(KEYS.bought(shopper), mapping={i: "|".join(map(str, v)) for i, v in bought.items()})
     if affinity:
         p.hset(KEYS.affinity(shopper), mapping={c: f"{s}|{NOW_MS}" for c, s in affinity.items()})
     p.execute()

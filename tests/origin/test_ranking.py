@@ -34,7 +34,7 @@ def test_unknown_categories_share_one_cap_bucket_but_are_not_dropped() -> None:
 def test_filters_cart_stock_mask_and_durable_purchases() -> None:
     feats = Features(
         cart={"incart": 1},
-        bought={"kettle": (1, NOW - DAY), "milk": (5, NOW - DAY)},
+        bought={"kettle": (1, NOW - DAY, NOW - DAY, 1), "milk": (5, NOW - DAY, NOW - 9 * DAY, 5)},
     )
     seg = [li("incart", 9), li("oos", 8, stock=False), li("masked", 7), li("kettle", 6),
            li("milk", 5), li("bread", 4)]  # fmt: skip
@@ -59,22 +59,31 @@ def test_catalog_outranks_list_data_for_stock() -> None:
     assert rank(inp, Strategy(), 5, 3) == []
 
 
-def test_reasons_name_the_strongest_signal() -> None:
-    feats = Features(recent=("seen",), bought={"eggs": (3, NOW)}, affinity={"dairy": 1.0})
+def test_reasons_name_the_strongest_signal_truthfully() -> None:
+    feats = Features(
+        recent=("seen",),
+        bought={"eggs": (3, NOW - 9 * DAY, NOW - 27 * DAY, 3), "jam": (1, NOW - DAY, NOW - DAY, 1)},
+        affinity={"dairy": 1.0},
+    )
     inp = Inputs(
         feats,
         NOW,
         covis={"together": 5.0},
+        covis_source={"together": "seen"},
         segment=ListView.from_items([li("segtop", 10.0, "bakery")]),
         popular=ListView.from_items([li("pop", 3.0, "toys")]),
-        catalog={"eggs": CatalogEntry("dairy", 2.0, 9, durable=False)},
+        catalog={
+            "eggs": CatalogEntry("dairy", 2.0, 9, durable=False),
+            "jam": CatalogEntry("pantry", 2.0, 9, durable=False),
+        },
     )
     reasons = {s.item: s.reason for s in rank(inp, Strategy(), 10, 10)}
     assert reasons == {
-        "together": "viewed-together",
-        "segtop": "segment",
+        "together": "viewed or bought together with seen",
+        "segtop": "popular in your segment",
         "pop": "popular",
-        "eggs": "buy-again",
+        "eggs": "due again: you buy this every ~9 days",  # 3 purchases over 18 days
+        "jam": "buy again",  # bought once: no interval of its own to quote
     }
 
 
@@ -93,13 +102,14 @@ def test_strategy_weights_change_the_order() -> None:
     assert [s.item for s in covis_first] == ["c", "s"]
 
 
-def test_buy_again_ranks_own_repurchasable_purchases_by_frequency_and_recency() -> None:
+def test_buy_again_puts_what_is_due_first() -> None:
     feats = Features(
         bought={
-            "milk": (10, NOW - DAY),
-            "bread": (2, NOW - 60 * DAY),
-            "eggs": (2, NOW - DAY),
-            "kettle": (1, NOW),
+            "milk": (8, NOW - 7 * DAY, NOW - 56 * DAY, 8),  # every 7 days, due now
+            "eggs": (8, NOW - DAY, NOW - 50 * DAY, 8),  # every 7 days, bought yesterday
+            "flour": (1, NOW - 20 * DAY, NOW - 20 * DAY, 1),  # once
+            "bread": (6, NOW - 90 * DAY, NOW - 125 * DAY, 6),  # weekly, then stopped
+            "kettle": (1, NOW, NOW, 1),
         }
     )
     catalog = {
@@ -107,12 +117,31 @@ def test_buy_again_ranks_own_repurchasable_purchases_by_frequency_and_recency() 
         "milk": CatalogEntry("dairy", 1.0, 5, durable=False),
     }
     out = buy_again(Inputs(feats, NOW, catalog=catalog), k=10, category_cap=10)
-    assert [s.item for s in out] == ["milk", "eggs", "bread"]
-    assert {s.reason for s in out} == {"buy-again"}
+    score = {s.item: s.score for s in out}
+    assert out[0].item == "milk" and out[0].reason == "due again: you buy this every ~7 days"
+    assert "kettle" not in score  # durable
+    assert score["eggs"] < score["milk"] / 5  # the same habit, but bought yesterday
+    assert score["bread"] < score["milk"] / 5  # the habit stopped two months ago
+
+
+def test_due_items_are_not_capped_by_category_but_discovery_is() -> None:
+    bought = {f"d{i}": (5, NOW - 7 * DAY, NOW - 35 * DAY, 5) for i in range(4)}
+    seg = [li(f"s{i}", 10.0 - i, "dairy") for i in range(4)] + [li("b", 1.0, "bakery")]
+    catalog = {f"d{i}": CatalogEntry("dairy", 1.0, 5, durable=False) for i in range(4)}
+    inp = Inputs(Features(bought=bought), NOW, segment=ListView.from_items(seg), catalog=catalog)
+    out = [s.item for s in rank(inp, Strategy(), 7, category_cap=2)]
+    assert set(out[:4]) == {"d0", "d1", "d2", "d3"}  # four dairy staples, cap 2
+    assert out[4:] == ["s0", "s1", "b"]  # discovery: at most 2 dairy before bakery
+
+
+def test_route_strategies_and_variation_weights() -> None:
+    assert Strategy.from_weights({}, "pdp").recency > Strategy.from_weights({}, "home").recency
+    assert Strategy.from_weights({"repeat": 0.0}, "home").repeat == 0.0
 
 
 def test_feature_decoding_skips_junk_and_decays_affinity() -> None:
-    assert decode_bought({b"a": b"2|5", b"b": b"x|y"}) == {"a": (2, 5)}
+    raw = {b"a": b"2|5", b"b": b"x|y", b"c": b"3|9|4|2", b"d": b"1|2|3"}
+    assert decode_bought(raw) == {"a": (2, 5, 5, 1), "c": (3, 9, 4, 2)}  # older form: once
     week = 7 * DAY
     aff = decode_affinity(
         {b"new": b"1.0|%d" % NOW, b"old": b"1.0|%d" % (NOW - week), b"bad": b"z"}, NOW

@@ -17,6 +17,7 @@ from tests.origin import data
 from tests.origin.data import EXPER, SERVICE, bearer, sid
 
 pytestmark = pytest.mark.anyio
+DAY_MS = 86_400_000
 SEG = data.hseg("returning|grocery|mid")
 
 
@@ -43,7 +44,8 @@ def seed_world(r) -> str:
     data.put_covis(r, "yogurt", {"granola": 1.0}, partition=1)
     data.put_shopper(
         r, shopper, segment_hseg=SEG, recent=["yogurt"], cart={"butter": 1},
-        bought={"milk": (4, data.NOW_MS - 86_400_000), "kettle": (1, data.NOW_MS)},
+        bought={"milk": (4, data.NOW_MS - 8 * DAY_MS, data.NOW_MS - 29 * DAY_MS, 4),
+                "kettle": (1, data.NOW_MS)},
         affinity={"dairy": 2.0, "bakery": 1.0},
     )  # fmt: skip
     return shopper
@@ -74,7 +76,8 @@ async def test_personal_answer_with_reasons_and_signed_cookies(client, redis_cli
     body = r.json()
     assert body["v"] == 1 and body["degraded"] is False and body["route"] == "home"
     got = {i["item"]: i["reason"] for i in body["items"]}
-    assert got["granola"] == "viewed-together" and got["milk"] == "buy-again"
+    assert got["granola"] == "viewed or bought together with yogurt"
+    assert got["milk"] == "due again: you buy this every ~7 days"  # 4 times in 21 days
     assert "butter" not in got  # in the cart
     assert "kettle" not in got  # durable, already bought
     assert "yogurt" not in got  # the source item itself

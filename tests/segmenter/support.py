@@ -15,7 +15,8 @@ from typing import Any
 
 import redis
 
-from segmenter import event, synthetic
+from ops import shop
+from segmenter import event
 from segmenter.connection import connect, connect_sync
 from segmenter.event import Event
 from segmenter.processor import Processor
@@ -42,7 +43,7 @@ def settings(url: str, archive: Path | str = "", **kw: Any) -> ProcessorSettings
 def mixed_stream(n: int, seed: int = 7) -> list[tuple[str, int, bytes]]:
     """(stream id, partition, raw) with duplicates, late, future and undecodable entries."""
     rng = random.Random(seed)
-    evs = list(synthetic.events(n, seed=seed, shop=synthetic.Shop(items=300, shoppers=150)))
+    evs = list(shop.events(n, seed=seed, shop=shop.Shop(items=300, shoppers=150)))
     out: list[tuple[str, int, bytes]] = []
     for i, ev in enumerate(evs):
         id_ms = ev.ts
@@ -83,7 +84,7 @@ def drained(client: redis.Redis) -> bool:
 
 def valid_entries(n: int, seed: int = 3) -> list[tuple[str, int, bytes]]:
     """(stream id, partition, raw) of ``n`` valid events in arrival order, nothing to reject."""
-    evs = synthetic.events(n, seed=seed, shop=synthetic.Shop(items=300, shoppers=150))
+    evs = shop.events(n, seed=seed, shop=shop.Shop(items=300, shoppers=150))
     return [(f"{e.ts}-{i}", partition_of(e.user, PARTITIONS), event.encode(e)) for i, e in
             enumerate(evs)]  # fmt: skip
 

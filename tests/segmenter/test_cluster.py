@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from ops import shop
 from ops.local.cluster import LocalCluster
 from origin.app import create_app
 from origin.settings import Settings
-from segmenter import archive, event, synthetic
+from segmenter import archive, event
 from segmenter.connection import connect_sync
 from segmenter.schema import GROUP
 from tests.asgi import app_client
@@ -175,7 +176,7 @@ def test_master_failover_reprocesses_from_the_stream(redis_factory, tmp_path) ->
         client = connect_sync(url)
         support.load(client, [])
         start = int(time.time() * 1000) - 60_000
-        evs = list(synthetic.events(3000, seed=17, start_ms=start))
+        evs = list(shop.events(3000, seed=17, start_ms=start))
         batches = [evs[i : i + 50] for i in range(0, len(evs), 50)]
         proc = support.spawn(
             url, tmp_path / "arc", P13N_CONSUMER="seg-f", P13N_BATCH_MAX_EVENTS="25",

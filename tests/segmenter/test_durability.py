@@ -8,9 +8,10 @@ import time
 import pytest
 import redis
 
+from ops import shop
 from origin.app import create_app
 from origin.settings import Settings
-from segmenter import event, synthetic
+from segmenter import event
 from segmenter.aggregates import Entry
 from segmenter.batch import Applier
 from segmenter.connection import connect
@@ -27,7 +28,7 @@ from tests.segmenter.support import KEYS, PARTITIONS
 @pytest.mark.timeout(120)
 def test_aof_redis_crash_mid_run_loses_no_acknowledged_event(redis_factory, tmp_path) -> None:
     server = redis_factory(aof=True)
-    evs = list(synthetic.events(2000, seed=5, start_ms=int(time.time() * 1000) - 60_000))
+    evs = list(shop.events(2000, seed=5, start_ms=int(time.time() * 1000) - 60_000))
     batches = [evs[i : i + 50] for i in range(0, len(evs), 50)]
     proc = support.spawn(server.url, tmp_path / "arc")
     settings = Settings(redis_url=server.url, partitions=PARTITIONS, collector_burst=10**6)
@@ -67,7 +68,7 @@ def test_aof_redis_crash_mid_run_loses_no_acknowledged_event(redis_factory, tmp_
 
 @pytest.mark.parametrize("per_slot", [False, True])
 def test_a_fenced_process_cannot_commit(redis_url, redis_client, tmp_path, per_slot) -> None:
-    evs = list(synthetic.events(50, seed=2))
+    evs = list(shop.events(50, seed=2))
     mine = [e for e in evs if True]
     support.load(redis_client, [])
 

@@ -9,10 +9,10 @@ import orjson
 
 from cache_keys import ANON_HSEG, hash_segment
 from cache_keys.wire import parse_segment_list
+from ops.shop import Shop
 from segmenter.connection import connect
 from segmenter.lists import build_lists
 from segmenter.segments import load_rules
-from segmenter.synthetic import Shop
 from tests.segmenter import support
 from tests.segmenter.support import KEYS
 

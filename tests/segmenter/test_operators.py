@@ -89,7 +89,7 @@ def test_cart_purchase_recent_and_repeat_purchases() -> None:
     ]
     s = features.apply(ShopperState(), [(f"{ev.ts}-0", ev) for ev in evs], FP)
     assert s.recent == ["a", "b"] and s.cart == {}
-    assert s.bought == {"a": (3, T0 + 9)}
+    assert s.bought == {"a": (3, T0 + 9, T0 + 6, 2)}  # quantity, last, first, purchases
     assert s.scalars["orders"] == "2" and s.last_id == f"{T0 + 9}-0"
     assert s.scalars["seg"].startswith("returning|")
 

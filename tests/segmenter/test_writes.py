@@ -9,7 +9,8 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-from segmenter import archive, event, synthetic
+from ops import shop
+from segmenter import archive, event
 from segmenter.aggregates import Entry
 from segmenter.archive import ArchiveWriter
 from segmenter.batch import Applier
@@ -45,7 +46,7 @@ def test_a_shopper_changed_behind_the_cache_is_reloaded_and_nothing_half_written
 ) -> None:
     """An erased (or otherwise changed) shopper makes the compare-and-set fail: the batch is
     retried from a fresh load, and the partition commits once."""
-    evs = list(synthetic.events(60, seed=4, shop=synthetic.Shop(shoppers=3)))
+    evs = list(shop.events(60, seed=4, shop=shop.Shop(shoppers=3)))
     entries = [Entry(f"{e.ts}-{i}", event.encode(e), e) for i, e in enumerate(evs)]
     support.load(redis_client, [])
     victim = next(e.user for e in evs[30:] if e.user in {x.user for x in evs[:30]})
@@ -101,7 +102,7 @@ def test_an_erasure_racing_a_batch_leaves_nothing_of_the_shopper(
     """The erasure (tombstone, then the keys) lands after the batch was loaded and before it
     is written: the batch still writes the shopper, then sees the tombstone and undoes it,
     in the store, the archive and the partition state."""
-    evs = list(synthetic.events(40, seed=8, shop=synthetic.Shop(shoppers=2)))
+    evs = list(shop.events(40, seed=8, shop=shop.Shop(shoppers=2)))
     entries = [Entry(f"{e.ts}-{i}", event.encode(e), e) for i, e in enumerate(evs)]
     support.load(redis_client, [])
     victim = evs[0].user

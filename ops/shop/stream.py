@@ -1,6 +1,6 @@
 """A seeded synthetic event stream: Zipf items, shopper sessions, view -> cart -> purchase funnels.
 
-Used by tests, ``bench/processor.py`` and demos. Same seed, same events.
+Used by tests and the benches (``bench/processor.py``, ...). Same seed, same events.
 """
 
 from __future__ import annotations

@@ -1,0 +1,61 @@
+"""Recommendation quality on the simulated shop: ``p13n evaluate`` on a grocery-like and a
+fashion-like history, each route beside its baselines computed in the same run.
+
+1. ``ops.shop.history`` writes both events files (same seed, same files).
+2. For each, the evaluation replays the history into a throwaway Redis with the real
+   processor and asks the real origin ranking for every shopper's held-out last basket.
+3. Baselines, same run, same split: global popularity, the shopper's own items by purchase
+   frequency then recency (``reorder``), item co-occurrence (raw counts).
+
+Targets (issue 17): grocery home recall >= reorder, buy-again >= 1.10 x reorder; fashion home
+above co-occurrence and popularity. Last line::
+
+    grocery_home_recall=… grocery_reorder_recall=… grocery_ratio=<home/reorder>
+    grocery_buy_again_ratio=<buy-again/reorder> fashion_home_recall=…
+    fashion_cooccurrence_recall=… fashion_popularity_recall=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+# Run as `python bench/quality.py`, this folder comes first on sys.path and bench/origin.py
+# would shadow the origin package: drop it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from ops.evaluate import evaluate  # noqa: E402
+from ops.evaluate.metrics import Progress  # noqa: E402
+from ops.shop.history import HistoryShape, write  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shoppers", type=int, default=300)
+    ap.add_argument("--k", type=int, default=20)
+    args = ap.parse_args()
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="p13n-quality-") as tmp:
+        for kind in ("grocery", "fashion"):
+            path = Path(tmp) / f"{kind}.jsonl"
+            events = write(path, kind, HistoryShape(shoppers=args.shoppers))
+            report = asyncio.run(evaluate(path, args.k, progress=Progress(sys.stderr, 15)))
+            print(f"\n{kind}: {events} events, k={args.k}\n{report.table}\n{report.line}")
+            rows = report.rows
+            reorder = rows["reorder"].recall or 1.0
+            for name, s in rows.items():
+                figures[f"{kind}_{name.replace('-', '_')}_recall"] = s.recall
+            figures[f"{kind}_ratio"] = rows["home"].recall / reorder
+            figures[f"{kind}_buy_again_ratio"] = rows["buy-again"].recall / reorder
+            figures[f"{kind}_degraded"] = report.degraded
+    print()
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in figures.items()))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""``p13n evaluate EVENTS.jsonl``: how well the origin's rails predict what shoppers buy next.
+
+    events file -> split (last basket or time) -> history replayed into a throwaway store
+    -> the origin ranking asked for every held-out shopper, at the time they came back
+    -> recall / hit rate / NDCG / coverage at k per route, beside three baselines
+
+Also ``p13n history {grocery,fashion} OUT.jsonl``: the simulated shop's events file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from ops.evaluate.data import SPLITS, EventsFileError, baselines, read_events, split
+from ops.evaluate.metrics import Progress, Scores, last_line, score, table
+from ops.evaluate.replay import ReplayError, Store
+
+__all__ = ["ROUTES", "Report", "evaluate", "register"]
+
+ROUTES = ("home", "buy-again")
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Every model's figures, the table and the last line."""
+
+    rows: dict[str, Scores]
+    table: str
+    line: str
+    degraded: int
+
+
+async def evaluate(path: Path, k: int = 20, how: str = "last-basket",
+                   progress: Progress | None = None) -> Report:  # fmt: skip
+    """Run the whole evaluation (see the module docstring)."""
+    progress = progress or Progress(sys.stderr)
+    s = split(read_events(path), how)
+    if not s.held_out:
+        raise EventsFileError(f"{path}: no shopper buys both before and after the split")
+    items = len({e.item for e in s.history if e.item})
+    async with Store(progress) as store:
+        await store.load(s.history)
+        app: Any = store.app()
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            headers = {"authorization": f"Bearer {store.token}"}
+            async with httpx.AsyncClient(transport=transport, base_url="http://origin.eval",
+                                         headers=headers) as client:  # fmt: skip
+                await store.catalog(client, s.history)
+                answers = await store.ask(client, s.cut_ms, ROUTES, k)
+        degraded = store.degraded
+    answers.update(baselines(s, k))
+    rows = {name: score(recs, s.held_out, k, items) for name, recs in answers.items()}
+    return Report(rows, table(rows, k), last_line(rows), degraded)
+
+
+def _cmd_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        report = asyncio.run(evaluate(Path(args.events), args.k, args.split))
+    except (OSError, EventsFileError, ReplayError) as exc:
+        print(f"p13n evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(report.table, file=out)
+    if report.degraded:
+        print(f"warning: {report.degraded} answers were degraded (Redis over budget)", file=out)
+    print(report.line, file=out)
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from ops.shop.history import HistoryShape, write  # noqa: PLC0415
+
+    shape = HistoryShape(shoppers=args.shoppers, items=args.items, days=args.days, seed=args.seed)
+    n = write(Path(args.out), args.kind, shape)
+    print(f"wrote {n} events to {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``evaluate`` and ``history`` subcommands."""
+    p = sub.add_parser("evaluate", help="score the rails on an events file against baselines")
+    p.add_argument("events", help="JSON Lines of Event v1 (docs: README, Evaluation)")
+    p.add_argument("--k", type=int, default=20, choices=range(1, 101), metavar="K",
+                   help="list length scored (1-100, default 20)")  # fmt: skip
+    p.add_argument("--split", choices=SPLITS, default="last-basket", help="what is held out")
+    p.set_defaults(handler=_cmd_evaluate)
+    p = sub.add_parser("history", help="write the simulated shop's events file")
+    p.add_argument("kind", choices=("grocery", "fashion"))
+    p.add_argument("out", help="the JSON Lines file to write")
+    p.add_argument("--shoppers", type=int, default=300)
+    p.add_argument("--items", type=int, default=3000)
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--seed", type=int, default=11)
+    p.set_defaults(handler=_cmd_history)

@@ -1,0 +1,166 @@
+"""A shop's purchase history as an events file (JSON Lines of Event v1), grocery- or fashion-like.
+
+    grocery  baskets of ~10 items every few days: personal staples bought again every 1-4
+             weeks (each shopper their own cycle, with jitter), category affinities, items that
+             go together, seasonal items, new items appearing, a long tail of one-off buys
+    fashion  browsing sessions inside one style at a time, a purchase now and then of an item
+             viewed in the same or the previous session, rarely the same item twice
+
+What ``p13n evaluate`` and ``bench/quality.py`` replay. Same seed and shape, same file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["KINDS", "HistoryShape", "fashion", "grocery", "write"]
+
+DAY_MS = 86_400_000
+START_MS = 1_767_225_600_000  # 2026-01-01
+GROCERY_CATEGORIES = ("dairy", "bakery", "produce", "meat", "snacks", "drinks", "frozen",
+                      "pantry", "baby", "pets", "household", "beauty")  # fmt: skip
+FASHION_CATEGORIES = ("tops", "dresses", "jeans", "shoes", "bags", "jackets", "knitwear")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryShape:
+    """How big a history is."""
+
+    shoppers: int = 300
+    items: int = 3000
+    days: int = 120
+    seed: int = 11
+
+
+def _cdf(n: int, s: float = 1.05) -> list[float]:
+    acc = list(itertools.accumulate(1 / (k**s) for k in range(1, n + 1)))
+    return [w / acc[-1] for w in acc]
+
+
+def _zipf(rng: random.Random, pool: list[str], cdf: list[float]) -> str:
+    return pool[min(bisect.bisect_left(cdf, rng.random()), len(pool) - 1)]
+
+
+class _Writer:
+    """Event documents with unique ids; a session per visit."""
+
+    def __init__(self, prices: dict[str, float], categories: dict[str, str]) -> None:
+        self.prices, self.categories, self.serial = prices, categories, itertools.count()
+
+    def doc(self, kind: str, user: str, item: str, ts: int, session: str) -> dict[str, Any]:
+        return {"v": 1, "event_id": f"h{next(self.serial)}", "type": kind, "user": user,
+                "item": item, "category": self.categories[item], "price": self.prices[item],
+                "ts": ts, "session": session}  # fmt: skip
+
+
+def _catalog(rng: random.Random, n: int, cats: tuple[str, ...], lo: float, hi: float) -> tuple[
+    dict[str, list[str]], dict[str, float], dict[str, str]
+]:  # fmt: skip
+    by_cat: dict[str, list[str]] = {c: [] for c in cats}
+    prices, categories = {}, {}
+    for i in range(n):
+        cat = cats[i % len(cats)]
+        sku = f"{cat[:3]}-{i:05d}"
+        by_cat[cat].append(sku)
+        prices[sku], categories[sku] = round(rng.uniform(lo, hi), 2), cat
+    return by_cat, prices, categories
+
+
+def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
+    """Grocery-like events, shopper after shopper (the file is sorted by ``write``)."""
+    rng = random.Random(shape.seed)
+    by_cat, prices, categories = _catalog(rng, shape.items, GROCERY_CATEGORIES, 0.5, 25)
+    cdf = {c: _cdf(len(v)) for c, v in by_cat.items()}
+    skus = list(prices)
+    partner = {s: rng.choice(skus) for s in skus}  # goes with (pasta -> sauce)
+    season_of = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
+    born = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
+    w = _Writer(prices, categories)
+
+    def available(sku: str, day: int) -> bool:
+        if sku in season_of and abs(day - season_of[sku]) > 21:
+            return False
+        return born.get(sku, 0) <= day
+
+    for n in range(shape.shoppers):
+        user = f"g{n:05d}"
+        likes = rng.sample(GROCERY_CATEGORIES, 4)
+        staples = {}
+        for _ in range(rng.randint(6, 16)):
+            cat = rng.choice(likes)
+            staples[_zipf(rng, by_cat[cat], cdf[cat])] = rng.uniform(7, 28)  # cycle in days
+        due = {s: rng.uniform(0, c) for s, c in staples.items()}
+        gap = rng.uniform(3, 9)
+        day = rng.uniform(0, gap)
+        visit = 0
+        while day < shape.days:
+            basket: list[str] = []
+            for sku, cycle in staples.items():
+                if day >= due[sku] - 1.5 and rng.random() < 0.85 and available(sku, int(day)):
+                    basket.append(sku)
+                    due[sku] = day + cycle * rng.uniform(0.8, 1.2)
+            while len(basket) < max(3, int(rng.gauss(10, 3))):
+                cat = rng.choice(likes) if rng.random() < 0.75 else rng.choice(GROCERY_CATEGORIES)
+                sku = _zipf(rng, by_cat[cat], cdf[cat])
+                if available(sku, int(day)) and sku not in basket:
+                    basket.append(sku)
+                if rng.random() < 0.15 and partner[sku] not in basket:
+                    basket.append(partner[sku])
+            ts = START_MS + int(day * DAY_MS)
+            session = f"{user}-{visit}"
+            for i, sku in enumerate(basket):
+                yield w.doc("view", user, sku, ts + i * 20_000, session)
+                yield w.doc("purchase", user, sku, ts + i * 20_000 + 5_000, session)
+            visit += 1
+            day += gap * rng.uniform(0.6, 1.4)
+
+
+def fashion(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
+    """Fashion-like events: style clusters, co-viewing, rare repurchase."""
+    rng = random.Random(shape.seed)
+    _, prices, categories = _catalog(rng, shape.items, FASHION_CATEGORIES, 15, 250)
+    skus = list(prices)
+    rng.shuffle(skus)
+    styles = [skus[i : i + 40] for i in range(0, len(skus), 40)]
+    cdf = _cdf(40, 0.9)
+    w = _Writer(prices, categories)
+    for n in range(shape.shoppers):
+        user = f"f{n:05d}"
+        mine = rng.sample(range(len(styles)), 3)
+        style = rng.choice(mine)
+        day, visit, last_seen = rng.uniform(0, 5), 0, list[str]()
+        while day < shape.days:
+            if rng.random() < 0.3:
+                style = rng.choice(mine)
+                last_seen = []
+            ts, session = START_MS + int(day * DAY_MS), f"{user}-{visit}"
+            seen = [_zipf(rng, styles[style], cdf) for _ in range(rng.randint(3, 8))]
+            for i, sku in enumerate(seen):
+                yield w.doc("view", user, sku, ts + i * 30_000, session)
+            if rng.random() < 0.35:
+                bought = rng.choice(seen + last_seen)
+                yield w.doc("purchase", user, bought, ts + len(seen) * 30_000, session)
+            last_seen = seen
+            visit += 1
+            day += rng.uniform(1, 10)
+
+
+KINDS = {"grocery": grocery, "fashion": fashion}
+
+
+def write(out: IO[str] | Path, kind: str, shape: HistoryShape = HistoryShape()) -> int:
+    """Write the ``kind`` history to ``out`` in event-time order; the number of events."""
+    docs = sorted(KINDS[kind](shape), key=lambda d: (d["ts"], d["event_id"]))
+    if isinstance(out, Path):
+        with out.open("w", encoding="utf-8") as f:
+            return write(f, kind, shape)
+    for doc in docs:
+        out.write(json.dumps(doc, separators=(",", ":")) + "\n")
+    return len(docs)

@@ -1,0 +1,61 @@
+"""The one simulated shop: same seed, same events; histories that behave like their trade."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter, defaultdict
+
+from ops import shop
+from ops.shop.history import HistoryShape, fashion, grocery, write
+from segmenter.event import Rejection, validate
+
+SHAPE = HistoryShape(shoppers=40, items=600, days=90, seed=5)
+
+
+def test_same_seed_same_stream_and_history() -> None:
+    assert list(shop.events(200, seed=3)) == list(shop.events(200, seed=3))
+    a, b = io.StringIO(), io.StringIO()
+    assert write(a, "grocery", SHAPE) == write(b, "grocery", SHAPE) > 0
+    assert a.getvalue() == b.getvalue()
+
+
+def test_history_lines_are_valid_events_in_time_order() -> None:
+    out = io.StringIO()
+    write(out, "fashion", SHAPE)
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert not [d for d in docs if isinstance(validate(d), Rejection)]
+    assert [d["ts"] for d in docs] == sorted(d["ts"] for d in docs)
+    assert len({d["event_id"] for d in docs}) == len(docs)
+
+
+def _purchases(docs: list[dict[str, object]]) -> tuple[dict[tuple[object, object], int], int]:
+    per_item: Counter[tuple[object, object]] = Counter()
+    baskets = set()
+    for d in docs:
+        if d["type"] == "purchase":
+            per_item[(d["user"], d["item"])] += 1
+            baskets.add(d["session"])
+    return per_item, len(baskets)
+
+
+def test_grocery_repeats_staples_in_baskets_of_about_ten() -> None:
+    per_item, baskets = _purchases(list(grocery(SHAPE)))
+    repeated = sum(n for n in per_item.values() if n > 1)
+    assert repeated / sum(per_item.values()) > 0.3  # staples come back
+    assert sum(n == 1 for n in per_item.values()) > len(per_item) / 2  # a long tail of one-offs
+    assert 7 <= sum(per_item.values()) / baskets <= 14
+
+
+def test_fashion_buys_what_was_viewed_and_rarely_again() -> None:
+    docs = list(fashion(SHAPE))
+    per_item, _ = _purchases(docs)
+    viewed: dict[object, set[object]] = defaultdict(set)
+    bought_after_view = 0
+    for d in docs:
+        if d["type"] == "view":
+            viewed[d["user"]].add(d["item"])
+        elif d["type"] == "purchase":
+            bought_after_view += d["item"] in viewed[d["user"]]
+    assert bought_after_view == sum(per_item.values())
+    assert sum(n > 1 for n in per_item.values()) / len(per_item) < 0.3
