@@ -19,8 +19,8 @@ before the failure are deduplicated by ``event_id`` when the client retries the 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from origin.body import too_deep
 from origin.errors import BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable
 from origin.identity import identify_cookie, is_opted_out
 from origin.state import AppState, get_state
@@ -105,6 +106,9 @@ def _enrich(doc: Any, request: Request) -> Any:
 
 
 def _check(doc: Any, now_ms: int, skew_ms: int) -> Event | Rejection:
+    deep = too_deep(doc)  # before anything walks it
+    if deep is not None:
+        return Rejection("$", deep)
     result = event.validate(doc)
     if isinstance(result, Event) and result.ts > now_ms + skew_ms:
         return Rejection("ts", "in the future beyond the allowed clock skew")
@@ -171,42 +175,46 @@ def _observe(
         m.event_ingest_seconds.observe(max(0.0, (now - ev.ts) / 1000))
 
 
-_JSON_WS = " \t\n\r"
+# A JSON string (escapes included) or one structural character: enough to find where each
+# item of a batch starts and ends without parsing it (nor recursing into it).
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+_JSON_WS = b" \t\n\r"
 
 
 def _item_bytes(raw: bytes, count: int) -> list[bytes] | None:
-    """The bytes of each item of a ``{"events": [...]}`` body, as sent; None when they cannot
-    be told apart (then a dead letter falls back to the item re-serialized).
+    """The bytes of each item of a ``{"events": [...]}`` body, as sent (found by the
+    structural characters outside strings, however deep an item nests); None when they
+    cannot be told apart (then a dead letter falls back to the item re-serialized).
 
     ``b'{"events": [{"v": 1}, 7]}'`` -> ``[b'{"v": 1}', b'7']``
     """
+    depth, start, out = 0, -1, []
+    for m in _TOKENS.finditer(raw):
+        tok = m.group()
+        if tok[0] == 0x22:  # a string: no structure inside
+            continue
+        if tok in (b"[", b"{"):
+            depth += 1
+            if depth == 2 and tok == b"[":
+                start = m.end()
+        elif tok in (b"]", b"}"):
+            if depth == 2 and tok == b"]":
+                out.append(raw[start : m.start()].strip(_JSON_WS))
+                break
+            depth -= 1
+        elif depth == 2:  # a comma between two items of the events array
+            out.append(raw[start : m.start()].strip(_JSON_WS))
+            start = m.end()
+    return out if len(out) == count and start >= 0 else None
+
+
+def _dumps(doc: Any, raw: bytes) -> bytes:
+    """An item re-serialized for its dead letter; the whole body when even that fails
+    (nested past what the serializer takes)."""
     try:
-        text = raw.decode("utf-8")
-        dec = json.JSONDecoder()
-        i = len(text) - len(text.lstrip(_JSON_WS))
-        if text[i] != "{":
-            return None
-        i = len(text) - len(text[i + 1 :].lstrip(_JSON_WS))
-        key, i = dec.raw_decode(text, i)
-        i = len(text) - len(text[i:].lstrip(_JSON_WS))
-        if key != "events" or text[i] != ":":
-            return None
-        i = len(text) - len(text[i + 1 :].lstrip(_JSON_WS))
-        if text[i] != "[":
-            return None
-        out: list[bytes] = []
-        i += 1
-        while len(out) < count:
-            i = len(text) - len(text[i:].lstrip(_JSON_WS))
-            _, end = dec.raw_decode(text, i)
-            out.append(text[i:end].encode("utf-8"))
-            i = len(text) - len(text[end:].lstrip(_JSON_WS))
-            if text[i] not in ",]":
-                return None
-            i += 1
-        return out if text[i - 1] == "]" else None
-    except (ValueError, IndexError):
-        return None
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return raw
 
 
 def _opted_out_answer() -> Response:
@@ -248,7 +256,7 @@ async def post_events(request: Request) -> Response:
     if not single and len(valid) < len(docs):
         originals = _item_bytes(raw, len(docs))
     dead = [
-        (c, originals[i] if originals else orjson.dumps(d), _user_of(d))
+        (c, originals[i] if originals else _dumps(d, raw), _user_of(d))
         for i, (c, d) in enumerate(zip(checked, docs, strict=True))
         if isinstance(c, Rejection)
     ]
