@@ -52,6 +52,7 @@ def routes() -> list[BaseRoute]:
         Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
         Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),
         Route("/pipeline", health.health, methods=["GET"]),
+        Route("/pipeline/dlq/{id}", health.dead_letter, methods=["GET"]),
         Route("/pipeline/dlq/{id}/requeue", health.requeue, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
     ]
