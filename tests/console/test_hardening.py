@@ -44,3 +44,35 @@ async def test_the_pipeline_page_lists_deep_and_huge_letters_and_downloads_one_w
         downloaded.append(r.content)
     assert sorted(downloaded) == sorted([deep, huge])
     assert (await client.get("/console/pipeline/dlq/1-0")).status_code == 404
+
+
+NON_FINITE = ["nan", "inf", "-inf", "1e309", "NaN", "Infinity"]
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+async def test_a_non_finite_price_is_a_form_error_not_a_500(client, value):
+    item = {"category": "dairy", "price": 2.5, "stock": 3, "durable": False}
+    put = await client.put("/v1/admin/catalog/SKU-1", json=item, headers=_bearer(ADMIN))
+    assert put.status_code == 200, put.text
+    csrf = await sign_in(client, ADMIN)
+    r = await client.post(
+        "/console/catalog/SKU-1", data={"csrf": csrf, "op": "price", "price": value}
+    )
+    assert r.status_code == 400 and "not a finite number" in r.text
+    stock = await client.post(
+        "/console/catalog/SKU-1", data={"csrf": csrf, "op": "stock", "stock": "9" * 5000}
+    )
+    assert stock.status_code == 400 and "whole number" in stock.text
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+@pytest.mark.parametrize("field", ["weights", "coverage", "layer_start", "layer_end"])
+async def test_non_finite_experiment_numbers_are_form_errors_not_500s(client, field, value):
+    csrf = await sign_in(client, ADMIN)
+    form = {"csrf": csrf, "key": "nf", "variations": "a\nb", "layer": "rails", field: value}
+    r = await client.post("/console/experiments/new", data=form)
+    assert r.status_code == 400 and "not a finite number" in r.text
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
