@@ -76,3 +76,32 @@ async def test_non_finite_experiment_numbers_are_form_errors_not_500s(client, fi
 
 def _bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+async def test_sign_out_revokes_the_session_at_once_even_for_a_saved_cookie(client, redis_client):
+    csrf = await sign_in(client, ADMIN)
+    saved = dict(client.cookies)
+    assert (await client.get("/console/pipeline")).status_code == 200
+    out = await client.post("/console/signout", data={"csrf": csrf})
+    assert out.status_code == 303
+    client.cookies.clear()
+    client.cookies.update(saved)  # an attacker's copy of the signed-in cookie
+    r = await client.get("/console/pipeline")
+    assert r.status_code == 303 and r.headers["location"] == "/console/signin"
+    # The deny-list entry lives as long as the session would have, no longer.
+    (key,) = redis_client.keys("*console:revoked:*")
+    assert 0 < redis_client.ttl(key) <= Settings().console_session_s + 1
+
+
+async def test_other_sessions_of_the_same_token_stay_signed_in(client):
+    csrf = await sign_in(client, ADMIN)
+    first = dict(client.cookies)
+    client.cookies.clear()
+    await sign_in(client, ADMIN)
+    second = dict(client.cookies)
+    client.cookies.clear()
+    client.cookies.update(first)
+    assert (await client.post("/console/signout", data={"csrf": csrf})).status_code == 303
+    client.cookies.clear()
+    client.cookies.update(second)
+    assert (await client.get("/console/pipeline")).status_code == 200
