@@ -46,6 +46,8 @@ __all__ = ["RateLimiter", "routes"]
 
 SITE_KEY_HEADER = "x-p13n-site-key"
 _LIMITER = "collector.limiter"
+# The answer for an erased shopper's event: refused, stored nowhere, not even dead-lettered.
+ERASED = Rejection("user", "the shopper was erased; nothing is stored for them")
 
 
 class RateLimiter:
@@ -120,21 +122,29 @@ def _user_of(doc: Any) -> str:
     return user if isinstance(user, str) and event.USER_RE.fullmatch(user) else ""
 
 
+def _bus(state: AppState) -> Any:
+    if state.redis is None:
+        raise Unavailable("the event bus is not configured")
+    return state.redis
+
+
+async def _erased(state: AppState, users: list[str]) -> set[str]:
+    """Which of ``users`` were erased (tombstoned): one HMGET for the whole batch."""
+    named = sorted({u for u in users if u})
+    if not named:
+        return set()
+    try:
+        marks = await _bus(state).hmget(state.keys.tombstones, [tombstone_digest(u) for u in named])
+    except (RedisError, OSError) as exc:
+        raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
+    return {u for u, mark in zip(named, marks, strict=True) if mark is not None}
+
+
 async def _store(
     state: AppState, valid: list[Event], dead: list[tuple[Rejection, bytes, str]]
 ) -> None:
-    if state.redis is None:
-        raise Unavailable("the event bus is not configured")
     keys, now = state.keys, int(time.time() * 1000)
-    named = sorted({user for _, _, user in dead if user})
-    if named:  # an erased shopper's bad events are not kept either (one extra read, rare)
-        try:
-            marks = await state.redis.hmget(keys.tombstones, [tombstone_digest(u) for u in named])
-        except (RedisError, OSError) as exc:
-            raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
-        erased = {u for u, mark in zip(named, marks, strict=True) if mark is not None}
-        dead = [d for d in dead if d[2] not in erased]
-    pipe = state.redis.pipeline(transaction=False)
+    pipe = _bus(state).pipeline(transaction=False)
     for ev in valid:
         stream = keys.stream(partition_of(ev.user, state.settings.partitions))
         pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
@@ -251,19 +261,19 @@ async def post_events(request: Request) -> Response:
     docs = [_enrich(d, request) for d in docs]
     now = int(time.time() * 1000)
     checked = [_check(d, now, s.max_clock_skew_ms) for d in docs]
-    valid = [c for c in checked if isinstance(c, Event)]
-    originals: list[bytes] | None = [raw] if single else None
-    if not single and len(valid) < len(docs):
-        originals = _item_bytes(raw, len(docs))
-    dead = [
-        (c, originals[i] if originals else _dumps(d, raw), _user_of(d))
-        for i, (c, d) in enumerate(zip(checked, docs, strict=True))
-        if isinstance(c, Rejection)
+    # An erased shopper's events, good or bad, are refused before anything is written.
+    users = [
+        c.user if isinstance(c, Event) else _user_of(d) for c, d in zip(checked, docs, strict=True)
     ]
+    erased = await _erased(state, users)
+    checked = [ERASED if u in erased else c for c, u in zip(checked, users, strict=True)]
+    valid = [c for c in checked if isinstance(c, Event)]
+    dead = _dead_letters(raw, single, docs, checked, users)
     await _store(state, valid, dead)
     _observe(state, valid, dead, now)
-    if single and dead:
-        rej = dead[0][0]
+    if single and not valid:
+        rej = checked[0]
+        assert isinstance(rej, Rejection)
         raise BadRequest(rej.reason, field=rej.field)
     results = [
         {"index": i, "status": "accepted"}
@@ -271,8 +281,24 @@ async def post_events(request: Request) -> Response:
         else {"index": i, "status": "rejected", "field": c.field, "reason": c.reason}
         for i, c in enumerate(checked)
     ]
-    body = {"accepted": len(valid), "rejected": len(dead), "results": results}
+    body = {"accepted": len(valid), "rejected": len(checked) - len(valid), "results": results}
     return JSONResponse(body, status_code=202, headers={"Cache-Control": "no-store"})
+
+
+def _dead_letters(
+    raw: bytes, single: bool, docs: list[Any], checked: list[Event | Rejection], users: list[str]
+) -> list[tuple[Rejection, bytes, str]]:
+    """(reason, original bytes, shopper) of each invalid event; none for erased shoppers."""
+    bad = [i for i, c in enumerate(checked) if isinstance(c, Rejection) and c is not ERASED]
+    if not bad:
+        return []
+    originals = [raw] if single else _item_bytes(raw, len(docs))
+    out = []
+    for i in bad:
+        rej = checked[i]
+        assert isinstance(rej, Rejection)
+        out.append((rej, originals[i] if originals else _dumps(docs[i], raw), users[i]))
+    return out
 
 
 _SCHEMA_BODY = orjson.dumps(event_json_schema(), option=orjson.OPT_SORT_KEYS)
