@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from origin.console import experiments, health, merchandising, signin
+from origin.routing import merge_methods
 
 __all__ = ["routes"]
 
@@ -56,4 +57,4 @@ def routes() -> list[BaseRoute]:
         Route("/pipeline/dlq/{id}/requeue", health.requeue, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
     ]
-    return [Mount("/console", routes=pages)]
+    return [Mount("/console", routes=merge_methods(pages))]
