@@ -21,6 +21,7 @@ from cache_keys.wire import (
     SHOPPER_COOKIE,
     ContextCookie,
     decode_context,
+    opted_out,
 )
 from edge.request import RequestParts
 from edge.settings import EdgeSettings
@@ -28,7 +29,6 @@ from edge.settings import EdgeSettings
 __all__ = ["ANON", "Identity", "is_opted_out", "resolve_identity"]
 
 ANON = Hseg(ANON_HSEG)
-_OPTOUT_OFF = frozenset({"", "0", "false", "no"})
 
 
 class Identity(NamedTuple):
@@ -47,11 +47,8 @@ OPTED_OUT = Identity(None, False, ANON, None, True, False, None)
 
 
 def is_opted_out(parts: RequestParts) -> bool:
-    """``Sec-GPC: 1`` or an opt-out cookie with any value but an explicit no."""
-    if parts.headers.get("sec-gpc", "").strip() == "1":
-        return True
-    value = parts.cookies.get(OPTOUT_COOKIE.name)
-    return value is not None and value.strip().lower() not in _OPTOUT_OFF
+    """The one opt-out rule of every tier (``cache_keys.wire.opted_out``)."""
+    return opted_out(parts.headers.get("sec-gpc"), parts.cookies.get(OPTOUT_COOKIE.name))
 
 
 def resolve_identity(

@@ -3,9 +3,12 @@
 Starts a throwaway Redis (the binary ``ops.local.redis`` resolves; data in the stack's
 directory) unless ``REDIS_URL`` names an existing one, then the origin, the stream processor
 and a self-hosted edge, each a child process in its own session with its log in the stack's
-directory. Secrets (signing keys, admin tokens) are generated per stack and written, with the
-URLs, to ``stack.json`` so the other commands (``p13n status``, ``p13n simulate``, …) find the
-running system. ``stop`` ends every child by PID (SIGTERM, then SIGKILL): no orphans.
+directory. Secrets (signing keys, admin tokens) are generated for a stack directory once and
+kept in its ``keys.json`` (mode 0600), beside the Redis data they sign and hash: a restart on
+the same data keeps them, so stored segments stay known and shoppers' cookies stay valid.
+They are written, with the URLs, to ``stack.json`` so the other commands (``p13n status``,
+``p13n simulate``, …) find the running system. ``stop`` ends every child by PID (SIGTERM,
+then SIGKILL): no orphans.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from redis.exceptions import RedisError
 
 from ops.local.redis import RedisServer, free_port
 
-__all__ = ["DEFAULT_DIR", "Stack", "StackError", "StackInfo", "load_info"]
+__all__ = ["DEFAULT_DIR", "Stack", "StackError", "StackInfo", "load_info", "stack_secrets"]
 
 DEFAULT_DIR = Path(".p13n")
 READY_TIMEOUT_S = 60.0
@@ -69,6 +72,31 @@ def load_info(directory: Path = DEFAULT_DIR) -> StackInfo:
 
 def _secret() -> str:
     return secrets.token_urlsafe(24)
+
+
+ROLES = ("admin", "merchandiser", "experimenter", "service")
+KEY_NAMES = ("segment_hash", "segment_sign", "context_sign", "console_sign")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only (0600, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def stack_secrets(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The stack directory's (tokens by role, keys by name): read from ``keys.json``, any
+    missing one generated and the file (re)written."""
+    path = directory / "keys.json"
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    tokens = {r: str(doc.get("tokens", {}).get(r) or _secret()) for r in ROLES}
+    keys = {k: str(doc.get("keys", {}).get(k) or _secret()) for k in KEY_NAMES}
+    new = {"tokens": tokens, "keys": keys}
+    if new != doc:
+        _write_private(path, json.dumps(new, indent=2))
+    return tokens, keys
 
 
 def _check_redis(url: str) -> None:
@@ -171,6 +199,7 @@ class Stack:
             data.mkdir(exist_ok=True)
             self.redis = RedisServer(aof=True, data_dir=data).start()
             redis_url = self.redis.url
+        tokens, keys = stack_secrets(self.directory)
         origin_port, edge_port, admin_port = free_port(), free_port(), free_port()
         metrics_port = free_port()
         info = StackInfo(
@@ -179,13 +208,10 @@ class Stack:
             origin_url=f"http://127.0.0.1:{origin_port}",
             edge_url=f"http://127.0.0.1:{edge_port}",
             edge_admin_url=f"http://127.0.0.1:{admin_port}",
-            tokens={r: _secret() for r in ("admin", "merchandiser", "experimenter", "service")},
+            tokens=tokens,
             processor_metrics_url=f"http://127.0.0.1:{metrics_port}",
             started_at_ms=int(time.time() * 1000),
         )
-        keys = {
-            k: _secret() for k in ("segment_hash", "segment_sign", "context_sign", "console_sign")
-        }
         env = self.env(info, keys)
         py = [sys.executable, "-m", "ops.cli"]
         self._spawn(
@@ -216,10 +242,7 @@ class Stack:
         if self.redis is not None and self.redis.process is not None:
             info.pids["redis"] = self.redis.process.pid
         # Owner-only: it holds every admin token in plain text.
-        fd = os.open(self.directory / "stack.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(json.dumps(asdict(info), indent=2))
+        _write_private(self.directory / "stack.json", json.dumps(asdict(info), indent=2))
         self.info = info
         return info
 

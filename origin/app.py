@@ -21,6 +21,7 @@ from origin import admin, baseline, collector, console, feeds, liveness, metrics
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
+from origin.routing import merge_methods
 from origin.settings import Settings
 from origin.state import AppState
 from origin.store import Clock
@@ -71,7 +72,7 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await state.close()
 
     return Starlette(
-        routes=_routes(settings),
+        routes=merge_methods(_routes(settings)),
         middleware=[Middleware(AccessLogMiddleware, metrics=app_metrics)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,

@@ -19,8 +19,8 @@ before the failure are deduplicated by ``event_id`` when the client retries the 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from origin.body import too_deep
 from origin.errors import BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable
 from origin.identity import identify_cookie, is_opted_out
 from origin.state import AppState, get_state
@@ -45,6 +46,8 @@ __all__ = ["RateLimiter", "routes"]
 
 SITE_KEY_HEADER = "x-p13n-site-key"
 _LIMITER = "collector.limiter"
+# The answer for an erased shopper's event: refused, stored nowhere, not even dead-lettered.
+ERASED = Rejection("user", "the shopper was erased; nothing is stored for them")
 
 
 class RateLimiter:
@@ -105,6 +108,9 @@ def _enrich(doc: Any, request: Request) -> Any:
 
 
 def _check(doc: Any, now_ms: int, skew_ms: int) -> Event | Rejection:
+    deep = too_deep(doc)  # before anything walks it
+    if deep is not None:
+        return Rejection("$", deep)
     result = event.validate(doc)
     if isinstance(result, Event) and result.ts > now_ms + skew_ms:
         return Rejection("ts", "in the future beyond the allowed clock skew")
@@ -116,21 +122,29 @@ def _user_of(doc: Any) -> str:
     return user if isinstance(user, str) and event.USER_RE.fullmatch(user) else ""
 
 
+def _bus(state: AppState) -> Any:
+    if state.redis is None:
+        raise Unavailable("the event bus is not configured")
+    return state.redis
+
+
+async def _erased(state: AppState, users: list[str]) -> set[str]:
+    """Which of ``users`` were erased (tombstoned): one HMGET for the whole batch."""
+    named = sorted({u for u in users if u})
+    if not named:
+        return set()
+    try:
+        marks = await _bus(state).hmget(state.keys.tombstones, [tombstone_digest(u) for u in named])
+    except (RedisError, OSError) as exc:
+        raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
+    return {u for u, mark in zip(named, marks, strict=True) if mark is not None}
+
+
 async def _store(
     state: AppState, valid: list[Event], dead: list[tuple[Rejection, bytes, str]]
 ) -> None:
-    if state.redis is None:
-        raise Unavailable("the event bus is not configured")
     keys, now = state.keys, int(time.time() * 1000)
-    named = sorted({user for _, _, user in dead if user})
-    if named:  # an erased shopper's bad events are not kept either (one extra read, rare)
-        try:
-            marks = await state.redis.hmget(keys.tombstones, [tombstone_digest(u) for u in named])
-        except (RedisError, OSError) as exc:
-            raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
-        erased = {u for u, mark in zip(named, marks, strict=True) if mark is not None}
-        dead = [d for d in dead if d[2] not in erased]
-    pipe = state.redis.pipeline(transaction=False)
+    pipe = _bus(state).pipeline(transaction=False)
     for ev in valid:
         stream = keys.stream(partition_of(ev.user, state.settings.partitions))
         pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
@@ -171,42 +185,46 @@ def _observe(
         m.event_ingest_seconds.observe(max(0.0, (now - ev.ts) / 1000))
 
 
-_JSON_WS = " \t\n\r"
+# A JSON string (escapes included) or one structural character: enough to find where each
+# item of a batch starts and ends without parsing it (nor recursing into it).
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+_JSON_WS = b" \t\n\r"
 
 
 def _item_bytes(raw: bytes, count: int) -> list[bytes] | None:
-    """The bytes of each item of a ``{"events": [...]}`` body, as sent; None when they cannot
-    be told apart (then a dead letter falls back to the item re-serialized).
+    """The bytes of each item of a ``{"events": [...]}`` body, as sent (found by the
+    structural characters outside strings, however deep an item nests); None when they
+    cannot be told apart (then a dead letter falls back to the item re-serialized).
 
     ``b'{"events": [{"v": 1}, 7]}'`` -> ``[b'{"v": 1}', b'7']``
     """
+    depth, start, out = 0, -1, []
+    for m in _TOKENS.finditer(raw):
+        tok = m.group()
+        if tok[0] == 0x22:  # a string: no structure inside
+            continue
+        if tok in (b"[", b"{"):
+            depth += 1
+            if depth == 2 and tok == b"[":
+                start = m.end()
+        elif tok in (b"]", b"}"):
+            if depth == 2 and tok == b"]":
+                out.append(raw[start : m.start()].strip(_JSON_WS))
+                break
+            depth -= 1
+        elif depth == 2:  # a comma between two items of the events array
+            out.append(raw[start : m.start()].strip(_JSON_WS))
+            start = m.end()
+    return out if len(out) == count and start >= 0 else None
+
+
+def _dumps(doc: Any, raw: bytes) -> bytes:
+    """An item re-serialized for its dead letter; the whole body when even that fails
+    (nested past what the serializer takes)."""
     try:
-        text = raw.decode("utf-8")
-        dec = json.JSONDecoder()
-        i = len(text) - len(text.lstrip(_JSON_WS))
-        if text[i] != "{":
-            return None
-        i = len(text) - len(text[i + 1 :].lstrip(_JSON_WS))
-        key, i = dec.raw_decode(text, i)
-        i = len(text) - len(text[i:].lstrip(_JSON_WS))
-        if key != "events" or text[i] != ":":
-            return None
-        i = len(text) - len(text[i + 1 :].lstrip(_JSON_WS))
-        if text[i] != "[":
-            return None
-        out: list[bytes] = []
-        i += 1
-        while len(out) < count:
-            i = len(text) - len(text[i:].lstrip(_JSON_WS))
-            _, end = dec.raw_decode(text, i)
-            out.append(text[i:end].encode("utf-8"))
-            i = len(text) - len(text[end:].lstrip(_JSON_WS))
-            if text[i] not in ",]":
-                return None
-            i += 1
-        return out if text[i - 1] == "]" else None
-    except (ValueError, IndexError):
-        return None
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return raw
 
 
 def _opted_out_answer() -> Response:
@@ -243,19 +261,19 @@ async def post_events(request: Request) -> Response:
     docs = [_enrich(d, request) for d in docs]
     now = int(time.time() * 1000)
     checked = [_check(d, now, s.max_clock_skew_ms) for d in docs]
-    valid = [c for c in checked if isinstance(c, Event)]
-    originals: list[bytes] | None = [raw] if single else None
-    if not single and len(valid) < len(docs):
-        originals = _item_bytes(raw, len(docs))
-    dead = [
-        (c, originals[i] if originals else orjson.dumps(d), _user_of(d))
-        for i, (c, d) in enumerate(zip(checked, docs, strict=True))
-        if isinstance(c, Rejection)
+    # An erased shopper's events, good or bad, are refused before anything is written.
+    users = [
+        c.user if isinstance(c, Event) else _user_of(d) for c, d in zip(checked, docs, strict=True)
     ]
+    erased = await _erased(state, users)
+    checked = [ERASED if u in erased else c for c, u in zip(checked, users, strict=True)]
+    valid = [c for c in checked if isinstance(c, Event)]
+    dead = _dead_letters(raw, single, docs, checked, users)
     await _store(state, valid, dead)
     _observe(state, valid, dead, now)
-    if single and dead:
-        rej = dead[0][0]
+    if single and not valid:
+        rej = checked[0]
+        assert isinstance(rej, Rejection)
         raise BadRequest(rej.reason, field=rej.field)
     results = [
         {"index": i, "status": "accepted"}
@@ -263,8 +281,24 @@ async def post_events(request: Request) -> Response:
         else {"index": i, "status": "rejected", "field": c.field, "reason": c.reason}
         for i, c in enumerate(checked)
     ]
-    body = {"accepted": len(valid), "rejected": len(dead), "results": results}
+    body = {"accepted": len(valid), "rejected": len(checked) - len(valid), "results": results}
     return JSONResponse(body, status_code=202, headers={"Cache-Control": "no-store"})
+
+
+def _dead_letters(
+    raw: bytes, single: bool, docs: list[Any], checked: list[Event | Rejection], users: list[str]
+) -> list[tuple[Rejection, bytes, str]]:
+    """(reason, original bytes, shopper) of each invalid event; none for erased shoppers."""
+    bad = [i for i, c in enumerate(checked) if isinstance(c, Rejection) and c is not ERASED]
+    if not bad:
+        return []
+    originals = [raw] if single else _item_bytes(raw, len(docs))
+    out = []
+    for i in bad:
+        rej = checked[i]
+        assert isinstance(rej, Rejection)
+        out.append((rej, originals[i] if originals else _dumps(docs[i], raw), users[i]))
+    return out
 
 
 _SCHEMA_BODY = orjson.dumps(event_json_schema(), option=orjson.OPT_SORT_KEYS)

@@ -2,7 +2,7 @@
 
 ``?user=`` is accepted only with a service (or admin) token, or when the origin runs in
 trusted local mode (``p13n up``, benchmarks). Opt-out is ``Sec-GPC: 1`` or the opt-out
-cookie with any value but an explicit no (the edge's rule, ``edge.identity.is_opted_out``):
+cookie with any value but an explicit no (``cache_keys.wire.opted_out``, every tier's rule):
 nothing personal is read, written or set for such a request.
 """
 
@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from cache_keys import is_shopper_id
-from cache_keys.wire import OPTOUT_COOKIE, SHOPPER_COOKIE
+from cache_keys.wire import OPTOUT_COOKIE, SHOPPER_COOKIE, join_fields, opted_out
 from origin.auth import require
 from origin.errors import BadRequest
 from origin.settings import Settings
 
 __all__ = ["Shopper", "identify", "identify_cookie", "is_opted_out"]
-
-# The opt-out cookie values that mean "not opted out"; anything else opts out. The same set
-# as the edge's (``edge.identity``), so both tiers agree on who opted out.
-_OPTOUT_OFF = frozenset({"", "0", "false", "no"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +30,10 @@ class Shopper:
 
 
 def is_opted_out(request: Request) -> bool:
-    """``Sec-GPC: 1`` or an opt-out cookie with any value but an explicit no."""
-    if request.headers.get("sec-gpc", "").strip() == "1":
-        return True
-    value = request.cookies.get(OPTOUT_COOKIE.name)
-    return value is not None and value.strip().lower() not in _OPTOUT_OFF
+    """The one opt-out rule of every tier (``cache_keys.wire.opted_out``); a repeated
+    ``Sec-GPC`` header is read whole, every value."""
+    gpc = join_fields(request.headers.getlist("sec-gpc"))
+    return opted_out(gpc, request.cookies.get(OPTOUT_COOKIE.name))
 
 
 def identify_cookie(request: Request) -> Shopper:

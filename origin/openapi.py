@@ -227,11 +227,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=("400", "503"),
     ),
     ("/v1/admin/dlq", "get"): _op(
-        "Dead letters, newest first: reason, field, source and the original event",
+        "Dead letters, newest first: reason, field, source and a bounded preview of the original",
         "operations",
         params=[_param("limit"), _param("before", desc="entry id cursor (next)")],
         auth="admin",
         errors=("400", "503"),
+    ),
+    ("/v1/admin/dlq/{id}", "get"): _op(
+        "One dead letter's original bytes, whole (application/octet-stream, an attachment)",
+        "operations",
+        params=[_param("id", "path", desc="dead-letter entry id")],
+        auth="admin",
+        errors=("400", "404", "503"),
     ),
     ("/v1/admin/dlq/{id}/requeue", "post"): _op(
         "Re-validate a dead letter and append it to its partition stream (409 if still invalid)",

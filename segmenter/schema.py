@@ -336,6 +336,10 @@ class Keys:
         """hash erased-shopper digest -> ms erased (right to erasure)."""
         return f"{self.prefix}:{{admin}}:tomb"
 
+    def console_revoked(self, nonce: str) -> str:
+        """a signed-out console session's nonce, expiring with the session's cookie."""
+        return f"{self.prefix}:{{admin}}:console:revoked:{nonce}"
+
     @property
     def edges(self) -> str:
         """hash edge id -> JSON heartbeat."""

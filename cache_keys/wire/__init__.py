@@ -36,6 +36,7 @@ from cache_keys.wire.cookies import (
     encode_context,
     parse_cookie_header,
 )
+from cache_keys.wire.optout import gpc_opts_out, join_fields, opted_out
 from cache_keys.wire.purge import ALL_TAG, PURGE_MODES, PurgeMessage, decode_purge, encode_purge
 
 __all__ = [
@@ -65,6 +66,9 @@ __all__ = [
     "edge_config_to_json",
     "encode_context",
     "encode_purge",
+    "gpc_opts_out",
+    "join_fields",
+    "opted_out",
     "parse_cookie_header",
     "parse_edge_config",
     "parse_list_item",

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from cache_keys.wire import parse_edge_config
+from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
@@ -149,8 +149,14 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    """Request headers by name; ASGI servers hand names over lower-cased (the spec says so)."""
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    """Request headers by name; ASGI servers hand names over lower-cased (the spec says so).
+    A repeated ``Sec-GPC`` is kept whole, comma-joined as the Workers runtime does, so the one
+    opt-out rule (``cache_keys.wire.opted_out``) sees every value on both edges."""
+    out = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    if "sec-gpc" in out:  # (rarely sent: the second pass costs nothing otherwise)
+        gpc = [v.decode("latin-1") for k, v in scope["headers"] if k == b"sec-gpc"]
+        out["sec-gpc"] = join_fields(gpc)
+    return out
 
 
 async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Send) -> bool:

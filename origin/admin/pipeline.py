@@ -4,7 +4,11 @@
   delivered (``lag``) and delivered but unacknowledged (``pending``), the applied offset and
   lease owner; the DLQ depth; live edges; and the edges' hit ratio and freshness per time
   bucket over the window, from the heartbeat history (``Keys.edge_history``).
-- ``GET /v1/admin/dlq?limit=&before=``: dead letters, newest first, with the original event.
+- ``GET /v1/admin/dlq?limit=&before=``: dead letters, newest first, each with a bounded
+  preview of its original (the first ``PREVIEW_BYTES`` as text, never the whole original
+  decoded and re-serialised: a letter nested a thousand deep or a megabyte long lists fine).
+- ``GET /v1/admin/dlq/{id}``: one original whole, its bytes as received
+  (``application/octet-stream``, as an attachment).
 - ``POST /v1/admin/dlq/{id}/requeue``: re-validates the original bytes; a still-invalid event
   is refused (409) with the reason; a valid one is appended to its shopper's partition stream,
   then the dead letter is deleted and the requeue audited. The two streams live in different
@@ -15,7 +19,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, query
 from origin.auth import require
+from origin.body import too_deep
 from origin.errors import BadRequest, Conflict, NotFound
 from origin.state import AppState, get_state
 from segmenter import event
@@ -38,7 +42,11 @@ __all__ = ["edge_history", "routes"]
 
 _ID_RE_CHARS = frozenset("0123456789-")
 BUCKETS = 30
-SHOWN_BYTES = 4096  # of the original event, in the list (the entry keeps all of it)
+PREVIEW_BYTES = 2048  # of the original event, in the list (the entry keeps all of it)
+# Letters per page: a page is at most about MAX_LIMIT * PREVIEW_BYTES (200 KB) of previews.
+MAX_LIMIT = 100
+# A processor's letter is msgpack: shown as JSON when it is this small (else as raw text).
+DECODED_PREVIEW_MAX = 16 * 1024
 # Counts that answered from an edge's cache (fresh or stale) and the ones that did not.
 CACHED = ("hit", "stale")
 
@@ -196,13 +204,22 @@ def _original(raw: bytes, source: str) -> tuple[Any, Event | Rejection]:
     return doc, event.validate(doc)
 
 
+def _preview(raw: bytes, source: str) -> str:
+    """Up to ``PREVIEW_BYTES`` of the original as text, found without decoding it whole
+    (a small msgpack entry of the processor is shown as JSON)."""
+    if source == "processor" and len(raw) <= DECODED_PREVIEW_MAX:
+        try:
+            doc = msgpack.unpackb(raw, strict_map_key=False)
+            if too_deep(doc) is None:
+                raw = orjson.dumps(doc, default=repr)
+        except (ValueError, TypeError, msgpack.UnpackException, orjson.JSONEncodeError):
+            pass  # shown as the bytes it is
+    return raw[:PREVIEW_BYTES].decode("utf-8", "replace")
+
+
 def _letter(entry_id: bytes, f: dict[bytes, bytes]) -> dict[str, Any]:
     raw = f.get(b"raw", b"")
     source = _text(f.get(b"source"))
-    doc, _ = _original(raw, source)
-    shown: Any = doc
-    if doc is None:
-        shown = raw[:SHOWN_BYTES].decode("utf-8", "replace")
     return {
         "id": entry_id.decode(),
         "reason": _text(f.get(b"reason")),
@@ -210,8 +227,8 @@ def _letter(entry_id: bytes, f: dict[bytes, bytes]) -> dict[str, Any]:
         "source": source,
         "received_ms": int(f.get(b"received_ms") or 0),
         "stream_id": _text(f.get(b"stream_id")),
-        "original": shown,
-        "raw_b64": base64.b64encode(raw[:SHOWN_BYTES]).decode(),
+        "preview": _preview(raw, source),
+        "truncated": len(raw) > PREVIEW_BYTES,
         "raw_bytes": len(raw),
     }
 
@@ -228,8 +245,8 @@ async def dead_letters(request: Request) -> Response:
     require(request, state.settings, ())
     q = query(request, {"limit", "before"})
     raw_limit = q.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
-        raise BadRequest("limit must be an integer from 1 to 500", field="limit")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     limit = int(raw_limit)
     end = f"({_entry_id(q['before'], 'before')}" if "before" in q else "+"
 
@@ -254,6 +271,24 @@ async def _dead_letter(state: AppState, entry_id: str) -> dict[bytes, bytes]:
         raise NotFound(f"no dead letter {entry_id!r}", field="id")
     fields: dict[bytes, bytes] = found[0][1]
     return fields
+
+
+async def dead_letter(request: Request) -> Response:
+    """``GET /v1/admin/dlq/{id}``: the original bytes of one dead letter, whole."""
+    state = get_state(request)
+    require(request, state.settings, ())
+    entry_id = _entry_id(str(request.path_params["id"]), "id")
+    fields = await _dead_letter(state, entry_id)
+    name = f"dead-letter-{entry_id}.{'msgpack' if fields.get(b'source') == b'processor' else 'bin'}"
+    return Response(
+        fields.get(b"raw", b""),
+        media_type="application/octet-stream",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 async def requeue(request: Request) -> Response:
@@ -319,6 +354,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/v1/admin/pipeline", overview, methods=["GET"]),
         Route("/v1/admin/dlq", dead_letters, methods=["GET"]),
+        Route("/v1/admin/dlq/{id}", dead_letter, methods=["GET"]),
         Route("/v1/admin/dlq/{id}/requeue", requeue, methods=["POST"]),
         Route("/v1/admin/dlq/{id}", drop, methods=["DELETE"]),
     ]

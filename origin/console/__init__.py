@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from origin.console import experiment_pages, merchandising, pipeline_page, signin
+from origin.routing import merge_methods
 
 __all__ = ["routes"]
 
@@ -52,7 +53,8 @@ def routes() -> list[BaseRoute]:
         Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
         Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),
         Route("/pipeline", pipeline_page.health, methods=["GET"]),
+        Route("/pipeline/dlq/{id}", pipeline_page.dead_letter, methods=["GET"]),
         Route("/pipeline/dlq/{id}/requeue", pipeline_page.requeue, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
     ]
-    return [Mount("/console", routes=pages)]
+    return [Mount("/console", routes=merge_methods(pages))]

@@ -30,6 +30,13 @@ class ApiError(Exception):
         super().__init__(self.detail)
 
 
+def _json_or_none(r: httpx.Response) -> Any:
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
 class AdminApi:
     """Calls of one signed-in user."""
 
@@ -39,13 +46,18 @@ class AdminApi:
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         """The JSON answer; ``ApiError`` for 4xx and 5xx."""
         r = await self.client.request(method, path, json=body)
-        try:
-            doc = r.json()
-        except ValueError:
-            doc = None
+        doc = _json_or_none(r)
         if r.status_code >= 400:
             raise ApiError(r.status_code, doc)
         return doc
+
+    async def get_bytes(self, path: str) -> tuple[bytes, dict[str, str]]:
+        """GET ``path`` as bytes, with its Content-Disposition; ``ApiError`` for 4xx and 5xx."""
+        r = await self.client.get(path)
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, _json_or_none(r))
+        keep = {k: v for k, v in r.headers.items() if k == "content-disposition"}
+        return r.content, keep
 
     async def get(self, path: str) -> Any:
         """GET ``path``."""

@@ -13,13 +13,14 @@ validation, whose ``field`` the page puts next to the input it names.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from cache_keys import is_hseg
 
-__all__ = ["API_FIELDS", "FIELDS", "FormError", "changes", "to_doc", "to_form"]
+__all__ = ["API_FIELDS", "FIELDS", "FormError", "changes", "number", "to_doc", "to_form"]
 
 FIELDS = (
     "key", "name", "description", "variations", "weights", "coverage", "layer",
@@ -55,11 +56,16 @@ def _list(text: str) -> list[str]:
     return [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
 
 
-def _number(text: str, field: str) -> float:
+def number(text: str, field: str) -> float:
+    """A finite number from a form field: ``nan``, ``inf`` and ``1e309`` are refused here,
+    because no JSON document (so no API call) can carry them."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise FormError(field, f"{text!r} is not a number") from None
+        raise FormError(field, f"{text[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise FormError(field, f"{text[:40]!r} is not a finite number")
+    return value
 
 
 def _variations(text: str, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,8 +96,8 @@ def _time(text: str, field: str) -> int | None:
 def _namespace(f: Mapping[str, str]) -> dict[str, Any] | None:
     if not f.get("layer"):
         return None
-    start = _number(f.get("layer_start") or "0", "layer")
-    end = _number(f.get("layer_end") or "1", "layer")
+    start = number(f.get("layer_start") or "0", "layer")
+    end = number(f.get("layer_end") or "1", "layer")
     return {"layer": f["layer"], "start": start, "end": end}
 
 
@@ -111,12 +117,10 @@ _CONVERT: dict[str, Callable[[Mapping[str, str], dict[str, Any]], dict[str, Any]
         "variations": _variations(f.get("variations", ""), b.get("variations", []))
     },
     "weights": lambda f, b: (
-        {"weights": [_number(w, "weights") for w in _list(f["weights"])]}
-        if f.get("weights")
-        else {}
+        {"weights": [number(w, "weights") for w in _list(f["weights"])]} if f.get("weights") else {}
     ),
     "coverage": lambda f, b: (
-        {"coverage": _number(f["coverage"], "coverage")} if f.get("coverage") else {}
+        {"coverage": number(f["coverage"], "coverage")} if f.get("coverage") else {}
     ),
     "layer": lambda f, b: {"namespace": _namespace(f)},
     "segments": lambda f, b: _segments(f.get("segments", "")),

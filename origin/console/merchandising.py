@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from cache_keys import hash_segment, is_hseg
 from origin.catalog_records import SKU_RE
 from origin.console.api import AdminApi, ApiError
+from origin.console.forms import FormError, number
 from origin.console.views import Ctx, page, redirect, render
 from origin.state import get_state
 
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 SECTION = "merchandising"
+# More digits than any stock the API takes (up to 1e9); longer text is refused before int().
+MAX_STOCK_DIGITS = 12
 KINDS = ("sku", "cat", "seg", "all")
 _INV_RE = re.compile(r"inv-[0-9]{1,20}-[0-9a-f]{1,16}")
 NOTICES = {
@@ -67,14 +70,14 @@ def _change(ctx: Ctx, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
     op = ctx.value("op")
     if op == "stock":
         raw = ctx.value("stock")
-        if not raw.isdigit():
+        if not raw.isdigit() or len(raw) > MAX_STOCK_DIGITS:
             raise ApiError(400, {"detail": "stock must be a whole number", "field": "stock"})
         entry["stock"] = int(raw)
     elif op == "price":
         try:
-            entry["price"] = float(ctx.value("price"))
-        except ValueError:
-            raise ApiError(400, {"detail": "price must be a number", "field": "price"}) from None
+            entry["price"] = number(ctx.value("price"), "price")
+        except FormError as exc:
+            raise ApiError(400, {"detail": f"price: {exc}", "field": "price"}) from None
     else:
         raise ApiError(400, {"detail": "unknown change", "field": "op"})
     return entry, op

@@ -7,9 +7,12 @@ Cookie ``p13n_console`` (HttpOnly, SameSite=Strict, Path=/console, Secure over h
 
 The raw token never leaves the sign-in request: each request finds the configured token
 whose fingerprint the cookie names, so removing a token from the configuration signs its
-sessions out. A signed-out visitor gets a session without a role, so the sign-in form has a
-CSRF token too. The CSRF token is the HMAC of the session's nonce; sign-in issues a new nonce
-(no session fixation).
+sessions out. Signing out revokes the session at once: its nonce goes on a deny-list in Redis
+(``Keys.console_revoked``) for the session's remaining lifetime, and every request of a
+signed-in session checks it (one EXISTS), so a copy of the cookie stops working too.
+A signed-out visitor gets a session without a role, so the sign-in form has a CSRF token too.
+The CSRF token is the HMAC of the session's nonce; sign-in issues a new nonce (no session
+fixation).
 """
 
 from __future__ import annotations
@@ -20,10 +23,23 @@ import secrets
 from dataclasses import dataclass
 
 from cache_keys import KeyRing
+from origin.admin.base import ADMIN_BUDGET_S
 from origin.auth import fingerprint
 from origin.settings import Settings
+from origin.state import AppState
 
-__all__ = ["COOKIE", "Session", "csrf_ok", "csrf_token", "decode", "encode", "new", "token_for"]
+__all__ = [
+    "COOKIE",
+    "Session",
+    "csrf_ok",
+    "csrf_token",
+    "decode",
+    "encode",
+    "is_revoked",
+    "new",
+    "revoke",
+    "token_for",
+]
 
 COOKIE = "p13n_console"
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,32}")
@@ -96,3 +112,21 @@ def token_for(session: Session, settings: Settings) -> str | None:
         if same and role == session.role:
             found = token
     return found
+
+
+async def revoke(state: AppState, session: Session) -> None:
+    """Deny ``session`` from now until its cookie would have expired anyway."""
+    remaining_s = max(1, session.expires_s - int(state.clock()) + 1)
+    key = state.keys.console_revoked(session.nonce)
+    await state.store.run(
+        "console_revoke", state.store.client.set(key, 1, ex=remaining_s), budget_s=ADMIN_BUDGET_S
+    )
+
+
+async def is_revoked(state: AppState, session: Session) -> bool:
+    """Whether ``session`` was signed out (503 when Redis cannot say: never assume not)."""
+    key = state.keys.console_revoked(session.nonce)
+    found = await state.store.run(
+        "console_revoked", state.store.client.exists(key), budget_s=ADMIN_BUDGET_S
+    )
+    return bool(found)

@@ -59,7 +59,10 @@ async def sign_in(request: Request, ctx: Ctx) -> Response:
 
 @page(None)
 async def sign_out(request: Request, ctx: Ctx) -> Response:
-    """Forget the role: a fresh signed-out session."""
+    """End the session: revoked at once (a copy of its cookie no longer works), and a fresh
+    signed-out session."""
     state = get_state(request)
+    if ctx.session.signed_in:
+        await sessions.revoke(state, ctx.session)
     ctx.extra["session"] = sessions.new(state.clock(), state.settings.console_session_s)
     return redirect("/console/signin")

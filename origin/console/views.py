@@ -151,7 +151,9 @@ async def _checked(
                 "The form did not carry this session's CSRF token. Reload the page and try again."
             ))  # fmt: skip
     token = sessions.token_for(ctx.session, s) if ctx.session.signed_in else None
-    if ctx.session.signed_in and token is None:  # token removed or its role changed
+    if token is not None and await sessions.is_revoked(state, ctx.session):
+        token = None  # signed out: a saved copy of the cookie ends here too
+    if ctx.session.signed_in and token is None:  # signed out, token removed or role changed
         ctx.session = ctx.extra["session"] = sessions.new(state.clock(), s.console_session_s)
         ctx.csrf = sessions.csrf_token(ctx.session, ring)
     if section is not None and token is None:

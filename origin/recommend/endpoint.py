@@ -193,7 +193,9 @@ async def segment_token(request: Request) -> Response:
         budget_s=budget,
     )
     hseg = raw.decode() if raw else ANON_HSEG
-    known = hseg != ANON_HSEG and len(hseg) == 16
+    # Only a segment the registry names: one stored under keys that were since replaced (a
+    # restarted stack, a rotated segment key) would be unknown to every edge for a day.
+    known = hseg != ANON_HSEG and hseg in state.snapshot.current.segments
     ttl = state.settings.segment_token_ttl_s if known else ANON_TOKEN_TTL_S
     expires = int(state.clock()) + ttl
     token = sign_segment(Hseg(hseg if known else ANON_HSEG), expires, state.settings.segment_keys)

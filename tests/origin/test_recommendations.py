@@ -221,6 +221,7 @@ async def test_variant_matches_bucketing_and_changes_the_strategy(client, redis_
 
 async def test_segment_token(client, redis_client, settings):
     shopper = seed_world(redis_client)
+    await reload(client)  # the registry names SEG
     r = await client.get("/v1/segment-token", headers=jar_of({SHOPPER_COOKIE.name: shopper}))
     assert r.status_code == 200 and r.headers["cache-control"] == "private, no-store"
     body = r.json()

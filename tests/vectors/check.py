@@ -220,6 +220,13 @@ def wire_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
             f"rail {case['name']}",
             lambda c=case: _document_case(c, wire.parse_rail, wire.rail_to_json),
         )
+    for case in d["optout"]:  # one Sec-GPC and opt-out-cookie rule for every tier
+        yield (
+            f"optout {case['name']}",
+            lambda c=case: _expect(
+                wire.opted_out(c["gpc"], c["cookie"]), c["opted_out"], "opted_out"
+            ),
+        )
 
 
 def _assign_case(c: dict[str, Any]) -> str | None:

@@ -166,6 +166,7 @@ def proxy_settings(origin: OriginProcess, **kw) -> ProxySettings:
         "origin_url": origin.url,
         "redis_url": origin.redis.url,
         "edge_id": "edge-test",
+        "service_token": data.SERVICE,  # heartbeats need the service role, as in production
         "heartbeat_s": 0.2,
         "breaker_failures": 3,
         "breaker_reset_s": 1.0,
