@@ -24,7 +24,7 @@ from ops.target import ApiError, OpsError, Target, UsageError
 __all__ = ["drop", "list_letters", "requeue", "show"]
 
 # Dead letters per admin API page when requeueing or dropping many.
-PAGE = 500
+PAGE = 100  # the admin API's page cap (origin.admin.pipeline.MAX_LIMIT)
 
 
 # A dead letter's id, as `p13n dlq list` prints it: "1764000000000-0".
