@@ -112,7 +112,7 @@ def baselines(s: Split, k: int) -> dict[str, dict[str, list[str]]]:
     recent; co-occurrence: raw counts of sessions holding both items, summed over every item
     the shopper viewed or bought."""
     pop: Counter[str] = Counter(e.item for e in s.history if e.type == "purchase")
-    top = [i for i, _ in pop.most_common(k)]
+    top = sorted(pop, key=lambda i: (-pop[i], i))[:k]
     own: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
     seen: dict[str, set[str]] = defaultdict(set)
     for e in s.history:
@@ -135,5 +135,7 @@ def baselines(s: Split, k: int) -> dict[str, dict[str, list[str]]]:
         scores: Counter[str] = Counter()
         for a in seen[user]:
             scores.update(pairs[a])
-        out["cooccurrence"][user] = [i for i, _ in scores.most_common(k)]
+        out["cooccurrence"][user] = sorted(scores, key=lambda i: (-scores[i], i))[
+            :k
+        ]  # ties by id: no hash order
     return out
