@@ -1,4 +1,5 @@
-"""The wire contract shared by every tier: cookies, context, purges, edge config, lists, answers."""
+"""The wire contract shared by every tier: cookies, context, purges, edge config, lists, answers,
+and the one problem+json shape."""
 
 from cache_keys.wire.answers import (
     RailAnswer,
@@ -36,6 +37,12 @@ from cache_keys.wire.cookies import (
     encode_context,
     parse_cookie_header,
 )
+from cache_keys.wire.problem import (
+    PROBLEM_CONTENT_TYPE,
+    PROBLEM_HEADERS,
+    PROBLEM_TYPE_BASE,
+    Problem,
+)
 from cache_keys.wire.purge import ALL_TAG, PURGE_MODES, PurgeMessage, decode_purge, encode_purge
 
 __all__ = [
@@ -44,6 +51,9 @@ __all__ = [
     "EXPERIMENT_STATUSES",
     "MAX_CONTEXT_BYTES",
     "OPTOUT_COOKIE",
+    "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_HEADERS",
+    "PROBLEM_TYPE_BASE",
     "PURGE_MODES",
     "SEGMENT_COOKIE",
     "SHOPPER_COOKIE",
@@ -52,6 +62,7 @@ __all__ = [
     "EdgeConfig",
     "Experiment",
     "ListItem",
+    "Problem",
     "PurgeMessage",
     "RailAnswer",
     "RailItem",
