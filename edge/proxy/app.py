@@ -171,11 +171,9 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
         status, out, body = await runtime.rails.answer(
             route, _headers(scope), scope["query_string"].decode("latin-1"), config
         )
-    except Exception:  # never a bare traceback to a shopper; the log has it
-        log.exception("rail answer failed")
-        detail = "unexpected error; see the edge's log"
-        await _send_problem(send, 500, "internal", "Internal error", detail)
-        return True
+    except Exception as exc:  # the adapters' own faults: still the default list, never a 5xx
+        reply = runtime.rails.flow.last_resort(route, config, exc)
+        status, out, body = 200, reply.headers, reply.answer.body.encode()
     raw = [_encoded(k, v) for k, v in out]
     raw += [(b"content-length", b"%d" % len(body)), (b"date", _DATE.now())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
