@@ -381,9 +381,14 @@ class RailFlow:
             return
         self._revalidating.add(key)
         self.revalidations += 1
-        ports.background.spawn(self._refresh(plan, config, ports, key))
+        ports.background.spawn(self._refresh(plan, config, ports, key, current_trace()))
 
-    async def _refresh(self, plan: Plan, config: EdgeConfig, ports: Ports, key: str) -> None:
+    async def _refresh(
+        self, plan: Plan, config: EdgeConfig, ports: Ports, key: str, trace: str
+    ) -> None:
+        # The request's trace, set again: a Worker's waitUntil runs the work outside the
+        # request's context, so the context variable would be empty there.
+        set_trace({"traceparent": trace})
         try:
             seglist = await self._fetch_list(plan, ports.origin)
             await self._store(plan, config, seglist, ports.cache)

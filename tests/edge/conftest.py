@@ -112,8 +112,9 @@ def origin(standin_origin: StandinOrigin) -> StandinOrigin:
 class WorkerHarness:
     """The Node process running the Worker in Pyodide; one JSON command per line."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], log_path: Path | None = None) -> None:
         self.process = process
+        self.log_path = log_path  # the harness's stderr: what the Worker logged
         self._selector = selectors.DefaultSelector()
         assert process.stdout is not None
         self._selector.register(process.stdout, selectors.EVENT_READ)
@@ -175,7 +176,8 @@ def pyodide_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerH
         pytest.fail("npm packages missing in tests/edge/pyodide: run `make setup`", pytrace=False)
     wheel = _sdk_wheel()
     files = _shipped_and_vector_files(tmp_path_factory.mktemp("worker-bundle"))
-    log = (tmp_path_factory.mktemp("harness") / "stderr.log").open("w")
+    log_path = tmp_path_factory.mktemp("harness") / "stderr.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         ["node", str(HARNESS), str(wheel)],
         cwd=JS_DIR,
@@ -184,7 +186,7 @@ def pyodide_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerH
         stderr=log,
         text=True,
     )
-    harness = WorkerHarness(process)
+    harness = WorkerHarness(process, log_path)
     try:
         harness.call("files", files=files)
         yield harness
