@@ -27,15 +27,13 @@ revalidated once per cache key at a time, however many requests see it stale.
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from cache_keys.errors import CacheKeysError
-from cache_keys.keys import CacheKey
 from cache_keys.wire import (
     EdgeConfig,
     ListItem,
@@ -69,82 +67,15 @@ from edge.entry import Entry, entry_tags, make_entry, stored_headers
 from edge.errors import OriginError
 from edge.freshness import State, freshness
 from edge.plan import Plan, decide, with_segment_grant
+from edge.ports import EntryCache, Origin, Ports, RailReply, StoredEntry, get_json
 from edge.request import RequestParts, current_trace, set_trace
 from edge.settings import EdgeSettings
 
-__all__ = [
-    "Background",
-    "EntryCache",
-    "Origin",
-    "Ports",
-    "RailFlow",
-    "RailReply",
-    "StoredEntry",
-    "get_json",
-    "log_fault",
-]
+__all__ = ["RailFlow", "log_fault"]
 
 log = logging.getLogger("p13n.edge.flow")
 
 RENDERED_MAX = 4096
-
-
-class Origin(Protocol):
-    """The origin, as the flow sees it."""
-
-    async def get(self, url: str, headers: Mapping[str, str], budget_ms: int) -> tuple[int, str]:
-        """Status and body of ``GET url`` within ``budget_ms``; ``OriginError(0, ...)`` when
-        it did not answer in time (any status is returned, not raised)."""
-        ...
-
-    async def post_events(self, batch: dict[str, Any]) -> None:
-        """Post one exposure batch to the collector, best effort."""
-        ...
-
-
-class StoredEntry(NamedTuple):
-    """An entry to store: the decoded entry, its body, tags, headers and how long to keep it."""
-
-    entry: Entry
-    body: str
-    tags: tuple[str, ...]
-    headers: dict[str, str]
-    keep_s: int
-
-
-class EntryCache(Protocol):
-    """The edge's cache of rail entries, by cache key."""
-
-    async def get(self, key: CacheKey) -> Entry | None:
-        """The entry stored under ``key``; None when there is none (or it is unreadable)."""
-        ...
-
-    async def put(self, key: CacheKey, stored: StoredEntry) -> None:
-        """Store ``stored`` under ``key``."""
-        ...
-
-
-class Background(Protocol):
-    """Work that outlives the answer (revalidations, exposure posts)."""
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` after (or beside) the answer; it never raises (the flow guards it)."""
-        ...
-
-
-class Ports(NamedTuple):
-    """What one edge gives the flow."""
-
-    origin: Origin
-    cache: EntryCache
-    background: Background
-
-
-class RailReply(NamedTuple):
-    """The answer (always status 200) and the response headers."""
-
-    answer: Answer
-    headers: list[tuple[str, str]]
 
 
 def log_fault(stage: str, exc: BaseException) -> None:
@@ -153,23 +84,6 @@ def log_fault(stage: str, exc: BaseException) -> None:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "?"
     log.error("rail flow fault in %s: %s at %s", stage, type(exc).__name__, where)
-
-
-async def get_json(origin: Origin, url: str, budget_ms: int, what: str, cookie: str = "") -> Any:
-    """The origin's JSON document at ``url`` (the request's trace and ``cookie`` forwarded);
-    ``OriginError`` for anything else: the status it answered, 200 for an unusable body."""
-    headers = {"accept": "application/json"}
-    if cookie:
-        headers["cookie"] = cookie
-    if trace := current_trace():
-        headers["traceparent"] = trace
-    status, body = await origin.get(url, headers, budget_ms)
-    if status != 200:
-        raise OriginError(status, what)
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise OriginError(200, what) from exc
 
 
 @dataclass

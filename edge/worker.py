@@ -33,8 +33,9 @@ from cache_keys.wire import PROBLEM_HEADERS, EdgeConfig, Problem, parse_edge_con
 from edge.cache_status import forward_failed
 from edge.entry import Entry, decode_entry
 from edge.errors import OriginError
-from edge.flow import Ports, RailFlow, StoredEntry, get_json, log_fault
+from edge.flow import RailFlow, log_fault
 from edge.plan import serves_route
+from edge.ports import Ports, StoredEntry, get_json
 from edge.request import rail_route
 from edge.settings import EdgeSettings, settings_from_env
 

@@ -25,7 +25,8 @@ from cache_keys.wire import EdgeConfig
 from edge.cache_status import HIT
 from edge.entry import Entry, decode_entry
 from edge.errors import OriginError
-from edge.flow import Ports, RailFlow, StoredEntry
+from edge.flow import RailFlow
+from edge.ports import Ports, StoredEntry
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.cachecontrol import ResponseDirectives
 from edge.proxy.collapse import Collapser

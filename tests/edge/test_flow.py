@@ -17,7 +17,8 @@ from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE, segment_list_to_json
 from cache_keys.wire.config import SegmentList
 from edge.entry import Entry
 from edge.errors import OriginError
-from edge.flow import Ports, RailFlow, RailReply, StoredEntry
+from edge.flow import RailFlow
+from edge.ports import Ports, RailReply, StoredEntry
 from tests.edge.conftest import NOW_MS, make_settings
 from tests.edge.factories import HSEG, SHOPPER, config, experiment, items, token
 
