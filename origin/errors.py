@@ -39,6 +39,7 @@ __all__ = [
     "problem_response",
 ]
 
+
 class OriginError(Exception):
     """Base of every error the origin turns into problem+json."""
 

@@ -22,10 +22,9 @@ import pytest
 
 from edge.proxy.app import EdgeRuntime, create_app
 from edge.proxy.settings import ProxySettings
-from edge.settings import EdgeSettings
 from tests.asgi import app_client
 from tests.edge.conftest import KEYRING, SEGMENT_KEYS, StandinOrigin, WorkerHarness
-from tests.edge.proxy.conftest import Clock
+from tests.edge.proxy.conftest import Clock, core_settings
 from tests.edge.rail_requests import (
     SHOP,
     SHOPPER,
@@ -140,14 +139,7 @@ async def edge(
     if request.param == "worker":
         yield WorkerEdge(request.getfixturevalue("pyodide_worker"), origin)
         return
-    core = EdgeSettings(
-        origin_url=origin.url,
-        segment_keys=KEYRING,
-        context_keys=KEYRING,
-        collector_url=origin.url,
-        origin_timeout_ms=500,
-        segment_refresh_ms=500,
-    )
+    core = core_settings(origin.url, KEYRING, segment_refresh_ms=500)
     settings = ProxySettings(core=core, origin_url=origin.url, heartbeat_s=0)
     clock = Clock()
     runtime = EdgeRuntime.open(settings, clock=clock)

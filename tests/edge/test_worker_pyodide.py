@@ -18,7 +18,7 @@ from cache_keys.experiments import exposure_event_id
 from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
 from tests.conftest import VECTOR_DIR
-from tests.edge.conftest import SEGMENT_KEYS, StandinOrigin, WorkerHarness
+from tests.edge.conftest import SEGMENT_KEYS, StandinOrigin, WorkerHarness, free_port
 from tests.edge.rail_requests import (
     HSEG,
     SHOP,
@@ -416,3 +416,17 @@ def test_exposures_carry_the_collectors_site_key(worker, origin: StandinOrigin) 
     get(w, cookie=shopper_cookie(token=valid_token()))
     drain(w)
     assert origin.stats()["seen_site_keys"] == ["pk_shop_1"]
+
+
+def test_an_unreachable_origin_is_a_problem_for_other_paths_and_never_for_rails(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker(ORIGIN_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    other = get(w, "/account/orders")
+    assert other.status == 502
+    assert other.header("content-type") == "application/problem+json"
+    assert other.json["type"] == "https://p13n.invalid/problems/origin-unavailable"
+    assert other.json["status"] == 502
+    assert other.header("cache-status") == "p13n-edge; fwd=bypass; detail=origin-unavailable"
+    rail = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert (rail.status, rail.detail) == (200, "default")

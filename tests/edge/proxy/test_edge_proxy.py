@@ -241,6 +241,40 @@ async def test_a_failing_rail_service_still_answers_the_default_list(
     assert "RuntimeError" in caplog.text and shopper not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("target", "want"),
+    [
+        ("store.lookup", "miss/cache-error"),
+        ("store.put", "miss/cache-error"),
+        ("edge.flow.decide", "default/core-error"),
+        ("edge.flow.freshness", "default/core-error"),
+    ],
+)
+async def test_faults_of_the_cache_and_the_core_never_answer_a_5xx(
+    edge, clock, origin, monkeypatch, caplog, target, want
+) -> None:
+    shopper = new_shopper_id()
+    cookie = shopper_cookie(shopper, 0, clock.now)
+    await rail(edge, cookie)  # stored, so a lookup finds the entry
+
+    def fault(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"injected fault near {shopper}")
+
+    if target.startswith("store."):
+        monkeypatch.setattr(edge.runtime.store, target.split(".")[1], fault)
+    else:
+        monkeypatch.setattr(target, fault)
+    if target == "store.put":
+        edge.runtime.store.invalidate(next(k for k, _ in edge.runtime.store.entries()))
+    r = await rail(edge, cookie)  # (asserts the 200)
+    assert detail(r) == want
+    if want.startswith("miss"):
+        assert items(r)[0] == "S0-000" and r.json()["degraded"] is False
+    else:
+        assert r.json()["degraded"] is True and r.json()["variants"] == {}
+    assert "rail flow fault" in caplog.text and shopper not in caplog.text
+
+
 async def test_an_oversized_body_is_refused_before_the_origin(edge, origin) -> None:
     before = origin.requests_to("/v1/events")
     r = await edge.post("/v1/events", content=b"x" * (MAX_BODY_BYTES + 1))
