@@ -14,6 +14,7 @@ says which after a slash (an sf-token may hold ``/``)::
 
     p13n-edge; fwd=miss; fwd-status=200; detail=miss/cache-error     the store failed: not stored
     p13n-edge; fwd=miss; detail=default/core-error                   a bug in the decision core
+    p13n-edge; fwd=miss; detail=default/config-error                 the Worker's vars unusable
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import functools
 __all__ = [
     "CACHE_ERROR",
     "CACHE_NAME",
+    "CONFIG_ERROR",
     "CORE_ERROR",
     "DEFAULT",
     "HIT",
@@ -55,6 +57,7 @@ ORIGIN_UNAVAILABLE = "origin-unavailable"
 # Faults other than the origin's, named after the detail's slash.
 CACHE_ERROR = "cache-error"  # the entry cache raised on a read or a write
 CORE_ERROR = "core-error"  # the decision core (or the flow around it) raised
+CONFIG_ERROR = "config-error"  # the Worker's vars or secrets are unusable
 
 
 @functools.lru_cache(maxsize=1024)  # a handful of tiers x ttls: made once, not per request

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +31,10 @@ from workers import Response, WorkerEntrypoint, fetch
 from cache_keys.errors import CacheKeysError
 from cache_keys.keys import CacheKey
 from cache_keys.wire import PROBLEM_HEADERS, EdgeConfig, Problem, parse_edge_config
-from edge.cache_status import forward_failed
+from edge.answer import plain_default_answer, response_headers
+from edge.cache_status import CACHE_NAME, CONFIG_ERROR, DEFAULT, cache_status, forward_failed
 from edge.entry import Entry, decode_entry
-from edge.errors import OriginError
+from edge.errors import OriginError, SettingsError
 from edge.flow import RailFlow, log_fault
 from edge.plan import serves_route
 from edge.ports import Ports, StoredEntry, get_json
@@ -40,6 +42,8 @@ from edge.request import rail_route
 from edge.settings import EdgeSettings, settings_from_env
 
 __all__ = ["Default"]
+
+log = logging.getLogger("p13n.edge.worker")
 
 CONFIG_PATH = "/v1/edge/config"
 EVENTS_PATH = "/v1/events"
@@ -142,6 +146,15 @@ class _WaitUntil:
         self.ctx.waitUntil(work)
 
 
+def _unconfigured(exc: SettingsError) -> Any:
+    """A rail's answer while the deploy's vars or secrets are unusable: an empty default
+    list (there are no settings to take one from), never a 5xx; the log names the variable."""
+    log.error("the Worker's settings are unusable: %s", exc)  # names the variable, no value
+    status = cache_status(CACHE_NAME, DEFAULT, fault=CONFIG_ERROR)
+    answer = plain_default_answer((), 0, status)
+    return Response(answer.body, status=200, headers=response_headers(None, answer))
+
+
 # Decides when no edge config could be had at all: default policies, the default list.
 BUILTIN_CONFIG = EdgeConfig(etag="builtin", generated_at_ms=0)
 
@@ -153,7 +166,12 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         """Answer a rail request at the edge; forward anything else to the origin."""
         url = urlsplit(request.url)
         route = rail_route(url.path)
-        settings = self._settings()
+        try:
+            settings = self._settings()
+        except SettingsError as exc:
+            if route is None:
+                raise
+            return _unconfigured(exc)
         if route is None or request.method not in ("GET", "HEAD"):
             return await self._forward(request, settings, url.path, url.query)
         try:

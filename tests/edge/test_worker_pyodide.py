@@ -430,3 +430,12 @@ def test_an_unreachable_origin_is_a_problem_for_other_paths_and_never_for_rails(
     assert other.header("cache-status") == "p13n-edge; fwd=bypass; detail=origin-unavailable"
     rail = get(w, cookie=shopper_cookie(token=valid_token()))
     assert (rail.status, rail.detail) == (200, "default")
+
+
+def test_unusable_settings_still_answer_rails_with_a_200(worker, pyodide_worker) -> None:
+    w = worker(SEGMENT_KEYS="not a key ring")
+    reply = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert (reply.status, reply.detail, reply.fault) == (200, "default", "config-error")
+    assert reply.json == {"items": [], "variants": {}, "degraded": True}
+    assert pyodide_worker.log_path is not None
+    assert "SEGMENT_KEYS" in pyodide_worker.log_path.read_text()
