@@ -141,6 +141,18 @@ class WorkerHarness:
             raise AssertionError(f"harness {op} failed:\n{reply['error']}")
         return reply["result"]
 
+    def new_isolate(self, origin_url: str, timeout_ms: int = 1500, **vars: str) -> None:
+        """A fresh isolate with an empty cache, its vars pointing at ``origin_url``."""
+        self.call("clear_cache")
+        env = {
+            "ORIGIN_URL": origin_url,
+            "SEGMENT_KEYS": SEGMENT_KEYS,
+            "ORIGIN_TIMEOUT_MS": str(timeout_ms),
+            "SEGMENT_REFRESH_MS": str(timeout_ms),
+            **vars,
+        }
+        self.call("new_isolate", vars=env)
+
     def close(self) -> None:
         self._selector.close()
         assert self.process.stdin is not None and self.process.stdout is not None

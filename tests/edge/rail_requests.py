@@ -10,7 +10,7 @@ from typing import Any
 from cache_keys.segments import hash_segment, parse_hseg
 from cache_keys.tokens import sign_segment
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
-from tests.edge.conftest import KEYRING
+from tests.edge.conftest import KEYRING, WorkerHarness
 
 SHOP = "https://shop.test"
 HSEG = hash_segment("returning|grocery|mid", b"standin-segment-key")
@@ -96,3 +96,10 @@ def shopper_cookie(shopper: str = SHOPPER, token: str | None = None) -> str:
 
 def valid_token(hseg: str = HSEG) -> str:
     return sign_segment(parse_hseg(hseg), 4_000_000_000, KEYRING)
+
+
+def worker_get(w: WorkerHarness, path: str = "/p13n/v1/rail/home", **headers: str) -> Reply:
+    """GET ``path`` on the shop's host from the Worker in Pyodide (``a_b`` is header ``a-b``)."""
+    hs = [[k.replace("_", "-"), v] for k, v in headers.items()]
+    r = w.call("fetch", url=SHOP + path, headers=hs)
+    return Reply(r["status"], [(k, v) for k, v in r["headers"]], r["body"], r["pending"])

@@ -23,7 +23,7 @@ import pytest
 from edge.proxy.app import EdgeRuntime, create_app
 from edge.proxy.settings import ProxySettings
 from tests.asgi import app_client
-from tests.edge.conftest import KEYRING, SEGMENT_KEYS, StandinOrigin, WorkerHarness
+from tests.edge.conftest import KEYRING, StandinOrigin, WorkerHarness
 from tests.edge.proxy.conftest import Clock, core_settings
 from tests.edge.rail_requests import (
     SHOP,
@@ -33,6 +33,7 @@ from tests.edge.rail_requests import (
     experiment,
     shopper_cookie,
     valid_token,
+    worker_get,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.pyodide]
@@ -54,21 +55,12 @@ class Edge(Protocol):
 class WorkerEdge:
     def __init__(self, harness: WorkerHarness, origin: StandinOrigin) -> None:
         self.w = harness
-        harness.call("clear_cache")
-        env = {
-            "ORIGIN_URL": origin.url,
-            "SEGMENT_KEYS": SEGMENT_KEYS,
-            "ORIGIN_TIMEOUT_MS": "500",
-            "SEGMENT_REFRESH_MS": "500",
-        }
-        harness.call("new_isolate", vars=env)
+        harness.new_isolate(origin.url, timeout_ms=500)
         assert harness.log_path is not None
         self.log_start = harness.log_path.stat().st_size
 
     async def get(self, path: str = "/p13n/v1/rail/home", **headers: str) -> Reply:
-        hs = [[k.replace("_", "-"), v] for k, v in headers.items()]
-        r = self.w.call("fetch", url=SHOP + path, headers=hs)
-        return Reply(r["status"], [(k, v) for k, v in r["headers"]], r["body"], r["pending"])
+        return worker_get(self.w, path, **headers)
 
     async def drain(self) -> None:
         assert self.w.call("drain")["errors"] == []

@@ -18,17 +18,17 @@ from cache_keys.experiments import exposure_event_id
 from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
 from tests.conftest import VECTOR_DIR
-from tests.edge.conftest import SEGMENT_KEYS, StandinOrigin, WorkerHarness, free_port
+from tests.edge.conftest import StandinOrigin, WorkerHarness, free_port
 from tests.edge.rail_requests import (
     HSEG,
     SHOP,
     SHOPPER,
-    Reply,
     config_doc,
     experiment,
     shopper_cookie,
     valid_token,
 )
+from tests.edge.rail_requests import worker_get as get
 from tests.edge.standin_origin import default_list_items
 from tests.vectors.check import cases
 
@@ -41,24 +41,10 @@ def worker(pyodide_worker: WorkerHarness, origin: StandinOrigin):
 
     def start(config: dict[str, Any] | None = None, **vars: str) -> WorkerHarness:
         origin.control("config", config or config_doc())
-        pyodide_worker.call("clear_cache")
-        env = {
-            "ORIGIN_URL": origin.url,
-            "SEGMENT_KEYS": SEGMENT_KEYS,
-            "ORIGIN_TIMEOUT_MS": "1500",
-            "SEGMENT_REFRESH_MS": "1500",
-            **vars,
-        }
-        pyodide_worker.call("new_isolate", vars=env)
+        pyodide_worker.new_isolate(origin.url, **vars)
         return pyodide_worker
 
     return start
-
-
-def get(w: WorkerHarness, path: str = "/p13n/v1/rail/home", **headers: str) -> Reply:
-    hs = [[k.replace("_", "-"), v] for k, v in headers.items()]
-    r = w.call("fetch", url=SHOP + path, headers=hs)
-    return Reply(r["status"], [(k, v) for k, v in r["headers"]], r["body"], r["pending"])
 
 
 def drain(w: WorkerHarness) -> dict[str, Any]:
