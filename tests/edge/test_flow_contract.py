@@ -38,6 +38,7 @@ from tests.edge.rail_requests import (
 
 pytestmark = [pytest.mark.anyio, pytest.mark.pyodide]
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+BUDGET_MS = 1500  # the origin budget of both edges: far above a loaded machine's latency
 BUG = f"a bug in the core, quoting {SHOPPER}"  # an exception message must never be logged
 
 
@@ -55,7 +56,7 @@ class Edge(Protocol):
 class WorkerEdge:
     def __init__(self, harness: WorkerHarness, origin: StandinOrigin) -> None:
         self.w = harness
-        harness.new_isolate(origin.url, timeout_ms=500)
+        harness.new_isolate(origin.url, timeout_ms=BUDGET_MS)
         assert harness.log_path is not None
         self.log_start = harness.log_path.stat().st_size
 
@@ -131,7 +132,9 @@ async def edge(
     if request.param == "worker":
         yield WorkerEdge(request.getfixturevalue("pyodide_worker"), origin)
         return
-    core = core_settings(origin.url, KEYRING, segment_refresh_ms=500)
+    core = core_settings(
+        origin.url, KEYRING, origin_timeout_ms=BUDGET_MS, segment_refresh_ms=BUDGET_MS
+    )
     settings = ProxySettings(core=core, origin_url=origin.url, heartbeat_s=0)
     clock = Clock()
     runtime = EdgeRuntime.open(settings, clock=clock)
@@ -170,9 +173,12 @@ class TestRailFlowContract:
         await edge.get(cookie=cookie())
         await edge.drain()
         await edge.advance(90_000)
-        origin.control("mode", {"mode": "slow", "delay_ms": 400})  # refreshes overlap the burst
-        details = {(await edge.get(cookie=cookie())).detail for _ in range(4)}
-        assert details == {"stale-while-revalidate"}
+        # The refresh takes 800 ms (inside the budget): the burst sees the entry stale while
+        # it runs; on a slow machine the burst's last requests may already see it refreshed.
+        origin.control("mode", {"mode": "slow", "delay_ms": 800})
+        details = [(await edge.get(cookie=cookie())).detail for _ in range(4)]
+        assert details[0] == "stale-while-revalidate"
+        assert set(details) <= {"stale-while-revalidate", "hit"}
         await edge.drain()
         assert origin.stats()["counts"]["list"] == 2
         assert (await edge.get(cookie=cookie())).detail == "hit"
@@ -186,7 +192,7 @@ class TestRailFlowContract:
     ) -> None:
         fresh = await edge.get(cookie=cookie())
         await edge.drain()
-        origin.control("mode", {"mode": mode, "delay_ms": 1500})
+        origin.control("mode", {"mode": mode, "delay_ms": 2 * BUDGET_MS})
         await edge.advance(400_000)  # past stale-while-revalidate, inside stale-if-error
         stale = await edge.get(cookie=cookie())
         assert (stale.status, stale.detail, stale.json["degraded"]) == (200, "stale-if-error", True)
