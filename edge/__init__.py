@@ -1,8 +1,10 @@
-"""The edge: a pure decision core and the Cloudflare Worker entry (stdlib only).
+"""The edge: a pure decision core, the one rail flow, and the Cloudflare Worker (stdlib only).
 
-The core (everything here but ``edge.worker``) does no I/O and takes the time as an
-argument, so the Cloudflare Worker and the self-hosted edge proxy (``edge.proxy``, the only
-part allowed third-party imports, never shipped to Cloudflare) make the same decisions::
+The core does no I/O and takes the time as an argument; ``edge.flow.RailFlow`` runs the whole
+rail sequence on it against three ports (``edge.ports``: origin, entry cache, background), so
+the Cloudflare Worker (``edge.worker``: JS fetch, Cache API, waitUntil) and the self-hosted
+edge proxy (``edge.proxy``, the only part allowed third-party imports, never shipped to
+Cloudflare) make the same decisions and the same fallbacks::
 
     plan = decide(RequestParts.from_http(route, headers, query), config, settings, now_ms)
     entry = decode_entry(stored_body)            # from the cache, by plan.key

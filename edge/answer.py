@@ -1,26 +1,19 @@
-"""The shopper-facing answer: body, headers, ``Cache-Status``, and the exposure batch.
+"""The shopper-facing answer: body, headers, and the exposure batch.
 
-``Cache-Status`` (RFC 9211) names the tier that answered in ``detail``:
-
-    hit      p13n-edge; hit; ttl=42; detail=hit
-    stale    p13n-edge; hit; ttl=-5; detail=stale-while-revalidate   (or stale-if-error)
-    miss     p13n-edge; fwd=miss; fwd-status=200; stored; detail=miss
-    origin   p13n-edge; fwd=bypass; fwd-status=200; detail=origin     (fully personal route)
-    default  p13n-edge; fwd=miss; detail=default                      (origin failed, no stale)
-
-Per-shopper responses are ``private, no-store`` and are the only ones that carry
+``Cache-Status`` (RFC 9211, the vocabulary in ``edge.cache_status``) names the tier that
+answered. Per-shopper responses are ``private, no-store`` and are the only ones that carry
 ``Set-Cookie``; nothing here is ever stored, and there is never a ``Vary: Cookie``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from cache_keys.experiments import exposure_event_id, utc_day
 from cache_keys.wire import ListItem, RailItem
+from edge.cache_status import DEFAULT, ORIGIN, cache_status
 from edge.plan import Plan
 from edge.rerank import Ranked, rerank
 
@@ -30,10 +23,9 @@ __all__ = [
     "answer_from_rail",
     "cache_status",
     "exposure_batch",
+    "plain_default_answer",
     "response_headers",
 ]
-
-TIERS = frozenset({"hit", "stale", "miss", "origin", "default"})
 
 
 class Answer(NamedTuple):
@@ -44,37 +36,10 @@ class Answer(NamedTuple):
     cache_status: str
 
 
-@functools.lru_cache(maxsize=1024)  # a handful of tiers x ttls: made once, not per request
-def cache_status(
-    name: str,
-    tier: str,
-    *,
-    ttl_s: int | None = None,
-    fwd_status: int | None = None,
-    detail: str | None = None,
-) -> str:
-    """One RFC 9211 ``Cache-Status`` member for this edge's answer."""
-    if tier not in TIERS:
-        raise ValueError(f"unknown tier {tier!r}")
-    parts = [name]
-    if tier in ("hit", "stale"):
-        parts.append("hit")
-        if ttl_s is not None:
-            parts.append(f"ttl={ttl_s}")
-    else:
-        parts.append("fwd=bypass" if tier == "origin" else "fwd=miss")
-        if fwd_status is not None:
-            parts.append(f"fwd-status={fwd_status}")
-        if tier == "miss":
-            parts.append("stored")
-    parts.append(f"detail={detail or tier}")
-    return "; ".join(parts)
-
-
-def _body(items: Iterable[tuple[str, float, str]], plan: Plan, degraded: bool) -> str:
+def _body(items: Iterable[tuple[str, float, str]], variants: dict[str, str], degraded: bool) -> str:
     doc: dict[str, Any] = {
         "items": [{"item": i, "score": s, "reason": r} for i, s, r in items],
-        "variants": plan.variants,
+        "variants": variants,
         "degraded": degraded,
     }
     return json.dumps(doc, separators=(",", ":"))
@@ -98,9 +63,9 @@ def answer_from_list(
         weights=plan.weights,
         mask=mask,
     )
-    reason_override = "default" if tier == "default" else None
+    reason_override = DEFAULT if tier == DEFAULT else None
     rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
-    return Answer(_body(rows, plan, degraded), tier, status)
+    return Answer(_body(rows, plan.variants, degraded), tier, status)
 
 
 def answer_from_rail(
@@ -108,17 +73,26 @@ def answer_from_rail(
 ) -> Answer:
     """The origin's per-shopper answer, masked items removed, cut to ``k``."""
     rows = [(i.item, i.score, i.reason) for i in items if i.item not in mask][: plan.k]
-    return Answer(_body(rows, plan, False), "origin", status)
+    return Answer(_body(rows, plan.variants, False), ORIGIN, status)
 
 
-def response_headers(plan: Plan, answer: Answer) -> list[tuple[str, str]]:
-    """Headers of the per-shopper response (a list: ``Set-Cookie`` may repeat)."""
+def plain_default_answer(items: Sequence[ListItem], k: int, status: str) -> Answer:
+    """The default list as it is, cut to ``k``, with no variant and no rerank: the answer of
+    last resort when the decision core itself failed (nothing of it is trusted)."""
+    rows = ((i.item, i.score, DEFAULT) for i in items[:k])
+    return Answer(_body(rows, {}, True), DEFAULT, status)
+
+
+def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]:
+    """Headers of the per-shopper response (a list: ``Set-Cookie`` may repeat); no cookies
+    without a plan."""
     headers = [
         ("content-type", "application/json"),
         ("cache-control", "private, no-store"),
         ("cache-status", answer.cache_status),
     ]
-    headers += [("set-cookie", c) for c in plan.set_cookies]
+    if plan is not None:
+        headers += [("set-cookie", c) for c in plan.set_cookies]
     return headers
 
 

@@ -1,30 +1,26 @@
-"""The Cloudflare Python Worker: thin I/O around the decision core (the only module that
-imports ``workers`` or ``js``).
+"""The Cloudflare Python Worker: the rail flow's adapters (the only module that imports
+``workers`` or ``js``).
 
-``GET /p13n/v1/rail/{route}?k=`` is answered here; every other request is forwarded to the
-origin. Per request: the edge config (kept per isolate, refreshed in the background after its
-max-age, read from the optional ``EDGE_CONFIG`` KV namespace on a cold start), then
-``decide``; a fresh segment cookie from the origin when the shopper has none or it is near
-expiry (small budget); the origin first for fully personal routes (route budget); else the
-Cache API entry under the key's URL on the shop's own host, judged by the Worker's own
-stored-at stamp (the Cache API ignores stale-while-revalidate):
-
-    fresh    serve                                   Cache-Status detail=hit
-    stale    serve, revalidate via ctx.waitUntil      detail=stale-while-revalidate
-    expired  origin within budget, else serve stale   detail=miss / stale-if-error
-    none     origin within budget, store, serve       detail=miss
-    failed   the default list (config, else DEFAULT_ITEMS)  detail=default
+``GET /p13n/v1/rail/{route}?k=`` is answered by ``edge.flow.RailFlow`` (the decisions and
+their fallbacks, shared with the self-hosted edge) through three adapters: JS ``fetch`` with
+an abort signal for the origin, the Cache API (``caches.default``, keyed by the key's URL on
+the shop's own host) for entries, and ``ctx.waitUntil`` for background work. Every other
+request is forwarded to the origin. The edge config is kept per isolate, refreshed in the
+background after its max-age, read from the optional ``EDGE_CONFIG`` KV namespace on a cold
+start; when it cannot be had at all the built-in one decides (the default list).
 
 Stored entries carry ``Cache-Tag`` (the origin's purge-by-tag reaches them) and never a
-``Set-Cookie``; cookies go only on the per-shopper response. Exposures go to the collector in
-one background POST per request at most. Nothing here logs a shopper id.
+``Set-Cookie``; cookies go only on the per-shopper response. Nothing here logs a shopper id,
+and no rail request is answered with a 5xx.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,30 +29,21 @@ from pyodide.ffi import JsException
 from workers import Response, WorkerEntrypoint, fetch
 
 from cache_keys.errors import CacheKeysError
-from cache_keys.wire import (
-    EdgeConfig,
-    ListItem,
-    SegmentList,
-    parse_edge_config,
-    parse_rail,
-    parse_segment_grant,
-    parse_segment_list,
-)
-from edge.answer import (
-    Answer,
-    answer_from_list,
-    answer_from_rail,
-    cache_status,
-    exposure_batch,
-    response_headers,
-)
-from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
-from edge.freshness import State, freshness
-from edge.plan import Plan, decide, serves_route, with_segment_grant
-from edge.request import RequestParts, current_trace, rail_route, set_trace
+from cache_keys.keys import CacheKey
+from cache_keys.wire import PROBLEM_HEADERS, EdgeConfig, Problem, parse_edge_config
+from edge.answer import plain_default_answer, response_headers
+from edge.cache_status import CACHE_NAME, CONFIG_ERROR, DEFAULT, cache_status, forward_failed
+from edge.entry import Entry, decode_entry
+from edge.errors import OriginError, SettingsError
+from edge.flow import RailFlow, log_fault
+from edge.plan import serves_route
+from edge.ports import Ports, StoredEntry, get_json
+from edge.request import rail_route
 from edge.settings import EdgeSettings, settings_from_env
 
 __all__ = ["Default"]
+
+log = logging.getLogger("p13n.edge.worker")
 
 CONFIG_PATH = "/v1/edge/config"
 EVENTS_PATH = "/v1/events"
@@ -76,25 +63,16 @@ ENV_NAMES = (
 )
 
 
-class OriginError(Exception):
-    """The origin did not answer usably within its budget (status 0 when it never answered)."""
-
-    def __init__(self, status: int, what: str) -> None:
-        super().__init__(f"{what}: status {status}")
-        self.status = status
-
-
 @dataclass
 class _Isolate:
-    """What one isolate keeps between requests: settings and the last edge config."""
+    """What one isolate keeps between requests: settings, the rail flow (its revalidations
+    and rendered answers), and the last edge config."""
 
     settings: EdgeSettings | None = None
+    flow: RailFlow | None = None
     config: EdgeConfig | None = None
     config_at_ms: int = 0
     refreshing: bool = False
-    # Keys with a background revalidation under way: one per key however many requests
-    # see the entry stale meanwhile.
-    revalidating: set[str] = field(default_factory=set)
 
 
 _ISOLATE = _Isolate()
@@ -104,26 +82,81 @@ def _now_ms() -> int:
     return int(js.Date.now())
 
 
-async def _get_json(url: str, budget_ms: int, what: str, cookie: str = "") -> tuple[int, Any]:
-    """GET ``url`` and decode its JSON within ``budget_ms``; ``OriginError`` otherwise."""
-    headers = {"accept": "application/json"}
-    if cookie:
-        headers["cookie"] = cookie
-    if trace := current_trace():
-        headers["traceparent"] = trace
+class _JsOrigin:
+    """The origin through JS ``fetch``, bounded by an abort signal and the budget."""
 
-    async def go() -> tuple[int, Any]:
-        resp = await fetch(url, headers=headers, signal=js.AbortSignal.timeout(budget_ms))
-        if resp.status != 200:
-            raise OriginError(resp.status, what)
-        return resp.status, json.loads(await resp.text())
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
 
-    try:
-        return await asyncio.wait_for(go(), budget_ms / 1000)
-    except OriginError:
-        raise
-    except (TimeoutError, OSError, ValueError, JsException) as exc:
-        raise OriginError(0, what) from exc
+    async def get(self, url: str, headers: Mapping[str, str], budget_ms: int) -> tuple[int, str]:
+        """Status and body of ``GET url`` within ``budget_ms``."""
+
+        async def go() -> tuple[int, str]:
+            signal = js.AbortSignal.timeout(budget_ms)
+            resp = await fetch(url, headers=dict(headers), signal=signal)
+            return resp.status, await resp.text()
+
+        try:
+            return await asyncio.wait_for(go(), budget_ms / 1000)
+        except (TimeoutError, OSError, JsException) as exc:
+            raise OriginError(0, "origin") from exc
+
+    async def post_events(self, batch: dict[str, Any]) -> None:
+        """One exposure batch to the collector; best effort (the next request logs again)."""
+        s = self.settings
+        try:
+            await asyncio.wait_for(
+                fetch(
+                    s.collector_url + EVENTS_PATH,
+                    method="POST",
+                    body=json.dumps(batch, separators=(",", ":")),
+                    headers=s.event_headers(),
+                ),
+                s.origin_timeout_ms / 1000,
+            )
+        except (TimeoutError, OSError, JsException):
+            return
+
+
+class _CacheApi:
+    """Entries in the Cache API under the key's URL on the shop's own host."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    async def get(self, key: CacheKey) -> Entry | None:
+        """The decoded entry, or None."""
+        stored = await js.caches.default.match(key.url(self.host))
+        return decode_entry(await stored.text()) if stored else None
+
+    async def put(self, key: CacheKey, stored: StoredEntry) -> None:
+        """Store the entry's body with its Cache-Tag and lifetime headers."""
+        resp = Response(stored.body, status=200, headers=stored.headers)
+        await js.caches.default.put(key.url(self.host), resp.js_object)
+
+
+class _WaitUntil:
+    """Background work handed to ``ctx.waitUntil``."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Keep the isolate alive until ``work`` is done."""
+        self.ctx.waitUntil(work)
+
+
+def _unconfigured(exc: SettingsError) -> Any:
+    """A rail's answer while the deploy's vars or secrets are unusable: an empty default
+    list (there are no settings to take one from), never a 5xx; the log names the variable."""
+    log.error("the Worker's settings are unusable: %s", exc)  # names the variable, no value
+    status = cache_status(CACHE_NAME, DEFAULT, fault=CONFIG_ERROR)
+    answer = plain_default_answer((), 0, status)
+    return Response(answer.body, status=200, headers=response_headers(None, answer))
+
+
+# Decides when no edge config could be had at all: default policies, the default list.
+BUILTIN_CONFIG = EdgeConfig(etag="builtin", generated_at_ms=0)
 
 
 class Default(WorkerEntrypoint):  # type: ignore[misc]
@@ -133,25 +166,31 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         """Answer a rail request at the edge; forward anything else to the origin."""
         url = urlsplit(request.url)
         route = rail_route(url.path)
-        settings = self._settings()
+        try:
+            settings = self._settings()
+        except SettingsError as exc:
+            if route is None:
+                raise
+            return _unconfigured(exc)
         if route is None or request.method not in ("GET", "HEAD"):
             return await self._forward(request, settings, url.path, url.query)
-        now = _now_ms()
-        config = await self._config(settings, now)
+        try:
+            config = await self._config(settings, _now_ms())
+        except Exception as exc:  # KV or the origin failed oddly: decide with what there is
+            log_fault("config", exc)
+            config = _ISOLATE.config or BUILTIN_CONFIG
         if not serves_route(config, route):
             return await self._forward(request, settings, url.path, url.query)
-        parts = RequestParts.from_http(route, dict(request.headers.items()), url.query)
-        trace = set_trace(parts.headers)
-        plan = decide(parts, config, settings, now)
-        if plan.segment_token_url and settings.segment_refresh_ms > 0:
-            plan = await self._refresh_segment(plan, parts, config, settings, now)
-        answer = await self._answer(plan, config, settings, url.netloc, now)
-        # The default list shows no variant: logging an exposure would bias the results.
-        batch = exposure_batch(plan, now, trace) if answer.tier != "default" else None
-        if batch is not None:
-            self.ctx.waitUntil(self._post_events(settings, batch))
-        body = "" if request.method == "HEAD" else answer.body  # HEAD: the GET's headers only
-        return Response(body, status=200, headers=response_headers(plan, answer))
+        flow = _ISOLATE.flow
+        assert flow is not None
+        try:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            ports = Ports(_JsOrigin(settings), _CacheApi(url.netloc), _WaitUntil(self.ctx))
+            reply = await flow.answer(route, headers, url.query, config, ports)
+        except Exception as exc:  # the adapters' own faults: still the default list
+            reply = flow.last_resort(route, config, exc)
+        body = "" if request.method == "HEAD" else reply.answer.body  # HEAD: the GET's headers
+        return Response(body, status=200, headers=reply.headers)
 
     # -- settings and config -------------------------------------------------------------
 
@@ -159,13 +198,14 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         if _ISOLATE.settings is None:
             env = {n: str(v) for n in ENV_NAMES if (v := getattr(self.env, n, None)) is not None}
             _ISOLATE.settings = settings_from_env(env)
+            _ISOLATE.flow = RailFlow(_ISOLATE.settings, _now_ms)
         return _ISOLATE.settings
 
     async def _config(self, settings: EdgeSettings, now: int) -> EdgeConfig:
         iso = _ISOLATE
         if iso.config is None:
             cfg = await self._kv_config() or await self._origin_config(settings)
-            iso.config = cfg or EdgeConfig(etag="builtin", generated_at_ms=0)
+            iso.config = cfg or BUILTIN_CONFIG
             iso.config_at_ms = now if cfg is None else max(now, cfg.generated_at_ms)
         elif now - iso.config_at_ms > iso.config.max_age_s * 1000 and not iso.refreshing:
             iso.refreshing = True
@@ -179,13 +219,14 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         try:
             raw = await kv.get(KV_CONFIG_KEY)
             return parse_edge_config(json.loads(raw)) if raw else None
-        except (ValueError, CacheKeysError):
+        except (ValueError, CacheKeysError, JsException):
             return None
 
     async def _origin_config(self, settings: EdgeSettings) -> EdgeConfig | None:
+        origin = _JsOrigin(settings)
         try:
-            _, doc = await _get_json(
-                settings.origin_url + CONFIG_PATH, settings.origin_timeout_ms, "edge config"
+            doc = await get_json(
+                origin, settings.origin_url + CONFIG_PATH, settings.origin_timeout_ms, "config"
             )
             return parse_edge_config(doc)
         except (OriginError, CacheKeysError):
@@ -200,132 +241,14 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         finally:
             _ISOLATE.refreshing = False
 
-    # -- the answer ----------------------------------------------------------------------
-
-    async def _refresh_segment(
-        self,
-        plan: Plan,
-        parts: RequestParts,
-        config: EdgeConfig,
-        settings: EdgeSettings,
-        now: int,
-    ) -> Plan:
-        assert plan.segment_token_url is not None
-        try:
-            _, doc = await _get_json(
-                plan.segment_token_url,
-                settings.segment_refresh_ms,
-                "segment token",
-                plan.origin_cookie_header(),
-            )
-            grant = parse_segment_grant(doc)
-        except (OriginError, CacheKeysError):
-            return plan
-        return with_segment_grant(
-            plan, parts, grant=grant, config=config, settings=settings, now_ms=now
-        )
-
-    async def _answer(
-        self, plan: Plan, config: EdgeConfig, settings: EdgeSettings, host: str, now: int
-    ) -> Answer:
-        name, mask = settings.cache_name, config.item_mask
-        if plan.personal_url is not None:
-            try:
-                fwd_status, doc = await _get_json(
-                    plan.personal_url,
-                    plan.policy.origin_budget_ms,
-                    "recommendations",
-                    plan.origin_cookie_header(),
-                )
-                rail = parse_rail(doc)
-                return answer_from_rail(
-                    plan, rail.items, mask, cache_status(name, "origin", fwd_status=fwd_status)
-                )
-            except (OriginError, CacheKeysError):
-                pass  # the segment list below is the fallback
-        key_url = plan.key.url(host)
-        cache = js.caches.default
-        stored = await cache.match(key_url)
-        entry = decode_entry(await stored.text()) if stored else None
-        fresh = freshness(entry, plan.policy, config, now) if entry else None
-        if entry is not None and fresh is not None:
-            if fresh.state is State.FRESH:
-                status = cache_status(name, "hit", ttl_s=fresh.ttl_s)
-                return answer_from_list(plan, entry.seglist.items, mask, tier="hit", status=status)
-            if fresh.state is State.STALE:
-                if key_url not in _ISOLATE.revalidating:
-                    _ISOLATE.revalidating.add(key_url)
-                    self.ctx.waitUntil(self._revalidate(plan, config, settings, key_url))
-                status = cache_status(
-                    name, "stale", ttl_s=fresh.ttl_s, detail="stale-while-revalidate"
-                )
-                return answer_from_list(
-                    plan, entry.seglist.items, mask, tier="stale", status=status
-                )
-        try:
-            seglist = await self._fetch_list(plan, settings)
-        except OriginError as exc:
-            if entry is not None and fresh is not None and fresh.state is State.EXPIRED:
-                status = cache_status(name, "stale", ttl_s=fresh.ttl_s, detail="stale-if-error")
-                return answer_from_list(
-                    plan, entry.seglist.items, mask, tier="stale", status=status, degraded=True
-                )
-            items: tuple[ListItem, ...] = config.default_items or settings.default_items
-            status = cache_status(name, "default", fwd_status=exc.status or None)
-            return answer_from_list(plan, items, mask, tier="default", status=status, degraded=True)
-        self.ctx.waitUntil(self._store(plan, config, seglist, key_url))
-        status = cache_status(name, "miss", fwd_status=200)
-        return answer_from_list(plan, seglist.items, mask, tier="miss", status=status)
-
-    async def _fetch_list(self, plan: Plan, settings: EdgeSettings) -> SegmentList:
-        _, doc = await _get_json(plan.list_url, settings.origin_timeout_ms, "segment list")
-        try:
-            seglist = parse_segment_list(doc)
-        except CacheKeysError as exc:
-            raise OriginError(200, "segment list") from exc
-        if seglist.hseg != plan.identity.hseg:
-            raise OriginError(200, "segment list for another segment")
-        return seglist
-
-    async def _store(
-        self, plan: Plan, config: EdgeConfig, seglist: SegmentList, key_url: str
-    ) -> None:
-        tags = entry_tags(plan.route, plan.identity.hseg, plan.experiment_keys, seglist)
-        body = encode_entry(seglist, tags, config, _now_ms())
-        stored = Response(body, status=200, headers=stored_headers(plan.policy, tags))
-        await js.caches.default.put(key_url, stored.js_object)
-
-    async def _revalidate(
-        self, plan: Plan, config: EdgeConfig, settings: EdgeSettings, key_url: str
-    ) -> None:
-        try:
-            seglist = await self._fetch_list(plan, settings)
-            await self._store(plan, config, seglist, key_url)
-        except OriginError:
-            return  # keep serving the stale entry; the next request tries again
-        finally:
-            _ISOLATE.revalidating.discard(key_url)
-
-    # -- side channels -------------------------------------------------------------------
-
-    async def _post_events(self, settings: EdgeSettings, batch: dict[str, Any]) -> None:
-        try:
-            await asyncio.wait_for(
-                fetch(
-                    settings.collector_url + EVENTS_PATH,
-                    method="POST",
-                    body=json.dumps(batch, separators=(",", ":")),
-                    headers=settings.event_headers(),
-                ),
-                settings.origin_timeout_ms / 1000,
-            )
-        except (TimeoutError, OSError, JsException):
-            return  # exposures are best effort; the next request logs them again
+    # -- everything else -----------------------------------------------------------------
 
     async def _forward(self, request: Any, settings: EdgeSettings, path: str, query: str) -> Any:
         target = settings.origin_url + path + (f"?{query}" if query else "")
         try:
             return await fetch(js.Request.new(target, request.js_object))
         except (OSError, JsException):
-            body = json.dumps({"type": "about:blank", "title": "origin unavailable", "status": 502})
-            return Response(body, status=502, headers={"content-type": "application/problem+json"})
+            detail = "the origin could not be reached"
+            problem = Problem(502, "origin-unavailable", "Bad gateway", detail)
+            headers = [*PROBLEM_HEADERS, ("cache-status", forward_failed(settings.cache_name))]
+            return Response(problem.encode().decode(), status=502, headers=headers)

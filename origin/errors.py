@@ -11,7 +11,8 @@
      └── Unavailable                  503  (Retry-After): Redis down or over budget
 
 Adapters translate redis and httpx errors into these with ``raise … from exc``; the handler
-registered by ``install`` is the only place they become HTTP responses.
+registered by ``install`` is the only place they become HTTP responses, in the one problem
+shape every tier uses (``cache_keys.wire.Problem``: ``type`` is the problems base + slug).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+
+from cache_keys.wire import PROBLEM_CONTENT_TYPE, Problem
 
 __all__ = [
     "BadRequest",
@@ -35,8 +38,6 @@ __all__ = [
     "Unavailable",
     "problem_response",
 ]
-
-PROBLEM_TYPE_BASE = "https://p13n.invalid/problems/"
 
 
 class OriginError(Exception):
@@ -108,19 +109,11 @@ def problem_response(
     **extensions: Any,
 ) -> Response:
     """An ``application/problem+json`` response (RFC 9457)."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if instance:
-        body["instance"] = instance
-    body.update(extensions)
+    problem = Problem(status, slug, title, detail, instance, extensions)
     return Response(
-        orjson.dumps(body),
+        orjson.dumps(problem.to_json()),
         status_code=status,
-        media_type="application/problem+json",
+        media_type=PROBLEM_CONTENT_TYPE,
         headers={"Cache-Control": "no-store", **(headers or {})},
     )
 

@@ -1,4 +1,5 @@
-"""The wire contract shared by every tier: cookies, context, purges, edge config, lists, answers."""
+"""The wire contract shared by every tier: cookies, context, purges, edge config, lists, answers,
+and the one problem+json shape."""
 
 from cache_keys.wire.answers import (
     RailAnswer,
@@ -37,6 +38,12 @@ from cache_keys.wire.cookies import (
     parse_cookie_header,
 )
 from cache_keys.wire.optout import gpc_opts_out, join_fields, opted_out
+from cache_keys.wire.problem import (
+    PROBLEM_CONTENT_TYPE,
+    PROBLEM_HEADERS,
+    PROBLEM_TYPE_BASE,
+    Problem,
+)
 from cache_keys.wire.purge import ALL_TAG, PURGE_MODES, PurgeMessage, decode_purge, encode_purge
 
 __all__ = [
@@ -45,6 +52,9 @@ __all__ = [
     "EXPERIMENT_STATUSES",
     "MAX_CONTEXT_BYTES",
     "OPTOUT_COOKIE",
+    "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_HEADERS",
+    "PROBLEM_TYPE_BASE",
     "PURGE_MODES",
     "SEGMENT_COOKIE",
     "SHOPPER_COOKIE",
@@ -53,6 +63,7 @@ __all__ = [
     "EdgeConfig",
     "Experiment",
     "ListItem",
+    "Problem",
     "PurgeMessage",
     "RailAnswer",
     "RailItem",

@@ -1,23 +1,20 @@
 """The self-hosted edge as ASGI apps: the shopper-facing proxy and its admin app (metrics).
 
-Rails (``GET /p13n/v1/rail/{route}``) go through the decision core when the origin serves an
+Rails (``GET /p13n/v1/rail/{route}``) go through the rail flow when the origin serves an
 edge config and signing keys are set; every other request goes through the shared HTTP
 cache. Long-lived parts (HTTP client, config, store, purge subscriber, heartbeat) live in the
-``EdgeRuntime`` opened by the lifespan.
+``EdgeRuntime`` (``edge.proxy.runtime``) opened by the lifespan.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import quote
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,16 +23,10 @@ from starlette.types import Receive, Scope, Send
 
 from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
-from edge.proxy.breaker import CircuitBreaker
-from edge.proxy.config import ConfigHolder
-from edge.proxy.heartbeat import send_heartbeats
-from edge.proxy.httpcache import HttpCache, problem_answer
-from edge.proxy.metrics import EdgeCollector, render
-from edge.proxy.purges import PurgeStats, refresh_config, subscribe_purges
-from edge.proxy.rails import RailService
+from edge.proxy.answers import problem_answer
+from edge.proxy.metrics import render
+from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
-from edge.proxy.store import ResponseStore
-from edge.proxy.upstream import Upstream
 from edge.request import rail_route
 
 __all__ = ["EdgeApp", "EdgeRuntime", "create_admin_app", "create_app"]
@@ -45,86 +36,6 @@ log = logging.getLogger("p13n.edge")
 MAX_BODY_BYTES = 10 * 1024 * 1024
 HELLO_PATH = "/__bench/hello"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-
-@dataclass
-class EdgeRuntime:
-    """One edge process's long-lived state."""
-
-    settings: ProxySettings
-    client: httpx.AsyncClient
-    store: ResponseStore
-    config: ConfigHolder
-    http: HttpCache
-    rails: RailService | None
-    purges: PurgeStats = field(default_factory=PurgeStats)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @classmethod
-    def open(cls, settings: ProxySettings, clock: Callable[[], float] = time.time) -> EdgeRuntime:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.proxy_timeout_ms / 1000),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-        )
-        store = ResponseStore(settings.cache_max_bytes)
-        breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
-        holder = ConfigHolder(client, settings.origin_url, clock=clock)
-        http = HttpCache(
-            upstream=Upstream(client, settings.origin_url, clock=clock),
-            store=store,
-            breaker=breaker,
-            clock=clock,
-            wait_timeout_s=settings.collapse_wait_ms / 1000,
-            generations=lambda: holder.config.generations if holder.config else {},
-        )
-        rails = None
-        if settings.core is not None:
-            rails = RailService(
-                settings=settings.core,
-                client=client,
-                store=store,
-                breaker=breaker,
-                collapse_wait_s=settings.collapse_wait_ms / 1000,
-                clock_ms=lambda: int(clock() * 1000),
-            )
-        return cls(settings, client, store, holder, http, rails)
-
-    async def start(self) -> None:
-        """Load the config and start the config refresher, the purge subscriber and the
-        heartbeat."""
-        await self.config.load()
-        loop = asyncio.get_running_loop()
-        s = self.settings
-        self.tasks.append(loop.create_task(refresh_config(self.config, self.store, self.stopping)))
-        if s.redis_url:
-            self.tasks.append(
-                loop.create_task(
-                    subscribe_purges(
-                        s.redis_url,
-                        f"{s.redis_prefix}:purge",
-                        config=self.config,
-                        store=self.store,
-                        stats=self.purges,
-                        stop=self.stopping,
-                    )
-                )
-            )
-        if s.heartbeat_s > 0:
-            self.tasks.append(loop.create_task(send_heartbeats(self)))
-
-    async def close(self) -> None:
-        self.stopping.set()
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=3)
-        if self.rails is not None:
-            await self.rails.drain()
-        await self.client.aclose()
-
-    def collector(self) -> EdgeCollector:
-        return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges)
 
 
 async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Send) -> None:
@@ -177,11 +88,9 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
         status, out, body = await runtime.rails.answer(
             route, _headers(scope), scope["query_string"].decode("latin-1"), config
         )
-    except Exception:  # never a bare traceback to a shopper; the log has it
-        log.exception("rail answer failed")
-        detail = "unexpected error; see the edge's log"
-        await _send_problem(send, 500, "internal", "Internal error", detail)
-        return True
+    except Exception as exc:  # the adapters' own faults: still the default list, never a 5xx
+        reply = runtime.rails.flow.last_resort(route, config, exc)
+        status, out, body = 200, reply.headers, reply.answer.body.encode()
     raw = [_encoded(k, v) for k, v in out]
     raw += [(b"content-length", b"%d" % len(body)), (b"date", _DATE.now())]
     await send({"type": "http.response.start", "status": status, "headers": raw})

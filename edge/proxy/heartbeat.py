@@ -13,32 +13,47 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
-if TYPE_CHECKING:
-    from edge.proxy.app import EdgeRuntime
+from edge.proxy.config import ConfigHolder
+from edge.proxy.settings import ProxySettings
 
-__all__ = ["HEARTBEAT_PATH", "MAX_PURGE_IDS", "HeartbeatLog", "heartbeat_doc", "send_heartbeats"]
+__all__ = [
+    "HEARTBEAT_PATH",
+    "MAX_PURGE_IDS",
+    "Beating",
+    "HeartbeatLog",
+    "heartbeat_doc",
+    "send_heartbeats",
+]
 
 log = logging.getLogger("p13n.edge.heartbeat")
 HEARTBEAT_PATH = "/v1/edge/heartbeat"
 MAX_PURGE_IDS = 50  # ids are at most 64 characters: about 3.5 KB at most
 
 
-def heartbeat_doc(rt: EdgeRuntime, now_ms: int) -> dict[str, Any]:
+class Beating(Protocol):
+    """What a heartbeat reads of the edge (its runtime, without importing it)."""
+
+    settings: ProxySettings
+    config: ConfigHolder
+    client: httpx.AsyncClient
+    stopping: asyncio.Event
+
+    def answer_counts(self) -> dict[str, int]:
+        """Answers by tier so far."""
+        ...
+
+
+def heartbeat_doc(rt: Beating, now_ms: int) -> dict[str, Any]:
     """The heartbeat body: identity, config, applied purges, counts."""
-    h = rt.http.counters
-    counts = {"hit": h.hit, "stale": h.stale, "miss": h.miss + h.revalidated, "error": h.error}
-    if rt.rails is not None:
-        for tier, n in rt.rails.counters.as_dict().items():
-            counts[tier] = counts.get(tier, 0) + n
     doc: dict[str, Any] = {
         "edge_id": rt.settings.edge_id,
         "config_etag": rt.config.etag,
         "applied_purges": rt.config.applied_purges[-MAX_PURGE_IDS:],
-        "counts": counts,
+        "counts": rt.answer_counts(),
     }
     if rt.config.revision is not None:  # an older origin sends none, and accepts none
         doc["config_revision"] = rt.config.revision
@@ -61,7 +76,7 @@ class HeartbeatLog:
         self.outcome = outcome
 
 
-async def send_heartbeats(rt: EdgeRuntime) -> None:
+async def send_heartbeats(rt: Beating) -> None:
     """Run until ``rt.stopping`` is set; a failed heartbeat is retried at the next tick.
 
     The event, not only cancellation, ends the loop: httpx can swallow a cancellation.

@@ -15,91 +15,51 @@ Vary names. Otherwise the waiter asks the origin itself (an origin error is not 
 the waiters: they answer stale-if-error or 502). So no one gets another's private answer or
 another language's variant, and the origin still sees one request per shareable answer.
 
-Purges: every stored response records the (soft, hard) generation of each of its Cache-Tag
-tags and of ``*`` in the edge config current when it was stored; a later config (pushed, or
-pulled after a missed push) with a higher hard generation makes it a miss, a higher soft one
-makes it stale (served under stale-while-revalidate if allowed, else validated).
+Purges: a stored response's recorded generations (``edge.proxy.storage``) against the
+current config's (pushed, or pulled after a missed push): a higher hard generation makes it a
+miss, a higher soft one makes it stale (served under stale-while-revalidate if allowed, else
+validated).
+
+This module is the flow; what is stored and shared is ``edge.proxy.storage``, what is
+forwarded ``edge.proxy.forwarding``, and what is answered ``edge.proxy.answers``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from cache_keys.wire import ALL_TAG
-from edge.freshness import purged
-from edge.proxy.breaker import CircuitBreaker
-from edge.proxy.cachecontrol import ResponseDirectives
-from edge.proxy.collapse import Collapser
-from edge.proxy.freshness import (
-    Freshness,
-    Timing,
-    classify,
-    current_age,
-    freshness_lifetime,
-    http_date,
-    storable,
-    usable_on_error,
+from edge.cache_status import (
+    CACHE_NAME,
+    ORIGIN_UNAVAILABLE,
+    STALE_IF_ERROR,
+    STALE_WHILE_REVALIDATE,
+    forward_failed,
 )
-from edge.proxy.store import ResponseStore, StoredResponse, selecting_values, vary_names
+from edge.freshness import purged
+from edge.proxy.answers import Answer, bad_gateway, client_answer, problem_answer
+from edge.proxy.breaker import CircuitBreaker
+from edge.proxy.collapse import Collapser
+from edge.proxy.forwarding import forwardable_headers, origin_request_headers
+from edge.proxy.freshness import Freshness, classify, current_age, usable_on_error
+from edge.proxy.storage import (
+    Fetched,
+    Generations,
+    collapse_key,
+    freshened,
+    shareable,
+    stored_entry,
+)
+from edge.proxy.store import ResponseStore, StoredResponse
 from edge.proxy.upstream import BadTarget, OriginUnavailable, Upstream, UpstreamResponse
 from edge.proxy.urls import normalize_target
 
-__all__ = ["CACHE_NAME", "Answer", "HttpCache", "forwardable_headers", "problem_answer"]
+__all__ = ["Answer", "HttpCache"]
 
-CACHE_NAME = "p13n-edge"
-PROBLEM_TYPE_BASE = "https://p13n.invalid/problems/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-# Request headers forwarded to the origin. Everything else (X-Forwarded-Host, Forwarded,
-# X-Original-URL and friends) is dropped: unkeyed headers must not change what gets cached.
-FORWARD_ALLOW = frozenset(
-    {
-        "accept",
-        "accept-encoding",
-        "accept-language",
-        "authorization",
-        "cache-control",
-        "content-type",
-        "cookie",
-        "if-match",
-        "if-modified-since",
-        "if-none-match",
-        "if-unmodified-since",
-        "origin",
-        "pragma",
-        "range",
-        "sec-gpc",
-        "traceparent",
-        "tracestate",
-        "user-agent",
-    }
-)
-_CONDITIONALS = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
-
-
-def forwardable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The subset of request headers the origin gets, plus ``Via``."""
-    out = {k: v for k, v in headers.items() if k in FORWARD_ALLOW}
-    out["via"] = f"1.1 {CACHE_NAME}"
-    return out
-
-
-@dataclass
-class Answer:
-    """What the proxy sends back."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    cache_status: str
-
-    def with_headers(self) -> list[tuple[str, str]]:
-        return [*self.headers, ("cache-status", self.cache_status)]
 
 
 @dataclass
@@ -112,17 +72,6 @@ class Counters:
     passed: int = 0
     stored: int = 0
     unshared: int = 0  # waiters that fetched on their own: the answer was not shareable
-
-
-class Fetched(NamedTuple):
-    """An origin answer, and what a shared cache may store of it as its request asked for it
-    (None: nothing; the answer is for that request alone)."""
-
-    resp: UpstreamResponse
-    entry: StoredResponse | None
-
-
-Generations = Mapping[str, tuple[int, int]]
 
 
 def _no_generations() -> Generations:
@@ -186,7 +135,10 @@ class HttpCache:
             self.counters.stale += 1
             self._revalidate_in_background(primary, path_qs, headers, stored)
             return self._from_store(
-                stored, age, headers, f"{CACHE_NAME}; hit; fwd=stale; detail=stale-while-revalidate"
+                stored,
+                age,
+                headers,
+                f"{CACHE_NAME}; hit; fwd=stale; detail={STALE_WHILE_REVALIDATE}",
             )
         return await self._validate(primary, path_qs, headers, stored, age)
 
@@ -199,7 +151,7 @@ class HttpCache:
             resp = await self.upstream.fetch(method, path_qs, forwardable_headers(headers), body)
         except OriginUnavailable:
             self.counters.error += 1
-            return _bad_gateway(f"{CACHE_NAME}; fwd=bypass; detail=origin-unavailable")
+            return bad_gateway(forward_failed(CACHE_NAME))
         if method not in SAFE_METHODS and 200 <= resp.status < 400:
             self._invalidate_after_unsafe(path_qs, resp)
         return Answer(resp.status, resp.headers, resp.body, f"{CACHE_NAME}; fwd=bypass")
@@ -210,14 +162,14 @@ class HttpCache:
             fetched, own = await self._fetch_collapsed(primary, path_qs, headers, None)
         except (OriginUnavailable, TimeoutError):
             self.counters.error += 1
-            return _bad_gateway(f"{CACHE_NAME}; fwd=uri-miss; detail=origin-unavailable")
+            return bad_gateway(f"{CACHE_NAME}; fwd=uri-miss; detail={ORIGIN_UNAVAILABLE}")
         resp = fetched.resp
         status = f"{CACHE_NAME}; fwd=uri-miss; fwd-status={resp.status}"
         if own:
             status += "; stored" if self._maybe_store(primary, fetched.entry) else ""
         else:
             status += "; collapsed"
-        return _client_answer(resp.status, resp.headers, resp.body, headers, status)
+        return client_answer(resp.status, resp.headers, resp.body, headers, status)
 
     async def _validate(
         self,
@@ -236,11 +188,11 @@ class HttpCache:
             if usable_on_error(stored.directives, stored.lifetime, age):
                 self.counters.stale += 1
                 return self._from_store(
-                    stored, age, headers, f"{CACHE_NAME}; hit; fwd=stale; detail=stale-if-error"
+                    stored, age, headers, f"{CACHE_NAME}; hit; fwd=stale; detail={STALE_IF_ERROR}"
                 )
             self.counters.error += 1
             if resp is None:
-                return _bad_gateway(f"{CACHE_NAME}; fwd=stale; detail=origin-unavailable")
+                return bad_gateway(f"{CACHE_NAME}; fwd=stale; detail={ORIGIN_UNAVAILABLE}")
             return Answer(
                 resp.status,
                 resp.headers,
@@ -260,7 +212,7 @@ class HttpCache:
         assert fetched is not None
         if own and not self._maybe_store(primary, fetched.entry):
             self.store.invalidate(primary)
-        return _client_answer(
+        return client_answer(
             resp.status,
             resp.headers,
             resp.body,
@@ -274,12 +226,7 @@ class HttpCache:
     ) -> tuple[Fetched, bool]:
         """The origin's answer for this request, and whether this request fetched it (False:
         it shares another's fetch, which is stored already)."""
-        fwd = {k: v for k, v in forwardable_headers(headers).items() if k not in _CONDITIONALS}
-        if stored is not None:
-            if (etag := stored.header("etag")) is not None:
-                fwd["if-none-match"] = etag
-            if (lm := stored.header("last-modified")) is not None:
-                fwd["if-modified-since"] = lm
+        fwd = origin_request_headers(headers, stored)
 
         async def fetch() -> Fetched:
             if not self.breaker.allow():
@@ -296,9 +243,9 @@ class HttpCache:
             return Fetched(resp, self._entry(headers, resp))
 
         fetched, joined = await self.collapser.run_or_join(
-            _collapse_key(primary, stored), fetch, self.wait_timeout_s
+            collapse_key(primary, stored), fetch, self.wait_timeout_s
         )
-        if not joined or _shareable(fetched, headers, stored):
+        if not joined or shareable(fetched, headers, stored):
             return fetched, not joined
         if fetched.resp.status >= 500:  # the origin failed: waiters do not retry it
             raise OriginUnavailable(f"origin answered {fetched.resp.status}")
@@ -308,7 +255,7 @@ class HttpCache:
     def _revalidate_in_background(
         self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse
     ) -> None:
-        key = _collapse_key(primary, stored)
+        key = collapse_key(primary, stored)
         if not self.collapser.claim(key):
             return
 
@@ -331,51 +278,7 @@ class HttpCache:
 
     # -- storage ----------------------------------------------------------------------------
     def _entry(self, headers: Mapping[str, str], resp: UpstreamResponse) -> StoredResponse | None:
-        d = ResponseDirectives.from_headers(
-            resp.header_values("cache-control"), resp.header_values("cdn-cache-control")
-        )
-        date = http_date(resp.header("date"))
-        lifetime = freshness_lifetime(d, date, resp.header("expires"))
-        ok, _ = storable(
-            method="GET",
-            status=resp.status,
-            request_cache_control=headers.get("cache-control"),
-            request_has_authorization="authorization" in headers,
-            directives=d,
-            vary=resp.header("vary"),
-            has_set_cookie=resp.header("set-cookie") is not None,
-            lifetime=lifetime,
-        )
-        if not ok or lifetime is None:
-            return None
-        age_raw = resp.header("age")
-        tags = frozenset(
-            t.strip().lower()
-            for v in resp.header_values("cache-tag")
-            for t in v.split(",")
-            if t.strip()
-        )
-        return StoredResponse(
-            status=resp.status,
-            headers=resp.headers,
-            body=resp.body,
-            timing=Timing(
-                resp.request_time,
-                resp.response_time,
-                date,
-                int(age_raw) if age_raw and age_raw.isdigit() else 0,
-            ),
-            directives=d,
-            lifetime=lifetime,
-            vary=selecting_values(vary_names(resp.header("vary")), headers),
-            tags=tags,
-            generations=self._generations_of(tags),
-        )
-
-    def _generations_of(self, tags: frozenset[str]) -> dict[str, tuple[int, int]]:
-        """The current generations of ``*`` and ``tags``, recorded with a stored response."""
-        current = self.generations()
-        return {t: current.get(t, (0, 0)) for t in (ALL_TAG, *tags)}
+        return stored_entry(headers, resp, self.generations())
 
     def _maybe_store(self, primary: str, entry: StoredResponse | None) -> bool:
         if entry is None or not self.store.put(primary, entry):
@@ -386,26 +289,8 @@ class HttpCache:
     def _freshen(
         self, primary: str, stored: StoredResponse, resp: UpstreamResponse
     ) -> StoredResponse:
-        """RFC 9111 §4.3.4: update stored headers from a 304 and restart its age."""
-        updates = {k for k, _ in resp.headers}
-        merged = [(k, v) for k, v in stored.headers if k not in updates] + resp.headers
-        d = ResponseDirectives.from_headers(
-            [v for k, v in merged if k == "cache-control"],
-            [v for k, v in merged if k == "cdn-cache-control"],
-        )
-        date = http_date(next((v for k, v in merged if k == "date"), None))
-        lifetime = freshness_lifetime(d, date, next((v for k, v in merged if k == "expires"), None))
-        fresh = StoredResponse(
-            status=stored.status,
-            headers=merged,
-            body=stored.body,
-            timing=Timing(resp.request_time, resp.response_time, date, 0),
-            directives=d,
-            lifetime=lifetime if lifetime is not None else 0.0,
-            vary=stored.vary,
-            tags=stored.tags,
-            generations=self._generations_of(stored.tags),
-        )
+        """RFC 9111 §4.3.4: update the stored response from a 304 and restart its age."""
+        fresh = freshened(stored, resp, self.generations())
         self.store.put(primary, fresh)
         return fresh
 
@@ -427,59 +312,4 @@ class HttpCache:
     ) -> Answer:
         out = [(k, v) for k, v in stored.headers if k != "age"]
         out.append(("age", str(max(0, int(age)))))
-        return _client_answer(stored.status, out, stored.body, headers, cache_status)
-
-
-def _client_answer(
-    status: int,
-    resp_headers: list[tuple[str, str]],
-    body: bytes,
-    req_headers: Mapping[str, str],
-    cache_status: str,
-) -> Answer:
-    """Answer 304 when the client's If-None-Match matches, else the full response."""
-    inm = req_headers.get("if-none-match")
-    etag = next((v for k, v in resp_headers if k == "etag"), None)
-    if status == 200 and inm and etag and etag in {t.strip() for t in inm.split(",")}:
-        return Answer(
-            304,
-            [(k, v) for k, v in resp_headers if k not in ("content-encoding", "content-type")],
-            b"",
-            cache_status,
-        )
-    return Answer(status, resp_headers, body, cache_status)
-
-
-def _collapse_key(primary: str, stored: StoredResponse | None) -> str:
-    """Misses of a URL collapse together; validations only with others of the same stored
-    variant (a 304 speaks for the validators sent, which are that variant's)."""
-    if stored is None:
-        return primary
-    return f"{primary} {stored.vary!r}"
-
-
-def _shareable(fetched: Fetched, headers: Mapping[str, str], stored: StoredResponse | None) -> bool:
-    """Whether a waiter may use another request's answer: what a shared cache could have
-    served it from storage."""
-    if stored is not None and fetched.resp.status == 304:
-        return True  # validated the very variant this waiter selected (the key says so)
-    entry = fetched.entry
-    if entry is None:
-        return False  # not storable as its own request asked: that request's alone
-    return entry.vary == selecting_values((name for name, _ in entry.vary), headers)
-
-
-def problem_answer(
-    status: int, slug: str, title: str, detail: str, cache_status: str = ""
-) -> Answer:
-    """An RFC 9457 problem answered by the edge (never stored)."""
-    body = json.dumps(
-        {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
-    ).encode()
-    headers = [("content-type", "application/problem+json"), ("cache-control", "no-store")]
-    return Answer(status, headers, body, cache_status or f"{CACHE_NAME}; fwd=bypass")
-
-
-def _bad_gateway(cache_status: str) -> Answer:
-    detail = "the origin could not be reached"
-    return problem_answer(502, "origin-unavailable", "Bad gateway", detail, cache_status)
+        return client_answer(stored.status, out, stored.body, headers, cache_status)

@@ -74,7 +74,7 @@ class EdgeCollector(Collector):
         )
         background.add_metric(["proxied"], self.http.collapser.background)
         if self.rails is not None:
-            background.add_metric(["rail"], self.rails.lists.background)
+            background.add_metric(["rail"], self.rails.flow.revalidations)
         yield background
         yield CounterMetricFamily(
             "p13n_edge_purges_applied", "Pushed purges applied", value=self.purges.applied

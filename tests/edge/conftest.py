@@ -112,8 +112,9 @@ def origin(standin_origin: StandinOrigin) -> StandinOrigin:
 class WorkerHarness:
     """The Node process running the Worker in Pyodide; one JSON command per line."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], log_path: Path | None = None) -> None:
         self.process = process
+        self.log_path = log_path  # the harness's stderr: what the Worker logged
         self._selector = selectors.DefaultSelector()
         assert process.stdout is not None
         self._selector.register(process.stdout, selectors.EVENT_READ)
@@ -139,6 +140,18 @@ class WorkerHarness:
         if not reply["ok"]:
             raise AssertionError(f"harness {op} failed:\n{reply['error']}")
         return reply["result"]
+
+    def new_isolate(self, origin_url: str, timeout_ms: int = 1500, **vars: str) -> None:
+        """A fresh isolate with an empty cache, its vars pointing at ``origin_url``."""
+        self.call("clear_cache")
+        env = {
+            "ORIGIN_URL": origin_url,
+            "SEGMENT_KEYS": SEGMENT_KEYS,
+            "ORIGIN_TIMEOUT_MS": str(timeout_ms),
+            "SEGMENT_REFRESH_MS": str(timeout_ms),
+            **vars,
+        }
+        self.call("new_isolate", vars=env)
 
     def close(self) -> None:
         self._selector.close()
@@ -175,7 +188,8 @@ def pyodide_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerH
         pytest.fail("npm packages missing in tests/edge/pyodide: run `make setup`", pytrace=False)
     wheel = _sdk_wheel()
     files = _shipped_and_vector_files(tmp_path_factory.mktemp("worker-bundle"))
-    log = (tmp_path_factory.mktemp("harness") / "stderr.log").open("w")
+    log_path = tmp_path_factory.mktemp("harness") / "stderr.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         ["node", str(HARNESS), str(wheel)],
         cwd=JS_DIR,
@@ -184,7 +198,7 @@ def pyodide_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerH
         stderr=log,
         text=True,
     )
-    harness = WorkerHarness(process)
+    harness = WorkerHarness(process, log_path)
     try:
         harness.call("files", files=files)
         yield harness

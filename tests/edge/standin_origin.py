@@ -9,7 +9,8 @@ Feeds: ``/v1/edge/config``, ``/v1/segments/{hseg}/list?variant=``, ``/v1/recomme
 ``/v1/segment-token``, ``/v1/events`` (collector), and ``/v1/anything-else`` answering its
 own path (to see pass-through). Test controls under ``/_test/``: set the config, set the
 segment of a shopper, set a list, change the mode (``ok``, ``slow`` with a delay, ``down``
-answering 503), read the request counts and the received events, reset.
+answering 503, ``junk`` answering 200 with a body that is not JSON), read the request counts,
+the traces seen per feed and the received events, reset.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class State:
         self.event_posts = 0
         self.seen_cookies: list[str] = []
         self.seen_traces: list[str] = []  # traceparent of each segment-list request
+        self.traces: list[list[str]] = []  # [feed, traceparent] of every feed request
         self.seen_site_keys: list[str] = []  # X-P13N-Site-Key of each event post
 
 
@@ -77,10 +79,14 @@ STATE = State()
 KEYS = _keyring()
 
 
-async def _gate(name: str) -> Response | None:
+async def _gate(name: str, request: Request | None = None) -> Response | None:
     STATE.counts[name] += 1
+    if request is not None:
+        STATE.traces.append([name, request.headers.get("traceparent", "")])
     if STATE.mode == "down":
         return JSONResponse({"title": "down for the test"}, status_code=503)
+    if STATE.mode == "junk" and name != "config":
+        return Response(b"<html>not json</html>", media_type="application/json")
     if STATE.mode == "slow":
         await asyncio.sleep(STATE.delay_ms / 1000)
     return None
@@ -93,7 +99,7 @@ async def edge_config(request: Request) -> Response:
 
 
 async def segment_list(request: Request) -> Response:
-    if (r := await _gate("list")) is not None:
+    if (r := await _gate("list", request)) is not None:
         return r
     STATE.seen_traces.append(request.headers.get("traceparent", ""))
     hseg = parse_hseg(request.path_params["hseg"])
@@ -117,7 +123,7 @@ def _shopper(request: Request) -> str | None:
 
 
 async def segment_token(request: Request) -> Response:
-    if (r := await _gate("segment-token")) is not None:
+    if (r := await _gate("segment-token", request)) is not None:
         return r
     shopper = _shopper(request)
     hseg = STATE.segments.get(shopper or "")
@@ -130,7 +136,7 @@ async def segment_token(request: Request) -> Response:
 
 
 async def recommendations(request: Request) -> Response:
-    if (r := await _gate("recommendations")) is not None:
+    if (r := await _gate("recommendations", request)) is not None:
         return r
     shopper = _shopper(request)
     k = int(request.query_params.get("k", "5"))
@@ -141,7 +147,7 @@ async def recommendations(request: Request) -> Response:
 
 
 async def alt_recommendations(request: Request) -> Response:
-    if (r := await _gate("alt-recommendations")) is not None:
+    if (r := await _gate("alt-recommendations", request)) is not None:
         return r
     items = [{"item": "ALT-001", "score": 1.0, "reason": "alt-backend"}]
     return JSONResponse({"v": 1, "items": items})
@@ -171,6 +177,7 @@ async def control(request: Request) -> Response:
                 "event_posts": STATE.event_posts,
                 "seen_cookies": STATE.seen_cookies,
                 "seen_traces": STATE.seen_traces,
+                "traces": STATE.traces,
                 "seen_site_keys": STATE.seen_site_keys,
             }
         )

@@ -40,6 +40,12 @@ SETTINGS = make_settings()
         ),
         (("origin",), {"fwd_status": 200}, "p13n-edge; fwd=bypass; fwd-status=200; detail=origin"),
         (("default",), {}, "p13n-edge; fwd=miss; detail=default"),
+        (
+            ("miss",),
+            {"fwd_status": 200, "fault": "cache-error"},
+            "p13n-edge; fwd=miss; fwd-status=200; detail=miss/cache-error",  # not "stored"
+        ),
+        (("default",), {"fault": "core-error"}, "p13n-edge; fwd=miss; detail=default/core-error"),
     ],
 )
 def test_cache_status(args, kwargs, header) -> None:

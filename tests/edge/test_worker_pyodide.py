@@ -10,88 +10,29 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from cache_keys.experiments import exposure_event_id
-from cache_keys.segments import ANON_HSEG, hash_segment, parse_hseg
-from cache_keys.tokens import sign_segment
+from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
 from tests.conftest import VECTOR_DIR
-from tests.edge.conftest import KEYRING, SEGMENT_KEYS, StandinOrigin, WorkerHarness
+from tests.edge.conftest import StandinOrigin, WorkerHarness, free_port
+from tests.edge.rail_requests import (
+    HSEG,
+    SHOP,
+    SHOPPER,
+    config_doc,
+    experiment,
+    shopper_cookie,
+    valid_token,
+)
+from tests.edge.rail_requests import worker_get as get
 from tests.edge.standin_origin import default_list_items
 from tests.vectors.check import cases
 
 pytestmark = pytest.mark.pyodide
-
-SHOP = "https://shop.test"
-HSEG = hash_segment("returning|grocery|mid", b"standin-segment-key")
-SHOPPER = "q1w2e3r4t5y6u7i8o9p0aa"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: str
-    pending: int
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
-
-    def cookies(self) -> dict[str, str]:
-        out = {}
-        for k, v in self.headers:
-            if k == "set-cookie":
-                name, _, rest = v.partition("=")
-                out[name] = rest.split(";")[0]
-        return out
-
-    @property
-    def detail(self) -> str:
-        status = self.header("cache-status") or ""
-        m = re.search(r"detail=([a-z-]+)", status)
-        assert m, status
-        return m.group(1)
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def items(self) -> list[str]:
-        return [i["item"] for i in self.json["items"]]
-
-
-def config_doc(**overrides: Any) -> dict[str, Any]:
-    doc = {
-        "v": 1,
-        "etag": '"cfg-1"',
-        "generated_at_ms": 0,
-        "max_age_s": 30,
-        "routes": {
-            "home": {"max_age_s": 60, "swr_s": 300, "sie_s": 3600, "k": 5, "category_cap": 2},
-            "buy-again": {"personal": True, "k": 3, "origin_budget_ms": 1500},
-        },
-        "default_items": [{"item": "DEFAULT-1", "score": 1.0, "category": "gifts"}],
-    }
-    doc.update(overrides)
-    return doc
-
-
-def experiment(key: str = "rail-algo", **overrides: Any) -> dict[str, Any]:
-    exp = {
-        "key": key,
-        "seed": key,
-        "status": "running",
-        "routes": ["home", "buy-again"],
-        "variations": [{"name": "control"}, {"name": "trending", "list_variant": "trending"}],
-        "weights": [0.0, 1.0],
-    }
-    exp.update(overrides)
-    return exp
 
 
 @pytest.fixture
@@ -100,39 +41,16 @@ def worker(pyodide_worker: WorkerHarness, origin: StandinOrigin):
 
     def start(config: dict[str, Any] | None = None, **vars: str) -> WorkerHarness:
         origin.control("config", config or config_doc())
-        pyodide_worker.call("clear_cache")
-        env = {
-            "ORIGIN_URL": origin.url,
-            "SEGMENT_KEYS": SEGMENT_KEYS,
-            "ORIGIN_TIMEOUT_MS": "1500",
-            "SEGMENT_REFRESH_MS": "1500",
-            **vars,
-        }
-        pyodide_worker.call("new_isolate", vars=env)
+        pyodide_worker.new_isolate(origin.url, **vars)
         return pyodide_worker
 
     return start
-
-
-def get(w: WorkerHarness, path: str = "/p13n/v1/rail/home", **headers: str) -> Reply:
-    hs = [[k.replace("_", "-"), v] for k, v in headers.items()]
-    r = w.call("fetch", url=SHOP + path, headers=hs)
-    return Reply(r["status"], [(k, v) for k, v in r["headers"]], r["body"], r["pending"])
 
 
 def drain(w: WorkerHarness) -> dict[str, Any]:
     result = w.call("drain")
     assert result["errors"] == []
     return result
-
-
-def shopper_cookie(shopper: str = SHOPPER, token: str | None = None) -> str:
-    cookie = f"{SHOPPER_COOKIE.name}={shopper}"
-    return cookie + (f"; {SEGMENT_COOKIE.name}={token}" if token else "")
-
-
-def valid_token(hseg: str = HSEG) -> str:
-    return sign_segment(parse_hseg(hseg), 4_000_000_000, KEYRING)
 
 
 def test_runs_python_314_and_every_contract_vector(pyodide_worker: WorkerHarness) -> None:
@@ -484,3 +402,26 @@ def test_exposures_carry_the_collectors_site_key(worker, origin: StandinOrigin) 
     get(w, cookie=shopper_cookie(token=valid_token()))
     drain(w)
     assert origin.stats()["seen_site_keys"] == ["pk_shop_1"]
+
+
+def test_an_unreachable_origin_is_a_problem_for_other_paths_and_never_for_rails(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker(ORIGIN_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    other = get(w, "/account/orders")
+    assert other.status == 502
+    assert other.header("content-type") == "application/problem+json"
+    assert other.json["type"] == "https://p13n.invalid/problems/origin-unavailable"
+    assert other.json["status"] == 502
+    assert other.header("cache-status") == "p13n-edge; fwd=bypass; detail=origin-unavailable"
+    rail = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert (rail.status, rail.detail) == (200, "default")
+
+
+def test_unusable_settings_still_answer_rails_with_a_200(worker, pyodide_worker) -> None:
+    w = worker(SEGMENT_KEYS="not a key ring")
+    reply = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert (reply.status, reply.detail, reply.fault) == (200, "default", "config-error")
+    assert reply.json == {"items": [], "variants": {}, "degraded": True}
+    assert pyodide_worker.log_path is not None
+    assert "SEGMENT_KEYS" in pyodide_worker.log_path.read_text()

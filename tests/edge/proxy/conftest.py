@@ -152,15 +152,20 @@ def clock() -> Clock:
     return Clock()
 
 
-def proxy_settings(origin: OriginProcess, **kw) -> ProxySettings:
-    core = EdgeSettings(
-        origin_url=origin.url,
-        segment_keys=RING,
-        context_keys=RING,
-        collector_url=origin.url,
-        origin_timeout_ms=500,
-        segment_refresh_ms=0,
+def core_settings(origin_url: str, ring: KeyRing = RING, **kw: int) -> EdgeSettings:
+    """The decision core's settings of an edge in front of ``origin_url`` (its collector)."""
+    args = {"origin_timeout_ms": 500, "segment_refresh_ms": 0, **kw}
+    return EdgeSettings(
+        origin_url=origin_url,
+        segment_keys=ring,
+        context_keys=ring,
+        collector_url=origin_url,
+        **args,
     )
+
+
+def proxy_settings(origin: OriginProcess, **kw) -> ProxySettings:
+    core = core_settings(origin.url)
     args = {
         "core": core,
         "origin_url": origin.url,

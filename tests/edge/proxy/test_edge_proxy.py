@@ -56,7 +56,7 @@ async def test_a_burst_on_a_stale_entry_starts_one_revalidation(edge, clock, ori
     answers = await asyncio.gather(*(rail(edge, c) for c in cookies))
     assert {detail(a) for a in answers} == {"stale-while-revalidate"}
     rails = edge.runtime.rails
-    assert rails.lists.background == 1  # one refresh however many saw the entry stale
+    assert rails.flow.revalidations == 1  # one refresh however many saw the entry stale
     await rails.drain()
     assert origin.requests_to(LIST_ROUTE) == before + 1
     assert detail(await rail(edge, cookies[0])) == "hit"
@@ -222,22 +222,57 @@ async def test_list_items_answer_per_request_context(edge, clock, origin) -> Non
     assert list_items(0)[0].item == "S0-000"
 
 
-async def test_a_failing_decision_is_a_problem_answer_not_a_traceback(
+async def test_a_failing_rail_service_still_answers_the_default_list(
     edge, clock, origin, monkeypatch, caplog
 ) -> None:
-    async def broken(*args: object) -> None:
-        raise RuntimeError("a bug in the decision core")
+    shopper = new_shopper_id()
 
-    # A stand-in for a bug: the rail hot path skips Starlette's error middleware, so it must
-    # answer failures itself.
+    async def broken(*args: object) -> None:
+        raise RuntimeError(f"a bug around the flow, quoting {shopper}")
+
+    # A stand-in for a bug in the edge's own adapters: the rail hot path skips Starlette's
+    # error middleware, and a rail is never answered with a 5xx (issue 14).
     monkeypatch.setattr(edge.runtime.rails, "answer", broken)
-    r = await edge.get("/p13n/v1/rail/home", headers={"cookie": "p13n_sid=x"})
-    assert r.status_code == 500
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json()["status"] == 500 and r.json()["title"] == "Internal error"
-    assert r.json()["type"].endswith("/problems/internal")
-    assert r.headers["cache-control"] == "no-store"
-    assert "rail answer failed" in caplog.text and "p13n_sid" not in caplog.text
+    r = await edge.get("/p13n/v1/rail/home", headers={"cookie": f"p13n_sid={shopper}"})
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "private, no-store"
+    assert detail(r) == "default/core-error"
+    assert r.json()["degraded"] is True and r.json()["variants"] == {}
+    assert "RuntimeError" in caplog.text and shopper not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("target", "want"),
+    [
+        ("store.lookup", "miss/cache-error"),
+        ("store.put", "miss/cache-error"),
+        ("edge.flow.decide", "default/core-error"),
+        ("edge.flow.freshness", "default/core-error"),
+    ],
+)
+async def test_faults_of_the_cache_and_the_core_never_answer_a_5xx(
+    edge, clock, origin, monkeypatch, caplog, target, want
+) -> None:
+    shopper = new_shopper_id()
+    cookie = shopper_cookie(shopper, 0, clock.now)
+    await rail(edge, cookie)  # stored, so a lookup finds the entry
+
+    def fault(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"injected fault near {shopper}")
+
+    if target.startswith("store."):
+        monkeypatch.setattr(edge.runtime.store, target.split(".")[1], fault)
+    else:
+        monkeypatch.setattr(target, fault)
+    if target == "store.put":
+        edge.runtime.store.invalidate(next(k for k, _ in edge.runtime.store.entries()))
+    r = await rail(edge, cookie)  # (asserts the 200)
+    assert detail(r) == want
+    if want.startswith("miss"):
+        assert items(r)[0] == "S0-000" and r.json()["degraded"] is False
+    else:
+        assert r.json()["degraded"] is True and r.json()["variants"] == {}
+    assert "rail flow fault" in caplog.text and shopper not in caplog.text
 
 
 async def test_an_oversized_body_is_refused_before_the_origin(edge, origin) -> None:

@@ -10,7 +10,8 @@
 //       as workerd's does, so a Worker that relied on the proxy outliving the call would fail.
 //   caches.default  an in-memory Cache API: match/put by URL, expiry from Cache-Control
 //       max-age, purge by Cache-Tag, and it refuses (records) responses with Set-Cookie or
-//       Vary: Cookie instead of storing them.
+//       Vary: Cookie instead of storing them; a test can make match or put throw (a fault
+//       the real Cache API cannot be made to show on demand).
 //   Date.now        real time plus an offset the test advances (the controllable clock).
 //
 // Usage: node harness.mjs <sdk wheel>
@@ -36,8 +37,10 @@ class CacheDouble {
   constructor() {
     this.entries = new Map();
     this.refused = [];
+    this.faults = { match: false, put: false };
   }
   async match(request) {
+    if (this.faults.match) throw new Error("injected Cache API fault (match)");
     const url = typeof request === "string" ? request : request.url;
     const e = this.entries.get(url);
     if (!e) return undefined;
@@ -48,6 +51,7 @@ class CacheDouble {
     return new Response(e.body, { status: e.status, headers: e.headers });
   }
   async put(request, response) {
+    if (this.faults.put) throw new Error("injected Cache API fault (put)");
     const url = typeof request === "string" ? request : request.url;
     new URL(url); // throws on a relative URL, as the Cache API does
     const vary = (response.headers.get("vary") || "").toLowerCase();
@@ -224,7 +228,12 @@ const ops = {
   async clear_cache() {
     cache.entries.clear();
     cache.refused.length = 0;
+    cache.faults = { match: false, put: false };
     return true;
+  },
+  async cache_faults({ match = false, put = false }) {
+    cache.faults = { match, put };
+    return cache.faults;
   },
   async vectors({ path }) {
     const r = py.globals.get("_run_vectors")(path).toJs();

@@ -1,0 +1,292 @@
+"""The rail flow on in-memory fakes of its three ports: every decision and every fallback,
+fast, with a fake clock. (The adapters themselves are checked by test_flow_contract.py,
+the Worker in real Pyodide and the self-hosted edge against real processes.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+import pytest
+
+import edge.flow
+from cache_keys.keys import CacheKey
+from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE, segment_list_to_json
+from cache_keys.wire.config import SegmentList
+from edge.entry import Entry
+from edge.errors import OriginError
+from edge.flow import RailFlow
+from edge.ports import Ports, RailReply, StoredEntry
+from tests.edge.conftest import NOW_MS, make_settings
+from tests.edge.factories import HSEG, SHOPPER, config, experiment, items, token
+
+pytestmark = pytest.mark.anyio
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+ROUTES = {"home": {"max_age_s": 60, "swr_s": 300, "sie_s": 3600, "k": 5}}
+DEFAULTS = [{"item": "DEFAULT-1", "score": 1.0}]
+
+
+class FakeOrigin:
+    """Answers by URL prefix: a (status, body) pair or an exception to raise."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, tuple[int, str] | BaseException] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.posted: list[dict[str, Any]] = []
+
+    def list_ok(self, hseg: str = HSEG, n: int = 20) -> None:
+        sl = SegmentList(
+            hseg=hseg, variant="control", etag='"l"', generated_at_ms=0, items=tuple(items(n))
+        )
+        self.answers["/v1/segments/"] = (200, json.dumps(segment_list_to_json(sl)))
+
+    def calls(self, prefix: str) -> int:
+        return sum(1 for url, _ in self.seen if prefix in url)
+
+    async def get(self, url: str, headers: Mapping[str, str], budget_ms: int) -> tuple[int, str]:
+        self.seen.append((url, dict(headers)))
+        for prefix, answer in self.answers.items():
+            if prefix in url:
+                if isinstance(answer, BaseException):
+                    raise answer
+                return answer
+        return 404, "{}"
+
+    async def post_events(self, batch: dict[str, Any]) -> None:
+        self.posted.append(batch)
+
+
+class FakeCache:
+    def __init__(self) -> None:
+        self.entries: dict[str, StoredEntry] = {}
+        self.fail_get: BaseException | None = None
+        self.fail_put: BaseException | None = None
+
+    async def get(self, key: CacheKey) -> Entry | None:
+        if self.fail_get is not None:
+            raise self.fail_get
+        stored = self.entries.get(key.path)
+        return stored.entry if stored else None
+
+    async def put(self, key: CacheKey, stored: StoredEntry) -> None:
+        if self.fail_put is not None:
+            raise self.fail_put
+        self.entries[key.path] = stored
+
+
+class FakeBackground:
+    def __init__(self) -> None:
+        self.work: list[Coroutine[Any, Any, None]] = []
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self.work.append(work)
+
+    async def drain(self) -> int:
+        done = 0
+        while self.work:
+            await self.work.pop(0)
+            done += 1
+        return done
+
+
+class Rig:
+    def __init__(self, **cfg: Any) -> None:
+        self.now = NOW_MS
+        self.flow = RailFlow(make_settings(), lambda: self.now)
+        self.origin, self.cache, self.bg = FakeOrigin(), FakeCache(), FakeBackground()
+        self.origin.list_ok()
+        self.config = config(**{"routes": ROUTES, "default_items": DEFAULTS, **cfg})
+
+    async def get(self, route: str = "home", cookie: str | None = None, **headers: str) -> Reply:
+        hs = {
+            "cookie": cookie or f"{SHOPPER_COOKIE.name}={SHOPPER}; {SEGMENT_COOKIE.name}={token()}"
+        }
+        hs.update({k.replace("_", "-"): v for k, v in headers.items()})
+        ports = Ports(self.origin, self.cache, self.bg)
+        return Reply(await self.flow.answer(route, hs, "", self.config, ports))
+
+
+class Reply:
+    def __init__(self, reply: RailReply) -> None:
+        self.reply = reply
+        self.headers = dict(reply.headers)
+        self.status = self.headers["cache-status"]
+        self.detail = self.status.rsplit("detail=", 1)[1]
+        self.doc = json.loads(reply.answer.body)
+        self.items = [i["item"] for i in self.doc["items"]]
+
+
+async def test_miss_stores_then_hit_serves_without_the_origin() -> None:
+    rig = Rig()
+    first = await rig.get()
+    assert first.detail == "miss" and "; stored;" in first.status and len(first.items) == 5
+    second = await rig.get()
+    assert second.detail == "hit" and second.items == first.items
+    assert rig.origin.calls("/v1/segments/") == 1
+
+
+async def test_a_burst_on_a_stale_entry_revalidates_once_per_key() -> None:
+    rig = Rig()
+    await rig.get()
+    rig.now += 90_000  # past max-age, inside stale-while-revalidate
+    details = [(await rig.get()).detail for _ in range(5)]
+    assert details == ["stale-while-revalidate"] * 5
+    assert rig.flow.revalidations == 1 and await rig.bg.drain() == 1
+    assert (await rig.get()).detail == "hit"
+    assert rig.origin.calls("/v1/segments/") == 2
+
+
+async def test_keys_sharing_one_list_are_each_revalidated() -> None:
+    rig = Rig()
+    mobile = {"user_agent": "Mozilla/5.0 (iPhone) Mobile"}
+    await rig.get()
+    await rig.get(**mobile)
+    rig.now += 90_000
+    await rig.get()
+    await rig.get(**mobile)
+    assert rig.flow.revalidations == 2  # one per cache key: both entries get refreshed
+    assert await rig.bg.drain() == 2
+
+
+async def test_expired_entry_and_a_failing_origin_is_stale_if_error() -> None:
+    rig = Rig()
+    fresh = await rig.get()
+    rig.origin.answers["/v1/segments/"] = (503, "{}")
+    rig.now += 400_000  # past stale-while-revalidate, inside stale-if-error
+    stale = await rig.get()
+    assert stale.detail == "stale-if-error" and stale.doc["degraded"] is True
+    assert stale.items == fresh.items
+
+
+@pytest.mark.parametrize(
+    ("answer", "fwd"),
+    [
+        ((503, "{}"), "; fwd-status=503;"),
+        ((200, "not json"), "; fwd-status=200;"),  # the origin answered: one rule, both edges
+        ((200, '{"v": 1}'), "; fwd-status=200;"),
+        (OriginError(0, "origin"), None),
+        (TimeoutError(), None),  # any exception of the origin port falls back alike
+        (KeyError("a bug in an adapter"), None),
+    ],
+)
+async def test_a_failing_origin_without_an_entry_gives_the_default_list(answer, fwd) -> None:
+    rig = Rig()
+    rig.origin.answers["/v1/segments/"] = answer
+    reply = await rig.get()
+    assert reply.detail == "default" and reply.items == ["DEFAULT-1"]
+    assert reply.doc["degraded"] is True
+    if fwd is None:
+        assert "fwd-status" not in reply.status
+    else:
+        assert fwd in reply.status
+    assert rig.cache.entries == {}
+
+
+async def test_a_list_of_another_segment_is_not_stored() -> None:
+    rig = Rig()
+    rig.origin.list_ok(hseg="s" + HSEG[1:])
+    reply = await rig.get()
+    assert reply.detail == "default" and "fwd-status=200" in reply.status
+    assert rig.cache.entries == {}
+
+
+async def test_a_cache_that_cannot_read_is_a_miss_that_says_so(caplog) -> None:
+    rig = Rig()
+    rig.cache.fail_get = OSError(f"cache down for {SHOPPER}")
+    reply = await rig.get()
+    assert reply.detail == "miss/cache-error" and "stored" not in reply.status
+    assert len(reply.items) == 5
+    assert "cache read: OSError" in caplog.text and SHOPPER not in caplog.text
+
+
+async def test_a_cache_that_cannot_write_still_answers_the_list() -> None:
+    rig = Rig()
+    rig.cache.fail_put = RuntimeError("full")
+    first = await rig.get()
+    assert first.detail == "miss/cache-error" and "stored" not in first.status
+    assert len(first.items) == 5
+    rig.cache.fail_put = None
+    assert (await rig.get()).detail == "miss"
+
+
+async def test_a_failing_cache_and_origin_give_the_default_list() -> None:
+    rig = Rig()
+    rig.cache.fail_get = OSError("cache down")
+    rig.origin.answers["/v1/segments/"] = (503, "{}")
+    reply = await rig.get()
+    assert reply.detail == "default/cache-error" and "fwd-status=503" in reply.status
+
+
+async def test_a_bug_in_the_decision_gives_the_plain_default_list(monkeypatch, caplog) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError(f"decide choked on {SHOPPER}")
+
+    monkeypatch.setattr(edge.flow, "decide", broken)
+    rig = Rig(experiments=[experiment()])
+    with caplog.at_level(logging.ERROR, "p13n.edge.flow"):
+        reply = await rig.get()
+    assert reply.detail == "default/core-error" and reply.items == ["DEFAULT-1"]
+    assert reply.doc == {
+        "items": [{"item": "DEFAULT-1", "score": 1.0, "reason": "default"}],
+        "variants": {},
+        "degraded": True,
+    }
+    assert (
+        "set-cookie" not in reply.headers and reply.headers["cache-control"] == "private, no-store"
+    )
+    assert "decision: ValueError" in caplog.text and SHOPPER not in caplog.text
+    assert rig.flow.faults == 1 and rig.bg.work == []  # no exposure for the default list
+
+
+async def test_a_bug_after_the_decision_gives_the_default_list(monkeypatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError
+
+    rig = Rig()
+    await rig.get()
+    monkeypatch.setattr(edge.flow, "freshness", broken)
+    reply = await rig.get()
+    assert reply.detail == "default/core-error" and reply.items == ["DEFAULT-1"]
+
+
+async def test_personal_routes_ask_the_origin_first_and_fall_back_to_the_list() -> None:
+    rig = Rig(routes={**ROUTES, "buy-again": {"personal": True, "k": 2}})
+    rail = {"v": 1, "items": [{"item": "P-1", "score": 1.0, "reason": "personal"}]}
+    rig.origin.answers["/v1/recommendations"] = (200, json.dumps(rail))
+    reply = await rig.get("buy-again")
+    assert reply.detail == "origin" and reply.items == ["P-1"] and rig.cache.entries == {}
+    rig.origin.answers["/v1/recommendations"] = (200, "<html>")
+    assert (await rig.get("buy-again")).detail == "miss"
+
+
+async def test_every_origin_request_carries_the_trace_and_only_the_shoppers_id() -> None:
+    rig = Rig(routes={**ROUTES, "buy-again": {"personal": True}})
+    grant = {"v": 1, "token": token(), "expires_at_s": NOW_MS // 1000 + 86400}
+    rail = {"v": 1, "items": [{"item": "P-1", "score": 1.0, "reason": "personal"}]}
+    rig.origin.answers["/v1/segment-token"] = (200, json.dumps(grant))
+    rig.origin.answers["/v1/recommendations"] = (200, json.dumps(rail))
+    no_segment = f"{SHOPPER_COOKIE.name}={SHOPPER}; other=x"
+    assert (await rig.get("buy-again", cookie=no_segment, traceparent=TRACE)).detail == "origin"
+    await rig.get("home", traceparent=TRACE)  # a miss
+    rig.now += 90_000
+    await rig.get("home", traceparent=TRACE)  # stale: the revalidation keeps the trace
+    assert await rig.bg.drain() == 1
+    paths = [url.split("/v1/")[1].split("?")[0].split("/")[0] for url, _ in rig.origin.seen]
+    assert paths == ["segment-token", "recommendations", "segments", "segments"]
+    assert all(h["traceparent"] == TRACE for _, h in rig.origin.seen)
+    personal = [h for url, h in rig.origin.seen if "segments" not in url]
+    assert all(h["cookie"] == f"{SHOPPER_COOKIE.name}={SHOPPER}" for h in personal)
+    assert all("cookie" not in h for url, h in rig.origin.seen if "segments" in url)
+
+
+async def test_exposures_go_to_the_background_except_for_the_default_list() -> None:
+    rig = Rig(experiments=[experiment(routes=["home"])])
+    await rig.get()
+    await rig.bg.drain()
+    assert [e["type"] for b in rig.origin.posted for e in b["events"]] == ["exposure"]
+    rig.origin.answers["/v1/segments/"] = (503, "{}")
+    rig.cache.entries.clear()
+    assert (await rig.get()).detail == "default"
+    assert await rig.bg.drain() == 0
