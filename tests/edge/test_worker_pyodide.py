@@ -19,9 +19,10 @@ from cache_keys.experiments import exposure_event_id
 from cache_keys.segments import ANON_HSEG, hash_segment, parse_hseg
 from cache_keys.tokens import sign_segment
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
-from tests.conftest import VECTOR_DIR
-from tests.edge.conftest import KEYRING, SEGMENT_KEYS, StandinOrigin, WorkerHarness
-from tests.edge.standin_origin import default_list_items
+from tests.support.data import VECTOR_DIR
+from tests.support.edge import KEYRING, SEGMENT_KEYS
+from tests.support.standin_origin import default_list_items
+from tests.support.worker import StandinOrigin, WorkerHarness
 from tests.vectors.check import cases
 
 pytestmark = pytest.mark.pyodide

@@ -12,7 +12,7 @@ from ops.cli import main
 from ops.stack import StackInfo
 from ops.target import OpsError
 from segmenter.schema import Keys
-from tests.ops.conftest import api
+from tests.support.ops import api
 
 KEYS = Keys()
 EXP = {

@@ -19,7 +19,7 @@ from ops.health import PROBE_USER_AGENT
 from ops.local.redis import free_port
 from ops.stack import StackInfo
 from segmenter.schema import Keys, partition_of
-from tests.ops.conftest import api
+from tests.support.ops import api
 
 KEYS = Keys()
 

@@ -10,7 +10,7 @@ import redis
 
 from ops.stack import StackInfo
 from segmenter.schema import Keys
-from tests.ops.conftest import api
+from tests.support.ops import api
 
 KEYS = Keys()
 TRACE = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"

@@ -11,22 +11,10 @@ import pytest
 
 from origin.app import create_app
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.conftest import BACKENDS
-from tests.origin.data import NOW_MS, SEGMENT_KEY, TOKENS
-
-
-class FakeClock:
-    """Epoch seconds that only move when a test says so."""
-
-    def __init__(self, now_s: float = NOW_MS / 1000) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
+from tests.support.asgi import app_client
+from tests.support.backends import BACKENDS
+from tests.support.clock import FakeClock
+from tests.support.data import NOW_MS, SEGMENT_KEY, TOKENS
 
 
 @pytest.fixture(params=BACKENDS)
@@ -37,7 +25,8 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    """The app's clock, at the seed data's ``NOW_MS`` until a test ticks it."""
+    return FakeClock(NOW_MS / 1000)
 
 
 @pytest.fixture

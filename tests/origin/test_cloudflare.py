@@ -9,8 +9,8 @@ from werkzeug import Response
 from origin.app import create_app
 from origin.cloudflare import CloudflarePurger
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin.data import MERCH, SEGMENT_KEY, TOKENS, bearer
+from tests.support.asgi import app_client
+from tests.support.data import MERCH, SEGMENT_KEY, TOKENS, bearer
 
 pytestmark = pytest.mark.anyio
 ZONE = "0123456789abcdef0123456789abcdef"

@@ -16,8 +16,8 @@ import redis
 
 from ops.local.redis import RedisServer, free_port
 from origin.settings import SECRET_SETTINGS
-from tests.origin import data
-from tests.origin.data import MERCH, SEGMENT_KEY, bearer, sid
+from tests.support import data
+from tests.support.data import MERCH, SEGMENT_KEY, bearer, sid
 
 START_TIMEOUT_S = 20
 

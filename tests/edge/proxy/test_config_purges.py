@@ -22,10 +22,12 @@ from edge.proxy.purges import PurgeStats, apply_purge, catch_up, subscribe_purge
 from edge.proxy.store import ResponseStore
 from ops.local.redis import RedisServer
 from origin.feeds import MAX_HEARTBEAT_BYTES
-from tests.asgi import app_client
-from tests.edge.proxy.conftest import HSEGS, Clock, OriginProcess, proxy_settings
-from tests.edge.proxy.test_store import resp
-from tests.origin import data
+from tests.support import data
+from tests.support.asgi import app_client
+from tests.support.clock import FakeClock
+from tests.support.data import HSEGS
+from tests.support.proxy import proxy_settings, resp
+from tests.support.servers import OriginProcess
 
 pytestmark = pytest.mark.anyio
 BIG = [f"sku:t-{i:04d}" for i in range(1000)]  # the admin API's maximum in one invalidation
@@ -223,7 +225,7 @@ async def _requests(holder: ConfigHolder, n: int) -> None:
 
 
 async def test_a_404_is_cached_for_the_config_ttl() -> None:
-    answers, clock = Answers(), Clock()
+    answers, clock = Answers(), FakeClock(time.time())
     async with httpx.AsyncClient(transport=httpx.MockTransport(answers)) as client:
         holder = ConfigHolder(client, "http://origin.test", clock=clock)
         await _requests(holder, 50)
@@ -237,7 +239,7 @@ async def test_a_404_is_cached_for_the_config_ttl() -> None:
 
 
 async def test_an_unreachable_origin_is_retried_with_a_backoff() -> None:
-    answers, clock = Answers(), Clock()
+    answers, clock = Answers(), FakeClock(time.time())
     answers.down = True
     async with httpx.AsyncClient(transport=httpx.MockTransport(answers)) as client:
         holder = ConfigHolder(client, "http://origin.test", clock=clock)

@@ -11,9 +11,10 @@ import pytest
 
 from cache_keys import is_shopper_id, new_shopper_id
 from edge.proxy.app import MAX_BODY_BYTES, EdgeRuntime, create_app
-from tests.asgi import app_client
-from tests.edge.proxy.conftest import HSEGS, list_items, proxy_settings, shopper_cookie
-from tests.origin import data
+from tests.support import data
+from tests.support.asgi import app_client
+from tests.support.data import HSEGS, shop_list, shopper_cookie
+from tests.support.proxy import proxy_settings
 
 pytestmark = pytest.mark.anyio
 LIST_ROUTE = "/v1/segments/{hseg}/list"
@@ -219,7 +220,7 @@ async def test_no_shopper_id_in_any_stored_key_or_tag(edge, clock, origin) -> No
 
 async def test_list_items_answer_per_request_context(edge, clock, origin) -> None:
     # The rerank uses only the light context; the stored list is the same for everyone.
-    assert list_items(0)[0].item == "S0-000"
+    assert shop_list(0)[0].item == "S0-000"
 
 
 async def test_a_failing_decision_is_a_problem_answer_not_a_traceback(

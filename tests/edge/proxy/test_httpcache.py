@@ -20,13 +20,13 @@ from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.httpcache import HttpCache
 from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
-from tests.edge.proxy.conftest import Clock
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def cache(httpserver: HTTPServer, clock: Clock) -> AsyncIterator[HttpCache]:
+async def cache(httpserver: HTTPServer, clock: FakeClock) -> AsyncIterator[HttpCache]:
     async with httpx.AsyncClient(timeout=2.0) as client:
         upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
         yield HttpCache(upstream=upstream, store=ResponseStore(), clock=clock)
@@ -367,7 +367,9 @@ async def test_a_waiter_does_not_retry_an_origin_error(cache, httpserver) -> Non
     assert origin_hits(httpserver, "/err") == 1
 
 
-def _breaker_cache(httpserver: HTTPServer, clock: Clock, client: httpx.AsyncClient) -> HttpCache:
+def _breaker_cache(
+    httpserver: HTTPServer, clock: FakeClock, client: httpx.AsyncClient
+) -> HttpCache:
     upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=5, clock=clock)
     return HttpCache(upstream=upstream, store=ResponseStore(), clock=clock, breaker=breaker)
@@ -402,7 +404,9 @@ async def test_one_broken_url_does_not_open_the_breaker_for_everyone(httpserver,
 
 
 @pytest.fixture
-async def purgeable(httpserver: HTTPServer, clock: Clock) -> AsyncIterator[tuple[HttpCache, dict]]:
+async def purgeable(
+    httpserver: HTTPServer, clock: FakeClock
+) -> AsyncIterator[tuple[HttpCache, dict]]:
     generations: dict[str, tuple[int, int]] = {}
     async with httpx.AsyncClient(timeout=2.0) as client:
         upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
