@@ -28,6 +28,7 @@ from tests.support.clock import FakeClock
 from tests.support.data import HSEGS
 from tests.support.proxy import proxy_settings, resp
 from tests.support.servers import OriginProcess
+from tests.support.timing import async_wait_until
 
 pytestmark = pytest.mark.anyio
 BIG = [f"sku:t-{i:04d}" for i in range(1000)]  # the admin API's maximum in one invalidation
@@ -55,10 +56,7 @@ async def edges_of(origin: OriginProcess, inv_id: str) -> dict[str, Any]:
 
 async def until(check: Any, what: str, within_s: float = 15) -> None:
     """Poll an async predicate; a deadline, not a timing assertion."""
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
+    await async_wait_until(check, within_s, what)
 
 
 async def applied_everywhere(origin: OriginProcess, *ids: str) -> None:
