@@ -69,12 +69,18 @@ class Process:
         self.ready = ready
         self.start_timeout_s = start_timeout_s
         self.pipes = pipes  # stdin and stdout as text pipes (a line protocol); output: log
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if log_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"p13n-test-{name}-")
-            log_dir = self._tmp.name
-        self.log_path = Path(log_dir) / f"{name}.log"
+        self._log_dir = Path(log_dir) if log_dir is not None else None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None  # made by start, if needed
         self.proc: subprocess.Popen[Any] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        """Where the child's output goes: ``<log_dir>/<name>.log``, else a directory of
+        this runner's own, removed by ``close``."""
+        if self._log_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"p13n-test-{self.name}-")
+            self._log_dir = Path(self._tmp.name)
+        return self._log_dir / f"{self.name}.log"
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> Process:
@@ -145,7 +151,7 @@ class Process:
                             stream.close()
             if self._tmp is not None:
                 self._tmp.cleanup()
-                self._tmp = None
+                self._tmp, self._log_dir = None, None
 
     def __enter__(self) -> Process:
         return self.start()
@@ -185,7 +191,10 @@ class Process:
 
     def output(self) -> str:
         """Everything the child wrote to its log so far (stdout and stderr, unless piped)."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        if self._log_dir is None:
+            return ""
+        path = self.log_path
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def tail(self, chars: int = 3000) -> str:
         """The end of the output, for failure messages."""
