@@ -102,12 +102,17 @@ def test_up_serves_events_flow_simulate_runs_and_ctrl_c_leaves_nothing(tmp_path)
                 _serve_and_simulate(info, tmp_path)
             finally:
                 up.send_signal(signal.SIGINT)  # Ctrl-C
-                code = up.wait(STOP_S)
-            out = up.output()
-            assert code == 0, out
-            assert "stopped" in out
-            assert not (tmp_path / "stack.json").exists()
-            assert [name for name, pid in pids.items() if _alive(pid)] == []
+            _assert_stopped_cleanly(up, tmp_path, pids)
+
+
+def _assert_stopped_cleanly(up: Process, stack_dir: Path, pids: dict[str, int]) -> None:
+    """``p13n up``, signalled, exits 0 saying so, its state file and every child gone."""
+    code = up.wait(STOP_S)
+    out = up.output()
+    assert code == 0, out
+    assert "stopped" in out
+    assert not (stack_dir / "stack.json").exists()
+    assert [name for name, pid in pids.items() if _alive(pid)] == []
 
 
 def _serve_and_simulate(info: dict, stack_dir: Path) -> None:
@@ -205,9 +210,4 @@ def test_sighup_stops_up_like_ctrl_c(tmp_path) -> None:
         pids = dict(_wait_for_stack(up, tmp_path / "stack.json")["pids"])
         with _no_orphans(pids):
             up.send_signal(signal.SIGHUP)  # the terminal closed
-            code = up.wait(STOP_S)
-            out = up.output()
-            assert code == 0, out
-            assert "stopped" in out
-            assert not (tmp_path / "stack.json").exists()
-            assert [name for name, pid in pids.items() if _alive(pid)] == []
+            _assert_stopped_cleanly(up, tmp_path, pids)
