@@ -49,7 +49,7 @@ redis: $(VENV)/.installed
 	@$(BIN)/p13n redis-server >/dev/null
 
 # Debian's chromium as root with apt (service start-up suppressed, as for redis); otherwise
-# say what to do: tests/console fails at once, naming the package, until it is there.
+# say what to do: tests/origin/console fails at once, naming the package, until it is there.
 chromium:
 	@if [ -x $(CHROMIUM) ]; then \
 	  echo "chromium: $(CHROMIUM)"; \

@@ -15,7 +15,7 @@ from types import FrameType
 from ops.report import Verdict, summarize
 from ops.shop import World
 from ops.simulate import Simulator
-from ops.stack import DEFAULT_DIR, Stack, StackError, StackInfo, load_info
+from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
 
 __all__ = ["register"]
 
@@ -35,9 +35,17 @@ def _print_info(info: StackInfo) -> None:
     )
 
 
+def _stop_grace_s() -> float:
+    """SIGTERM's grace for the children when the stack stops (``P13N_STOP_GRACE_S``)."""
+    return float(os.environ.get("P13N_STOP_GRACE_S", STOP_TIMEOUT_S))
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(
-        directory=Path(args.dir), redis_url=os.environ.get("REDIS_URL"), workers=args.workers
+        directory=Path(args.dir),
+        redis_url=os.environ.get("REDIS_URL"),
+        workers=args.workers,
+        stop_grace_s=_stop_grace_s(),
     )
     stopping = {"signal": 0}
 
@@ -110,7 +118,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGHUP, _raise_stopped)
     with tempfile.TemporaryDirectory(prefix="p13n-demo-") as tmp:
-        stack = Stack(directory=Path(tmp), workers=1)
+        stack = Stack(directory=Path(tmp), workers=1, stop_grace_s=_stop_grace_s())
         try:
             verdict = _demo_run(stack, args)
         except (KeyboardInterrupt, _Stopped) as exc:

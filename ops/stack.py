@@ -7,8 +7,9 @@ directory. Secrets (signing keys, admin tokens) are generated for a stack direct
 kept in its ``keys.json`` (mode 0600), beside the Redis data they sign and hash: a restart on
 the same data keeps them, so stored segments stay known and shoppers' cookies stay valid.
 They are written, with the URLs, to ``stack.json`` so the other commands (``p13n status``,
-``p13n simulate``, …) find the running system. ``stop`` ends every child by PID (SIGTERM,
-then SIGKILL): no orphans.
+``p13n simulate``, …) find the running system. ``stop`` ends every child by PID, each child's
+whole process group: SIGTERM, one grace period for all of them, SIGKILL for what is left,
+then Redis the same way; no orphans.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import fcntl
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -29,13 +29,14 @@ import httpx
 import redis
 from redis.exceptions import RedisError
 
+from ops.local.process import stop_all
 from ops.local.redis import RedisServer, free_port
 
 __all__ = ["DEFAULT_DIR", "Stack", "StackError", "StackInfo", "load_info", "stack_secrets"]
 
 DEFAULT_DIR = Path(".p13n")
 READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0  # the grace period of SIGTERM, shared by every child
 
 
 class StackError(RuntimeError):
@@ -124,6 +125,7 @@ class Stack:
     directory: Path = DEFAULT_DIR
     redis_url: str | None = None
     workers: int = 1
+    stop_grace_s: float = STOP_TIMEOUT_S
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis: RedisServer | None = None
     info: StackInfo | None = None
@@ -281,21 +283,15 @@ class Stack:
         return [n for n, p in self.children.items() if p.poll() is not None]
 
     def stop(self) -> None:
-        """Stop every part, newest first, by PID; remove ``stack.json``."""
-        for name in reversed(list(self.children)):
-            proc = self.children[name]
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.children.values():
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
+        """Stop every part by PID within one grace period, then Redis (which they write to
+        while stopping); remove ``stack.json``. Never raises for a part that will not die."""
+        stuck = stop_all(reversed(self.children.values()), self.stop_grace_s)
         self.children.clear()
         if self.redis is not None:
-            self.redis.stop()
+            self.redis.stop(self.stop_grace_s)
             self.redis = None
+        for proc in stuck:
+            print(f"p13n: pid {proc.pid} survived SIGKILL", file=sys.stderr)
         if self.lock is not None:  # never remove another stack's state
             (self.directory / "stack.json").unlink(missing_ok=True)
             self.lock.close()  # releases the flock

@@ -2,8 +2,9 @@
 
 A test that needs Redis never skips: if no server can be started the run fails and says why.
 Folders whose tests must also hold on Redis Cluster parametrize ``redis_url`` over
-``BACKENDS`` (see ``tests/segmenter/conftest.py``): the ``cluster`` variant runs the same
-assertions against one session-wide local cluster of 3 masters and 3 replicas.
+``tests.support.backends.BACKENDS`` (see ``tests/segmenter/conftest.py``): the ``cluster``
+variant runs the same assertions against one session-wide local cluster of 3 masters and 3
+replicas. Helpers the tests import live in ``tests/support/``, never in a conftest.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import redis
 from ops.local.cluster import LocalCluster
 from ops.local.redis import RedisServer, RedisServerError
 from segmenter.connection import connect_sync
-
-VECTOR_DIR = Path(__file__).parent / "vectors"
+from tests.support.backends import cluster_url_of
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +34,6 @@ def redis_server() -> Iterator[RedisServer]:
         server.close()
 
 
-# The two ways the store can be deployed; the cluster variant is marked ``cluster``.
-BACKENDS = ["single", pytest.param("cluster", marks=pytest.mark.cluster)]
-
-
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[LocalCluster]:
     """One throwaway Redis Cluster (3 masters, 3 replicas) for the whole session."""
@@ -49,11 +45,6 @@ def redis_cluster() -> Iterator[LocalCluster]:
         yield cluster
     finally:
         cluster.close()
-
-
-def cluster_url_of(cluster: LocalCluster) -> str:
-    """The ``redis+cluster://`` URL naming every node of ``cluster``."""
-    return "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in cluster.startup_nodes)
 
 
 @pytest.fixture

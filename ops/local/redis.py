@@ -18,11 +18,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.local.process import stop_all
+
 __all__ = ["RedisServer", "RedisServerError", "find_redis_server", "free_port"]
 
 ENV_BINARY = "P13N_REDIS_SERVER"
 FORBIDDEN_PORTS = frozenset({6379, 16379})
 START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0  # SIGTERM's grace before SIGKILL
 
 
 class RedisServerError(RuntimeError):
@@ -137,20 +140,14 @@ class RedisServer:
         """SIGKILL the server (a crash: no shutdown save)."""
         self._signal(signal.SIGKILL)
 
-    def stop(self) -> None:
-        """Stop the server with SIGTERM, then SIGKILL if it lingers."""
-        self._signal(signal.SIGTERM)
+    def stop(self, grace_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the server with SIGTERM, then SIGKILL if it lingers past ``grace_s``."""
+        self._signal(signal.SIGTERM, grace_s)
 
-    def _signal(self, sig: signal.Signals) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    def _signal(self, sig: signal.Signals, grace_s: float = STOP_TIMEOUT_S) -> None:
+        # The whole group: an AOF rewrite child must not outlive its server.
+        if self.process is not None:
+            stop_all([self.process], grace_s, sig)
 
     def restart(self) -> RedisServer:
         """Stop (if running) and start again on the same port and data directory."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import VECTOR_DIR
+from tests.support.data import VECTOR_DIR
 from tests.vectors.check import cases
 
 CASES = list(cases(VECTOR_DIR))

@@ -10,7 +10,8 @@ from typing import Any
 from cache_keys.segments import hash_segment, parse_hseg
 from cache_keys.tokens import sign_segment
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
-from tests.edge.conftest import KEYRING, WorkerHarness
+from tests.support.edge import KEYRING
+from tests.support.worker import WorkerHarness
 
 SHOP = "https://shop.test"
 HSEG = hash_segment("returning|grocery|mid", b"standin-segment-key")

@@ -18,8 +18,17 @@ from edge.answer import (
 )
 from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
 from edge.plan import decide
-from tests.edge.conftest import NOW_MS, make_settings
-from tests.edge.factories import HSEG, SHOPPER, config, experiment, items, parts, token
+from tests.support.edge import (
+    HSEG,
+    NOW_MS,
+    SHOPPER,
+    config,
+    experiment,
+    items,
+    make_settings,
+    parts,
+    token,
+)
 
 SETTINGS = make_settings()
 

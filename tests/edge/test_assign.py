@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from cache_keys.experiments import assign_variation
 from edge.assign import assign_all, routing
-from tests.edge.conftest import NOW_MS
-from tests.edge.factories import HSEG, SHOPPER, config, experiment
+from tests.support.edge import HSEG, NOW_MS, SHOPPER, config, experiment
 
 IDS = [f"shopper-{i:04d}-xxxxxxxxxxx"[:22] for i in range(400)]
 

@@ -19,8 +19,16 @@ from edge.entry import Entry
 from edge.errors import OriginError
 from edge.flow import RailFlow
 from edge.ports import Ports, RailReply, StoredEntry
-from tests.edge.conftest import NOW_MS, make_settings
-from tests.edge.factories import HSEG, SHOPPER, config, experiment, items, token
+from tests.support.edge import (
+    HSEG,
+    NOW_MS,
+    SHOPPER,
+    config,
+    experiment,
+    items,
+    make_settings,
+    token,
+)
 
 pytestmark = pytest.mark.anyio
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

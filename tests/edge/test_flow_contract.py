@@ -13,6 +13,7 @@ the decision core by replacing a core function the flow calls with one that rais
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,9 +23,6 @@ import pytest
 
 from edge.proxy.app import EdgeRuntime, create_app
 from edge.proxy.settings import ProxySettings
-from tests.asgi import app_client
-from tests.edge.conftest import KEYRING, StandinOrigin, WorkerHarness
-from tests.edge.proxy.conftest import Clock, core_settings
 from tests.edge.rail_requests import (
     SHOP,
     SHOPPER,
@@ -35,6 +33,11 @@ from tests.edge.rail_requests import (
     valid_token,
     worker_get,
 )
+from tests.support.asgi import app_client
+from tests.support.clock import FakeClock
+from tests.support.edge import KEYRING
+from tests.support.proxy import core_settings
+from tests.support.worker import StandinOrigin, WorkerHarness
 
 pytestmark = [pytest.mark.anyio, pytest.mark.pyodide]
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -84,7 +87,7 @@ class WorkerEdge:
 
 
 class ProxyEdge:
-    def __init__(self, client: httpx.AsyncClient, runtime: EdgeRuntime, clock: Clock) -> None:
+    def __init__(self, client: httpx.AsyncClient, runtime: EdgeRuntime, clock: FakeClock) -> None:
         self.client, self.runtime, self.clock = client, runtime, clock
         self.monkeypatch = pytest.MonkeyPatch()
         self.caplog: pytest.LogCaptureFixture | None = None
@@ -136,7 +139,7 @@ async def edge(
         origin.url, KEYRING, origin_timeout_ms=BUDGET_MS, segment_refresh_ms=BUDGET_MS
     )
     settings = ProxySettings(core=core, origin_url=origin.url, heartbeat_s=0)
-    clock = Clock()
+    clock = FakeClock(time.time())
     runtime = EdgeRuntime.open(settings, clock=clock)
     async with app_client(create_app(settings, runtime), base_url=SHOP) as client:
         proxy = ProxyEdge(client, runtime, clock)

@@ -7,8 +7,7 @@ import pytest
 from cache_keys.wire import RoutePolicy, SegmentList
 from edge.entry import decode_entry, encode_entry, entry_tags, make_entry
 from edge.freshness import MASK_RECHECK_S, State, freshness
-from tests.edge.conftest import NOW_MS
-from tests.edge.factories import HSEG, config, items
+from tests.support.edge import HSEG, NOW_MS, config, items
 
 POLICY = RoutePolicy("home", max_age_s=60, swr_s=300, sie_s=3600, k=5)
 SEGLIST = SegmentList(HSEG, "control", '"l"', 0, tuple(items(8)))

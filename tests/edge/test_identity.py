@@ -6,8 +6,7 @@ from cache_keys.segments import ANON_HSEG
 from cache_keys.tokens import KeyRing, SigningKey, sign_segment
 from cache_keys.wire import OPTOUT_COOKIE, ContextCookie
 from edge.identity import resolve_identity
-from tests.edge.conftest import make_settings
-from tests.edge.factories import HSEG, NOW_S, SHOPPER, parts, token
+from tests.support.edge import HSEG, NOW_S, SHOPPER, make_settings, parts, token
 
 SETTINGS = make_settings()
 

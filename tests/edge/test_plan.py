@@ -8,8 +8,17 @@ from cache_keys.segments import ANON_HSEG
 from cache_keys.tokens import is_shopper_id
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE, SegmentGrant
 from edge.plan import decide, key_generation, with_segment_grant
-from tests.edge.conftest import NOW_MS, make_settings
-from tests.edge.factories import HSEG, NOW_S, SHOPPER, config, experiment, parts, token
+from tests.support.edge import (
+    HSEG,
+    NOW_MS,
+    NOW_S,
+    SHOPPER,
+    config,
+    experiment,
+    make_settings,
+    parts,
+    token,
+)
 
 SETTINGS = make_settings(ORIGIN_URL="http://origin.test", LOCALES="en-us,de-de")
 

@@ -17,8 +17,7 @@ import pytest
 from cache_keys.experiments import exposure_event_id
 from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
-from tests.conftest import VECTOR_DIR
-from tests.edge.conftest import StandinOrigin, WorkerHarness, free_port
+from ops.local.redis import free_port
 from tests.edge.rail_requests import (
     HSEG,
     SHOP,
@@ -29,7 +28,9 @@ from tests.edge.rail_requests import (
     valid_token,
 )
 from tests.edge.rail_requests import worker_get as get
-from tests.edge.standin_origin import default_list_items
+from tests.support.data import VECTOR_DIR
+from tests.support.standin_origin import default_list_items
+from tests.support.worker import StandinOrigin, WorkerHarness
 from tests.vectors.check import cases
 
 pytestmark = pytest.mark.pyodide

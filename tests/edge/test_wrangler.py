@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.edge.conftest import JS_DIR, ROOT
+from tests.support.worker import JS_DIR, ROOT
 from tools import worker_bundle
 
 WRANGLER = JS_DIR / "node_modules" / "wrangler" / "bin" / "wrangler.js"

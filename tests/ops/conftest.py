@@ -4,16 +4,15 @@ and edge as child processes (by PID, stopped at teardown) and writes ``stack.jso
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ops.cli import main
 from ops.local.redis import free_port
 from ops.stack import Stack, StackInfo
+from tests.support.timing import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +21,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     s = Stack(directory=tmp_path_factory.mktemp("stack"))
     info = s.start()
     try:
-        deadline = time.monotonic() + 20
-        while main(["status", "--stack", info.directory, "--json"]) != 0:
-            assert time.monotonic() < deadline, "the stack never became healthy"
-            time.sleep(0.2)
+        status = ["status", "--stack", info.directory, "--json"]
+        wait_until(lambda: main(status) == 0, 20, "the stack never became healthy", interval_s=0.2)
         yield info
     finally:
         s.stop()
@@ -45,8 +42,3 @@ def stopped(tmp_path: Path) -> Path:
     }
     (tmp_path / "stack.json").write_text(json.dumps(info))
     return tmp_path
-
-
-def api(info: StackInfo, method: str, path: str, **kw) -> httpx.Response:
-    headers = {"authorization": f"Bearer {info.tokens['admin']}"}
-    return httpx.request(method, info.origin_url + path, headers=headers, timeout=5, **kw)

@@ -11,7 +11,7 @@ from ops.backup import BACKUP_KIND
 from ops.cli import main
 from ops.stack import StackInfo
 from segmenter.schema import Keys
-from tests.ops.conftest import api
+from tests.support.ops import api
 
 KEYS = Keys()
 EXP = {

@@ -19,7 +19,7 @@ from ops.local.redis import free_port
 from ops.stack import StackInfo
 from ops.status import PROBE_USER_AGENT
 from segmenter.schema import Keys, partition_of
-from tests.ops.conftest import api
+from tests.support.ops import api
 
 KEYS = Keys()
 

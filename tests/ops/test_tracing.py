@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import msgpack
 import redis
 
 from ops.stack import StackInfo
 from segmenter.schema import Keys
-from tests.ops.conftest import api
+from tests.support.ops import api
+from tests.support.timing import wait_until
 
 KEYS = Keys()
 TRACE = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
@@ -33,15 +32,15 @@ def test_exposure_events_carry_the_shoppers_traceparent(stack: StackInfo) -> Non
     assert api(stack, "POST", "/v1/admin/experiments/trace-exp/start").status_code == 200
     r = redis.Redis.from_url(stack.redis_url)
     try:
-        deadline = time.monotonic() + 20
-        found: list[dict] = []
-        while not found and time.monotonic() < deadline:
+
+        def shopped() -> list[dict]:
             resp = httpx.get(stack.edge_url + "/p13n/v1/rail/home",
                              headers={"traceparent": TRACE}, timeout=5)  # fmt: skip
             assert resp.status_code == 200
-            time.sleep(0.2)
-            found = exposures(r)
-        assert found, "no exposure reached the streams"
+            return exposures(r)
+
+        found = wait_until(shopped, 20, "no exposure reached the streams", interval_s=0.2)
+        assert isinstance(found, list)
         assert {e["traceparent"] for e in found} == {TRACE}
     finally:
         api(stack, "POST", "/v1/admin/experiments/trace-exp/stop")

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from origin.app import create_app
-from tests.asgi import app_client
+from tests.support.asgi import app_client
 
 pytestmark = pytest.mark.anyio
 

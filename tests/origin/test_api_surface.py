@@ -7,8 +7,8 @@ import pytest
 from origin.app import create_app
 from origin.openapi import OPERATIONS, mounted_operations
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin.data import EXPER, TOKENS, bearer
+from tests.support.asgi import app_client
+from tests.support.data import EXPER, TOKENS, bearer
 
 pytestmark = pytest.mark.anyio
 

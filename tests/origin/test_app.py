@@ -6,7 +6,7 @@ import pytest
 
 from origin.app import create_app
 from origin.settings import SECRET_SETTINGS, Settings, SettingsError
-from tests.asgi import app_client
+from tests.support.asgi import app_client
 
 
 @pytest.mark.anyio

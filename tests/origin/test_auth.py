@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.origin.data import ADMIN, EXPER, MERCH, SERVICE, TOKENS, bearer
+from tests.support.data import ADMIN, EXPER, MERCH, SERVICE, TOKENS, bearer
 
 pytestmark = pytest.mark.anyio
 

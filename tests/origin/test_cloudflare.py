@@ -9,8 +9,9 @@ from werkzeug import Response
 from origin.app import create_app
 from origin.cloudflare import CloudflarePurger
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin.data import MERCH, SEGMENT_KEY, TOKENS, bearer
+from tests.support.asgi import app_client
+from tests.support.data import MERCH, SEGMENT_KEY, TOKENS, bearer
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.anyio
 ZONE = "0123456789abcdef0123456789abcdef"
@@ -143,6 +144,7 @@ async def test_hard_invalidation_calls_cloudflare_and_records_the_outcome(httpse
         cloudflare_zone_id=ZONE,
         cloudflare_api_token="cf-token",
         cloudflare_api_url=httpserver.url_for("/client/v4"),
+        redis_timeout_ms=round(scaled(1000)),  # not under test: a loaded run answered 503
     )
     app = create_app(settings)
     async with app_client(app) as client:

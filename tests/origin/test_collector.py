@@ -16,7 +16,7 @@ from origin.settings import Settings
 from segmenter import event
 from segmenter.event_jsonschema import MAX_BATCH
 from segmenter.schema import Keys, partition_of, tombstone_digest
-from tests.asgi import app_client
+from tests.support.asgi import app_client
 
 KEYS = Keys()
 NOW_TS = 1_700_000_000_000

@@ -10,7 +10,7 @@ import pytest
 
 from origin.admin.pipeline import MAX_LIMIT
 from origin.body import MAX_DEPTH
-from tests.origin.data import ADMIN, EXPER, KEYS, NOW_MS
+from tests.support.data import ADMIN, EXPER, KEYS, NOW_MS
 
 pytestmark = pytest.mark.anyio
 

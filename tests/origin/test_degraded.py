@@ -7,10 +7,10 @@ import redis
 
 from origin.app import create_app
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin import data
-from tests.origin.conftest import FakeClock
-from tests.origin.data import TOKENS, sid
+from tests.support import data
+from tests.support.asgi import app_client
+from tests.support.clock import FakeClock
+from tests.support.data import NOW_MS, TOKENS, sid
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ def settings_for(url: str, budget_ms: int = 200) -> Settings:
 async def test_redis_killed_mid_test_degrades_then_recovers(redis_factory):
     server = redis_factory()
     seed(server.url)
-    clock = FakeClock()
+    clock = FakeClock(NOW_MS / 1000)
     app = create_app(settings_for(server.url), clock=clock)
     cookie = {"Cookie": f"p13n_sid={sid(1)}"}
     async with app_client(app) as client:
@@ -61,7 +61,7 @@ async def test_redis_killed_mid_test_degrades_then_recovers(redis_factory):
 async def test_redis_slower_than_budget_degrades(redis_factory):
     server = redis_factory()
     seed(server.url)
-    app = create_app(settings_for(server.url, budget_ms=100), clock=FakeClock())
+    app = create_app(settings_for(server.url, budget_ms=100), clock=FakeClock(NOW_MS / 1000))
     async with app_client(app) as client:
         admin = redis.Redis.from_url(server.url)
         admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")

@@ -10,8 +10,8 @@ import redis
 from cache_keys import new_shopper_id
 from origin.app import create_app
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin.data import ADMIN, KEYS, NOW_MS, bearer
+from tests.support.asgi import app_client
+from tests.support.data import ADMIN, KEYS, NOW_MS, bearer
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from cache_keys.wire import parse_edge_config, parse_segment_list
-from tests.origin import data
-from tests.origin.data import EXPER, MERCH, SERVICE, bearer
+from tests.support import data
+from tests.support.data import EXPER, MERCH, SERVICE, bearer
 
 pytestmark = pytest.mark.anyio
 SEG = data.hseg("new|grocery|low")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.origin.data import NOW_MS
+from tests.support.data import NOW_MS
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import pytest
 
 from cache_keys import ANON_HSEG, new_shopper_id, verify_segment
 from cache_keys.wire import SHOPPER_COOKIE
-from tests.origin import data
+from tests.support import data
 
 pytestmark = pytest.mark.anyio
 

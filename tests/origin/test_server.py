@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +10,11 @@ import httpx
 import pytest
 import redis
 
-from ops.local.redis import RedisServer, free_port
+from ops.local.redis import RedisServer
 from origin.settings import SECRET_SETTINGS
-from tests.origin import data
-from tests.origin.data import MERCH, SEGMENT_KEY, bearer, sid
-
-START_TIMEOUT_S = 20
+from tests.support import data
+from tests.support.data import MERCH, SEGMENT_KEY, bearer, sid
+from tests.support.servers import OriginProcess
 
 
 @pytest.fixture
@@ -31,7 +26,6 @@ def origin_process(redis_factory, tmp_path: Path) -> Iterator[tuple[str, RedisSe
     data.put_list(r, seg, "control", data.items(("bread", 5, "bakery")), "v1")
     data.put_shopper(r, sid(1), segment_hseg=seg, recent=["x"], affinity={"bakery": 1.0})
     r.close()
-    port = free_port()
     env = {
         **os.environ,
         "P13N_REDIS_URL": server.url,
@@ -41,33 +35,9 @@ def origin_process(redis_factory, tmp_path: Path) -> Iterator[tuple[str, RedisSe
         "P13N_REDIS_TIMEOUT_MS": "300",
         "P13N_BREAKER_MS": "200",
     }
-    log = tmp_path / "origin.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "origin", "--port", str(port), "--workers", "2",
-             "--access-log"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(base + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"origin did not start: {log.read_text()}")
-        yield base, server, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    args = ("--workers", "2", "--access-log")
+    with OriginProcess(server, env, args=args, log_dir=tmp_path) as proc:
+        yield proc.url, server, proc.log_path
 
 
 def test_real_uvicorn_origin_end_to_end(origin_process) -> None:

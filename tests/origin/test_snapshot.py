@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from origin import snapshot
-from tests.origin.data import MERCH, bearer
+from tests.support.data import MERCH, bearer
 
 pytestmark = pytest.mark.anyio
 

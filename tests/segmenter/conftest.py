@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import BACKENDS
+from tests.support.backends import BACKENDS
 
 
 @pytest.fixture(params=BACKENDS)

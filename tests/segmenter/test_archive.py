@@ -15,8 +15,9 @@ from segmenter.processor import Processor, operators_for
 from segmenter.replay import rebuild, replay
 from segmenter.schema import Keys, tombstone_digest
 from segmenter.segments import load_rules
-from tests.segmenter import support
-from tests.segmenter.support import KEYS, PARTITIONS
+from tests.support import segmenter as support
+from tests.support.segmenter import KEYS, PARTITIONS
+from tests.support.timing import async_wait_until
 
 
 def _features(snap: dict) -> dict:
@@ -131,10 +132,8 @@ def test_retention_is_enforced_without_list_builds(redis_url, redis_client, tmp_
         stop = asyncio.Event()
         task = asyncio.create_task(Processor(s, client).run(stop))
         try:
-            for _ in range(600):  # polled, not timed: it goes on the first tick
-                if not old.exists() or task.done():
-                    break
-                await asyncio.sleep(0.05)
+            # polled, not timed: it goes on the first tick
+            await async_wait_until(lambda: not old.exists() or task.done(), 30, "old file kept")
         finally:
             stop.set()
             await task

@@ -21,10 +21,12 @@ from origin.settings import Settings
 from segmenter import archive, event
 from segmenter.connection import connect_sync
 from segmenter.schema import GROUP
-from tests.asgi import app_client
-from tests.conftest import cluster_url_of
-from tests.segmenter import support
-from tests.segmenter.support import KEYS, PARTITIONS
+from tests.support import segmenter as support
+from tests.support.asgi import app_client
+from tests.support.backends import cluster_url_of
+from tests.support.process import Process
+from tests.support.segmenter import KEYS, PARTITIONS
+from tests.support.timing import POLL_S, scaled, wait_until
 
 pytestmark = pytest.mark.cluster
 COUNTERS = ("applied", "duplicate", "late", "dead", "erased")
@@ -65,15 +67,6 @@ def _reference(redis_factory, entries, tmp_path: Path) -> dict:
     return snap
 
 
-def _wait_drained(client: redis.Redis, procs, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not support.drained(client):
-        assert time.monotonic() < deadline, "the processors did not drain"
-        for proc in procs:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.05)
-
-
 @pytest.mark.timeout(120)
 def test_processes_share_partitions_and_take_over_a_dead_ones(
     cluster_redis_url, redis_factory, tmp_path
@@ -99,9 +92,9 @@ def test_processes_share_partitions_and_take_over_a_dead_ones(
         for sid, p, raw in entries:
             pipe.xadd(KEYS.stream(p), {"e": raw}, id=sid)
         pipe.execute()
-        assert a.wait(timeout=60) == -9
+        assert a.wait(60) == -9
         orphaned = _pending_by_consumer(client)["seg-a"]
-        _wait_drained(client, [b], 60)
+        support.wait_drained(client, 60, b)
         owners = _owners(client)
     finally:
         support.stop(b)
@@ -120,12 +113,12 @@ def test_processes_share_partitions_and_take_over_a_dead_ones(
     client.close()
 
 
-def _wait_for(check, what: str, proc, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.02)
+def _wait_for(check, what: str, proc: Process, timeout_s: float = 30) -> None:
+    def alive_and_done() -> bool:
+        assert proc.poll() is None, proc.tail()
+        return bool(check())
+
+    wait_until(alive_and_done, timeout_s, f"timed out waiting for {what}")
 
 
 def _archive_repeats(root: Path) -> int:
@@ -150,12 +143,12 @@ async def _post_through_failover(settings: Settings, batches, kill) -> tuple[set
                 await asyncio.to_thread(kill)
             body = {"events": [event.to_doc(e) for e in batch]}
             started = deadline = time.monotonic()
-            deadline += 30
+            deadline += scaled(30)
             while (r := await http.post("/v1/events", json=body)).status_code != 202:
                 assert r.status_code == 503, r.text
                 assert time.monotonic() < deadline, "the origin did not recover"
                 refused += 1
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(POLL_S)  # a client's retry after a 503
             longest = max(longest, time.monotonic() - started)
             accepted.update(e.event_id for e in batch)
         ready = (await http.get("/readyz")).status_code
@@ -190,7 +183,7 @@ def test_master_failover_reprocesses_from_the_stream(redis_factory, tmp_path) ->
             )
             cluster.wait_ok()
             promoted = victim not in cluster.master_ports()
-            _wait_drained(client, [proc], 90)
+            support.wait_drained(client, 90, proc)
         finally:
             support.stop(proc)
         survived = _stream_entries(client)

@@ -19,9 +19,10 @@ from segmenter.processor import operators_for
 from segmenter.schema import GROUP
 from segmenter.segments import load_rules
 from segmenter.store import Store
-from tests.asgi import app_client
-from tests.segmenter import support
-from tests.segmenter.support import KEYS, PARTITIONS
+from tests.support import segmenter as support
+from tests.support.asgi import app_client
+from tests.support.segmenter import KEYS, PARTITIONS
+from tests.support.timing import POLL_S
 
 
 @pytest.mark.slow
@@ -47,16 +48,13 @@ def test_aof_redis_crash_mid_run_loses_no_acknowledged_event(redis_factory, tmp_
                     retries += 1
                     if n < 20 and retries % 3 == 0:
                         server.start()
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(POLL_S)  # a client's retry after a 503
         return retries
 
     try:
         assert asyncio.run(post_all()) > 0
         client = redis.Redis.from_url(server.url)
-        deadline = time.monotonic() + 60
-        while not support.drained(client):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
+        support.wait_drained(client, 60, proc)
         meta = [client.hgetall(KEYS.partition_meta(p)) for p in range(PARTITIONS)]
         applied = sum(int(m.get(b"applied", 0)) for m in meta)
         assert applied == len({e.event_id for e in evs})

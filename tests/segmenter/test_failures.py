@@ -4,7 +4,6 @@ events but never dead-letter them, and the processor carries on once they are ov
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +15,9 @@ from segmenter.connection import connect, connect_sync
 from segmenter.processor import Processor
 from segmenter.schema import GROUP
 from segmenter.settings import ProcessorSettings
-from tests.segmenter import support
-from tests.segmenter.support import KEYS, PARTITIONS
+from tests.support import segmenter as support
+from tests.support.segmenter import KEYS, PARTITIONS
+from tests.support.timing import async_wait_until
 
 
 def _totals(client: redis.Redis) -> dict[str, int]:
@@ -67,11 +67,11 @@ class _Running:
         self.task = asyncio.create_task(Processor(s, self.client, hook=hook).run(self.stop))
 
     async def until(self, done: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 30
-        while not done():
-            assert time.monotonic() < deadline, f"processor stalled: {what}"
+        def progressed() -> bool:
             assert not self.task.done(), self.task.exception()
-            await asyncio.sleep(0.05)
+            return done()
+
+        await async_wait_until(progressed, 30, f"processor stalled: {what}")
 
     async def close(self) -> None:
         self.stop.set()

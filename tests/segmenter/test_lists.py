@@ -13,8 +13,8 @@ from ops.shop import Shop
 from segmenter.connection import connect
 from segmenter.lists import build_lists
 from segmenter.segments import load_rules
-from tests.segmenter import support
-from tests.segmenter.support import KEYS
+from tests.support import segmenter as support
+from tests.support.segmenter import KEYS
 
 
 def test_lists_for_every_segment_and_variant(redis_url, redis_client, tmp_path) -> None:

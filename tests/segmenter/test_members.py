@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-import time
 
 import redis
 
@@ -13,8 +12,9 @@ from segmenter.connection import connect
 from segmenter.processor import Processor
 from segmenter.schema import GROUP
 from segmenter.settings import ProcessorSettings
-from tests.segmenter import support
-from tests.segmenter.support import KEYS, PARTITIONS
+from tests.support import segmenter as support
+from tests.support.segmenter import KEYS, PARTITIONS
+from tests.support.timing import async_wait_until, wait_until
 
 
 def test_the_default_consumer_name_is_unique_per_process() -> None:
@@ -45,12 +45,13 @@ def test_two_processes_with_one_consumer_name_share_the_partitions(
         stop = asyncio.Event()
         tasks = [asyncio.create_task(Processor(s, client).run(stop)) for _ in range(2)]
         try:
-            deadline = time.monotonic() + 30
-            while not _shared(owners := _owners(redis_client)):
-                assert time.monotonic() < deadline, f"partitions not shared: {owners}"
+
+            def shared() -> dict | None:
                 assert not any(t.done() for t in tasks)
-                await asyncio.sleep(0.05)
-            return owners
+                owners = _owners(redis_client)
+                return owners if _shared(owners) else None
+
+            return await async_wait_until(shared, 30, "partitions not shared")
         finally:
             stop.set()
             await asyncio.gather(*tasks)
@@ -67,10 +68,11 @@ def test_a_new_owner_deletes_consumers_left_with_nothing_pending(
     stream = KEYS.stream(entries[0][1])
     redis_client.xgroup_createconsumer(stream, GROUP, "segmenter-gone-1")  # a process gone
     redis_client.xreadgroup(GROUP, "segmenter-gone-2", {stream: ">"}, count=1)  # died mid-batch
-    deadline = time.monotonic() + 10
-    while min(int(c["idle"]) for c in redis_client.xinfo_consumers(stream, GROUP)) < 50:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(
+        lambda: min(int(c["idle"]) for c in redis_client.xinfo_consumers(stream, GROUP)) >= 50,
+        10,
+        "both consumers idle for the claim threshold",
+    )
 
     support.run_until_drained(redis_url, support.settings(redis_url, "", claim_idle_ms=50))
 

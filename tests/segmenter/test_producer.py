@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import orjson
 import pytest
@@ -13,7 +11,8 @@ from origin.settings import Settings
 from segmenter.connection import connect_sync
 from segmenter.producer import Producer, ProducerSettings
 from segmenter.schema import Keys
-from tests.asgi import app_client
+from tests.support.asgi import app_client
+from tests.support.timing import async_wait_until
 
 pytestmark = pytest.mark.anyio
 KEYS = Keys()
@@ -146,8 +145,5 @@ async def test_the_background_task_flushes_on_its_interval(clients, origin, redi
     p = Producer(client, ProducerSettings("http://origin.test", flush_interval_s=0.02))
     async with p:
         p.send("view", user="u1", item="sku-1")
-        for _ in range(500):
-            if p.stats.accepted:
-                break
-            await asyncio.sleep(0.01)
+        await async_wait_until(lambda: p.stats.accepted, 5, "the interval flush")
         assert p.stats.accepted == 1 and len(stream_ids(redis_url)) == 1

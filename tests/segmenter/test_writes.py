@@ -20,8 +20,8 @@ from segmenter.schema import tombstone_digest
 from segmenter.segments import load_rules
 from segmenter.settings import ProcessorSettings, SettingsError
 from segmenter.store import Store, redis_reason
-from tests.segmenter import support
-from tests.segmenter.support import KEYS
+from tests.support import segmenter as support
+from tests.support.segmenter import KEYS
 
 
 def test_batched_and_per_slot_writes_leave_identical_state(redis_factory, tmp_path: Path) -> None:

@@ -22,10 +22,13 @@ from edge.proxy.purges import PurgeStats, apply_purge, catch_up, subscribe_purge
 from edge.proxy.store import ResponseStore
 from ops.local.redis import RedisServer
 from origin.feeds import MAX_HEARTBEAT_BYTES
-from tests.asgi import app_client
-from tests.edge.proxy.conftest import HSEGS, Clock, OriginProcess, proxy_settings
-from tests.edge.proxy.test_store import resp
-from tests.origin import data
+from tests.support import data
+from tests.support.asgi import app_client
+from tests.support.clock import FakeClock
+from tests.support.data import HSEGS
+from tests.support.proxy import proxy_settings, resp
+from tests.support.servers import OriginProcess
+from tests.support.timing import async_wait_until
 
 pytestmark = pytest.mark.anyio
 BIG = [f"sku:t-{i:04d}" for i in range(1000)]  # the admin API's maximum in one invalidation
@@ -53,10 +56,7 @@ async def edges_of(origin: OriginProcess, inv_id: str) -> dict[str, Any]:
 
 async def until(check: Any, what: str, within_s: float = 15) -> None:
     """Poll an async predicate; a deadline, not a timing assertion."""
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
+    await async_wait_until(check, within_s, what)
 
 
 async def applied_everywhere(origin: OriginProcess, *ids: str) -> None:
@@ -223,7 +223,7 @@ async def _requests(holder: ConfigHolder, n: int) -> None:
 
 
 async def test_a_404_is_cached_for_the_config_ttl() -> None:
-    answers, clock = Answers(), Clock()
+    answers, clock = Answers(), FakeClock(time.time())
     async with httpx.AsyncClient(transport=httpx.MockTransport(answers)) as client:
         holder = ConfigHolder(client, "http://origin.test", clock=clock)
         await _requests(holder, 50)
@@ -237,7 +237,7 @@ async def test_a_404_is_cached_for_the_config_ttl() -> None:
 
 
 async def test_an_unreachable_origin_is_retried_with_a_backoff() -> None:
-    answers, clock = Answers(), Clock()
+    answers, clock = Answers(), FakeClock(time.time())
     answers.down = True
     async with httpx.AsyncClient(transport=httpx.MockTransport(answers)) as client:
         holder = ConfigHolder(client, "http://origin.test", clock=clock)

@@ -14,14 +14,11 @@ from werkzeug import Request, Response
 from cache_keys import new_shopper_id
 from edge.proxy.app import EdgeRuntime, create_app
 from edge.proxy.settings import ProxySettings
-from tests.asgi import app_client
-from tests.edge.proxy.conftest import (
-    Clock,
-    OriginProcess,
-    list_items,
-    proxy_settings,
-    shopper_cookie,
-)
+from tests.support.asgi import app_client
+from tests.support.clock import FakeClock
+from tests.support.data import shop_list, shopper_cookie
+from tests.support.proxy import proxy_settings
+from tests.support.servers import OriginProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +73,9 @@ async def test_head_on_proxied_content_has_the_gets_length_and_no_body(
     assert (await plain_edge.get("/page")).text == "twelve bytes"
 
 
-async def test_head_on_a_rail_goes_through_the_core(origin: OriginProcess, clock: Clock) -> None:
+async def test_head_on_a_rail_goes_through_the_core(
+    origin: OriginProcess, clock: FakeClock
+) -> None:
     settings = proxy_settings(origin)
     app = create_app(settings, EdgeRuntime.open(settings, clock=clock))
     async with app_client(app, base_url="http://shop.test") as edge:
@@ -89,12 +88,12 @@ async def test_head_on_a_rail_goes_through_the_core(origin: OriginProcess, clock
 
 
 async def test_rails_answer_the_default_list_when_the_origin_was_never_reached(
-    origin: OriginProcess, clock: Clock
+    origin: OriginProcess, clock: FakeClock
 ) -> None:
     origin.kill()  # down before the edge starts: no config ever loaded
     settings = proxy_settings(origin)
     assert settings.core is not None
-    built_in = list_items(7, 8)  # DEFAULT_ITEMS, the operator's built-in default rail
+    built_in = shop_list(7, 8)  # DEFAULT_ITEMS, the operator's built-in default rail
     settings = replace(settings, core=replace(settings.core, default_items=built_in))
     app = create_app(settings, EdgeRuntime.open(settings, clock=clock))
     async with app_client(app, base_url="http://shop.test") as edge:
@@ -114,7 +113,7 @@ class _PathAny(URIPattern):
 
 
 async def test_a_rail_the_config_does_not_name_goes_to_the_origin(
-    origin: OriginProcess, clock: Clock
+    origin: OriginProcess, clock: FakeClock
 ) -> None:
     settings = proxy_settings(origin)
     runtime = EdgeRuntime.open(settings, clock=clock)

@@ -6,14 +6,13 @@ software named), the admin port's ``/metrics`` and ``/healthz``, and a clean sto
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,48 +20,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cache_keys import new_shopper_id
 from ops.local.redis import free_port
-from tests.edge.proxy.conftest import SIGNING, OriginProcess, shopper_cookie
-
-
-@dataclass
-class EdgeProcess:
-    proc: subprocess.Popen[bytes]
-    url: str
-    admin: str
+from tests.support.data import shopper_cookie
+from tests.support.servers import EdgeProcess, OriginProcess
 
 
 @pytest.fixture
-def edge_process(origin: OriginProcess) -> Iterator[EdgeProcess]:
-    port, admin = free_port(), free_port()
-    env = {**origin.env, "SEGMENT_KEYS": SIGNING, "CONTEXT_KEYS": SIGNING}
-    env["P13N_EDGE_HEARTBEAT_S"] = "0"
-    args = ["--origin", origin.url, "--port", str(port), "--admin-port", str(admin)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "edge", *args, "--redis-url", origin.redis.url],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    edge = EdgeProcess(proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(edge.admin + "/healthz", timeout=1).json()
-                if health["personalization"]:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"edge did not start: {proc.stderr.read()!r}")  # type: ignore[union-attr]
-            time.sleep(0.1)
+def edge_process(origin: OriginProcess, tmp_path: Path) -> Iterator[EdgeProcess]:
+    """``p13n edge`` in front of the origin, without heartbeats; stopped by PID."""
+    with EdgeProcess(
+        origin, {**origin.env, "P13N_EDGE_HEARTBEAT_S": "0"}, log_dir=tmp_path
+    ) as edge:
         yield edge
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        proc.stderr.close()  # type: ignore[union-attr]
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -102,10 +70,10 @@ def test_wire_headers_metrics_and_a_clean_stop(edge_process: EdgeProcess) -> Non
     health = httpx.get(edge_process.admin + "/healthz", timeout=5).json()
     assert health["status"] == "ok" and health["config_etag"]
 
-    edge_process.proc.send_signal(signal.SIGTERM)
+    edge_process.send_signal(signal.SIGTERM)
     # uvicorn shuts down gracefully, then re-raises the signal it caught (exit by SIGTERM)
-    assert edge_process.proc.wait(timeout=15) in (0, -signal.SIGTERM)
-    stderr = edge_process.proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert edge_process.wait(15) in (0, -signal.SIGTERM)
+    stderr = edge_process.output()  # its stderr (stdout is empty: uvicorn logs to stderr)
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
 
 

@@ -11,9 +11,12 @@ import pytest
 
 from cache_keys import is_shopper_id, new_shopper_id
 from edge.proxy.app import MAX_BODY_BYTES, EdgeRuntime, create_app
-from tests.asgi import app_client
-from tests.edge.proxy.conftest import HSEGS, list_items, proxy_settings, shopper_cookie
-from tests.origin import data
+from tests.support import data
+from tests.support.asgi import app_client
+from tests.support.data import HSEGS, shop_list, shopper_cookie
+from tests.support.proxy import proxy_settings
+from tests.support.servers import OriginProcess
+from tests.support.timing import async_wait_until
 
 pytestmark = pytest.mark.anyio
 LIST_ROUTE = "/v1/segments/{hseg}/list"
@@ -121,15 +124,23 @@ async def _invalidate(origin, tags: list[str], mode: str) -> dict:
         return r.json()
 
 
+def origin_config(origin: OriginProcess) -> dict:
+    """The edge config the origin serves right now."""
+    return httpx.get(origin.url + "/v1/edge/config", timeout=5).json()
+
+
 async def test_hard_purge_of_a_sku_reaches_the_edge_fast(edge, clock, origin) -> None:
     cookie = shopper_cookie(new_shopper_id(), 0, clock.now)
     assert "S0-001" in items(await rail(edge, cookie))
-    await asyncio.sleep(0.3)  # the purge subscriber is connected
+    purges = edge.runtime.purges
+    await async_wait_until(lambda: purges.connected, 10, "the purge subscriber never connected")
     started = time.monotonic()
     await _invalidate(origin, ["sku:S0-001"], "hard")
-    while "S0-001" in items(await rail(edge, cookie)):
-        assert time.monotonic() - started < 5, "hard purge never reached the edge"
-        await asyncio.sleep(0.005)
+
+    async def gone() -> bool:
+        return "S0-001" not in items(await rail(edge, cookie))
+
+    await async_wait_until(gone, 5, "hard purge never reached the edge", interval_s=0.005)
     elapsed_ms = (time.monotonic() - started) * 1000
     assert edge.runtime.purges.applied >= 1
     print(f"hard purge of a sku: gone from edge answers after {elapsed_ms:.0f} ms")
@@ -141,10 +152,7 @@ async def test_soft_purge_serves_stale_once_while_revalidating(edge, clock, orig
     assert detail(await rail(edge, cookie)) == "hit"
     before = edge.runtime.purges.applied
     await _invalidate(origin, [f"seg:{HSEGS[0]}"], "soft")
-    for _ in range(200):
-        if edge.runtime.purges.applied > before:
-            break
-        await asyncio.sleep(0.01)
+    await async_wait_until(lambda: edge.runtime.purges.applied > before, 2, "purge not applied")
     stale = await rail(edge, cookie)
     assert detail(stale) == "stale-while-revalidate"
     await edge.runtime.rails.drain()
@@ -157,14 +165,18 @@ async def test_missed_purge_is_caught_up_by_the_pulled_config(origin, clock) -> 
     async with app_client(create_app(settings, runtime), base_url="http://shop.test") as edge:
         cookie = shopper_cookie(new_shopper_id(), 0, clock.now)
         assert "S0-002" in items(await rail(edge, cookie))
+        etag = origin_config(origin)["etag"]
         await _invalidate(origin, ["sku:S0-002"], "hard")
-        await asyncio.sleep(0.3)  # the origin's snapshot refresh
+        await async_wait_until(
+            lambda: origin_config(origin)["etag"] != etag, 10, "the origin's snapshot refresh"
+        )
         clock.advance(6)  # past the config's max-age (5 s): the next request refreshes it
         await rail(edge, cookie)
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if "S0-002" not in items(await rail(edge, cookie)):
-                break
+
+        async def gone() -> bool:
+            return "S0-002" not in items(await rail(edge, cookie))
+
+        await async_wait_until(gone, 2, "the pulled config never applied the purge")
         assert "S0-002" not in items(await rail(edge, cookie))
 
 
@@ -183,16 +195,16 @@ async def test_heartbeats_let_the_origin_count_the_edge(edge, clock, origin) -> 
     await rail(edge, shopper_cookie(new_shopper_id(), 0, clock.now))
     inv = await _invalidate(origin, ["sku:S0-003"], "hard")
     inv_id = inv.get("id") or inv.get("invalidation", {}).get("id")
+    status: dict = {}
     async with httpx.AsyncClient(base_url=origin.url) as admin:
-        for _ in range(100):
-            status = (
-                await admin.get(
-                    f"/v1/admin/invalidations/{inv_id}", headers=data.bearer(data.MERCH)
-                )
-            ).json()
-            if status.get("edges", {}).get("applied", 0) >= 1:
-                break
-            await asyncio.sleep(0.05)
+
+        async def applied() -> bool:
+            nonlocal status
+            url = f"/v1/admin/invalidations/{inv_id}"
+            status = (await admin.get(url, headers=data.bearer(data.MERCH))).json()
+            return status.get("edges", {}).get("applied", 0) >= 1
+
+        await async_wait_until(applied, 5, "no edge reported the invalidation applied")
     assert status["edges"]["applied"] >= 1, status
 
 
@@ -219,7 +231,7 @@ async def test_no_shopper_id_in_any_stored_key_or_tag(edge, clock, origin) -> No
 
 async def test_list_items_answer_per_request_context(edge, clock, origin) -> None:
     # The rerank uses only the light context; the stored list is the same for everyone.
-    assert list_items(0)[0].item == "S0-000"
+    assert shop_list(0)[0].item == "S0-000"
 
 
 async def test_a_failing_rail_service_still_answers_the_default_list(

@@ -7,8 +7,10 @@ import pytest
 
 from cache_keys.wire import SHOPPER_COOKIE
 from edge.proxy.app import EdgeRuntime, create_app
-from tests.asgi import app_client
-from tests.edge.proxy.conftest import Clock, OriginProcess, proxy_settings
+from tests.support.asgi import app_client
+from tests.support.clock import FakeClock
+from tests.support.proxy import proxy_settings
+from tests.support.servers import OriginProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.anyio
     [(["1", "0"], True), (["0", "1"], True), (["0", "0"], False), (["1"], True)],
 )
 async def test_any_sec_gpc_1_of_a_repeated_header_opts_out(
-    origin: OriginProcess, clock: Clock, values: list[str], opted_out: bool
+    origin: OriginProcess, clock: FakeClock, values: list[str], opted_out: bool
 ) -> None:
     settings = proxy_settings(origin)
     app = create_app(settings, EdgeRuntime.open(settings, clock=clock))

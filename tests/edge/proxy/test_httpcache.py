@@ -7,6 +7,7 @@ headers each rule needs; the cache's clock is fake, so "60 seconds later" needs 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
@@ -20,13 +21,14 @@ from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.httpcache import HttpCache
 from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
-from tests.edge.proxy.conftest import Clock
+from tests.support.clock import FakeClock
+from tests.support.timing import async_wait_until
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def cache(httpserver: HTTPServer, clock: Clock) -> AsyncIterator[HttpCache]:
+async def cache(httpserver: HTTPServer, clock: FakeClock) -> AsyncIterator[HttpCache]:
     async with httpx.AsyncClient(timeout=2.0) as client:
         upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
         yield HttpCache(upstream=upstream, store=ResponseStore(), clock=clock)
@@ -296,13 +298,27 @@ async def test_a_burst_on_a_stale_entry_starts_one_background_revalidation(
     assert "hit" in (await get(cache, "/burst")).cache_status
 
 
+async def _overlapping(cache: HttpCache, gate: threading.Event, requests: list) -> list:
+    """Run ``requests`` at once while the origin holds the first at ``gate``; open it once
+    the other requests all wait on that fetch (an event, not a guess at a delay)."""
+    running = asyncio.gather(*requests)
+    try:
+        waiting = len(requests) - 1
+        await async_wait_until(lambda: cache.collapser.collapsed >= waiting, 10, "no overlap")
+    finally:
+        gate.set()
+    return await running
+
+
 async def test_fifty_concurrent_cold_requests_make_one_origin_request(cache, httpserver) -> None:
+    gate = threading.Event()
+
     def handler(request: Request) -> Response:
-        time.sleep(0.2)  # slow origin, so all 50 arrive while the first is in flight
+        gate.wait(30)  # slow origin: held until all 50 wait on this fetch
         return Response("slow", headers={"Cache-Control": "max-age=60"})
 
     httpserver.expect_request("/cold").respond_with_handler(handler)
-    answers = await asyncio.gather(*(get(cache, "/cold") for _ in range(50)))
+    answers = await _overlapping(cache, gate, [get(cache, "/cold") for _ in range(50)])
     assert all(a.body == b"slow" for a in answers)
     assert origin_hits(httpserver, "/cold") == 1
     assert cache.collapser.collapsed == 49
@@ -357,17 +373,21 @@ async def test_collapsed_waiters_get_only_their_own_vary_variant(cache, httpserv
 
 
 async def test_a_waiter_does_not_retry_an_origin_error(cache, httpserver) -> None:
+    gate = threading.Event()
+
     def failing(request: Request) -> Response:
-        time.sleep(0.3)
+        gate.wait(30)
         return Response("boom", status=503)
 
     httpserver.expect_request("/err").respond_with_handler(failing)
-    answers = await asyncio.gather(*(get(cache, "/err") for _ in range(10)))
+    answers = await _overlapping(cache, gate, [get(cache, "/err") for _ in range(10)])
     assert answers[0].status == 503 and {a.status for a in answers[1:]} == {502}
     assert origin_hits(httpserver, "/err") == 1
 
 
-def _breaker_cache(httpserver: HTTPServer, clock: Clock, client: httpx.AsyncClient) -> HttpCache:
+def _breaker_cache(
+    httpserver: HTTPServer, clock: FakeClock, client: httpx.AsyncClient
+) -> HttpCache:
     upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=5, clock=clock)
     return HttpCache(upstream=upstream, store=ResponseStore(), clock=clock, breaker=breaker)
@@ -402,7 +422,9 @@ async def test_one_broken_url_does_not_open_the_breaker_for_everyone(httpserver,
 
 
 @pytest.fixture
-async def purgeable(httpserver: HTTPServer, clock: Clock) -> AsyncIterator[tuple[HttpCache, dict]]:
+async def purgeable(
+    httpserver: HTTPServer, clock: FakeClock
+) -> AsyncIterator[tuple[HttpCache, dict]]:
     generations: dict[str, tuple[int, int]] = {}
     async with httpx.AsyncClient(timeout=2.0) as client:
         upstream = Upstream(client, httpserver.url_for("").rstrip("/"), clock=clock)

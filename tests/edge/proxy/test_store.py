@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-from edge.proxy.cachecontrol import ResponseDirectives
-from edge.proxy.freshness import Timing
-from edge.proxy.store import ResponseStore, StoredResponse, selecting_values, vary_names
-
-
-def resp(
-    body: bytes = b"x",
-    vary: str | None = None,
-    req: dict | None = None,
-    tags: frozenset[str] = frozenset(),
-) -> StoredResponse:
-    return StoredResponse(
-        status=200,
-        headers=[("content-type", "text/plain")],
-        body=body,
-        timing=Timing(0, 0, None, 0),
-        directives=ResponseDirectives({}, False),
-        lifetime=60,
-        vary=selecting_values(vary_names(vary), req or {}),
-        tags=tags,
-    )
+from edge.proxy.store import ResponseStore
+from tests.support.proxy import resp
 
 
 def test_vary_selects_variant() -> None:

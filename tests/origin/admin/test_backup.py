@@ -7,7 +7,7 @@ import pytest
 
 from origin.admin.backup import BACKUP_KIND, merged_generations, validate
 from origin.errors import BadRequest
-from tests.origin.data import ADMIN, EXPER, KEYS, MERCH, bearer
+from tests.support.data import ADMIN, EXPER, KEYS, MERCH, bearer
 
 pytestmark = pytest.mark.anyio
 H = bearer(ADMIN)

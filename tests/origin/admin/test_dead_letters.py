@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.origin.data import ADMIN, KEYS, MERCH, NOW_MS, bearer
+from tests.support.data import ADMIN, KEYS, MERCH, NOW_MS, bearer
 
 pytestmark = pytest.mark.anyio
 H = bearer(ADMIN)

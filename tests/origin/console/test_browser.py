@@ -11,8 +11,9 @@ import pytest
 
 from cache_keys import new_shopper_id
 from segmenter.schema import Keys
-from tests.edge.proxy.conftest import shopper_cookie
-from tests.origin import data
+from tests.support import data
+from tests.support.browser import shot, sign_in
+from tests.support.data import shopper_cookie
 
 pytestmark = pytest.mark.browser
 KEYS = Keys("p13n")
@@ -24,16 +25,6 @@ NAV = {
     "experimenter": ({"experiments"}, MERCH_PAGES),
     "admin": ({"experiments", "merchandising", "invalidations", "pipeline"}, []),
 }
-
-
-def sign_in(page, stack, token: str) -> None:
-    page.goto(stack.url + "/console/signin")
-    page.fill("#token", token)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def shot(page, tmp_path, name: str) -> None:
-    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
 
 
 def new_experiment(page, stack, **fields: str) -> None:

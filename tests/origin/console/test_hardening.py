@@ -7,9 +7,9 @@ import pytest
 
 from origin.app import create_app
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.console.test_pages import sign_in
-from tests.origin.data import ADMIN, TOKENS
+from tests.origin.console.test_pages import sign_in
+from tests.support.asgi import app_client
+from tests.support.data import ADMIN, TOKENS
 
 pytestmark = pytest.mark.anyio
 

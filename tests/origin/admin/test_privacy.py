@@ -11,8 +11,8 @@ import pytest
 from segmenter import event
 from segmenter.event import Event
 from segmenter.schema import partition_of, tombstone_digest
-from tests.origin import data
-from tests.origin.data import ADMIN, MERCH, bearer, sid
+from tests.support import data
+from tests.support.data import ADMIN, MERCH, bearer, sid
 
 pytestmark = pytest.mark.anyio
 

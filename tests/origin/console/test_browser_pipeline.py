@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from segmenter.schema import Keys, partition_of
-from tests.console.test_browser import shot, sign_in
-from tests.origin import data
+from tests.support import data
+from tests.support.browser import shot, sign_in
 
 pytestmark = pytest.mark.browser
 KEYS = Keys("p13n")

@@ -8,7 +8,7 @@ import pytest
 
 from origin.admin.pipeline import edge_history
 from segmenter.schema import GROUP, partition_of
-from tests.origin.data import ADMIN, KEYS, MERCH, NOW_MS, SERVICE, bearer
+from tests.support.data import ADMIN, KEYS, MERCH, NOW_MS, SERVICE, bearer
 
 pytestmark = pytest.mark.anyio
 H = bearer(ADMIN)

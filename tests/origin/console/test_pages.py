@@ -9,8 +9,8 @@ import pytest
 
 from origin.app import create_app
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin.data import ADMIN, EXPER, MERCH, TOKENS
+from tests.support.asgi import app_client
+from tests.support.data import ADMIN, EXPER, MERCH, TOKENS
 
 pytestmark = pytest.mark.anyio
 PAGES = ["/console/experiments", "/console/experiments/new", "/console/catalog",

@@ -7,8 +7,8 @@ import pytest
 from cache_keys.wire import decode_purge, parse_edge_config
 from origin.admin.invalidations import _nocase_pattern
 from segmenter.connection import connect
-from tests.origin import data
-from tests.origin.data import MERCH, SERVICE, bearer
+from tests.support import data
+from tests.support.data import MERCH, SERVICE, bearer
 
 pytestmark = pytest.mark.anyio
 H = bearer(MERCH)

@@ -13,8 +13,8 @@ from cache_keys.wire import (
     decode_context,
 )
 from origin.assignment import assign, parse_experiment
-from tests.origin import data
-from tests.origin.data import EXPER, SERVICE, bearer, sid
+from tests.support import data
+from tests.support.data import EXPER, SERVICE, bearer, sid
 
 pytestmark = pytest.mark.anyio
 DAY_MS = 86_400_000

@@ -12,8 +12,8 @@ from cache_keys.wire import Experiment, Variation
 from origin.admin.results import summarize
 from origin.admin.stats import chi2_sf, lift_ci, srm_p_value
 from origin.assignment import assign
-from tests.origin import data
-from tests.origin.data import EXPER, bearer
+from tests.support import data
+from tests.support.data import EXPER, bearer
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cache_keys.wire import parse_edge_config
-from tests.origin import data
-from tests.origin.data import ADMIN, EXPER, bearer
+from tests.support import data
+from tests.support.data import ADMIN, EXPER, bearer
 
 pytestmark = pytest.mark.anyio
 H = bearer(EXPER)

@@ -1,13 +1,11 @@
-"""Shared helpers: load streams with explicit ids, run the processor until drained, snapshot."""
+"""The segmenter's test helpers: load streams with explicit ids, run the processor (in process
+until drained, or as ``p13n segmenter run`` children), snapshot the store."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +21,9 @@ from segmenter.processor import Processor
 from segmenter.schema import GROUP, Keys, partition_of
 from segmenter.settings import ProcessorSettings
 from segmenter.store import Hook
+from tests.support.process import Process
+from tests.support.servers import CLI
+from tests.support.timing import POLL_S, scaled, wait_until
 
 PARTITIONS = 4
 KEYS = Keys()
@@ -30,6 +31,7 @@ KEYS = Keys()
 # Synthetic events arrive in November 2023: keep their archive whatever today's date.
 RETENTION_DAYS = 365_000
 _BOOKKEEPING = {b"owner", b"token", b"lease_until_ms"}
+STOP_GRACE_S = 20.0  # a processor finishes the batch in hand before it exits
 
 
 def settings(url: str, archive: Path | str = "", **kw: Any) -> ProcessorSettings:
@@ -82,6 +84,18 @@ def drained(client: redis.Redis) -> bool:
     return True
 
 
+def wait_drained(client: redis.Redis, timeout_s: float, *procs: Process) -> None:
+    """Poll (scaled deadline) until every stream is drained; fails at once if one of ``procs``
+    has exited."""
+
+    def check() -> bool:
+        for proc in procs:
+            assert proc.poll() is None, f"{proc.name} exited ({proc.poll()}):\n{proc.tail()}"
+        return drained(client)
+
+    wait_until(check, timeout_s, "the streams were not drained")
+
+
 def valid_entries(n: int, seed: int = 3) -> list[tuple[str, int, bytes]]:
     """(stream id, partition, raw) of ``n`` valid events in arrival order, nothing to reject."""
     evs = shop.events(n, seed=seed, shop=shop.Shop(items=300, shoppers=150))
@@ -99,12 +113,12 @@ def run_until_drained(
         sync = connect_sync(url)
         stop = asyncio.Event()
         task = asyncio.create_task(Processor(s, client, hook=hook).run(stop))
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + scaled(timeout_s)
         try:
             while not drained(sync):
                 assert time.monotonic() < deadline, "processor did not drain in time"
                 assert not task.done(), task.exception()
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(POLL_S)
         finally:
             stop.set()
             await task
@@ -114,30 +128,22 @@ def run_until_drained(
     asyncio.run(go())
 
 
-def spawn(url: str, archive: Path, **env: str) -> subprocess.Popen[bytes]:
-    """``p13n segmenter run`` as a real child process."""
+def spawn(url: str, archive: Path, **env: str) -> Process:
+    """``p13n segmenter run`` as a real child process (its output in ``archive``'s parent)."""
     full = {
         **os.environ, "P13N_REDIS_URL": url, "P13N_PARTITIONS": str(PARTITIONS),
         "P13N_ARCHIVE_DIR": str(archive), "P13N_LISTS_INTERVAL_S": "0",
         "P13N_LEASE_TTL_MS": "400", "P13N_CONSUMER": "seg-1",
         "P13N_ARCHIVE_RETENTION_DAYS": str(RETENTION_DAYS), **env,
     }  # fmt: skip
-    return subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "segmenter", "run"],
-        env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    name = f"segmenter-{full['P13N_CONSUMER']}"
+    return Process([*CLI, "segmenter", "run"], name=name, env=full).start()
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    if proc.stderr is not None:
-        proc.stderr.close()
+def stop(proc: Process) -> None:
+    """SIGTERM (it finishes its batch and commits), SIGKILL after the grace; close all."""
+    proc.stop(grace_s=STOP_GRACE_S)
+    proc.close()
 
 
 def snapshot(client: redis.Redis, prefix: str = "p13n") -> dict[bytes, Any]:

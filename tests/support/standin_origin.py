@@ -2,7 +2,7 @@
 yet) and speaks the same wire documents (``cache_keys.wire``).
 
 Served by uvicorn on 127.0.0.1 in a process of its own (``python -m uvicorn
-tests.edge.standin_origin:app``); ``STANDIN_SEGMENT_KEYS`` holds the signing keys
+tests.support.standin_origin:app``); ``STANDIN_SEGMENT_KEYS`` holds the signing keys
 (``kid:secret``, as the edge's ``SEGMENT_KEYS``).
 
 Feeds: ``/v1/edge/config``, ``/v1/segments/{hseg}/list?variant=``, ``/v1/recommendations``,

@@ -1,7 +1,10 @@
-"""Fixture data written straight into Redis in the formats of ``segmenter/schema.py``.
+"""Seed data: tokens for every role, keys, shoppers, and writers that put catalog, lists and
+shopper state straight into Redis in the formats of ``segmenter/schema.py``.
 
-The segmenter writes these in production; the origin's tests write them directly so they
-do not depend on the processor.
+The segmenter writes these in production; the tests write them directly so they do not
+depend on the processor. ``seed_shop`` is the small shop the real-process tests serve (three
+segments with a list each, their catalog, the popular list); ``shopper_cookie`` signs a
+shopper into one of its segments.
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import msgpack
 import orjson
 import redis
 
-from cache_keys import hash_segment
+from cache_keys import KeyRing, SigningKey, hash_segment, sign_segment
 from cache_keys.wire import ListItem, SegmentList, segment_list_to_json
 from segmenter.schema import Keys
 
+VECTOR_DIR = Path(__file__).resolve().parents[1] / "vectors"  # the contracts' JSON vectors
 KEYS = Keys("p13n")
 SEGMENT_KEY = b"test-segment-key-0123456789abcdef"
 NOW_MS = 1_764_000_000_000
@@ -26,6 +31,12 @@ MERCH = "merch-token-0123456789"
 EXPER = "exper-token-0123456789"
 SERVICE = "service-token-0123456789"
 TOKENS = {ADMIN: "admin", MERCH: "merchandiser", EXPER: "experimenter", SERVICE: "service"}
+# The signing key of segment and context cookies in the real-process tests (``kid:secret``).
+SIGNING = "k1:edge-proxy-test-secret-0123456789"
+RING = KeyRing(SigningKey("k1", b"edge-proxy-test-secret-0123456789"))
+SEGMENTS = [f"returning|cat{i}|mid" for i in range(3)]
+HSEGS = [hash_segment(s, SEGMENT_KEY) for s in SEGMENTS]
+CATS = ("dairy", "bakery", "produce", "snacks")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -104,3 +115,33 @@ def put_covis(
     r: redis.Redis, item: str, neighbours: Mapping[str, float], partition: int = 0
 ) -> None:
     r.zadd(KEYS.covisitation(partition, item), dict(neighbours))
+
+
+def shop_list(seg: int, n: int = 40) -> tuple[ListItem, ...]:
+    """The list of segment ``seg`` of the seeded shop: ``S<seg>-<i>``, falling scores."""
+    return tuple(
+        ListItem(
+            item=f"S{seg}-{i:03d}",
+            score=round(1 - i / 50, 3),
+            category=CATS[i % 4],
+            price=float(1 + i % 7),
+        )
+        for i in range(n)
+    )
+
+
+def seed_shop(r: redis.Redis) -> None:
+    """The seeded shop: a control list per segment of ``HSEGS``, their catalog, popular."""
+    catalog = {}
+    for seg, h in enumerate(HSEGS):
+        seg_items = shop_list(seg)
+        put_list(r, h, "control", seg_items, f'"list-{seg}-1"')
+        catalog.update({i.item: (i.category, i.price, 100, False) for i in seg_items})
+    put_catalog(r, catalog)
+    put_popular(r, shop_list(9, 20))
+
+
+def shopper_cookie(shopper: str, seg: int, now_s: float) -> str:
+    """The Cookie header of ``shopper`` signed into segment ``seg`` of the seeded shop."""
+    token = sign_segment(HSEGS[seg], int(now_s) + 86400, RING)
+    return f"p13n_sid={shopper}; p13n_seg={token}"

@@ -7,9 +7,9 @@ import pytest
 
 from origin.app import create_app
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin import data
-from tests.origin.data import EXPER, MERCH, bearer
+from tests.support import data
+from tests.support.asgi import app_client
+from tests.support.data import EXPER, MERCH, bearer
 
 pytestmark = pytest.mark.anyio
 H = bearer(MERCH)

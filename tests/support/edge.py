@@ -1,11 +1,12 @@
-"""Plain-data builders for the core's unit tests (no I/O, fixed clock)."""
+"""Plain-data builders for the edge core's unit tests (no I/O, fixed clock), and the keys the
+Worker tests share with the stand-in origin."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cache_keys.segments import Hseg, hash_segment
-from cache_keys.tokens import sign_segment
+from cache_keys.tokens import KeyRing, SigningKey, sign_segment
 from cache_keys.wire import (
     CONTEXT_COOKIE,
     SEGMENT_COOKIE,
@@ -17,11 +18,21 @@ from cache_keys.wire import (
     parse_edge_config,
 )
 from edge.request import RequestParts
-from tests.edge.conftest import KEYRING, NOW_MS
+from edge.settings import EdgeSettings, settings_from_env
+
+SEGMENT_KEYS = "k1:standin-secret-0123456789"  # the Worker's SEGMENT_KEYS, kid:secret
+KEYRING = KeyRing(SigningKey("k1", b"standin-secret-0123456789"))
+NOW_MS = 1_764_000_000_000
 
 HSEG: Hseg = hash_segment("returning|grocery|mid", b"unit-test-segment-key")
 SHOPPER = "q1w2e3r4t5y6u7i8o9p0aa"
 NOW_S = NOW_MS // 1000
+
+
+def make_settings(**overrides: str) -> EdgeSettings:
+    """Edge settings from a Worker-style environment: ``overrides`` on a minimal one."""
+    env = {"ORIGIN_URL": "http://127.0.0.1:9", "SEGMENT_KEYS": SEGMENT_KEYS, **overrides}
+    return settings_from_env(env)
 
 
 def config(**doc: Any) -> EdgeConfig:

@@ -6,7 +6,7 @@ from cache_keys import KeyRing, SigningKey
 from origin.auth import fingerprint
 from origin.console import session as sessions
 from origin.settings import Settings
-from tests.origin.data import EXPER, MERCH, TOKENS
+from tests.support.data import EXPER, MERCH, TOKENS
 
 RING = KeyRing(SigningKey("c1", b"console-test-secret-0123456789"))
 OTHER = KeyRing(SigningKey("c1", b"another-secret-0123456789abcdef"))
