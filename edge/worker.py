@@ -3,7 +3,8 @@ imports ``workers`` or ``js``).
 
 ``GET /p13n/v1/rail/{route}?k=`` is answered here; every other request is forwarded to the
 origin. Per request: the edge config (kept per isolate, refreshed in the background after its
-max-age, read from the optional ``EDGE_CONFIG`` KV namespace on a cold start), then
+max-age, read from the optional ``EDGE_CONFIG`` KV namespace on a cold start, where a copy
+older than its max-age never counts as fresh), then
 ``decide``; a fresh segment cookie from the origin when the shopper has none or it is near
 expiry (small budget); the origin first for fully personal routes (route budget); else the
 Cache API entry under the key's URL on the shop's own host, judged by the Worker's own
@@ -164,13 +165,29 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
     async def _config(self, settings: EdgeSettings, now: int) -> EdgeConfig:
         iso = _ISOLATE
         if iso.config is None:
-            cfg = await self._kv_config() or await self._origin_config(settings)
-            iso.config = cfg or EdgeConfig(etag="builtin", generated_at_ms=0)
-            iso.config_at_ms = now if cfg is None else max(now, cfg.generated_at_ms)
+            iso.config, iso.config_at_ms = await self._cold_config(settings, now)
         elif now - iso.config_at_ms > iso.config.max_age_s * 1000 and not iso.refreshing:
             iso.refreshing = True
             self.ctx.waitUntil(self._refresh_config(settings))
         return iso.config
+
+    async def _cold_config(self, settings: EdgeSettings, now: int) -> tuple[EdgeConfig, int]:
+        """An isolate's first config and the time its age counts from.
+
+        A KV document is as old as its ``generated_at_ms`` (never younger than that, or a
+        copy from before a hard purge would pass for fresh): within its max-age it answers
+        at once; older, the origin's is fetched first and the KV copy is only the fallback.
+        """
+        kv = await self._kv_config()
+        kv_at = min(now, kv.generated_at_ms) if kv is not None else 0
+        if kv is not None and now - kv_at <= kv.max_age_s * 1000:
+            return kv, kv_at
+        cfg = await self._origin_config(settings)
+        if cfg is not None:
+            return cfg, now
+        if kv is not None:
+            return kv, kv_at  # stale: the next request refreshes it in the background
+        return EdgeConfig(etag="builtin", generated_at_ms=0), now
 
     async def _kv_config(self) -> EdgeConfig | None:
         kv = getattr(self.env, "EDGE_CONFIG", None)
@@ -179,8 +196,8 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         try:
             raw = await kv.get(KV_CONFIG_KEY)
             return parse_edge_config(json.loads(raw)) if raw else None
-        except (ValueError, CacheKeysError):
-            return None
+        except (ValueError, CacheKeysError, JsException):
+            return None  # no usable copy: the origin's config, as without KV
 
     async def _origin_config(self, settings: EdgeSettings) -> EdgeConfig | None:
         try:

@@ -90,6 +90,22 @@ class CacheDouble {
 const cache = new CacheDouble();
 globalThis.caches = { default: cache };
 
+// ---- env.EDGE_CONFIG: a Workers KV namespace ---------------------------------------------
+// The class name matters: the SDK wraps env bindings whose constructor is KvNamespace.
+class KvNamespace {
+  constructor() {
+    this.values = new Map();
+    this.reads = 0;
+  }
+  async get(key, options) {
+    this.reads += 1;
+    if (options !== undefined && options !== "text" && options.type && options.type !== "text")
+      throw new Error("this double stores text only");
+    return this.values.has(key) ? this.values.get(key) : null;
+  }
+}
+const kv = new KvNamespace();
+
 // ---- workerd-internal modules the SDK imports --------------------------------------------
 const patched = new WeakSet();
 function patchWaitUntil(ctx) {
@@ -226,8 +242,9 @@ const ops = {
     }
     return Object.keys(files).length;
   },
-  async new_isolate({ vars }) {
+  async new_isolate({ vars, bind_kv = false }) {
     env = { ...vars };
+    if (bind_kv) env.EDGE_CONFIG = kv;
     py.globals.get("_new_isolate")();
     return py.runPython("import sys; sys.version.split()[0]");
   },
@@ -242,6 +259,14 @@ const ops = {
       entries: [...cache.entries].map(([url, e]) => ({ url, headers: e.headers, body: e.body, tags: e.tags })),
       refused: cache.refused,
     };
+  },
+  async kv_put({ key, value }) {
+    if (value === null) kv.values.delete(key);
+    else kv.values.set(key, value);
+    return kv.reads;
+  },
+  async now() {
+    return Date.now();
   },
   async purge_tag({ tag }) {
     return cache.purgeTag(tag);
