@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,6 +113,13 @@ class OriginProcess:
 
 @pytest.fixture
 def origin(tmp_path) -> Iterator[OriginProcess]:
+    with seeded_origin(tmp_path) as proc:
+        yield proc
+
+
+@contextmanager
+def seeded_origin(tmp_path: Path) -> Iterator[OriginProcess]:
+    """The origin process on a seeded Redis of its own; both stopped by PID on exit."""
     server = RedisServer(data_dir=tmp_path).start()
     r = redis.Redis.from_url(server.url)
     seed(r)
