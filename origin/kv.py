@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -88,6 +88,8 @@ class KVWriter:
     sleep: Sleep = asyncio.sleep
     max_attempts: int = 4
     max_wait_s: float = 30.0
+    max_pairs: int = MAX_PAIRS_PER_CALL
+    max_bytes: int = MAX_BYTES_PER_CALL
     backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0)
 
     @property
@@ -105,7 +107,7 @@ class KVWriter:
             for p in pairs:
                 p["expiration_ttl"] = expiration_ttl_s
         calls = 0
-        for body in batches(pairs, MAX_PAIRS_PER_CALL, MAX_BYTES_PER_CALL):
+        for body in batches(pairs, self.max_pairs, self.max_bytes):
             calls += await self._put(body)
         return calls
 
@@ -155,30 +157,21 @@ class KVWriter:
             raise KVError(f"KV write: keys not written: {sorted(map(str, failed))[:10]}", status)
 
 
+@dataclass
 class EdgeConfigPublisher:
     """Keeps ``edge-config`` in KV equal to the snapshot's edge config."""
 
-    def __init__(
-        self,
-        writer: KVWriter,
-        snapshot: SnapshotHolder,
-        *,
-        max_age_s: int,
-        clock: Callable[[], float],
-        check_s: float,
-        every_s: float,
-    ) -> None:
-        self.writer = writer
-        self.snapshot = snapshot
-        self.max_age_s = max_age_s
-        self.clock = clock
-        self.check_s = check_s
-        self.every_s = every_s
-        self.stop = asyncio.Event()
-        self.published_etag = ""
-        self.published_at_s = 0.0
-        self.last_error = ""
-        self.checks = 0  # how many checks ran (tests wait on it instead of sleeping)
+    writer: KVWriter
+    snapshot: SnapshotHolder
+    max_age_s: int
+    clock: Callable[[], float]
+    check_s: float
+    every_s: float
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    published_etag: str = ""
+    published_at_s: float = 0.0
+    last_error: str = ""
+    checks: int = 0  # how many checks ran (tests wait on it instead of sleeping)
 
     async def publish_if_due(self) -> bool:
         """Write the config when it changed or ``every_s`` passed; True when written."""

@@ -32,7 +32,7 @@ from tests.edge.proxy.conftest import (
     list_items,
     seeded_origin,
 )
-from tests.edge.worker_client import drain, get
+from tests.edge.worker_client import Reply, drain, get
 from tests.origin import data
 
 pytestmark = pytest.mark.pyodide
@@ -83,6 +83,15 @@ def new_config(w: WorkerHarness) -> None:
     drain(w)
 
 
+def around(w: WorkerHarness, change: Callable[[], object]) -> tuple[Reply, Reply]:
+    """The answer before ``change`` (stored), and after the isolate took the new config."""
+    before = get(w, cookie=cookie(w))
+    drain(w)
+    change()
+    new_config(w)
+    return before, get(w, cookie=cookie(w))
+
+
 def poll(check: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 15
     while not check():
@@ -119,13 +128,12 @@ def test_stale_is_served_while_it_revalidates(
 def test_hard_purge_of_an_item_drops_the_entry_and_the_item(
     worker: WorkerHarness, real_origin: OriginProcess
 ) -> None:
-    before = get(worker, cookie=cookie(worker))
-    drain(worker)
-    gone = before.items[1]
-    admin(real_origin, "POST", "/v1/admin/invalidations",
-          json={"tags": [f"sku:{gone}"], "mode": "hard"})  # fmt: skip
-    new_config(worker)
-    after = get(worker, cookie=cookie(worker))
+    gone = "S0-001"  # the second item of segment 0's list
+    before, after = around(worker, lambda: admin(
+        real_origin, "POST", "/v1/admin/invalidations",
+        json={"tags": [f"sku:{gone}"], "mode": "hard"},
+    ))  # fmt: skip
+    assert gone in before.items
     assert after.detail == "miss"  # unservable at once, not merely stale
     assert gone not in after.items and after.items[0] == before.items[0]
 
@@ -133,12 +141,10 @@ def test_hard_purge_of_an_item_drops_the_entry_and_the_item(
 def test_soft_purge_serves_stale_and_revalidates(
     worker: WorkerHarness, real_origin: OriginProcess
 ) -> None:
-    get(worker, cookie=cookie(worker))
-    drain(worker)
-    admin(real_origin, "POST", "/v1/admin/invalidations",
-          json={"tags": ["route:home"], "mode": "soft"})  # fmt: skip
-    new_config(worker)
-    soft = get(worker, cookie=cookie(worker))
+    _, soft = around(worker, lambda: admin(
+        real_origin, "POST", "/v1/admin/invalidations",
+        json={"tags": ["route:home"], "mode": "soft"},
+    ))  # fmt: skip
     assert soft.detail == "stale-while-revalidate"
     drain(worker)
     assert get(worker, cookie=cookie(worker)).detail == "hit"
@@ -147,15 +153,16 @@ def test_soft_purge_serves_stale_and_revalidates(
 def test_an_out_of_stock_item_is_masked_at_the_edge(
     worker: WorkerHarness, real_origin: OriginProcess
 ) -> None:
-    before = get(worker, cookie=cookie(worker))
-    drain(worker)
-    gone = before.items[0]
-    admin(real_origin, "PUT", f"/v1/admin/catalog/{gone}",
-          json={"category": "dairy", "price": 1.0, "stock": 0})  # fmt: skip
-    config = httpx.get(real_origin.url + "/v1/edge/config", timeout=10).json()
-    assert gone in config["item_mask"]
-    new_config(worker)
-    after = get(worker, cookie=cookie(worker))
+    gone = "S0-000"
+
+    def out_of_stock() -> None:
+        admin(real_origin, "PUT", f"/v1/admin/catalog/{gone}",
+              json={"category": "dairy", "price": 1.0, "stock": 0})  # fmt: skip
+        config = httpx.get(real_origin.url + "/v1/edge/config", timeout=10).json()
+        assert gone in config["item_mask"]
+
+    before, after = around(worker, out_of_stock)
+    assert gone in before.items
     assert gone not in after.items and len(after.items) == len(before.items)
 
 
