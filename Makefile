@@ -24,7 +24,7 @@ apt_install = own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; \
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $(1); \
 	rc=$$?; [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc
 
-.PHONY: setup redis chromium worker-deps wrangler-check demo test test-cluster check lint format typecheck bench clean
+.PHONY: setup redis chromium worker-deps wrangler-check demo docs test test-cluster check lint format typecheck bench clean
 
 setup: $(VENV)/.installed redis worker-deps chromium
 
@@ -79,6 +79,10 @@ wrangler-check: setup
 # merchandisers and an experiment, a summary, then everything stopped. Last line: demo ok ...
 demo: setup
 	$(BIN)/p13n demo
+
+# Regenerate docs/CONFIGURATION.md from the settings classes' metadata (tools/config_doc.py).
+docs: $(VENV)/.installed
+	$(BIN)/python tools/config_doc.py
 
 test: setup
 	$(BIN)/pytest

@@ -40,6 +40,19 @@ HTTP_TIMEOUT_S = 5.0
 REDIS_TIMEOUT_S = 3.0
 # The processor's defaults, overridden by the same P13N_* variables it reads.
 _PROCESSOR = ProcessorSettings()
+# What the operations commands read when neither --stack nor a flag names a part (the rows of
+# docs/CONFIGURATION.md's ops table; tools/config_doc.py writes it).
+ENVIRONMENT: tuple[dict[str, Any], ...] = (
+    {"env": "P13N_ORIGIN_URL", "doc": "the origin's base URL (the admin API), else --origin"},
+    {"env": "P13N_ADMIN_TOKEN", "doc": "admin API bearer token, else --token", "secret": True},
+    {"env": "P13N_REDIS_URL", "doc": "the online store read by status and lag, else --redis-url",
+     "secret": True},  # a URL may carry a password
+    {"env": "P13N_PREFIX", "doc": "key namespace in Redis, else --prefix", "default": "`p13n`"},
+    {"env": "P13N_PARTITIONS", "doc": "stream partitions, else --partitions", "type": "int",
+     "default": f"`{DEFAULT_PARTITIONS}`"},
+    {"env": "P13N_ALLOWED_LATENESS_MS", "doc": "the processor's watermark lag (lag's view)",
+     "type": "int", "default": f"`{_PROCESSOR.allowed_lateness_ms}`"},
+)  # fmt: skip
 
 
 class OpsError(RuntimeError):
