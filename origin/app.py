@@ -17,7 +17,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from origin import admin, baseline, collector, console, feeds, liveness, metrics, openapi, sdk
+from origin import (
+    admin,
+    baseline,
+    collector,
+    console,
+    feeds,
+    liveness,
+    metrics,
+    openapi,
+    sdk,
+    shop,
+)
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
@@ -39,6 +50,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *sdk.routes(),
         *admin.routes(),
         *console.routes(),
+        *shop.routes(),
     ]
     if settings.bench_baseline:
         out += baseline.routes()
