@@ -91,8 +91,10 @@ wrangler-check: setup
 
 # The main job: the whole system on an embedded default, a minute of simulated shoppers,
 # merchandisers and an experiment, a summary, then everything stopped. Last line: demo ok ...
+# It prints the storefront's URL while it runs; `make demo DEMO_ARGS=--keep` leaves the stack
+# up after the summary (Ctrl-C stops it).
 demo: setup
-	$(BIN)/p13n demo
+	$(BIN)/p13n demo $(DEMO_ARGS)
 
 # Regenerate docs/CONFIGURATION.md from the settings classes' metadata (tools/config_doc.py).
 docs: $(VENV)/.installed

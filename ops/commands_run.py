@@ -22,6 +22,7 @@ __all__ = ["register"]
 
 def _print_info(info: StackInfo) -> None:
     print(f"edge      {info.edge_url}   (rails: /p13n/v1/rail/home)", flush=True)
+    print(f"shop      {info.edge_url}/shop/   (the storefront; ?debug=1 shows the debug panel)")
     print(f"origin    {info.origin_url}   (console: /console, API: /openapi.json)")
     print(
         f"metrics   edge {info.edge_admin_url}/metrics  processor "
@@ -113,6 +114,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         stack = Stack(directory=Path(tmp), workers=1)
         try:
             verdict = _demo_run(stack, args)
+            if args.keep:
+                _keep(stack, verdict)
         except (KeyboardInterrupt, _Stopped) as exc:
             print(f"demo FAILED interrupted ({type(exc).__name__} {exc}); stopping", flush=True)
             return 130
@@ -147,6 +150,19 @@ def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
     return summarize(run, info)
 
 
+def _keep(stack: Stack, verdict: Verdict) -> None:
+    """``demo --keep``: the verdict now, then the stack serves until Ctrl-C or SIGTERM."""
+    print("\n".join(verdict.lines), flush=True)
+    print(verdict.last_line, flush=True)
+    url = stack.info.edge_url if stack.info else "?"
+    print(f"kept up: the storefront is {url}/shop/ ; Ctrl-C stops everything", flush=True)
+    try:
+        while True:
+            signal.pause()  # until a signal's handler raises
+    except (KeyboardInterrupt, _Stopped):
+        print("stopping", flush=True)
+
+
 def _traffic_args(p: argparse.ArgumentParser, duration: float) -> None:
     p.add_argument("--rate", type=float, default=40.0, help="visits per second (default 40)")
     p.add_argument(
@@ -174,4 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=_cmd_simulate)
     p = sub.add_parser("demo", help="the main job: up + simulate + summary, then stop")
     _traffic_args(p, 60.0)
+    p.add_argument(
+        "--keep", action="store_true", help="leave the stack up after the summary (Ctrl-C stops)"
+    )
     p.set_defaults(handler=_cmd_demo)
