@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from ops.helptext import command
 from ops.report import Verdict, summarize
 from ops.simulate import Simulator
 from ops.stack import DEFAULT_DIR, Stack, StackError, StackInfo, load_info
+from ops.target import STACK_ENV, add_stack_arg, stack_dir
 from ops.world import World
 
 __all__ = ["register"]
@@ -89,7 +91,7 @@ def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
-        info = load_info(Path(args.stack))
+        info = load_info(Path(args.stack or stack_dir()))
     except StackError as exc:
         print(f"p13n simulate: {exc}", file=sys.stderr)
         return 1
@@ -113,9 +115,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="p13n-demo-") as tmp:
         stack = Stack(directory=Path(tmp), workers=1)
         try:
-            verdict = _demo_run(stack, args)
-            if args.keep:
-                _keep(stack, verdict)
+            verdict = _kept(stack, args) if args.keep else _demo_run(stack, args)
         except (KeyboardInterrupt, _Stopped) as exc:
             print(f"demo FAILED interrupted ({type(exc).__name__} {exc}); stopping", flush=True)
             return 130
@@ -150,8 +150,21 @@ def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
     return summarize(run, info)
 
 
+def _kept(stack: Stack, args: argparse.Namespace) -> Verdict:
+    """``demo --keep``: the run, then the stack serves until Ctrl-C or SIGTERM; a run that
+    failed once the stack was up leaves it up too, to look at."""
+    try:
+        verdict = _demo_run(stack, args)
+    except Exception as exc:
+        if stack.info is None:  # the system never started: nothing to keep
+            raise
+        verdict = Verdict([], f"demo FAILED {type(exc).__name__}: {exc}", ok=False)
+    _keep(stack, verdict)
+    return verdict
+
+
 def _keep(stack: Stack, verdict: Verdict) -> None:
-    """``demo --keep``: the verdict now, then the stack serves until Ctrl-C or SIGTERM."""
+    """The verdict now, then wait for Ctrl-C or SIGTERM."""
     print("\n".join(verdict.lines), flush=True)
     print(verdict.last_line, flush=True)
     url = stack.info.edge_url if stack.info else "?"
@@ -177,18 +190,19 @@ def _traffic_args(p: argparse.ArgumentParser, duration: float) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``up``, ``simulate`` and ``demo``."""
-    p = sub.add_parser("up", help="start Redis, origin, processor and edge; Ctrl-C stops all")
-    p.add_argument("--dir", default=str(DEFAULT_DIR), help="state, logs and data (.p13n)")
+    p = command(sub, "up")
+    p.add_argument(
+        "--dir",
+        default=stack_dir(),
+        help=f"state, logs and data (default ${STACK_ENV}, else {DEFAULT_DIR})",
+    )
     p.add_argument("--workers", type=int, default=1, help="origin worker processes")
     p.set_defaults(handler=_cmd_up)
-    p = sub.add_parser(
-        "simulate",
-        help="drive shoppers, bots, a merchandiser and an experiment through a running system",
-    )
-    p.add_argument("--stack", default=str(DEFAULT_DIR), help="the running stack (.p13n)")
+    p = command(sub, "simulate")
+    add_stack_arg(p)
     _traffic_args(p, 60.0)
     p.set_defaults(handler=_cmd_simulate)
-    p = sub.add_parser("demo", help="the main job: up + simulate + summary, then stop")
+    p = command(sub, "demo")
     _traffic_args(p, 60.0)
     p.add_argument(
         "--keep", action="store_true", help="leave the stack up after the summary (Ctrl-C stops)"
