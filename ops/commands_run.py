@@ -158,7 +158,8 @@ def _kept(stack: Stack, args: argparse.Namespace) -> Verdict:
     except Exception as exc:
         if stack.info is None:  # the system never started: nothing to keep
             raise
-        verdict = Verdict([], f"demo FAILED {type(exc).__name__}: {exc}", ok=False)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]  # the verdict is one line
+        verdict = Verdict([], f"demo FAILED {first}", ok=False)
     _keep(stack, verdict)
     return verdict
 
