@@ -24,9 +24,9 @@ apt_install = own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; \
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $(1); \
 	rc=$$?; [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc
 
-.PHONY: setup redis chromium worker-deps wrangler-check demo test test-cluster check lint format typecheck bench clean
+.PHONY: setup redis chromium prometheus worker-deps wrangler-check demo docs test test-cluster check lint format typecheck bench clean
 
-setup: $(VENV)/.installed redis worker-deps chromium
+setup: $(VENV)/.installed redis worker-deps chromium prometheus
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,20 @@ chromium:
 	       "(apt-get install chromium); the browser tests (pytest -m browser) fail until then"; \
 	fi
 
+# Debian's prometheus (it ships promtool) as root with apt, its service start-up suppressed as
+# for redis: tests/docs unit-test the alert rules with promtool and scrape a running stack
+# with a prometheus of their own; they fail at once, naming the package, until it is there.
+prometheus:
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then \
+	  echo "prometheus: $$(command -v prometheus)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's prometheus (service start suppressed)"; \
+	  $(call apt_install,prometheus); \
+	else \
+	  echo "WARNING: no prometheus/promtool and no root apt: install Debian's package" \
+	       "'prometheus' (apt-get install prometheus); tests/docs fails until then"; \
+	fi
+
 worker-deps: $(WHEELS)/.sdk $(JS_DIR)/node_modules/.installed
 
 $(WHEELS)/.sdk: $(VENV)/.installed
@@ -78,8 +92,14 @@ wrangler-check: setup
 
 # The main job: the whole system on an embedded default, a minute of simulated shoppers,
 # merchandisers and an experiment, a summary, then everything stopped. Last line: demo ok ...
+# It prints the storefront's URL while it runs; `make demo DEMO_ARGS=--keep` leaves the stack
+# up after the summary (Ctrl-C stops it).
 demo: setup
-	$(BIN)/p13n demo
+	$(BIN)/p13n demo $(DEMO_ARGS)
+
+# Regenerate docs/CONFIGURATION.md from the settings classes' metadata (tools/config_doc.py).
+docs: $(VENV)/.installed
+	$(BIN)/python tools/config_doc.py
 
 test: setup
 	$(BIN)/pytest

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.target import OpsError, Target, UsageError
+from ops.helptext import plural
+from ops.target import OpsError, Target, UsageError, reason
 from segmenter.schema import group_backlog
 
 __all__ = ["PROBE_USER_AGENT", "edge_hit_ratio", "partition_lag", "probe", "status"]
@@ -195,7 +196,7 @@ def probe(target: Target, route: str) -> tuple[bool, dict[str, Any]]:
             url, headers={"traceparent": trace, "user-agent": PROBE_USER_AGENT}, timeout=10.0
         )
     except httpx.HTTPError as exc:
-        raise OpsError(f"probe: {url} is not reachable ({type(exc).__name__}: {exc})") from exc
+        raise OpsError(f"{url} is not reachable ({reason(exc)})") from exc
     ms = (time.perf_counter() - started) * 1000
     items: int | None = None
     try:
@@ -222,5 +223,5 @@ def probe_text(doc: dict[str, Any]) -> str:
     verdict = "ok" if doc["ok"] else "FAILED"
     return (
         f"probe {verdict}: {doc['status']} in {doc['latency_ms']:.1f} ms, tier {doc['tier']}, "
-        f"{doc['items']} items ({doc['url']})"
+        f"{plural(doc['items'], 'item')} ({doc['url']})"
     )

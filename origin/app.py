@@ -17,7 +17,19 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from origin import admin, baseline, collector, console, feeds, kv, liveness, metrics, openapi, sdk
+from origin import (
+    admin,
+    baseline,
+    collector,
+    console,
+    feeds,
+    kv,
+    liveness,
+    metrics,
+    openapi,
+    sdk,
+    storefront,
+)
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
@@ -40,6 +52,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *sdk.routes(),
         *admin.routes(),
         *console.routes(),
+        *storefront.routes(),
     ]
     if settings.bench_baseline:
         out += baseline.routes()

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from origin.kv import EDGE_CONFIG_KEY
-from tests.support.edge import SEGMENT_KEYS
-from tests.support.worker import StandinOrigin, WorkerHarness
-from tests.support.standin_origin import default_list_items
 from tests.edge.rail_requests import config_doc, drain, shopper_cookie, valid_token
 from tests.edge.rail_requests import worker_get as get
+from tests.support.edge import SEGMENT_KEYS
+from tests.support.standin_origin import default_list_items
+from tests.support.worker import StandinOrigin, WorkerHarness
 
 pytestmark = pytest.mark.pyodide
 

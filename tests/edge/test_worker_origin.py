@@ -23,13 +23,13 @@ import redis
 
 from cache_keys import sign_segment
 from segmenter.schema import Keys, partition_of
+from tests.edge.rail_requests import Reply, drain
+from tests.edge.rail_requests import worker_get as get
+from tests.support import data
 from tests.support.data import HSEGS, RING, SIGNING
 from tests.support.data import shop_list as list_items
 from tests.support.servers import OriginProcess, seeded_origin
 from tests.support.worker import WorkerHarness
-from tests.edge.rail_requests import Reply, drain
-from tests.edge.rail_requests import worker_get as get
-from tests.support import data
 
 pytestmark = pytest.mark.pyodide
 SHOPPER = "Wk7_origin-shopper-000"

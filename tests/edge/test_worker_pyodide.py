@@ -30,7 +30,6 @@ from tests.edge.rail_requests import (
 )
 from tests.edge.rail_requests import worker_get as get
 from tests.support.data import VECTOR_DIR
-from tests.support.edge import SEGMENT_KEYS
 from tests.support.standin_origin import default_list_items
 from tests.support.worker import StandinOrigin, WorkerHarness, pairing
 from tests.vectors.check import cases

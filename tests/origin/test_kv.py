@@ -15,9 +15,9 @@ from werkzeug import Request, Response
 from origin.app import create_app
 from origin.kv import EDGE_CONFIG_KEY, KVError, KVWriter, batches
 from origin.settings import Settings
-from tests.asgi import app_client
-from tests.origin.data import MERCH, SEGMENT_KEY, TOKENS, bearer
 from tests.origin.test_cloudflare import Sleeps  # the recording sleep seam of the purge tests
+from tests.support.asgi import app_client
+from tests.support.data import MERCH, SEGMENT_KEY, TOKENS, bearer
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = "0123456789abcdef0123456789abcdef"

@@ -10,11 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from edge.proxy.app import EdgeRuntime, create_app
-from ops.local.redis import RedisServer
-from tests.support import data
 from tests.support.asgi import app_client
 from tests.support.clock import FakeClock
 from tests.support.proxy import proxy_settings
