@@ -21,6 +21,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from segmenter.registry import VERSIONS
+
 __all__ = ["DEGRADED_REASONS", "AccessLogMiddleware", "Metrics", "routes"]
 # Why a recommendation was answered degraded (origin.recommend.endpoint); each series exists
 # at 0 from the start, so a rate() alert sees the first degraded answer.
@@ -70,6 +72,15 @@ class Metrics:
             ["field"],
             registry=r,
         )
+        self.event_versions = Counter(
+            "p13n_origin_event_versions",
+            "Events received by the collector, by schema version (as sent) and outcome",
+            ["v", "outcome"],
+            registry=r,
+        )
+        for v in [*map(str, VERSIONS), "unknown"]:
+            for outcome in ("accepted", "rejected"):
+                self.event_versions.labels(v, outcome)
         self.model_seconds = Histogram(
             "p13n_origin_model_seconds",
             "Ranking of one recommendation answer from loaded features (the model hop)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
+from collections import Counter as Counter_
 from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -12,7 +13,8 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from segmenter.aggregates import PartitionEffects
-from segmenter.event import FIELDS
+from segmenter.event import FIELDS, version_of
+from segmenter.registry import VERSIONS
 
 __all__ = ["DISPOSITIONS", "BatchHistogram", "Metrics"]
 
@@ -74,6 +76,12 @@ class Metrics:
         # alert sees the first rejection instead of a series that appears with it.
         for name in sorted({*FIELDS, "$"}):
             self.rejected.labels(name)
+        self.versions = Counter(
+            "p13n_segmenter_event_versions", "Accepted events by schema version (on the stream)",
+            ["v"], registry=r,
+        )  # fmt: skip
+        for v in VERSIONS:
+            self.versions.labels(str(v))
         self.lag = Gauge(
             "p13n_segmenter_consumer_lag", "Entries not yet delivered, per partition",
             ["partition"], registry=r,
@@ -98,6 +106,9 @@ class Metrics:
                 self.events.labels(name).inc(fx.counters[name])
         for _, rej in fx.dead:
             self.rejected.labels(rej.field).inc()
+        by_version = Counter_(version_of(e.event) for e in fx.accepted if e.event is not None)
+        for v, n in by_version.items():
+            self.versions.labels(str(v)).inc(n)
         self.apply_latency.observe(apply_s)
         self.freshness.observe_many(max(0.0, (commit_ms - e.key[0]) / 1000) for e in fx.accepted)
 
