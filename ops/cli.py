@@ -184,6 +184,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from ops import commands  # noqa: PLC0415 - status, lag, dlq, purge, probe, backup…
 
     commands.register(sub)
+    from ops import lake_commands  # noqa: PLC0415 - sql, lake, reconcile, export
+
+    lake_commands.register(sub)
     return parser
 
 

@@ -97,6 +97,8 @@ class Processor:
         self.releasing: set[int] = set()
         self._next_lists_ms = 0
         self._next_prune_ms = 0
+        self._next_lake_ms = 0
+        self._lake_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     # -- main loop ----------------------------------------------------------------------
@@ -112,6 +114,8 @@ class Processor:
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
         self.releasing.update(self.tasks)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if self._lake_task is not None:  # a lake write in progress finishes (it is atomic)
+            await asyncio.gather(self._lake_task, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):  # the others rebalance at once
             await self.r.zrem(self.keys.members, self.owner)
 
@@ -141,6 +145,7 @@ class Processor:
         self.metrics.set_lag(await self.reader.lag(sorted(self.tasks)))
         self.metrics.dlq_depth.set(await self.r.xlen(self.keys.dlq))
         self._prune(now)
+        self._lake(now)
         if self.s.lists_interval_s <= 0 or now < self._next_lists_ms:
             return
         self._next_lists_ms = now + self.s.lists_interval_s * 1000
@@ -162,6 +167,25 @@ class Processor:
             prune(Path(self.s.archive_dir), self.s.archive_retention_days, now)
         except OSError as exc:  # a full or read-only disk must not stop event processing
             log.warning("archive retention: %s", exc)
+
+    def _lake(self, now: int) -> None:
+        """Parquet for the archive hours that changed, in a thread, on its own schedule."""
+        s = self.s
+        busy = self._lake_task is not None and not self._lake_task.done()
+        if not s.archive_dir or s.lake_interval_s <= 0 or now < self._next_lake_ms or busy:
+            return
+        self._next_lake_ms = now + s.lake_interval_s * 1000
+        self._lake_task = asyncio.create_task(asyncio.to_thread(self._write_lake, now))
+
+    def _write_lake(self, now: int) -> None:
+        from segmenter import lake  # noqa: PLC0415 - DuckDB only where the lake is written
+
+        root = Path(self.s.archive_dir)
+        try:
+            lake.sync(root)
+            lake.prune(lake.lake_root(root), self.s.lake_retention_days, now)
+        except (OSError, lake.LakeError) as exc:  # the lake must not stop event processing
+            log.warning("event lake: %s", exc)
 
     # -- one partition ------------------------------------------------------------------
     async def _own(self, lease: Lease) -> None:

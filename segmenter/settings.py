@@ -72,6 +72,11 @@ class ProcessorSettings:
     # P13N_ARCHIVE_DIR / P13N_ARCHIVE_RETENTION_DAYS: cold storage of every valid event.
     archive_dir: str = "var/archive"
     archive_retention_days: int = 30
+    # P13N_LAKE_INTERVAL_S / P13N_LAKE_RETENTION_DAYS: how often the archive's changed hours
+    # are written to the Parquet lake in <archive>/lake (0 = never), and how long the lake
+    # keeps them (segmenter.lake).
+    lake_interval_s: int = 300
+    lake_retention_days: int = 400
     # P13N_SEGMENT_RULES: path of the segment rules (TOML); empty means the built-in rules.
     segment_rules_path: str = ""
     # P13N_SEGMENT_KEY: keyed hash for hseg (must match the origin's).
@@ -112,6 +117,8 @@ class ProcessorSettings:
             affinity_half_life_s=_int(e, "P13N_AFFINITY_HALF_LIFE_S", 7 * 86_400),
             archive_dir=e.get("P13N_ARCHIVE_DIR", "var/archive"),
             archive_retention_days=_int(e, "P13N_ARCHIVE_RETENTION_DAYS", 30),
+            lake_interval_s=_int(e, "P13N_LAKE_INTERVAL_S", 300),
+            lake_retention_days=_int(e, "P13N_LAKE_RETENTION_DAYS", 400),
             segment_rules_path=e.get("P13N_SEGMENT_RULES", ""),
             segment_key=key.encode() if key else DEV_SEGMENT_KEY,
             lists_interval_s=_int(e, "P13N_LISTS_INTERVAL_S", 60),
