@@ -112,6 +112,44 @@ def _lake(args: argparse.Namespace) -> str:
     return _with_redis(s, body)
 
 
+def _span(args: argparse.Namespace) -> tuple[int, int]:
+    from segmenter.replay import parse_time_ms  # noqa: PLC0415
+
+    try:
+        span = parse_time_ms(args.from_time), parse_time_ms(args.to_time)
+    except ValueError as exc:
+        raise _Usage(f"--from/--to: {exc}") from exc
+    if span[0] >= span[1]:
+        raise _Usage(f"--from ({span[0]} ms) must be before --to ({span[1]} ms)")
+    return span
+
+
+def _reconcile(args: argparse.Namespace) -> str:
+    from segmenter.processor import operators_for  # noqa: PLC0415
+    from segmenter.reconcile import Window  # noqa: PLC0415
+    from segmenter.reconcile_run import reconcile  # noqa: PLC0415
+    from segmenter.schema import Keys  # noqa: PLC0415
+    from segmenter.segments import load_rules  # noqa: PLC0415
+
+    span = _span(args)
+    if not 0 <= args.tolerance < 1:
+        raise _Usage("--tolerance is a fraction: 0 (exact, the default) up to 1")
+    s = _settings(args)
+    root = _archive(s)
+    params = operators_for(s, load_rules(s.segment_rules_path or None)).partition
+
+    async def body(client: Any) -> str:
+        report = await reconcile(client, Keys(s.prefix), root, partitions=s.partitions,
+                                 params=params, window=Window(*span), tolerance=args.tolerance,
+                                 repair=args.repair, who="cli:p13n reconcile")  # fmt: skip
+        lines = [report.line()]
+        lines += [f"  {d.aggregate} p{d.partition} {d.key} {d.member}: stream {d.stream} "
+                  f"batch {d.batch}" for d in report.differences[:20]]  # fmt: skip
+        return "\n".join(lines)
+
+    return _with_redis(s, body)
+
+
 def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="online store (default $P13N_REDIS_URL)")
     p.add_argument("--archive-dir", help="event archive and its lake (default $P13N_ARCHIVE_DIR)")
@@ -130,3 +168,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("action", choices=["sync", "snapshot"])
     _store_args(p)
     p.set_defaults(handler=_guarded("lake", _lake))
+
+    p = sub.add_parser("reconcile", help="recompute aggregates from the lake, compare, repair")
+    p.add_argument("--from", dest="from_time", required=True, help="event time, ISO 8601 or ms")
+    p.add_argument("--to", dest="to_time", required=True, help="event time (exclusive)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="relative difference tolerated (default 0: integer sums agree exactly)",
+    )
+    p.add_argument(
+        "--repair", action="store_true", help="write the batch values where they differ (audited)"
+    )
+    _store_args(p)
+    p.set_defaults(handler=_guarded("reconcile", _reconcile))

@@ -82,6 +82,23 @@ class Metrics:
         )  # fmt: skip
         for v in VERSIONS:
             self.versions.labels(str(v))
+        self.reconcile_differences = Gauge(
+            "p13n_segmenter_reconcile_differences",
+            "Values the last batch reconciliation found different from the stream's",
+            ["aggregate"], registry=r,
+        )  # fmt: skip
+        for name in ("popularity", "covisitation", "experiments"):
+            self.reconcile_differences.labels(name)
+        self.reconcile_runs = Counter(
+            "p13n_segmenter_reconcile_runs", "Scheduled reconciliations by outcome",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        for outcome in ("clean", "differences", "partial", "failed"):
+            self.reconcile_runs.labels(outcome)
+        self.reconcile_repaired = Counter(
+            "p13n_segmenter_reconcile_repaired", "Aggregate values rewritten from the batch",
+            registry=r,
+        )  # fmt: skip
         self.lag = Gauge(
             "p13n_segmenter_consumer_lag", "Entries not yet delivered, per partition",
             ["partition"], registry=r,
@@ -111,6 +128,15 @@ class Metrics:
             self.versions.labels(str(v)).inc(n)
         self.apply_latency.observe(apply_s)
         self.freshness.observe_many(max(0.0, (commit_ms - e.key[0]) / 1000) for e in fx.accepted)
+
+    def observe_reconcile(self, differences: Mapping[str, int], repaired: int,
+                          partial: bool) -> None:  # fmt: skip
+        """Record one reconciliation run."""
+        for name, n in differences.items():
+            self.reconcile_differences.labels(name).set(n)
+        self.reconcile_repaired.inc(repaired)
+        outcome = "differences" if any(differences.values()) else "clean"
+        self.reconcile_runs.labels("partial" if partial else outcome).inc()
 
     def set_lag(self, lags: Mapping[int, int]) -> None:
         """Lag of the partitions this process owns; a partition it no longer owns is dropped

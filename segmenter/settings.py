@@ -36,6 +36,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorSettings:
     """Everything ``p13n segmenter run`` needs."""
@@ -77,6 +87,14 @@ class ProcessorSettings:
     # keeps them (segmenter.lake).
     lake_interval_s: int = 300
     lake_retention_days: int = 400
+    # P13N_RECONCILE_INTERVAL_S / _WINDOW_S / _TOLERANCE / _REPAIR: the scheduled batch check
+    # (segmenter.reconcile): every interval (0 = never; the first run one interval after
+    # start), one processor recomputes the last window of event time from the lake, reports
+    # differences beyond the relative tolerance, and with _REPAIR=1 writes the batch values.
+    reconcile_interval_s: int = 3600
+    reconcile_window_s: int = 86_400
+    reconcile_tolerance: float = 0.0
+    reconcile_repair: bool = False
     # P13N_SEGMENT_RULES: path of the segment rules (TOML); empty means the built-in rules.
     segment_rules_path: str = ""
     # P13N_SEGMENT_KEY: keyed hash for hseg (must match the origin's).
@@ -119,6 +137,10 @@ class ProcessorSettings:
             archive_retention_days=_int(e, "P13N_ARCHIVE_RETENTION_DAYS", 30),
             lake_interval_s=_int(e, "P13N_LAKE_INTERVAL_S", 300),
             lake_retention_days=_int(e, "P13N_LAKE_RETENTION_DAYS", 400),
+            reconcile_interval_s=_int(e, "P13N_RECONCILE_INTERVAL_S", 3600),
+            reconcile_window_s=_int(e, "P13N_RECONCILE_WINDOW_S", 86_400),
+            reconcile_tolerance=_float(e, "P13N_RECONCILE_TOLERANCE", 0.0),
+            reconcile_repair=e.get("P13N_RECONCILE_REPAIR", "0") in ("1", "true", "yes"),
             segment_rules_path=e.get("P13N_SEGMENT_RULES", ""),
             segment_key=key.encode() if key else DEV_SEGMENT_KEY,
             lists_interval_s=_int(e, "P13N_LISTS_INTERVAL_S", 60),
@@ -138,6 +160,8 @@ class ProcessorSettings:
             raise SettingsError("P13N_BATCH_MAX_EVENTS must be between 1 and 10000")
         if not 100 <= self.list_size <= 300:
             raise SettingsError("P13N_LIST_SIZE must be between 100 and 300")
+        if not 0 <= self.reconcile_tolerance < 1:
+            raise SettingsError("P13N_RECONCILE_TOLERANCE must be a fraction in [0, 1)")
         if self.writes not in WRITE_MODES:
             raise SettingsError(f"P13N_WRITES must be one of {', '.join(WRITE_MODES)}")
         if self.lease_ttl_ms < 100 or self.max_deliveries < 1:
