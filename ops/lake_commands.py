@@ -150,6 +150,23 @@ def _reconcile(args: argparse.Namespace) -> str:
     return _with_redis(s, body)
 
 
+def _export(args: argparse.Namespace) -> str:
+    from ops.export import export_training  # noqa: PLC0415
+    from segmenter.lake import lake_root  # noqa: PLC0415
+    from segmenter.processor import operators_for  # noqa: PLC0415
+    from segmenter.segments import load_rules  # noqa: PLC0415
+
+    span = _span(args)
+    s = _settings(args)
+    root = _archive(s)
+    out = Path(args.out)
+    if out.suffix != ".parquet":
+        raise _Usage(f"--out {args.out!r}: a .parquet file")
+    params = operators_for(s, load_rules(s.segment_rules_path or None)).features
+    report = export_training(lake_root(root), out, params, from_ms=span[0], to_ms=span[1])
+    return report.line()
+
+
 def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="online store (default $P13N_REDIS_URL)")
     p.add_argument("--archive-dir", help="event archive and its lake (default $P13N_ARCHIVE_DIR)")
@@ -183,3 +200,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _store_args(p)
     p.set_defaults(handler=_guarded("reconcile", _reconcile))
+
+    p = sub.add_parser("export", help="training examples, point-in-time correct, from the lake")
+    p.add_argument("what", choices=["training"])
+    p.add_argument("--from", dest="from_time", required=True, help="event time, ISO 8601 or ms")
+    p.add_argument("--to", dest="to_time", required=True, help="event time (exclusive)")
+    p.add_argument("--out", default="training.parquet", help="Parquet file to write")
+    _store_args(p)
+    p.set_defaults(handler=_guarded("export", _export))
