@@ -37,7 +37,15 @@ def _guarded(name: str, body: Handler) -> Handler:
 
 
 def _status(args: argparse.Namespace) -> int:
-    ok, doc = health.status(resolve(args))
+    import os  # noqa: PLC0415
+
+    from ops.costs import price_per_gb  # noqa: PLC0415
+
+    try:
+        price = price_per_gb(os.environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    ok, doc = health.status(resolve(args), price)
     emit(args, doc, health.status_text(doc))
     return 0 if ok else 1
 

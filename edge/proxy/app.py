@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from cache_keys.wire import parse_edge_config
 from edge.plan import serves_route
@@ -30,7 +30,7 @@ from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
 from edge.proxy.httpcache import HttpCache, problem_answer
-from edge.proxy.metrics import EdgeCollector, render
+from edge.proxy.metrics import EdgeCollector, Traffic, render
 from edge.proxy.purges import PurgeStats, refresh_config, subscribe_purges
 from edge.proxy.rails import RailService
 from edge.proxy.settings import ProxySettings
@@ -58,6 +58,7 @@ class EdgeRuntime:
     http: HttpCache
     rails: RailService | None
     purges: PurgeStats = field(default_factory=PurgeStats)
+    traffic: Traffic = field(default_factory=Traffic)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -124,7 +125,8 @@ class EdgeRuntime:
         await self.client.aclose()
 
     def collector(self) -> EdgeCollector:
-        return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges)
+        return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges,
+                             traffic=self.traffic)  # fmt: skip
 
 
 async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Send) -> None:
@@ -258,6 +260,18 @@ async def _send(
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
+def _counting(send: Send, traffic: Traffic) -> Send:
+    """``send``, counting the request and its body bytes (the cost figures)."""
+    traffic.requests += 1
+
+    async def counted(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            traffic.bytes_sent += len(message.get("body", b""))
+        await send(message)
+
+    return counted
+
+
 class EdgeApp(Starlette):
     """The edge's Starlette app (lifespan, state). Every HTTP request is dispatched here
     without Starlette's router and middleware: rail requests (``GET /p13n/v1/rail/{route}``,
@@ -274,6 +288,7 @@ class EdgeApp(Starlette):
             return
         scope["app"] = self
         runtime: EdgeRuntime = self.state.edge
+        send = _counting(send, runtime.traffic)
         method = scope["method"]
         if method in ("GET", "HEAD"):
             route = rail_route(scope["path"])

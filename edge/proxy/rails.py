@@ -116,6 +116,8 @@ class RailService:
     # would cost more than re-rendering the few keys that fall out).
     rendered: dict[tuple[str, int, int, int], str] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    origin_requests: int = 0  # list fetches, for the offload figures
+    origin_bytes: int = 0
     _events_refused: bool = False
     # The bytes of each rendered context-free body (keyed by the body: the memo's values).
     _encoded_bodies: dict[str, bytes] = field(default_factory=dict)
@@ -233,6 +235,8 @@ class RailService:
             self.breaker.abandon()  # cancelled: no verdict on the origin
             raise
         self.latency.observe((time.perf_counter() - started) * 1000)
+        self.origin_requests += 1
+        self.origin_bytes += len(resp.content)
         self.breaker.record_status(resp.status_code)
         if resp.status_code != 200:
             raise OriginError(resp.status_code, what)
