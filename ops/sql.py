@@ -60,8 +60,8 @@ WITH p AS (
   SELECT item, category, ts, lag(ts) OVER (PARTITION BY user, item ORDER BY ts) AS prev
   FROM events WHERE type = 'purchase')
 SELECT item, any_value(category) AS category, count(*) AS repurchases,
-       round(median((ts - prev) / 86400000.0), 2) AS median_days,
-       round(avg((ts - prev) / 86400000.0), 2) AS mean_days
+       to_milliseconds(CAST(median(ts - prev) AS BIGINT)) AS median_interval,
+       to_milliseconds(CAST(avg(ts - prev) AS BIGINT)) AS mean_interval
 FROM p WHERE prev IS NOT NULL
 GROUP BY item ORDER BY repurchases DESC, item LIMIT 10""",
 }

@@ -19,6 +19,7 @@ runs it every ``P13N_LAKE_INTERVAL_S``. ``prune`` applies the lake's own retenti
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import re
@@ -32,7 +33,7 @@ import duckdb
 import orjson
 
 from segmenter.archive import archive_hours, hour_start_ms, read_partition
-from segmenter.event import USER_RE
+from segmenter.event import USER_RE, Event
 from segmenter.registry import CURRENT, VERSIONS
 
 __all__ = [
@@ -68,6 +69,15 @@ class LakeError(RuntimeError):
     """DuckDB could not read or write a lake file (its error translated once, here)."""
 
 
+# Documents omit fields at their default (``event.to_doc``); the lake spells the non-text
+# ones out (qty 1, price 0, bot false) so SQL sums need no coalesce. Absent text is NULL.
+_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(Event)
+    if f.name in COLUMNS and f.default not in ("", None, dataclasses.MISSING)
+}
+
+
 def lake_root(archive_root: Path) -> Path:
     """Where the lake of an archive lives."""
     return archive_root / "lake"
@@ -89,7 +99,7 @@ def _hour_docs(archive_root: Path, hour_dir: Path) -> Iterator[dict[str, object]
     )
     for p in parts:
         for doc in read_partition(archive_root, p, start, start + _HOUR_MS):
-            row = {k: doc.get(k) for k in COLUMNS}
+            row = {k: doc.get(k, _DEFAULTS.get(k)) for k in COLUMNS}
             row["stream_seq"] = int(str(doc["stream_id"]).partition("-")[2] or 0)
             yield row
 
