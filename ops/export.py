@@ -25,7 +25,7 @@ from segmenter import features
 from segmenter.aggregates import Entry
 from segmenter.event import Event
 from segmenter.features import FeatureParams, ShopperState
-from segmenter.lake import LakeError, events_glob, write_table
+from segmenter.lake import LakeError, events_glob, has_events, write_table
 from segmenter.reconcile import lake_entries
 
 __all__ = ["COLUMNS", "ExportReport", "export_training"]
@@ -113,7 +113,7 @@ def _partition_examples(
 
 
 def _partitions(lake: Path) -> list[int]:
-    if not any((lake / "events").glob("dt=*/hour=*/*.parquet")):
+    if not has_events(lake):
         return []
     try:
         with duckdb.connect() as db:

@@ -21,7 +21,7 @@ import duckdb
 import orjson
 
 from ops.snapshot import TABLES, snapshots_dir
-from segmenter.lake import COLUMNS, events_glob
+from segmenter.lake import COLUMNS, events_glob, has_events
 
 __all__ = ["QUERIES", "SqlError", "connect", "query", "render"]
 
@@ -88,7 +88,7 @@ def _literal(path: Path | str) -> str:
 def connect(lake: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake's views; the files are read in place."""
     db = duckdb.connect()
-    if any((lake / "events").glob("dt=*/hour=*/*.parquet")):
+    if has_events(lake):
         files = _literal(events_glob(lake))
         view = f"CREATE VIEW events_raw AS SELECT * FROM read_parquet({files}, {_READ})"  # noqa: S608
         db.execute(view)

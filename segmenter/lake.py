@@ -41,6 +41,7 @@ __all__ = [
     "LakeError",
     "erase",
     "events_glob",
+    "has_events",
     "lake_root",
     "prune",
     "sync",
@@ -81,6 +82,11 @@ _DEFAULTS = {
 def lake_root(archive_root: Path) -> Path:
     """Where the lake of an archive lives."""
     return archive_root / "lake"
+
+
+def has_events(root: Path) -> bool:
+    """Whether the lake holds any event file yet (DuckDB refuses a glob matching nothing)."""
+    return any((root / "events").glob("dt=*/hour=*/*.parquet"))
 
 
 def events_glob(root: Path) -> str:

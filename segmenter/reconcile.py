@@ -28,7 +28,7 @@ import duckdb
 
 from segmenter import aggregates, event
 from segmenter.aggregates import Entry, PartitionParams, PartitionState, parse_id
-from segmenter.lake import LakeError, events_glob
+from segmenter.lake import LakeError, events_glob, has_events
 from segmenter.registry import VERSIONS
 from segmenter.schema import COVIS_MAX, POPULARITY_BUCKET_S, POPULARITY_BUCKETS
 
@@ -79,7 +79,7 @@ class Difference:
 
 def lake_entries(lake: Path, partition: int, upto: str) -> Iterator[Entry]:
     """A partition's lake events in arrival order, up to stream id ``upto`` included."""
-    if not any((lake / "events").glob("dt=*/hour=*/*.parquet")):
+    if not has_events(lake):
         return
     top = parse_id(upto)
     try:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from segmenter.connection import cluster_url
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
@@ -22,28 +23,26 @@ DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
 WRITE_MODES: dict[str, bool | None] = {"auto": None, "batched": False, "per-slot": True}
 
 
+N = TypeVar("N", int, float)
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+def _num(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N]) -> N:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        what = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {what}") from exc
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a number") from exc
+    return _num(env, name, default, int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +138,7 @@ class ProcessorSettings:
             lake_retention_days=_int(e, "P13N_LAKE_RETENTION_DAYS", 400),
             reconcile_interval_s=_int(e, "P13N_RECONCILE_INTERVAL_S", 3600),
             reconcile_window_s=_int(e, "P13N_RECONCILE_WINDOW_S", 86_400),
-            reconcile_tolerance=_float(e, "P13N_RECONCILE_TOLERANCE", 0.0),
+            reconcile_tolerance=_num(e, "P13N_RECONCILE_TOLERANCE", 0.0, float),
             reconcile_repair=e.get("P13N_RECONCILE_REPAIR", "0") in ("1", "true", "yes"),
             segment_rules_path=e.get("P13N_SEGMENT_RULES", ""),
             segment_key=key.encode() if key else DEV_SEGMENT_KEY,
