@@ -89,6 +89,13 @@ async def _erase_partition(r: aioredis.Redis, keys: Keys, sid: str, partition: i
     return removed
 
 
+def _erase_lake(archive: Path, sid: str) -> int:
+    """In a worker thread: importing DuckDB must not block the event loop either."""
+    from segmenter import lake  # noqa: PLC0415 - DuckDB only when erasing
+
+    return lake.erase(lake.lake_root(archive), sid)
+
+
 async def erase_from_dlq_and_archive(
     redis: aioredis.Redis,
     keys: Keys,
@@ -107,9 +114,7 @@ async def erase_from_dlq_and_archive(
     root = Path(archive_dir)
     lines = await asyncio.to_thread(rewrite_without, root, p, sid) if root.exists() else 0
     if root.exists():  # the lake keeps hours the archive has pruned: erase there too
-        from segmenter import lake  # noqa: PLC0415 - DuckDB only when erasing
-
-        lines += await asyncio.to_thread(lake.erase, lake.lake_root(root), sid)
+        lines += await asyncio.to_thread(_erase_lake, root, sid)
     dead = await _erase_dlq(redis, keys, sid)
     fields = await _erase_partition(redis, keys, sid, p)
     entries = await _erase_stream(redis, keys, sid, p)
