@@ -225,6 +225,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from ops import evaluate  # noqa: PLC0415 - evaluate, history
 
     evaluate.register(sub)
+
+    from ops import lake_commands  # noqa: PLC0415 - sql, lake, reconcile, export
+
+    lake_commands.register(sub)
     return parser
 
 

@@ -39,7 +39,15 @@ def _guarded(name: str, body: Handler) -> Handler:
 
 
 def _status(args: argparse.Namespace) -> int:
-    ok, doc = status.status(resolve(args))
+    import os  # noqa: PLC0415
+
+    from ops.costs import price_per_gb  # noqa: PLC0415
+
+    try:
+        price = price_per_gb(os.environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    ok, doc = status.status(resolve(args), price)
     emit(args, doc, status.status_text(doc))
     return 0 if ok else 1
 

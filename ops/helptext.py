@@ -13,6 +13,40 @@ __all__ = ["COMMANDS", "command", "plural"]
 
 # name -> (one-line summary for `p13n --help`, description, examples)
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "sql": (
+        "SQL over the event lake and the newest store snapshot",
+        "Run DuckDB SQL, embedded (nothing to start), over the Parquet event lake (view "
+        "`events`) and the newest exported store snapshot, or one of the documented queries "
+        "(docs/LAKE.md): top-sellers per segment and day, funnel conversion by variant, "
+        "repurchase intervals.",
+        (
+            'p13n sql "SELECT type, count(*) FROM events GROUP BY type"',
+            "p13n sql --query funnel --format csv",
+        ),
+    ),
+    "lake": (
+        "write the archive's Parquet lake now, or snapshot the store",
+        "`sync` writes the archive's changed hours to the Parquet lake now (the processor "
+        "does it every P13N_LAKE_INTERVAL_S); `snapshot` exports the online store's features "
+        "beside it for SQL.",
+        ("p13n lake sync", "p13n lake snapshot"),
+    ),
+    "reconcile": (
+        "recompute aggregates from the lake, compare, repair",
+        "The batch path: recompute the stream's aggregates for an event-time window from the "
+        "lake, report where the online store differs beyond --tolerance, and with --repair "
+        "write the batch values (audited).",
+        (
+            "p13n reconcile --from 2026-12-01 --to 2026-12-02",
+            "p13n reconcile --from 2026-12-01 --to 2026-12-02 --repair",
+        ),
+    ),
+    "export": (
+        "training examples, point-in-time correct, from the lake",
+        "Write training examples for a time range as Parquet: each event with the features "
+        "as they were at its time, computed from the archive (never from the current store).",
+        ("p13n export training --from 2026-11-01 --to 2026-12-01 --out train.parquet",),
+    ),
     "evaluate": (
         "score the rails on an events file against baselines",
         "Replay an events file (JSON Lines of Event v1) through a throwaway stack, hold out "

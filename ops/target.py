@@ -66,6 +66,8 @@ ENVIRONMENT: tuple[dict[str, Any], ...] = (
      "default": f"`{DEFAULT_PARTITIONS}`"},
     {"env": "P13N_ALLOWED_LATENESS_MS", "doc": "the processor's watermark lag (lag's view)",
      "type": "int", "default": f"`{_PROCESSOR.allowed_lateness_ms}`"},
+    {"env": "P13N_EGRESS_PRICE_PER_GB", "doc": "price of one GB of egress, for `status`'s "
+     "monthly cost estimate (in your currency)", "type": "float", "default": "`0.09`"},
     {"env": "P13N_STOP_GRACE_S", "doc": "seconds the stack's children get after SIGTERM, when "
      "`up` or `demo` stops, before SIGKILL", "type": "float", "default": f"`{STOP_TIMEOUT_S}`"},
 )  # fmt: skip

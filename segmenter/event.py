@@ -1,21 +1,29 @@
-"""Event schema v1: one record, one validation step, one msgpack encode/decode pair.
+"""The event: one record, one validation step, one msgpack encode/decode pair.
 
     {"v": 1, "event_id": "e1", "type": "view", "user": "u1", "item": "sku-1", "ts": 1.7e12}
         -> Event(event_id="e1", type="view", user="u1", ts=1700000000000, item="sku-1", …)
-    {"v": 2, …} -> Rejection(field="v", problem="unsupported version 2; this build reads 1")
+    {"v": 2, …, "position": 3} -> Event(…, position=3)
+    {"v": 9, …} -> Rejection(field="v", problem="unsupported version 9; this build reads 1, 2")
 
-JSON arrives at the collector; msgpack of the same field names travels on the streams. A
-consumer that meets any other version parks the entry in the dead-letter stream.
+The versions, their fields and upcasters live in ``segmenter.registry``; this module reads any
+registered version (upcasting older majors) into the current ``Event``. JSON arrives at the
+collector; msgpack of the same field names travels on the streams, in the oldest version that
+carries the event. A consumer that meets an unknown version parks the entry in the
+dead-letter stream.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+
+from segmenter.registry import CURRENT, EVENT_TYPES, ITEM_TYPES, VERSIONS, upcast
 
 __all__ = [
     "EVENT_TYPES",
@@ -28,36 +36,41 @@ __all__ = [
     "encode",
     "to_doc",
     "validate",
+    "version_of",
 ]
 
-VERSION = 1
-EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "search", "exposure")
-# Types that are about one item, so ``item`` is required.
-ITEM_TYPES = frozenset({"view", "add_to_cart", "remove_from_cart", "purchase"})
-MIN_TS_MS = 946_684_800_000  # 2000-01-01
-MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
-MAX_PRICE = 1_000_000.0
-MAX_QTY = 1000
+VERSION = CURRENT
+_LATEST = VERSIONS[CURRENT].fields
+_SUPPORTED = ", ".join(map(str, VERSIONS))
 
-EVENT_ID_RE = re.compile(r"[\x21-\x7e]{1,64}")
-USER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-ITEM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
-SESSION_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+def _bound(name: str, side: str) -> Any:
+    return getattr(_LATEST[name], side)
+
+
+MIN_TS_MS = int(_bound("ts", "minimum"))  # 2000-01-01
+MAX_TS_MS = int(_bound("ts", "maximum"))  # 2100-01-01
+MAX_PRICE = float(_bound("price", "maximum"))
+MAX_QTY = int(_bound("qty", "maximum"))
+MAX_POSITION = int(_bound("position", "maximum"))
 
 TEXT_FIELDS: dict[str, re.Pattern[str]] = {
-    "event_id": EVENT_ID_RE,
-    "user": USER_RE,
-    "item": ITEM_RE,
-    "category": ITEM_RE,
-    "session": SESSION_RE,
-    "experiment": SLUG_RE,
-    "variant": SLUG_RE,
-    "traceparent": TRACEPARENT_RE,
+    name: re.compile(f.pattern) for name, f in _LATEST.items() if f.kind == "text"
 }
-FIELDS = frozenset({"v", "type", "ts", "price", "qty", "bot", *TEXT_FIELDS})
-REQUIRED = ("event_id", "type", "user", "ts")
+EVENT_ID_RE = TEXT_FIELDS["event_id"]
+USER_RE = TEXT_FIELDS["user"]
+ITEM_RE = TEXT_FIELDS["item"]
+SESSION_RE = TEXT_FIELDS["session"]
+SLUG_RE = TEXT_FIELDS["experiment"]
+TRACEPARENT_RE = TEXT_FIELDS["traceparent"]
+# Every field name of every version ("v" included): the labels a rejection may carry.
+FIELDS = frozenset().union(*(v.names for v in VERSIONS.values()))
+REQUIRED = tuple(name for name, f in _LATEST.items() if f.required)
+_MAJOR = VERSIONS[CURRENT].major
+# The versions whose documents need an upcaster to reach the current major, and the current
+# major's versions oldest first (a writer picks the first that carries the event).
+_OLD_MAJORS = frozenset(v for v, spec in VERSIONS.items() if spec.major != _MAJOR)
+_WRITABLE = tuple(sorted(v for v, spec in VERSIONS.items() if spec.major == _MAJOR))
 _REQUIRED_SET = frozenset(REQUIRED)
 # Text values already seen to match their pattern, for the fields whose values repeat
 # (shoppers, items, sessions…): a set lookup instead of a regex; bounded, emptied when full.
@@ -84,6 +97,7 @@ class Event:
     variant: str = ""
     traceparent: str = ""
     bot: bool = False
+    position: int | None = None  # v2: 0-based place in the list it was shown in
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +139,15 @@ def _price(d: Mapping[str, Any]) -> float:
 def _check_shape(doc: Any) -> Mapping[str, Any]:
     if type(doc) is not dict and not isinstance(doc, Mapping):
         raise _Invalid("$", "an event must be an object")
-    if type(doc.get("v")) is not int or doc.get("v") != VERSION:  # not True, not 1.0
-        raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {VERSION}")
-    if not FIELDS.issuperset(doc):
-        unknown = [k for k in doc if k not in FIELDS]
+    v = doc.get("v")
+    if type(v) is not int or v not in VERSIONS:  # not True, not 1.0
+        raise _Invalid("v", f"unsupported version {v!r}; this build reads {_SUPPORTED}")
+    names = VERSIONS[v].names
+    if not names.issuperset(doc):
+        unknown = [k for k in doc if k not in names]
+        if unknown[0] in FIELDS:  # a field of another version: say which
+            since = min(n for n, spec in VERSIONS.items() if unknown[0] in spec.names)
+            raise _Invalid(unknown[0], f"is not part of version {v} (added in version {since})")
         # The name goes into the reason, not the field: fields become metric labels, and a
         # client's made-up key (an e-mail address, 200 kB of text) must not.
         raise _Invalid("$", f"unknown field {str(unknown[0])[:64]!r}")
@@ -137,7 +156,7 @@ def _check_shape(doc: Any) -> Mapping[str, Any]:
         raise _Invalid(name, "is required")
     if doc["type"] not in EVENT_TYPES:
         raise _Invalid("type", f"must be one of {', '.join(EVENT_TYPES)}")
-    return doc
+    return upcast(dict(doc)) if v in _OLD_MAJORS else doc
 
 
 def _texts(d: Mapping[str, Any]) -> dict[str, str]:
@@ -182,6 +201,7 @@ def _build(d: Mapping[str, Any]) -> Event:
         get("variant", ""),
         get("traceparent", ""),
         bot,
+        _int(d, "position", 0, MAX_POSITION, 0) if "position" in d else None,
     )
     if kind in ITEM_TYPES and not ev.item:
         raise _Invalid("item", f"is required for {kind}")
@@ -198,10 +218,27 @@ def validate(doc: Any) -> Event | Rejection:
         return exc.rejection
 
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Event)}
+# Newest first: (version, the fields it added to the major).
+_ADDED = tuple(
+    (v, tuple(sorted(VERSIONS[v].names - VERSIONS[prev].names)))
+    for prev, v in reversed(list(itertools.pairwise(_WRITABLE)))
+)
+
+
+def version_of(ev: Event) -> int:
+    """The oldest version that carries ``ev``: what writers put on the stream and on disk."""
+    for v, added in _ADDED:
+        if any(getattr(ev, name) != _DEFAULTS[name] for name in added):
+            return v
+    return _WRITABLE[0]
+
+
 def to_doc(ev: Event) -> dict[str, Any]:
-    """The v1 document of an event (defaults omitted); ``validate`` reads it back."""
+    """The document of an event in ``version_of(ev)`` (defaults omitted); ``validate`` reads
+    it back."""
     doc: dict[str, Any] = {
-        "v": VERSION,
+        "v": 0,  # set below, once the fields are known
         "event_id": ev.event_id,
         "type": ev.type,
         "user": ev.user,
@@ -217,11 +254,14 @@ def to_doc(ev: Event) -> dict[str, Any]:
         doc["qty"] = ev.qty
     if ev.bot:
         doc["bot"] = True
+    if ev.position is not None:
+        doc["position"] = ev.position
+    doc["v"] = version_of(ev)
     return doc
 
 
 def encode(ev: Event) -> bytes:
-    """msgpack of the v1 document: the stream entry's ``e`` field."""
+    """msgpack of the event's document: the stream entry's ``e`` field."""
     return msgpack.packb(to_doc(ev))
 
 

@@ -30,7 +30,7 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
     P:{lists}:lock         string owner of the list build in progress (SET NX PX)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
                            invalidations, audit log, tombstones, edge heartbeats (and their
-                           recent history), tokens
+                           recent history), tokens, the last reconciliation report (JSON)
 
 Value formats (shared by the segmenter, which writes features and lists, and the origin, which
 reads them and writes admin state)::
@@ -349,6 +349,16 @@ class Keys:
     def edge_history(self) -> str:
         """stream of heartbeats' counts (edge, ms, counts), capped: hit ratio over time."""
         return f"{self.prefix}:{{admin}}:edgehist"
+
+    @property
+    def reconcile_report(self) -> str:
+        """string: JSON of the last reconciliation run (segmenter.reconcile_run)."""
+        return f"{self.prefix}:{{admin}}:reconcile"
+
+    @property
+    def reconcile_lock(self) -> str:
+        """string: owner of the scheduled reconciliation in progress (SET NX PX)."""
+        return f"{self.prefix}:{{admin}}:reconcile:lock"
 
     @property
     def config_version(self) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from segmenter.connection import cluster_url
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
@@ -33,14 +33,22 @@ def _env(name: str, doc: str, **shown: Any) -> dict[str, Any]:
     return {"env": name, "doc": doc, **shown}
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+N = TypeVar("N", int, float)
+
+
+def _num(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N]) -> N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+        what = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {what}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _num(env, name, default, int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,43 @@ class ProcessorSettings:
         default=30,
         metadata=_env("P13N_ARCHIVE_RETENTION_DAYS", "archive files older than this are deleted"),
     )
+    lake_interval_s: int = field(
+        default=300,
+        metadata=_env(
+            "P13N_LAKE_INTERVAL_S",
+            "how often the archive's changed hours are written to the Parquet lake in "
+            "<archive>/lake (segmenter.lake); 0: never",
+        ),
+    )
+    lake_retention_days: int = field(
+        default=400,
+        metadata=_env("P13N_LAKE_RETENTION_DAYS", "how long the lake keeps an hour's file"),
+    )
+    reconcile_interval_s: int = field(
+        default=3600,
+        metadata=_env(
+            "P13N_RECONCILE_INTERVAL_S",
+            "how often one processor recomputes the last window of event time from the lake "
+            "and reports differences from the stream's values (segmenter.reconcile); the "
+            "first run one interval after start; 0: never",
+        ),
+    )
+    reconcile_window_s: int = field(
+        default=86_400,
+        metadata=_env("P13N_RECONCILE_WINDOW_S", "the event-time window each check recomputes"),
+    )
+    reconcile_tolerance: float = field(
+        default=0.0,
+        metadata=_env(
+            "P13N_RECONCILE_TOLERANCE", "relative difference reported as a mismatch, in [0, 1)"
+        ),
+    )
+    reconcile_repair: bool = field(
+        default=False,
+        metadata=_env(
+            "P13N_RECONCILE_REPAIR", "1: a check also writes the batch values over the stream's"
+        ),
+    )
     segment_rules_path: str = field(
         default="",
         metadata=_env(
@@ -206,6 +251,12 @@ class ProcessorSettings:
             affinity_half_life_s=_int(e, "P13N_AFFINITY_HALF_LIFE_S", 7 * 86_400),
             archive_dir=e.get("P13N_ARCHIVE_DIR", "var/archive"),
             archive_retention_days=_int(e, "P13N_ARCHIVE_RETENTION_DAYS", 30),
+            lake_interval_s=_int(e, "P13N_LAKE_INTERVAL_S", 300),
+            lake_retention_days=_int(e, "P13N_LAKE_RETENTION_DAYS", 400),
+            reconcile_interval_s=_int(e, "P13N_RECONCILE_INTERVAL_S", 3600),
+            reconcile_window_s=_int(e, "P13N_RECONCILE_WINDOW_S", 86_400),
+            reconcile_tolerance=_num(e, "P13N_RECONCILE_TOLERANCE", 0.0, float),
+            reconcile_repair=e.get("P13N_RECONCILE_REPAIR", "0") in ("1", "true", "yes"),
             segment_rules_path=e.get("P13N_SEGMENT_RULES", ""),
             segment_key=key.encode() if key else DEV_SEGMENT_KEY,
             lists_interval_s=_int(e, "P13N_LISTS_INTERVAL_S", 60),
@@ -225,6 +276,8 @@ class ProcessorSettings:
             raise SettingsError("P13N_BATCH_MAX_EVENTS must be between 1 and 10000")
         if not 100 <= self.list_size <= 300:
             raise SettingsError("P13N_LIST_SIZE must be between 100 and 300")
+        if not 0 <= self.reconcile_tolerance < 1:
+            raise SettingsError("P13N_RECONCILE_TOLERANCE must be a fraction in [0, 1)")
         if self.writes not in WRITE_MODES:
             raise SettingsError(f"P13N_WRITES must be one of {', '.join(WRITE_MODES)}")
         if self.lease_ttl_ms < 100 or self.max_deliveries < 1:

@@ -27,7 +27,7 @@ def e(kind: str, ts: int = T0, **kw) -> Event:
 @pytest.mark.parametrize(
     ("doc", "field"),
     [
-        ({"v": 2}, "v"),
+        ({"v": 99}, "v"),
         ([], "$"),
         ({"v": 1, "event_id": "e", "type": "view", "user": "u", "ts": T0}, "item"),
         ({"v": 1, "event_id": "é", "type": "view", "user": "u", "item": "a", "ts": T0}, "event_id"),

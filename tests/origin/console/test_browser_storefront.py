@@ -27,13 +27,21 @@ EXPERIMENT = {
 
 
 @pytest.fixture(scope="module")
-def experiment(stack) -> str:
-    """One running experiment, so the rail names a variant."""
+def experiment(stack, edge) -> str:
+    """One running experiment, so the rail names a variant; returned once the edge holds the
+    config that has it (the edge refreshes its config after the config's max-age)."""
     r = stack.api("POST", "/v1/admin/experiments", data.EXPER, json=EXPERIMENT)
     assert r.status_code == 201, r.text
     r = stack.api("POST", "/v1/admin/experiments/shop-layout/start", data.EXPER)
     assert r.status_code == 200, r.text
-    return "shop-layout"
+    cookie = shopper_cookie(new_shopper_id(), 0, time.time())
+    deadline = time.monotonic() + 30
+    while True:
+        r = httpx.get(edge.url + "/p13n/v1/rail/home", headers={"cookie": cookie}, timeout=5)
+        if r.status_code == 200 and "shop-layout" in r.json().get("variants", {}):
+            return "shop-layout"
+        assert time.monotonic() < deadline, f"the edge never assigned the experiment: {r.text}"
+        time.sleep(0.2)
 
 
 def shot(page, tmp_path, name: str) -> None:
