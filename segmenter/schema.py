@@ -6,7 +6,7 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
                                   (``last_id``), segment, hseg, first/last seen, event count
     P:{u:<sid>}:recent     list   recently viewed items, newest first, capped
     P:{u:<sid>}:cart       hash   item -> quantity
-    P:{u:<sid>}:bought     hash   item -> "count|last_ms|first_ms|purchases"
+    P:{u:<sid>}:bought     hash   item -> "count|last_ms|first_ms|purchases|pif|basket"
     P:{u:<sid>}:aff        hash   category -> "score|as_of_ms" (exponentially decayed)
     P:{u:<sid>}:exp        hash   experiment -> "variant|first_exposure_ms"
     P:{p:<n>}:events       stream the partition's event stream (consumer group ``GROUP``)
@@ -37,11 +37,16 @@ reads them and writes admin state)::
 
     :f fields        last_id (stream id "ms-seq" of the last applied entry), seg (segment
                      name), hseg, first_ms, last_ms, events (count), orders (purchase
-                     events), psum / pcnt (sum and count of prices seen, for the price band)
+                     events), psum / pcnt (sum and count of prices seen, for the price band),
+                     baskets (purchase baskets so far), bkey (the last basket's session, or
+                     "@<event ms // SESSION_GAP_MS>" for purchases without one)
     :recent          item ids, newest first (LPUSH + LTRIM to RECENT_MAX)
     :cart            item -> quantity (int); a purchase removes the purchased items
-    :bought          item -> "count|last_ms|first_ms|purchases": quantity bought, last and
-                     first purchase event times, purchase events (older values "count|last")
+    :bought          item -> "count|last_ms|first_ms|purchases|pif|basket": quantity bought,
+                     last and first purchase event times, purchase events, the item's
+                     basket-decayed frequency (repr float) as of basket number ``basket``;
+                     at basket B it is pif * PIF_DECAY_PER_BASKET ** (B - basket) (older
+                     values "count|last_ms|first_ms|purchases" or "count|last")
     :aff             category -> "score|as_of_ms"; score decays with a half-life from as_of_ms
     :exp (shopper)   experiment key -> "variant|first_exposure_ms"
     :exp:<key> (partition) fields x:<variant> (distinct exposed shoppers), c:<variant>
@@ -110,6 +115,7 @@ __all__ = [
     "DLQ_MAXLEN",
     "EDGE_HISTORY_MAXLEN",
     "GROUP",
+    "PIF_DECAY_PER_BASKET",
     "POPULARITY_BUCKETS",
     "POPULARITY_BUCKET_S",
     "RECENT_MAX",
@@ -135,6 +141,10 @@ DEDUPE_TTL_S = 86400
 RECENT_MAX = 50
 # Purchased items kept per shopper (least recently bought dropped first).
 BOUGHT_MAX = 200
+# Personal item frequency: each newer basket multiplies an older basket's weight by this. The
+# default of TIFU-KNN (Hu et al., SIGIR 2020) is 0.9 within a group of baskets, 0.6-0.7
+# between groups of 3-7; about 0.9 per basket overall. Not fitted to any data set here.
+PIF_DECAY_PER_BASKET = 0.9
 # Categories kept in a shopper's affinity (lowest decayed score dropped first).
 AFFINITY_MAX = 50
 # Co-visited neighbours kept per item.
