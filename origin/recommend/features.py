@@ -20,8 +20,8 @@ __all__ = [
     "Features",
     "decode_affinity",
     "decode_bought",
-    "decode_pif",
     "decode_features",
+    "decode_pif",
 ]
 
 # Category affinity decays with this half-life from its as-of time. Ranking only compares

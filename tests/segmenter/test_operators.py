@@ -10,8 +10,8 @@ from segmenter import aggregates, event, features
 from segmenter.aggregates import Entry, PartitionParams, PartitionState
 from segmenter.event import Event, Rejection
 from segmenter.features import FeatureParams, ShopperState
-from segmenter.segments import SegmentRulesError, load_rules, parse_rules, segment
 from segmenter.schema import PIF_DECAY_PER_BASKET
+from segmenter.segments import SegmentRulesError, load_rules, parse_rules, segment
 
 RULES = load_rules()
 FP = FeatureParams(half_life_ms=3_600_000, rules=RULES, segment_key=b"k" * 32)
