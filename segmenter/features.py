@@ -253,8 +253,8 @@ def bought_value(v: str, baskets: int = 0) -> Bought:
     ``baskets``: "count|last|first|purchases", or "count|last" (bought once)."""
     parts = v.split("|")
     if len(parts) == 6:
-        c, last, first, times, pif, at = parts
-        return (int(c), int(last), int(first), int(times), float(pif), int(at))
+        return (int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3]), float(parts[4]),
+                int(parts[5]))  # fmt: skip
     nums = [int(x) for x in parts]
     if len(nums) == 2:
         return (nums[0], nums[1], nums[1], 1, 1.0, baskets)
