@@ -15,6 +15,7 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
                                   event time (client-retry dedupe; kept 48 h)
     P:{p:<n>}:pop:<bucket> zset   item -> weighted count in one time bucket
     P:{p:<n>}:covis:<item> zset   co-visited item -> weight, capped per item
+    P:{p:<n>}:occ          hash   item -> its own weight in sessions (normalizes co-visitation)
     P:{p:<n>}:exp:<key>    hash   exposures / conversions / revenue per variant
     P:{p:<n>}:late         hash   late-event counters
     P:{p:<n>}:sess         hash   "<user>|<session>" -> msgpack [last_ts, items…] (co-visitation)
@@ -62,7 +63,12 @@ reads them and writes admin state)::
     :pop:<bucket>    bucket = event time // POPULARITY_BUCKET_S; member item, score = integer
                      weighted count (view 1, add_to_cart 3, purchase 5 x qty)
     :covis:<item>    member item, score = integer weight; at most COVIS_MAX members: once
-                     full only existing members gain weight (independent of batch sizes)
+                     full only existing members gain weight (independent of batch sizes);
+                     an event of item b in a session adds COVIS_WEIGHTS[type] (view 1, cart
+                     2, purchase 3) to co(a, b) and co(b, a) for each other item a there, so
+                     a basket bought together (viewed, then bought) weighs 4, a co-view 1
+    :occ             item -> integer sum of the same weights over the item's own events in
+                     sessions: the origin's similarity is co(a, b) / sqrt(occ(a) occ(b))
     seg:<hseg>:<v>   msgpack of ``cache_keys.wire.segment_list_to_json`` (the wire form)
     registry         hseg -> msgpack {"segment": name, "lists": {variant: etag}}
     popular          msgpack of a segment-list wire form with hseg = ANON_HSEG, variant control
@@ -249,6 +255,10 @@ class Keys:
 
     def covisitation(self, partition: int, item: str) -> str:
         return f"{self.prefix}:{{p:{partition}}}:covis:{item}"
+
+    def occurrences(self, partition: int) -> str:
+        """hash item -> the item's own co-visitation weight (the similarity's norm)."""
+        return f"{self.prefix}:{{p:{partition}}}:occ"
 
     def experiment_counts(self, partition: int, key: str) -> str:
         return f"{self.prefix}:{{p:{partition}}}:exp:{key}"

@@ -222,6 +222,8 @@ def test_covisitation_within_a_session() -> None:
     ]
     _, fx = aggregates.apply(PartitionState(), _entries(evs), frozenset(), PP)
     assert fx.covis == {"b": {"a": 1 + 2}, "a": {"b": 1 + 2}}
+    # Each item's own weight in the session, the norm the similarity divides by.
+    assert fx.occ == {"a": 1 + 2, "b": 1}
 
 
 def test_segment_rules_are_validated_and_bounded() -> None:
