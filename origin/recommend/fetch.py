@@ -36,7 +36,7 @@ from origin.state import AppState
 __all__ = ["COVIS_PER_SOURCE", "covis_sources", "load_features", "load_inputs", "similar"]
 
 COVIS_PER_SOURCE = 12
-COVIS_READ = 50  # neighbours read per partition to normalize (the segmenter keeps 50)
+COVIS_READ = 24  # neighbours read per partition to normalize (twice what is kept per source)
 # A pair needs this much co-visitation weight to count: two co-views, or one basket bought
 # together (a purchase weighs 3): one chance co-view says nothing.
 MIN_SUPPORT = 2
