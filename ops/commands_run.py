@@ -15,7 +15,7 @@ from types import FrameType
 from ops.helptext import command
 from ops.report import Verdict, summarize
 from ops.shop import World
-from ops.simulate import Simulator
+from ops.simulate import Run, Simulator
 from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
 from ops.target import STACK_ENV, add_stack_arg, stack_dir
 
@@ -82,7 +82,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return code
 
 
-def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
+def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
+    """The simulated shop's traffic at ``--rate`` for ``--duration`` against ``info``."""
     sim = Simulator(
         info,
         World(seed=args.seed),
@@ -90,8 +91,11 @@ def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
         duration_s=args.duration,
         progress=not args.no_progress,
     )
-    run = asyncio.run(sim.main())
-    verdict = summarize(run, info)
+    return asyncio.run(sim.main())
+
+
+def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
+    verdict = summarize(_run_simulator(info, args), info)
     print("\n".join(verdict.lines), flush=True)
     print(verdict.last_line, flush=True)
     return 0 if verdict.ok else 1
@@ -146,14 +150,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
     info = stack.start()
     _print_info(info)
-    sim = Simulator(
-        info,
-        World(seed=args.seed),
-        rate_per_s=args.rate,
-        duration_s=args.duration,
-        progress=not args.no_progress,
-    )
-    run = asyncio.run(sim.main())
+    run = _run_simulator(info, args)
     time.sleep(2)  # let the processor apply the last batches
     return summarize(run, info)
 
