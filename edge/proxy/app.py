@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
 from edge.proxy.answers import problem_answer
+from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import render
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
@@ -54,19 +55,28 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
         return
     target = path + (f"?{query}" if query else "")
     method = scope["method"]
-    proxied = await runtime.http.handle(method, target, headers, body)
+    client = scope.get("client")
+    addr = client[0] if client else ""
+    hop = ClientHop(addr, scope.get("scheme", "http"), headers.get("host", ""))
+    proxied = await runtime.http.handle(method, target, headers, body, hop)
     head = method == "HEAD"
     await _send(send, proxied.status, proxied.with_headers(), proxied.body, head=head)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
     """Request headers by name; ASGI servers hand names over lower-cased (the spec says so).
-    A repeated ``Sec-GPC`` is kept whole, comma-joined as the Workers runtime does, so the one
-    opt-out rule (``cache_keys.wire.opted_out``) sees every value on both edges."""
-    out = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    if "sec-gpc" in out:  # (rarely sent: the second pass costs nothing otherwise)
-        gpc = [v.decode("latin-1") for k, v in scope["headers"] if k == b"sec-gpc"]
-        out["sec-gpc"] = join_fields(gpc)
+    A repeated field is kept whole, its lines comma-joined (``Cookie``: ``; ``) as the Workers
+    runtime does, so the one opt-out rule (``cache_keys.wire.opted_out``) sees every
+    ``Sec-GPC`` value on both edges and the origin gets every line it was sent."""
+    raw = scope["headers"]
+    out = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
+    if len(out) != len(raw):  # (rare: the second pass costs nothing otherwise)
+        lines: dict[str, list[str]] = {}
+        for k, v in raw:
+            lines.setdefault(k.decode("latin-1"), []).append(v.decode("latin-1"))
+        for name, values in lines.items():
+            if len(values) > 1:
+                out[name] = "; ".join(values) if name == "cookie" else join_fields(values)
     return out
 
 

@@ -43,7 +43,12 @@ from edge.freshness import purged
 from edge.proxy.answers import Answer, bad_gateway, client_answer, problem_answer
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.collapse import Collapser
-from edge.proxy.forwarding import forwardable_headers, origin_request_headers
+from edge.proxy.forwarding import (
+    PERSONALIZATION_PREFIX,
+    ClientHop,
+    forwardable_headers,
+    origin_request_headers,
+)
 from edge.proxy.freshness import Freshness, classify, current_age, usable_on_error
 from edge.proxy.storage import (
     Fetched,
@@ -94,30 +99,40 @@ class HttpCache:
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def handle(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        hop: ClientHop | None = None,
     ) -> Answer:
-        """Answer one request; ``headers`` have lowercased names. A HEAD is answered as its
-        GET (the sender leaves the body out)."""
+        """Answer one request; ``headers`` have lowercased names, ``hop`` says where it came
+        from (``edge.proxy.forwarding``). A HEAD is answered as its GET (the sender leaves
+        the body out)."""
         path_qs = normalize_target(target)
+        strict = path_qs.startswith(PERSONALIZATION_PREFIX)
+        fwd = forwardable_headers(headers, hop, strict=strict)
         try:
             if method in ("GET", "HEAD"):
-                return await self._get(path_qs, headers)
-            return await self._pass_through(method, path_qs, headers, body)
+                return await self._get(path_qs, headers, fwd)
+            return await self._pass_through(method, path_qs, headers, fwd, body)
         except BadTarget:
             self.counters.error += 1
             return problem_answer(
                 400, "bad-target", "Bad request target", "the target cannot be forwarded"
             )
 
-    async def _get(self, path_qs: str, headers: Mapping[str, str]) -> Answer:
+    async def _get(
+        self, path_qs: str, headers: Mapping[str, str], fwd: Mapping[str, str]
+    ) -> Answer:
         primary = f"GET {path_qs}"
         stored = self.store.lookup(primary, headers)
         if stored is None:
-            return await self._miss(primary, path_qs, headers)
+            return await self._miss(primary, path_qs, headers, fwd)
         soft, hard = purged(stored.generations, self.generations())
         if hard:
             self.store.invalidate(primary)
-            return await self._miss(primary, path_qs, headers)
+            return await self._miss(primary, path_qs, headers, fwd)
         now = self.clock()
         age = current_age(stored.timing, now)
         state = classify(
@@ -133,22 +148,27 @@ class HttpCache:
             )
         if state is Freshness.STALE_REVALIDATE:
             self.counters.stale += 1
-            self._revalidate_in_background(primary, path_qs, headers, stored)
+            self._revalidate_in_background(primary, path_qs, headers, fwd, stored)
             return self._from_store(
                 stored,
                 age,
                 headers,
                 f"{CACHE_NAME}; hit; fwd=stale; detail={STALE_WHILE_REVALIDATE}",
             )
-        return await self._validate(primary, path_qs, headers, stored, age)
+        return await self._validate(primary, path_qs, headers, fwd, stored=stored, age=age)
 
     # -- paths ------------------------------------------------------------------------------
     async def _pass_through(
-        self, method: str, path_qs: str, headers: Mapping[str, str], body: bytes
+        self,
+        method: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        body: bytes,
     ) -> Answer:
         self.counters.passed += 1
         try:
-            resp = await self.upstream.fetch(method, path_qs, forwardable_headers(headers), body)
+            resp = await self.upstream.fetch(method, path_qs, fwd, body)
         except OriginUnavailable:
             self.counters.error += 1
             return bad_gateway(forward_failed(CACHE_NAME))
@@ -156,10 +176,12 @@ class HttpCache:
             self._invalidate_after_unsafe(path_qs, resp)
         return Answer(resp.status, resp.headers, resp.body, f"{CACHE_NAME}; fwd=bypass")
 
-    async def _miss(self, primary: str, path_qs: str, headers: Mapping[str, str]) -> Answer:
+    async def _miss(
+        self, primary: str, path_qs: str, headers: Mapping[str, str], fwd: Mapping[str, str]
+    ) -> Answer:
         self.counters.miss += 1
         try:
-            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, None)
+            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, fwd, None)
         except (OriginUnavailable, TimeoutError):
             self.counters.error += 1
             return bad_gateway(f"{CACHE_NAME}; fwd=uri-miss; detail={ORIGIN_UNAVAILABLE}")
@@ -176,11 +198,13 @@ class HttpCache:
         primary: str,
         path_qs: str,
         headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        *,
         stored: StoredResponse,
         age: float,
     ) -> Answer:
         try:
-            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, stored)
+            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, fwd, stored)
         except (OriginUnavailable, TimeoutError):
             fetched, own = None, False
         resp = fetched.resp if fetched is not None else None
@@ -222,17 +246,22 @@ class HttpCache:
 
     # -- origin -----------------------------------------------------------------------------
     async def _fetch_collapsed(
-        self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse | None
+        self,
+        primary: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        stored: StoredResponse | None,
     ) -> tuple[Fetched, bool]:
         """The origin's answer for this request, and whether this request fetched it (False:
         it shares another's fetch, which is stored already)."""
-        fwd = origin_request_headers(headers, stored)
+        to_origin = origin_request_headers(fwd, stored)
 
         async def fetch() -> Fetched:
             if not self.breaker.allow():
                 raise OriginUnavailable("circuit open")
             try:
-                resp = await self.upstream.fetch("GET", path_qs, fwd)
+                resp = await self.upstream.fetch("GET", path_qs, to_origin)
             except OriginUnavailable:
                 self.breaker.record_failure()
                 raise
@@ -253,7 +282,12 @@ class HttpCache:
         return await fetch(), True
 
     def _revalidate_in_background(
-        self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse
+        self,
+        primary: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        stored: StoredResponse,
     ) -> None:
         key = collapse_key(primary, stored)
         if not self.collapser.claim(key):
@@ -261,7 +295,7 @@ class HttpCache:
 
         async def run() -> None:
             try:
-                fetched, own = await self._fetch_collapsed(primary, path_qs, headers, stored)
+                fetched, own = await self._fetch_collapsed(primary, path_qs, headers, fwd, stored)
             except (OriginUnavailable, TimeoutError, BadTarget):
                 return
             finally:

@@ -7,6 +7,7 @@ import asyncio
 import uvicorn
 
 from edge.proxy.app import EdgeRuntime, create_admin_app, create_app
+from edge.proxy.protocol import HeadLimits, protocol_class
 from edge.proxy.settings import ProxySettings
 
 __all__ = ["serve"]
@@ -16,10 +17,19 @@ async def serve(settings: ProxySettings, host: str, port: int, admin_port: int |
     """Serve until SIGINT/SIGTERM (uvicorn's handlers stop both servers)."""
     runtime = EdgeRuntime.open(settings)
     app = create_app(settings, runtime)
+    limits = HeadLimits(
+        request_line_bytes=settings.max_request_line_bytes,
+        header_bytes=settings.max_header_bytes,
+        header_count=settings.max_headers,
+        head_timeout_s=settings.head_timeout_s,
+    )
     main_config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        # httptools with the head limits, and every status 100-999 on the wire.
+        http=protocol_class(limits),
+        timeout_keep_alive=max(1, round(settings.idle_timeout_s)),
         log_level="warning",
         access_log=False,
         lifespan="on",

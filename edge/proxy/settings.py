@@ -29,6 +29,15 @@ def _edge_id(raw: str) -> str:
     return slug
 
 
+def _prefixes(raw: str) -> tuple[str, ...]:
+    """``" /shop/ , /v1/events"`` -> ``("/shop/", "/v1/events")``; each must be a path."""
+    out = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for p in out:
+        if not p.startswith("/"):
+            raise SettingsError("P13N_EDGE_FORWARD_PREFIXES", f"{p!r} is not a path prefix")
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ProxySettings:
     """Everything one edge process needs."""
@@ -58,6 +67,25 @@ class ProxySettings:
     # P13N_EDGE_BENCH_HELLO=1: also serve GET /__bench/hello (a hello-world route in the same
     # process and server settings), the baseline of bench/edge_proxy.py. Off in production.
     bench_hello: bool = False
+    # -- what the shopper-facing port forwards (edge.proxy.planes) --
+    # P13N_EDGE_FORWARD_ADMIN=1: also forward the origin's admin plane (admin API, console,
+    # /metrics, /openapi.json, heartbeats, edge feeds, health). Off: those paths answer 404.
+    forward_admin: bool = False
+    # P13N_EDGE_FORWARD_PREFIXES: comma-separated path prefixes (``/shop/,/v1/events``);
+    # when set, only these (and the rails) are forwarded, everything else answers 404.
+    forward_prefixes: tuple[str, ...] = ()
+    # -- limits on one request head (edge.proxy.protocol) --
+    # P13N_EDGE_MAX_REQUEST_LINE_BYTES: longest request target (414 beyond).
+    max_request_line_bytes: int = 8192
+    # P13N_EDGE_MAX_HEADER_BYTES: total bytes of the header field lines (431 beyond).
+    max_header_bytes: int = 32768
+    # P13N_EDGE_MAX_HEADERS: most header field lines (431 beyond).
+    max_headers: int = 100
+    # P13N_EDGE_HEAD_TIMEOUT_S: time for a whole request head from its first byte, or from
+    # the connection opening (408 and closed beyond).
+    head_timeout_s: float = 10.0
+    # P13N_EDGE_IDLE_TIMEOUT_S: an idle keep-alive connection is closed after this.
+    idle_timeout_s: float = 5.0
 
     def origin_auth_headers(self) -> dict[str, str]:
         """Authorization for the edge's own calls to the origin (heartbeats)."""
@@ -102,4 +130,11 @@ class ProxySettings:
             proxy_timeout_ms=int(num("P13N_EDGE_PROXY_TIMEOUT_MS", 5000)),
             service_token=e.get("P13N_EDGE_SERVICE_TOKEN", ""),
             bench_hello=e.get("P13N_EDGE_BENCH_HELLO", "") in ("1", "true", "yes"),
+            forward_admin=e.get("P13N_EDGE_FORWARD_ADMIN", "") in ("1", "true", "yes"),
+            forward_prefixes=_prefixes(e.get("P13N_EDGE_FORWARD_PREFIXES", "")),
+            max_request_line_bytes=int(num("P13N_EDGE_MAX_REQUEST_LINE_BYTES", 8192)),
+            max_header_bytes=int(num("P13N_EDGE_MAX_HEADER_BYTES", 32768)),
+            max_headers=int(num("P13N_EDGE_MAX_HEADERS", 100)),
+            head_timeout_s=num("P13N_EDGE_HEAD_TIMEOUT_S", 10.0),
+            idle_timeout_s=num("P13N_EDGE_IDLE_TIMEOUT_S", 5.0),
         )

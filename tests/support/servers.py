@@ -18,7 +18,7 @@ from ops.local.redis import RedisServer, free_port
 from tests.support import data
 from tests.support.process import Process, http_ok
 
-__all__ = ["CLI", "EdgeProcess", "OriginProcess", "origin_env"]
+__all__ = ["CLI", "EdgeProcess", "OriginProcess", "PlainEdgeProcess", "origin_env"]
 
 CLI = [sys.executable, "-m", "ops.cli"]
 
@@ -108,3 +108,34 @@ class EdgeProcess(Process):
 
 def _personalizing(response: httpx.Response) -> bool:
     return response.status_code == 200 and bool(response.json().get("personalization"))
+
+
+class PlainEdgeProcess(Process):
+    """``p13n edge`` as a plain shared HTTP cache (no signing keys, no heartbeats, no purge
+    pushes) in front of any origin URL; ``env`` adds ``P13N_EDGE_*`` settings. Ready when
+    its admin ``/healthz`` answers."""
+
+    def __init__(
+        self,
+        origin_url: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        args: tuple[str, ...] = (),
+        log_dir: str | Path | None = None,
+    ) -> None:
+        port, admin_port = free_port(), free_port()
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.admin = f"http://127.0.0.1:{admin_port}"
+        base = {
+            k: v for k, v in os.environ.items() if not k.endswith(("SEGMENT_KEYS", "CONTEXT_KEYS"))
+        }
+        base.pop("P13N_EDGE_REDIS_URL", None)
+        cli = ["--origin", origin_url, "--port", str(port), "--admin-port", str(admin_port)]
+        super().__init__(
+            [*CLI, "edge", *cli, *args],
+            name="edge",
+            env={**base, "P13N_EDGE_HEARTBEAT_S": "0", **(env or {})},
+            log_dir=log_dir,
+            ready=http_ok(self.admin + "/healthz"),
+        )
