@@ -26,6 +26,7 @@ from edge.plan import serves_route
 from edge.proxy.answers import problem_answer
 from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import render
+from edge.proxy.planes import rewrite_locations
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
 from edge.request import rail_route
@@ -47,6 +48,10 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
     # origin, and share cache entries between different resources.
     raw = scope.get("raw_path")
     path = raw.decode("latin-1") if raw else quote(scope["path"], safe=_PATH_SAFE)
+    if not runtime.planes.forwards(path):
+        detail = "this path is not served on the shopper port"
+        await _send_problem(send, 404, "not-found", "Not found", detail)
+        return
     query = scope["query_string"].decode("latin-1")
     body = await _read_body(receive)
     if body is None:
@@ -59,8 +64,8 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
     addr = client[0] if client else ""
     hop = ClientHop(addr, scope.get("scheme", "http"), headers.get("host", ""))
     proxied = await runtime.http.handle(method, target, headers, body, hop)
-    head = method == "HEAD"
-    await _send(send, proxied.status, proxied.with_headers(), proxied.body, head=head)
+    out = rewrite_locations(proxied.with_headers(), runtime.settings.origin_url, hop)
+    await _send(send, proxied.status, out, proxied.body, head=method == "HEAD")
 
 
 def _headers(scope: Scope) -> dict[str, str]:
