@@ -85,11 +85,11 @@ def rewrite_locations(
     origin = urlsplit(origin_url).netloc.lower()
     out = []
     for name, value in headers:
-        if name in ("location", "content-location"):
-            parts = urlsplit(value)
-            if parts.netloc and parts.netloc.lower() == origin:
-                rest = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                rest += f"#{parts.fragment}" if parts.fragment else ""
-                value = f"{hop.proto}://{hop.host}{rest}" if hop.host else rest
-        out.append((name, value))
+        parts = urlsplit(value) if name in ("location", "content-location") else None
+        if parts is None or not parts.netloc or parts.netloc.lower() != origin:
+            out.append((name, value))
+            continue
+        rest = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        rest += f"#{parts.fragment}" if parts.fragment else ""
+        out.append((name, f"{hop.proto}://{hop.host}{rest}" if hop.host else rest))
     return out
