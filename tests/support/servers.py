@@ -113,7 +113,7 @@ def _personalizing(response: httpx.Response) -> bool:
 class PlainEdgeProcess(Process):
     """``p13n edge`` as a plain shared HTTP cache (no signing keys, no heartbeats, no purge
     pushes) in front of any origin URL; ``env`` adds ``P13N_EDGE_*`` settings. Ready when
-    its admin ``/healthz`` answers."""
+    its admin ``/healthz`` and its shopper port answer."""
 
     def __init__(
         self,
@@ -137,5 +137,9 @@ class PlainEdgeProcess(Process):
             name="edge",
             env={**base, "P13N_EDGE_HEARTBEAT_S": "0", **(env or {})},
             log_dir=log_dir,
-            ready=http_ok(self.admin + "/healthz"),
+            ready=lambda: admin_ok() and shopper_port_answers(),
         )
+        admin_ok = http_ok(self.admin + "/healthz")
+        # The admin server may listen first: the shopper port must answer too (its 404 for
+        # an admin-plane path, which never reaches the origin).
+        shopper_port_answers = http_ok(self.url + "/healthz", lambda r: r.status_code == 404)
