@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,19 +92,49 @@ class EdgeProcess(Process):
     ``admin``; ready when its admin ``/healthz`` says ``personalization`` is on."""
 
     def __init__(
-        self, origin: OriginProcess, env: Mapping[str, str], *, log_dir: str | Path | None = None
+        self,
+        origin: OriginProcess,
+        env: Mapping[str, str],
+        *,
+        log_dir: str | Path | None = None,
+        workers: int = 1,
     ) -> None:
-        port, admin_port = free_port(), free_port()
+        port = free_port()
+        # worker i serves its admin app on admin + i
+        admin_port = free_port() if workers == 1 else free_port_run(workers)
+        self.port, self.workers = port, workers
         self.url = f"http://127.0.0.1:{port}"
         self.admin = f"http://127.0.0.1:{admin_port}"
+        self.admins = [f"http://127.0.0.1:{admin_port + i}" for i in range(workers)]
         args = ["--origin", origin.url, "--port", str(port), "--admin-port", str(admin_port)]
         super().__init__(
-            [*CLI, "edge", *args, "--redis-url", origin.redis.url],
+            [*CLI, "edge", *args, "--redis-url", origin.redis.url, "--workers", str(workers)],
             name="edge",
             env={**env, "SEGMENT_KEYS": data.SIGNING, "CONTEXT_KEYS": data.SIGNING},
             log_dir=log_dir,
-            ready=http_ok(self.admin + "/healthz", _personalizing),
+            ready=lambda: all(http_ok(a + "/healthz", _personalizing)() for a in self.admins),
         )
+
+
+def free_port_run(n: int) -> int:
+    """The first of ``n`` consecutive free loopback ports."""
+    for _ in range(50):
+        first = free_port()
+        if first + n > 65535:
+            continue
+        socks = []
+        try:
+            for i in range(1, n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", first + i))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return first
+    raise RuntimeError(f"no run of {n} free ports")
 
 
 def _personalizing(response: httpx.Response) -> bool:
@@ -132,6 +163,7 @@ class PlainEdgeProcess(Process):
         }
         base.pop("P13N_EDGE_REDIS_URL", None)
         cli = ["--origin", origin_url, "--port", str(port), "--admin-port", str(admin_port)]
+        cli += ["--workers", "1"]
         super().__init__(
             [*CLI, "edge", *cli, *args],
             name="edge",
