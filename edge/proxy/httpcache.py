@@ -79,6 +79,12 @@ class Counters:
     unshared: int = 0  # waiters that fetched on their own: the answer was not shareable
 
 
+def _forwarded(path_qs: str, headers: Mapping[str, str], hop: ClientHop | None) -> dict[str, str]:
+    """What the origin gets of this request (``edge.proxy.forwarding``)."""
+    strict = path_qs.startswith(PERSONALIZATION_PREFIX)
+    return forwardable_headers(headers, hop, strict=strict)
+
+
 def _no_generations() -> Generations:
     return {}
 
@@ -110,11 +116,10 @@ class HttpCache:
         from (``edge.proxy.forwarding``). A HEAD is answered as its GET (the sender leaves
         the body out)."""
         path_qs = normalize_target(target)
-        strict = path_qs.startswith(PERSONALIZATION_PREFIX)
-        fwd = forwardable_headers(headers, hop, strict=strict)
         try:
             if method in ("GET", "HEAD"):
-                return await self._get(path_qs, headers, fwd)
+                return await self._get(path_qs, headers, hop)
+            fwd = _forwarded(path_qs, headers, hop)
             return await self._pass_through(method, path_qs, headers, fwd, body)
         except BadTarget:
             self.counters.error += 1
@@ -122,17 +127,15 @@ class HttpCache:
                 400, "bad-target", "Bad request target", "the target cannot be forwarded"
             )
 
-    async def _get(
-        self, path_qs: str, headers: Mapping[str, str], fwd: Mapping[str, str]
-    ) -> Answer:
+    async def _get(self, path_qs: str, headers: Mapping[str, str], hop: ClientHop | None) -> Answer:
         primary = f"GET {path_qs}"
         stored = self.store.lookup(primary, headers)
         if stored is None:
-            return await self._miss(primary, path_qs, headers, fwd)
+            return await self._miss(primary, path_qs, headers, _forwarded(path_qs, headers, hop))
         soft, hard = purged(stored.generations, self.generations())
         if hard:
             self.store.invalidate(primary)
-            return await self._miss(primary, path_qs, headers, fwd)
+            return await self._miss(primary, path_qs, headers, _forwarded(path_qs, headers, hop))
         now = self.clock()
         age = current_age(stored.timing, now)
         state = classify(
@@ -146,6 +149,7 @@ class HttpCache:
             return self._from_store(
                 stored, age, headers, f"{CACHE_NAME}; hit; ttl={int(stored.lifetime - age)}"
             )
+        fwd = _forwarded(path_qs, headers, hop)  # (only now: a hit never needs it)
         if state is Freshness.STALE_REVALIDATE:
             self.counters.stale += 1
             self._revalidate_in_background(primary, path_qs, headers, fwd, stored)

@@ -41,11 +41,16 @@ ADMIN_PREFIXES = (
     "/v1/bench",
 )
 _SLASHES = re.compile(r"/{2,}")
+# One pattern for the whole list, whole segments only: ``/console`` and ``/console/x``.
+_ADMIN = re.compile("(?:" + "|".join(re.escape(p) for p in ADMIN_PREFIXES) + ")(?:/|$)")
 
 
 def _router_path(path: str) -> str:
     """``/V1%2Fadmin//x/../y`` -> ``/v1/admin/y``: the path as a router matches it."""
-    decoded = _SLASHES.sub("/", "/" + unquote(path.split("?", 1)[0]))
+    plain = path.split("?", 1)[0]
+    if "%" not in plain and "//" not in plain and "/." not in plain and plain[:1] == "/":
+        return plain.lower()  # (the common case: nothing to decode or collapse)
+    decoded = _SLASHES.sub("/", "/" + unquote(plain))
     return posixpath.normpath(decoded).lower()
 
 
@@ -56,8 +61,7 @@ def _under(path: str, prefix: str) -> bool:
 
 def is_admin_path(path: str) -> bool:
     """Whether ``path`` belongs to the origin's admin plane."""
-    p = _router_path(path)
-    return any(_under(p, prefix) for prefix in ADMIN_PREFIXES)
+    return _ADMIN.match(_router_path(path)) is not None
 
 
 @dataclass(frozen=True, slots=True)
