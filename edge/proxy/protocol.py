@@ -13,7 +13,7 @@ closed connection, before any of the request reaches the app:
 - header field bytes over ``header_bytes``, or more than ``header_count`` fields -> 431
   (RFC 6585 §5); the bytes of a head still in transit are bounded the same way, so a client
   cannot make the parser buffer megabytes of one header;
-- a request head not complete ``head_timeout_s`` after its first byte (or after the
+- a request head not complete ``head_timeout_s`` after its first packet (or after the
   connection opened) -> 408 (RFC 9110 §15.5.9), so slow-header clients are closed;
 - an idle keep-alive connection is closed after uvicorn's ``timeout_keep_alive``.
 """
@@ -82,7 +82,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._in_head = True
+        self._partial = False  # a request head has begun and is not complete yet
         self._pending = 0  # bytes received while this head was incomplete
         self._field_bytes = 0
         self._fields = 0
@@ -99,12 +99,11 @@ class EdgeProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            if self._pending > self.limits.header_bytes + self.limits.request_line_bytes:
-                self._refuse(431)
-                return
-            if self._head_timer is None:
-                self._arm_head_timer()
+        if self._partial and (
+            self._pending > self.limits.header_bytes + self.limits.request_line_bytes
+        ):
+            self._refuse(431)
+            return
         try:
             # Fed through our own copy of uvicorn's error handling: a refusal raised in a
             # parser callback surfaces as HttpParserCallbackError.
@@ -125,13 +124,17 @@ class EdgeProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._in_head:
+        if self._partial:
+            # A head split over packets: its clock starts now. (One that arrives whole, the
+            # usual case, completes during the feed above and costs no timer at all.)
             self._pending += len(data)
+            if self._head_timer is None:
+                self._arm_head_timer()
 
     # -- parser callbacks ------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head = True
+        self._partial = True
         self._field_bytes = self._fields = 0
 
     def on_url(self, url: bytes) -> None:
@@ -151,14 +154,10 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._partial = False
         self._pending = 0
         self._cancel_head_timer()
         super().on_headers_complete()
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._in_head = True
 
     # -- limits ----------------------------------------------------------------------------
     def _arm_head_timer(self) -> None:
@@ -172,8 +171,10 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _head_timeout(self) -> None:
         self._head_timer = None
-        if not self._in_head or self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
             return
+        if not self._partial and self.cycle is not None:
+            return  # no head in progress: idle keep-alive is uvicorn's timeout_keep_alive
         if self.cycle is not None and not self.cycle.response_complete:
             self._arm_head_timer()  # a pipelined head behind an answer still being sent
             return
