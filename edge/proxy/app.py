@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
-from edge.proxy.answers import problem_answer
+from edge.proxy.answers import Answer, problem_answer
 from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import render
 from edge.proxy.planes import rewrite_locations
@@ -64,8 +64,32 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
     addr = client[0] if client else ""
     hop = ClientHop(addr, scope.get("scheme", "http"), headers.get("host", ""))
     proxied = await runtime.http.handle(method, target, headers, body, hop)
+    head = method == "HEAD"
+    if proxied.wire is not None and not _has_location(proxied.headers):
+        await _send_hit(send, proxied, proxied.wire, head=head)
+        return
     out = rewrite_locations(proxied.with_headers(), runtime.settings.origin_url, hop)
-    await _send(send, proxied.status, out, proxied.body, head=method == "HEAD")
+    await _send(send, proxied.status, out, proxied.body, head=head)
+
+
+def _has_location(headers: list[tuple[str, str]]) -> bool:
+    return any(k in ("location", "content-location") for k, _ in headers)
+
+
+async def _send_hit(
+    send: Send, hit: Answer, wire: list[tuple[bytes, bytes]], *, head: bool
+) -> None:
+    """A fresh hit: the stored response's pre-encoded headers plus what is per answer."""
+    raw = [
+        *wire,
+        (b"age", b"%d" % hit.age),
+        _encoded("cache-status", hit.cache_status),
+        (b"content-length", b"%d" % len(hit.body)),
+    ]
+    if not any(k == b"date" for k, _ in wire):
+        raw.append((b"date", _DATE.now()))
+    await send({"type": "http.response.start", "status": hit.status, "headers": raw})
+    await send({"type": "http.response.body", "body": b"" if head else hit.body})
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -146,9 +146,11 @@ class HttpCache:
         )
         if state is Freshness.FRESH:
             self.counters.hit += 1
-            return self._from_store(
-                stored, age, headers, f"{CACHE_NAME}; hit; ttl={int(stored.lifetime - age)}"
-            )
+            status = f"{CACHE_NAME}; hit; ttl={int(stored.lifetime - age)}"
+            answer = self._from_store(stored, age, headers, status)
+            if answer.status == stored.status:  # (not a 304 for the client's validator)
+                answer.wire, answer.age = stored.wire_headers(), max(0, int(age))
+            return answer
         fwd = _forwarded(path_qs, headers, hop)  # (only now: a hit never needs it)
         if state is Freshness.STALE_REVALIDATE:
             self.counters.stale += 1
