@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-__all__ = ["ensure_wrk", "stop", "wrk_rps"]
+__all__ = ["ensure_debian", "ensure_wrk", "stop", "wrk_rps"]
 
 
 def ensure_wrk() -> str:
@@ -27,6 +27,35 @@ def ensure_wrk() -> str:
     found = shutil.which("wrk")
     if not found:
         raise SystemExit("wrk could not be installed")
+    return found
+
+
+def ensure_debian(binary: str, package: str) -> str:
+    """``binary`` from PATH (or /usr/sbin), else Debian's ``package`` installed with apt-get
+    as root, service start-up suppressed (policy-rc.d) so nothing listens on its usual port."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+    found = shutil.which(binary, path=path)
+    if found:
+        return found
+    print(f"{binary} not found: installing Debian's {package}", flush=True)
+    policy = Path("/usr/sbin/policy-rc.d")
+    own = not policy.exists()
+    if own:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+            check=True, env=env, timeout=600,
+        )  # fmt: skip
+    finally:
+        if own:
+            policy.unlink(missing_ok=True)
+    found = shutil.which(binary, path=path)
+    if not found:
+        raise SystemExit(f"{binary} could not be installed")
     return found
 
 

@@ -215,6 +215,8 @@ def main() -> int:
                     str(a_port),
                     "--redis-url",
                     server.url,
+                    "--workers",
+                    "1",  # one process, as the hello baseline and the collapse count assume
                 ],
                 env,
                 f"http://127.0.0.1:{a_port}/healthz",

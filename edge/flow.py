@@ -164,10 +164,18 @@ class RailFlow:
                 )
             status = cache_status(name, DEFAULT, fwd_status=fwd, fault=fault)
             return self._default_list(plan, config, status)
+        if self._empty_with_default(seglist, config):
+            status = cache_status(name, DEFAULT, fwd_status=200, fault=fault)
+            return self._default_list(plan, config, status)
         if not await self._store(plan, config, seglist, ports.cache):
             fault = CACHE_ERROR
         status = cache_status(name, MISS, fwd_status=200, fault=fault)
         return answer_from_list(plan, seglist.items, mask, tier=MISS, status=status)
+
+    def _empty_with_default(self, seglist: SegmentList, config: EdgeConfig) -> bool:
+        """An empty list (a cold start, say) while a non-empty default exists: answered with
+        the default and never stored, so it cannot be served as a hit (or stale) later."""
+        return not seglist.items and bool(config.default_items or self.settings.default_items)
 
     def _from_entry(
         self, plan: Plan, entry: Entry, config: EdgeConfig, tier: str, status: str
@@ -305,7 +313,8 @@ class RailFlow:
         set_trace({"traceparent": trace})
         try:
             seglist = await self._fetch_list(plan, ports.origin)
-            await self._store(plan, config, seglist, ports.cache)
+            if not self._empty_with_default(seglist, config):
+                await self._store(plan, config, seglist, ports.cache)
         except OriginError:
             return  # keep serving the stale entry; a later request tries again
         except Exception as exc:

@@ -65,8 +65,9 @@ class Plan(NamedTuple):
 
     @property
     def segment_token_url(self) -> str | None:
-        """Where to ask for a fresh segment cookie, when one is needed."""
-        if not self.identity.refresh_segment:
+        """Where to ask for a fresh segment cookie, when one is needed: never for a shopper id
+        this request minted (the origin cannot know it yet: the call would only cost time)."""
+        if not self.identity.refresh_segment or self.identity.minted:
             return None
         return self.origin + SEGMENT_TOKEN_PATH
 

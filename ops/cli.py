@@ -56,10 +56,13 @@ def _cmd_hseg(args: argparse.Namespace) -> int:
 
 def _cmd_edge(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
+    import dataclasses  # noqa: PLC0415
+    import os  # noqa: PLC0415
 
     from edge.errors import SettingsError  # noqa: PLC0415
     from edge.proxy.server import serve  # noqa: PLC0415
     from edge.proxy.settings import ProxySettings  # noqa: PLC0415
+    from edge.proxy.workers import supervise, worker_edge_id  # noqa: PLC0415
 
     try:
         settings = ProxySettings.from_env(
@@ -68,19 +71,47 @@ def _cmd_edge(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"p13n edge: {exc}", file=sys.stderr)
         return 2
-    mode = "personalization on" if settings.core else "plain HTTP cache (no SEGMENT_KEYS)"
-    print(
-        f"edge {settings.edge_id}: http://{args.host}:{args.port} -> {settings.origin_url}"
-        f" ({mode}); metrics on :{args.admin_port}",
-        flush=True,
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        print("p13n edge: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.worker_index is None:
+        mode = "personalization on" if settings.core else "plain HTTP cache (no SEGMENT_KEYS)"
+        admin = f":{args.admin_port}" + (f"+i (worker i of {workers})" if workers > 1 else "")
+        print(
+            f"edge {settings.edge_id}: http://{args.host}:{args.port} -> {settings.origin_url}"
+            f" ({mode}); {workers} worker(s); metrics on {admin}",
+            flush=True,
+        )
+    if workers > 1 and args.worker_index is None:
+        return supervise(lambda i: _edge_worker_argv(args, i), workers)
+    admin_port = args.admin_port
+    if args.worker_index is not None:
+        settings = dataclasses.replace(
+            settings, edge_id=worker_edge_id(settings.edge_id, args.worker_index)
+        )
+        admin_port = args.admin_port + args.worker_index if args.admin_port else 0
+    run = serve(
+        settings, args.host, args.port, admin_port, reuse_port=args.worker_index is not None
     )
     try:
         import uvloop  # noqa: PLC0415 - the fast loop when installed (uvicorn[standard])
     except ImportError:
-        asyncio.run(serve(settings, args.host, args.port, args.admin_port))
+        asyncio.run(run)
     else:
-        uvloop.run(serve(settings, args.host, args.port, args.admin_port))
+        uvloop.run(run)
     return 0
+
+
+def _edge_worker_argv(args: argparse.Namespace, index: int) -> list[str]:
+    """The command line of worker ``index`` of ``p13n edge --workers N``."""
+    argv = [sys.executable, "-m", "ops.cli", "edge", "--host", args.host, "--port", str(args.port)]
+    argv += ["--admin-port", str(args.admin_port), "--worker-index", str(index)]
+    if args.origin:
+        argv += ["--origin", args.origin]
+    if args.redis_url:
+        argv += ["--redis-url", args.redis_url]
+    return argv
 
 
 def _cmd_origin(args: argparse.Namespace) -> int:
@@ -206,6 +237,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="port of /metrics and /healthz (default 9081; 0 disables)",
     )
     p.add_argument("--redis-url", help="Redis for pushed purges (default $P13N_EDGE_REDIS_URL)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="edge processes sharing the port with SO_REUSEPORT, each with its own store, purge"
+        " subscription and heartbeat; worker i's metrics on admin port + i (default: cores)",
+    )
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_cmd_edge)
 
     p = command(sub, "origin")

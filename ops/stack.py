@@ -236,6 +236,9 @@ class Stack:
                 str(admin_port),
                 "--redis-url",
                 redis_url,
+                # one worker: the stack's status and demo read one admin port's metrics
+                "--workers",
+                "1",
             ],
             env,
         )

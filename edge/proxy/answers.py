@@ -19,6 +19,11 @@ class Answer:
     headers: list[tuple[str, str]]
     body: bytes
     cache_status: str
+    # A fresh hit's pre-encoded headers (``StoredResponse.wire_headers``) and its Age: the
+    # sender then appends Age, Cache-Status, Content-Length (and Date) and encodes nothing
+    # else. None: encode ``headers``.
+    wire: list[tuple[bytes, bytes]] | None = None
+    age: int = 0
 
     def with_headers(self) -> list[tuple[str, str]]:
         return [*self.headers, ("cache-status", self.cache_status)]

@@ -23,8 +23,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
-from edge.proxy.answers import problem_answer
+from edge.proxy.answers import Answer, problem_answer
+from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import Traffic, render
+from edge.proxy.planes import rewrite_locations
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
 from edge.request import rail_route
@@ -46,6 +48,10 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
     # origin, and share cache entries between different resources.
     raw = scope.get("raw_path")
     path = raw.decode("latin-1") if raw else quote(scope["path"], safe=_PATH_SAFE)
+    if not runtime.planes.forwards(path):
+        detail = "this path is not served on the shopper port"
+        await _send_problem(send, 404, "not-found", "Not found", detail)
+        return
     query = scope["query_string"].decode("latin-1")
     body = await _read_body(receive)
     if body is None:
@@ -54,19 +60,52 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
         return
     target = path + (f"?{query}" if query else "")
     method = scope["method"]
-    proxied = await runtime.http.handle(method, target, headers, body)
+    client = scope.get("client")
+    addr = client[0] if client else ""
+    hop = ClientHop(addr, scope.get("scheme", "http"), headers.get("host", ""))
+    proxied = await runtime.http.handle(method, target, headers, body, hop)
     head = method == "HEAD"
-    await _send(send, proxied.status, proxied.with_headers(), proxied.body, head=head)
+    if proxied.wire is not None and not _has_location(proxied.headers):
+        await _send_hit(send, proxied, proxied.wire, head=head)
+        return
+    out = rewrite_locations(proxied.with_headers(), runtime.settings.origin_url, hop)
+    await _send(send, proxied.status, out, proxied.body, head=head)
+
+
+def _has_location(headers: list[tuple[str, str]]) -> bool:
+    return any(k in ("location", "content-location") for k, _ in headers)
+
+
+async def _send_hit(
+    send: Send, hit: Answer, wire: list[tuple[bytes, bytes]], *, head: bool
+) -> None:
+    """A fresh hit: the stored response's pre-encoded headers plus what is per answer."""
+    raw = [
+        *wire,
+        (b"age", b"%d" % hit.age),
+        _encoded("cache-status", hit.cache_status),
+        (b"content-length", b"%d" % len(hit.body)),
+    ]
+    if not any(k == b"date" for k, _ in wire):
+        raw.append((b"date", _DATE.now()))
+    await send({"type": "http.response.start", "status": hit.status, "headers": raw})
+    await send({"type": "http.response.body", "body": b"" if head else hit.body})
 
 
 def _headers(scope: Scope) -> dict[str, str]:
     """Request headers by name; ASGI servers hand names over lower-cased (the spec says so).
-    A repeated ``Sec-GPC`` is kept whole, comma-joined as the Workers runtime does, so the one
-    opt-out rule (``cache_keys.wire.opted_out``) sees every value on both edges."""
-    out = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    if "sec-gpc" in out:  # (rarely sent: the second pass costs nothing otherwise)
-        gpc = [v.decode("latin-1") for k, v in scope["headers"] if k == b"sec-gpc"]
-        out["sec-gpc"] = join_fields(gpc)
+    A repeated field is kept whole, its lines comma-joined (``Cookie``: ``; ``) as the Workers
+    runtime does, so the one opt-out rule (``cache_keys.wire.opted_out``) sees every
+    ``Sec-GPC`` value on both edges and the origin gets every line it was sent."""
+    raw = scope["headers"]
+    out = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
+    if len(out) != len(raw):  # (rare: the second pass costs nothing otherwise)
+        lines: dict[str, list[str]] = {}
+        for k, v in raw:
+            lines.setdefault(k.decode("latin-1"), []).append(v.decode("latin-1"))
+        for name, values in lines.items():
+            if len(values) > 1:
+                out[name] = "; ".join(values) if name == "cookie" else join_fields(values)
     return out
 
 

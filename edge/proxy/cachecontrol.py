@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ResponseDirectives", "delta_seconds", "parse_directives"]
+from edge.proxy.sfields import parse_dictionary
+
+__all__ = ["ResponseDirectives", "delta_seconds", "parse_directives", "parse_targeted"]
 
 # RFC 9111 §1.2.2: values above 2**31 are treated as 2**31.
 _DELTA_MAX = 2**31
@@ -67,12 +69,55 @@ def delta_seconds(value: str | None) -> int | None:
     return min(int(value), _DELTA_MAX)
 
 
+_DELTA_DIRECTIVES = frozenset({"max-age", "s-maxage", "stale-while-revalidate", "stale-if-error"})
+_FLAG_DIRECTIVES = frozenset(
+    {"no-store", "public", "must-revalidate", "proxy-revalidate", "immutable", "no-transform"}
+)
+_QUALIFIABLE = frozenset({"no-cache", "private"})  # a flag, or a string of field names
+
+
+def parse_targeted(lines: Iterable[str]) -> dict[str, str | None] | None:
+    """A targeted field (``CDN-Cache-Control``, RFC 9213 §2.1) as directives; None when it is
+    absent, empty, not a Structured Field Dictionary, or a known directive has the wrong type
+    (``max-age="60"``, ``no-store=1``): the cache then ignores the whole field.
+
+        >>> parse_targeted(["max-age=60, no-store"])
+        {'max-age': '60', 'no-store': None}
+        >>> parse_targeted(['max-age="60"']) is None
+        True
+    """
+    joined = ", ".join(lines)
+    if not joined.strip():
+        return None
+    try:
+        members = parse_dictionary(joined)
+    except ValueError:
+        return None
+    out: dict[str, str | None] = {}
+    for name, value in members.items():
+        if name in _DELTA_DIRECTIVES:
+            if type(value) is not int or value < 0:
+                return None
+            out[name] = str(value)
+        elif name in _FLAG_DIRECTIVES or name in _QUALIFIABLE:
+            if value is True:
+                out[name] = None
+            elif name in _QUALIFIABLE and type(value) is str:
+                out[name] = value
+            else:
+                return None
+        else:
+            out[name] = None if value is True else str(value)  # unknown: kept, never used
+    return out or None
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseDirectives:
     """The directives that govern a shared cache, after choosing the targeted field.
 
-    RFC 9213: when CDN-Cache-Control is present (and parses to at least one directive) this
-    cache uses it and ignores Cache-Control for its own caching decisions.
+    RFC 9213: when CDN-Cache-Control is present (and is a valid Structured Field Dictionary
+    with at least one directive) this cache uses it and ignores Cache-Control for its own
+    caching decisions; an invalid one is ignored as if absent (``parse_targeted``).
     """
 
     raw: dict[str, str | None]
@@ -82,8 +127,8 @@ class ResponseDirectives:
     def from_headers(
         cls, cache_control: Iterable[str], cdn_cache_control: Iterable[str]
     ) -> ResponseDirectives:
-        cdn = parse_directives(list(cdn_cache_control))
-        if cdn:
+        cdn = parse_targeted(cdn_cache_control)
+        if cdn is not None:
             return cls(cdn, targeted=True)
         return cls(parse_directives(list(cache_control)), targeted=False)
 

@@ -16,9 +16,11 @@ without explicit freshness information is not stored.
 
 from __future__ import annotations
 
+import calendar
 import enum
+import re
+import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 from edge.proxy.cachecontrol import ResponseDirectives, parse_directives
 
@@ -30,6 +32,7 @@ __all__ = [
     "current_age",
     "freshness_lifetime",
     "http_date",
+    "parse_age",
     "storable",
     "usable_on_error",
 ]
@@ -39,14 +42,76 @@ __all__ = [
 CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
 
 
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m}
+_DAYS = frozenset(d.lower() for d in calendar.day_abbr)
+_LONG_DAYS = frozenset(d.lower() for d in calendar.day_name)
+_TIME = r"(\d{2}):(\d{2}):(\d{2})"
+# RFC 9110 §5.6.7: IMF-fixdate, and the obsolete rfc850-date and asctime-date. Exactly these
+# shapes (single spaces, two-digit hours, GMT): a bad zone, a two-digit year in IMF form, a
+# missing comma, dashes or periods are all invalid. Names match case-insensitively.
+_IMF = re.compile(rf"([A-Za-z]{{3}}), (\d{{2}}) ([A-Za-z]{{3}}) (\d{{4}}) {_TIME} GMT", re.I)
+_RFC850 = re.compile(rf"([A-Za-z]{{6,9}}), (\d{{2}})-([A-Za-z]{{3}})-(\d{{2}}) {_TIME} GMT", re.I)
+_ASCTIME = re.compile(rf"([A-Za-z]{{3}}) ([A-Za-z]{{3}}) ([ \d]\d) {_TIME} (\d{{4}})")
+
+
+def _two_digit_year(yy: int) -> int:
+    """RFC 9110 §5.6.7: more than 50 years ahead means the most recent such past year."""
+    now = time.gmtime().tm_year
+    year = now - now % 100 + yy
+    return year - 100 if year > now + 50 else year
+
+
+def _parts(value: str) -> tuple[str, int, str, int, str, str, str] | None:
+    """(weekday, day, month, year, hh, mm, ss) of a valid HTTP-date's shape."""
+    if m := _IMF.fullmatch(value):
+        wd, day, mon, year, hh, mm, ss = m.groups()
+        return (wd, int(day), mon, int(year), hh, mm, ss) if wd.lower() in _DAYS else None
+    if m := _RFC850.fullmatch(value):
+        wd, day, mon, yy, hh, mm, ss = m.groups()
+        if wd.lower() not in _LONG_DAYS:
+            return None
+        return (wd[:3], int(day), mon, _two_digit_year(int(yy)), hh, mm, ss)
+    if m := _ASCTIME.fullmatch(value):
+        wd, mon, day, hh, mm, ss, year = m.groups()
+        return (wd, int(day), mon, int(year), hh, mm, ss) if wd.lower() in _DAYS else None
+    return None
+
+
 def http_date(value: str | None) -> float | None:
-    """An HTTP-date as epoch seconds; None when absent or invalid (RFC 9110 §5.6.7)."""
-    if not value:
+    """An HTTP-date as epoch seconds; None when absent or invalid (RFC 9110 §5.6.7).
+
+    >>> http_date("Thu, 01 Jan 1970 00:01:00 GMT")
+    60.0
+    >>> http_date("Thu, 01 Jan 70 00:01:00 GMT") is None  # two-digit year in IMF form
+    True
+    """
+    parts = _parts(value.strip()) if value else None
+    if parts is None:
         return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
+    _, day, mon, year, hh, mm, ss = parts
+    month = _MONTHS.get(mon.lower())
+    h, m, sec = int(hh), int(mm), int(ss)
+    if month is None or not 1 <= day <= 31 or h > 23 or m > 59 or sec > 60:
         return None
+    if day > calendar.monthrange(year, month)[1]:
+        return None
+    return float(calendar.timegm((year, month, day, h, m, sec, 0, 0, 0)))
+
+
+_AGE_MAX = 2**31
+
+
+def parse_age(lines: list[str]) -> int | None:
+    """The Age of a response (RFC 9111 §5.1): the first member of the first line, as
+    delta-seconds (parameters dropped); None when absent or invalid (then ignored).
+
+        >>> parse_age(["7200, 0"]), parse_age(["0", "7200"]), parse_age(["-1"])
+        (7200, 0, None)
+    """
+    if not lines:
+        return None
+    first = lines[0].split(",", 1)[0].split(";", 1)[0].strip()
+    return min(int(first), _AGE_MAX) if first.isdigit() and first.isascii() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,12 @@ from edge.freshness import purged
 from edge.proxy.answers import Answer, bad_gateway, client_answer, problem_answer
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.collapse import Collapser
-from edge.proxy.forwarding import forwardable_headers, origin_request_headers
+from edge.proxy.forwarding import (
+    PERSONALIZATION_PREFIX,
+    ClientHop,
+    forwardable_headers,
+    origin_request_headers,
+)
 from edge.proxy.freshness import Freshness, classify, current_age, usable_on_error
 from edge.proxy.storage import (
     Fetched,
@@ -74,6 +79,12 @@ class Counters:
     unshared: int = 0  # waiters that fetched on their own: the answer was not shareable
 
 
+def _forwarded(path_qs: str, headers: Mapping[str, str], hop: ClientHop | None) -> dict[str, str]:
+    """What the origin gets of this request (``edge.proxy.forwarding``)."""
+    strict = path_qs.startswith(PERSONALIZATION_PREFIX)
+    return forwardable_headers(headers, hop, strict=strict)
+
+
 def _no_generations() -> Generations:
     return {}
 
@@ -94,30 +105,37 @@ class HttpCache:
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def handle(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        hop: ClientHop | None = None,
     ) -> Answer:
-        """Answer one request; ``headers`` have lowercased names. A HEAD is answered as its
-        GET (the sender leaves the body out)."""
+        """Answer one request; ``headers`` have lowercased names, ``hop`` says where it came
+        from (``edge.proxy.forwarding``). A HEAD is answered as its GET (the sender leaves
+        the body out)."""
         path_qs = normalize_target(target)
         try:
             if method in ("GET", "HEAD"):
-                return await self._get(path_qs, headers)
-            return await self._pass_through(method, path_qs, headers, body)
+                return await self._get(path_qs, headers, hop)
+            fwd = _forwarded(path_qs, headers, hop)
+            return await self._pass_through(method, path_qs, headers, fwd, body)
         except BadTarget:
             self.counters.error += 1
             return problem_answer(
                 400, "bad-target", "Bad request target", "the target cannot be forwarded"
             )
 
-    async def _get(self, path_qs: str, headers: Mapping[str, str]) -> Answer:
+    async def _get(self, path_qs: str, headers: Mapping[str, str], hop: ClientHop | None) -> Answer:
         primary = f"GET {path_qs}"
         stored = self.store.lookup(primary, headers)
         if stored is None:
-            return await self._miss(primary, path_qs, headers)
+            return await self._miss(primary, path_qs, headers, _forwarded(path_qs, headers, hop))
         soft, hard = purged(stored.generations, self.generations())
         if hard:
             self.store.invalidate(primary)
-            return await self._miss(primary, path_qs, headers)
+            return await self._miss(primary, path_qs, headers, _forwarded(path_qs, headers, hop))
         now = self.clock()
         age = current_age(stored.timing, now)
         state = classify(
@@ -128,27 +146,35 @@ class HttpCache:
         )
         if state is Freshness.FRESH:
             self.counters.hit += 1
-            return self._from_store(
-                stored, age, headers, f"{CACHE_NAME}; hit; ttl={int(stored.lifetime - age)}"
-            )
+            status = f"{CACHE_NAME}; hit; ttl={int(stored.lifetime - age)}"
+            answer = self._from_store(stored, age, headers, status)
+            if answer.status == stored.status:  # (not a 304 for the client's validator)
+                answer.wire, answer.age = stored.wire_headers(), max(0, int(age))
+            return answer
+        fwd = _forwarded(path_qs, headers, hop)  # (only now: a hit never needs it)
         if state is Freshness.STALE_REVALIDATE:
             self.counters.stale += 1
-            self._revalidate_in_background(primary, path_qs, headers, stored)
+            self._revalidate_in_background(primary, path_qs, headers, fwd, stored)
             return self._from_store(
                 stored,
                 age,
                 headers,
                 f"{CACHE_NAME}; hit; fwd=stale; detail={STALE_WHILE_REVALIDATE}",
             )
-        return await self._validate(primary, path_qs, headers, stored, age)
+        return await self._validate(primary, path_qs, headers, fwd, stored=stored, age=age)
 
     # -- paths ------------------------------------------------------------------------------
     async def _pass_through(
-        self, method: str, path_qs: str, headers: Mapping[str, str], body: bytes
+        self,
+        method: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        body: bytes,
     ) -> Answer:
         self.counters.passed += 1
         try:
-            resp = await self.upstream.fetch(method, path_qs, forwardable_headers(headers), body)
+            resp = await self.upstream.fetch(method, path_qs, fwd, body)
         except OriginUnavailable:
             self.counters.error += 1
             return bad_gateway(forward_failed(CACHE_NAME))
@@ -156,10 +182,12 @@ class HttpCache:
             self._invalidate_after_unsafe(path_qs, resp)
         return Answer(resp.status, resp.headers, resp.body, f"{CACHE_NAME}; fwd=bypass")
 
-    async def _miss(self, primary: str, path_qs: str, headers: Mapping[str, str]) -> Answer:
+    async def _miss(
+        self, primary: str, path_qs: str, headers: Mapping[str, str], fwd: Mapping[str, str]
+    ) -> Answer:
         self.counters.miss += 1
         try:
-            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, None)
+            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, fwd, None)
         except (OriginUnavailable, TimeoutError):
             self.counters.error += 1
             return bad_gateway(f"{CACHE_NAME}; fwd=uri-miss; detail={ORIGIN_UNAVAILABLE}")
@@ -176,11 +204,13 @@ class HttpCache:
         primary: str,
         path_qs: str,
         headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        *,
         stored: StoredResponse,
         age: float,
     ) -> Answer:
         try:
-            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, stored)
+            fetched, own = await self._fetch_collapsed(primary, path_qs, headers, fwd, stored)
         except (OriginUnavailable, TimeoutError):
             fetched, own = None, False
         resp = fetched.resp if fetched is not None else None
@@ -222,17 +252,22 @@ class HttpCache:
 
     # -- origin -----------------------------------------------------------------------------
     async def _fetch_collapsed(
-        self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse | None
+        self,
+        primary: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        stored: StoredResponse | None,
     ) -> tuple[Fetched, bool]:
         """The origin's answer for this request, and whether this request fetched it (False:
         it shares another's fetch, which is stored already)."""
-        fwd = origin_request_headers(headers, stored)
+        to_origin = origin_request_headers(fwd, stored)
 
         async def fetch() -> Fetched:
             if not self.breaker.allow():
                 raise OriginUnavailable("circuit open")
             try:
-                resp = await self.upstream.fetch("GET", path_qs, fwd)
+                resp = await self.upstream.fetch("GET", path_qs, to_origin)
             except OriginUnavailable:
                 self.breaker.record_failure()
                 raise
@@ -253,7 +288,12 @@ class HttpCache:
         return await fetch(), True
 
     def _revalidate_in_background(
-        self, primary: str, path_qs: str, headers: Mapping[str, str], stored: StoredResponse
+        self,
+        primary: str,
+        path_qs: str,
+        headers: Mapping[str, str],
+        fwd: Mapping[str, str],
+        stored: StoredResponse,
     ) -> None:
         key = collapse_key(primary, stored)
         if not self.collapser.claim(key):
@@ -261,7 +301,7 @@ class HttpCache:
 
         async def run() -> None:
             try:
-                fetched, own = await self._fetch_collapsed(primary, path_qs, headers, stored)
+                fetched, own = await self._fetch_collapsed(primary, path_qs, headers, fwd, stored)
             except (OriginUnavailable, TimeoutError, BadTarget):
                 return
             finally:

@@ -15,6 +15,7 @@ from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
 from edge.proxy.httpcache import HttpCache
 from edge.proxy.metrics import EdgeCollector, Traffic
+from edge.proxy.planes import Planes
 from edge.proxy.purges import PurgeStats, refresh_config, subscribe_purges
 from edge.proxy.rails import RailService
 from edge.proxy.settings import ProxySettings
@@ -34,6 +35,8 @@ class EdgeRuntime:
     config: ConfigHolder
     http: HttpCache
     rails: RailService | None
+    # What the shopper port forwards (the admin plane: 404 unless the settings opt in).
+    planes: Planes = field(default_factory=Planes)
     purges: PurgeStats = field(default_factory=PurgeStats)
     traffic: Traffic = field(default_factory=Traffic)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -66,7 +69,8 @@ class EdgeRuntime:
                 collapse_wait_s=settings.collapse_wait_ms / 1000,
                 clock_ms=lambda: int(clock() * 1000),
             )
-        return cls(settings, client, store, holder, http, rails)
+        planes = Planes(settings.forward_admin, settings.forward_prefixes)
+        return cls(settings, client, store, holder, http, rails, planes)
 
     async def start(self) -> None:
         """Load the config and start the config refresher, the purge subscriber and the

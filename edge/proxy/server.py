@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import uvicorn
 
 from edge.proxy.app import EdgeRuntime, create_admin_app, create_app
+from edge.proxy.protocol import HeadLimits, protocol_class
 from edge.proxy.settings import ProxySettings
+from edge.proxy.workers import reuse_port_socket
 
 __all__ = ["serve"]
 
 
-async def serve(settings: ProxySettings, host: str, port: int, admin_port: int | None) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's handlers stop both servers)."""
+async def serve(
+    settings: ProxySettings,
+    host: str,
+    port: int,
+    admin_port: int | None,
+    *,
+    reuse_port: bool = False,
+) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn's handlers stop both servers); ``reuse_port``:
+    bind the shopper port with SO_REUSEPORT, as each of several workers does."""
     runtime = EdgeRuntime.open(settings)
     app = create_app(settings, runtime)
+    limits = HeadLimits(
+        request_line_bytes=settings.max_request_line_bytes,
+        header_bytes=settings.max_header_bytes,
+        header_count=settings.max_headers,
+        head_timeout_s=settings.head_timeout_s,
+    )
     main_config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        # httptools with the head limits, and every status 100-999 on the wire.
+        http=protocol_class(limits),
+        timeout_keep_alive=max(1, round(settings.idle_timeout_s)),
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -45,7 +65,14 @@ async def serve(settings: ProxySettings, host: str, port: int, admin_port: int |
     )
     # Both ports are bound before anything starts: a port in use is one error line and exit
     # status 1 (uvicorn's), not a half-started edge cancelled mid-way.
-    main_socket = main_config.bind_socket()
+    if reuse_port:
+        try:
+            main_socket = reuse_port_socket(host, port)
+        except OSError as exc:
+            print(f"p13n edge: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+    else:
+        main_socket = main_config.bind_socket()
     admin_socket = admin_config.bind_socket() if admin_config is not None else None
     main = uvicorn.Server(main_config)
     servers = [main.serve(sockets=[main_socket])]

@@ -30,6 +30,15 @@ def _edge_id(raw: str) -> str:
     return slug
 
 
+def _prefixes(raw: str) -> tuple[str, ...]:
+    """``" /shop/ , /v1/events"`` -> ``("/shop/", "/v1/events")``; each must be a path."""
+    out = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for p in out:
+        if not p.startswith("/"):
+            raise SettingsError("P13N_EDGE_FORWARD_PREFIXES", f"{p!r} is not a path prefix")
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ProxySettings:
     """Everything one edge process needs (metadata: each field's variable)."""
@@ -112,6 +121,53 @@ class ProxySettings:
             type="flag (1, true, yes)",
         ),
     )
+    forward_admin: bool = field(
+        default=False,
+        metadata=env_doc(
+            "P13N_EDGE_FORWARD_ADMIN",
+            "also forward the origin's admin plane (admin API, console, /metrics, /openapi.json, "
+            "heartbeats, edge feeds, health) on the shopper port; off: those paths answer 404",
+            type="flag (1, true, yes)",
+        ),
+    )
+    forward_prefixes: tuple[str, ...] = field(
+        default=(),
+        metadata=env_doc(
+            "P13N_EDGE_FORWARD_PREFIXES",
+            "comma-separated path prefixes (`/shop/,/v1/events`): when set, only these (and the "
+            "rails) are forwarded, everything else answers 404",
+            type="list of paths",
+            default="empty (every path but the admin plane)",
+        ),
+    )
+    max_request_line_bytes: int = field(
+        default=8192,
+        metadata=env_doc("P13N_EDGE_MAX_REQUEST_LINE_BYTES", "longest request target (414 beyond)"),
+    )
+    max_header_bytes: int = field(
+        default=32768,
+        metadata=env_doc(
+            "P13N_EDGE_MAX_HEADER_BYTES", "total bytes of the header field lines (431 beyond)"
+        ),
+    )
+    max_headers: int = field(
+        default=100,
+        metadata=env_doc("P13N_EDGE_MAX_HEADERS", "most header field lines (431 beyond)"),
+    )
+    head_timeout_s: float = field(
+        default=10.0,
+        metadata=env_doc(
+            "P13N_EDGE_HEAD_TIMEOUT_S",
+            "time for a whole request head, from its first byte or from the connection opening "
+            "(408 and closed beyond)",
+        ),
+    )
+    idle_timeout_s: float = field(
+        default=5.0,
+        metadata=env_doc(
+            "P13N_EDGE_IDLE_TIMEOUT_S", "an idle keep-alive connection is closed after this"
+        ),
+    )
 
     def origin_auth_headers(self) -> dict[str, str]:
         """Authorization for the edge's own calls to the origin (heartbeats)."""
@@ -156,4 +212,11 @@ class ProxySettings:
             proxy_timeout_ms=int(num("P13N_EDGE_PROXY_TIMEOUT_MS", 5000)),
             service_token=e.get("P13N_EDGE_SERVICE_TOKEN", ""),
             bench_hello=e.get("P13N_EDGE_BENCH_HELLO", "") in ("1", "true", "yes"),
+            forward_admin=e.get("P13N_EDGE_FORWARD_ADMIN", "") in ("1", "true", "yes"),
+            forward_prefixes=_prefixes(e.get("P13N_EDGE_FORWARD_PREFIXES", "")),
+            max_request_line_bytes=int(num("P13N_EDGE_MAX_REQUEST_LINE_BYTES", 8192)),
+            max_header_bytes=int(num("P13N_EDGE_MAX_HEADER_BYTES", 32768)),
+            max_headers=int(num("P13N_EDGE_MAX_HEADERS", 100)),
+            head_timeout_s=num("P13N_EDGE_HEAD_TIMEOUT_S", 10.0),
+            idle_timeout_s=num("P13N_EDGE_IDLE_TIMEOUT_S", 5.0),
         )

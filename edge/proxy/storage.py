@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from cache_keys.wire import ALL_TAG
 from edge.proxy.cachecontrol import ResponseDirectives
-from edge.proxy.freshness import Timing, freshness_lifetime, http_date, storable
+from edge.proxy.freshness import Timing, freshness_lifetime, http_date, parse_age, storable
 from edge.proxy.store import StoredResponse, selecting_values, vary_names
 from edge.proxy.upstream import UpstreamResponse
 
@@ -52,20 +52,20 @@ def stored_entry(
         resp.header_values("cache-control"), resp.header_values("cdn-cache-control")
     )
     date = http_date(resp.header("date"))
-    lifetime = freshness_lifetime(d, date, resp.header("expires"))
+    lifetime = freshness_lifetime(d, date, joined(resp.header_values("expires")))
+    vary = joined(resp.header_values("vary"))
     ok, _ = storable(
         method="GET",
         status=resp.status,
         request_cache_control=headers.get("cache-control"),
         request_has_authorization="authorization" in headers,
         directives=d,
-        vary=resp.header("vary"),
+        vary=vary,
         has_set_cookie=resp.header("set-cookie") is not None,
         lifetime=lifetime,
     )
     if not ok or lifetime is None:
         return None
-    age_raw = resp.header("age")
     tags = frozenset(
         t.strip().lower()
         for v in resp.header_values("cache-tag")
@@ -80,14 +80,21 @@ def stored_entry(
             resp.request_time,
             resp.response_time,
             date,
-            int(age_raw) if age_raw and age_raw.isdigit() else 0,
+            parse_age(resp.header_values("age")) or 0,
         ),
         directives=d,
         lifetime=lifetime,
-        vary=selecting_values(vary_names(resp.header("vary")), headers),
+        vary=selecting_values(vary_names(vary), headers),
         tags=tags,
         generations=generations_of(current, tags),
     )
+
+
+def joined(lines: list[str]) -> str | None:
+    """A field's lines as one value (RFC 9110 §5.3), None when absent: ``Vary`` lines
+    ``["Accept", "*"]`` -> ``"Accept, *"``; several ``Expires`` lines join into a value that
+    is no HTTP-date, so the response is stale (RFC 9111 §5.3)."""
+    return ", ".join(lines) if lines else None
 
 
 def freshened(
@@ -102,7 +109,7 @@ def freshened(
         [v for k, v in merged if k == "cdn-cache-control"],
     )
     date = http_date(next((v for k, v in merged if k == "date"), None))
-    lifetime = freshness_lifetime(d, date, next((v for k, v in merged if k == "expires"), None))
+    lifetime = freshness_lifetime(d, date, joined([v for k, v in merged if k == "expires"]))
     return StoredResponse(
         status=stored.status,
         headers=merged,

@@ -20,6 +20,7 @@ __all__ = ["DEFAULT_MAX_BYTES", "ResponseStore", "StoredResponse", "selecting_va
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 MAX_VARIANTS = 16  # per primary key: bounds the cost of a Vary: User-Agent style explosion
+_NOT_ON_THE_WIRE = frozenset({"age", "content-length", "transfer-encoding", "connection"})
 _ENTRY_OVERHEAD = 256  # bookkeeping bytes per variant, so tiny bodies still count
 
 
@@ -55,6 +56,20 @@ class StoredResponse:
     # The body already decoded (a rail entry), so hits skip re-parsing it; its size is
     # accounted for by the body it was decoded from.
     parsed: object | None = None
+    # The headers as the wire sends them on a hit (``wire_headers``), encoded once.
+    _wire: list[tuple[bytes, bytes]] | None = field(default=None, repr=False, compare=False)
+
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """The stored headers encoded for the sender, without the ones every answer sets
+        itself (Age, Content-Length) or never sends (Transfer-Encoding, Connection); made on
+        the first hit and kept, so later hits encode nothing."""
+        if self._wire is None:
+            self._wire = [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in self.headers
+                if k not in _NOT_ON_THE_WIRE
+            ]
+        return self._wire
 
     @property
     def size(self) -> int:

@@ -12,25 +12,17 @@ from dataclasses import dataclass
 
 import httpx
 
+from edge.proxy.forwarding import HOP_BY_HOP, connection_named
 from edge.proxy.latency import LatencyHistogram
 
-__all__ = ["HOP_BY_HOP", "BadTarget", "OriginUnavailable", "Upstream", "UpstreamResponse"]
-
-# RFC 9110 §7.6.1 connection-specific fields, never forwarded or stored.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "content-length",
-    }
-)
+__all__ = [
+    "HOP_BY_HOP",
+    "BadTarget",
+    "OriginUnavailable",
+    "Upstream",
+    "UpstreamResponse",
+    "response_headers",
+]
 
 
 class OriginUnavailable(Exception):
@@ -59,6 +51,14 @@ class UpstreamResponse:
 
     def header_values(self, name: str) -> list[str]:
         return [v for k, v in self.headers if k == name]
+
+
+def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """An origin response's end-to-end headers, names lowercased: hop-by-hop ones and those
+    its ``Connection`` names are neither stored nor forwarded (RFC 9110 §7.6.1)."""
+    pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+    named = connection_named(",".join(v for k, v in pairs if k == "connection"))
+    return [(k, v) for k, v in pairs if k not in HOP_BY_HOP and k not in named]
 
 
 class Upstream:
@@ -107,11 +107,7 @@ class Upstream:
                 await response.aclose()
         except httpx.HTTPError as exc:
             raise OriginUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        kept = [
-            (k.decode("latin-1").lower(), v.decode("latin-1"))
-            for k, v in response.headers.raw
-            if k.decode("latin-1").lower() not in HOP_BY_HOP
-        ]
+        kept = response_headers(response.headers.raw)
         response_time = self._clock()
         self.bytes_in += len(raw)
         self.latency.observe((response_time - request_time) * 1000)

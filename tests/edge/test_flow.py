@@ -298,3 +298,42 @@ async def test_exposures_go_to_the_background_except_for_the_default_list() -> N
     rig.cache.entries.clear()
     assert (await rig.get()).detail == "default"
     assert await rig.bg.drain() == 0
+
+
+async def test_an_empty_list_is_never_stored_while_a_default_exists() -> None:
+    rig = Rig()
+    rig.origin.list_ok(n=0)  # a cold start: the segment's list is still empty
+    first = await rig.get()
+    assert first.detail == "default" and first.items == ["DEFAULT-1"]
+    assert rig.cache.entries == {}
+    second = await rig.get()  # not a hit on an empty list: the origin is asked again
+    assert second.detail == "default" and rig.origin.calls("/v1/segments/") == 2
+    rig.origin.list_ok(n=20)
+    assert (await rig.get()).detail == "miss"
+    rig.origin.list_ok(n=0)
+    rig.now += 90_000  # stale: the background refresh meets an empty list again
+    stale = await rig.get()
+    assert stale.detail == "stale-while-revalidate" and len(stale.items) == 5
+    assert await rig.bg.drain() == 1
+    stored = next(iter(rig.cache.entries.values()))
+    assert len(stored.entry.seglist.items) == 20  # the non-empty entry was kept
+
+
+async def test_an_empty_list_is_stored_when_there_is_no_default() -> None:
+    rig = Rig(default_items=[])
+    rig.origin.list_ok(n=0)
+    assert (await rig.get()).detail == "miss"
+    assert len(rig.cache.entries) == 1
+
+
+async def test_no_segment_token_call_for_a_shopper_id_minted_by_this_request() -> None:
+    rig = Rig()
+    grant = {"v": 1, "token": token(), "expires_at_s": NOW_MS // 1000 + 86400}
+    rig.origin.answers["/v1/segment-token"] = (200, json.dumps(grant))
+    for cookie in ("", "p13n_sid=not-a-valid-id", "other=1"):
+        reply = await rig.get(cookie=cookie or "x=1")
+        assert reply.headers.get("set-cookie", "").startswith(SHOPPER_COOKIE.name)
+    assert rig.origin.calls("/v1/segment-token") == 0
+    known = f"{SHOPPER_COOKIE.name}={SHOPPER}"  # a known id without a segment cookie
+    await rig.get(cookie=known)
+    assert rig.origin.calls("/v1/segment-token") == 1

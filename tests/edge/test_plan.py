@@ -66,7 +66,9 @@ def test_minted_shopper_gets_exactly_one_cookie() -> None:
     plan = decide(parts(shopper=None), config(), SETTINGS, NOW_MS, mint=lambda: "m" * 22)
     assert plan.set_cookies == (SHOPPER_COOKIE.set_cookie("m" * 22),)
     assert plan.identity.refresh_segment is True
-    assert plan.segment_token_url == "http://origin.test/v1/segment-token"
+    assert plan.segment_token_url is None  # an id minted now: the origin cannot know it
+    known = decide(parts(), config(), SETTINGS, NOW_MS)  # a known shopper, no segment cookie
+    assert known.segment_token_url == "http://origin.test/v1/segment-token"
     assert plan.origin_cookie_header() == f"{SHOPPER_COOKIE.name}={'m' * 22}"
     assert is_shopper_id(
         decide(parts(shopper=None), config(), SETTINGS, NOW_MS).identity.shopper_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,7 +21,14 @@ from ops.local.redis import RedisServer, free_port
 from tests.support import data
 from tests.support.process import Process, http_ok
 
-__all__ = ["CLI", "EdgeProcess", "OriginProcess", "origin_env", "seeded_origin"]
+__all__ = [
+    "CLI",
+    "EdgeProcess",
+    "OriginProcess",
+    "PlainEdgeProcess",
+    "origin_env",
+    "seeded_origin",
+]
 
 CLI = [sys.executable, "-m", "ops.cli"]
 
@@ -93,19 +101,49 @@ class EdgeProcess(Process):
     ``admin``; ready when its admin ``/healthz`` says ``personalization`` is on."""
 
     def __init__(
-        self, origin: OriginProcess, env: Mapping[str, str], *, log_dir: str | Path | None = None
+        self,
+        origin: OriginProcess,
+        env: Mapping[str, str],
+        *,
+        log_dir: str | Path | None = None,
+        workers: int = 1,
     ) -> None:
-        port, admin_port = free_port(), free_port()
+        port = free_port()
+        # worker i serves its admin app on admin + i
+        admin_port = free_port() if workers == 1 else free_port_run(workers)
+        self.port, self.workers = port, workers
         self.url = f"http://127.0.0.1:{port}"
         self.admin = f"http://127.0.0.1:{admin_port}"
+        self.admins = [f"http://127.0.0.1:{admin_port + i}" for i in range(workers)]
         args = ["--origin", origin.url, "--port", str(port), "--admin-port", str(admin_port)]
         super().__init__(
-            [*CLI, "edge", *args, "--redis-url", origin.redis.url],
+            [*CLI, "edge", *args, "--redis-url", origin.redis.url, "--workers", str(workers)],
             name="edge",
             env={**env, "SEGMENT_KEYS": data.SIGNING, "CONTEXT_KEYS": data.SIGNING},
             log_dir=log_dir,
-            ready=http_ok(self.admin + "/healthz", _personalizing),
+            ready=lambda: all(http_ok(a + "/healthz", _personalizing)() for a in self.admins),
         )
+
+
+def free_port_run(n: int) -> int:
+    """The first of ``n`` consecutive free loopback ports."""
+    for _ in range(50):
+        first = free_port()
+        if first + n > 65535:
+            continue
+        socks = []
+        try:
+            for i in range(1, n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", first + i))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return first
+    raise RuntimeError(f"no run of {n} free ports")
 
 
 def _personalizing(response: httpx.Response) -> bool:
@@ -131,3 +169,39 @@ def seeded_origin(tmp_path: Path, **settings: str) -> Iterator[OriginProcess]:
         )
         with OriginProcess(server, env, log_dir=tmp_path) as proc:
             yield proc
+
+
+class PlainEdgeProcess(Process):
+    """``p13n edge`` as a plain shared HTTP cache (no signing keys, no heartbeats, no purge
+    pushes) in front of any origin URL; ``env`` adds ``P13N_EDGE_*`` settings. Ready when
+    its admin ``/healthz`` and its shopper port answer."""
+
+    def __init__(
+        self,
+        origin_url: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        args: tuple[str, ...] = (),
+        log_dir: str | Path | None = None,
+    ) -> None:
+        port, admin_port = free_port(), free_port()
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.admin = f"http://127.0.0.1:{admin_port}"
+        base = {
+            k: v for k, v in os.environ.items() if not k.endswith(("SEGMENT_KEYS", "CONTEXT_KEYS"))
+        }
+        base.pop("P13N_EDGE_REDIS_URL", None)
+        cli = ["--origin", origin_url, "--port", str(port), "--admin-port", str(admin_port)]
+        cli += ["--workers", "1"]
+        super().__init__(
+            [*CLI, "edge", *cli, *args],
+            name="edge",
+            env={**base, "P13N_EDGE_HEARTBEAT_S": "0", **(env or {})},
+            log_dir=log_dir,
+            ready=lambda: admin_ok() and shopper_port_answers(),
+        )
+        admin_ok = http_ok(self.admin + "/healthz")
+        # The admin server may listen first: the shopper port must answer too (its 404 for
+        # an admin-plane path, which never reaches the origin).
+        shopper_port_answers = http_ok(self.url + "/healthz", lambda r: r.status_code == 404)

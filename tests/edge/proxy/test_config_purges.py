@@ -129,7 +129,9 @@ async def _true(value: bool) -> bool:
 
 async def test_a_plain_cache_edge_without_traffic_catches_up_a_missed_purge(origin) -> None:
     quicken(origin)
-    settings = proxy_settings(origin, core=None, redis_url=None, heartbeat_s=0)
+    settings = proxy_settings(
+        origin, core=None, redis_url=None, heartbeat_s=0, forward_admin=True
+    )  # the segment list is an edge feed: proxied only when the operator opts in
     runtime = EdgeRuntime.open(settings)
     async with app_client(create_app(settings, runtime), base_url="http://shop.test") as edge:
         assert (await edge.get(LIST_PATH)).status_code == 200

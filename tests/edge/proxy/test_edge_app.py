@@ -150,3 +150,29 @@ async def test_the_bench_hello_route_is_a_plain_starlette_route(httpserver) -> N
     async with app_client(create_app(settings), base_url="http://shop.test") as edge:
         assert (await edge.get("/__bench/hello")).text == "hello, world"
         assert (await edge.post("/__bench/hello")).status_code == 405  # Starlette's own
+
+
+async def test_a_fresh_hit_sends_the_stored_headers_as_the_miss_did(plain_edge, httpserver) -> None:
+    httpserver.expect_request("/hit").respond_with_data(
+        "payload", headers={"Cache-Control": "max-age=600", "ETag": '"v1"', "X-Shop": "a"}
+    )
+    miss = await plain_edge.get("/hit")
+    hit = await plain_edge.get("/hit")
+    assert hit.headers["cache-status"].startswith("p13n-edge; hit")
+    per_answer = ("cache-status", "age")
+    strip = lambda r: sorted((k, v) for k, v in r.headers.multi_items() if k not in per_answer)  # noqa: E731
+    assert strip(hit) == strip(miss) and hit.text == "payload"
+    assert len(hit.headers.get_list("date")) == 1 and hit.headers["content-length"] == "7"
+    head = await plain_edge.head("/hit")
+    assert head.headers["content-length"] == "7" and head.content == b""
+
+
+async def test_a_stored_redirect_points_at_the_edge_on_every_hit(plain_edge, httpserver) -> None:
+    origin = httpserver.url_for("").rstrip("/")
+    httpserver.expect_request("/old").respond_with_data(
+        "", status=301, headers={"Location": origin + "/new", "Cache-Control": "max-age=600"}
+    )
+    for _ in range(2):
+        r = await plain_edge.get("/old")
+        assert r.status_code == 301 and r.headers["location"] == "http://shop.test/new"
+    assert "hit" in r.headers["cache-status"]

@@ -94,3 +94,19 @@ def test_a_port_in_use_is_one_error_line_not_a_traceback(origin: OriginProcess) 
             assert done.returncode != 0
             assert "Address already in use" in done.stderr
             assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_admin_paths_are_not_reachable_on_the_shopper_port(
+    edge_process: EdgeProcess, origin: OriginProcess
+) -> None:
+    paths = ["/v1/admin/experiments", "/console/", "/metrics", "/openapi.json", "/healthz",
+             "/v1/edge/config", "/v1%2Fadmin/experiments", "/x/../v1/admin/audit"]  # fmt: skip
+    assert httpx.get(origin.url + "/openapi.json", timeout=5).status_code == 200  # it exists
+    with httpx.Client(base_url=edge_process.url, timeout=5) as client:
+        for path in paths:
+            r = client.get(path)
+            assert r.status_code == 404, path
+            assert r.json()["detail"] == "this path is not served on the shopper port", path
+        assert client.get("/v1/sdk/p13n.js").status_code == 200
+    # The edge's own admin port still serves its metrics.
+    assert httpx.get(edge_process.admin + "/metrics", timeout=5).status_code == 200

@@ -11,6 +11,7 @@ import pytest
 
 from cache_keys import is_shopper_id, new_shopper_id
 from edge.proxy.app import MAX_BODY_BYTES, EdgeRuntime, create_app
+from edge.proxy.planes import Planes
 from tests.support import data
 from tests.support.asgi import app_client
 from tests.support.data import HSEGS, shop_list, shopper_cookie
@@ -91,7 +92,7 @@ async def test_origin_killed_stale_if_error_then_default_list(edge, clock, origi
     assert items(stale)[0] == "S0-000"
     other = await rail(edge, shopper_cookie(new_shopper_id(), 1, clock.now))  # nothing stored
     assert detail(other) == "default" and other.json()["degraded"] is True
-    proxied = await edge.get("/openapi.json")
+    proxied = await edge.get("/v1/sdk/p13n.js")
     assert proxied.status_code == 502
     assert proxied.headers["content-type"] == "application/problem+json"
 
@@ -181,7 +182,7 @@ async def test_missed_purge_is_caught_up_by_the_pulled_config(origin, clock) -> 
 
 
 async def test_forged_forwarded_host_does_not_poison_the_cache(edge, origin) -> None:
-    path = f"/v1/segments/{HSEGS[0]}/list?variant=control"
+    path = "/v1/sdk/p13n.js"
     poisoned = await edge.get(
         path, headers={"x-forwarded-host": "evil.example", "forwarded": "host=evil.example"}
     )
@@ -213,6 +214,7 @@ async def test_no_shopper_id_in_any_stored_key_or_tag(edge, clock, origin) -> No
     for n, sid in enumerate(shoppers):
         await rail(edge, shopper_cookie(sid, n % 3, clock.now))
         await rail(edge, f"p13n_sid={sid}")  # anonymous segment
+    edge.runtime.planes = Planes(forward_admin=True)  # an operator's opt-in: feeds proxied
     await edge.get(f"/v1/segments/{HSEGS[1]}/list?variant=control")
     store = edge.runtime.store
     assert len(store) >= 4

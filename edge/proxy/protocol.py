@@ -1,0 +1,199 @@
+"""The edge's HTTP/1.1 server protocol: uvicorn's httptools protocol with the limits a
+shopper-facing port needs, and every status code 100-999 on the wire.
+
+uvicorn's senders look the status line up in a table built for 100-599 only, so an origin's
+999 used to raise ``KeyError`` mid-answer; ``allow_every_status`` fills the rest of the
+three-digit range (empty reason phrase, which RFC 9112 §4 allows) in both of uvicorn's
+HTTP implementations.
+
+Limits (``HeadLimits``; defaults in ``edge.proxy.settings``), answered as problem+json on a
+closed connection, before any of the request reaches the app:
+
+- request target longer than ``request_line_bytes`` -> 414 (RFC 9110 §15.5.15);
+- header field bytes over ``header_bytes``, or more than ``header_count`` fields -> 431
+  (RFC 6585 §5); the bytes of a head still in transit are bounded the same way, so a client
+  cannot make the parser buffer megabytes of one header;
+- a request head not complete ``head_timeout_s`` after its first packet (or after the
+  connection opened) -> 408 (RFC 9110 §15.5.9), so slow-header clients are closed;
+- an idle keep-alive connection is closed after uvicorn's ``timeout_keep_alive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http import h11_impl, httptools_impl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cache_keys.wire import Problem
+
+__all__ = ["EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
+
+
+def _phrase(code: int) -> bytes:
+    try:
+        return http.HTTPStatus(code).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def allow_every_status() -> None:
+    """Extend uvicorn's status tables to every three-digit code (idempotent)."""
+    for code in range(100, 1000):
+        if code not in httptools_impl.STATUS_LINE:
+            httptools_impl.STATUS_LINE[code] = b"HTTP/1.1 %d %s\r\n" % (code, _phrase(code))
+        if code not in h11_impl.STATUS_PHRASES:
+            h11_impl.STATUS_PHRASES[code] = _phrase(code)
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    """Bounds on one request head."""
+
+    request_line_bytes: int = 8192
+    header_bytes: int = 32768
+    header_count: int = 100
+    head_timeout_s: float = 10.0
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: the head broke a limit (the answer is already set)."""
+
+
+_TITLES = {
+    408: ("request-timeout", "Request timeout", "the request head did not arrive in time"),
+    414: ("uri-too-long", "URI too long", "the request target is over the edge's limit"),
+    431: (
+        "header-fields-too-large",
+        "Request header fields too large",
+        "the request's header fields are over the edge's limit",
+    ),
+}
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` plus ``HeadLimits`` (see the module docstring)."""
+
+    limits = HeadLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._partial = False  # a request head has begun and is not complete yet
+        self._pending = 0  # bytes received while this head was incomplete
+        self._field_bytes = 0
+        self._fields = 0
+        self._refusal = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    # -- connection ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._partial and (
+            self._pending > self.limits.header_bytes + self.limits.request_line_bytes
+        ):
+            self._refuse(431)
+            return
+        try:
+            # Fed through our own copy of uvicorn's error handling: a refusal raised in a
+            # parser callback surfaces as HttpParserCallbackError.
+            self._unset_keepalive_if_required()
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            if self._refusal:
+                self._refuse(self._refusal)
+                return
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserError:
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._partial:
+            # A head split over packets: its clock starts now. (One that arrives whole, the
+            # usual case, completes during the feed above and costs no timer at all.)
+            self._pending += len(data)
+            if self._head_timer is None:
+                self._arm_head_timer()
+
+    # -- parser callbacks ------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._partial = True
+        self._field_bytes = self._fields = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.limits.request_line_bytes:
+            self._refusal = 414
+            raise _Refused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += 1
+        self._field_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._fields > self.limits.header_count or (
+            self._field_bytes > self.limits.header_bytes
+        ):
+            self._refusal = 431
+            raise _Refused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._partial = False
+        self._pending = 0
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    # -- limits ----------------------------------------------------------------------------
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_timeout)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self._partial and self.cycle is not None:
+            return  # no head in progress: idle keep-alive is uvicorn's timeout_keep_alive
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a pipelined head behind an answer still being sent
+            return
+        self._refuse(408)
+
+    def _refuse(self, status: int) -> None:
+        """Answer ``status`` as problem+json and close the connection."""
+        self._cancel_head_timer()
+        slug, title, detail = _TITLES[status]
+        body = Problem(status, slug, title, detail).encode()
+        head = b"%scontent-type: application/problem+json\r\ncontent-length: %d\r\n" % (
+            httptools_impl.STATUS_LINE[status],
+            len(body),
+        )
+        self.transport.write(head + b"connection: close\r\n\r\n" + body)
+        self.transport.close()
+
+
+def protocol_class(limits: HeadLimits) -> type[EdgeProtocol]:
+    """An ``EdgeProtocol`` subclass bound to ``limits`` (uvicorn takes a class)."""
+    allow_every_status()
+    return type("BoundEdgeProtocol", (EdgeProtocol,), {"limits": limits})

@@ -1,0 +1,130 @@
+"""Limits on the shopper port of a served ``p13n edge`` (a real uvicorn process): request
+target length (414), header bytes and count (431), a slow or absent request head (408),
+idle keep-alive connections closed. Raw sockets, so the bytes on the wire are exactly the
+test's; every wait is bounded by a socket timeout, nothing is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests.support.servers import PlainEdgeProcess
+
+LIMITS = {
+    "P13N_EDGE_MAX_REQUEST_LINE_BYTES": "1024",
+    "P13N_EDGE_MAX_HEADER_BYTES": "4096",
+    "P13N_EDGE_MAX_HEADERS": "30",
+    "P13N_EDGE_HEAD_TIMEOUT_S": "0.5",
+    "P13N_EDGE_IDLE_TIMEOUT_S": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def limited_edge(
+    make_httpserver: HTTPServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PlainEdgeProcess]:
+    """One edge with small limits in front of pytest-httpserver, for the whole module."""
+    origin = make_httpserver.url_for("").rstrip("/")
+    with PlainEdgeProcess(origin, LIMITS, log_dir=tmp_path_factory.mktemp("edge")) as edge:
+        yield edge
+
+
+@pytest.fixture
+def ok_origin(httpserver: HTTPServer) -> HTTPServer:
+    httpserver.expect_request("/ok").respond_with_data("fine")
+    return httpserver
+
+
+def exchange(edge: PlainEdgeProcess, raw: bytes, timeout_s: float = 10) -> bytes:
+    """Send ``raw`` and read until the edge closes the connection."""
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=timeout_s) as sock:
+        sock.sendall(raw)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_and_problem(reply: bytes) -> tuple[int, dict]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"content-type: application/problem+json" in head.lower(), head
+    return status, json.loads(body)
+
+
+def request(path: str = "/ok", extra: bytes = b"") -> bytes:
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: shop.test\r\n" + extra + b"\r\n"
+
+
+def test_requests_within_the_limits_pass(limited_edge, ok_origin) -> None:
+    headers = b"".join(b"X-H%d: v\r\n" % i for i in range(25))
+    reply = exchange(limited_edge, request(extra=headers + b"Connection: close\r\n"))
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"fine")
+
+
+def test_a_long_request_target_is_414(limited_edge, ok_origin) -> None:
+    status, problem = status_and_problem(exchange(limited_edge, request("/ok?" + "a" * 2000)))
+    assert status == 414 and problem["status"] == 414
+    assert not any(req.path == "/ok" for req, _ in ok_origin.log)
+
+
+def test_too_many_header_bytes_is_431(limited_edge, ok_origin) -> None:
+    status, problem = status_and_problem(
+        exchange(limited_edge, request(extra=b"X-Big: " + b"b" * 8000 + b"\r\n"))
+    )
+    assert status == 431 and problem["type"].endswith("header-fields-too-large")
+    assert not any(req.path == "/ok" for req, _ in ok_origin.log)
+
+
+def test_too_many_header_fields_is_431(limited_edge, ok_origin) -> None:
+    headers = b"".join(b"X-H%d: v\r\n" % i for i in range(40))
+    status, _ = status_and_problem(exchange(limited_edge, request(extra=headers)))
+    assert status == 431
+
+
+def test_a_huge_header_in_transit_is_refused_not_buffered(limited_edge, ok_origin) -> None:
+    """8 MB of one header, never finished: the edge answers or closes long before."""
+    with socket.create_connection(("127.0.0.1", limited_edge.port), timeout=10) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: shop.test\r\nX-Huge: ")
+        sent, refused = 0, False
+        try:
+            while sent < 8 * 1024 * 1024:
+                sock.sendall(b"h" * 65536)
+                sent += 65536
+        except (BrokenPipeError, ConnectionResetError):
+            refused = True
+        assert refused or sock.recv(65536).startswith(b"HTTP/1.1 431 ")
+    assert sent < 8 * 1024 * 1024
+    assert not any(req.path == "/ok" for req, _ in ok_origin.log)
+
+
+def test_a_slow_request_head_is_408_and_closed(limited_edge, ok_origin) -> None:
+    with socket.create_connection(("127.0.0.1", limited_edge.port), timeout=10) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: shop.test\r\n")  # ... and nothing more
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    status, problem = status_and_problem(reply)
+    assert status == 408 and problem["type"].endswith("request-timeout")
+
+
+def test_a_connection_that_sends_nothing_is_closed(limited_edge) -> None:
+    reply = exchange(limited_edge, b"")
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 408 ")
+
+
+def test_an_idle_keep_alive_connection_is_closed(limited_edge, ok_origin) -> None:
+    with socket.create_connection(("127.0.0.1", limited_edge.port), timeout=10) as sock:
+        sock.sendall(request())
+        first = b""
+        while not first.endswith(b"fine"):
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        # kept alive, then closed by the edge after the idle timeout: recv sees EOF
+        assert sock.recv(65536) == b""
+    assert limited_edge.poll() is None
