@@ -35,7 +35,7 @@ from origin.assignment import parse_experiment
 from origin.auth import fingerprint, require
 from origin.body import read_json
 from origin.catalog_records import SKU_RE, decode_entry
-from origin.errors import BadRequest
+from origin.errors import BadRequest, Unprocessable
 from origin.state import AppState, get_state
 
 __all__ = ["BACKUP_KIND", "BACKUP_VERSION", "merged_generations", "routes", "validate"]
@@ -59,12 +59,19 @@ def _bad(field: str, detail: str) -> BadRequest:
 
 
 def _check_experiment(where: str, rec: Any, key: str) -> None:
-    if not isinstance(rec, dict) or rec.get("key") != key:
+    if not isinstance(rec, dict):
         raise _bad(where, f"not an experiment record with key {key!r}")
+    # Rules across fields (422): the OpenAPI schema can only describe them.
+    variations, weights = rec.get("variations"), rec.get("weights")
+    if isinstance(variations, list) and isinstance(weights, list):
+        if len(variations) != len(weights):
+            raise Unprocessable(f"{where}: one weight per variation", field=where)
     try:
-        parse_experiment(rec)
+        exp = parse_experiment(rec)
     except WireError as exc:
         raise _bad(where, str(exc)) from exc
+    if exp.key != key:
+        raise Unprocessable(f"{where}: the record's key is {exp.key!r}, not {key!r}", field=where)
 
 
 def _check_experiments(current: dict[str, Any], history: dict[str, Any]) -> None:

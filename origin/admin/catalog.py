@@ -34,7 +34,7 @@ from origin.admin.invalidations import invalidate
 from origin.auth import Caller, require
 from origin.body import read_json
 from origin.catalog_records import CatalogEntry, decode_entry, encode_entry, parse_entry, parse_sku
-from origin.errors import BadRequest, NotFound, PayloadTooLarge
+from origin.errors import BadRequest, NotFound, PayloadTooLarge, Unprocessable
 from origin.state import AppState, get_state
 
 __all__ = ["routes"]
@@ -126,7 +126,7 @@ async def put_item(request: Request) -> Response:
     doc, _ = await read_json(request, state.settings.max_body_bytes)
     entry = parse_entry(doc, now_ms(state))
     if isinstance(doc, dict) and doc.get("sku", sku) != sku:
-        raise BadRequest("sku in the body differs from the path", field="sku")
+        raise Unprocessable("sku in the body differs from the path", field="sku")
     out, back, befores = await _apply(state, caller, [(sku, entry)])
     ids = await _out_of_stock(state, caller, out)
     return _json(
@@ -221,7 +221,7 @@ async def bulk_import(request: Request) -> Response:
         except BadRequest as exc:
             raise BadRequest(f"line {n}: {exc.detail}", field=f"line {n}") from exc
         if sku in seen:
-            raise BadRequest(f"line {n}: sku {sku!r} appears twice", field=f"line {n}")
+            raise Unprocessable(f"line {n}: sku {sku!r} appears twice", field=f"line {n}")
         seen.add(sku)
     went_out, restocked = [], []
     for i in range(0, len(rows), CHUNK):

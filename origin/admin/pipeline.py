@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -38,9 +39,10 @@ from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.schema import STREAM_MAXLEN, group_backlog, partition_of
 
-__all__ = ["edge_history", "routes"]
+__all__ = ["DLQ_ID_RE", "MAX_LIMIT", "edge_history", "routes"]
 
-_ID_RE_CHARS = frozenset("0123456789-")
+# A stream entry id: two 64-bit numbers; 19 digits each stay below 2**64 (Redis refuses more).
+DLQ_ID_RE = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 BUCKETS = 30
 PREVIEW_BYTES = 2048  # of the original event, in the list (the entry keeps all of it)
 # Letters per page: a page is at most about MAX_LIMIT * PREVIEW_BYTES (200 KB) of previews.
@@ -234,7 +236,7 @@ def _letter(entry_id: bytes, f: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 def _entry_id(value: str, field: str) -> str:
-    if not 3 <= len(value) <= 41 or not set(value) <= _ID_RE_CHARS or value.count("-") != 1:
+    if not DLQ_ID_RE.fullmatch(value):
         raise BadRequest(f"{field} must be a stream entry id such as 1764000000000-0", field=field)
     return value
 
