@@ -35,9 +35,9 @@ __all__ = [
     "OriginError",
     "PayloadTooLarge",
     "RateLimited",
-    "Unprocessable",
     "Unauthorized",
     "Unavailable",
+    "Unprocessable",
     "problem_response",
 ]
 

@@ -63,9 +63,12 @@ def _check_experiment(where: str, rec: Any, key: str) -> None:
         raise _bad(where, f"not an experiment record with key {key!r}")
     # Rules across fields (422): the OpenAPI schema can only describe them.
     variations, weights = rec.get("variations"), rec.get("weights")
-    if isinstance(variations, list) and isinstance(weights, list):
-        if len(variations) != len(weights):
-            raise Unprocessable(f"{where}: one weight per variation", field=where)
+    if (
+        isinstance(variations, list)
+        and isinstance(weights, list)
+        and len(variations) != len(weights)
+    ):
+        raise Unprocessable(f"{where}: one weight per variation", field=where)
     try:
         exp = parse_experiment(rec)
     except WireError as exc:

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document served at ``/openapi.json``.
 
 Operations are described in ``origin.openapi.operations``, by (path, method), with schemas
-built from the validators' own patterns and bounds (``origin.openapi.schemas``); the served document holds exactly the
-operations the app mounts (a test checks both directions), so it cannot drift silently.
+built from the validators' own patterns and bounds (``origin.openapi.schemas``); the served
+document holds exactly the operations the app mounts (a test checks both directions), so it
+cannot drift silently.
 Path converters are shown as plain parameters (``/v1/admin/catalog/{sku:path}`` is
 ``/v1/admin/catalog/{sku}``). The console (``/console``, a mounted HTML app for people, not
 an API) is not described here.
@@ -28,6 +29,7 @@ from segmenter.event import MAX_TS_MS
 from segmenter.event_jsonschema import event_json_schema
 
 __all__ = ["OPERATIONS", "document", "events_schema", "mounted_operations", "routes"]
+
 
 def _openapi_path(path: str) -> str:
     """``/v1/admin/catalog/{sku:path}`` -> ``/v1/admin/catalog/{sku}``."""

@@ -21,10 +21,8 @@ EVENTS_REF = {"$ref": "#/components/schemas/events"}
 
 
 def _problem(desc: str) -> dict[str, Any]:
-    return {
-        "description": desc,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/problem"}}},
-    }  # fmt: skip
+    schema = {"$ref": "#/components/schemas/problem"}
+    return {"description": desc, "content": {"application/problem+json": {"schema": schema}}}
 
 
 _ERRORS = {
@@ -45,9 +43,13 @@ _PLAIN = {"204": "opted out (Sec-GPC): nothing read or set", "304": "not modifie
 
 
 def _param(
-    name: str, schema: dict[str, Any], where: str = "query", *, required: bool = False,
+    name: str,
+    schema: dict[str, Any],
+    where: str = "query",
+    *,
+    required: bool = False,
     desc: str = "",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     out = {"name": name, "in": where, "required": required or where == "path", "schema": schema}
     if desc:
         out["description"] = desc
@@ -81,8 +83,12 @@ def _op(
             responses[code] = {"description": _PLAIN[code]}
         else:
             responses[code] = _problem(_ERRORS[code])
-    op: dict[str, Any] = {"summary": summary, "tags": [tag], "parameters": list(params),
-                          "responses": responses}  # fmt: skip
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "parameters": list(params),
+        "responses": responses,
+    }
     if body is not None:
         op["requestBody"] = {"required": True, "content": {media: {"schema": body}}}
     if auth:
@@ -97,12 +103,14 @@ _SKU = _param("sku", s.SKU, "path")
 _ADMIN = ("400", "404", "409", "503")
 _EXP = ("400", "404", "409", "422", "503")
 _USER = _param(
-    "user", s.SHOPPER_ID, required=True,
+    "user",
+    s.SHOPPER_ID,
+    required=True,
     desc="the shopper (a service token, or trusted local mode); a browser sends the shopper "
     "cookie instead",
-)  # fmt: skip
+)
 # Only with a service token, or in trusted local mode (``p13n up``): no token needed there.
-_OPTIONAL_AUTH = [{}, {"bearer": []}]
+_OPTIONAL_AUTH: list[dict[str, list[str]]] = [{}, {"bearer": []}]
 
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/healthz", "get"): _op("Liveness: the process serves", "operations", errors=()),
@@ -154,8 +162,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "request (Sec-GPC: 1 or the opt-out cookie) is 202 with opted_out: true and nothing "
         "stored. An erased shopper's event is refused.",
         "events",
-        params=[_param("site_key", {"type": "string"}, desc="publishable site key, when the "
-                       "site requires one (403 without a known one)")],  # fmt: skip
+        params=[
+            _param(
+                "site_key",
+                {"type": "string"},
+                desc="publishable site key, when the site requires one (403 without a known one)",
+            )
+        ],
         body=EVENTS_REF,
         ok="202",
         errors=("400", "403", "413", "429", "503"),
@@ -179,9 +192,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=("400", "413", "503"),
     ),
     ("/v1/admin/experiments", "post"): _op(
-        "Create a draft experiment", "experiments", body=s.experiment_create(), ok="201",
-        auth="experimenter", errors=_EXP,
-    ),  # fmt: skip
+        "Create a draft experiment",
+        "experiments",
+        body=s.experiment_create(),
+        ok="201",
+        auth="experimenter",
+        errors=_EXP,
+    ),
     ("/v1/admin/experiments", "get"): _op(
         "List experiments",
         "experiments",
@@ -194,9 +211,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ),
     ("/v1/admin/experiments/{key}", "patch"): _op(
         "Update (coverage in place; new weights on a running experiment re-seed)",
-        "experiments", params=[_KEY], body=s.experiment_update(), auth="experimenter",
+        "experiments",
+        params=[_KEY],
+        body=s.experiment_update(),
+        auth="experimenter",
         errors=_EXP,
-    ),  # fmt: skip
+    ),
     ("/v1/admin/experiments/{key}/start", "post"): _op(
         "Start", "experiments", params=[_KEY], auth="experimenter", errors=_ADMIN
     ),

@@ -145,6 +145,7 @@ def heartbeat() -> dict[str, Any]:
     )
 
 
+_INT = {"type": "integer"}
 _PAIR = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
 
 
@@ -176,7 +177,9 @@ def catalog_csv() -> dict[str, Any]:
     row = rf"{sku},[0-9]{{1,9}},[0-9]{{1,9}}(?:\.[0-9]{{1,2}})?,{CATEGORY_RE.pattern}"
     return {
         "type": "string",
-        "pattern": pattern(rf"sku,stock,price,category(?:,durable)?(?:\r?\n{row}(?:,(?:true|false))?)+\r?\n?"),
+        "pattern": pattern(
+            rf"sku,stock,price,category(?:,durable)?(?:\r?\n{row}(?:,(?:true|false))?)+\r?\n?"
+        ),
         "description": "header sku,stock,price,category[,durable], then one row per sku; "
         "a sku listed twice is 422. Also accepted: application/x-ndjson, one "
         "{sku, stock, price, category, durable} object per line.",
@@ -346,6 +349,6 @@ def backup() -> dict[str, Any]:
             "history": {"type": "object", "additionalProperties": {"type": "array", "items": rec}},
             "catalog": {"type": "object", **sku_keys, "additionalProperties": stored_entry},
             "generations": {"type": "object", "additionalProperties": _PAIR},
-            "item_mask": {"type": "object", **sku_keys, "additionalProperties": {"type": "integer"}},
+            "item_mask": {"type": "object", **sku_keys, "additionalProperties": _INT},
         },
     }  # fmt: skip
