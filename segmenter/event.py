@@ -17,6 +17,8 @@ from typing import Any
 
 import msgpack
 
+from cache_keys.wire._check import whole_number
+
 __all__ = [
     "EVENT_TYPES",
     "ITEM_TYPES",
@@ -105,8 +107,8 @@ class _Invalid(Exception):
 
 
 def _int(d: Mapping[str, Any], name: str, lo: int, hi: int, default: int) -> int:
-    value = d.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool):
+    value = whole_number(d.get(name, default))  # 294.0 is 294, as JSON Schema reads it
+    if value is None:
         raise _Invalid(name, "must be an integer")
     if not lo <= value <= hi:
         raise _Invalid(name, f"must be between {lo} and {hi}")
@@ -125,7 +127,7 @@ def _price(d: Mapping[str, Any]) -> float:
 def _check_shape(doc: Any) -> Mapping[str, Any]:
     if type(doc) is not dict and not isinstance(doc, Mapping):
         raise _Invalid("$", "an event must be an object")
-    if type(doc.get("v")) is not int or doc.get("v") != VERSION:  # not True, not 1.0
+    if whole_number(doc.get("v")) != VERSION:  # not True; 1.0 is 1, as JSON Schema reads it
         raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {VERSION}")
     if not FIELDS.issuperset(doc):
         unknown = [k for k in doc if k not in FIELDS]

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, query
+from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, page_end, query
 from origin.auth import require
 from origin.body import too_deep
 from origin.errors import BadRequest, Conflict, NotFound
@@ -250,13 +250,15 @@ async def dead_letters(request: Request) -> Response:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     limit = int(raw_limit)
-    end = f"({_entry_id(q['before'], 'before')}" if "before" in q else "+"
+    end = page_end(_entry_id(q["before"], "before") if "before" in q else None)
 
     def build(p: Pipeline) -> None:
         p.xlen(state.keys.dlq)
-        p.xrevrange(state.keys.dlq, end, "-", count=limit)
+        if end is not None:  # None: nothing comes before the cursor (0-0)
+            p.xrevrange(state.keys.dlq, end, "-", count=limit)
 
-    depth, page = await state.store.pipeline("dlq", build, budget_s=ADMIN_BUDGET_S)
+    depth, *pages = await state.store.pipeline("dlq", build, budget_s=ADMIN_BUDGET_S)
+    page = pages[0] if pages else []
     letters = [_letter(i, f) for i, f in page]
     nxt = letters[-1]["id"] if len(letters) == limit else None
     return _json({"depth": int(depth), "entries": letters, "next": nxt})

@@ -17,7 +17,7 @@ from typing import Any
 
 from cache_keys import hash_segment, is_hseg
 from cache_keys.errors import WireError
-from cache_keys.wire._check import SLUG_RE
+from cache_keys.wire._check import SLUG_RE, whole_number
 from origin.assignment import experiment_to_json, parse_experiment
 from origin.errors import BadRequest, Conflict, Unprocessable
 
@@ -115,9 +115,10 @@ def _schedule(doc: Mapping[str, Any]) -> tuple[int | None, int | None]:
     out = []
     for name in ("start_ms", "stop_ms"):
         v = doc.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+        ms = whole_number(v)
+        if v is not None and (ms is None or ms < 0):
             raise BadRequest(f"{name} must be epoch milliseconds or null", field=name)
-        out.append(v)
+        out.append(ms)
     start, stop = out
     if start is not None and stop is not None and stop <= start:
         raise Unprocessable("stop_ms must be after start_ms", field="stop_ms")

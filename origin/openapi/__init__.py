@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +24,6 @@ from starlette.routing import BaseRoute, Route
 from origin.openapi.operations import OPERATIONS
 from origin.openapi.schemas import PROBLEM
 from origin.state import get_state
-from segmenter.event import MAX_TS_MS
 from segmenter.event_jsonschema import event_json_schema
 
 __all__ = ["OPERATIONS", "document", "events_schema", "mounted_operations", "routes"]
@@ -47,17 +45,20 @@ def mounted_operations(app_routes: Iterable[BaseRoute]) -> set[tuple[str, str]]:
     return out
 
 
-def events_schema(now_ms: int, max_skew_ms: int) -> dict[str, Any]:
-    """``POST /v1/events``'s body: Event v1 (``segmenter.event_jsonschema``), with ``ts`` no
-    later than the collector's clock plus the allowed skew when the document is served.
+def events_schema(max_skew_ms: int) -> dict[str, Any]:
+    """``POST /v1/events``'s body: Event v1 (``segmenter.event_jsonschema``). ``ts`` is also
+    no later than the collector's clock plus the allowed skew, a bound that moves with the
+    clock: said in the description, and a single event past it is 422.
 
     Batch items are any JSON: the collector answers 202 and rejects invalid ones one by one.
     """
     js = event_json_schema()
     event = copy.deepcopy(js["$defs"]["event"])
     ts = event["properties"]["ts"]
-    ts["maximum"] = min(MAX_TS_MS, now_ms + max_skew_ms)
-    ts["description"] += "; at most the collector's clock plus its allowed skew"
+    ts["description"] += (
+        f"; at most the collector's clock plus {max_skew_ms} ms (a single event later "
+        "than that is 422)"
+    )
     batch = copy.deepcopy(js["oneOf"][1])
     batch["properties"]["events"]["items"] = {
         "description": "an Event v1; an invalid one is rejected in results, the rest stored"
@@ -65,11 +66,9 @@ def events_schema(now_ms: int, max_skew_ms: int) -> dict[str, Any]:
     return {"oneOf": [event, batch]}
 
 
-def document(
-    app_routes: Iterable[BaseRoute], *, now_ms: int = 0, max_skew_ms: int = 0
-) -> dict[str, Any]:
-    """The OpenAPI document for the mounted routes; ``now_ms`` and ``max_skew_ms`` bound
-    an event's time as the collector does (0: the current time)."""
+def document(app_routes: Iterable[BaseRoute], *, max_skew_ms: int = 0) -> dict[str, Any]:
+    """The OpenAPI document for the mounted routes; ``max_skew_ms`` is the collector's
+    allowed clock skew (said in the description of an event's ``ts``)."""
     paths: dict[str, dict[str, Any]] = {}
     for path, method in sorted(mounted_operations(app_routes)):
         op = OPERATIONS.get((path, method))
@@ -83,7 +82,7 @@ def document(
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "problem": PROBLEM,
-                "events": events_schema(now_ms or int(time.time() * 1000), max_skew_ms),
+                "events": events_schema(max_skew_ms),
             },
         },
     }
@@ -92,7 +91,7 @@ def document(
 async def openapi(request: Request) -> Response:
     """``GET /openapi.json``."""
     skew_ms = get_state(request).settings.max_clock_skew_ms
-    doc = document(request.app.routes, now_ms=int(time.time() * 1000), max_skew_ms=skew_ms)
+    doc = document(request.app.routes, max_skew_ms=skew_ms)
     return Response(orjson.dumps(doc), media_type="application/json")
 
 

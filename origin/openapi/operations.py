@@ -171,7 +171,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         ],
         body=EVENTS_REF,
         ok="202",
-        errors=("400", "403", "413", "429", "503"),
+        errors=("400", "403", "413", "422", "429", "503"),
     ),
     ("/v1/sdk/p13n.js", "get"): _op(
         "Browser snippet: batches Event v1 and sends them with navigator.sendBeacon (ETag)",

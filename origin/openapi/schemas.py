@@ -24,7 +24,7 @@ from cache_keys.wire.config import (
     MAX_SEGMENTS,
 )
 from cache_keys.wire.purge import ALL_TAG, PURGE_MODES
-from origin.admin.backup import BACKUP_KIND, BACKUP_VERSION
+from origin.admin.backup import BACKUP_KIND, BACKUP_VERSION, GEN_MAX
 from origin.admin.invalidations import MAX_TAGS
 from origin.admin.rules import VARIATION_FIELDS
 from origin.catalog_records import CATEGORY_RE, SKU_RE
@@ -147,18 +147,26 @@ def heartbeat() -> dict[str, Any]:
 
 _INT = {"type": "integer"}
 _PAIR = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+_GEN_PAIR = {**_PAIR, "items": {"type": "integer", "minimum": 0, "maximum": GEN_MAX}}
 
 
 def catalog_entry() -> dict[str, Any]:
     """``origin.catalog_records.parse_entry``'s body of ``PUT /v1/admin/catalog/{sku}``."""
-    both = {"required": ["durable", "repurchasable"]}
+    flag = {"type": "boolean"}
+    both = {
+        "required": ["durable", "repurchasable"],
+        "properties": {"durable": flag, "repurchasable": flag},
+    }
     return _obj(
         {
             "stock": {"type": "integer", "minimum": 0, "maximum": 10**9},
             "price": {"type": "number", "minimum": 0, "maximum": 1e9},
             "category": string(CATEGORY_RE),
-            "durable": {"type": "boolean"},
-            "repurchasable": {"type": "boolean", "description": "the opposite of durable"},
+            "durable": {"type": ["boolean", "null"], "description": "null: not given"},
+            "repurchasable": {
+                "type": ["boolean", "null"],
+                "description": "the opposite of durable; null: not given",
+            },
             "sku": {**SKU, "description": "optional; must equal the path's sku (else 422)"},
         },
         ("stock", "price", "category"),
@@ -173,7 +181,8 @@ def catalog_entry() -> dict[str, Any]:
 
 def catalog_csv() -> dict[str, Any]:
     """A CSV import as ``origin.admin.catalog`` reads it (the plain form: no quoting)."""
-    sku = rf"[A-Za-z0-9][A-Za-z0-9._-]*(?:/{_PART})*"
+    # at most 64 characters before the comma (a lookahead: the parts' rules bound no length)
+    sku = rf"(?![^,\r\n]{{65}})[A-Za-z0-9][A-Za-z0-9._-]*(?:/{_PART})*"
     row = rf"{sku},[0-9]{{1,9}},[0-9]{{1,9}}(?:\.[0-9]{{1,2}})?,{CATEGORY_RE.pattern}"
     return {
         "type": "string",
@@ -348,7 +357,8 @@ def backup() -> dict[str, Any]:
             "experiments": {"type": "object", "additionalProperties": rec},
             "history": {"type": "object", "additionalProperties": {"type": "array", "items": rec}},
             "catalog": {"type": "object", **sku_keys, "additionalProperties": stored_entry},
-            "generations": {"type": "object", "additionalProperties": _PAIR},
-            "item_mask": {"type": "object", **sku_keys, "additionalProperties": _INT},
+            "generations": {"type": "object", "additionalProperties": _GEN_PAIR},
+            "item_mask": {"type": "object", **sku_keys, "additionalProperties": _INT,
+                          "description": "sku -> epoch ms"},
         },
     }  # fmt: skip
