@@ -1,6 +1,7 @@
 """The event collector: ``POST /v1/events`` and the published schema ``GET /v1/schemas/events``.
 
-    POST {"v": 1, "event_id": …}               one event: 202, or 400 with the reason
+    POST {"v": 1, "event_id": …}               one event: 202, or 400 with the reason (422
+                                               when only ts is past the clock plus skew)
     POST {"events": [ … up to 500 … ]}         a batch: 202 with one result per event
 
     opted out (Sec-GPC: 1 or the opt-out cookie)  202 {"accepted": 0, "rejected": 0,

@@ -153,7 +153,17 @@ async def get_item(request: Request) -> Response:
 
 
 def _rows_csv(text: str) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="": the reader itself ends records at \n, \r\n or a lone \r (the csv
+    # module's rule); a stray character it cannot place is csv.Error, a 400 naming the line.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _csv_docs(reader)
+    except csv.Error as exc:
+        n = reader.line_num + 1  # the line being read
+        raise BadRequest(f"line {n}: not CSV: {exc}", field=f"line {n}") from exc
+
+
+def _csv_docs(reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any]]]:
     need = {"sku", "stock", "price", "category"}
     if reader.fieldnames is None or need - set(reader.fieldnames):
         raise BadRequest(f"the CSV header must name {sorted(need)} (and durable)", field="line 1")

@@ -132,3 +132,22 @@ async def test_an_event_from_beyond_the_clock_skew_is_422_and_the_schema_says_so
     doc = document(create_app(settings).routes, max_skew_ms=settings.max_clock_skew_ms)
     assert "422" in doc["paths"]["/v1/events"]["post"]["responses"]
     assert "422" in orjson.dumps(doc["components"]["schemas"]["events"]).decode()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # Was 500 (csv.Error "new-line character seen in unquoted field"): a lone CR.
+        ("sku,stock,price,category\nA-1,1,2.5,dairy\r*", "line 3"),
+        # Was 500 (csv.Error "field larger than field limit").
+        ("sku,stock,price,category\n" + '"' + "x" * 140_000 + '",1,2,dairy\n', "line 2"),
+    ],
+)
+async def test_a_csv_import_the_csv_module_cannot_read_is_a_400_naming_the_line(
+    client, redis_client, body, field
+):
+    r = await client.post(
+        "/v1/admin/catalog", content=body, headers={**bearer(MERCH), "Content-Type": "text/csv"}
+    )
+    _problem(r, 400, field)
+    assert not redis_client.exists(KEYS.catalog)
