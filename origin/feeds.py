@@ -153,6 +153,9 @@ async def config(request: Request) -> Response:
 HEARTBEAT_FIELDS = frozenset(
     {"edge_id", "config_etag", "config_revision", "generations", "counts", "applied_purges"}
 )
+# An edge's answer counter's ceiling (exact in every JSON reader; the pipeline page sums
+# them across edges, and its JSON writer stops at 64 bits).
+MAX_COUNT = 2**53
 # Answer tiers an edge reports (RFC 9211 terms plus the edge's own fallbacks).
 HEARTBEAT_TIERS = frozenset({"hit", "stale", "miss", "origin", "default", "error"})
 
@@ -163,8 +166,8 @@ def _counts(value: Any) -> dict[str, int]:
             f"counts must be an object with keys among {sorted(HEARTBEAT_TIERS)}", field="counts"
         )
     out = {str(k): whole_number(v) for k, v in value.items()}
-    if not all(v is not None and v >= 0 for v in out.values()):
-        raise BadRequest("counts must be non-negative integers", field="counts")
+    if not all(v is not None and 0 <= v <= MAX_COUNT for v in out.values()):
+        raise BadRequest(f"counts must be integers from 0 to {MAX_COUNT}", field="counts")
     return {k: v for k, v in out.items() if v is not None}
 
 

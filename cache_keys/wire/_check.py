@@ -26,19 +26,25 @@ def seq(value: Any, field: str, max_len: int) -> Sequence[Any]:
     return value
 
 
+# The integers an API input may hold: signed 64-bit, what Redis and orjson take (orjson
+# reads a longer integer literal as a float, 1e36, and cannot write it back).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def whole_number(value: Any) -> int | None:
     """``value`` as an integer the way JSON (and JSON Schema) reads one: an int, or a float
-    with no fractional part (``294.0`` is 294); None for anything else, bools included.
+    with no fractional part (``294.0`` is 294), within signed 64 bits; None for anything
+    else, bools included.
 
     >>> whole_number(294.0), whole_number(7), whole_number(1.5), whole_number(True)
     (294, 7, None, None)
     """
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():  # finite: inf and nan are not
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
+        return value
     return None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from cache_keys.keys import TAG_KINDS
 from cache_keys.segments import _HSEG_RE
 from cache_keys.tokens import _SHOPPER_RE
-from cache_keys.wire._check import SLUG_RE
+from cache_keys.wire._check import INT64_MAX, INT64_MIN, SLUG_RE
 from cache_keys.wire.config import (
     _ORIGIN_RE,
     _PATH_RE,
@@ -28,7 +28,7 @@ from origin.admin.backup import BACKUP_KIND, BACKUP_VERSION, GEN_MAX
 from origin.admin.invalidations import MAX_TAGS
 from origin.admin.rules import VARIATION_FIELDS
 from origin.catalog_records import CATEGORY_RE, SKU_RE
-from origin.feeds import HEARTBEAT_TIERS
+from origin.feeds import HEARTBEAT_TIERS, MAX_COUNT
 
 __all__ = [
     "HSEG",
@@ -89,7 +89,12 @@ SKU = {
     ],
     "description": "1-64 characters of A-Z a-z 0-9 . _ / -; no empty, '.' or '..' part",
 }
-_OPT_EPOCH_MS = {"type": ["integer", "null"], "minimum": 0, "description": "epoch ms or null"}
+_OPT_EPOCH_MS = {
+    "type": ["integer", "null"],
+    "minimum": 0,
+    "maximum": INT64_MAX,
+    "description": "epoch ms or null",
+}
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
 
 PROBLEM: dict[str, Any] = {
@@ -123,7 +128,7 @@ def heartbeat() -> dict[str, Any]:
         {
             "edge_id": SLUG,
             "config_etag": {"type": "string", "maxLength": 128},
-            "config_revision": {"type": "integer", "minimum": 0},
+            "config_revision": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
             "generations": {
                 "type": "object",
                 "maxProperties": 10_000,
@@ -133,7 +138,7 @@ def heartbeat() -> dict[str, Any]:
             "counts": {
                 "type": "object",
                 "propertyNames": {"enum": sorted(HEARTBEAT_TIERS)},
-                "additionalProperties": {"type": "integer", "minimum": 0},
+                "additionalProperties": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
             },
             "applied_purges": {
                 "type": "array",
@@ -145,8 +150,9 @@ def heartbeat() -> dict[str, Any]:
     )
 
 
-_INT = {"type": "integer"}
-_PAIR = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+# Every integer input is signed 64-bit (``cache_keys.wire._check.whole_number``).
+_INT = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
+_PAIR = {"type": "array", "items": _INT, "minItems": 2, "maxItems": 2}
 _GEN_PAIR = {**_PAIR, "items": {"type": "integer", "minimum": 0, "maximum": GEN_MAX}}
 
 
@@ -197,7 +203,8 @@ def catalog_csv() -> dict[str, Any]:
 
 def rollback() -> dict[str, Any]:
     """``origin.admin.experiments.rollback``'s body."""
-    return _obj({"version": {"type": "integer", "minimum": 1}}, ("version",))
+    version = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
+    return _obj({"version": version}, ("version",))
 
 
 def _tag() -> dict[str, Any]:
@@ -326,7 +333,7 @@ def _record() -> dict[str, Any]:
             "weights": {"type": "array", "maxItems": 20, "items": _UNIT},
             "coverage": _UNIT,
             "hash_version": {"type": "integer", "minimum": 1, "maximum": 2},
-            "bucket_version": {"type": "integer", "minimum": 0},
+            "bucket_version": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
             "namespace": {"oneOf": [{"type": "null"}, _NAMESPACE["oneOf"][2]]},
             "status": {"enum": sorted(EXPERIMENT_STATUSES)},
             "segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": HSEG},

@@ -8,6 +8,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from cache_keys.wire._check import whole_number
 from origin.admin.backup import BACKUP_KIND, GEN_MAX
 from origin.app import create_app
 from origin.openapi import document
@@ -151,3 +152,34 @@ async def test_a_csv_import_the_csv_module_cannot_read_is_a_400_naming_the_line(
     )
     _problem(r, 400, field)
     assert not redis_client.exists(KEYS.catalog)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(294.0, 294), (7, 7), (-(2**63), -(2**63)), (2**63 - 1, 2**63 - 1), (1.5, None),
+     (True, None), (float(2**63), None), (1e36, None), (float("inf"), None), ("1", None)],
+)  # fmt: skip
+def test_whole_number_is_a_json_integer_within_64_bits(value, expected):
+    assert whole_number(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("member", "field"),
+    [
+        # orjson reads an integer literal past 64 bits as a float (1e36); taken as an
+        # integer, it could not be written back to Redis as JSON (a 500).
+        (b'"counts": {"hit": 1014531043985698453024989208951914496}', "counts"),
+        (b'"counts": {"hit": 9007199254740993}', "counts"),  # over MAX_COUNT (2**53)
+        (b'"config_revision": 1014531043985698453024989208951914496', "config_revision"),
+        (b'"generations": {"cat:x": [1014531043985698453024989208951914496, 0]}',
+         "generations.cat:x"),
+    ],
+)  # fmt: skip
+async def test_a_heartbeat_with_an_integer_past_its_bound_is_a_400(client, member, field):
+    body = b'{"edge_id": "edge-1", ' + member + b"}"
+    r = await client.post(
+        "/v1/edge/heartbeat",
+        content=body,
+        headers={**bearer(SERVICE), "Content-Type": "application/json"},
+    )
+    _problem(r, 400, field)
