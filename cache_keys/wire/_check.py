@@ -27,8 +27,9 @@ def seq(value: Any, field: str, max_len: int) -> Sequence[Any]:
 
 
 # The integers an API input may hold: signed 64-bit, what Redis and orjson take (orjson
-# reads a longer integer literal as a float, 1e36, and cannot write it back).
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# reads a longer integer literal as a float, 1e36, and cannot write it back). Symmetric:
+# -2**63 - 1 is read as the float -2**63, so -2**63 itself must be out of range too.
+INT64_MIN, INT64_MAX = -(2**63 - 1), 2**63 - 1
 
 
 def whole_number(value: Any) -> int | None:

@@ -156,8 +156,9 @@ async def test_a_csv_import_the_csv_module_cannot_read_is_a_400_naming_the_line(
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(294.0, 294), (7, 7), (-(2**63), -(2**63)), (2**63 - 1, 2**63 - 1), (1.5, None),
-     (True, None), (float(2**63), None), (1e36, None), (float("inf"), None), ("1", None)],
+    [(294.0, 294), (7, 7), (1 - 2**63, 1 - 2**63), (2**63 - 1, 2**63 - 1), (1.5, None),
+     (True, None), (float(2**63), None), (-float(2**63), None), (1e36, None),
+     (float("inf"), None), ("1", None)],
 )  # fmt: skip
 def test_whole_number_is_a_json_integer_within_64_bits(value, expected):
     assert whole_number(value) == expected
@@ -183,3 +184,14 @@ async def test_a_heartbeat_with_an_integer_past_its_bound_is_a_400(client, membe
         headers={**bearer(SERVICE), "Content-Type": "application/json"},
     )
     _problem(r, 400, field)
+
+
+async def test_an_integer_literal_below_64_bits_is_refused_not_rounded_in(client):
+    # -2**63 - 1 is read by orjson as the float -2**63: it was taken as -2**63, in range.
+    body = b'{"edge_id": "edge-1", "generations": {"cat:x": [-9223372036854775809, 0]}}'
+    r = await client.post(
+        "/v1/edge/heartbeat",
+        content=body,
+        headers={**bearer(SERVICE), "Content-Type": "application/json"},
+    )
+    _problem(r, 400, "generations.cat:x")
