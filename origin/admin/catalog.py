@@ -169,6 +169,8 @@ def _csv_docs(reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any]]]:
         raise BadRequest(f"the CSV header must name {sorted(need)} (and durable)", field="line 1")
     rows = []
     for n, row in enumerate(reader, start=2):
+        if None in row:  # DictReader's key for fields past the header's (once ignored)
+            raise BadRequest(f"line {n}: more fields than the header names", field=f"line {n}")
         doc: dict[str, Any] = {"sku": row["sku"], "category": row["category"]}
         try:
             doc["stock"] = int(row["stock"])

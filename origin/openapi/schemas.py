@@ -190,14 +190,15 @@ def catalog_csv() -> dict[str, Any]:
     # at most 64 characters before the comma (a lookahead: the parts' rules bound no length)
     sku = rf"(?![^,\r\n]{{65}})[A-Za-z0-9][A-Za-z0-9._-]*(?:/{_PART})*"
     row = rf"{sku},[0-9]{{1,9}},[0-9]{{1,9}}(?:\.[0-9]{{1,2}})?,{CATEGORY_RE.pattern}"
+    # a row has no more fields than the header: durable only under a durable column
+    plain = rf"sku,stock,price,category(?:\r?\n{row})+"
+    with_durable = rf"sku,stock,price,category,durable(?:\r?\n{row}(?:,(?:true|false))?)+"
     return {
         "type": "string",
-        "pattern": pattern(
-            rf"sku,stock,price,category(?:,durable)?(?:\r?\n{row}(?:,(?:true|false))?)+\r?\n?"
-        ),
-        "description": "header sku,stock,price,category[,durable], then one row per sku; "
-        "a sku listed twice is 422. Also accepted: application/x-ndjson, one "
-        "{sku, stock, price, category, durable} object per line.",
+        "pattern": pattern(rf"(?:{plain}|{with_durable})\r?\n?"),
+        "description": "header sku,stock,price,category[,durable], then one row per sku, with "
+        "no more fields than the header; a sku listed twice is 422. Also accepted: "
+        "application/x-ndjson, one {sku, stock, price, category, durable} object per line.",
     }
 
 

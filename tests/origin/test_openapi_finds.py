@@ -195,3 +195,18 @@ async def test_an_integer_literal_below_64_bits_is_refused_not_rounded_in(client
         headers={**bearer(SERVICE), "Content-Type": "application/json"},
     )
     _problem(r, 400, "generations.cat:x")
+
+
+async def test_a_csv_row_with_more_fields_than_the_header_is_a_400(client, redis_client):
+    # Was imported (200), the extra field dropped: DictReader files it under the key None.
+    body = "sku,stock,price,category\r\nE-1,5,2.50,dairy,true\r\n"
+    r = await client.post(
+        "/v1/admin/catalog", content=body, headers={**bearer(MERCH), "Content-Type": "text/csv"}
+    )
+    _problem(r, 400, "line 2")
+    assert not redis_client.exists(KEYS.catalog)
+    fine = body.replace("category", "category,durable")
+    r = await client.post(
+        "/v1/admin/catalog", content=fine, headers={**bearer(MERCH), "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200 and r.json()["imported"] == 1, r.text
