@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from cache_keys.wire._check import ITEM_RE
+from cache_keys.wire._check import ITEM_RE, whole_number
 from origin.errors import BadRequest
 
 __all__ = ["SKU_RE", "CatalogEntry", "decode_entry", "encode_entry", "parse_entry", "parse_sku"]
@@ -109,8 +109,8 @@ def parse_entry(doc: Any, now_ms: int, where: str = "") -> CatalogEntry:
     unknown = set(doc) - _FIELDS - {"sku"}
     if unknown:
         raise BadRequest(f"{where}unknown fields {sorted(unknown)}", field=sorted(unknown)[0])
-    stock, price, category = doc.get("stock"), doc.get("price"), doc.get("category")
-    if not isinstance(stock, int) or isinstance(stock, bool) or not 0 <= stock <= 10**9:
+    stock, price, category = whole_number(doc.get("stock")), doc.get("price"), doc.get("category")
+    if stock is None or not 0 <= stock <= 10**9:
         raise BadRequest(f"{where}stock must be an integer from 0 to 1e9", field="stock")
     if not isinstance(price, int | float) or isinstance(price, bool) or not 0 <= price <= 1e9:
         raise BadRequest(f"{where}price must be a number from 0 to 1e9", field="price")

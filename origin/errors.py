@@ -2,7 +2,8 @@
 
     OriginError                       500 unless a subclass says otherwise
      ├── BadRequest                   400  (field, problem)
-     │    └── PayloadTooLarge         413
+     │    ├── PayloadTooLarge         413
+     │    └── Unprocessable           422  a rule the OpenAPI schema can only describe
      ├── Unauthorized                 401  (with WWW-Authenticate: Bearer)
      ├── Forbidden                    403
      ├── NotFound                     404
@@ -36,6 +37,7 @@ __all__ = [
     "RateLimited",
     "Unauthorized",
     "Unavailable",
+    "Unprocessable",
     "problem_response",
 ]
 
@@ -60,6 +62,13 @@ class BadRequest(OriginError):
 
 class PayloadTooLarge(BadRequest):
     status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class Unprocessable(BadRequest):
+    """Well-formed by the published schema, but breaks a rule JSON Schema cannot state
+    (weights summing to 1, a field that must equal the path); the OpenAPI document lists it."""
+
+    status, slug, title = 422, "unprocessable", "Unprocessable content"
 
 
 class Unauthorized(OriginError):

@@ -29,7 +29,7 @@ from cache_keys import cache_tag_header, is_hseg, tag
 from cache_keys.errors import WireError
 from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SegmentList, parse_segment_list, segment_list_to_json
-from cache_keys.wire._check import SLUG_RE
+from cache_keys.wire._check import SLUG_RE, whole_number
 from origin.auth import require
 from origin.body import read_json
 from origin.errors import BadRequest, NotFound
@@ -153,6 +153,9 @@ async def config(request: Request) -> Response:
 HEARTBEAT_FIELDS = frozenset(
     {"edge_id", "config_etag", "config_revision", "generations", "counts", "applied_purges"}
 )
+# An edge's answer counter's ceiling (exact in every JSON reader; the pipeline page sums
+# them across edges, and its JSON writer stops at 64 bits).
+MAX_COUNT = 2**53
 # Answer tiers an edge reports (RFC 9211 terms plus the edge's own fallbacks).
 HEARTBEAT_TIERS = frozenset({"hit", "stale", "miss", "origin", "default", "error"})
 
@@ -162,9 +165,10 @@ def _counts(value: Any) -> dict[str, int]:
         raise BadRequest(
             f"counts must be an object with keys among {sorted(HEARTBEAT_TIERS)}", field="counts"
         )
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()):
-        raise BadRequest("counts must be non-negative integers", field="counts")
-    return {str(k): int(v) for k, v in value.items()}
+    out = {str(k): whole_number(v) for k, v in value.items()}
+    if not all(v is not None and 0 <= v <= MAX_COUNT for v in out.values()):
+        raise BadRequest(f"counts must be integers from 0 to {MAX_COUNT}", field="counts")
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _purge_ids(value: Any) -> list[str]:
@@ -176,9 +180,10 @@ def _purge_ids(value: Any) -> list[str]:
 
 
 def _revision(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    n = whole_number(value)
+    if n is None or n < 0:
         raise BadRequest("config_revision must be a non-negative integer", field="config_revision")
-    return value
+    return n
 
 
 def _gens(value: Any) -> dict[str, list[int]]:
@@ -189,9 +194,10 @@ def _gens(value: Any) -> dict[str, list[int]]:
     out = {}
     for t, pair in value.items():
         ok = isinstance(pair, list) and len(pair) == 2
-        if not ok or not all(isinstance(g, int) and not isinstance(g, bool) for g in pair):
+        nums = [n for n in map(whole_number, pair) if n is not None] if ok else []
+        if len(nums) != 2:
             raise BadRequest(f"generations.{t} must be [soft, hard]", field=f"generations.{t}")
-        out[str(t)] = [int(pair[0]), int(pair[1])]
+        out[str(t)] = nums
     return out
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 
+from cache_keys.wire._check import whole_number
 from segmenter.registry import CURRENT, EVENT_TYPES, ITEM_TYPES, VERSIONS, upcast
 
 __all__ = [
@@ -119,8 +120,8 @@ class _Invalid(Exception):
 
 
 def _int(d: Mapping[str, Any], name: str, lo: int, hi: int, default: int) -> int:
-    value = d.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool):
+    value = whole_number(d.get(name, default))  # 294.0 is 294, as JSON Schema reads it
+    if value is None:
         raise _Invalid(name, "must be an integer")
     if not lo <= value <= hi:
         raise _Invalid(name, f"must be between {lo} and {hi}")
@@ -139,9 +140,9 @@ def _price(d: Mapping[str, Any]) -> float:
 def _check_shape(doc: Any) -> Mapping[str, Any]:
     if type(doc) is not dict and not isinstance(doc, Mapping):
         raise _Invalid("$", "an event must be an object")
-    v = doc.get("v")
-    if type(v) is not int or v not in VERSIONS:  # not True, not 1.0
-        raise _Invalid("v", f"unsupported version {v!r}; this build reads {_SUPPORTED}")
+    v = whole_number(doc.get("v"))  # not True; 1.0 is 1, as JSON Schema reads it
+    if v is None or v not in VERSIONS:
+        raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {_SUPPORTED}")
     names = VERSIONS[v].names
     if not names.issuperset(doc):
         unknown = [k for k in doc if k not in names]
@@ -156,7 +157,7 @@ def _check_shape(doc: Any) -> Mapping[str, Any]:
         raise _Invalid(name, "is required")
     if doc["type"] not in EVENT_TYPES:
         raise _Invalid("type", f"must be one of {', '.join(EVENT_TYPES)}")
-    return upcast(dict(doc)) if v in _OLD_MAJORS else doc
+    return upcast({**doc, "v": v}) if v in _OLD_MAJORS else doc
 
 
 def _texts(d: Mapping[str, Any]) -> dict[str, str]:

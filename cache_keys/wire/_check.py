@@ -26,12 +26,36 @@ def seq(value: Any, field: str, max_len: int) -> Sequence[Any]:
     return value
 
 
+# The integers an API input may hold: signed 64-bit, what Redis and orjson take (orjson
+# reads a longer integer literal as a float, 1e36, and cannot write it back). Symmetric:
+# -2**63 - 1 is read as the float -2**63, so -2**63 itself must be out of range too.
+INT64_MIN, INT64_MAX = -(2**63 - 1), 2**63 - 1
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as an integer the way JSON (and JSON Schema) reads one: an int, or a float
+    with no fractional part (``294.0`` is 294), within signed 64 bits; None for anything
+    else, bools included.
+
+    >>> whole_number(294.0), whole_number(7), whole_number(1.5), whole_number(True)
+    (294, 7, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():  # finite: inf and nan are not
+        value = int(value)
+    if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
+        return value
+    return None
+
+
 def integer(value: Any, field: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
+    n = whole_number(value)
+    if n is None:
         raise WireError(field, "must be an integer")
-    if not lo <= value <= hi:
+    if not lo <= n <= hi:
         raise WireError(field, f"must be between {lo} and {hi}")
-    return value
+    return n
 
 
 def number(value: Any, field: str, lo: float, hi: float) -> float:

@@ -15,14 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from origin.admin.base import ADMIN_BUDGET_S, query
+from origin.admin.base import ADMIN_BUDGET_S, page_end, query
 from origin.auth import fingerprint, require
 from origin.errors import BadRequest
 from origin.state import get_state
 
-__all__ = ["routes"]
+__all__ = ["ENTRY_ID_RE", "routes"]
 
-_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+# A stream entry id: two 64-bit numbers; 19 digits each stay below 2**64 (Redis refuses more).
+ENTRY_ID_RE = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 SCAN_MAX = 5000
 
 
@@ -53,14 +54,18 @@ async def audit_log(request: Request) -> Response:
     q = query(request, {"limit", "before", "target", "action"})
     limit = _limit(q)
     before = q.get("before")
-    if before is not None and not _ID_RE.fullmatch(before):
+    if before is not None and not ENTRY_ID_RE.fullmatch(before):
         raise BadRequest("before must be an audit entry id such as 1764000000000-0", field="before")
-    end = f"({before}" if before else "+"
+    end = page_end(before)
     count = limit if not ("target" in q or "action" in q) else SCAN_MAX
-    page = await state.store.run(
-        "audit",
-        state.store.client.xrevrange(state.keys.audit, end, "-", count=count),
-        budget_s=ADMIN_BUDGET_S,
+    page = (
+        await state.store.run(
+            "audit",
+            state.store.client.xrevrange(state.keys.audit, end, "-", count=count),
+            budget_s=ADMIN_BUDGET_S,
+        )
+        if end is not None
+        else []
     )
     entries = [_entry(i, f) for i, f in page]
     if "target" in q:

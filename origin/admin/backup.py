@@ -30,18 +30,28 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cache_keys.errors import WireError
+from cache_keys.wire._check import whole_number
 from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, query, transact
 from origin.assignment import parse_experiment
 from origin.auth import fingerprint, require
 from origin.body import read_json
 from origin.catalog_records import SKU_RE, decode_entry
-from origin.errors import BadRequest
+from origin.errors import BadRequest, Unprocessable
 from origin.state import AppState, get_state
 
-__all__ = ["BACKUP_KIND", "BACKUP_VERSION", "merged_generations", "routes", "validate"]
+__all__ = [
+    "BACKUP_KIND",
+    "BACKUP_VERSION",
+    "GEN_MAX",
+    "merged_generations",
+    "routes",
+    "validate",
+]
 
 BACKUP_KIND = "p13n-admin-backup"
 BACKUP_VERSION = 1
+# A generation counter's ceiling: exact in every JSON reader, far from any 64-bit limit.
+GEN_MAX = 2**53
 SECTIONS = ("experiments", "history", "catalog", "generations", "item_mask")
 
 
@@ -59,12 +69,22 @@ def _bad(field: str, detail: str) -> BadRequest:
 
 
 def _check_experiment(where: str, rec: Any, key: str) -> None:
-    if not isinstance(rec, dict) or rec.get("key") != key:
+    if not isinstance(rec, dict):
         raise _bad(where, f"not an experiment record with key {key!r}")
+    # Rules across fields (422): the OpenAPI schema can only describe them.
+    variations, weights = rec.get("variations"), rec.get("weights")
+    if (
+        isinstance(variations, list)
+        and isinstance(weights, list)
+        and len(variations) != len(weights)
+    ):
+        raise Unprocessable(f"{where}: one weight per variation", field=where)
     try:
-        parse_experiment(rec)
+        exp = parse_experiment(rec)
     except WireError as exc:
         raise _bad(where, str(exc)) from exc
+    if exp.key != key:
+        raise Unprocessable(f"{where}: the record's key is {exp.key!r}, not {key!r}", field=where)
 
 
 def _check_experiments(current: dict[str, Any], history: dict[str, Any]) -> None:
@@ -80,6 +100,11 @@ def _check_experiments(current: dict[str, Any], history: dict[str, Any]) -> None
 def _check_catalog(catalog: dict[str, Any]) -> None:
     for sku, entry in catalog.items():
         ok = isinstance(entry, dict) and isinstance(entry.get("category"), str)
+        # numbers, never booleans (a stored entry decodes False as 0)
+        ok = ok and all(
+            isinstance(entry.get(name, 0), int | float) and not isinstance(entry.get(name), bool)
+            for name in ("price", "stock", "updated_ms")
+        )
         if not SKU_RE.fullmatch(sku) or not ok or decode_entry(orjson.dumps(entry)) is None:
             raise _bad(f"catalog.{sku}", "not a catalog entry")
 
@@ -96,13 +121,22 @@ def validate(doc: Any) -> dict[str, Any]:
             raise _bad(section, "must be an object")
     _check_experiments(doc["experiments"], doc["history"])
     _check_catalog(doc["catalog"])
+    # Counters and times are integers (2.0 is 2), never booleans: Redis refuses a bool
+    # score (a 5xx), and a bool counter would be stored as "True".
+    gens = {}
     for t, g in doc["generations"].items():
-        if not (isinstance(g, list) and len(g) == 2 and all(isinstance(x, int) for x in g)):
-            raise _bad(f"generations.{t}", "must be [soft, hard]")
+        pair = [whole_number(x) for x in g] if isinstance(g, list) and len(g) == 2 else []
+        soft, hard = pair if len(pair) == 2 else (None, None)
+        if soft is None or hard is None or not (0 <= soft <= GEN_MAX and 0 <= hard <= GEN_MAX):
+            raise _bad(f"generations.{t}", f"must be [soft, hard], counters from 0 to {GEN_MAX}")
+        gens[t] = [soft, hard]
+    mask = {}
     for sku, ms in doc["item_mask"].items():
-        if not SKU_RE.fullmatch(sku) or not isinstance(ms, int):
+        n = whole_number(ms)
+        if not SKU_RE.fullmatch(sku) or n is None:
             raise _bad(f"item_mask.{sku}", "must be epoch ms")
-    return doc
+        mask[sku] = n
+    return {**doc, "generations": gens, "item_mask": mask}
 
 
 def merged_generations(current: dict[Any, Any], backed: dict[str, list[int]]) -> dict[str, str]:

@@ -21,7 +21,15 @@ from origin.state import AppState
 from origin.store import RaceLost
 from segmenter.schema import ADMIN_AUDIT_MAXLEN
 
-__all__ = ["ADMIN_BUDGET_S", "audit", "json_object", "now_ms", "query", "transact"]
+__all__ = [
+    "ADMIN_BUDGET_S",
+    "audit",
+    "json_object",
+    "now_ms",
+    "page_end",
+    "query",
+    "transact",
+]
 
 T = TypeVar("T")
 # Admin calls are rare and may touch many keys; they get a wider budget than shoppers'.
@@ -41,6 +49,22 @@ def query(request: Request, allowed: set[str]) -> dict[str, str]:
     if unknown:
         raise BadRequest(f"unknown query parameters {sorted(unknown)}", field=sorted(unknown)[0])
     return q
+
+
+def page_end(before: str | None) -> str | None:
+    """The XREVRANGE end of a newest-first page after the cursor ``before`` (an entry id,
+    already checked): ``+`` without one, None when no entry can come before it. Redis
+    refuses ``(0-0`` as an interval end (an error, once a 500), and nothing precedes 0-0.
+
+    >>> page_end(None), page_end("1764000000000-3"), page_end("0-00")
+    ('+', '(1764000000000-3', None)
+    """
+    if before is None:
+        return "+"
+    ms, _, seq = before.partition("-")
+    if int(ms) == 0 and int(seq or "0") == 0:
+        return None
+    return f"({before}"
 
 
 def json_object(

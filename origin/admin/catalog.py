@@ -34,7 +34,7 @@ from origin.admin.invalidations import invalidate
 from origin.auth import Caller, require
 from origin.body import read_json
 from origin.catalog_records import CatalogEntry, decode_entry, encode_entry, parse_entry, parse_sku
-from origin.errors import BadRequest, NotFound, PayloadTooLarge
+from origin.errors import BadRequest, NotFound, PayloadTooLarge, Unprocessable
 from origin.state import AppState, get_state
 
 __all__ = ["routes"]
@@ -126,7 +126,7 @@ async def put_item(request: Request) -> Response:
     doc, _ = await read_json(request, state.settings.max_body_bytes)
     entry = parse_entry(doc, now_ms(state))
     if isinstance(doc, dict) and doc.get("sku", sku) != sku:
-        raise BadRequest("sku in the body differs from the path", field="sku")
+        raise Unprocessable("sku in the body differs from the path", field="sku")
     out, back, befores = await _apply(state, caller, [(sku, entry)])
     ids = await _out_of_stock(state, caller, out)
     return _json(
@@ -153,12 +153,24 @@ async def get_item(request: Request) -> Response:
 
 
 def _rows_csv(text: str) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="": the reader itself ends records at \n, \r\n or a lone \r (the csv
+    # module's rule); a stray character it cannot place is csv.Error, a 400 naming the line.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _csv_docs(reader)
+    except csv.Error as exc:
+        n = reader.line_num + 1  # the line being read
+        raise BadRequest(f"line {n}: not CSV: {exc}", field=f"line {n}") from exc
+
+
+def _csv_docs(reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any]]]:
     need = {"sku", "stock", "price", "category"}
     if reader.fieldnames is None or need - set(reader.fieldnames):
         raise BadRequest(f"the CSV header must name {sorted(need)} (and durable)", field="line 1")
     rows = []
     for n, row in enumerate(reader, start=2):
+        if None in row:  # DictReader's key for fields past the header's (once ignored)
+            raise BadRequest(f"line {n}: more fields than the header names", field=f"line {n}")
         doc: dict[str, Any] = {"sku": row["sku"], "category": row["category"]}
         try:
             doc["stock"] = int(row["stock"])
@@ -221,7 +233,7 @@ async def bulk_import(request: Request) -> Response:
         except BadRequest as exc:
             raise BadRequest(f"line {n}: {exc.detail}", field=f"line {n}") from exc
         if sku in seen:
-            raise BadRequest(f"line {n}: sku {sku!r} appears twice", field=f"line {n}")
+            raise Unprocessable(f"line {n}: sku {sku!r} appears twice", field=f"line {n}")
         seen.add(sku)
     went_out, restocked = [], []
     for i in range(0, len(rows), CHUNK):

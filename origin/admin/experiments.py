@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cache_keys.wire._check import SLUG_RE
+from cache_keys.wire._check import SLUG_RE, whole_number
 from origin.admin.base import audit, json_object, now_ms, query, transact
 from origin.admin.results import read_counts
 from origin.admin.rules import (
@@ -248,8 +248,8 @@ async def rollback(request: Request) -> Response:
     require(request, state.settings, ROLES)
     doc, _ = await read_json(request, state.settings.max_body_bytes)
     body = json_object(doc, {"version"}, {"version"})
-    version = body["version"]
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    version = whole_number(body["version"])
+    if version is None or version < 1:
         raise BadRequest("version must be a positive integer", field="version")
     key = _key(request)
     raw = await state.store.run(

@@ -277,7 +277,7 @@ async def create(request: Request) -> Response:
     doc, _ = await read_json(request, state.settings.max_body_bytes)
     body = json_object(doc, {"tags", "mode", "reason"}, {"tags"})
     mode = body.get("mode", "soft")
-    if mode not in PURGE_MODES:
+    if not isinstance(mode, str) or mode not in PURGE_MODES:  # {} is unhashable: no 500
         raise BadRequest("mode must be soft or hard", field="mode")
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 500:

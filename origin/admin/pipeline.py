@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, query
+from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, page_end, query
 from origin.auth import require
 from origin.body import too_deep
 from origin.errors import BadRequest, Conflict, NotFound
@@ -38,9 +39,10 @@ from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.schema import STREAM_MAXLEN, group_backlog, partition_of
 
-__all__ = ["edge_history", "routes"]
+__all__ = ["DLQ_ID_RE", "MAX_LIMIT", "edge_history", "routes"]
 
-_ID_RE_CHARS = frozenset("0123456789-")
+# A stream entry id: two 64-bit numbers; 19 digits each stay below 2**64 (Redis refuses more).
+DLQ_ID_RE = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 BUCKETS = 30
 PREVIEW_BYTES = 2048  # of the original event, in the list (the entry keeps all of it)
 # Letters per page: a page is at most about MAX_LIMIT * PREVIEW_BYTES (200 KB) of previews.
@@ -237,7 +239,7 @@ def _letter(entry_id: bytes, f: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 def _entry_id(value: str, field: str) -> str:
-    if not 3 <= len(value) <= 41 or not set(value) <= _ID_RE_CHARS or value.count("-") != 1:
+    if not DLQ_ID_RE.fullmatch(value):
         raise BadRequest(f"{field} must be a stream entry id such as 1764000000000-0", field=field)
     return value
 
@@ -251,13 +253,15 @@ async def dead_letters(request: Request) -> Response:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     limit = int(raw_limit)
-    end = f"({_entry_id(q['before'], 'before')}" if "before" in q else "+"
+    end = page_end(_entry_id(q["before"], "before") if "before" in q else None)
 
     def build(p: Pipeline) -> None:
         p.xlen(state.keys.dlq)
-        p.xrevrange(state.keys.dlq, end, "-", count=limit)
+        if end is not None:  # None: nothing comes before the cursor (0-0)
+            p.xrevrange(state.keys.dlq, end, "-", count=limit)
 
-    depth, page = await state.store.pipeline("dlq", build, budget_s=ADMIN_BUDGET_S)
+    depth, *pages = await state.store.pipeline("dlq", build, budget_s=ADMIN_BUDGET_S)
+    page = pages[0] if pages else []
     letters = [_letter(i, f) for i, f in page]
     nxt = letters[-1]["id"] if len(letters) == limit else None
     return _json({"depth": int(depth), "entries": letters, "next": nxt})

@@ -17,9 +17,9 @@ from typing import Any
 
 from cache_keys import hash_segment, is_hseg
 from cache_keys.errors import WireError
-from cache_keys.wire._check import SLUG_RE
+from cache_keys.wire._check import SLUG_RE, whole_number
 from origin.assignment import experiment_to_json, parse_experiment
-from origin.errors import BadRequest, Conflict
+from origin.errors import BadRequest, Conflict, Unprocessable
 
 __all__ = [
     "DEFINITION_FIELDS",
@@ -71,8 +71,10 @@ def _namespace(value: Any) -> list[Any] | None:
         )
     start, end = value[1], value[2]
     nums = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (start, end))
-    if not nums or not 0 <= start < end <= 1:
+    if not nums or not 0 <= start <= 1 or not 0 <= end <= 1:
         raise BadRequest("namespace needs 0 <= start < end <= 1", field="namespace")
+    if start >= end:
+        raise Unprocessable("namespace needs start < end", field="namespace")
     return [value[0], float(start), float(end)]
 
 
@@ -80,12 +82,15 @@ def _weights(doc: Mapping[str, Any], n: int) -> list[float]:
     weights = doc.get("weights")
     if weights is None:
         return [1.0 / n] * n
-    if not isinstance(weights, list) or len(weights) != n:
+    if not isinstance(weights, list):
         raise BadRequest(f"weights must list one number per variation ({n})", field="weights")
     if not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights):
         raise BadRequest("weights must be non-negative numbers", field="weights")
+    # Rules across fields or values (422): JSON Schema cannot state them.
+    if len(weights) != n:
+        raise Unprocessable(f"weights must list one number per variation ({n})", field="weights")
     if abs(sum(weights) - 1.0) > WEIGHT_TOLERANCE:
-        raise BadRequest(f"weights must sum to 1, not {sum(weights):g}", field="weights")
+        raise Unprocessable(f"weights must sum to 1, not {sum(weights):g}", field="weights")
     return [float(w) for w in weights]
 
 
@@ -110,12 +115,13 @@ def _schedule(doc: Mapping[str, Any]) -> tuple[int | None, int | None]:
     out = []
     for name in ("start_ms", "stop_ms"):
         v = doc.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+        ms = whole_number(v)
+        if v is not None and (ms is None or ms < 0):
             raise BadRequest(f"{name} must be epoch milliseconds or null", field=name)
-        out.append(v)
+        out.append(ms)
     start, stop = out
     if start is not None and stop is not None and stop <= start:
-        raise BadRequest("stop_ms must be after start_ms", field="stop_ms")
+        raise Unprocessable("stop_ms must be after start_ms", field="stop_ms")
     return start, stop
 
 
@@ -126,7 +132,6 @@ def build_definition(
     variations = doc.get("variations")
     if not isinstance(variations, list) or len(variations) < 2:
         raise BadRequest("variations must list at least two variations", field="variations")
-    names = [v.get("name") if isinstance(v, dict) else None for v in variations]
     for i, v in enumerate(variations):
         unknown = set(v) - VARIATION_FIELDS if isinstance(v, dict) else set()
         if unknown:
@@ -134,8 +139,6 @@ def build_definition(
                 f"variations[{i}]: unknown fields {sorted(unknown)}",
                 field=f"variations[{i}].{sorted(unknown)[0]}",
             )
-    if len(set(names)) != len(names):
-        raise BadRequest("variation names must be unique", field="variations")
     start, stop = _schedule(doc)
     wire = {
         "key": key,
@@ -157,6 +160,9 @@ def build_definition(
     except WireError as exc:
         field = exc.field.removeprefix("experiments[0].")
         raise BadRequest(f"{field}: {exc.problem}", field=field) from exc
+    names = [v.name for v in exp.variations]  # slugs by now (a name may be any JSON before)
+    if len(set(names)) != len(names):
+        raise Unprocessable("variation names must be unique", field="variations")
     out = experiment_to_json(exp)
     out["name"] = _text(doc, "name", 120)
     out["description"] = _text(doc, "description", 2000)

@@ -32,26 +32,29 @@ async def create_and_start(client, **over):
 
 
 @pytest.mark.parametrize(
-    ("over", "field"),
+    ("over", "field", "status"),
     [
-        ({"weights": [0.5, 0.6]}, "weights"),
-        ({"weights": [1.0]}, "weights"),
-        ({"coverage": 1.5}, "coverage"),
-        ({"coverage": -0.1}, "coverage"),
-        ({"variations": [{"name": "only"}]}, "variations"),
-        ({"variations": [{"name": "a"}, {"name": "a"}]}, "variations"),
-        ({"variations": [{"name": "a"}, {"name": "Bad Name"}]}, "variations[1].name"),
-        ({"namespace": {"layer": "rails", "start": 0.6, "end": 0.5}}, "namespace"),
-        ({"start_ms": 10, "stop_ms": 5}, "stop_ms"),
-        ({"routes": ["Not A Slug"]}, "routes"),
-        ({"key": "Bad Key"}, "key"),
-        ({"colour": "red"}, "colour"),
-        ({"variations": [{"name": "a"}, {"name": "b", "bogus": 1}]}, "variations[1].bogus"),
+        # 422: rules across fields or values, which the OpenAPI schema can only describe
+        ({"weights": [0.5, 0.6]}, "weights", 422),
+        ({"weights": [1.0]}, "weights", 422),
+        ({"coverage": 1.5}, "coverage", 400),
+        ({"coverage": -0.1}, "coverage", 400),
+        ({"variations": [{"name": "only"}]}, "variations", 400),
+        ({"variations": [{"name": "a"}, {"name": "a"}]}, "variations", 422),
+        ({"variations": [{"name": "a"}, {"name": ["a"]}]}, "variations[1].name", 400),
+        ({"variations": [{"name": "a"}, {"name": "Bad Name"}]}, "variations[1].name", 400),
+        ({"namespace": {"layer": "rails", "start": 0.6, "end": 0.5}}, "namespace", 422),
+        ({"namespace": {"layer": "rails", "start": 0.6, "end": 1.5}}, "namespace", 400),
+        ({"start_ms": 10, "stop_ms": 5}, "stop_ms", 422),
+        ({"routes": ["Not A Slug"]}, "routes", 400),
+        ({"key": "Bad Key"}, "key", 400),
+        ({"colour": "red"}, "colour", 400),
+        ({"variations": [{"name": "a"}, {"name": "b", "bogus": 1}]}, "variations[1].bogus", 400),
     ],
 )
-async def test_invalid_definitions_are_400_naming_the_field(client, over, field):
+async def test_invalid_definitions_are_4xx_naming_the_field(client, over, field, status):
     r = await client.post("/v1/admin/experiments", json=doc(**over), headers=H)
-    assert r.status_code == 400, r.text
+    assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["field"] == field
 
