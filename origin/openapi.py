@@ -118,7 +118,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=(),
     ),
     ("/v1/edge/heartbeat", "post"): _op(
-        "An edge reports config ETag and revision, applied purge ids and hit/stale/miss counts",
+        "An edge reports config ETag and revision, applied purge ids, hit/stale/miss counts "
+        "and (optionally) traffic counters",
         "edges",
         body=_JSON,
         ok="204",
@@ -220,7 +221,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ),
     ("/v1/admin/tokens", "get"): _op("Each token's role, by fingerprint", "admin", auth="admin"),
     ("/v1/admin/pipeline", "get"): _op(
-        "Pipeline health: lag per partition, DLQ depth, live edges, hit ratio and freshness",
+        "Pipeline health: lag per partition, DLQ depth, live edges, hit ratio and freshness, "
+        "offload and monthly egress",
         "operations",
         params=[_param("window_s", desc="history window, 60-3600 s (default 900)")],
         auth="admin",
