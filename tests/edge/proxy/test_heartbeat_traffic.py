@@ -21,8 +21,12 @@ LIST_PATH = f"/v1/segments/{HSEGS[0]}/list?variant=control"
 
 
 async def _edge_costs(origin: OriginProcess, edge_id: str) -> dict[str, Any] | None:
+    """The edge's priced traffic in the origin's pipeline overview (None while the origin's
+    Redis breaker is open on a loaded machine, or before the edge reported)."""
     async with httpx.AsyncClient(base_url=origin.url, timeout=5) as admin:
         r = await admin.get("/v1/admin/pipeline", headers=data.bearer(data.ADMIN))
+    if r.status_code == 503:
+        return None
     assert r.status_code == 200, r.text
     costs: dict[str, Any] | None = {e["edge_id"]: e["costs"] for e in r.json()["edges"]}.get(
         edge_id
@@ -36,14 +40,16 @@ async def test_heartbeats_carry_traffic_to_the_origins_offload_figures(edge, ori
     doc = heartbeat_doc(edge.runtime, 0)
     assert set(doc["traffic"]) == set(TRAFFIC_FIELDS) and doc["traffic"]["requests"] == 3
     assert doc["traffic"]["bytes_sent"] == sum(len(r.content) for r in answers)
+    seen: list[dict[str, Any]] = []
 
     async def reported() -> bool:
         costs = await _edge_costs(origin, "edge-test")
-        return costs is not None and costs["requests"] == 3
+        if costs is not None and costs["requests"] == 3:
+            seen.append(costs)
+        return bool(seen)
 
     await async_wait_until(reported, 15, "no heartbeat with traffic counters reached the origin")
-    costs = await _edge_costs(origin, "edge-test")
-    assert costs is not None
+    costs = seen[0]
     fetches = costs["origin_fetches"]  # the first answer's miss, and any revalidation since
     assert fetches >= 1 and costs["bytes_sent"] == doc["traffic"]["bytes_sent"]
     assert costs["offload_requests"] == max(0.0, round(1 - fetches / 3, 4))

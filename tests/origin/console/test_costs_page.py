@@ -30,7 +30,8 @@ def _text(html: str, pattern: str) -> str:
 
 async def test_pipeline_page_shows_offload_and_a_priced_egress_estimate(redis_url):
     settings = Settings(redis_url=redis_url, admin_tokens=dict(TOKENS), partitions=2,
-                        egress_price_per_gb=0.5)  # fmt: skip
+                        egress_price_per_gb=0.5,
+                        redis_timeout_ms=2000)  # a loaded machine: no breaker trips  # fmt: skip
     async with app_client(create_app(settings)) as client:
         await sign_in(client, ADMIN)
         before = (await client.get("/console/pipeline")).text
