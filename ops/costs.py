@@ -1,9 +1,9 @@
 """Cost figures for ``p13n status``: origin offload and a monthly egress estimate.
 
 From the edge's ``/metrics``: requests answered and body bytes sent to clients, fetches and
-body bytes from the origin, and when the edge started. Offload is the share answered without
-the origin, ``1 - origin / sent``, by requests and by bytes. The monthly estimate extrapolates
-the bytes per second since the edge started to 30 days and prices them per GB (10^9 bytes):
+body bytes from the origin, and when the edge started. The math (offload by requests and by
+bytes, the monthly extrapolation priced per GB) is ``cache_keys.costs``, shared with the
+origin's console, which reads the same counters from the edges' heartbeats:
 
     P13N_EGRESS_PRICE_PER_GB   price of one GB of egress (default 0.09, in your currency)
 
@@ -18,11 +18,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from cache_keys.costs import DEFAULT_PRICE_PER_GB, PRICE_ENV, parse_price, traffic_costs
+
 __all__ = ["DEFAULT_PRICE_PER_GB", "edge_costs", "origin_edge_bytes", "price_per_gb"]
 
-DEFAULT_PRICE_PER_GB = 0.09
-MONTH_S = 30 * 86_400
-GB = 1e9
 _EDGE = {
     "p13n_edge_client_requests": "requests",
     "p13n_edge_sent_bytes": "bytes_sent",
@@ -34,14 +33,7 @@ _EDGE = {
 
 def price_per_gb(env: Mapping[str, str]) -> float:
     """``P13N_EGRESS_PRICE_PER_GB``, or the default; ``ValueError`` names the variable."""
-    raw = env.get("P13N_EGRESS_PRICE_PER_GB") or ""
-    try:
-        price = float(raw) if raw else DEFAULT_PRICE_PER_GB
-    except ValueError:
-        raise ValueError(f"P13N_EGRESS_PRICE_PER_GB={raw!r} is not a number") from None
-    if price < 0:
-        raise ValueError("P13N_EGRESS_PRICE_PER_GB must not be negative")
-    return price
+    return parse_price(env.get(PRICE_ENV))
 
 
 def _values(metrics_text: str, names: Mapping[str, str]) -> dict[str, float]:
@@ -59,29 +51,7 @@ def edge_costs(metrics_text: str, now_s: float, price: float) -> dict[str, Any] 
     v = _values(metrics_text, _EDGE)
     if len(v) < len(_EDGE):
         return None
-    uptime = max(1.0, now_s - v["started_s"])
-
-    def share(origin: float, sent: float) -> float | None:
-        return round(max(0.0, 1 - origin / sent), 4) if sent else None
-
-    def monthly_gb(n: float) -> float:
-        return round(n / uptime * MONTH_S / GB, 3)
-
-    edge_gb, origin_gb = monthly_gb(v["bytes_sent"]), monthly_gb(v["origin_bytes"])
-    return {
-        "requests": int(v["requests"]),
-        "bytes_sent": int(v["bytes_sent"]),
-        "origin_fetches": int(v["origin_fetches"]),
-        "origin_bytes": int(v["origin_bytes"]),
-        "offload_requests": share(v["origin_fetches"], v["requests"]),
-        "offload_bytes": share(v["origin_bytes"], v["bytes_sent"]),
-        "uptime_s": round(uptime),
-        "price_per_gb": price,
-        "edge_egress_gb_month": edge_gb,
-        "edge_egress_cost_month": round(edge_gb * price, 2),
-        "origin_egress_gb_month": origin_gb,
-        "origin_egress_cost_month": round(origin_gb * price, 2),
-    }
+    return traffic_costs({**v, "uptime_s": now_s - v["started_s"]}, price)
 
 
 def origin_edge_bytes(metrics_text: str) -> int | None:

@@ -7,8 +7,10 @@
 - ``GET /v1/edge/config``: ``cache_keys.wire.edge_config_to_json`` of the snapshot, ETag'd,
   with the snapshot's config revision in ``P13n-Config-Revision`` (on 304s too).
 - ``POST /v1/edge/heartbeat``: an edge reports its config ETag, the revision of the newest
-  config it pulled, the ids of the purges pushed to it (the last 50) and hit/stale/miss
-  counts: bounded however many tags were ever purged. Stored in ``Keys.edges`` for
+  config it pulled, the ids of the purges pushed to it (the last 50), hit/stale/miss
+  counts and, optionally, its traffic counters since start (``cache_keys.costs``: requests,
+  bytes sent, origin fetches and bytes, uptime; for the console's offload and egress
+  estimate): bounded however many tags were ever purged. Stored in ``Keys.edges`` for
   invalidation status, and its counts appended to ``Keys.edge_history`` for the console's
   hit-ratio chart. Older edges' per-tag ``generations`` are still accepted.
 """
@@ -26,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cache_keys import cache_tag_header, is_hseg, tag
+from cache_keys.costs import TRAFFIC_FIELDS
 from cache_keys.errors import WireError
 from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SegmentList, parse_segment_list, segment_list_to_json
@@ -151,7 +154,15 @@ async def config(request: Request) -> Response:
 
 
 HEARTBEAT_FIELDS = frozenset(
-    {"edge_id", "config_etag", "config_revision", "generations", "counts", "applied_purges"}
+    {
+        "edge_id",
+        "config_etag",
+        "config_revision",
+        "generations",
+        "counts",
+        "applied_purges",
+        "traffic",
+    }
 )
 # An edge's answer counter's ceiling (exact in every JSON reader; the pipeline page sums
 # them across edges, and its JSON writer stops at 64 bits).
@@ -169,6 +180,23 @@ def _counts(value: Any) -> dict[str, int]:
     if not all(v is not None and 0 <= v <= MAX_COUNT for v in out.values()):
         raise BadRequest(f"counts must be integers from 0 to {MAX_COUNT}", field="counts")
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _traffic(value: Any) -> dict[str, int] | None:
+    """The edge's traffic counters since start; None from an edge that sends none (older)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != set(TRAFFIC_FIELDS):
+        raise BadRequest(f"traffic must be an object of {list(TRAFFIC_FIELDS)}", field="traffic")
+    out: dict[str, int] = {}
+    for k in TRAFFIC_FIELDS:
+        v = whole_number(value[k])
+        if v is None or not 0 <= v <= MAX_COUNT:
+            raise BadRequest(f"traffic.{k} must be an integer from 0 to {MAX_COUNT}",
+                             field=f"traffic.{k}")  # fmt: skip
+        out[k] = v
+    # no cross-check: background revalidations can make fetches outnumber requests
+    return out
 
 
 def _purge_ids(value: Any) -> list[str]:
@@ -225,6 +253,7 @@ async def heartbeat(request: Request) -> Response:
         "generations": _gens(doc.get("generations", {})),
         "counts": _counts(doc.get("counts", {})),
         "applied_purges": _purge_ids(doc.get("applied_purges", [])),
+        "traffic": _traffic(doc.get("traffic")),
         "received_ms": int(state.clock() * 1000),
     }
     sample = {

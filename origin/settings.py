@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cache_keys import KeyRing, SigningKey
+from cache_keys.costs import DEFAULT_PRICE_PER_GB, PRICE_ENV, parse_price
 from segmenter.connection import cluster_url
 
 __all__ = ["ROLES", "SECRET_SETTINGS", "Settings", "SettingsError", "local_secrets"]
@@ -47,6 +48,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+
+
+def _price(env: Mapping[str, str]) -> float:
+    try:
+        return parse_price(env.get(PRICE_ENV))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -299,6 +307,14 @@ class Settings:
             "P13N_EDGE_LIVE_S", "an edge whose last heartbeat is older than this is not live"
         ),
     )
+    egress_price_per_gb: float = field(
+        default=DEFAULT_PRICE_PER_GB,
+        metadata=_env(
+            PRICE_ENV,
+            "price of one GB of egress, for the console's monthly cost estimate (pipeline page; "
+            "in your currency; the same variable and meaning as `p13n status`'s)",
+        ),
+    )
     bench_baseline: bool = field(
         default=False,
         metadata=_env(
@@ -380,6 +396,7 @@ class Settings:
             item_cache_ttl_s=_int(e, "P13N_ITEM_CACHE_TTL_S", 60),
             covis_cache_ttl_s=_int(e, "P13N_COVIS_CACHE_TTL_S", 300),
             edge_live_s=_int(e, "P13N_EDGE_LIVE_S", 60),
+            egress_price_per_gb=_price(e),
             bench_baseline=_flag(e, "P13N_BENCH_BASELINE"),
             collector_site_keys=frozenset(
                 k.strip() for k in e.get("P13N_COLLECTOR_SITE_KEYS", "").split(",") if k.strip()

@@ -113,12 +113,28 @@ class EdgeCollector(Collector):
                 hist.add_metric([kind], lat.buckets(), lat.total_ms)
         yield hist
 
+    def origin_totals(self) -> tuple[int, int]:
+        """Fetches from the origin and body bytes received from it, proxied and rail."""
+        up, rails = self.http.upstream, self.rails
+        return (up.requests + (rails.origin_requests if rails else 0),
+                up.bytes_in + (rails.origin_bytes if rails else 0))  # fmt: skip
+
+    def traffic_figures(self, now_s: float) -> dict[str, int]:
+        """The heartbeat's ``traffic`` object (``cache_keys.costs.TRAFFIC_FIELDS``)."""
+        fetches, origin_bytes = self.origin_totals()
+        return {
+            "requests": self.traffic.requests,
+            "bytes_sent": self.traffic.bytes_sent,
+            "origin_fetches": fetches,
+            "origin_bytes": origin_bytes,
+            "uptime_s": max(0, int(now_s - self.traffic.started_s)),
+        }
+
     def _costs(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         """Offload: the share of requests and bytes answered without fetching from the origin
         (every origin fetch counts, background revalidations included: they are origin load)."""
-        t, up, rails = self.traffic, self.http.upstream, self.rails
-        fetches = up.requests + (rails.origin_requests if rails else 0)
-        origin_bytes = up.bytes_in + (rails.origin_bytes if rails else 0)
+        t = self.traffic
+        fetches, origin_bytes = self.origin_totals()
         yield CounterMetricFamily("p13n_edge_client_requests", "Requests answered",
                                   value=t.requests)  # fmt: skip
         yield CounterMetricFamily("p13n_edge_sent_bytes", "Response body bytes sent to clients",

@@ -109,6 +109,10 @@ class EdgeRuntime:
         return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges,
                              traffic=self.traffic)  # fmt: skip
 
+    def traffic_figures(self) -> dict[str, int]:
+        """Traffic counters since start (heartbeats: the console's offload and egress)."""
+        return self.collector().traffic_figures(time.time())
+
     def answer_counts(self) -> dict[str, int]:
         """Answers by tier, proxied and rails together (heartbeats)."""
         h = self.http.counters

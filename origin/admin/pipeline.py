@@ -2,8 +2,11 @@
 
 - ``GET /v1/admin/pipeline?window_s=900``: per partition the stream length, entries not yet
   delivered (``lag``) and delivered but unacknowledged (``pending``), the applied offset and
-  lease owner; the DLQ depth; live edges; and the edges' hit ratio and freshness per time
-  bucket over the window, from the heartbeat history (``Keys.edge_history``).
+  lease owner; the DLQ depth; edges, each with its offload and monthly egress estimate when
+  its heartbeats carry traffic counters (``cache_keys.costs``, priced at
+  ``P13N_EGRESS_PRICE_PER_GB``), and ``costs``, the same over every live edge; and the
+  edges' hit ratio and freshness per time bucket over the window, from the heartbeat
+  history (``Keys.edge_history``).
 - ``GET /v1/admin/dlq?limit=&before=``: dead letters, newest first, each with a bounded
   preview of its original (the first ``PREVIEW_BYTES`` as text, never the whole original
   decoded and re-serialised: a letter nested a thousand deep or a megabyte long lists fine).
@@ -30,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from cache_keys.costs import total_costs, traffic_costs
 from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms, page_end, query
 from origin.auth import require
 from origin.body import too_deep
@@ -140,11 +144,12 @@ def _samples(entries: Sequence[Any]) -> list[tuple[int, str, dict[str, int]]]:
     return out
 
 
-def _edges(raw: dict[bytes, bytes], now: int, live_ms: int) -> list[dict[str, Any]]:
+def _edges(raw: dict[bytes, bytes], now: int, live_ms: int, price: float) -> list[dict[str, Any]]:
     out = []
     for value in raw.values():
         e = orjson.loads(value)
         age = now - int(e.get("received_ms", 0))
+        traffic = e.get("traffic")  # None from an edge older than the traffic counters
         out.append(
             {
                 "edge_id": e.get("edge_id", ""),
@@ -152,9 +157,15 @@ def _edges(raw: dict[bytes, bytes], now: int, live_ms: int) -> list[dict[str, An
                 "age_ms": age,
                 "live": age <= live_ms,
                 "counts": e.get("counts", {}),
+                "costs": traffic_costs(traffic, price) if traffic else None,
             }
         )
     return sorted(out, key=lambda e: e["edge_id"])
+
+
+def _costs(edges: list[dict[str, Any]], price: float) -> dict[str, Any]:
+    """Offload and the monthly egress estimate of the live edges that report traffic."""
+    return total_costs((e["costs"] for e in edges if e["live"] and e["costs"]), price)
 
 
 async def overview(request: Request) -> Response:
@@ -176,14 +187,17 @@ async def overview(request: Request) -> Response:
         "pipeline", pipe.execute(raise_on_error=False), budget_s=ADMIN_BUDGET_S
     )
     parts = [_partition(p, *replies[3 * p : 3 * p + 3]) for p in range(n)]
-    depth, edges, history, reconciled = replies[3 * n :]
+    depth, edges_raw, history, reconciled = replies[3 * n :]
+    price = state.settings.egress_price_per_gb
+    edges = _edges(edges_raw, now, state.settings.edge_live_s * 1000, price)
     return _json(
         {
             "as_of_ms": now,
             "partitions": parts,
             "behind": sum(p["behind"] for p in parts),
             "dlq": {"depth": int(depth)},
-            "edges": _edges(edges, now, state.settings.edge_live_s * 1000),
+            "edges": edges,
+            "costs": _costs(edges, price),
             "history": {
                 "window_s": window // 1000,
                 "buckets": edge_history(_samples(history), now, window),

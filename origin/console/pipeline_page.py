@@ -1,4 +1,5 @@
-"""Pipeline health page: lag per partition, dead letters with requeue, edge hit ratio chart."""
+"""Pipeline health page: lag per partition, dead letters with requeue, edge hit ratio chart,
+and offload and a monthly egress estimate from the edges' heartbeats (``cache_keys.costs``)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cache_keys.costs import TRAFFIC_FIELDS
 from cache_keys.keys import TAG_KINDS
 from cache_keys.segments import _HSEG_RE
 from cache_keys.tokens import _SHOPPER_RE
@@ -144,6 +145,16 @@ def heartbeat() -> dict[str, Any]:
                 "type": "array",
                 "maxItems": 100,
                 "items": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+            "traffic": {
+                "type": ["object", "null"],
+                "description": "counters since the edge started (absent or null: an older edge)",
+                "required": list(TRAFFIC_FIELDS),
+                "additionalProperties": False,
+                "properties": {
+                    k: {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+                    for k in TRAFFIC_FIELDS
+                },
             },
         },
         ("edge_id",),

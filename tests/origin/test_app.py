@@ -49,9 +49,11 @@ def test_settings_from_env() -> None:
             "P13N_ADMIN_TOKENS": "admin:aaaaaaaaaaaaaaaaaaaa,merchandiser:bbbbbbbbbbbbbbbbbbbb",
             "P13N_SEGMENT_SIGNING": "k2:new-secret-0123456789,k1:old-secret-0123456789",
             "P13N_PARTITIONS": "4",
+            "P13N_EGRESS_PRICE_PER_GB": "0.02",
         }
     )
     assert s.redis_url == "redis://127.0.0.1:7000/0" and s.partitions == 4
+    assert s.egress_price_per_gb == 0.02 and Settings.from_env(SECRETS).egress_price_per_gb == 0.09
     assert s.admin_tokens == {"a" * 20: "admin", "b" * 20: "merchandiser"}
     assert s.segment_keys.current.kid == "k2" and s.segment_keys.previous is not None
 
@@ -64,6 +66,8 @@ def test_settings_from_env() -> None:
         ({"P13N_ADMIN_TOKENS": "admin:short"}, "P13N_ADMIN_TOKENS"),
         ({"P13N_SEGMENT_SIGNING": "nokid"}, "P13N_SEGMENT_SIGNING"),
         ({"P13N_SEGMENT_SIGNING": "k:short"}, "P13N_SEGMENT_SIGNING"),
+        ({"P13N_EGRESS_PRICE_PER_GB": "cheap"}, "P13N_EGRESS_PRICE_PER_GB"),
+        ({"P13N_EGRESS_PRICE_PER_GB": "-0.1"}, "P13N_EGRESS_PRICE_PER_GB"),
     ],
 )
 def test_bad_settings_name_the_variable(env, needle) -> None:

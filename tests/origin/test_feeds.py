@@ -109,6 +109,38 @@ async def test_heartbeat_is_stored_and_validated(client, redis_client):
     assert bad.status_code == 400 and bad.json()["field"] == "counts"
 
 
+TRAFFIC = {"requests": 40, "bytes_sent": 90_000, "origin_fetches": 4, "origin_bytes": 9_000,
+           "uptime_s": 120}  # fmt: skip
+
+
+async def test_heartbeat_traffic_counters_are_optional_stored_and_validated(client, redis_client):
+    beat = {"edge_id": "edge-2", "config_etag": "abc", "counts": {"hit": 5}}
+    old = await client.post("/v1/edge/heartbeat", json=beat, headers=bearer(SERVICE))
+    assert old.status_code == 204  # an edge older than the counters
+    assert orjson.loads(redis_client.hget(data.KEYS.edges, "edge-2"))["traffic"] is None
+    r = await client.post(
+        "/v1/edge/heartbeat", json={**beat, "traffic": TRAFFIC}, headers=bearer(SERVICE)
+    )
+    assert r.status_code == 204
+    assert orjson.loads(redis_client.hget(data.KEYS.edges, "edge-2"))["traffic"] == TRAFFIC
+    missing = {k: v for k, v in TRAFFIC.items() if k != "uptime_s"}
+    for traffic, field in (
+        (missing, "traffic"),
+        ({**TRAFFIC, "extra": 1}, "traffic"),
+        ([1, 2, 3, 4, 5], "traffic"),
+        ({**TRAFFIC, "requests": -1}, "traffic.requests"),
+        ({**TRAFFIC, "bytes_sent": 1.5}, "traffic.bytes_sent"),
+        ({**TRAFFIC, "origin_fetches": True}, "traffic.origin_fetches"),
+        ({**TRAFFIC, "origin_bytes": 2**60}, "traffic.origin_bytes"),
+    ):
+        bad = await client.post(
+            "/v1/edge/heartbeat", json={**beat, "traffic": traffic}, headers=bearer(SERVICE)
+        )
+        assert bad.status_code == 400 and bad.json()["field"] == field, traffic
+    # the refused beats left the last good record alone
+    assert orjson.loads(redis_client.hget(data.KEYS.edges, "edge-2"))["traffic"] == TRAFFIC
+
+
 async def test_the_anonymous_segment_is_served_the_popular_list(client, redis_client):
     seed(redis_client)
     anon = "a" * 16  # never in the registry: the segment of shoppers without a valid cookie

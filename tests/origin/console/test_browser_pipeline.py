@@ -1,6 +1,6 @@
-"""Pipeline health in a real browser: lag per partition, dead letters with requeue, and the
-edges' hit ratio and freshness. Its own module, so its origin has no live edge whose
-heartbeats would mix with the seeded history."""
+"""Pipeline health in a real browser: lag per partition, dead letters with requeue, the
+edges' hit ratio and freshness, and offload with a monthly egress estimate. Its own module,
+so its origin has no live edge whose heartbeats would mix with the seeded history."""
 
 from __future__ import annotations
 
@@ -42,12 +42,29 @@ def _seed_pipeline(stack) -> tuple[str, str]:
     return good_id, bad_id
 
 
+def _seed_edge_traffic(stack) -> None:
+    """An edge's stored heartbeat (seeded like the rest: the endpoint has its own tests) with
+    a day of traffic: 10^9 bytes sent, 10^8 from the origin, 1 000 requests, 250 fetches."""
+    traffic = {"requests": 1000, "bytes_sent": 10**9, "origin_fetches": 250,
+               "origin_bytes": 10**8, "uptime_s": 86_400}  # fmt: skip
+    record = {"edge_id": "edge-costs", "config_etag": "e1", "config_revision": 0,
+              "generations": {}, "counts": {}, "applied_purges": [],
+              "received_ms": int(time.time() * 1000), "traffic": traffic}  # fmt: skip
+    stack.redis.hset(KEYS.edges, "edge-costs", orjson.dumps(record))
+
+
 def test_pipeline_health_dead_letters_and_requeue(page, stack, tmp_path) -> None:
     good_id, bad_id = _seed_pipeline(stack)
+    _seed_edge_traffic(stack)
     sign_in(page, stack, data.ADMIN)
     page.goto(stack.url + "/console/pipeline")
     assert page.locator("#partitions tbody tr").count() == 4
     assert page.inner_text("#hit-ratio") == "80%" and page.inner_text("#freshness") == "88%"
+    # offload and the month's egress at the default price: 30 GB to shoppers, 3 GB from origin
+    assert page.inner_text("#offload-requests") == "75.0%"
+    assert page.inner_text("#offload-bytes") == "90.0%"
+    assert page.inner_text("tr[data-edge='edge-costs'] .egress") == "~30.0 GB (2.70)"
+    assert page.inner_text("#egress tr[data-line='origin'] .cost") == "0.27"
     assert page.locator("#edge-chart polyline.hit").count() >= 1
     assert "u-requeue" in page.inner_text(f"tr[data-id='{good_id}'] .original")
     shot(page, tmp_path, "pipeline")
