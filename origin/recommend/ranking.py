@@ -197,8 +197,10 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
         if item in feats.cart or item in inp.mask or not in_stock or durable:
             continue
         ranked.append((-due.score, item, cat, (0.0, 0.0, due.score, 0.0, 0.0)))
-    # equal scores (items bought once say nothing of timing): the most recent purchase first
-    ranked.sort(key=lambda row: (row[0], -feats.bought[row[1]][1], row[1]))
+    # equal scores (items bought once say nothing of timing): what other shoppers buy most
+    # (an item many buy is one more often bought again), then the most recent purchase
+    pop = inp.popular.scores
+    ranked.sort(key=lambda row: (row[0], -pop.get(row[1], 0.0), -feats.bought[row[1]][1], row[1]))
     return _top(inp, ranked, k, category_cap, dues)
 
 

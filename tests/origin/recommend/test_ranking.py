@@ -151,11 +151,15 @@ def test_a_staple_just_bought_gives_way_to_a_rarer_item_that_is_due() -> None:
     assert [s.item for s in out] == ["jam", "tea"]
 
 
-def test_buy_again_breaks_ties_by_the_most_recent_purchase() -> None:
+def test_buy_again_breaks_ties_by_popularity_then_the_most_recent_purchase() -> None:
     ago = {"a": 3, "b": 1, "c": 2}  # days since each was bought, once
     bought = {i: (1, NOW - d * DAY, NOW - d * DAY, 1) for i, d in ago.items()}
     out = buy_again(Inputs(Features(bought=bought, baskets=5), NOW), k=10, category_cap=10)
     assert [s.item for s in out] == ["b", "c", "a"]
+    # what many shoppers buy comes before what few do, recency only after that
+    popular = ListView.from_items([li("a", 9.0), li("c", 3.0)])
+    inp = Inputs(Features(bought=bought, baskets=5), NOW, popular=popular)
+    assert [s.item for s in buy_again(inp, k=10, category_cap=10)] == ["a", "c", "b"]
 
 
 def test_share_of_baskets_leads_when_timing_says_nothing() -> None:
