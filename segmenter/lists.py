@@ -1,8 +1,16 @@
 """Segment lists: per (segment, list variant) a ranked list of candidates, versioned by ETag.
 
     popularity (merged over partitions, event-time window) + catalog flags
-      -> for each segment: base score, + boost for the segment's top category and price band
+      -> for each segment, a prior: base score, + boost for the segment's top category and
+         price band
+      -> what the segment's own shoppers buy and view (their ``:bought`` and ``:recent``,
+         read for up to ``SEGMENT_SAMPLE_MAX`` shoppers), shrunk toward that prior:
+         (own weight of the item + k * prior share) / (segment's total weight + k)
       -> top ``list_size`` items -> msgpack of the wire form, registry entry {segment, lists}
+
+A segment with few shoppers gets the prior (global popularity with its category and price
+boosts); a large one what its shoppers actually do. Weights as popularity's: a purchase 5
+(per purchase kept), a recent view 1.
 
 List variants come from the experiments the origin stores (``variations[].list_variant``);
 ``control`` always exists. A variant whose name starts with ``trending`` ranks by the last
@@ -29,13 +37,19 @@ from segmenter.schema import POPULARITY_BUCKET_S, POPULARITY_BUCKETS, Keys
 from segmenter.segments import SegmentRules
 from segmenter.settings import ProcessorSettings
 
-__all__ = ["ListReport", "build_lists", "build_lists_locked", "rank"]
+__all__ = ["ListReport", "build_lists", "build_lists_locked", "rank", "segment_behaviour", "shrink"]
 
 TRENDING_BUCKETS = 6
 MIN_LIST = 100
 CATEGORY_BOOST = 0.5
 PRICE_BOOST = 0.2
 LOCK_TTL_MS = 60_000
+# Shoppers read per build for segment behaviour (a SCAN, pipelined in chunks), and the prior's
+# weight: like 100 purchases (5 each) by the segment's shoppers.
+SEGMENT_SAMPLE_MAX = 20_000
+SEGMENT_PRIOR_WEIGHT = 500.0
+SCAN_CHUNK = 500
+PURCHASE_WEIGHT, VIEW_WEIGHT, RECENT_READ = 5.0, 1.0, 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,28 +87,94 @@ def _band(rules: SegmentRules, name: str) -> tuple[str, float, float]:
     return category, lo, hi
 
 
+def shrink(own: Mapping[str, float], prior: Mapping[str, float],
+           strength: float = SEGMENT_PRIOR_WEIGHT) -> dict[str, float]:  # fmt: skip
+    """Each item's share of the segment's own weight, shrunk toward its share of the prior:
+    ``(own[i] + strength * prior[i] / sum(prior)) / (sum(own) + strength)`` (pure)."""
+    own_total, prior_total = sum(own.values()), sum(prior.values()) or 1.0
+    denom = own_total + strength
+    if denom <= 0:
+        return {}
+    return {i: (own.get(i, 0.0) + strength * prior.get(i, 0.0) / prior_total) / denom
+            for i in {*prior, *own}}  # fmt: skip
+
+
 def rank(
     popularity: Mapping[str, float], catalog: Mapping[str, Mapping[str, Any]], category: str,
-    price_band: tuple[float, float], size: int,
+    price_band: tuple[float, float], size: int, *, behaviour: Mapping[str, float] | None = None,
 ) -> list[ListItem]:  # fmt: skip
-    """The top ``size`` candidates for one segment (pure)."""
+    """The top ``size`` candidates for one segment (pure): the prior (popularity and the
+    segment's boosts), shrunk toward by what the segment's shoppers did (``behaviour``)."""
     top = max(popularity.values(), default=0.0) or 1.0
     pool = dict(popularity)
     if len(pool) < MIN_LIST:  # thin traffic: fill from the catalog
         for sku in sorted(catalog)[: size - len(pool)]:
             pool.setdefault(sku, 0.0)
-    scored = []
+    prior: dict[str, float] = {}
     for item, pop in pool.items():
         info = catalog.get(item, {})
         cat, price = str(info.get("category", "")), float(info.get("price", 0.0))
         score = pop / top
         score += CATEGORY_BOOST if category and cat == category else 0.0
         score += PRICE_BOOST if price_band[0] <= price < price_band[1] else 0.0
+        prior[item] = score
+    if behaviour:
+        shares = shrink(behaviour, prior)
+        best = max(shares.values(), default=0.0) or 1.0
+        prior = {i: v / best for i, v in shares.items()}
+    scored = []
+    for item, score in prior.items():
+        info = catalog.get(item, {})
+        cat, price = str(info.get("category", "")), float(info.get("price", 0.0))
         in_stock = int(info.get("stock", 1)) > 0
         scored.append((round(score - (0 if in_stock else 10), 6), item, cat, price, in_stock,
                        bool(info.get("durable", False))))  # fmt: skip
     scored.sort(key=lambda t: (-t[0], t[1]))
     return [ListItem(i, max(s, 0.0), c, p, st, d) for s, i, c, p, st, d in scored[:size]]
+
+
+async def segment_behaviour(
+    r: aioredis.Redis, keys: Keys, limit: int = SEGMENT_SAMPLE_MAX
+) -> dict[str, dict[str, float]]:
+    """Segment name -> item -> weight of what its shoppers bought and recently viewed, over
+    at most ``limit`` shoppers (a SCAN of the shoppers' scalar hashes, chunks pipelined)."""
+    out: dict[str, dict[str, float]] = {}
+    chunk: list[bytes] = []
+    read = 0
+
+    async def flush() -> None:
+        pipe = r.pipeline(transaction=False)
+        for key in chunk:
+            base = key[: -len(b":f")]
+            pipe.hget(key, "seg")
+            pipe.hgetall(base + b":bought")
+            pipe.lrange(base + b":recent", 0, RECENT_READ - 1)
+        replies = await pipe.execute()
+        for n in range(len(chunk)):
+            seg, bought, recent = replies[3 * n : 3 * n + 3]
+            if not seg:
+                continue
+            counts = out.setdefault(seg.decode(), {})
+            for item, value in bought.items():
+                parts = value.split(b"|")
+                times = int(parts[3]) if len(parts) >= 4 and parts[3].isdigit() else 1
+                sku = item.decode()
+                counts[sku] = counts.get(sku, 0.0) + PURCHASE_WEIGHT * times
+            for item in recent:
+                sku = item.decode()
+                counts[sku] = counts.get(sku, 0.0) + VIEW_WEIGHT
+        chunk.clear()
+
+    async for key in r.scan_iter(match=f"{keys.prefix}:{{u:*}}:f", count=1000):
+        if read >= limit:
+            break
+        chunk.append(key if isinstance(key, bytes) else str(key).encode())
+        read += 1
+        if len(chunk) >= SCAN_CHUNK:
+            await flush()
+    if chunk:
+        await flush()
+    return out
 
 
 async def _inputs(
@@ -132,6 +212,7 @@ async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: Pro
                       now_ms: int) -> ListReport:  # fmt: skip
     """Build and store every (segment, variant) list, the registry and the popular list."""
     popular, trending, catalog, variants = await _inputs(r, keys, s.partitions)
+    behaviour = await segment_behaviour(r, keys)
 
     def compute() -> tuple[dict[str, bytes], dict[str, bytes]]:
         lists: dict[str, bytes] = {}
@@ -142,7 +223,8 @@ async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: Pro
             etags = {}
             for v in sorted(variants):
                 pop = trending if v.startswith("trending") else popular
-                items = rank(pop, catalog, category, (lo, hi), s.list_size)
+                items = rank(pop, catalog, category, (lo, hi), s.list_size,
+                             behaviour=behaviour.get(name))  # fmt: skip
                 doc = _doc(hseg, v, items, now_ms)
                 etags[v] = doc["etag"]
                 lists[keys.segment_list(hseg, v)] = msgpack.packb(doc)

@@ -46,6 +46,7 @@ class Features:
     affinity: dict[str, float] = field(default_factory=dict)
     # item -> basket-decayed purchase frequency at the shopper's latest basket
     pif: dict[str, float] = field(default_factory=dict)
+    baskets: int = 0  # purchase baskets so far (the repurchase model's denominator)
 
 
 def _split2(value: bytes) -> tuple[str, str]:
@@ -137,4 +138,5 @@ def decode_features(
         bought=decode_bought(bought),
         affinity=decode_affinity(aff, now_ms),
         pif=decode_pif(bought, _int(f.get(b"baskets", b"0"))),
+        baskets=_int(f.get(b"baskets", b"0")),
     )

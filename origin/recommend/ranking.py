@@ -4,16 +4,17 @@ No I/O: ``rank(inputs, strategy, k, category_cap)`` is a function of its argumen
 rule is tested without Redis. A rail blends three kinds of signal, each weighted by the
 route's strategy (which an A/B variation may change by name):
 
-    due again     ``repeat``: the repurchase score (``repurchase``: basket-decayed frequency
-                  and due-again timing), absolute
+    due again     ``repeat``: the repurchase score (``repurchase``: the share of the
+                  shopper's baskets holding the item, lifted or lowered by how due it is),
+                  over the shopper's largest
     goes with     ``recency``: item-item similarity to what the shopper viewed and bought
     discovery     ``base`` (the segment's list), ``category_boost`` (the shopper's category
                   affinity), ``popularity`` (global)
 
 An item's reason is its largest weighted signal, said the way a shopper reads it::
 
-    "due again: you buy this every ~9 days"   (timing leads; own interval known)
-    "you buy this often"   (frequency leads)   "buy again"   (bought once)
+    "due again: you buy this every ~9 days"   (own interval known, needed by the next visit)
+    "you buy this often"   (own interval known, not due yet)   "buy again"   (bought once)
     "viewed or bought together with SKU-12"   "popular in your segment"   "popular"
     "from a category you like"
 
@@ -138,7 +139,7 @@ def _reason(inp: Inputs, item: str, sig: Signals, due: Due | None) -> str:
 
 def _dues(inp: Inputs) -> dict[str, Due]:
     feats = inp.features
-    return due_scores(feats.bought, lambda i: _info(inp, i)[0], inp.now_ms, feats.pif)
+    return due_scores(feats.bought, lambda i: _info(inp, i)[0], inp.now_ms, feats.baskets)
 
 
 def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Scored]:
@@ -148,6 +149,7 @@ def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Sco
     cov = _normalized(inp.covis)
     aff = _normalized(feats.affinity)
     dues = _dues(inp)
+    top_due = max((d.score for d in dues.values()), default=0.0) or 1.0
     st = strategy
     ranked: list[Row] = []
     prices: dict[str, float] = {}
@@ -159,7 +161,8 @@ def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Sco
             continue
         due = dues.get(item)
         s_seg, s_cov = st.base * seg.get(item, 0.0), st.recency * cov.get(item, 0.0)
-        s_rep, s_pop = st.repeat * (due.score if due else 0.0), st.popularity * pop.get(item, 0.0)
+        s_rep = st.repeat * (due.score / top_due if due else 0.0)
+        s_pop = st.popularity * pop.get(item, 0.0)
         s_aff = st.category_boost * aff.get(cat, 0.0)
         total = s_seg + s_cov + s_rep + s_aff + s_pop
         prices[item] = price
@@ -194,7 +197,10 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
         if item in feats.cart or item in inp.mask or not in_stock or durable:
             continue
         ranked.append((-due.score, item, cat, (0.0, 0.0, due.score, 0.0, 0.0)))
-    ranked.sort()
+    # equal scores (items bought once say nothing of timing): what other shoppers buy most
+    # (an item many buy is one more often bought again), then the most recent purchase
+    pop = inp.popular.scores
+    ranked.sort(key=lambda row: (row[0], -pop.get(row[1], 0.0), -feats.bought[row[1]][1], row[1]))
     return _top(inp, ranked, k, category_cap, dues)
 
 

@@ -1,21 +1,31 @@
 """The repurchase model: how likely a shopper buys one of their own items again now (pure).
 
-For each item the shopper bought: their own mean interval between purchases, shrunk toward a
-category prior (the shopper's pooled interval over their items of that category, else over all
-their items, else ``DEFAULT_CYCLE_DAYS``). The time to the next need is Gamma(2) with that mean;
-whether the item is a habit at all is uncertain (bought once, or dropped): prior ``rho`` (the
-shopper's share of repeated items), updated by each repeat and by the time already waited::
+Two parts, multiplied (``Due.score``)::
 
-    p = pi * (S(t - w) - S(t)) / (pi * S(t - w) + 1 - pi)
+    rate   the share of the shopper's baskets that held the item (purchases / baskets): how
+           often it is bought at all, the "what you usually buy" that next-basket studies on
+           real grocery data find hard to beat
+    lift   how much more (or less) likely a purchase is at this visit than on average, from
+           timing: the probability the need came back since the shopper's last visit over
+           the average probability for a window that long; trusted in proportion to the
+           intervals the shopper showed for the item (none when bought once: lift 1)
 
-``t`` the time since the last purchase, ``w`` the shopper's visit gap (the need arose since the
-last visit), ``S`` the Gamma(2) survival. Milk bought every ~7 days, last 8 days ago: high; a
-kettle bought once: low; bread bought every week until two months ago: low again.
+Timing: the shopper's own mean interval for the item, shrunk toward a category prior (the
+shopper's pooled interval over their items of that category, else over all their items, else
+``DEFAULT_CYCLE_DAYS``). The time to the next need is Gamma(2) with that mean; whether the item
+is a habit at all is uncertain (bought once, or dropped): prior ``rho`` (the shopper's share of
+repeated items), updated by each repeat and by the time already waited::
 
-What ranks, ``Due.score``, blends that timing with the shopper's basket-decayed item frequency
-(TIFU-KNN's personal item frequency, normalized by the shopper's largest): frequency is what
-next-basket studies on real grocery data find hard to beat, timing what lifts an item whose
-need has come back. Equal shares: a stated default, not fitted to a data set.
+    p = pi * (S(t - w) - S(t)) / (pi * S(t - w) + 1 - pi)      lift = p / min(1, w / cycle)
+
+``t`` the time since the item's last purchase, ``w`` the time since the shopper's last
+purchase of anything (the need arose since that visit), ``S`` the Gamma(2) survival. Milk
+bought every ~7 days, last 8 days ago: lifted; bought yesterday: lowered well below its rate;
+bread bought every week until two months ago: lowered (the habit was probably dropped).
+
+Why not a basket-decayed frequency: it forgets stationary habits (an item in one basket of
+three for months) as fast as it learns new ones; timing already says what is current.
+Constants are stated defaults, not fitted to a data set.
 """
 
 from __future__ import annotations
@@ -24,34 +34,37 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["DAY_MS", "FREQUENCY_SHARE", "Due", "due_scores"]
+__all__ = ["DAY_MS", "MAX_LIFT", "Due", "due_scores"]
 
 DAY_MS = 86_400_000
 DEFAULT_CYCLE_DAYS = 14.0  # no interval known at all: between weekly and monthly
 PRIOR_INTERVALS = 2.0  # the category prior weighs like two observed intervals
 GAMMA_SHAPE = 2.0  # needs come back fairly regularly (an exponential would be 1)
-MIN_GAP_DAYS, MAX_GAP_DAYS = 1.0, 30.0
-FREQUENCY_SHARE = 0.5  # of the score; the rest is the timing probability
+MIN_GAP_DAYS = 1.0
+MAX_LIFT = 4.0  # timing multiplies the rate by at most this much
 
 
 @dataclass(frozen=True, slots=True)
 class Due:
     """One item's repurchase estimate."""
 
-    p: float  # probability it is bought at this visit
+    rate: float  # share of the shopper's baskets holding the item, in [0, 1]
+    lift: float  # timing's multiplier of the rate (1: no timing information)
     cycle_days: float  # expected interval (own, shrunk toward the prior)
     own: bool  # the shopper's own interval is known (bought at least twice)
-    freq: float = 0.0  # basket-decayed frequency over the shopper's largest, in [0, 1]
+    due_in_days: float = 0.0  # expected next need from now (negative: overdue)
+    window_days: float = 0.0  # the time since the shopper's last purchase of anything
 
     @property
     def score(self) -> float:
-        """What ranks: frequency and timing blended."""
-        return FREQUENCY_SHARE * self.freq + (1 - FREQUENCY_SHARE) * self.p
+        """What ranks: the rate, lifted or lowered by how due the item is."""
+        return self.rate * self.lift
 
     @property
     def timely(self) -> bool:
-        """Timing, not frequency, is the larger part of the score (the reason says so)."""
-        return self.own and (1 - FREQUENCY_SHARE) * self.p >= FREQUENCY_SHARE * self.freq
+        """Its own interval is known and the next need falls before the shopper's next visit
+        (expected one window from now): the reason may quote the interval."""
+        return self.own and self.due_in_days <= self.window_days
 
 
 def _survival(t: float, mean: float) -> float:
@@ -71,22 +84,21 @@ def _pooled(rows: list[tuple[int, int, int]]) -> float | None:
 
 def due_scores(
     bought: Mapping[str, tuple[int, int, int, int]], category: Callable[[str], str], now_ms: int,
-    pif: Mapping[str, float] | None = None,
+    baskets: int = 0,
 ) -> dict[str, Due]:  # fmt: skip
-    """Every bought item's estimate at ``now_ms`` (see the module docstring); ``pif`` the
-    basket-decayed frequencies (purchase counts when not known)."""
+    """Every bought item's estimate at ``now_ms`` (see the module docstring); ``baskets`` the
+    shopper's purchase baskets (when not known, the most purchases of any one item)."""
     if not bought:
         return {}
-    freq = dict(pif) if pif else {i: float(v[3]) for i, v in bought.items()}
-    top_freq = max(freq.values(), default=0.0) or 1.0
     rows = {i: (v[1], v[2], v[3]) for i, v in bought.items()}
+    baskets = max(baskets, *(n for _, _, n in rows.values()), 1)
     overall = _pooled(list(rows.values())) or DEFAULT_CYCLE_DAYS
     by_cat: dict[str, list[tuple[int, int, int]]] = {}
     for item, row in rows.items():
         by_cat.setdefault(category(item), []).append(row)
     prior = {c: _pooled(r) or overall for c, r in by_cat.items()}
-    own_means = [(last - first) / (n - 1) / DAY_MS for last, first, n in rows.values() if n > 1]
-    gap = min(max(min(own_means, default=7.0), MIN_GAP_DAYS), MAX_GAP_DAYS)
+    last_visit = max(last for last, _, _ in rows.values())
+    window = max((now_ms - last_visit) / DAY_MS, MIN_GAP_DAYS)
     rho = (sum(1 for _, _, n in rows.values() if n > 1) + 1) / (len(rows) + 2)
     out: dict[str, Due] = {}
     for item, (last, first, n) in rows.items():
@@ -95,7 +107,10 @@ def due_scores(
         cycle = max(cycle, MIN_GAP_DAYS)
         t = max(0.0, (now_ms - last) / DAY_MS)
         pi = (n - 1 + 2 * rho) / (n + 1)
-        before, at = _survival(t - gap, cycle), _survival(t, cycle)
+        before, at = _survival(t - window, cycle), _survival(t, cycle)
         p = pi * (before - at) / (pi * before + 1 - pi)
-        out[item] = Due(p, cycle, n > 1, freq.get(item, 0.0) / top_freq)
+        trust = (n - 1) / (n - 1 + PRIOR_INTERVALS)
+        timing = min(MAX_LIFT, p / min(1.0, window / cycle))
+        lift = 1 - trust + trust * timing
+        out[item] = Due(min(1.0, n / baskets), lift, cycle, n > 1, cycle - t, window)
     return out

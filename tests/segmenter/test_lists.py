@@ -11,7 +11,7 @@ from cache_keys import ANON_HSEG, hash_segment
 from cache_keys.wire import parse_segment_list
 from ops.shop import Shop
 from segmenter.connection import connect
-from segmenter.lists import build_lists
+from segmenter.lists import build_lists, rank, segment_behaviour, shrink
 from segmenter.segments import load_rules
 from tests.support import segmenter as support
 from tests.support.segmenter import KEYS
@@ -72,3 +72,60 @@ def test_lists_for_every_segment_and_variant(redis_url, redis_client, tmp_path) 
         k.decode(): msgpack.unpackb(v) for k, v in redis_client.hgetall(KEYS.list_registry).items()
     }
     assert again == registry  # same inputs, same ETags: edges revalidate with a 304
+
+
+def test_shrink_moves_from_the_prior_to_the_segments_own_behaviour() -> None:
+    prior = {"a": 3.0, "b": 1.0}
+    small = shrink({"b": 10.0}, prior, strength=500.0)  # two purchases' worth: the prior leads
+    large = shrink({"b": 5000.0, "c": 2000.0}, prior, strength=500.0)
+    assert small["a"] > small["b"] > 0
+    assert large["b"] > large["c"] > large["a"]
+    assert abs(sum(large.values()) - 1.0) < 1e-9  # shares of one total
+
+
+def test_rank_follows_what_a_large_segment_buys_and_keeps_the_prior_for_a_small_one() -> None:
+    catalog = {f"s{i}": {"category": "x", "price": 1.0, "stock": 5} for i in range(5)}
+    popularity = {"s0": 50.0, "s1": 40.0, "s2": 30.0, "s3": 20.0, "s4": 10.0}
+    band = (float("-inf"), float("inf"))
+    plain = [li.item for li in rank(popularity, catalog, "", band, 5)]
+    small = [li.item for li in rank(popularity, catalog, "", band, 5, behaviour={"s4": 5.0})]
+    large = [li.item for li in rank(popularity, catalog, "", band, 5, behaviour={"s4": 5000.0})]
+    assert plain == small == ["s0", "s1", "s2", "s3", "s4"]
+    assert large[0] == "s4" and large[1:] == ["s0", "s1", "s2", "s3"]
+
+
+def test_segment_lists_come_from_their_own_shoppers(redis_url, redis_client, tmp_path) -> None:
+    s = support.settings(redis_url, tmp_path / "b")
+    rules = load_rules()
+    tea, cheese = "returning|grocery|mid", "returning|toys|mid"
+    for n in range(40):
+        sku = f"sku-{n}"
+        doc = {"category": "grocery", "price": 5.0, "stock": 5, "durable": False}
+        redis_client.hset(KEYS.catalog, sku, orjson.dumps(doc))
+    # 300 shoppers per segment, each buying their segment's item 4 times and viewing another
+    for n in range(600):
+        sid = f"shopper{n:06d}xxxxxxxxxx"
+        name, item, seen = (tea, "sku-37", "sku-38") if n % 2 else (cheese, "sku-39", "sku-36")
+        redis_client.hset(KEYS.shopper(sid), mapping={"seg": name, "hseg": "x"})
+        redis_client.hset(KEYS.bought(sid), item, f"4|{n}|1|4|2.5|4")
+        redis_client.lpush(KEYS.recent(sid), seen)
+
+    async def build():
+        client = connect(redis_url)
+        behaviour = await segment_behaviour(client, KEYS)
+        await build_lists(client, KEYS, rules, s, now_ms=1)
+        await client.aclose()
+        return behaviour
+
+    behaviour = asyncio.run(build())
+    assert behaviour[tea] == {"sku-37": 300 * 4 * 5.0, "sku-38": 300 * 1.0}
+
+    def top(name: str) -> list[str]:
+        raw = redis_client.get(KEYS.segment_list(hash_segment(name, s.segment_key), "control"))
+        return [li.item for li in parse_segment_list(msgpack.unpackb(raw)).items[:2]]
+
+    assert top(tea) == ["sku-37", "sku-38"]
+    assert top(cheese) == ["sku-39", "sku-36"]
+    # no shoppers of its own: the prior (the catalog fill, in id order)
+    other = next(n for n in rules.all_segments() if n not in (tea, cheese))
+    assert top(other)[0] not in {"sku-36", "sku-37", "sku-38", "sku-39"}

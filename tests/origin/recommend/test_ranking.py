@@ -7,6 +7,7 @@ from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import MISSING, Expiring, ListView
 from origin.recommend.features import Features, decode_affinity, decode_bought
 from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
+from origin.recommend.repurchase import due_scores
 
 NOW = 1_764_000_000_000
 DAY = 86_400_000
@@ -68,8 +69,8 @@ def test_reasons_name_the_strongest_signal_truthfully() -> None:
             "tea": (9, NOW - 2 * DAY, NOW - 60 * DAY, 9),
         },
         affinity={"dairy": 1.0},
-        # tea in most baskets: frequency leads; eggs in fewer, but due today: timing leads
-        pif={"eggs": 0.5, "jam": 1.0, "tea": 4.0},
+        # tea in most baskets, bought two days ago; eggs due: their interval is up
+        baskets=12,
     )
     inp = Inputs(
         feats,
@@ -118,7 +119,8 @@ def test_buy_again_puts_what_is_due_first() -> None:
             "flour": (1, NOW - 20 * DAY, NOW - 20 * DAY, 1),  # once
             "bread": (6, NOW - 90 * DAY, NOW - 125 * DAY, 6),  # weekly, then stopped
             "kettle": (1, NOW, NOW, 1),
-        }
+        },
+        baskets=20,
     )
     catalog = {
         "kettle": CatalogEntry("home", 30.0, 5, durable=True),
@@ -126,20 +128,59 @@ def test_buy_again_puts_what_is_due_first() -> None:
     }
     out = buy_again(Inputs(feats, NOW, catalog=catalog), k=10, category_cap=10)
     score = {s.item: s.score for s in out}
-    assert out[0].item == "milk" and out[0].reason == "you buy this often"
+    reasons = {s.item: s.reason for s in out}
+    assert out[0].item == "milk" and reasons["milk"] == "due again: you buy this every ~7 days"
     assert "kettle" not in score  # durable
-    # Equally frequent (no basket-decayed frequencies given: purchase counts), but timing
-    # tells them apart: the same habit bought yesterday, one that stopped two months ago.
-    assert score["eggs"] < score["milk"] - 0.2
-    assert score["bread"] < score["milk"] - 0.2
+    # Equally frequent (in 8 of 20 baskets), but timing tells them apart: the same habit
+    # bought yesterday, one that stopped two months ago.
+    assert score["eggs"] < score["milk"] / 2 and reasons["eggs"] == "you buy this often"
+    assert score["bread"] < score["milk"] / 2
+    assert reasons["flour"] == "buy again"
 
 
-def test_buy_again_prefers_what_recent_baskets_hold() -> None:
-    # Same purchases and timing; the basket-decayed frequency says which is the current habit.
-    row = (4, NOW - 7 * DAY, NOW - 60 * DAY, 4)
-    feats = Features(bought={"old": row, "new": row}, pif={"old": 0.6, "new": 3.1})
+def test_a_staple_just_bought_gives_way_to_a_rarer_item_that_is_due() -> None:
+    # tea in 12 of 20 baskets but bought yesterday; jam in 5, its ~14-day interval is up.
+    feats = Features(
+        bought={
+            "tea": (12, NOW - DAY, NOW - 67 * DAY, 12),
+            "jam": (5, NOW - 15 * DAY, NOW - 71 * DAY, 5),
+        },
+        baskets=20,
+    )
     out = buy_again(Inputs(feats, NOW), k=10, category_cap=10)
-    assert [s.item for s in out] == ["new", "old"]
+    assert [s.item for s in out] == ["jam", "tea"]
+
+
+def test_buy_again_breaks_ties_by_popularity_then_the_most_recent_purchase() -> None:
+    ago = {"a": 3, "b": 1, "c": 2}  # days since each was bought, once
+    bought = {i: (1, NOW - d * DAY, NOW - d * DAY, 1) for i, d in ago.items()}
+    out = buy_again(Inputs(Features(bought=bought, baskets=5), NOW), k=10, category_cap=10)
+    assert [s.item for s in out] == ["b", "c", "a"]
+    # what many shoppers buy comes before what few do, recency only after that
+    popular = ListView.from_items([li("a", 9.0), li("c", 3.0)])
+    inp = Inputs(Features(bought=bought, baskets=5), NOW, popular=popular)
+    assert [s.item for s in buy_again(inp, k=10, category_cap=10)] == ["a", "c", "b"]
+
+
+def test_share_of_baskets_leads_when_timing_says_nothing() -> None:
+    # Bought once each (no interval of their own): the repurchase score is the share of the
+    # shopper's baskets holding the item, the timing lift exactly 1.
+    dues = due_scores(
+        {"a": (1, NOW - 3 * DAY, NOW - 3 * DAY, 1), "b": (2, NOW - 3 * DAY, NOW - 3 * DAY, 1)},
+        lambda i: "", NOW, baskets=4,
+    )  # fmt: skip
+    assert dues["a"].lift == 1.0 and dues["a"].score == 0.25
+    # the same item in more baskets ranks higher at equal timing
+    more = due_scores(
+        {"a": (3, NOW - 7 * DAY, NOW - 21 * DAY, 3), "x": (1, NOW - DAY, NOW - DAY, 1)},
+        lambda i: "", NOW, baskets=6,
+    )  # fmt: skip
+    fewer = due_scores(
+        {"a": (3, NOW - 7 * DAY, NOW - 21 * DAY, 3), "x": (1, NOW - DAY, NOW - DAY, 1)},
+        lambda i: "", NOW, baskets=12,
+    )  # fmt: skip
+    assert more["a"].score > fewer["a"].score
+    assert more["a"].lift == fewer["a"].lift
 
 
 def test_due_items_are_not_capped_by_category_but_discovery_is() -> None:
