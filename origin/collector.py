@@ -6,6 +6,12 @@
     opted out (Sec-GPC: 1 or the opt-out cookie)  202 {"accepted": 0, "rejected": 0,
                                                "opted_out": true, "results": []}
 
+``user`` is a shopper id of either kind, the anonymous id or the shop's customer id (the one
+id policy, ``segmenter.shoppers``); a browser's events get it from the shopper cookie. An
+``identify`` event (``user`` the customer, ``anon`` the anonymous id, from the cookie when
+absent) links the two: later events of the anonymous id in that session are stored as the
+customer's (``segmenter.stitching``).
+
 Valid events are appended (msgpack) to the partition stream of their shopper; invalid ones are
 answered with their reasons and written to the dead-letter stream (capped at ``DLQ_MAXLEN``)
 with the original bytes: the whole body when it is one event or not JSON, the item's own
@@ -32,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from cache_keys import is_shopper_id
 from origin.body import too_deep
 from origin.errors import BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable
 from origin.identity import identify_cookie, is_opted_out
@@ -40,9 +47,11 @@ from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.event_jsonschema import MAX_BATCH, event_json_schema
 from segmenter.schema import DLQ_MAXLEN, STREAM_MAXLEN, partition_of, tombstone_digest
+from segmenter.shoppers import ShopperIds
+from segmenter.stitching import credit, parse_link, stage_link
 from segmenter.store import dlq_fields
 
-__all__ = ["RateLimiter", "routes"]
+__all__ = ["RateLimiter", "check_ids", "routes"]
 
 SITE_KEY_HEADER = "x-p13n-site-key"
 _LIMITER = "collector.limiter"
@@ -97,24 +106,37 @@ def _enrich(doc: Any, request: Request) -> Any:
     out, and ``traceparent`` from the request when the event carries none."""
     if not isinstance(doc, dict):
         return doc
-    if "user" not in doc:
+    slot = "anon" if doc.get("type") == "identify" else "user"
+    if slot not in doc:
         shopper = identify_cookie(request)
         if shopper.sid and not shopper.optout:
-            doc = {**doc, "user": shopper.sid}
+            doc = {**doc, slot: shopper.sid}
     trace = request.headers.get("traceparent", "")
     if trace and "traceparent" not in doc and event.TRACEPARENT_RE.fullmatch(trace):
         doc = {**doc, "traceparent": trace}
     return doc
 
 
-def _check(doc: Any, now_ms: int, skew_ms: int) -> Event | Rejection:
+def check_ids(ev: Event, ids: ShopperIds) -> Event | Rejection:
+    """The event when its shopper ids are of the accepted kinds, else why not: any id for
+    ``user``, and for an identify a customer signing in and an anonymous id."""
+    if ev.type == "identify":
+        problem = ids.problem(ev.user, "customer")
+        if problem is None and (problem := ids.problem(ev.anon, "anonymous")) is not None:
+            return Rejection("anon", problem)
+    else:
+        problem = ids.problem(ev.user)
+    return ev if problem is None else Rejection("user", problem)
+
+
+def _check(doc: Any, now_ms: int, skew_ms: int, ids: ShopperIds) -> Event | Rejection:
     deep = too_deep(doc)  # before anything walks it
     if deep is not None:
         return Rejection("$", deep)
     result = event.validate(doc)
     if isinstance(result, Event) and result.ts > now_ms + skew_ms:
         return Rejection("ts", "in the future beyond the allowed clock skew")
-    return result
+    return check_ids(result, ids) if isinstance(result, Event) else result
 
 
 def _user_of(doc: Any) -> str:
@@ -128,16 +150,26 @@ def _bus(state: AppState) -> Any:
     return state.redis
 
 
-async def _erased(state: AppState, users: list[str]) -> set[str]:
-    """Which of ``users`` were erased (tombstoned): one HMGET for the whole batch."""
+async def _lookups(
+    state: AppState, users: list[str]
+) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    """Which of ``users`` were erased (tombstoned), and the sign-in links of the anonymous
+    ones: one round trip for the whole batch."""
     named = sorted({u for u in users if u})
     if not named:
-        return set()
+        return set(), {}
+    anons = [u for u in named if is_shopper_id(u)]
     try:
-        marks = await _bus(state).hmget(state.keys.tombstones, [tombstone_digest(u) for u in named])
+        pipe = _bus(state).pipeline(transaction=False)
+        pipe.hmget(state.keys.tombstones, [tombstone_digest(u) for u in named])
+        for u in anons:
+            pipe.get(state.keys.link(u))
+        marks, *links = await pipe.execute()
     except (RedisError, OSError) as exc:
         raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
-    return {u for u, mark in zip(named, marks, strict=True) if mark is not None}
+    erased = {u for u, mark in zip(named, marks, strict=True) if mark is not None}
+    linked = {u: lk for u, raw in zip(anons, links, strict=True) if (lk := parse_link(raw))}
+    return erased, linked
 
 
 async def _store(
@@ -148,6 +180,8 @@ async def _store(
     for ev in valid:
         stream = keys.stream(partition_of(ev.user, state.settings.partitions))
         pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
+        if ev.type == "identify":
+            stage_link(pipe, keys, ev)
     for rej, raw, user in dead:
         fields = dlq_fields(rej, raw, "collector", user=user, received_ms=now)
         pipe.xadd(
@@ -260,13 +294,16 @@ async def post_events(request: Request) -> Response:
     _limit(state, client, len(docs))
     docs = [_enrich(d, request) for d in docs]
     now = int(time.time() * 1000)
-    checked = [_check(d, now, s.max_clock_skew_ms) for d in docs]
+    checked = [_check(d, now, s.max_clock_skew_ms, s.shopper_ids) for d in docs]
     # An erased shopper's events, good or bad, are refused before anything is written.
     users = [
         c.user if isinstance(c, Event) else _user_of(d) for c, d in zip(checked, docs, strict=True)
     ]
-    erased = await _erased(state, users)
-    checked = [ERASED if u in erased else c for c, u in zip(checked, users, strict=True)]
+    erased, links = await _lookups(state, users)
+    checked = [
+        ERASED if u in erased else credit(c, links.get(u)) if isinstance(c, Event) else c
+        for c, u in zip(checked, users, strict=True)
+    ]
     valid = [c for c in checked if isinstance(c, Event)]
     dead = _dead_letters(raw, single, docs, checked, users)
     await _store(state, valid, dead)

@@ -13,8 +13,20 @@ from dataclasses import dataclass, field
 
 from cache_keys import KeyRing, SigningKey
 from segmenter.connection import cluster_url
+from segmenter.shoppers import (
+    DEFAULT_CUSTOMER_ID_MAX_LEN,
+    DEFAULT_CUSTOMER_ID_PATTERN,
+    ShopperIds,
+)
 
-__all__ = ["ROLES", "SECRET_SETTINGS", "Settings", "SettingsError", "local_secrets"]
+__all__ = [
+    "ROLES",
+    "SECRET_SETTINGS",
+    "Settings",
+    "SettingsError",
+    "local_secrets",
+    "shopper_ids_from_env",
+]
 
 ROLES = frozenset({"merchandiser", "experimenter", "admin", "service"})
 _DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
@@ -100,6 +112,17 @@ def _tokens(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def shopper_ids_from_env(env: Mapping[str, str]) -> ShopperIds:
+    """``P13N_CUSTOMER_ID_PATTERN`` and ``P13N_CUSTOMER_ID_MAX_LEN`` as the id policy."""
+    try:
+        return ShopperIds(
+            env.get("P13N_CUSTOMER_ID_PATTERN") or DEFAULT_CUSTOMER_ID_PATTERN,
+            _int(env, "P13N_CUSTOMER_ID_MAX_LEN", DEFAULT_CUSTOMER_ID_MAX_LEN),
+        )
+    except ValueError as exc:
+        raise SettingsError(f"P13N_CUSTOMER_ID_PATTERN / P13N_CUSTOMER_ID_MAX_LEN: {exc}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the origin needs to run."""
@@ -171,6 +194,11 @@ class Settings:
     collector_burst: int = 2000
     # P13N_MAX_CLOCK_SKEW_MS: events stamped further in the future are rejected.
     max_clock_skew_ms: int = 5 * 60_000
+    # P13N_CUSTOMER_ID_PATTERN / P13N_CUSTOMER_ID_MAX_LEN: the shop's own customer ids
+    # (``segmenter.shoppers``): a regular expression every id must match whole, and a length
+    # limit (at most 64). Ids must also fit [A-Za-z0-9_.:-]; the default admits "cust_48213",
+    # "12345" and hex e-mail hashes, never a raw e-mail address.
+    shopper_ids: ShopperIds = field(default_factory=ShopperIds)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -220,4 +248,5 @@ class Settings:
             collector_rate_per_s=_int(e, "P13N_COLLECTOR_RATE_PER_S", 500),
             collector_burst=_int(e, "P13N_COLLECTOR_BURST", 2000),
             max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
+            shopper_ids=shopper_ids_from_env(e),
         )

@@ -4,6 +4,12 @@
         -> Event(event_id="e1", type="view", user="u1", ts=1700000000000, item="sku-1", …)
     {"v": 2, …} -> Rejection(field="v", problem="unsupported version 2; this build reads 1")
 
+``user`` is a shopper id of either kind (``segmenter.shoppers``: the anonymous id or the shop's
+customer id); here only its envelope is checked, the ingress points check the kind. An
+``identify`` event links an anonymous shopper to the customer they signed in as: ``user`` is
+the customer, ``anon`` the anonymous id (the processor merges the anonymous features into the
+customer's, exactly once: ``segmenter.features``).
+
 JSON arrives at the collector; msgpack of the same field names travels on the streams. A
 consumer that meets any other version parks the entry in the dead-letter stream.
 """
@@ -31,7 +37,9 @@ __all__ = [
 ]
 
 VERSION = 1
-EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "search", "exposure")
+EVENT_TYPES = (
+    "view", "add_to_cart", "remove_from_cart", "purchase", "search", "exposure", "identify",
+)  # fmt: skip
 # Types that are about one item, so ``item`` is required.
 ITEM_TYPES = frozenset({"view", "add_to_cart", "remove_from_cart", "purchase"})
 MIN_TS_MS = 946_684_800_000  # 2000-01-01
@@ -40,7 +48,9 @@ MAX_PRICE = 1_000_000.0
 MAX_QTY = 1000
 
 EVENT_ID_RE = re.compile(r"[\x21-\x7e]{1,64}")
-USER_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Every shopper id, anonymous or customer, fits this envelope (no "|", "{", "}" or spaces:
+# ids go into hash tags and "user|session" fields).
+USER_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 ITEM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 SESSION_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
@@ -49,6 +59,7 @@ TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"
 TEXT_FIELDS: dict[str, re.Pattern[str]] = {
     "event_id": EVENT_ID_RE,
     "user": USER_RE,
+    "anon": USER_RE,
     "item": ITEM_RE,
     "category": ITEM_RE,
     "session": SESSION_RE,
@@ -62,7 +73,7 @@ _REQUIRED_SET = frozenset(REQUIRED)
 # Text values already seen to match their pattern, for the fields whose values repeat
 # (shoppers, items, sessions…): a set lookup instead of a regex; bounded, emptied when full.
 _KNOWN: dict[str, set[str]] = {
-    name: set() for name in ("user", "item", "category", "session", "experiment", "variant")
+    name: set() for name in ("user", "anon", "item", "category", "session", "experiment", "variant")
 }
 _KNOWN_MAX = 100_000
 
@@ -84,6 +95,7 @@ class Event:
     variant: str = ""
     traceparent: str = ""
     bot: bool = False
+    anon: str = ""  # identify only: the anonymous id signing in as ``user``
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +194,16 @@ def _build(d: Mapping[str, Any]) -> Event:
         get("variant", ""),
         get("traceparent", ""),
         bot,
+        get("anon", ""),
     )
     if kind in ITEM_TYPES and not ev.item:
         raise _Invalid("item", f"is required for {kind}")
     if kind == "exposure" and not (ev.experiment and ev.variant):
         raise _Invalid("experiment" if not ev.experiment else "variant", "required for exposure")
+    if (kind == "identify") != bool(ev.anon):
+        raise _Invalid("anon", "is required for identify" if ev.anon == "" else "identify only")
+    if ev.anon and ev.anon == ev.user:
+        raise _Invalid("anon", "must differ from user")
     return ev
 
 
@@ -207,7 +224,7 @@ def to_doc(ev: Event) -> dict[str, Any]:
         "user": ev.user,
         "ts": ev.ts,
     }
-    for name in ("item", "category", "session", "experiment", "variant", "traceparent"):
+    for name in ("item", "category", "session", "experiment", "variant", "traceparent", "anon"):
         value = getattr(ev, name)
         if value:
             doc[name] = value

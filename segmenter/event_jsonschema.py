@@ -41,6 +41,8 @@ def _event() -> dict[str, Any]:
              "description": "set by producers that detect bots; excluded from experiments"},
     )  # fmt: skip
     props["traceparent"]["description"] = "W3C trace context"
+    props["user"]["description"] = "anonymous shopper id or the shop's customer id"
+    props["anon"]["description"] = "identify: the anonymous id signing in as user"
     props["event_id"]["description"] = "client-generated; retries reuse it (24 h dedupe)"
     return {
         "type": "object",
@@ -55,6 +57,11 @@ def _event() -> dict[str, Any]:
             {
                 "if": {"properties": {"type": {"const": "exposure"}}},
                 "then": {"required": ["experiment", "variant"]},
+            },
+            {
+                "if": {"properties": {"type": {"const": "identify"}}},
+                "then": {"required": ["anon"]},
+                "else": {"not": {"required": ["anon"]}},
             },
         ],
     }
