@@ -5,7 +5,8 @@ script may only touch one hash slot; and batched, for a single Redis, where one 
 take every shopper of a batch and the partition at once. Per slot::
 
     load        one pipeline: partition meta, the batch's event ids, sessions, exposures,
-                tombstones, and one read script per shopper
+                tombstones, and one read script per shopper (the anonymous shoppers that
+                the batch's identify events merge included)
     dead        one idempotent script call per dead letter (pipelined)
     shoppers    one compare-and-set script per changed shopper (pipelined)
     commit      one script on the partition's slot: fencing token and offset checked, then
@@ -115,7 +116,8 @@ class _Lookups:
         ids: dict[int, list[str]] = {}
         for ev in events:
             ids.setdefault(ev.ts // 86_400_000, []).append(ev.event_id)
-        users = sorted({ev.user for ev in events})
+        # An identify merges its anonymous shopper's features: they are read with the batch.
+        users = sorted({ev.user for ev in events} | {ev.anon for ev in events if ev.anon})
         return cls(
             users=users,
             cached=cached,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from cache_keys import ANON_HSEG, is_hseg
+from cache_keys import ANON_HSEG, is_hseg, is_shopper_id
 
 __all__ = [
     "AFFINITY_HALF_LIFE_S",
@@ -40,6 +40,8 @@ class Features:
     # item -> (quantity, last purchase ms, first purchase ms, purchases)
     bought: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     affinity: dict[str, float] = field(default_factory=dict)
+    # A customer's A/B unit: the anonymous id they last signed in from ("" if none).
+    ab: str = ""
 
 
 def _split2(value: bytes) -> tuple[str, str]:
@@ -106,4 +108,5 @@ def decode_features(
         cart=_cart(cart),
         bought=decode_bought(bought),
         affinity=decode_affinity(aff, now_ms),
+        ab=ab if is_shopper_id(ab := f.get(b"ab", b"").decode()) else "",
     )
