@@ -187,6 +187,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from ops import evaluate  # noqa: PLC0415 - evaluate, history
 
     evaluate.register(sub)
+    from ops import imports  # noqa: PLC0415 - import events, import catalog
+
+    imports.register(sub)
     return parser
 
 

@@ -51,7 +51,7 @@ from segmenter.shoppers import ShopperIds
 from segmenter.stitching import credit, parse_link, stage_link
 from segmenter.store import dlq_fields
 
-__all__ = ["RateLimiter", "check_ids", "routes"]
+__all__ = ["RateLimiter", "routes"]
 
 SITE_KEY_HEADER = "x-p13n-site-key"
 _LIMITER = "collector.limiter"
@@ -117,18 +117,6 @@ def _enrich(doc: Any, request: Request) -> Any:
     return doc
 
 
-def check_ids(ev: Event, ids: ShopperIds) -> Event | Rejection:
-    """The event when its shopper ids are of the accepted kinds, else why not: any id for
-    ``user``, and for an identify a customer signing in and an anonymous id."""
-    if ev.type == "identify":
-        problem = ids.problem(ev.user, "customer")
-        if problem is None and (problem := ids.problem(ev.anon, "anonymous")) is not None:
-            return Rejection("anon", problem)
-    else:
-        problem = ids.problem(ev.user)
-    return ev if problem is None else Rejection("user", problem)
-
-
 def _check(doc: Any, now_ms: int, skew_ms: int, ids: ShopperIds) -> Event | Rejection:
     deep = too_deep(doc)  # before anything walks it
     if deep is not None:
@@ -136,7 +124,7 @@ def _check(doc: Any, now_ms: int, skew_ms: int, ids: ShopperIds) -> Event | Reje
     result = event.validate(doc)
     if isinstance(result, Event) and result.ts > now_ms + skew_ms:
         return Rejection("ts", "in the future beyond the allowed clock skew")
-    return check_ids(result, ids) if isinstance(result, Event) else result
+    return ids.check_event(result) if isinstance(result, Event) else result
 
 
 def _user_of(doc: Any) -> str:

@@ -13,11 +13,7 @@ from dataclasses import dataclass, field
 
 from cache_keys import KeyRing, SigningKey
 from segmenter.connection import cluster_url
-from segmenter.shoppers import (
-    DEFAULT_CUSTOMER_ID_MAX_LEN,
-    DEFAULT_CUSTOMER_ID_PATTERN,
-    ShopperIds,
-)
+from segmenter.shoppers import ShopperIds
 
 __all__ = [
     "ROLES",
@@ -115,10 +111,7 @@ def _tokens(env: Mapping[str, str]) -> dict[str, str]:
 def shopper_ids_from_env(env: Mapping[str, str]) -> ShopperIds:
     """``P13N_CUSTOMER_ID_PATTERN`` and ``P13N_CUSTOMER_ID_MAX_LEN`` as the id policy."""
     try:
-        return ShopperIds(
-            env.get("P13N_CUSTOMER_ID_PATTERN") or DEFAULT_CUSTOMER_ID_PATTERN,
-            _int(env, "P13N_CUSTOMER_ID_MAX_LEN", DEFAULT_CUSTOMER_ID_MAX_LEN),
-        )
+        return ShopperIds.from_env(env)
     except ValueError as exc:
         raise SettingsError(f"P13N_CUSTOMER_ID_PATTERN / P13N_CUSTOMER_ID_MAX_LEN: {exc}") from exc
 

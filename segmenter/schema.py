@@ -28,6 +28,9 @@ ever part of a key name.
     P:{p:<n>}:late         hash   late-event counters
     P:{p:<n>}:sess         hash   "<user>|<session>" -> msgpack [last_ts, items…] (co-visitation)
     P:{p:<n>}:sessidx      zset   "<user>|<session>" -> last event ms (to expire idle sessions)
+    P:{p:<n>}:imports      hash   bulk-import file digest -> last file line imported to this
+                                  partition (written with the entries, atomically:
+                                  ``p13n import events`` resumes and never imports twice)
     P:{p:<n>}:expsh        hash   user -> msgpack {experiment: [variant, first_exposure_ms,
                                   converted_ms or 0]} (distinct exposures and conversions)
     P:{dlq}:events         stream dead letters: reason, field, original bytes, source
@@ -70,8 +73,9 @@ reads them and writes admin state)::
     seg:<hseg>:<v>   msgpack of ``cache_keys.wire.segment_list_to_json`` (the wire form)
     registry         hseg -> msgpack {"segment": name, "lists": {variant: etag}}
     popular          msgpack of a segment-list wire form with hseg = ANON_HSEG, variant control
-    dlq entries      reason, field, raw (the original bytes), source (collector | processor),
-                     user (when it could be read), received_ms, stream_id (processor only)
+    dlq entries      reason, field, raw (the original bytes), source (collector | processor |
+                     import), user (when it could be read), received_ms, stream_id
+                     (processor only), where ("file:line", import only)
     catalog values   JSON {"category": str, "price": float, "stock": int, "durable": bool,
                      "updated_ms": int}
     experiments      JSON: the wire form of ``cache_keys.wire.Experiment`` plus admin fields
@@ -293,6 +297,10 @@ class Keys:
 
     def exposed(self, partition: int) -> str:
         return f"{self.prefix}:{{p:{partition}}}:expsh"
+
+    def imports(self, partition: int) -> str:
+        """Bulk imports' progress on this partition: file digest -> last line imported."""
+        return f"{self.prefix}:{{p:{partition}}}:imports"
 
     def partition_keys(self, partition: int) -> tuple[str, ...]:
         """The fixed keys of one partition (used by the atomic apply)."""

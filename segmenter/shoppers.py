@@ -23,11 +23,12 @@ and the bulk import all ask it, so they accept exactly the same ids.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from cache_keys import is_shopper_id
-from segmenter.event import USER_RE
+from segmenter.event import USER_RE, Event, Rejection
 
 __all__ = ["DEFAULT_CUSTOMER_ID_MAX_LEN", "DEFAULT_CUSTOMER_ID_PATTERN", "Kind", "ShopperIds"]
 
@@ -53,6 +54,26 @@ class ShopperIds:
             re.compile(self.customer_pattern)
         except re.error as exc:
             raise ValueError(f"the customer id pattern does not compile: {exc}") from exc
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ShopperIds:
+        """``P13N_CUSTOMER_ID_PATTERN`` and ``P13N_CUSTOMER_ID_MAX_LEN``; ValueError if bad."""
+        raw_len = env.get("P13N_CUSTOMER_ID_MAX_LEN") or str(DEFAULT_CUSTOMER_ID_MAX_LEN)
+        if not raw_len.isdigit():
+            raise ValueError(f"P13N_CUSTOMER_ID_MAX_LEN={raw_len!r} is not an integer")
+        pattern = env.get("P13N_CUSTOMER_ID_PATTERN") or DEFAULT_CUSTOMER_ID_PATTERN
+        return cls(pattern, int(raw_len))
+
+    def check_event(self, ev: Event) -> Event | Rejection:
+        """The event when its shopper ids are of the accepted kinds, else why not: any id
+        for ``user``; for an identify, a customer signing in and an anonymous id."""
+        if ev.type == "identify":
+            problem = self.problem(ev.user, "customer")
+            if problem is None and (problem := self.problem(ev.anon, "anonymous")) is not None:
+                return Rejection("anon", problem)
+        else:
+            problem = self.problem(ev.user)
+        return ev if problem is None else Rejection("user", problem)
 
     def kind(self, value: object) -> Kind | None:
         """ "Q2hv0sZ9kP1fX7aLm3Tq_w" -> "anonymous", "cust_48213" -> "customer", "a b" -> None."""

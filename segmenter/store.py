@@ -88,7 +88,7 @@ class Loaded:
 
 
 def dlq_fields(rejection: Rejection, raw: bytes, source: str, *, user: str, received_ms: int,
-               stream_id: str = "") -> list[Any]:  # fmt: skip
+               stream_id: str = "", where: str = "") -> list[Any]:  # fmt: skip
     """The field/value pairs of one dead letter (format in ``segmenter.schema``)."""
     fields: list[Any] = [
         "reason", rejection.reason, "field", rejection.field, "raw", raw,
@@ -96,6 +96,8 @@ def dlq_fields(rejection: Rejection, raw: bytes, source: str, *, user: str, rece
     ]  # fmt: skip
     if stream_id:
         fields += ["stream_id", stream_id]
+    if where:
+        fields += ["where", where]
     return fields
 
 
