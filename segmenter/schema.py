@@ -77,7 +77,7 @@ reads them and writes admin state)::
                      import), user (when it could be read), received_ms, stream_id
                      (processor only), where ("file:line", import only)
     catalog values   JSON {"category": str, "price": float, "stock": int, "durable": bool,
-                     "updated_ms": int}
+                     "updated_ms": int, and when set "name", "image_url", "category_path"}
     experiments      JSON: the wire form of ``cache_keys.wire.Experiment`` plus admin fields
                      (name, description, version, created_ms, updated_ms, results_from_ms)
     gens             tag -> "soft,hard"; tag "*" means everything; a soft purge bumps soft, a

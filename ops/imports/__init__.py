@@ -62,6 +62,17 @@ def _events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog(args: argparse.Namespace) -> int:
+    from ops.imports.catalog import import_catalog, report_text  # noqa: PLC0415
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    doc = import_catalog(resolve(args), path)
+    emit(args, doc, report_text(path, doc))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``p13n import events`` and ``p13n import catalog``."""
     from ops.commands import _guarded as guard  # noqa: PLC0415
@@ -95,3 +106,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     bar.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(handler=guard("import events", _events))
+
+    p = kinds.add_parser("catalog", help="products (names, images, categories) via the admin API")
+    add_target_args(p)
+    p.add_argument("file", metavar="FILE", help="CSV (.csv) or JSON Lines, maybe gzipped")
+    p.set_defaults(handler=guard("import catalog", _catalog))
