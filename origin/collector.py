@@ -15,8 +15,20 @@ customer's (``segmenter.stitching``).
 Valid events are appended (msgpack) to the partition stream of their shopper; invalid ones are
 answered with their reasons and written to the dead-letter stream (capped at ``DLQ_MAXLEN``)
 with the original bytes: the whole body when it is one event or not JSON, the item's own
-bytes for a batch item. The per-client rate limit is taken before anything is written, dead
-letters included. An opted-out request is read no further: nothing is stored, not even as a
+bytes for a batch item. The rate limit is taken before anything is written, dead letters
+included. RATE_LIMITS: token buckets, in events, per client kind (429 with Retry-After):
+
+    service   a request with a service (or admin) bearer token, the shop's backend: one
+              bucket per token, P13N_COLLECTOR_SERVICE_RATE_PER_S / _BURST (large); no
+              site key needed; any other role is 403, an unknown token 401
+    shopper   a browser's request with the shopper cookie: one bucket per shopper (site key
+              and anonymous id), P13N_COLLECTOR_RATE_PER_S / _BURST, whoever carries it (an
+              edge forwards the cookie, so shoppers behind one edge no longer share a bucket)
+              and also the peer's bucket, P13N_COLLECTOR_PEER_RATE_PER_S / _BURST (larger:
+              it bounds one client inventing shopper ids, and an edge's whole traffic)
+    browser without the cookie: one bucket per site key and TCP peer, the shopper budget
+
+An opted-out request is read no further: nothing is stored, not even as a
 dead letter, whatever the body names as ``user``.
 Redis down: 503 with Retry-After and nothing is accepted; entries that did reach a stream
 before the failure are deduplicated by ``event_id`` when the client retries the batch.
@@ -29,6 +41,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -39,6 +52,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from cache_keys import is_shopper_id
+from origin.auth import role_of
 from origin.body import too_deep
 from origin.errors import BadRequest, Forbidden, PayloadTooLarge, RateLimited, Unavailable
 from origin.identity import identify_cookie, is_opted_out
@@ -51,10 +65,13 @@ from segmenter.shoppers import ShopperIds
 from segmenter.stitching import credit, parse_link, stage_link
 from segmenter.store import dlq_fields
 
-__all__ = ["RateLimiter", "routes"]
+__all__ = ["Budget", "RateLimiter", "routes"]
 
 SITE_KEY_HEADER = "x-p13n-site-key"
 _LIMITER = "collector.limiter"
+BROWSER, PEER, SERVICE = "shopper", "peer", "service"
+# Who may send events with a bearer token (the shop's backend): its own, larger budget.
+SENDER_ROLES = frozenset({"service", "admin"})
 # The answer for an erased shopper's event: refused, stored nowhere, not even dead-lettered.
 ERASED = Rejection("user", "the shopper was erased; nothing is stored for them")
 
@@ -68,6 +85,15 @@ class RateLimiter:
         self.clock = clock
         self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(100_000, ttl=3600)
 
+    def peek(self, client: str, n: int) -> float:
+        """What ``take`` would answer, taking nothing."""
+        now = self.clock()
+        tokens, at = self._buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if n > tokens:
+            return (n - tokens) / self.rate if self.rate > 0 else 3600.0
+        return 0.0
+
     def take(self, client: str, n: int) -> float:
         now = self.clock()
         tokens, at = self._buckets.get(client, (float(self.burst), now))
@@ -79,13 +105,35 @@ class RateLimiter:
         return 0.0
 
 
-def _client(request: Request, state: AppState) -> str:
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Which token buckets one request draws from: (limiter name, client key) pairs."""
+
+    takes: tuple[tuple[str, str], ...]
+
+
+def _client(request: Request, state: AppState) -> Budget:
+    """The request's rate budget (see ``RATE_LIMITS`` in the module docstring)."""
+    caller = role_of(request, state.settings)  # 401 for a token nobody configured
+    if caller is not None:
+        if caller.role not in SENDER_ROLES:
+            raise Forbidden(
+                f"role {caller.role!r} may not send events; a service token may",
+                role=caller.role,
+            )
+        return Budget(((SERVICE, f"token:{caller.fingerprint}"),))
     keys = state.settings.collector_site_keys
     site = request.headers.get(SITE_KEY_HEADER) or request.query_params.get("site_key", "")
     if keys and site not in keys:
         raise Forbidden("a known publishable site key is required", field="site_key")
-    host = request.client.host if request.client else "-"
-    return f"{site}|{host}"
+    peer = f"{site}|peer:{request.client.host if request.client else '-'}"
+    cookie = identify_cookie(request)
+    shopper = None if cookie.optout else cookie.sid
+    if shopper is None:
+        return Budget(((BROWSER, peer),))
+    # Per shopper, whoever carries the request (every shopper behind an edge shares its
+    # address); the peer's own, larger bucket bounds one client minting ids to dodge it.
+    return Budget(((BROWSER, f"{site}|shopper:{shopper}"), (PEER, peer)))
 
 
 async def _read(request: Request, max_bytes: int) -> bytes:
@@ -254,32 +302,49 @@ def _opted_out_answer() -> Response:
     return JSONResponse(body, status_code=202, headers={"Cache-Control": "no-store"})
 
 
-def _limit(state: AppState, client: str, n: int) -> None:
-    s = state.settings
-    limiter = state.extras.setdefault(
-        _LIMITER, RateLimiter(s.collector_rate_per_s, s.collector_burst)
-    )
-    wait_s = limiter.take(hashlib.sha256(client.encode()).hexdigest()[:16], n)
-    if wait_s:
-        raise RateLimited("collector rate limit", retry_after_s=max(1, math.ceil(wait_s)))
+def _limiter(state: AppState, name: str) -> RateLimiter:
+    found = state.extras.get(f"{_LIMITER}.{name}")
+    if found is None:
+        s = state.settings
+        rate, burst = {
+            BROWSER: (s.collector_rate_per_s, s.collector_burst),
+            PEER: (s.collector_peer_rate_per_s, s.collector_peer_burst),
+            SERVICE: (s.collector_service_rate_per_s, s.collector_service_burst),
+        }[name]
+        found = state.extras[f"{_LIMITER}.{name}"] = RateLimiter(rate, burst)
+    return found
+
+
+def _limit(state: AppState, budget: Budget, n: int) -> None:
+    """Take ``n`` events from every bucket of the budget, or 429 naming the one that ran
+    dry (nothing is taken from the others then)."""
+    picked = [(name, _limiter(state, name), hashlib.sha256(key.encode()).hexdigest()[:16])
+              for name, key in budget.takes]  # fmt: skip
+    for name, limiter, key in picked:
+        wait_s = limiter.peek(key, n)
+        if wait_s:
+            raise RateLimited(f"collector rate limit ({name})",
+                              retry_after_s=max(1, math.ceil(wait_s)))  # fmt: skip
+    for _, limiter, key in picked:
+        limiter.take(key, n)
 
 
 async def post_events(request: Request) -> Response:
     """Accept one event or a batch; see the module docstring."""
     state = get_state(request)
     s = state.settings
-    client = _client(request, state)
+    budget = _client(request, state)
     if is_opted_out(request):
         return _opted_out_answer()  # nothing read, nothing stored, nothing dead-lettered
     raw = await _read(request, s.max_body_bytes)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        _limit(state, client, 1)
+        _limit(state, budget, 1)
         await _store(state, [], [(Rejection("$", f"not JSON: {exc}"), raw, "")])
         raise BadRequest(f"body is not valid JSON: {exc}", field="$") from exc
     docs, single = _docs(doc)
-    _limit(state, client, len(docs))
+    _limit(state, budget, len(docs))
     docs = [_enrich(d, request) for d in docs]
     now = int(time.time() * 1000)
     checked = [_check(d, now, s.max_clock_skew_ms, s.shopper_ids) for d in docs]

@@ -181,10 +181,19 @@ class Settings:
     # P13N_COLLECTOR_SITE_KEYS: publishable site keys ("k1,k2") the collector accepts in the
     # X-P13N-Site-Key header or the site_key query parameter; empty means none is required.
     collector_site_keys: frozenset[str] = frozenset()
-    # P13N_COLLECTOR_RATE_PER_S / P13N_COLLECTOR_BURST: per-client token bucket, in events
-    # (a client is its site key and address); over it the collector answers 429.
+    # P13N_COLLECTOR_RATE_PER_S / P13N_COLLECTOR_BURST: per-shopper token bucket, in events
+    # (a browser's site key and shopper cookie; its site key and address without the
+    # cookie); over it the collector answers 429 (``origin.collector``, RATE_LIMITS).
     collector_rate_per_s: int = 500
     collector_burst: int = 2000
+    # P13N_COLLECTOR_PEER_RATE_PER_S / P13N_COLLECTOR_PEER_BURST: per TCP peer (a browser,
+    # or an edge carrying many shoppers' cookies), over the per-shopper buckets above.
+    collector_peer_rate_per_s: int = 20_000
+    collector_peer_burst: int = 40_000
+    # P13N_COLLECTOR_SERVICE_RATE_PER_S / P13N_COLLECTOR_SERVICE_BURST: per service token
+    # (the shop's backend sending events with a bearer token), instead of the above.
+    collector_service_rate_per_s: int = 50_000
+    collector_service_burst: int = 100_000
     # P13N_MAX_CLOCK_SKEW_MS: events stamped further in the future are rejected.
     max_clock_skew_ms: int = 5 * 60_000
     # P13N_CUSTOMER_ID_PATTERN / P13N_CUSTOMER_ID_MAX_LEN: the shop's own customer ids
@@ -240,6 +249,10 @@ class Settings:
             ),
             collector_rate_per_s=_int(e, "P13N_COLLECTOR_RATE_PER_S", 500),
             collector_burst=_int(e, "P13N_COLLECTOR_BURST", 2000),
+            collector_peer_rate_per_s=_int(e, "P13N_COLLECTOR_PEER_RATE_PER_S", 20_000),
+            collector_peer_burst=_int(e, "P13N_COLLECTOR_PEER_BURST", 40_000),
+            collector_service_rate_per_s=_int(e, "P13N_COLLECTOR_SERVICE_RATE_PER_S", 50_000),
+            collector_service_burst=_int(e, "P13N_COLLECTOR_SERVICE_BURST", 100_000),
             max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
             shopper_ids=shopper_ids_from_env(e),
         )
