@@ -14,7 +14,6 @@ typed for their field first (``ops.imports.records`` describes the mapping).
 from __future__ import annotations
 
 import csv
-import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -123,18 +122,21 @@ def _doc(cfg: ParseConfig, n: int, line: bytes) -> dict[str, Any] | Rejection:
     return doc if isinstance(doc, dict) else Rejection("$", "an event must be an object")
 
 
-@functools.lru_cache(maxsize=200_000)
-def _user_problem(ids: ShopperIds, user: str) -> str | None:
-    return ids.problem(user)
+# Per worker process: shopper ids repeat across a history, so each is checked and placed once.
+_PROBLEMS: dict[ShopperIds, dict[str, str | None]] = {}
+_PARTITIONS: dict[int, dict[str, int]] = {}
+_CACHE_MAX = 500_000
 
 
-@functools.lru_cache(maxsize=200_000)
-def _partition(user: str, partitions: int) -> int:
-    return partition_of(user, partitions)
+def _cache(store: dict[Any, dict[str, Any]], key: Any) -> dict[str, Any]:
+    found = store.get(key)
+    if found is None or len(found) > _CACHE_MAX:
+        found = store[key] = {}
+    return found
 
 
 def check(cfg: ParseConfig, doc: dict[str, Any]) -> Event | Rejection:
-    """The collector's checks of one event document (shopper ids remembered: they repeat)."""
+    """The collector's checks of one event document."""
     ev = event.validate(doc)
     if type(ev) is Rejection:
         return ev
@@ -143,7 +145,10 @@ def check(cfg: ParseConfig, doc: dict[str, Any]) -> Event | Rejection:
         return Rejection("ts", "in the future beyond the allowed clock skew")
     if ev.type == "identify":
         return cfg.ids.check_event(ev)
-    problem = _user_problem(cfg.ids, ev.user)
+    problems = _cache(_PROBLEMS, cfg.ids)
+    problem = problems.get(ev.user, "")
+    if problem == "":
+        problem = problems[ev.user] = cfg.ids.problem(ev.user)
     return ev if problem is None else Rejection("user", problem)
 
 
@@ -151,8 +156,12 @@ def parsed(ev: Event, line: int, partitions: int, doc: dict[str, Any] | None = N
     """An event as the importer carries it: the stream entry is the msgpack of the checked
     document itself when there is one (the processor validates it again on reading)."""
     entry = msgpack.packb(doc) if doc is not None else event.encode(ev)
+    places = _cache(_PARTITIONS, partitions)
+    p = places.get(ev.user)
+    if p is None:
+        p = places[ev.user] = partition_of(ev.user, partitions)
     return Parsed(line, entry, ev.user, ev.anon, ev.type, ev.session,
-                  (ev.event_id, ev.ts // DAY_MS), _partition(ev.user, partitions))  # fmt: skip
+                  (ev.event_id, ev.ts // DAY_MS), p)  # fmt: skip
 
 
 def parse_batch(cfg: ParseConfig, batch: list[tuple[int, bytes]]) -> list[Parsed | Bad]:
