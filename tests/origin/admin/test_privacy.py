@@ -81,6 +81,7 @@ async def test_erasure_pages_through_a_long_dlq(client, redis_client):
         p.xadd(data.KEYS.dlq, {"user": victim if i % 1000 == 999 else sid(4), "raw": b"x"})
     p.execute()
     r = await client.delete(f"/v1/admin/shoppers/{victim}", headers=bearer(ADMIN))
+    assert r.status_code == 200, r.text
     assert r.json()["removed"]["dlq_entries"] == 2
     assert redis_client.xlen(data.KEYS.dlq) == 2498
 
