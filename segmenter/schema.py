@@ -32,7 +32,8 @@ ever part of a key name.
                                   partition (written with the entries, atomically:
                                   ``p13n import events`` resumes and never imports twice)
     P:{p:<n>}:expsh        hash   user -> msgpack {experiment: [variant, first_exposure_ms,
-                                  converted_ms or 0]} (distinct exposures and conversions)
+                                  converted_ms or 0]} (distinct exposures and conversions;
+                                  an identify copies the anonymous id's into the customer's)
     P:{dlq}:events         stream dead letters: reason, field, original bytes, source
     P:{dlq}:src            hash   "p<n>:<stream id>" -> DLQ entry id (processor DLQ writes once)
     P:{seg}:members        zset   processor (consumer name:run id) -> heartbeat deadline ms

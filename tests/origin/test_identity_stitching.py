@@ -79,38 +79,50 @@ async def test_signing_in_mid_session_merges_keeps_variants_and_erases_both(
     # Before: the customer bought a kettle on another visit; the anonymous shopper browses.
     old = ev(1, "purchase", "kettle", "home", "old", user=customer, price=30.0)
     assert (await client.post("/v1/events", json=old)).status_code == 202
-    browsing = {"events": [ev(2, "view", "milk", "dairy", "s1"),
-                           ev(3, "add_to_cart", "bread", "bakery", "s1")]}  # fmt: skip
-    assert (await client.post("/v1/events", json=browsing, headers=jar(ANON))).json()[
-        "accepted"
-    ] == 2
-    await process(redis_url, tmp_path)
     before = await client.get("/v1/recommendations", headers=jar(ANON))
     variants = before.json()["variants"]
     assert variants == {"rail-algo": exp.variations[variant_of[ANON]].name}
+    seen = {"v": 1, "event_id": "x1", "type": "exposure", "experiment": "rail-algo",
+            "variant": variants["rail-algo"], "session": "s1"}  # fmt: skip
+    seen["ts"] = data.NOW_MS - 99 * MIN_MS
+    browsing = {"events": [seen, ev(2, "view", "milk", "dairy", "s1"),
+                           ev(3, "add_to_cart", "bread", "bakery", "s1")]}  # fmt: skip
+    r = await client.post("/v1/events", json=browsing, headers=jar(ANON))
+    assert r.json()["accepted"] == 3
+    await process(redis_url, tmp_path)
 
     # Sign-in from the page: the collector takes the anonymous id from the cookie.
     identify = ev(4, "identify", "", "", "s1", user=customer)
     del identify["item"], identify["category"]
     r = await client.post("/v1/events", json=identify, headers=jar(ANON))
     assert r.status_code == 202, r.text
-    after = {
-        "events": [
-            ev(5, "view", "cheese", "dairy", "s1"),  # this session: the customer's
-            ev(6, "view", "apples", "fruit", "s2"),
-        ]
-    }  # another session: anonymous
-    assert (await client.post("/v1/events", json=after, headers=jar(ANON))).json()["accepted"] == 2
+    # Applied before the shopper's next events (the merge takes the anonymous features as
+    # the identify finds them: docs/ARCHITECTURE.md, Identity).
+    await process(redis_url, tmp_path)
+    after = {"events": [ev(5, "view", "cheese", "dairy", "s1"),  # this session: the customer's
+                        ev(6, "view", "apples", "fruit", "s2"),  # another session: anonymous
+                        ev(7, "purchase", "bread", "bakery", "s1", price=2.5)]}  # fmt: skip
+    r = await client.post("/v1/events", json=after, headers=jar(ANON))
+    assert r.json()["accepted"] == 3
     await process(redis_url, tmp_path)
 
     cust = features(redis_client, customer)
     assert cust["recent"] == ["cheese", "milk"]
-    assert cust["cart"] == {"bread": 1}
-    assert cust["bought"] == ["kettle"]
-    assert cust["f"]["events"] == "4"  # 1 own + 2 merged + 1 credited; identify is no activity
+    assert cust["cart"] == {}  # the bread added before the login was bought after it
+    assert cust["bought"] == ["bread", "kettle"]
+    assert cust["f"]["events"] == "6"  # 1 own + 3 merged + 2 credited; identify is no activity
     assert cust["f"]["ab"] == ANON
     anon = features(redis_client, ANON)
     assert anon["recent"] == ["apples", "milk"]  # its own history stays; cheese went across
+
+    # Results: exposed as the anonymous shopper, converted as the customer, counted once.
+    name = variants["rail-algo"]
+    counts: dict[bytes, int] = {}
+    for p in range(support.PARTITIONS):
+        for k, v in redis_client.hgetall(data.KEYS.experiment_counts(p, "rail-algo")).items():
+            counts[k] = counts.get(k, 0) + int(v)
+    assert counts == {f"x:{name}".encode(): 1, f"c:{name}".encode(): 1,
+                      f"o:{name}".encode(): 1, f"r:{name}".encode(): 250}  # fmt: skip
 
     # Variants: the service asks by the customer id and gets what the browser got.
     served = await client.get("/v1/recommendations", params={"user": customer},

@@ -101,13 +101,17 @@ def _entries(seed: int) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, i
             one.append(Event(f"a{n}-{j}", kind, anon, T0 + rng.randrange(3_600_000),
                              item=f"sku-{rng.randrange(80)}", category=rng.choice(CATS),
                              price=float(rng.randrange(1, 50)), session=f"s{n}"))  # fmt: skip
+        variant = rng.choice(("a", "b"))
+        one.append(Event(f"x{n}", "exposure", anon, T0 + rng.randrange(3_600_000),
+                         experiment="exp1", variant=variant, session=f"s{n}"))  # fmt: skip
         customer = f"cust_{n % 40}"
         two.append(Event(f"i{n}", "identify", customer, T0 + 3_700_000 + n, anon=anon,
                          session=f"s{n}"))  # fmt: skip
         for j in range(10):
             item, cat = f"sku-{rng.randrange(80)}", rng.choice(CATS)
-            two.append(Event(f"c{n}-{j}", "view", customer, T0 + 3_800_000 + j, item=item,
-                             category=cat))  # fmt: skip
+            kind = rng.choice(("view", "view", "purchase"))  # purchases convert carried exposures
+            two.append(Event(f"c{n}-{j}", kind, customer, T0 + 3_800_000 + j, item=item,
+                             category=cat, price=2.0))  # fmt: skip
     one.sort(key=lambda e: e.ts)
     two.sort(key=lambda e: e.ts)
 
@@ -139,6 +143,10 @@ def test_merges_are_exactly_once_under_sigkill(redis_factory, tmp_path: Path, wr
     support.run_until_drained(ref_server.url, support.settings(ref_server.url, tmp_path / "ref",
                                                                writes=writes))  # fmt: skip
     assert _merged(ref) == 40
+    conversions = sum(int(v) for p in range(support.PARTITIONS) for k, v in
+                      ref.hgetall(support.KEYS.experiment_counts(p, "exp1")).items()
+                      if k.startswith(b"c:"))  # fmt: skip
+    assert 0 < conversions <= 60  # 60 exposed shoppers: each converts once, before or after login
 
     rng = random.Random(9)
     kills = 0
