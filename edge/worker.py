@@ -7,7 +7,8 @@ an abort signal for the origin, the Cache API (``caches.default``, keyed by the 
 the shop's own host) for entries, and ``ctx.waitUntil`` for background work. Every other
 request is forwarded to the origin. The edge config is kept per isolate, refreshed in the
 background after its max-age, read from the optional ``EDGE_CONFIG`` KV namespace on a cold
-start; when it cannot be had at all the built-in one decides (the default list).
+start (a copy older than its max-age never counts as fresh); when it cannot be had at all
+the built-in one decides (the default list).
 
 Stored entries carry ``Cache-Tag`` (the origin's purge-by-tag reaches them) and never a
 ``Set-Cookie``; cookies go only on the per-shopper response. Nothing here logs a shopper id,
@@ -204,13 +205,29 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
     async def _config(self, settings: EdgeSettings, now: int) -> EdgeConfig:
         iso = _ISOLATE
         if iso.config is None:
-            cfg = await self._kv_config() or await self._origin_config(settings)
-            iso.config = cfg or BUILTIN_CONFIG
-            iso.config_at_ms = now if cfg is None else max(now, cfg.generated_at_ms)
+            iso.config, iso.config_at_ms = await self._cold_config(settings, now)
         elif now - iso.config_at_ms > iso.config.max_age_s * 1000 and not iso.refreshing:
             iso.refreshing = True
             self.ctx.waitUntil(self._refresh_config(settings))
         return iso.config
+
+    async def _cold_config(self, settings: EdgeSettings, now: int) -> tuple[EdgeConfig, int]:
+        """An isolate's first config and the time its age counts from.
+
+        A KV document is as old as its ``generated_at_ms`` (never younger than that, or a
+        copy from before a hard purge would pass for fresh): within its max-age it answers
+        at once; older, the origin's is fetched first and the KV copy is only the fallback.
+        """
+        kv = await self._kv_config()
+        kv_at = min(now, kv.generated_at_ms) if kv is not None else 0
+        if kv is not None and now - kv_at <= kv.max_age_s * 1000:
+            return kv, kv_at
+        cfg = await self._origin_config(settings)
+        if cfg is not None:
+            return cfg, now
+        if kv is not None:
+            return kv, kv_at  # stale: the next request refreshes it in the background
+        return BUILTIN_CONFIG, now
 
     async def _kv_config(self) -> EdgeConfig | None:
         kv = getattr(self.env, "EDGE_CONFIG", None)
@@ -220,7 +237,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
             raw = await kv.get(KV_CONFIG_KEY)
             return parse_edge_config(json.loads(raw)) if raw else None
         except (ValueError, CacheKeysError, JsException):
-            return None
+            return None  # no usable copy: the origin's config, as without KV
 
     async def _origin_config(self, settings: EdgeSettings) -> EdgeConfig | None:
         origin = _JsOrigin(settings)

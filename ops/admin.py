@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ops.helptext import plural
 from ops.target import OpsError, Target, UsageError
 
 __all__ = ["experiments", "purge", "purge_tags", "results", "wait_applied"]
@@ -81,7 +82,7 @@ def purge_text(doc: dict[str, Any]) -> str:
     cf = doc.get("cloudflare", {}).get("status", "-")
     return (
         f"{doc['id']}: {doc['mode']} purge of {', '.join(doc['tags'])}; pushed to "
-        f"{doc.get('pushed_to_subscribers', 0)} subscribers; cloudflare {cf}"
+        f"{plural(doc.get('pushed_to_subscribers'), 'subscriber')}; cloudflare {cf}"
     )
 
 

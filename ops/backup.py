@@ -13,11 +13,20 @@ from typing import Any
 
 import orjson
 
+from ops.helptext import plural
 from ops.target import OpsError, Target
 from origin.admin.backup import BACKUP_KIND, BACKUP_VERSION, SECTIONS, validate
 from origin.errors import BadRequest
 
-__all__ = ["BACKUP_KIND", "BACKUP_VERSION", "backup", "counts", "restore", "restore_text"]
+__all__ = [
+    "BACKUP_KIND",
+    "BACKUP_VERSION",
+    "backup",
+    "counts",
+    "counts_text",
+    "restore",
+    "restore_text",
+]
 
 
 def backup(target: Target, path: Path) -> dict[str, Any]:
@@ -27,6 +36,20 @@ def backup(target: Target, path: Path) -> dict[str, Any]:
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     tmp.replace(path)
     return doc
+
+
+# How a section's count reads: "1 experiment", "3 catalog entries".
+_NOUNS = {
+    "experiments": ("experiment", "experiments"),
+    "catalog": ("catalog entry", "catalog entries"),
+    "generations": ("tag generation", "tag generations"),
+    "item_mask": ("masked item", "masked items"),
+}
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``{"experiments": 1, "catalog": 3}`` -> ``"1 experiment, 3 catalog entries"``."""
+    return ", ".join(plural(n, *_NOUNS.get(s, (s, s))) for s, n in counts.items())
 
 
 def counts(doc: dict[str, Any]) -> dict[str, int]:
@@ -49,7 +72,7 @@ def restore(target: Target, path: Path) -> dict[str, Any]:
 
 
 def restore_text(report: dict[str, Any]) -> str:
-    restored = ", ".join(f"{n} {s}" for s, n in report["restored"].items())
+    restored = counts_text(report["restored"])
     roles = ", ".join(f"{n} {r}" for r, n in sorted(report["token_roles"].items())) or "none"
     return (
         f"restored {restored}; everything soft-purged once\n"

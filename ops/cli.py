@@ -11,8 +11,20 @@ import argparse
 import secrets
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from ops.helptext import command
+from ops.target import add_stack_arg
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("p13n-edge")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _cmd_redis_server(args: argparse.Namespace) -> int:
@@ -21,7 +33,7 @@ def _cmd_redis_server(args: argparse.Namespace) -> int:
     try:
         print(find_redis_server())
     except RedisServerError as exc:
-        print(f"p13n: {exc}", file=sys.stderr)
+        print(f"p13n redis-server: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -36,7 +48,7 @@ def _cmd_hseg(args: argparse.Namespace) -> int:
 
     key = args.key.encode("utf-8")
     if len(key) < 16:
-        print("p13n: --key must be at least 16 bytes", file=sys.stderr)
+        print("p13n hseg: --key must be at least 16 bytes", file=sys.stderr)
         return 2
     print(hash_segment(args.segment, key))
     return 0
@@ -82,21 +94,36 @@ def _cmd_origin(args: argparse.Namespace) -> int:
     try:
         Settings.from_env()  # fail fast, with the variable's name, before forking workers
     except SettingsError as exc:
-        print(f"p13n: {exc}", file=sys.stderr)
+        print(f"p13n origin: {exc}", file=sys.stderr)
         return 2
     serve(args.host, args.port, args.workers, args.access_log, args.log_level)
     return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    return {"P13N_REDIS_URL": args.redis_url or "", "P13N_ARCHIVE_DIR": args.archive_dir or ""}
+    """The store and archive of ``args``: explicit flags, else the stack's (when one runs in
+    ``--stack``), else the processor's own P13N_* settings."""
+    from ops.stack import StackError, load_info  # noqa: PLC0415
+    from ops.target import stack_dir  # noqa: PLC0415
+
+    redis_url, archive = args.redis_url or "", args.archive_dir or ""
+    directory = Path(args.stack or stack_dir())
+    try:
+        info = load_info(directory)
+    except (StackError, OSError, ValueError, TypeError):
+        info = None  # no stack there: the environment's settings apply
+    if info is not None:
+        redis_url = redis_url or info.redis_url
+        archive = archive or str(Path(info.directory) / "archive")
+    return {"P13N_REDIS_URL": redis_url, "P13N_ARCHIVE_DIR": archive}
 
 
 def _cmd_segmenter(args: argparse.Namespace) -> int:
     from segmenter import runner  # noqa: PLC0415
 
     env = _overrides(args)
-    return runner.run(env) if args.action == "run" else runner.lists(env)
+    name = f"segmenter {args.action}"
+    return runner.run(env, name) if args.action == "run" else runner.lists(env, name)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -106,58 +133,69 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     try:
         span = parse_time_ms(args.from_time), parse_time_ms(args.to_time)
     except ValueError as exc:
-        print(f"p13n: --from/--to: {exc}", file=sys.stderr)
+        print(f"p13n replay: --from/--to: {exc}", file=sys.stderr)
         return 2
-    return runner.replay(_overrides(args), *span)
+    return runner.replay(_overrides(args), *span, name="replay")
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:
     from segmenter import runner  # noqa: PLC0415
 
-    return runner.rebuild(_overrides(args))
+    return runner.rebuild(_overrides(args), "rebuild")
 
 
-def _store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--redis-url", help="online store (default $P13N_REDIS_URL)")
-    p.add_argument("--archive-dir", help="event archive (default $P13N_ARCHIVE_DIR)")
+def _store_args(p: argparse.ArgumentParser, stack: bool = True) -> None:
+    if stack:
+        add_stack_arg(p)
+    where = "the stack's, else " if stack else ""
+    p.add_argument("--redis-url", help=f"online store (default {where}$P13N_REDIS_URL)")
+    p.add_argument("--archive-dir", help=f"event archive (default {where}$P13N_ARCHIVE_DIR)")
 
 
 def _add_segmenter(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("segmenter", help="the stream processor: run it, or build segment lists")
-    p.add_argument("action", choices=["run", "lists"], help="run the processor | build lists once")
-    _store_args(p)
-    p.set_defaults(handler=_cmd_segmenter)
+    p = command(sub, "segmenter")
+    p.add_argument(
+        "action",
+        choices=["run", "lists"],
+        help="run: process the streams until SIGTERM; lists: build every segment list once",
+    )
+    _store_args(p, stack=False)
+    p.set_defaults(handler=_cmd_segmenter, stack=None)
 
-    p = sub.add_parser("replay", help="re-feed archived events of a time range to the streams")
+    p = command(sub, "replay")
     p.add_argument("--from", dest="from_time", required=True, help="ISO 8601 or epoch ms")
     p.add_argument("--to", dest="to_time", required=True, help="ISO 8601 or epoch ms (excl.)")
     _store_args(p)
     p.set_defaults(handler=_cmd_replay)
 
-    p = sub.add_parser("rebuild", help="build an empty online store from the archive, timed")
+    p = command(sub, "rebuild")
     _store_args(p)
     p.set_defaults(handler=_cmd_rebuild)
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="p13n", description="Edge-first retail personalization: operations CLI."
+        prog="p13n",
+        description="Edge-first retail personalization: operations CLI.",
+        epilog="`p13n COMMAND --help` describes a command, with examples. Settings: "
+        "docs/CONFIGURATION.md.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("redis-server", help="print the redis-server binary tests and up use")
+    p = command(sub, "redis-server")
     p.set_defaults(handler=_cmd_redis_server)
 
-    p = sub.add_parser("keygen", help="print a random secret for a signing key")
+    p = command(sub, "keygen")
     p.add_argument("--bytes", type=int, default=32, help="entropy in bytes (default 32)")
     p.set_defaults(handler=_cmd_keygen)
 
-    p = sub.add_parser("hseg", help="print the hashed form of a segment name")
+    p = command(sub, "hseg")
     p.add_argument("segment", help="segment name, e.g. returning|grocery|mid")
     p.add_argument("--key", required=True, help="the segment hashing key")
     p.set_defaults(handler=_cmd_hseg)
 
-    p = sub.add_parser("edge", help="run a self-hosted edge proxy in front of an origin")
+    p = command(sub, "edge")
     p.add_argument("--origin", help="origin base URL (default $ORIGIN_URL)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8081, help="listen port (default 8081)")
@@ -170,7 +208,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", help="Redis for pushed purges (default $P13N_EDGE_REDIS_URL)")
     p.set_defaults(handler=_cmd_edge)
 
-    p = sub.add_parser("origin", help="serve the origin under uvicorn (settings from P13N_*)")
+    p = command(sub, "origin")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -187,6 +225,11 @@ def _build_parser() -> argparse.ArgumentParser:
     from ops import evaluate  # noqa: PLC0415 - evaluate, history
 
     evaluate.register(sub)
+
+    from ops import lake_commands  # noqa: PLC0415 - sql, lake, reconcile, export
+
+    lake_commands.register(sub)
+
     from ops import imports  # noqa: PLC0415 - import events, import catalog
 
     imports.register(sub)

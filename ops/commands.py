@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ops import admin, backup, deadletters, status
+from ops.helptext import command
 from ops.target import OpsError, UsageError, add_target_args, emit, resolve
 
 __all__ = ["register"]
@@ -38,7 +39,15 @@ def _guarded(name: str, body: Handler) -> Handler:
 
 
 def _status(args: argparse.Namespace) -> int:
-    ok, doc = status.status(resolve(args))
+    import os  # noqa: PLC0415
+
+    from ops.costs import price_per_gb  # noqa: PLC0415
+
+    try:
+        price = price_per_gb(os.environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    ok, doc = status.status(resolve(args), price)
     emit(args, doc, status.status_text(doc))
     return 0 if ok else 1
 
@@ -116,7 +125,7 @@ def _experiments(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     doc = backup.backup(resolve(args), Path(args.file))
     counts = backup.counts(doc)
-    human = f"wrote {args.file}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    human = f"wrote {args.file}: {backup.counts_text(counts)}"
     emit(args, {"file": args.file, "counts": counts}, human)
     return 0
 
@@ -127,32 +136,67 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+# The parts each kind of command talks to (its options name only those).
+API = ("origin", "token")
+STORE = ("redis", "keys")
+
+
 def _add(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
-    help_text: str,
     body: Handler,
+    *parts: str,
 ) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
-    add_target_args(p)
+    p = command(sub, name)
+    add_target_args(p, *parts)
     p.set_defaults(handler=_guarded(name, body))
     return p
 
 
+def _action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    *parts: str,
+) -> argparse.ArgumentParser:
+    p = actions.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    add_target_args(p, *parts)
+    return p
+
+
+def _add_dlq(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = command(sub, "dlq")
+    p.set_defaults(handler=_guarded("dlq", _dlq))
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = _action(actions, "list", "the newest dead letters, with reason and source", *STORE)
+    a.add_argument("--count", type=int, default=20, help="entries to list (default 20)")
+    a = _action(actions, "show", "one dead letter with its original bytes", *STORE)
+    a.add_argument("id", nargs="?", help="dead letter id (see `p13n dlq list`)")
+    a.add_argument("--raw", action="store_true", help="write only the original bytes")
+    for name, verb in (("requeue", "requeue to its partition after a fix"),
+                       ("drop", "delete for good (junk)")):  # fmt: skip
+        a = _action(actions, name, f"{verb}: one ID, one --reason, or --all (audited)", *API)
+        a.add_argument("id", nargs="?", help="dead letter id (see `p13n dlq list`)")
+        a.add_argument("--all", action="store_true", help=f"{name} every dead letter")
+        a.add_argument("--reason", help=f"{name} the dead letters of this reason")
+
+
+def _add_experiments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = command(sub, "experiments")
+    p.set_defaults(handler=_guarded("experiments", _experiments))
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _action(actions, "list", "every experiment with its status, coverage and weights", *API)
+    a = _action(actions, "results", "one experiment's results per variant", *API)
+    a.add_argument("key", nargs="?", help="the experiment's key (see `p13n experiments list`)")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the operations subcommands to the ``p13n`` parser."""
-    _add(sub, "status", "health of every part, lag, DLQ depth, edge hit ratio", _status)
-    _add(sub, "lag", "consumer lag per partition, with owner, offset and watermark", _lag)
+    _add(sub, "status", _status, "origin", "edge-admin", *STORE)
+    _add(sub, "lag", _lag, *STORE)
+    _add_dlq(sub)
 
-    p = _add(sub, "dlq", "dead letters: list, show one, requeue after a fix, drop junk", _dlq)
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "requeue", "drop"])
-    p.add_argument("id", nargs="?", help="dead letter id (show, requeue, drop)")
-    p.add_argument("--count", type=int, default=20, help="entries to list (default 20)")
-    p.add_argument("--all", action="store_true", help="requeue (or drop) every dead letter")
-    p.add_argument("--reason", help="requeue (or drop) the dead letters of this reason")
-    p.add_argument("--raw", action="store_true", help="show: write only the original bytes")
-
-    p = _add(sub, "purge", "invalidate cached fragments by tag, optionally wait for edges", _purge)
+    p = _add(sub, "purge", _purge, *API)
     for flag, what in (("--sku", "an item"), ("--cat", "a category"),
                        ("--seg", "a hashed segment"), ("--route", "a route")):  # fmt: skip
         p.add_argument(flag, action="append", default=[], help=f"purge {what} (repeatable)")
@@ -164,14 +208,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--wait", action="store_true", help="wait until every live edge applied it")
     p.add_argument("--timeout", type=float, default=30.0, help="--wait limit in s (default 30)")
 
-    p = _add(sub, "experiments", "list experiments, or one's results", _experiments)
-    p.add_argument("action", choices=["list", "results"])
-    p.add_argument("key", nargs="?", help="experiment key (results)")
+    _add_experiments(sub)
 
-    p = _add(sub, "probe", "a synthetic personalization request through the edge", _probe)
+    p = _add(sub, "probe", _probe, "edge")
     p.add_argument("--route", default="home", help="rail route (default home)")
 
-    p = _add(sub, "backup", "write the admin state to one JSON file", _backup)
+    p = _add(sub, "backup", _backup, *API)
     p.add_argument("file", help="backup file to write")
-    p = _add(sub, "restore", "validate a backup, then replace the admin state with it", _restore)
+    p = _add(sub, "restore", _restore, *API)
     p.add_argument("file", help="backup file to read")

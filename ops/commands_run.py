@@ -12,16 +12,19 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from ops.helptext import command
 from ops.report import Verdict, summarize
 from ops.shop import World
-from ops.simulate import Simulator
+from ops.simulate import Run, Simulator
 from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
+from ops.target import STACK_ENV, add_stack_arg, stack_dir
 
 __all__ = ["register"]
 
 
 def _print_info(info: StackInfo) -> None:
     print(f"edge      {info.edge_url}   (rails: /p13n/v1/rail/home)", flush=True)
+    print(f"shop      {info.edge_url}/shop/   (the storefront; ?debug=1 shows the debug panel)")
     print(f"origin    {info.origin_url}   (console: /console, API: /openapi.json)")
     print(
         f"metrics   edge {info.edge_admin_url}/metrics  processor "
@@ -79,7 +82,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return code
 
 
-def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
+def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
+    """The simulated shop's traffic at ``--rate`` for ``--duration`` against ``info``."""
     sim = Simulator(
         info,
         World(seed=args.seed),
@@ -87,8 +91,11 @@ def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
         duration_s=args.duration,
         progress=not args.no_progress,
     )
-    run = asyncio.run(sim.main())
-    verdict = summarize(run, info)
+    return asyncio.run(sim.main())
+
+
+def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
+    verdict = summarize(_run_simulator(info, args), info)
     print("\n".join(verdict.lines), flush=True)
     print(verdict.last_line, flush=True)
     return 0 if verdict.ok else 1
@@ -96,7 +103,7 @@ def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
-        info = load_info(Path(args.stack))
+        info = load_info(Path(args.stack or stack_dir()))
     except StackError as exc:
         print(f"p13n simulate: {exc}", file=sys.stderr)
         return 1
@@ -120,7 +127,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="p13n-demo-") as tmp:
         stack = Stack(directory=Path(tmp), workers=1, stop_grace_s=_stop_grace_s())
         try:
-            verdict = _demo_run(stack, args)
+            verdict = _kept(stack, args) if args.keep else _demo_run(stack, args)
         except (KeyboardInterrupt, _Stopped) as exc:
             print(f"demo FAILED interrupted ({type(exc).__name__} {exc}); stopping", flush=True)
             return 130
@@ -143,16 +150,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
     info = stack.start()
     _print_info(info)
-    sim = Simulator(
-        info,
-        World(seed=args.seed),
-        rate_per_s=args.rate,
-        duration_s=args.duration,
-        progress=not args.no_progress,
-    )
-    run = asyncio.run(sim.main())
+    run = _run_simulator(info, args)
     time.sleep(2)  # let the processor apply the last batches
     return summarize(run, info)
+
+
+def _kept(stack: Stack, args: argparse.Namespace) -> Verdict:
+    """``demo --keep``: the run, then the stack serves until Ctrl-C or SIGTERM; a run that
+    failed once the stack was up leaves it up too, to look at."""
+    try:
+        verdict = _demo_run(stack, args)
+    except Exception as exc:
+        if stack.info is None:  # the system never started: nothing to keep
+            raise
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]  # the verdict is one line
+        verdict = Verdict([], f"demo FAILED {first}", ok=False)
+    _keep(stack, verdict)
+    return verdict
+
+
+def _keep(stack: Stack, verdict: Verdict) -> None:
+    """The verdict now, then wait for Ctrl-C or SIGTERM."""
+    print("\n".join(verdict.lines), flush=True)
+    print(verdict.last_line, flush=True)
+    url = stack.info.edge_url if stack.info else "?"
+    print(f"kept up: the storefront is {url}/shop/ ; Ctrl-C stops everything", flush=True)
+    try:
+        while True:
+            signal.pause()  # until a signal's handler raises
+    except (KeyboardInterrupt, _Stopped):
+        print("stopping", flush=True)
 
 
 def _traffic_args(p: argparse.ArgumentParser, duration: float) -> None:
@@ -169,17 +196,21 @@ def _traffic_args(p: argparse.ArgumentParser, duration: float) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``up``, ``simulate`` and ``demo``."""
-    p = sub.add_parser("up", help="start Redis, origin, processor and edge; Ctrl-C stops all")
-    p.add_argument("--dir", default=str(DEFAULT_DIR), help="state, logs and data (.p13n)")
+    p = command(sub, "up")
+    p.add_argument(
+        "--dir",
+        default=stack_dir(),
+        help=f"state, logs and data (default ${STACK_ENV}, else {DEFAULT_DIR})",
+    )
     p.add_argument("--workers", type=int, default=1, help="origin worker processes")
     p.set_defaults(handler=_cmd_up)
-    p = sub.add_parser(
-        "simulate",
-        help="drive shoppers, bots, a merchandiser and an experiment through a running system",
-    )
-    p.add_argument("--stack", default=str(DEFAULT_DIR), help="the running stack (.p13n)")
+    p = command(sub, "simulate")
+    add_stack_arg(p)
     _traffic_args(p, 60.0)
     p.set_defaults(handler=_cmd_simulate)
-    p = sub.add_parser("demo", help="the main job: up + simulate + summary, then stop")
+    p = command(sub, "demo")
     _traffic_args(p, 60.0)
+    p.add_argument(
+        "--keep", action="store_true", help="leave the stack up after the summary (Ctrl-C stops)"
+    )
     p.set_defaults(handler=_cmd_demo)

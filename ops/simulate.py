@@ -82,6 +82,8 @@ class Simulator:
     concurrency: int = 48
     progress: bool = True
     run: Run = field(default_factory=Run)
+    # Without a terminal: the last tenth of the run a progress line was printed for.
+    printed_tenth: int = field(default=-1, init=False)
 
     def _admin(self, role: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.info.tokens[role]}"}
@@ -319,7 +321,12 @@ class Simulator:
         )
         if sys.stderr.isatty():
             print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
-        elif final or int(fraction * 100) % 10 == 0:
+            return
+        # A log or a pipe gets one line per tenth of the run crossed, however the once-a-
+        # second reports fall (not only when one lands on an exact multiple of 10 %).
+        tenth = 10 if final else min(int(fraction * 10), 9)
+        if tenth > self.printed_tenth:
+            self.printed_tenth = tenth
             print(line, file=sys.stderr, flush=True)
 
     async def main(self) -> Run:

@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.target import OpsError, Target, UsageError
+from ops.costs import DEFAULT_PRICE_PER_GB, costs_text, edge_costs, origin_edge_bytes
+from ops.helptext import plural
+from ops.target import OpsError, Target, UsageError, reason
 from segmenter.schema import group_backlog
 
 __all__ = ["PROBE_USER_AGENT", "edge_hit_ratio", "partition_lag", "probe", "status"]
@@ -102,14 +104,24 @@ def _check_origin(target: Target) -> dict[str, Any]:
     return {"up": live and ready, "healthz": live_why, "readyz": ready_why, "url": base}
 
 
-def _check_edge(target: Target) -> dict[str, Any]:
+def _check_edge(target: Target, price: float) -> dict[str, Any]:
     base = target.need("edge_admin_url").rstrip("/")
     up, why = _http_ok(target, base + "/healthz")
-    ratio = None
+    ratio = costs = None
     if up:
         resp = target.request("GET", base + "/metrics")
-        ratio = edge_hit_ratio(resp.text) if resp.status_code == 200 else None
-    return {"up": up, "healthz": why, "hit_ratio": ratio, "url": base}
+        if resp.status_code == 200:
+            ratio = edge_hit_ratio(resp.text)
+            costs = edge_costs(resp.text, time.time(), price)
+    return {"up": up, "healthz": why, "hit_ratio": ratio, "costs": costs, "url": base}
+
+
+def _origin_edge_bytes(target: Target) -> int | None:
+    try:
+        resp = target.request("GET", target.need("origin_url").rstrip("/") + "/metrics")
+    except OpsError:
+        return None
+    return origin_edge_bytes(resp.text) if resp.status_code == 200 else None
 
 
 def _check_store(target: Target) -> dict[str, Any]:
@@ -137,9 +149,16 @@ def _check_store(target: Target) -> dict[str, Any]:
     }
 
 
-def status(target: Target) -> tuple[bool, dict[str, Any]]:
-    """Every part's health; the first item says whether all are up."""
-    doc: dict[str, Any] = {"origin": _check_origin(target), "edge": _check_edge(target)}
+def status(
+    target: Target, price_per_gb: float = DEFAULT_PRICE_PER_GB
+) -> tuple[bool, dict[str, Any]]:
+    """Every part's health and the cost figures; the first item says whether all are up."""
+    doc: dict[str, Any] = {
+        "origin": _check_origin(target),
+        "edge": _check_edge(target, price_per_gb),
+    }
+    if doc["origin"]["up"]:
+        doc["origin"]["edge_bytes_served"] = _origin_edge_bytes(target)
     doc.update(_check_store(target))
     doc.setdefault("processor", {"up": False, "error": "Redis is down"})
     parts = ("origin", "edge", "redis", "processor")
@@ -166,6 +185,8 @@ def status_text(doc: dict[str, Any]) -> str:
     lines.append(f"processor  {mark('processor')}  {detail}")
     if "behind" in doc:
         lines.append(f"behind {doc['behind']} (lag), dlq depth {doc['dlq_depth']}")
+    if e["up"]:
+        lines.append(costs_text(e.get("costs"), o.get("edge_bytes_served")))
     lines.append("all parts up" if doc["ok"] else "SOME PARTS ARE DOWN")
     return "\n".join(lines)
 
@@ -195,7 +216,7 @@ def probe(target: Target, route: str) -> tuple[bool, dict[str, Any]]:
             url, headers={"traceparent": trace, "user-agent": PROBE_USER_AGENT}, timeout=10.0
         )
     except httpx.HTTPError as exc:
-        raise OpsError(f"probe: {url} is not reachable ({type(exc).__name__}: {exc})") from exc
+        raise OpsError(f"{url} is not reachable ({reason(exc)})") from exc
     ms = (time.perf_counter() - started) * 1000
     items: int | None = None
     try:
@@ -222,5 +243,5 @@ def probe_text(doc: dict[str, Any]) -> str:
     verdict = "ok" if doc["ok"] else "FAILED"
     return (
         f"probe {verdict}: {doc['status']} in {doc['latency_ms']:.1f} ms, tier {doc['tier']}, "
-        f"{doc['items']} items ({doc['url']})"
+        f"{plural(doc['items'], 'item')} ({doc['url']})"
     )

@@ -29,17 +29,56 @@ import orjson
 import redis
 from redis.exceptions import RedisError
 
-from ops.stack import DEFAULT_DIR, StackError, StackInfo, load_info
+from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, StackError, StackInfo, load_info
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX, Keys
 from segmenter.settings import ProcessorSettings
 
-__all__ = ["HTTP_TIMEOUT_S", "ApiError", "OpsError", "Target", "add_target_args", "emit", "resolve"]
+__all__ = [
+    "HTTP_TIMEOUT_S",
+    "ApiError",
+    "OpsError",
+    "Target",
+    "add_stack_arg",
+    "add_target_args",
+    "emit",
+    "reason",
+    "resolve",
+    "stack_dir",
+]
 
 # An operator's command waits at most this long for one HTTP answer or Redis reply.
 HTTP_TIMEOUT_S = 5.0
 REDIS_TIMEOUT_S = 3.0
+STACK_ENV = "P13N_STACK"
 # The processor's defaults, overridden by the same P13N_* variables it reads.
 _PROCESSOR = ProcessorSettings()
+# What the operations commands read when neither --stack nor a flag names a part (the rows of
+# docs/CONFIGURATION.md's ops table; tools/config_doc.py writes it).
+ENVIRONMENT: tuple[dict[str, Any], ...] = (
+    {"env": STACK_ENV, "doc": "the stack directory of every command (`up --dir`, `--stack`)",
+     "default": "`.p13n`"},
+    {"env": "P13N_ORIGIN_URL", "doc": "the origin's base URL (the admin API), else --origin"},
+    {"env": "P13N_ADMIN_TOKEN", "doc": "admin API bearer token, else --token", "secret": True},
+    {"env": "P13N_REDIS_URL", "doc": "the online store read by status and lag, else --redis-url",
+     "secret": True},  # a URL may carry a password
+    {"env": "P13N_PREFIX", "doc": "key namespace in Redis, else --prefix", "default": "`p13n`"},
+    {"env": "P13N_PARTITIONS", "doc": "stream partitions, else --partitions", "type": "int",
+     "default": f"`{DEFAULT_PARTITIONS}`"},
+    {"env": "P13N_ALLOWED_LATENESS_MS", "doc": "the processor's watermark lag (lag's view)",
+     "type": "int", "default": f"`{_PROCESSOR.allowed_lateness_ms}`"},
+    {"env": "P13N_EGRESS_PRICE_PER_GB", "doc": "price of one GB of egress, for `status`'s "
+     "monthly cost estimate (in your currency)", "type": "float", "default": "`0.09`"},
+    {"env": "P13N_STOP_GRACE_S", "doc": "seconds the stack's children get after SIGTERM, when "
+     "`up` or `demo` stops, before SIGKILL", "type": "float", "default": f"`{STOP_TIMEOUT_S}`"},
+)  # fmt: skip
+
+
+def reason(exc: BaseException) -> str:
+    """An error's own words for the operator, never its class name (a bare timeout says so)."""
+    text = str(exc).strip()
+    if text:
+        return text
+    return "timed out" if isinstance(exc, TimeoutError | httpx.TimeoutException) else "failed"
 
 
 class OpsError(RuntimeError):
@@ -101,7 +140,7 @@ class Target:
         try:
             return httpx.request(method, url, headers=headers, timeout=HTTP_TIMEOUT_S, **kw)
         except httpx.HTTPError as exc:
-            raise OpsError(f"{url} is not reachable ({type(exc).__name__}: {exc})") from exc
+            raise OpsError(f"{url} is not reachable ({reason(exc)})") from exc
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """An admin API call on the origin; the JSON answer, or ``OpsError`` with the problem."""
@@ -132,7 +171,7 @@ class Target:
         try:
             yield client
         except (RedisError, OSError) as exc:
-            raise OpsError(f"Redis at {_safe(url)}: {type(exc).__name__}: {exc}") from exc
+            raise OpsError(f"Redis at {_safe(url)}: {reason(exc)}") from exc
         finally:
             client.close()
 
@@ -154,21 +193,50 @@ def _safe(url: str) -> str:
     return scheme + sep + rest
 
 
-def add_target_args(p: argparse.ArgumentParser) -> None:
-    """The options every operations command shares."""
+# The parts a command may name on its command line; each command lists only its own.
+PARTS = ("origin", "edge", "edge-admin", "redis", "token", "keys")
+
+
+def stack_dir(env: dict[str, str] | None = None) -> str:
+    """The stack directory when ``--stack`` is not given: ``$P13N_STACK``, else ``.p13n``."""
+    e = os.environ if env is None else env
+    return e.get(STACK_ENV) or str(DEFAULT_DIR)
+
+
+def add_stack_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--stack DIR``, defaulting to ``$P13N_STACK`` or ``.p13n``."""
+    p.add_argument(
+        "--stack",
+        default=None,
+        metavar="DIR",
+        help=f"the stack directory `p13n up` wrote (default ${STACK_ENV}, else {DEFAULT_DIR})",
+    )
+
+
+def add_target_args(p: argparse.ArgumentParser, *parts: str) -> None:
+    """``--stack``, ``--json`` and the options naming ``parts`` (all of ``PARTS`` if none)."""
+    wanted = set(parts or PARTS)
+    if wanted - set(PARTS):
+        raise ValueError(f"unknown parts {sorted(wanted - set(PARTS))}")
     g = p.add_argument_group("where the system runs")
-    g.add_argument("--stack", default=str(DEFAULT_DIR), help="stack directory (default .p13n)")
-    g.add_argument("--origin", help="origin base URL (overrides the stack; else $P13N_ORIGIN_URL)")
-    g.add_argument("--edge", help="edge base URL (overrides the stack)")
-    g.add_argument("--edge-admin", help="edge admin (metrics) base URL (overrides the stack)")
-    g.add_argument(
-        "--redis-url", help="online store URL (overrides the stack; else $P13N_REDIS_URL)"
-    )
-    g.add_argument(
-        "--token", help="admin API bearer token (default: the stack's, else $P13N_ADMIN_TOKEN)"
-    )
-    g.add_argument("--prefix", help="key namespace (default $P13N_PREFIX or p13n)")
-    g.add_argument("--partitions", type=int, help="stream partitions (default $P13N_PARTITIONS)")
+    add_stack_arg(g)
+    flags = {
+        "origin": ("--origin", "origin base URL (overrides the stack; else $P13N_ORIGIN_URL)"),
+        "edge": ("--edge", "edge base URL (overrides the stack)"),
+        "edge-admin": ("--edge-admin", "edge admin (metrics) base URL (overrides the stack)"),
+        "redis": ("--redis-url", "online store URL (overrides the stack; else $P13N_REDIS_URL)"),
+        "token": ("--token", "admin API bearer token (default: the stack's, else "
+                  "$P13N_ADMIN_TOKEN)"),
+    }  # fmt: skip
+    for part in PARTS:
+        if part in wanted and part in flags:
+            flag, text = flags[part]
+            g.add_argument(flag, help=text)
+    if "keys" in wanted:
+        g.add_argument("--prefix", help="key namespace (default $P13N_PREFIX or p13n)")
+        g.add_argument(
+            "--partitions", type=int, help="stream partitions (default $P13N_PARTITIONS)"
+        )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -185,30 +253,32 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
 def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Target:
     """The target of one command: the stack's parts, overridden by explicit options."""
     env = dict(os.environ) if env is None else env
+    opt = vars(args)  # a command has only the options of the parts it talks to
+    stack = Path(opt.get("stack") or stack_dir(env))
     info: StackInfo | None = None
     why = ""
     try:
-        info = load_info(Path(args.stack))
+        info = load_info(stack)
     except StackError as exc:
         why = str(exc)
     except (OSError, ValueError, TypeError) as exc:
-        why = f"unreadable {Path(args.stack) / 'stack.json'}: {exc}"
+        why = f"unreadable {stack / 'stack.json'}: {exc}"
 
     def pick(explicit: str | None, attr: str) -> str | None:
         return explicit or (getattr(info, attr) if info is not None else None)
 
-    token = args.token or (info.tokens.get("admin") if info is not None else None)
+    token = opt.get("token") or (info.tokens.get("admin") if info is not None else None)
     token = token or env.get("P13N_ADMIN_TOKEN")
-    partitions = args.partitions or _env_int(env, "P13N_PARTITIONS", _PROCESSOR.partitions)
+    partitions = opt.get("partitions") or _env_int(env, "P13N_PARTITIONS", _PROCESSOR.partitions)
     if partitions < 1:
         raise UsageError(f"--partitions must be at least 1, not {partitions}")
     return Target(
-        origin_url=pick(args.origin, "origin_url") or env.get("P13N_ORIGIN_URL"),
-        edge_url=pick(args.edge, "edge_url"),
-        edge_admin_url=pick(args.edge_admin, "edge_admin_url"),
-        redis_url=pick(args.redis_url, "redis_url") or env.get("P13N_REDIS_URL"),
+        origin_url=pick(opt.get("origin"), "origin_url") or env.get("P13N_ORIGIN_URL"),
+        edge_url=pick(opt.get("edge"), "edge_url"),
+        edge_admin_url=pick(opt.get("edge_admin"), "edge_admin_url"),
+        redis_url=pick(opt.get("redis_url"), "redis_url") or env.get("P13N_REDIS_URL"),
         token=token,
-        prefix=args.prefix or env.get("P13N_PREFIX") or DEFAULT_PREFIX,
+        prefix=opt.get("prefix") or env.get("P13N_PREFIX") or DEFAULT_PREFIX,
         partitions=partitions,
         allowed_lateness_ms=_env_int(
             env, "P13N_ALLOWED_LATENESS_MS", _PROCESSOR.allowed_lateness_ms

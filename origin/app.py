@@ -17,7 +17,19 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from origin import admin, baseline, collector, console, feeds, liveness, metrics, openapi, sdk
+from origin import (
+    admin,
+    baseline,
+    collector,
+    console,
+    feeds,
+    kv,
+    liveness,
+    metrics,
+    openapi,
+    sdk,
+    storefront,
+)
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
@@ -40,6 +52,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         *sdk.routes(),
         *admin.routes(),
         *console.routes(),
+        *storefront.routes(),
     ]
     if settings.bench_baseline:
         out += baseline.routes()
@@ -57,10 +70,20 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
         with contextlib.suppress(Exception):  # Redis may be down at start: degrade, not die
             await state.snapshot.refresh()
         refresher = asyncio.create_task(state.snapshot.run(), name="p13n-snapshot")
+        publisher = kv.publisher_for(state)  # the edge config in Workers KV, when configured
+        tasks = [refresher]
+        if publisher is not None:
+            state.extras["kv_publisher"] = publisher
+            tasks.append(asyncio.create_task(publisher.run(), name="p13n-kv-publisher"))
         try:
             yield
         finally:
             state.snapshot.stop.set()
+            if publisher is not None:
+                publisher.stop.set()
+                _, pending = await asyncio.wait(tasks[1:], timeout=5)
+                for task in pending:  # a write stuck past its timeouts: stop it
+                    task.cancel()
             # Cancel until the task ends (bounded): a cancel that lands inside a client call
             # can be consumed there (redis-py 8.1 on Python 3.11); the stop event ends the
             # loop in any case.

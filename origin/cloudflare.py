@@ -10,13 +10,15 @@ translated here, once: the caller always gets a ``PurgeOutcome``, never an excep
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-__all__ = ["MAX_TAGS_PER_CALL", "CloudflarePurger", "PurgeOutcome"]
+__all__ = ["MAX_TAGS_PER_CALL", "CloudflarePurger", "PurgeOutcome", "api_errors", "retry_after_s"]
 
 MAX_TAGS_PER_CALL = 100
 MAX_ATTEMPTS = 3
@@ -46,12 +48,20 @@ class PurgeOutcome:
         }
 
 
-def _retry_after(response: httpx.Response) -> int:
-    raw = response.headers.get("retry-after", "1")
-    return int(raw) if raw.isdigit() else 1
+def retry_after_s(response: httpx.Response, now_s: float | None = None) -> int:
+    """``Retry-After`` in whole seconds: delta-seconds or an HTTP date (RFC 9110); 1 if absent."""
+    raw = response.headers.get("retry-after", "").strip()
+    if raw.isdigit():
+        return int(raw)
+    try:
+        when = email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return 1
+    return max(0, round(when - (time.time() if now_s is None else now_s)))
 
 
-def _errors(response: httpx.Response) -> tuple[dict[str, Any], ...]:
+def api_errors(response: httpx.Response) -> tuple[dict[str, Any], ...]:
+    """Cloudflare's ``errors`` ({code, message}) of an answer, or its status and text."""
     try:
         doc = response.json()
     except ValueError:
@@ -131,11 +141,11 @@ class CloudflarePurger:
     @staticmethod
     def _judge(response: httpx.Response, calls: int) -> PurgeOutcome:
         if response.status_code == 429:
-            wait = _retry_after(response)
+            wait = retry_after_s(response)
             return PurgeOutcome(
-                "rate_limited", calls, "Cloudflare rate limit", wait, _errors(response)
+                "rate_limited", calls, "Cloudflare rate limit", wait, api_errors(response)
             )
-        errors = _errors(response)
+        errors = api_errors(response)
         if response.status_code == 200:
             try:
                 success = bool(response.json().get("success"))

@@ -60,6 +60,7 @@ from origin.state import AppState, get_state
 from segmenter import event
 from segmenter.event import Event, Rejection
 from segmenter.event_jsonschema import MAX_BATCH, event_json_schema
+from segmenter.registry import VERSIONS
 from segmenter.schema import DLQ_MAXLEN, STREAM_MAXLEN, partition_of, tombstone_digest
 from segmenter.shoppers import ShopperIds
 from segmenter.stitching import credit, parse_link, stage_link
@@ -244,13 +245,20 @@ def _docs(doc: Any) -> tuple[list[Any], bool]:
 
 
 def _observe(
-    state: AppState, valid: list[Event], dead: list[tuple[Rejection, bytes, str]], now: int
-) -> None:
+    state: AppState, valid: list[Event], dead: list[tuple[Rejection, bytes, str]], now: int,
+    *, docs: list[Any], checked: list[Event | Rejection],
+) -> None:  # fmt: skip
     m = state.metrics
     m.events.labels("accepted").inc(len(valid))
     m.events.labels("rejected").inc(len(dead))
     for rej, _, _ in dead:
         m.rejected.labels(rej.field).inc()
+    for doc, result in zip(docs, checked, strict=True):  # schema evolution monitoring
+        v = doc.get("v") if isinstance(doc, dict) else None
+        label = str(v) if type(v) is int and v in VERSIONS else "unknown"
+        m.event_versions.labels(
+            label, "accepted" if isinstance(result, Event) else "rejected"
+        ).inc()
     for ev in valid:  # client clock -> collector receipt (the first hop of the freshness path)
         m.event_ingest_seconds.observe(max(0.0, (now - ev.ts) / 1000))
 
@@ -360,7 +368,7 @@ async def post_events(request: Request) -> Response:
     valid = [c for c in checked if isinstance(c, Event)]
     dead = _dead_letters(raw, single, docs, checked, users)
     await _store(state, valid, dead)
-    _observe(state, valid, dead, now)
+    _observe(state, valid, dead, now, docs=docs, checked=checked)
     if single and not valid:
         rej = checked[0]
         assert isinstance(rej, Rejection)
@@ -396,7 +404,7 @@ _SCHEMA_ETAG = '"' + hashlib.sha256(_SCHEMA_BODY).hexdigest()[:16] + '"'
 
 
 async def get_schema(request: Request) -> Response:
-    """Event v1 as JSON Schema, cacheable and revalidatable."""
+    """Every event version as JSON Schema, cacheable and revalidatable."""
     headers = {"Cache-Control": "public, max-age=3600", "ETag": _SCHEMA_ETAG}
     if request.headers.get("if-none-match") == _SCHEMA_ETAG:
         return Response(status_code=304, headers=headers)

@@ -21,11 +21,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from segmenter.registry import VERSIONS
+
 __all__ = ["DEGRADED_REASONS", "AccessLogMiddleware", "Metrics", "routes"]
 # Why a recommendation was answered degraded (origin.recommend.endpoint); each series exists
 # at 0 from the start, so a rate() alert sees the first degraded answer.
 DEGRADED_REASONS = ("redis", "error")
 
+# Route templates of the admin plane (operators reach it directly, never through an edge).
+ADMIN_PREFIXES = ("/v1/admin", "/console", "/metrics", "/openapi", "/healthz", "/readyz")
 ACCESS_LOG = logging.getLogger("p13n.origin.access")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Client clocks drift and batches wait in SDK buffers: ingest latency spans ms to minutes.
@@ -70,6 +74,15 @@ class Metrics:
             ["field"],
             registry=r,
         )
+        self.event_versions = Counter(
+            "p13n_origin_event_versions",
+            "Events received by the collector, by schema version (as sent) and outcome",
+            ["v", "outcome"],
+            registry=r,
+        )
+        for v in [*map(str, VERSIONS), "unknown"]:
+            for outcome in ("accepted", "rejected"):
+                self.event_versions.labels(v, outcome)
         self.model_seconds = Histogram(
             "p13n_origin_model_seconds",
             "Ranking of one recommendation answer from loaded features (the model hop)",
@@ -93,6 +106,15 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.sent_bytes = Counter(
+            "p13n_origin_sent_bytes",
+            "Response body bytes sent, by plane: edge (what edges fetch and forward: the "
+            "origin's egress to edges) or admin (operators, console, metrics)",
+            ["plane"],
+            registry=r,
+        )
+        for plane in ("edge", "admin"):
+            self.sent_bytes.labels(plane)
         self.snapshot_refresh = Counter(
             "p13n_origin_snapshot_refreshes",
             "In-memory snapshot reloads, by outcome",
@@ -123,11 +145,13 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = [500]
+        status = [500, 0]  # status, body bytes
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                status[1] += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -138,6 +162,8 @@ class AccessLogMiddleware:
             self.metrics.request_seconds.labels(
                 template, scope["method"], f"{status[0] // 100}xx"
             ).observe(elapsed)
+            plane = "admin" if template.startswith(ADMIN_PREFIXES) else "edge"
+            self.metrics.sent_bytes.labels(plane).inc(status[1])
             if ACCESS_LOG.isEnabledFor(logging.INFO):
                 ACCESS_LOG.info(_log_line(scope["method"], template, status[0], elapsed))
 

@@ -1,7 +1,8 @@
 """Origin configuration: one frozen value built once from the environment at the entry point.
 
-Every setting is documented here with its environment variable and default. Units are in the
-field names. Only ``Settings.from_env`` reads ``os.environ``.
+Each field's metadata names its environment variable, what it does and whether it is a secret;
+``tools/config_doc.py`` writes docs/CONFIGURATION.md from it. Units are in the field names.
+Only ``Settings.from_env`` reads ``os.environ``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cache_keys import KeyRing, SigningKey
 from segmenter.connection import cluster_url
-from segmenter.shoppers import ShopperIds
+from segmenter.shoppers import (
+    DEFAULT_CUSTOMER_ID_MAX_LEN,
+    DEFAULT_CUSTOMER_ID_PATTERN,
+    ShopperIds,
+)
 
 __all__ = [
     "ROLES",
@@ -30,10 +36,19 @@ _CLOUDFLARE_API_URL = "https://api.cloudflare.com/client/v4"
 # The secrets the origin cannot run without. There is no default in the source (a default
 # would be public): only a trusted local run (P13N_TRUSTED_LOCAL=1) gets random ones.
 SECRET_SETTINGS = ("P13N_SEGMENT_SIGNING", "P13N_CONTEXT_SIGNING", "P13N_CONSOLE_SIGNING")
+# How docs/CONFIGURATION.md shows a key ring and a flag.
+_RING = {"secret": True, "type": "kid:secret[,kid:secret]", "default": "required (random with "
+         "P13N_TRUSTED_LOCAL=1)"}  # fmt: skip
+_FLAG = "flag (1, true, yes)"
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+def _env(name: str, doc: str, **shown: Any) -> dict[str, Any]:
+    """A field's metadata: its variable and what it does (plus how the document shows it)."""
+    return {"env": name, "doc": doc, **shown}
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -118,89 +133,265 @@ def shopper_ids_from_env(env: Mapping[str, str]) -> ShopperIds:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the origin needs to run."""
+    """Everything the origin needs to run; each field's metadata documents its variable."""
 
-    # P13N_REDIS_URL (or REDIS_URL): the online store. There is no default port: a run
-    # without a URL has no Redis and serves degraded answers. A ``redis+cluster://h1:p1,h2:p2``
-    # URL (or ``?cluster=1``), or P13N_REDIS_CLUSTER_NODES (or REDIS_CLUSTER_NODES) =
-    # "h1:p1,h2:p2", selects Redis Cluster (``segmenter.connection``).
-    redis_url: str | None = None
-    # P13N_PREFIX: key namespace in Redis.
-    prefix: str = "p13n"
-    # P13N_PARTITIONS: number of event-stream partitions.
-    partitions: int = 8
-    # P13N_SEGMENT_KEY: keyed hash for hseg (segment names never leave the origin). Required
-    # unless P13N_TRUSTED_LOCAL=1, where the processor's dev default is used.
-    segment_key: bytes = _DEV_SEGMENT_KEY
-    # P13N_SEGMENT_SIGNING / P13N_CONTEXT_SIGNING: "kid:secret[,kid:secret]" key rings.
-    # Required (no public default): random per process only with P13N_TRUSTED_LOCAL=1.
-    segment_keys: KeyRing = field(default_factory=_random_ring)
-    context_keys: KeyRing = field(default_factory=_random_ring)
-    # P13N_ADMIN_TOKENS: "role:token,…"; roles merchandiser, experimenter, admin, service.
-    admin_tokens: dict[str, str] = field(default_factory=dict)
-    # P13N_CONSOLE_SIGNING: "kid:secret[,kid:secret]" signing the web console's session
-    # cookies and CSRF tokens; rotating it away signs everyone out. Required, as above.
-    console_keys: KeyRing = field(default_factory=_random_ring)
-    # P13N_CONSOLE_SESSION_S: how long a console sign-in lasts.
-    console_session_s: int = 8 * 3600
-    # P13N_TRUSTED_LOCAL=1: accept ?user= without a service token (p13n up, tests only).
-    trusted_local: bool = False
-    # P13N_REDIS_TIMEOUT_MS: budget for one Redis round trip before degrading.
-    redis_timeout_ms: int = 150
-    # P13N_SEGMENT_TOKEN_TTL_S: lifetime of a segment cookie the origin signs.
-    segment_token_ttl_s: int = 86400
-    # P13N_EDGE_CONFIG_MAX_AGE_S: how long edges may use a config before revalidating.
-    edge_config_max_age_s: int = 10
-    # P13N_CLOUDFLARE_ZONE_ID / P13N_CLOUDFLARE_API_TOKEN / P13N_CLOUDFLARE_API_URL:
-    # purge-by-tag on Cloudflare; empty means no Cloudflare zone is configured.
-    cloudflare_zone_id: str = ""
-    cloudflare_api_token: str = ""
-    cloudflare_api_url: str = _CLOUDFLARE_API_URL
-    # P13N_ARCHIVE_DIR: the segmenter's event archive (erasure rewrites it).
-    archive_dir: str = "var/archive"
-    # P13N_MAX_BODY_BYTES: request body limit for JSON APIs.
-    max_body_bytes: int = 1024 * 1024
-    # P13N_MAX_IMPORT_BYTES: body limit of a bulk catalog import (CSV or JSON Lines).
-    max_import_bytes: int = 16 * 1024 * 1024
-    # P13N_REFRESH_MS: how often each worker reloads its in-memory snapshot (experiments,
-    # registry, generations, mask, popular list); far below the edge config's max-age.
-    refresh_ms: int = 2000
-    # P13N_BREAKER_MS: after a Redis failure, answer degraded without trying Redis for this
-    # long, so a dead store costs shoppers nothing (then one request probes again).
-    breaker_ms: int = 1000
-    # P13N_ITEM_CACHE_TTL_S: lifetime of per-item (co-visitation, catalog) and per-segment
-    # (segment list) entries cached in memory. Never per shopper.
-    item_cache_ttl_s: int = 60
-    # P13N_COVIS_CACHE_TTL_S: co-visitation neighbours change slowly (they are aggregates of
-    # many shoppers' sessions), so they are cached longer than catalog entries.
-    covis_cache_ttl_s: int = 300
-    # P13N_EDGE_LIVE_S: an edge whose last heartbeat is older than this is not counted live.
-    edge_live_s: int = 60
-    # P13N_BENCH_BASELINE=1: mount /v1/bench/baseline (one HGETALL), for bench/origin.py.
-    bench_baseline: bool = False
-    # P13N_COLLECTOR_SITE_KEYS: publishable site keys ("k1,k2") the collector accepts in the
-    # X-P13N-Site-Key header or the site_key query parameter; empty means none is required.
-    collector_site_keys: frozenset[str] = frozenset()
-    # P13N_COLLECTOR_RATE_PER_S / P13N_COLLECTOR_BURST: per-shopper token bucket, in events
-    # (a browser's site key and shopper cookie; its site key and address without the
-    # cookie); over it the collector answers 429 (``origin.collector``, RATE_LIMITS).
-    collector_rate_per_s: int = 500
-    collector_burst: int = 2000
-    # P13N_COLLECTOR_PEER_RATE_PER_S / P13N_COLLECTOR_PEER_BURST: per TCP peer (a browser,
-    # or an edge carrying many shoppers' cookies), over the per-shopper buckets above.
-    collector_peer_rate_per_s: int = 20_000
-    collector_peer_burst: int = 40_000
-    # P13N_COLLECTOR_SERVICE_RATE_PER_S / P13N_COLLECTOR_SERVICE_BURST: per service token
-    # (the shop's backend sending events with a bearer token), instead of the above.
-    collector_service_rate_per_s: int = 50_000
-    collector_service_burst: int = 100_000
-    # P13N_MAX_CLOCK_SKEW_MS: events stamped further in the future are rejected.
-    max_clock_skew_ms: int = 5 * 60_000
-    # P13N_CUSTOMER_ID_PATTERN / P13N_CUSTOMER_ID_MAX_LEN: the shop's own customer ids
-    # (``segmenter.shoppers``): a regular expression every id must match whole, and a length
-    # limit (at most 64). Ids must also fit [A-Za-z0-9_.:-]; the default admits "cust_48213",
-    # "12345" and hex e-mail hashes, never a raw e-mail address.
-    shopper_ids: ShopperIds = field(default_factory=ShopperIds)
+    redis_url: str | None = field(
+        default=None,
+        metadata=_env(
+            "P13N_REDIS_URL",
+            "the online store; without it there is no Redis and answers are degraded (there "
+            "is no default port). A `redis+cluster://h1:p1,h2:p2` URL (or `?cluster=1`), or "
+            "cluster nodes as h1:p1,h2:p2, select Redis Cluster",
+            secret=True,  # a URL may carry a password
+            also=("REDIS_URL", "P13N_REDIS_CLUSTER_NODES", "REDIS_CLUSTER_NODES"),
+        ),
+    )
+    prefix: str = field(default="p13n", metadata=_env("P13N_PREFIX", "key namespace in Redis"))
+    partitions: int = field(
+        default=8, metadata=_env("P13N_PARTITIONS", "number of event-stream partitions")
+    )
+    segment_key: bytes = field(
+        default=_DEV_SEGMENT_KEY,
+        metadata=_env(
+            "P13N_SEGMENT_KEY",
+            "keyed hash for hseg (segment names never leave the origin): the processor's value, "
+            "at least 16 characters",
+            secret=True,
+            type="str",
+            default="required (a public dev key with P13N_TRUSTED_LOCAL=1)",
+        ),
+    )
+    segment_keys: KeyRing = field(
+        default_factory=_random_ring,
+        metadata=_env("P13N_SEGMENT_SIGNING", "signs the segment cookie the edges verify", **_RING),
+    )
+    context_keys: KeyRing = field(
+        default_factory=_random_ring,
+        metadata=_env(
+            "P13N_CONTEXT_SIGNING", "signs the context cookie the edges rerank with", **_RING
+        ),
+    )
+    admin_tokens: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_env(
+            "P13N_ADMIN_TOKENS",
+            "admin API bearer tokens; roles merchandiser, experimenter, admin, service; tokens of "
+            "at least 16 characters",
+            secret=True,
+            type="role:token[,role:token]",
+            default="none (no admin access)",
+        ),
+    )
+    console_keys: KeyRing = field(
+        default_factory=_random_ring,
+        metadata=_env(
+            "P13N_CONSOLE_SIGNING",
+            "signs the console's session cookies and CSRF tokens (rotating it signs everyone out)",
+            **_RING,
+        ),
+    )
+    console_session_s: int = field(
+        default=8 * 3600,
+        metadata=_env("P13N_CONSOLE_SESSION_S", "how long a console sign-in lasts"),
+    )
+    trusted_local: bool = field(
+        default=False,
+        metadata=_env(
+            "P13N_TRUSTED_LOCAL",
+            "a trusted local run (`p13n up`, tests): ?user= without a service token, random "
+            "signing keys when none are set. Never in production",
+            type=_FLAG,
+        ),
+    )
+    redis_timeout_ms: int = field(
+        default=150,
+        metadata=_env("P13N_REDIS_TIMEOUT_MS", "budget for one Redis round trip before degrading"),
+    )
+    segment_token_ttl_s: int = field(
+        default=86400,
+        metadata=_env("P13N_SEGMENT_TOKEN_TTL_S", "lifetime of a segment cookie the origin signs"),
+    )
+    edge_config_max_age_s: int = field(
+        default=10,
+        metadata=_env(
+            "P13N_EDGE_CONFIG_MAX_AGE_S", "how long edges may use a config before revalidating"
+        ),
+    )
+    cloudflare_zone_id: str = field(
+        default="",
+        metadata=_env(
+            "P13N_CLOUDFLARE_ZONE_ID", "Cloudflare zone purged by tag; empty: no Cloudflare zone"
+        ),
+    )
+    cloudflare_api_token: str = field(
+        default="",
+        metadata=_env(
+            "P13N_CLOUDFLARE_API_TOKEN", "API token allowed to purge the zone's cache", secret=True
+        ),
+    )
+    cloudflare_api_url: str = field(
+        default=_CLOUDFLARE_API_URL,
+        metadata=_env(
+            "P13N_CLOUDFLARE_API_URL", "Cloudflare's API base URL (tests point it elsewhere)"
+        ),
+    )
+    cloudflare_account_id: str = field(
+        default="",
+        metadata=_env(
+            "P13N_CLOUDFLARE_ACCOUNT_ID",
+            "account of the Workers KV namespace below (with the API token, which then also"
+            " needs Workers KV Storage: Edit)",
+        ),
+    )
+    cloudflare_kv_namespace_id: str = field(
+        default="",
+        metadata=_env(
+            "P13N_CLOUDFLARE_KV_NAMESPACE_ID",
+            "Workers KV namespace the origin keeps the edge config in (key edge-config, the"
+            " Worker's EDGE_CONFIG binding); empty: off",
+        ),
+    )
+    kv_publish_check_ms: int = field(
+        default=1000,
+        metadata=_env(
+            "P13N_KV_PUBLISH_CHECK_MS",
+            "how often the edge config is compared with the one in KV (a change, say a hard"
+            " purge, is written at the next check)",
+        ),
+    )
+    kv_publish_every_s: int = field(
+        default=60,
+        metadata=_env(
+            "P13N_KV_PUBLISH_EVERY_S",
+            "an unchanged config is rewritten to KV this often, so its generated_at_ms stays"
+            " recent (the Worker never counts an older document as fresh)",
+        ),
+    )
+    archive_dir: str = field(
+        default="var/archive",
+        metadata=_env("P13N_ARCHIVE_DIR", "the processor's event archive (erasure rewrites it)"),
+    )
+    max_body_bytes: int = field(
+        default=1024 * 1024,
+        metadata=_env("P13N_MAX_BODY_BYTES", "request body limit for JSON APIs"),
+    )
+    max_import_bytes: int = field(
+        default=16 * 1024 * 1024,
+        metadata=_env(
+            "P13N_MAX_IMPORT_BYTES", "body limit of a bulk catalog import (CSV or JSON Lines)"
+        ),
+    )
+    refresh_ms: int = field(
+        default=2000,
+        metadata=_env(
+            "P13N_REFRESH_MS",
+            "how often each worker reloads its in-memory snapshot (experiments, registry, "
+            "generations, mask, popular list); far below the edge config's max-age",
+        ),
+    )
+    breaker_ms: int = field(
+        default=1000,
+        metadata=_env(
+            "P13N_BREAKER_MS",
+            "after a Redis failure, answer degraded without trying Redis for this long, so a dead "
+            "store costs shoppers nothing (then one request probes again)",
+        ),
+    )
+    item_cache_ttl_s: int = field(
+        default=60,
+        metadata=_env(
+            "P13N_ITEM_CACHE_TTL_S",
+            "lifetime of per-item (catalog) and per-segment (segment list) entries cached in "
+            "memory; never per shopper",
+        ),
+    )
+    covis_cache_ttl_s: int = field(
+        default=300,
+        metadata=_env(
+            "P13N_COVIS_CACHE_TTL_S",
+            "lifetime of cached co-visitation neighbours (aggregates of many shoppers' sessions, "
+            "they change slowly)",
+        ),
+    )
+    edge_live_s: int = field(
+        default=60,
+        metadata=_env(
+            "P13N_EDGE_LIVE_S", "an edge whose last heartbeat is older than this is not live"
+        ),
+    )
+    bench_baseline: bool = field(
+        default=False,
+        metadata=_env(
+            "P13N_BENCH_BASELINE",
+            "mount /v1/bench/baseline (one HGETALL) for bench/origin.py",
+            type=_FLAG,
+        ),
+    )
+    collector_site_keys: frozenset[str] = field(
+        default=frozenset(),
+        metadata=_env(
+            "P13N_COLLECTOR_SITE_KEYS",
+            "publishable site keys the collector accepts (X-P13N-Site-Key header or site_key "
+            "query parameter); empty: none is required",
+            type="k1[,k2]",
+        ),
+    )
+    collector_rate_per_s: int = field(
+        default=500,
+        metadata=_env(
+            "P13N_COLLECTOR_RATE_PER_S",
+            "per-shopper token bucket rate in events/s (a browser's site key and shopper "
+            "cookie; its site key and address without the cookie); over it the collector "
+            "answers 429",
+        ),
+    )
+    collector_burst: int = field(
+        default=2000,
+        metadata=_env("P13N_COLLECTOR_BURST", "per-shopper token bucket size, in events"),
+    )
+    collector_peer_rate_per_s: int = field(
+        default=20_000,
+        metadata=_env(
+            "P13N_COLLECTOR_PEER_RATE_PER_S",
+            "per TCP peer token bucket rate in events/s (a browser, or an edge carrying many "
+            "shoppers' cookies), over the per-shopper buckets",
+        ),
+    )
+    collector_peer_burst: int = field(
+        default=40_000,
+        metadata=_env("P13N_COLLECTOR_PEER_BURST", "per TCP peer token bucket size, in events"),
+    )
+    collector_service_rate_per_s: int = field(
+        default=50_000,
+        metadata=_env(
+            "P13N_COLLECTOR_SERVICE_RATE_PER_S",
+            "per service token bucket rate in events/s (the shop's backend sending events with "
+            "a bearer token), instead of the per-shopper and per-peer buckets",
+        ),
+    )
+    collector_service_burst: int = field(
+        default=100_000,
+        metadata=_env("P13N_COLLECTOR_SERVICE_BURST", "per service token bucket size, in events"),
+    )
+    max_clock_skew_ms: int = field(
+        default=5 * 60_000,
+        metadata=_env(
+            "P13N_MAX_CLOCK_SKEW_MS", "events stamped further in the future are rejected"
+        ),
+    )
+    shopper_ids: ShopperIds = field(
+        default_factory=ShopperIds,
+        metadata=_env(
+            "P13N_CUSTOMER_ID_PATTERN",
+            "the shop's own customer ids (`segmenter.shoppers`): a regular expression every id "
+            "must match whole, and P13N_CUSTOMER_ID_MAX_LEN, a length limit (at most 64). Ids "
+            "must also fit [A-Za-z0-9_.:-]; the default admits cust_48213, 12345 and hex e-mail "
+            "hashes, never a raw e-mail address",
+            also=("P13N_CUSTOMER_ID_MAX_LEN",),
+            type="regex; int",
+            default=f"`{DEFAULT_CUSTOMER_ID_PATTERN}`; {DEFAULT_CUSTOMER_ID_MAX_LEN}",
+        ),
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -235,6 +426,10 @@ class Settings:
             cloudflare_zone_id=e.get("P13N_CLOUDFLARE_ZONE_ID", ""),
             cloudflare_api_token=e.get("P13N_CLOUDFLARE_API_TOKEN", ""),
             cloudflare_api_url=e.get("P13N_CLOUDFLARE_API_URL", _CLOUDFLARE_API_URL),
+            cloudflare_account_id=e.get("P13N_CLOUDFLARE_ACCOUNT_ID", ""),
+            cloudflare_kv_namespace_id=e.get("P13N_CLOUDFLARE_KV_NAMESPACE_ID", ""),
+            kv_publish_check_ms=_int(e, "P13N_KV_PUBLISH_CHECK_MS", 1000),
+            kv_publish_every_s=_int(e, "P13N_KV_PUBLISH_EVERY_S", 60),
             archive_dir=e.get("P13N_ARCHIVE_DIR", "var/archive"),
             max_body_bytes=_int(e, "P13N_MAX_BODY_BYTES", 1024 * 1024),
             max_import_bytes=_int(e, "P13N_MAX_IMPORT_BYTES", 16 * 1024 * 1024),

@@ -7,7 +7,8 @@ For each entry, in stream order, exactly one disposition::
     erased     the shopper has an erasure tombstone: dropped, never archived
     duplicate  event id already applied on that UTC day (a client retry)
     late       event time below the watermark: shopper features and experiments only
-    applied    everything, including the windowed aggregates (popularity, co-visitation)
+    applied    everything, including the windowed aggregates (popularity, co-visitation and
+               each item's own weight in sessions, which normalizes co-visitation)
 
 Every aggregate increment is an integer, so partial sums are exact and the result does not
 depend on batch boundaries; the effects are written with the new offset in one atomic step.
@@ -91,6 +92,7 @@ class PartitionEffects:
     eids: dict[int, list[str]] = field(default_factory=dict)
     pop: dict[int, Counter[str]] = field(default_factory=dict)
     covis: dict[str, dict[str, int]] = field(default_factory=dict)
+    occ: Counter[str] = field(default_factory=Counter)
     exp: dict[str, Counter[str]] = field(default_factory=dict)
     sessions: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     exposed: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
@@ -108,6 +110,7 @@ def _covisit(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
     if last_ts < st.max_ts - SESSION_GAP_MS:  # expired (the commit may not have pruned it)
         last_ts, items = 0, []
     item, covis = ev.item, fx.covis
+    fx.occ[item] += weight  # the norm of the item's co-visitation: sim = co / sqrt(occ occ)
     mine: dict[str, int] | None = None
     for other in items:
         if other != item:

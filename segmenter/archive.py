@@ -34,7 +34,14 @@ import orjson
 from segmenter.aggregates import Entry, parse_id
 from segmenter.event import to_doc
 
-__all__ = ["ArchiveWriter", "archive_hours", "prune", "read_partition", "rewrite_without"]
+__all__ = [
+    "ArchiveWriter",
+    "archive_hours",
+    "hour_start_ms",
+    "prune",
+    "read_partition",
+    "rewrite_without",
+]
 
 _FILE_RE = re.compile(r"p(\d+)-(\d+)-(\d+)-([0-9a-f]+)\.jsonl\.gz")
 _HOUR_MS = 3_600_000
@@ -109,7 +116,7 @@ def archive_hours(root: Path) -> list[Path]:
     return sorted(root.glob("dt=*/hour=*"))
 
 
-def _hour_start_ms(hour_dir: Path) -> int:
+def hour_start_ms(hour_dir: Path) -> int:
     day = hour_dir.parent.name.removeprefix("dt=")
     t = datetime.strptime(f"{day} {hour_dir.name.removeprefix('hour=')}", "%Y-%m-%d %H")
     return int(t.replace(tzinfo=UTC).timestamp() * 1000)
@@ -126,7 +133,7 @@ def read_partition(
         raise FileNotFoundError(f"archive directory {root} does not exist")
     last = (-1, -1)
     for hour in archive_hours(root):
-        start = _hour_start_ms(hour)
+        start = hour_start_ms(hour)
         if start + _HOUR_MS <= from_ms or start >= to_ms:
             continue
         files = [f for f in hour.glob(f"p{partition}-*.jsonl.gz") if _FILE_RE.fullmatch(f.name)]
@@ -161,7 +168,7 @@ def prune(root: Path, retention_days: int, now_ms: int | None = None) -> int:
     cutoff = now - retention_days * 86_400_000
     gone = 0
     for hour in archive_hours(root):
-        if _hour_start_ms(hour) + _HOUR_MS <= cutoff:
+        if hour_start_ms(hour) + _HOUR_MS <= cutoff:
             shutil.rmtree(hour)
             gone += 1
     return gone

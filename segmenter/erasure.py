@@ -89,6 +89,13 @@ async def _erase_partition(r: aioredis.Redis, keys: Keys, sid: str, partition: i
     return removed
 
 
+def _erase_lake(archive: Path, sid: str) -> int:
+    """In a worker thread: importing DuckDB must not block the event loop either."""
+    from segmenter import lake  # noqa: PLC0415 - DuckDB only when erasing
+
+    return lake.erase(lake.lake_root(archive), sid)
+
+
 async def erase_from_dlq_and_archive(
     redis: aioredis.Redis,
     keys: Keys,
@@ -100,11 +107,14 @@ async def erase_from_dlq_and_archive(
     """Remove shopper ``sid`` from the archive, the DLQ and partition state.
 
     Call after writing the tombstone. Only the shopper's own partition is rewritten in the
-    archive (``partition_of(sid, partitions)``). Raises ``redis`` errors unchanged.
+    archive (``partition_of(sid, partitions)``); the Parquet lake's files holding the shopper
+    are rewritten too (``archive_lines`` counts both). Raises ``redis`` errors unchanged.
     """
     p = partition_of(sid, partitions)
     root = Path(archive_dir)
     lines = await asyncio.to_thread(rewrite_without, root, p, sid) if root.exists() else 0
+    if root.exists():  # the lake keeps hours the archive has pruned: erase there too
+        lines += await asyncio.to_thread(_erase_lake, root, sid)
     dead = await _erase_dlq(redis, keys, sid)
     fields = await _erase_partition(redis, keys, sid, p)
     entries = await _erase_stream(redis, keys, sid, p)

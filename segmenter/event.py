@@ -1,8 +1,10 @@
-"""Event schema v1: one record, one validation step, one msgpack encode/decode pair.
+"""The event: one record, one validation step, one msgpack encode/decode pair.
 
     {"v": 1, "event_id": "e1", "type": "view", "user": "u1", "item": "sku-1", "ts": 1.7e12}
         -> Event(event_id="e1", type="view", user="u1", ts=1700000000000, item="sku-1", …)
-    {"v": 2, …} -> Rejection(field="v", problem="unsupported version 2; this build reads 1")
+    {"v": 2, …, "position": 3} -> Event(…, position=3)
+    {"v": 3, "type": "identify", "user": "cust_1", "anon": "Q2hv…", …} -> Event(…, anon="Q2hv…")
+    {"v": 9, …} -> Rejection(field="v", problem="unsupported version 9; this build reads 1, 2, 3")
 
 ``user`` is a shopper id of either kind (``segmenter.shoppers``: the anonymous id or the shop's
 customer id); here only its envelope is checked, the ingress points check the kind. An
@@ -10,18 +12,26 @@ customer id); here only its envelope is checked, the ingress points check the ki
 the customer, ``anon`` the anonymous id (the processor merges the anonymous features into the
 customer's, exactly once: ``segmenter.features``).
 
-JSON arrives at the collector; msgpack of the same field names travels on the streams. A
-consumer that meets any other version parks the entry in the dead-letter stream.
+
+The versions, their fields and upcasters live in ``segmenter.registry``; this module reads any
+registered version (upcasting older majors) into the current ``Event``. JSON arrives at the
+collector; msgpack of the same field names travels on the streams, in the oldest version that
+carries the event. A consumer that meets an unknown version parks the entry in the
+dead-letter stream.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+
+from segmenter.registry import CURRENT, EVENT_TYPES, ITEM_TYPES, VERSIONS, Field, upcast
 
 __all__ = [
     "EVENT_TYPES",
@@ -34,39 +44,33 @@ __all__ = [
     "encode",
     "to_doc",
     "validate",
+    "version_of",
 ]
 
-VERSION = 1
-EVENT_TYPES = (
-    "view", "add_to_cart", "remove_from_cart", "purchase", "search", "exposure", "identify",
-)  # fmt: skip
-# Types that are about one item, so ``item`` is required.
-ITEM_TYPES = frozenset({"view", "add_to_cart", "remove_from_cart", "purchase"})
-MIN_TS_MS = 946_684_800_000  # 2000-01-01
-MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
-MAX_PRICE = 1_000_000.0
-MAX_QTY = 1000
+VERSION = CURRENT
+_LATEST = VERSIONS[CURRENT].fields
+_SUPPORTED = ", ".join(map(str, VERSIONS))
 
-EVENT_ID_RE = re.compile(r"[\x21-\x7e]{1,64}")
-# Every shopper id, anonymous or customer, fits this envelope (no "|", "{", "}" or spaces:
-# ids go into hash tags and "user|session" fields).
-USER_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-ITEM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
-SESSION_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+def _bound(name: str, side: str) -> Any:
+    return getattr(_LATEST[name], side)
+
+
+MIN_TS_MS = int(_bound("ts", "minimum"))  # 2000-01-01
+MAX_TS_MS = int(_bound("ts", "maximum"))  # 2100-01-01
+MAX_PRICE = float(_bound("price", "maximum"))
+MAX_QTY = int(_bound("qty", "maximum"))
+MAX_POSITION = int(_bound("position", "maximum"))
 
 TEXT_FIELDS: dict[str, re.Pattern[str]] = {
-    "event_id": EVENT_ID_RE,
-    "user": USER_RE,
-    "anon": USER_RE,
-    "item": ITEM_RE,
-    "category": ITEM_RE,
-    "session": SESSION_RE,
-    "experiment": SLUG_RE,
-    "variant": SLUG_RE,
-    "traceparent": TRACEPARENT_RE,
+    name: re.compile(f.pattern) for name, f in _LATEST.items() if f.kind == "text"
 }
+EVENT_ID_RE = TEXT_FIELDS["event_id"]
+USER_RE = TEXT_FIELDS["user"]
+ITEM_RE = TEXT_FIELDS["item"]
+SESSION_RE = TEXT_FIELDS["session"]
+SLUG_RE = TEXT_FIELDS["experiment"]
+TRACEPARENT_RE = TEXT_FIELDS["traceparent"]
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _SLUG = "abcdefghijklmnopqrstuvwxyz0123456789"
 # The same patterns as character sets (allowed, allowed first, longest): ``str.strip`` of the
@@ -82,9 +86,30 @@ _CHARSETS: dict[str, tuple[str, str, int]] = {
     "experiment": (_SLUG + "-", _SLUG, 40),
     "variant": (_SLUG + "-", _SLUG, 40),
 }
-FIELDS = frozenset({"v", "type", "ts", "price", "qty", "bot", *TEXT_FIELDS})
-REQUIRED = ("event_id", "type", "user", "ts")
+# Every field name of every version ("v" included): the labels a rejection may carry.
+FIELDS = frozenset().union(*(v.names for v in VERSIONS.values()))
+REQUIRED = tuple(name for name, f in _LATEST.items() if f.required)
+_MAJOR = VERSIONS[CURRENT].major
+# The versions whose documents need an upcaster to reach the current major, and the current
+# major's versions oldest first (a writer picks the first that carries the event).
+_OLD_MAJORS = frozenset(v for v, spec in VERSIONS.items() if spec.major != _MAJOR)
+_WRITABLE = tuple(sorted(v for v, spec in VERSIONS.items() if spec.major == _MAJOR))
 _REQUIRED_SET = frozenset(REQUIRED)
+
+
+def _accepts(f: Field, value: Any) -> bool:
+    """Whether a text or enum field ``f`` accepts ``value`` (the fields later versions widen)."""
+    if f.kind == "enum":
+        return value in f.values
+    return isinstance(value, str) and re.fullmatch(f.pattern, value) is not None
+
+
+# Per version, the fields a later version of the major widened (``type`` gains ``identify``
+# in v3, ``user`` customer ids): a document of that version is checked against its own.
+_NARROWER: dict[int, tuple[tuple[str, Field], ...]] = {
+    v: tuple((n, f) for n, f in spec.fields.items() if n in _LATEST and _LATEST[n] != f)
+    for v, spec in VERSIONS.items()
+}
 # Text values already seen to match their pattern, for the fields whose values repeat
 # (shoppers, items, sessions…): a set lookup instead of a regex; bounded, emptied when full.
 _KNOWN: dict[str, set[str]] = {
@@ -95,7 +120,7 @@ _KNOWN_MAX = 100_000
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One valid v1 event (absent optional text fields are empty strings)."""
+    """One valid event (absent optional text fields are empty strings)."""
 
     event_id: str
     type: str
@@ -110,6 +135,7 @@ class Event:
     variant: str = ""
     traceparent: str = ""
     bot: bool = False
+    position: int | None = None  # v2: 0-based place in the list it was shown in
     anon: str = ""  # identify only: the anonymous id signing in as ``user``
 
 
@@ -149,13 +175,32 @@ def _price(d: Mapping[str, Any]) -> float:
     return float(value)
 
 
+def _check_narrower(
+    doc: Mapping[str, Any], v: int, narrower: tuple[tuple[str, Field], ...]
+) -> None:
+    """A value a later version of the major added (``identify``, a customer id with ``.``)
+    in a document of an earlier version: named as such."""
+    for name, f in narrower:
+        value = doc.get(name)
+        if value is None or _accepts(f, value) or not _accepts(_LATEST[name], value):
+            continue  # absent, fine, or wrong in every version (the field's own check says)
+        since = min(n for n, spec in VERSIONS.items() if _accepts(spec.fields[name], value))
+        what = repr(value) if f.kind == "enum" else "this value"
+        raise _Invalid(name, f"{what} is not part of version {v} (added in version {since})")
+
+
 def _check_shape(doc: Any) -> Mapping[str, Any]:
     if type(doc) is not dict and not isinstance(doc, Mapping):
         raise _Invalid("$", "an event must be an object")
-    if type(doc.get("v")) is not int or doc.get("v") != VERSION:  # not True, not 1.0
-        raise _Invalid("v", f"unsupported version {doc.get('v')!r}; this build reads {VERSION}")
-    if not FIELDS.issuperset(doc):
-        unknown = [k for k in doc if k not in FIELDS]
+    v = doc.get("v")
+    if type(v) is not int or v not in VERSIONS:  # not True, not 1.0
+        raise _Invalid("v", f"unsupported version {v!r}; this build reads {_SUPPORTED}")
+    names = VERSIONS[v].names
+    if not names.issuperset(doc):
+        unknown = [k for k in doc if k not in names]
+        if unknown[0] in FIELDS:  # a field of another version: say which
+            since = min(n for n, spec in VERSIONS.items() if unknown[0] in spec.names)
+            raise _Invalid(unknown[0], f"is not part of version {v} (added in version {since})")
         # The name goes into the reason, not the field: fields become metric labels, and a
         # client's made-up key (an e-mail address, 200 kB of text) must not.
         raise _Invalid("$", f"unknown field {str(unknown[0])[:64]!r}")
@@ -164,7 +209,10 @@ def _check_shape(doc: Any) -> Mapping[str, Any]:
         raise _Invalid(name, "is required")
     if doc["type"] not in EVENT_TYPES:
         raise _Invalid("type", f"must be one of {', '.join(EVENT_TYPES)}")
-    return doc
+    narrower = _NARROWER[v]
+    if narrower and v not in _OLD_MAJORS:
+        _check_narrower(doc, v, narrower)
+    return upcast(dict(doc)) if v in _OLD_MAJORS else doc
 
 
 def _matches(name: str, value: str, rx: re.Pattern[str]) -> bool:
@@ -220,6 +268,7 @@ def _build(d: Mapping[str, Any]) -> Event:
         get("variant", ""),
         get("traceparent", ""),
         bot,
+        _int(d, "position", 0, MAX_POSITION, 0) if "position" in d else None,
         get("anon", ""),
     )
     if kind in ITEM_TYPES and not ev.item:
@@ -241,10 +290,36 @@ def validate(doc: Any) -> Event | Rejection:
         return exc.rejection
 
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Event)}
+# Newest first: (version, the fields it added to the major).
+_ADDED = tuple(
+    (v, tuple(sorted(VERSIONS[v].names - VERSIONS[prev].names)))
+    for prev, v in reversed(list(itertools.pairwise(_WRITABLE)))
+)
+
+
+# Newest first: (version, the fields its predecessor has narrower, as the predecessor has them).
+_WIDENED = tuple(
+    (v, tuple((n, f) for n, f in VERSIONS[prev].fields.items() if VERSIONS[v].fields[n] != f))
+    for prev, v in reversed(list(itertools.pairwise(_WRITABLE)))
+)
+
+
+def version_of(ev: Event) -> int:
+    """The oldest version that carries ``ev``: what writers put on the stream and on disk."""
+    for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True):
+        if any(getattr(ev, name) != _DEFAULTS[name] for name in added):
+            return v
+        if any(not _accepts(f, getattr(ev, name)) for name, f in widened):
+            return v
+    return _WRITABLE[0]
+
+
 def to_doc(ev: Event) -> dict[str, Any]:
-    """The v1 document of an event (defaults omitted); ``validate`` reads it back."""
+    """The document of an event in ``version_of(ev)`` (defaults omitted); ``validate`` reads
+    it back."""
     doc: dict[str, Any] = {
-        "v": VERSION,
+        "v": 0,  # set below, once the fields are known
         "event_id": ev.event_id,
         "type": ev.type,
         "user": ev.user,
@@ -260,11 +335,14 @@ def to_doc(ev: Event) -> dict[str, Any]:
         doc["qty"] = ev.qty
     if ev.bot:
         doc["bot"] = True
+    if ev.position is not None:
+        doc["position"] = ev.position
+    doc["v"] = version_of(ev)
     return doc
 
 
 def encode(ev: Event) -> bytes:
-    """msgpack of the v1 document: the stream entry's ``e`` field."""
+    """msgpack of the event's document: the stream entry's ``e`` field."""
     return msgpack.packb(to_doc(ev))
 
 

@@ -1,4 +1,4 @@
-"""Event v1 as JSON Schema (draft 2020-12), served at ``GET /v1/schemas/events``.
+"""Every event version as JSON Schema (draft 2020-12), served at ``GET /v1/schemas/events``.
 
 Producers validate before sending; the collector's own check (``segmenter.event.validate``)
 enforces the same bounds, and a test keeps the two in step.
@@ -8,45 +8,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from segmenter.event import (
-    EVENT_TYPES,
-    ITEM_TYPES,
-    MAX_PRICE,
-    MAX_QTY,
-    MAX_TS_MS,
-    MIN_TS_MS,
-    REQUIRED,
-    TEXT_FIELDS,
-    VERSION,
-)
+from segmenter.registry import CURRENT, ITEM_TYPES, VERSIONS, Field
 
 __all__ = ["MAX_BATCH", "event_json_schema"]
 
 MAX_BATCH = 500
+_NOTES = {
+    "v": "schema version (segmenter.registry)",
+    "ts": "event time, epoch milliseconds",
+    "bot": "set by producers that detect bots; excluded from experiments",
+    "traceparent": "W3C trace context",
+    "event_id": "client-generated; retries reuse it (24 h dedupe)",
+    "position": "0-based place of the item in the list the shopper saw it in",
+    "user": "anonymous shopper id or the shop's customer id",
+    "anon": "identify: the anonymous id signing in as user",
+}
 
 
-def _event() -> dict[str, Any]:
-    props: dict[str, Any] = {
-        name: {"type": "string", "pattern": f"^{rx.pattern}$", "maxLength": 64}
-        for name, rx in TEXT_FIELDS.items()
-    }
-    props.update(
-        v={"const": VERSION, "description": "schema version"},
-        type={"enum": list(EVENT_TYPES)},
-        ts={"type": "integer", "minimum": MIN_TS_MS, "maximum": MAX_TS_MS,
-            "description": "event time, epoch milliseconds"},
-        price={"type": "number", "minimum": 0, "maximum": MAX_PRICE},
-        qty={"type": "integer", "minimum": 1, "maximum": MAX_QTY, "default": 1},
-        bot={"type": "boolean", "default": False,
-             "description": "set by producers that detect bots; excluded from experiments"},
-    )  # fmt: skip
-    props["traceparent"]["description"] = "W3C trace context"
-    props["user"]["description"] = "anonymous shopper id or the shop's customer id"
-    props["anon"]["description"] = "identify: the anonymous id signing in as user"
-    props["event_id"]["description"] = "client-generated; retries reuse it (24 h dedupe)"
+def _prop(f: Field) -> dict[str, Any]:
+    if f.kind == "text":
+        return {"type": "string", "pattern": f"^{f.pattern}$", "maxLength": 64}
+    if f.kind == "enum":
+        return {"enum": list(f.values)}
+    if f.kind == "bool":
+        return {"type": "boolean", "default": False}
+    out: dict[str, Any] = {"type": "integer" if f.kind == "int" else "number"}
+    out.update(minimum=f.minimum, maximum=f.maximum)
+    return out
+
+
+def _event(v: int) -> dict[str, Any]:
+    fields = VERSIONS[v].fields
+    props: dict[str, Any] = {"v": {"const": v}} | {n: _prop(f) for n, f in fields.items()}
+    if "qty" in props:
+        props["qty"]["default"] = 1
+    for name, note in _NOTES.items():
+        if name in props:
+            props[name]["description"] = note
     return {
         "type": "object",
-        "required": ["v", *REQUIRED],
+        "required": ["v", *(n for n, f in fields.items() if f.required)],
         "additionalProperties": False,
         "properties": props,
         "allOf": [
@@ -71,9 +72,12 @@ def event_json_schema() -> dict[str, Any]:
     """The schema of a ``POST /v1/events`` body: one event, or ``{"events": [...]}``."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "urn:p13n:schemas:events:v1",
-        "title": "p13n event v1",
-        "$defs": {"event": _event()},
+        "$id": f"urn:p13n:schemas:events:v{CURRENT}",
+        "title": f"p13n event (versions {', '.join(map(str, VERSIONS))})",
+        "$defs": {
+            "event": {"oneOf": [{"$ref": f"#/$defs/v{v}"} for v in VERSIONS]},
+            **{f"v{v}": _event(v) for v in VERSIONS},
+        },
         "oneOf": [
             {"$ref": "#/$defs/event"},
             {

@@ -4,7 +4,8 @@ Events are applied one at a time in stream order, and every float is stored with
 (exact round trip), so the result never depends on how the events were cut into batches:
 a processor restarted after a crash, or a rebuild from the archive, computes identical values.
 
-    cart {}  + add_to_cart(sku-1, qty 2) + purchase(sku-1)  ->  cart {}, bought {sku-1: 1|ts|ts|1}
+    cart {}  + add_to_cart(sku-1, qty 2) + purchase(sku-1)
+        ->  cart {}, bought {sku-1: 1|ts|ts|1|1.0|1}, baskets 1
 
 An ``identify`` event merges the anonymous shopper's features (as loaded with the batch) into
 the customer's: counts add up, carts add up, purchases and affinities combine, the most recent
@@ -13,8 +14,11 @@ kept as ``ab``, the customer's A/B unit (the origin assigns a signed-in customer
 the anonymous id they signed in from, so variants do not move at login). The merge is part
 of the customer's state written with its last applied stream id, so it happens exactly once.
 
-A purchase keeps, per item, the quantity, the last and first purchase times and the number of
-purchases: the origin's repurchase model reads the shopper's own interval from them.
+A purchase keeps, per item, the quantity, the last and first purchase times, the number of
+purchases (the origin's repurchase model reads the shopper's own interval from them), and the
+item's basket-decayed frequency with the basket it was last updated at: each basket the
+shopper buys multiplies every earlier basket's weight by ``PIF_DECAY_PER_BASKET`` (TIFU-KNN's
+personal item frequency), kept incrementally as ``score * decay ** (baskets - at)``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,18 @@ from typing import Any
 
 from cache_keys import hash_segment
 from segmenter.event import Event
-from segmenter.schema import AFFINITY_MAX, BOUGHT_MAX, RECENT_MAX
+from segmenter.schema import (
+    AFFINITY_MAX,
+    BOUGHT_MAX,
+    PIF_DECAY_PER_BASKET,
+    RECENT_MAX,
+    SESSION_GAP_MS,
+)
 from segmenter.segments import SegmentRules, segment
 
 __all__ = [
     "AFFINITY_WEIGHTS",
+    "Bought",
     "FeatureParams",
     "ShopperState",
     "apply",
@@ -42,6 +53,9 @@ __all__ = [
 
 # How much one event adds to its category's affinity, before decay.
 AFFINITY_WEIGHTS = {"view": 1.0, "search": 0.5, "add_to_cart": 3.0, "purchase": 5.0}
+
+
+Bought = tuple[int, int, int, int, float, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +73,9 @@ class ShopperState:
     scalars: dict[str, str] = field(default_factory=dict)
     recent: list[str] = field(default_factory=list)
     cart: dict[str, int] = field(default_factory=dict)
-    # item -> (quantity, last purchase ms, first purchase ms, purchases)
-    bought: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    # item -> (quantity, last purchase ms, first purchase ms, purchases, decayed frequency,
+    # the basket it was decayed to)
+    bought: dict[str, Bought] = field(default_factory=dict)
     aff: dict[str, tuple[float, int]] = field(default_factory=dict)
     exp: dict[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -115,11 +130,26 @@ def _apply_item(s: ShopperState, ev: Event) -> None:
             s.cart.pop(ev.item, None)
     elif ev.type == "purchase":
         s.cart.pop(ev.item, None)
-        count, last, first, times = s.bought.get(ev.item, (0, 0, ev.ts, 0))
-        s.bought[ev.item] = (count + ev.qty, max(last, ev.ts), min(first, ev.ts), times + 1)
+        basket = _basket(s, ev)
+        count, last, first, times, pif, at = s.bought.get(ev.item, (0, 0, ev.ts, 0, 0.0, 0))
+        if at != basket or times == 0:  # once per basket, however many lines it takes
+            pif, at = pif * PIF_DECAY_PER_BASKET ** (basket - at) + 1.0, basket
+        s.bought[ev.item] = (count + ev.qty, max(last, ev.ts), min(first, ev.ts), times + 1,
+                             pif, at)  # fmt: skip
         if len(s.bought) > BOUGHT_MAX:
             oldest = min(s.bought, key=lambda i: (s.bought[i][1], i))
             del s.bought[oldest]
+
+
+def _basket(s: ShopperState, ev: Event) -> int:
+    """The shopper's basket number for a purchase: a purchase in another session (or, without
+    a session, more than a session gap after the last) starts the next basket."""
+    key = ev.session or f"@{ev.ts // SESSION_GAP_MS}"
+    baskets = int(s.scalars.get("baskets", 0))
+    if s.scalars.get("bkey") != key or not baskets:
+        baskets += 1
+        s.scalars["baskets"], s.scalars["bkey"] = str(baskets), key
+    return baskets
 
 
 def _apply_scalars(s: ShopperState, evs: list[Event]) -> None:
@@ -183,9 +213,31 @@ def _merge_scalars(sc: dict[str, str], other: dict[str, str]) -> None:
 
 
 def _merge_bought(s: ShopperState, other: ShopperState) -> None:
-    for item, (count, last, first, times) in other.bought.items():
-        c0, l0, f0, t0 = s.bought.get(item, (0, last, first, 0))
-        s.bought[item] = (c0 + count, max(l0, last), min(f0, first), t0 + times)
+    """Purchases add up; the two shoppers' baskets make one sequence, the shopper who bought
+    last having bought the later baskets: its basket numbers (and items' ``at``) move up by
+    the other's basket count, so every item's basket-decayed frequency keeps its weight at
+    the merged latest basket, and an item both bought sums both decayed frequencies."""
+    last_s = max((b[1] for b in s.bought.values()), default=0)
+    last_o = max((b[1] for b in other.bought.values()), default=0)
+    n_s, n_o = int(s.scalars.get("baskets", 0)), int(other.scalars.get("baskets", 0))
+    other_later = last_o >= last_s
+    shift_s, shift_o = (0, n_s) if other_later else (n_o, 0)
+    if shift_s:
+        s.bought = {i: (*b[:5], b[5] + shift_s) for i, b in s.bought.items()}
+    for item, (count, last, first, times, pif, at0) in other.bought.items():
+        at = at0 + shift_o
+        if item not in s.bought:
+            s.bought[item] = (count, last, first, times, pif, at)
+            continue
+        c0, l0, f0, t0, p0, a0 = s.bought[item]
+        top = max(at, a0)
+        merged = p0 * PIF_DECAY_PER_BASKET ** (top - a0) + pif * PIF_DECAY_PER_BASKET ** (top - at)
+        s.bought[item] = (c0 + count, max(l0, last), min(f0, first), t0 + times, merged, top)
+    if n_o:
+        s.scalars["baskets"] = str(n_s + n_o)
+        later = other.scalars if other_later or not n_s else s.scalars
+        if "bkey" in later:
+            s.scalars["bkey"] = later["bkey"]
     while len(s.bought) > BOUGHT_MAX:
         del s.bought[min(s.bought, key=lambda i: (s.bought[i][1], i))]
 
@@ -287,14 +339,20 @@ def diff(old: ShopperState, new: ShopperState) -> list[Any]:
     return [changed, new.recent if new.recent != old.recent else None]
 
 
-def bought_value(v: str) -> tuple[int, int, int, int]:
-    """ "3|1700000900000|1700000000000|2" -> (3, 1700000900000, 1700000000000, 2); a value
-    stored before first times and purchases were kept ("count|last") reads as bought once."""
-    parts = [int(x) for x in v.split("|")]
-    if len(parts) == 2:
-        return (parts[0], parts[1], parts[1], 1)
-    count, last, first, times = parts
-    return (count, last, first, times)
+def bought_value(v: str, baskets: int = 0) -> Bought:
+    """ "3|1700000900000|1700000000000|2|1.9|4" -> (3, 1700000900000, 1700000000000, 2, 1.9, 4).
+
+    Older values read as their purchases undecayed at the shopper's current basket
+    ``baskets``: "count|last|first|purchases", or "count|last" (bought once)."""
+    parts = v.split("|")
+    if len(parts) == 6:
+        return (int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3]), float(parts[4]),
+                int(parts[5]))  # fmt: skip
+    nums = [int(x) for x in parts]
+    if len(nums) == 2:
+        return (nums[0], nums[1], nums[1], 1, 1.0, baskets)
+    count, last, first, times = nums
+    return (count, last, first, times, float(times), baskets)
 
 
 def from_redis(raw: list[Any]) -> ShopperState:
@@ -309,8 +367,9 @@ def from_redis(raw: list[Any]) -> ShopperState:
     scalars = dict(pairs(f))
     s = ShopperState(last_id=scalars.pop("last_id", ""), scalars=scalars, recent=recent)
     s.cart = {k: int(v) for k, v in pairs(cart)}
+    baskets = int(scalars.get("baskets", 0))
     for k, v in pairs(bought):
-        s.bought[k] = bought_value(v)
+        s.bought[k] = bought_value(v, baskets)
     for k, v in pairs(aff):
         a, b = v.split("|")
         s.aff[k] = (float(a), int(b))

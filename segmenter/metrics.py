@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
+from collections import Counter as Counter_
 from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -12,7 +13,8 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from segmenter.aggregates import PartitionEffects
-from segmenter.event import FIELDS
+from segmenter.event import FIELDS, version_of
+from segmenter.registry import VERSIONS
 
 __all__ = ["DISPOSITIONS", "BatchHistogram", "Metrics"]
 
@@ -74,6 +76,29 @@ class Metrics:
         # alert sees the first rejection instead of a series that appears with it.
         for name in sorted({*FIELDS, "$"}):
             self.rejected.labels(name)
+        self.versions = Counter(
+            "p13n_segmenter_event_versions", "Accepted events by schema version (on the stream)",
+            ["v"], registry=r,
+        )  # fmt: skip
+        for v in VERSIONS:
+            self.versions.labels(str(v))
+        self.reconcile_differences = Gauge(
+            "p13n_segmenter_reconcile_differences",
+            "Values the last batch reconciliation found different from the stream's",
+            ["aggregate"], registry=r,
+        )  # fmt: skip
+        for name in ("popularity", "covisitation", "experiments"):
+            self.reconcile_differences.labels(name)
+        self.reconcile_runs = Counter(
+            "p13n_segmenter_reconcile_runs", "Scheduled reconciliations by outcome",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        for outcome in ("clean", "differences", "partial", "failed"):
+            self.reconcile_runs.labels(outcome)
+        self.reconcile_repaired = Counter(
+            "p13n_segmenter_reconcile_repaired", "Aggregate values rewritten from the batch",
+            registry=r,
+        )  # fmt: skip
         self.lag = Gauge(
             "p13n_segmenter_consumer_lag", "Entries not yet delivered, per partition",
             ["partition"], registry=r,
@@ -98,8 +123,20 @@ class Metrics:
                 self.events.labels(name).inc(fx.counters[name])
         for _, rej in fx.dead:
             self.rejected.labels(rej.field).inc()
+        by_version = Counter_(version_of(e.event) for e in fx.accepted if e.event is not None)
+        for v, n in by_version.items():
+            self.versions.labels(str(v)).inc(n)
         self.apply_latency.observe(apply_s)
         self.freshness.observe_many(max(0.0, (commit_ms - e.key[0]) / 1000) for e in fx.accepted)
+
+    def observe_reconcile(self, differences: Mapping[str, int], repaired: int,
+                          partial: bool) -> None:  # fmt: skip
+        """Record one reconciliation run."""
+        for name, n in differences.items():
+            self.reconcile_differences.labels(name).set(n)
+        self.reconcile_repaired.inc(repaired)
+        outcome = "differences" if any(differences.values()) else "clean"
+        self.reconcile_runs.labels("partial" if partial else outcome).inc()
 
     def set_lag(self, lags: Mapping[int, int]) -> None:
         """Lag of the partitions this process owns; a partition it no longer owns is dropped

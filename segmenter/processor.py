@@ -100,6 +100,11 @@ class Processor:
         self.releasing: set[int] = set()
         self._next_lists_ms = 0
         self._next_prune_ms = 0
+        self._next_lake_ms = 0
+        self._lake_task: asyncio.Task[None] | None = None
+        start = now_ms()
+        self._next_reconcile_ms = start + settings.reconcile_interval_s * 1000
+        self._reconcile_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     # -- main loop ----------------------------------------------------------------------
@@ -115,6 +120,9 @@ class Processor:
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
         self.releasing.update(self.tasks)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        for task in (self._lake_task, self._reconcile_task):  # finish what is in progress
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):  # the others rebalance at once
             await self.r.zrem(self.keys.members, self.owner)
 
@@ -144,6 +152,8 @@ class Processor:
         self.metrics.set_lag(await self.reader.lag(sorted(self.tasks)))
         self.metrics.dlq_depth.set(await self.r.xlen(self.keys.dlq))
         self._prune(now)
+        self._lake(now)
+        await self._reconcile(now)
         if self.s.lists_interval_s <= 0 or now < self._next_lists_ms:
             return
         self._next_lists_ms = now + self.s.lists_interval_s * 1000
@@ -165,6 +175,58 @@ class Processor:
             prune(Path(self.s.archive_dir), self.s.archive_retention_days, now)
         except OSError as exc:  # a full or read-only disk must not stop event processing
             log.warning("archive retention: %s", exc)
+
+    def _lake(self, now: int) -> None:
+        """Parquet for the archive hours that changed, in a thread, on its own schedule."""
+        s = self.s
+        busy = self._lake_task is not None and not self._lake_task.done()
+        if not s.archive_dir or s.lake_interval_s <= 0 or now < self._next_lake_ms or busy:
+            return
+        self._next_lake_ms = now + s.lake_interval_s * 1000
+        self._lake_task = asyncio.create_task(asyncio.to_thread(self._write_lake, now))
+
+    def _write_lake(self, now: int) -> None:
+        from segmenter import lake  # noqa: PLC0415 - DuckDB only where the lake is written
+
+        root = Path(self.s.archive_dir)
+        try:
+            lake.sync(root)
+            lake.prune(lake.lake_root(root), self.s.lake_retention_days, now)
+        except (OSError, lake.LakeError) as exc:  # the lake must not stop event processing
+            log.warning("event lake: %s", exc)
+
+    async def _reconcile(self, now: int) -> None:
+        """The scheduled batch check: one processor at a time (a lock for one interval)."""
+        s = self.s
+        busy = self._reconcile_task is not None and not self._reconcile_task.done()
+        if not s.archive_dir or s.reconcile_interval_s <= 0 or now < self._next_reconcile_ms:
+            return
+        if busy:
+            return
+        self._next_reconcile_ms = now + s.reconcile_interval_s * 1000
+        lock = self.keys.reconcile_lock
+        if await self.r.set(lock, self.owner, nx=True, px=s.reconcile_interval_s * 1000):
+            self._reconcile_task = asyncio.create_task(self._run_reconcile(now))
+
+    async def _run_reconcile(self, now: int) -> None:
+        from segmenter.reconcile import Window  # noqa: PLC0415 - periodic only
+        from segmenter.reconcile_run import reconcile  # noqa: PLC0415
+
+        s = self.s
+        window = Window(now - s.reconcile_window_s * 1000, now)
+        try:
+            report = await reconcile(
+                self.r, self.keys, Path(s.archive_dir), partitions=s.partitions,
+                params=self.applier.ops.partition, window=window,
+                tolerance=s.reconcile_tolerance, repair=s.reconcile_repair,
+                who=f"processor:{self.owner}",
+            )  # fmt: skip
+        except Exception:  # the batch check must never stop event processing
+            log.exception("reconciliation failed")
+            self.metrics.reconcile_runs.labels("failed").inc()
+            return
+        self.metrics.observe_reconcile(report.counts(), report.repaired, bool(report.skipped))
+        log.info("%s", report.line())
 
     # -- one partition ------------------------------------------------------------------
     async def _own(self, lease: Lease) -> None:

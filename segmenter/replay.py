@@ -45,7 +45,8 @@ class RebuildReport:
     def line(self) -> str:
         rate = self.events / self.seconds if self.seconds else 0.0
         detail = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
-        return f"rebuilt {self.events} events in {self.seconds:.2f} s ({rate:,.0f}/s): {detail}"
+        events = f"{self.events} event{'' if self.events == 1 else 's'}"
+        return f"rebuilt {events} in {self.seconds:.2f} s ({rate:,.0f}/s): {detail}"
 
 
 def parse_time_ms(text: str) -> int:

@@ -41,6 +41,7 @@ Body = Callable[[ProcessorSettings, aioredis.Redis], Awaitable[T]]
 
 
 def _main(
+    name: str,
     overrides: dict[str, str],
     body: Body[T],
     show: Callable[[T], str],
@@ -53,7 +54,7 @@ def _main(
     except SettingsError as exc:
         usage = str(exc)
     if usage is not None:
-        print(f"p13n: {usage}", file=sys.stderr)
+        print(f"p13n {name}: {usage}", file=sys.stderr)
         return 2
 
     async def go() -> T:
@@ -66,7 +67,8 @@ def _main(
     try:
         print(show(asyncio.run(go())))
     except (RedisError, OSError, RuntimeError, ValueError) as exc:
-        print(f"p13n: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # One line for the operator, in the command's words, not the exception's class.
+        print(f"p13n {name}: {exc or 'failed'}", file=sys.stderr)
         return 1
     return 0
 
@@ -85,7 +87,7 @@ def _kill_hook(n: int) -> Callable[[str], None] | None:
     return hook
 
 
-def run(overrides: dict[str, str]) -> int:
+def run(overrides: dict[str, str], name: str = "segmenter run") -> int:
     """``p13n segmenter run``: process until SIGTERM or SIGINT."""
     from segmenter.metrics import Metrics  # noqa: PLC0415
     from segmenter.processor import Processor, tune_gc  # noqa: PLC0415
@@ -107,10 +109,10 @@ def run(overrides: dict[str, str]) -> int:
         await proc.run(stop)
         return f"segmenter {s.consumer} stopped"
 
-    return _main(overrides, body, str)
+    return _main(name, overrides, body, str)
 
 
-def lists(overrides: dict[str, str]) -> int:
+def lists(overrides: dict[str, str], name: str = "segmenter lists") -> int:
     """``p13n segmenter lists``: build every segment list once."""
     import time  # noqa: PLC0415
 
@@ -121,7 +123,7 @@ def lists(overrides: dict[str, str]) -> int:
         rules = load_rules(s.segment_rules_path or None)
         return await build_lists(client, Keys(s.prefix), rules, s, int(time.time() * 1000))
 
-    return _main(overrides, body, lambda r: f"segments={r.segments} lists={r.lists}")
+    return _main(name, overrides, body, lambda r: f"segments={r.segments} lists={r.lists}")
 
 
 def _archive_exists(s: ProcessorSettings) -> str | None:
@@ -131,7 +133,7 @@ def _archive_exists(s: ProcessorSettings) -> str | None:
     return f"--archive-dir {s.archive_dir!r}: no such directory (or set P13N_ARCHIVE_DIR)"
 
 
-def replay(overrides: dict[str, str], from_ms: int, to_ms: int) -> int:
+def replay(overrides: dict[str, str], from_ms: int, to_ms: int, name: str = "replay") -> int:
     """``p13n replay``: re-feed archived events of [from, to) into the streams."""
 
     def check(s: ProcessorSettings) -> str | None:
@@ -147,10 +149,13 @@ def replay(overrides: dict[str, str], from_ms: int, to_ms: int) -> int:
             client, Keys(s.prefix), root, partitions=s.partitions, from_ms=from_ms, to_ms=to_ms
         )
 
-    return _main(overrides, body, lambda n: f"replayed {n} events", check)
+    def shown(n: int) -> str:
+        return f"replayed {n} event{'' if n == 1 else 's'}"
+
+    return _main(name, overrides, body, shown, check)
 
 
-def rebuild(overrides: dict[str, str]) -> int:
+def rebuild(overrides: dict[str, str], name: str = "rebuild") -> int:
     """``p13n rebuild``: a fresh online store from the archive, with its duration."""
     from segmenter.processor import operators_for  # noqa: PLC0415
     from segmenter.replay import rebuild as do_rebuild  # noqa: PLC0415
@@ -161,4 +166,4 @@ def rebuild(overrides: dict[str, str]) -> int:
         root = Path(s.archive_dir)
         return await do_rebuild(client, Keys(s.prefix), root, partitions=s.partitions, ops=ops)
 
-    return _main(overrides, body, lambda r: r.line(), _archive_exists)
+    return _main(name, overrides, body, lambda r: r.line(), _archive_exists)

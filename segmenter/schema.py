@@ -6,7 +6,7 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
                                   (``last_id``), segment, hseg, first/last seen, event count
     P:{u:<sid>}:recent     list   recently viewed items, newest first, capped
     P:{u:<sid>}:cart       hash   item -> quantity
-    P:{u:<sid>}:bought     hash   item -> "count|last_ms|first_ms|purchases"
+    P:{u:<sid>}:bought     hash   item -> "count|last_ms|first_ms|purchases|pif|basket"
     P:{u:<sid>}:aff        hash   category -> "score|as_of_ms" (exponentially decayed)
     P:{u:<sid>}:exp        hash   experiment -> "variant|first_exposure_ms"
     P:{u:<sid>}:link       string anonymous ids only: "<session>|<customer id>", set when
@@ -24,6 +24,7 @@ ever part of a key name.
                                   event time (client-retry dedupe; kept 48 h)
     P:{p:<n>}:pop:<bucket> zset   item -> weighted count in one time bucket
     P:{p:<n>}:covis:<item> zset   co-visited item -> weight, capped per item
+    P:{p:<n>}:occ          hash   item -> its own weight in sessions (normalizes co-visitation)
     P:{p:<n>}:exp:<key>    hash   exposures / conversions / revenue per variant
     P:{p:<n>}:late         hash   late-event counters
     P:{p:<n>}:sess         hash   "<user>|<session>" -> msgpack [last_ts, items…] (co-visitation)
@@ -43,18 +44,23 @@ ever part of a key name.
     P:{lists}:lock         string owner of the list build in progress (SET NX PX)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
                            invalidations, audit log, tombstones, edge heartbeats (and their
-                           recent history), tokens
+                           recent history), tokens, the last reconciliation report (JSON)
 
 Value formats (shared by the segmenter, which writes features and lists, and the origin, which
 reads them and writes admin state)::
 
     :f fields        last_id (stream id "ms-seq" of the last applied entry), seg (segment
                      name), hseg, first_ms, last_ms, events (count), orders (purchase
-                     events), psum / pcnt (sum and count of prices seen, for the price band)
+                     events), psum / pcnt (sum and count of prices seen, for the price band),
+                     baskets (purchase baskets so far), bkey (the last basket's session, or
+                     "@<event ms // SESSION_GAP_MS>" for purchases without one)
     :recent          item ids, newest first (LPUSH + LTRIM to RECENT_MAX)
     :cart            item -> quantity (int); a purchase removes the purchased items
-    :bought          item -> "count|last_ms|first_ms|purchases": quantity bought, last and
-                     first purchase event times, purchase events (older values "count|last")
+    :bought          item -> "count|last_ms|first_ms|purchases|pif|basket": quantity bought,
+                     last and first purchase event times, purchase events, the item's
+                     basket-decayed frequency (repr float) as of basket number ``basket``;
+                     at basket B it is pif * PIF_DECAY_PER_BASKET ** (B - basket) (older
+                     values "count|last_ms|first_ms|purchases" or "count|last")
     :aff             category -> "score|as_of_ms"; score decays with a half-life from as_of_ms
     :exp (shopper)   experiment key -> "variant|first_exposure_ms"
     :exp:<key> (partition) fields x:<variant> (distinct exposed shoppers), c:<variant>
@@ -70,7 +76,12 @@ reads them and writes admin state)::
     :pop:<bucket>    bucket = event time // POPULARITY_BUCKET_S; member item, score = integer
                      weighted count (view 1, add_to_cart 3, purchase 5 x qty)
     :covis:<item>    member item, score = integer weight; at most COVIS_MAX members: once
-                     full only existing members gain weight (independent of batch sizes)
+                     full only existing members gain weight (independent of batch sizes);
+                     an event of item b in a session adds COVIS_WEIGHTS[type] (view 1, cart
+                     2, purchase 3) to co(a, b) and co(b, a) for each other item a there, so
+                     a basket bought together (viewed, then bought) weighs 4, a co-view 1
+    :occ             item -> integer sum of the same weights over the item's own events in
+                     sessions: the origin's similarity is co(a, b) / sqrt(occ(a) occ(b))
     seg:<hseg>:<v>   msgpack of ``cache_keys.wire.segment_list_to_json`` (the wire form)
     registry         hseg -> msgpack {"segment": name, "lists": {variant: etag}}
     popular          msgpack of a segment-list wire form with hseg = ANON_HSEG, variant control
@@ -127,6 +138,7 @@ __all__ = [
     "EDGE_HISTORY_MAXLEN",
     "GROUP",
     "LINK_TTL_S",
+    "PIF_DECAY_PER_BASKET",
     "POPULARITY_BUCKETS",
     "POPULARITY_BUCKET_S",
     "RECENT_MAX",
@@ -155,6 +167,10 @@ DEDUPE_TTL_S = 86400
 RECENT_MAX = 50
 # Purchased items kept per shopper (least recently bought dropped first).
 BOUGHT_MAX = 200
+# Personal item frequency: each newer basket multiplies an older basket's weight by this. The
+# default of TIFU-KNN (Hu et al., SIGIR 2020) is 0.9 within a group of baskets, 0.6-0.7
+# between groups of 3-7; about 0.9 per basket overall. Not fitted to any data set here.
+PIF_DECAY_PER_BASKET = 0.9
 # Categories kept in a shopper's affinity (lowest decayed score dropped first).
 AFFINITY_MAX = 50
 # Co-visited neighbours kept per item.
@@ -284,6 +300,10 @@ class Keys:
     def covisitation(self, partition: int, item: str) -> str:
         return f"{self.prefix}:{{p:{partition}}}:covis:{item}"
 
+    def occurrences(self, partition: int) -> str:
+        """hash item -> the item's own co-visitation weight (the similarity's norm)."""
+        return f"{self.prefix}:{{p:{partition}}}:occ"
+
     def experiment_counts(self, partition: int, key: str) -> str:
         return f"{self.prefix}:{{p:{partition}}}:exp:{key}"
 
@@ -397,6 +417,16 @@ class Keys:
     def edge_history(self) -> str:
         """stream of heartbeats' counts (edge, ms, counts), capped: hit ratio over time."""
         return f"{self.prefix}:{{admin}}:edgehist"
+
+    @property
+    def reconcile_report(self) -> str:
+        """string: JSON of the last reconciliation run (segmenter.reconcile_run)."""
+        return f"{self.prefix}:{{admin}}:reconcile"
+
+    @property
+    def reconcile_lock(self) -> str:
+        """string: owner of the scheduled reconciliation in progress (SET NX PX)."""
+        return f"{self.prefix}:{{admin}}:reconcile:lock"
 
     @property
     def config_version(self) -> str:

@@ -130,6 +130,7 @@ local function commit()
     end
     redis.call('EXPIRE', key, e[2])
   end
+  for i = 1, #p.occ[2], 2 do redis.call('HINCRBY', KEYS[p.occ[1]], p.occ[2][i], p.occ[2][i + 1]) end
   for _, e in ipairs(p.exp) do
     local z = e[2]
     for i = 1, #z, 2 do redis.call('HINCRBY', KEYS[e[1]], z[i], z[i + 1]) end

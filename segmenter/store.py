@@ -386,6 +386,7 @@ class Store:
                      [x for nb, inc in c.items() for x in (nb, inc)]]
                     for item, c in fx.covis.items()],
             "cap": COVIS_MAX,
+            "occ": [idx(k.occurrences(p)), [x for i, c in sorted(fx.occ.items()) for x in (i, c)]],
             "exp": [[idx(k.experiment_counts(p, key)),
                      [x for f, c in sorted(cnt.items()) for x in (f, c)]]
                     for key, cnt in fx.exp.items()],

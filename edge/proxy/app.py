@@ -19,12 +19,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
 from edge.proxy.answers import problem_answer
-from edge.proxy.metrics import render
+from edge.proxy.metrics import Traffic, render
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
 from edge.request import rail_route
@@ -173,6 +173,18 @@ async def _send(
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
+def _counting(send: Send, traffic: Traffic) -> Send:
+    """``send``, counting the request and its body bytes (the cost figures)."""
+    traffic.requests += 1
+
+    async def counted(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            traffic.bytes_sent += len(message.get("body", b""))
+        await send(message)
+
+    return counted
+
+
 class EdgeApp(Starlette):
     """The edge's Starlette app (lifespan, state). Every HTTP request is dispatched here
     without Starlette's router and middleware: rail requests (``GET /p13n/v1/rail/{route}``,
@@ -189,6 +201,7 @@ class EdgeApp(Starlette):
             return
         scope["app"] = self
         runtime: EdgeRuntime = self.state.edge
+        send = _counting(send, runtime.traffic)
         method = scope["method"]
         if method in ("GET", "HEAD"):
             route = rail_route(scope["path"])

@@ -5,8 +5,9 @@ Served on the separate admin port (``/metrics``) so shopper traffic never reache
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -17,7 +18,16 @@ from edge.proxy.purges import PurgeStats
 from edge.proxy.rails import RailService
 from edge.proxy.store import ResponseStore
 
-__all__ = ["EdgeCollector", "render"]
+__all__ = ["EdgeCollector", "Traffic", "render"]
+
+
+@dataclass(slots=True)
+class Traffic:
+    """What this edge sent to clients, and since when (the cost figures' denominators)."""
+
+    started_s: float = field(default_factory=time.time)
+    requests: int = 0
+    bytes_sent: int = 0
 
 
 @dataclass(eq=False)  # registries key collectors by identity: keep the default hash
@@ -28,6 +38,7 @@ class EdgeCollector(Collector):
     rails: RailService | None
     store: ResponseStore
     purges: PurgeStats
+    traffic: Traffic = field(default_factory=Traffic)
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         answers = CounterMetricFamily(
@@ -90,6 +101,7 @@ class EdgeCollector(Collector):
             "Requests sent to the origin",
             value=self.http.upstream.requests,
         )
+        yield from self._costs()
         hist = HistogramMetricFamily(
             "p13n_edge_origin_latency_ms", "Origin request latency", labels=["kind"]
         )
@@ -100,6 +112,30 @@ class EdgeCollector(Collector):
             if lat is not None:
                 hist.add_metric([kind], lat.buckets(), lat.total_ms)
         yield hist
+
+    def _costs(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Offload: the share of requests and bytes answered without fetching from the origin
+        (every origin fetch counts, background revalidations included: they are origin load)."""
+        t, up, rails = self.traffic, self.http.upstream, self.rails
+        fetches = up.requests + (rails.origin_requests if rails else 0)
+        origin_bytes = up.bytes_in + (rails.origin_bytes if rails else 0)
+        yield CounterMetricFamily("p13n_edge_client_requests", "Requests answered",
+                                  value=t.requests)  # fmt: skip
+        yield CounterMetricFamily("p13n_edge_sent_bytes", "Response body bytes sent to clients",
+                                  value=t.bytes_sent)  # fmt: skip
+        yield CounterMetricFamily("p13n_edge_origin_fetches", "Fetches from the origin "
+                                  "(proxied and rail)", value=fetches)  # fmt: skip
+        yield CounterMetricFamily("p13n_edge_origin_bytes", "Body bytes received from the origin",
+                                  value=origin_bytes)  # fmt: skip
+        offload = GaugeMetricFamily("p13n_edge_offload_ratio", "Share answered without the "
+                                    "origin: 1 - origin / sent, by requests or bytes",
+                                    labels=["by"])  # fmt: skip
+        for by, origin, sent in (("requests", fetches, t.requests),
+                                 ("bytes", origin_bytes, t.bytes_sent)):  # fmt: skip
+            offload.add_metric([by], max(0.0, 1 - origin / sent) if sent else 0.0)
+        yield offload
+        yield GaugeMetricFamily("p13n_edge_started_seconds", "When this edge started (epoch s)",
+                                value=t.started_s)  # fmt: skip
 
 
 def render(collector: EdgeCollector) -> bytes:

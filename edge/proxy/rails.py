@@ -80,6 +80,8 @@ class HttpxOrigin:
     collapse_wait_s: float = 2.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     lists: Collapser[tuple[int, str]] = field(default_factory=Collapser)
+    origin_requests: int = 0  # fetches that reached the origin, for the offload figures
+    origin_bytes: int = 0  # their body bytes (the origin's egress to this edge)
     _events_refused: bool = False
 
     async def get(self, url: str, headers: Mapping[str, str], budget_ms: int) -> tuple[int, str]:
@@ -109,6 +111,8 @@ class HttpxOrigin:
             self.breaker.abandon()  # cancelled: no verdict on the origin
             raise
         self.latency.observe((time.perf_counter() - started) * 1000)
+        self.origin_requests += 1
+        self.origin_bytes += len(resp.content)
         self.breaker.record_status(resp.status_code)
         return resp.status_code, resp.text
 
@@ -220,6 +224,16 @@ class RailService:
     def latency(self) -> LatencyHistogram:
         """Origin latency of rail fetches (metrics)."""
         return self.origin.latency
+
+    @property
+    def origin_requests(self) -> int:
+        """Rail fetches that reached the origin (the offload figures)."""
+        return self.origin.origin_requests
+
+    @property
+    def origin_bytes(self) -> int:
+        """Body bytes those fetches received."""
+        return self.origin.origin_bytes
 
     async def answer(
         self, route: str, headers: Mapping[str, str], query: str, config: EdgeConfig

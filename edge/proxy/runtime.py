@@ -14,7 +14,7 @@ from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
 from edge.proxy.httpcache import HttpCache
-from edge.proxy.metrics import EdgeCollector
+from edge.proxy.metrics import EdgeCollector, Traffic
 from edge.proxy.purges import PurgeStats, refresh_config, subscribe_purges
 from edge.proxy.rails import RailService
 from edge.proxy.settings import ProxySettings
@@ -35,6 +35,7 @@ class EdgeRuntime:
     http: HttpCache
     rails: RailService | None
     purges: PurgeStats = field(default_factory=PurgeStats)
+    traffic: Traffic = field(default_factory=Traffic)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -101,7 +102,8 @@ class EdgeRuntime:
         await self.client.aclose()
 
     def collector(self) -> EdgeCollector:
-        return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges)
+        return EdgeCollector(http=self.http, rails=self.rails, store=self.store, purges=self.purges,
+                             traffic=self.traffic)  # fmt: skip
 
     def answer_counts(self) -> dict[str, int]:
         """Answers by tier, proxied and rails together (heartbeats)."""

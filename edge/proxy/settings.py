@@ -3,7 +3,8 @@
 The decision core's own settings (``edge.settings.EdgeSettings``: origin URL, segment and
 context keys, locales, default list, budgets) come from the same variables the Worker uses;
 this adds what only a long-running proxy has. ``SEGMENT_KEYS`` may be absent: the edge then
-runs as a plain shared HTTP cache with nothing personal enabled.
+runs as a plain shared HTTP cache with nothing personal enabled. Each field's metadata names
+its variable (docs/CONFIGURATION.md is written from it by ``tools/config_doc.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.errors import SettingsError
 from edge.proxy.store import DEFAULT_MAX_BYTES
-from edge.settings import EdgeSettings, settings_from_env
+from edge.settings import EdgeSettings, env_doc, settings_from_env
 
 __all__ = ["ProxySettings"]
 
@@ -31,33 +32,86 @@ def _edge_id(raw: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ProxySettings:
-    """Everything one edge process needs."""
+    """Everything one edge process needs (metadata: each field's variable)."""
 
     core: EdgeSettings | None  # None: plain HTTP cache, no personalization
-    origin_url: str
-    # P13N_EDGE_REDIS_URL: where purges are pushed (pub/sub); None: generations are only
-    # pulled with the edge config. On Redis Cluster: ``redis+cluster://h1:p1,h2:p2`` (or
-    # ``?cluster=1``); the subscriber listens on one node and moves on when it fails.
-    redis_url: str | None = None
-    redis_prefix: str = "p13n"
-    # P13N_EDGE_ID: names this edge in heartbeats (default: host name and port).
-    edge_id: str = "edge"
-    # P13N_EDGE_CACHE_MAX_BYTES: the byte bound of the response store.
-    cache_max_bytes: int = DEFAULT_MAX_BYTES
-    # P13N_EDGE_HEARTBEAT_S: how often the edge reports to the origin (0 disables).
-    heartbeat_s: float = 3.0
-    # P13N_EDGE_WAIT_MS: how long a collapsed request waits for the leader's origin fetch.
-    collapse_wait_ms: int = 2000
-    # P13N_EDGE_BREAKER_FAILURES / P13N_EDGE_BREAKER_RESET_S: the origin circuit breaker.
-    breaker_failures: int = 5
-    breaker_reset_s: float = 5.0
-    # P13N_EDGE_PROXY_TIMEOUT_MS: timeout for proxied (non-rail) origin requests.
-    proxy_timeout_ms: int = 5000
-    # P13N_EDGE_SERVICE_TOKEN: bearer token (service role) for heartbeats to the origin.
-    service_token: str = ""
-    # P13N_EDGE_BENCH_HELLO=1: also serve GET /__bench/hello (a hello-world route in the same
-    # process and server settings), the baseline of bench/edge_proxy.py. Off in production.
-    bench_hello: bool = False
+    origin_url: str  # ORIGIN_URL, as in EdgeSettings
+    redis_url: str | None = field(
+        default=None,
+        metadata=env_doc(
+            "P13N_EDGE_REDIS_URL",
+            "where purges are pushed (pub/sub); unset: generations are only pulled with the edge "
+            "config. On Redis Cluster `redis+cluster://h1:p1,h2:p2` (or `?cluster=1`): the "
+            "subscriber listens on one node and moves on when it fails",
+            default="none (pull only)",
+            secret=True,  # a URL may carry a password
+        ),
+    )
+    redis_prefix: str = field(
+        default="p13n",
+        metadata=env_doc(
+            "P13N_PREFIX", "key namespace in Redis (the origin's value): names the purge channel"
+        ),
+    )
+    edge_id: str = field(
+        default="edge",
+        metadata=env_doc(
+            "P13N_EDGE_ID",
+            "names this edge in heartbeats (a slug of letters, digits, -)",
+            default="edge-<hostname>-<port>",
+        ),
+    )
+    cache_max_bytes: int = field(
+        default=DEFAULT_MAX_BYTES,
+        metadata=env_doc("P13N_EDGE_CACHE_MAX_BYTES", "the byte bound of the response store"),
+    )
+    heartbeat_s: float = field(
+        default=3.0,
+        metadata=env_doc(
+            "P13N_EDGE_HEARTBEAT_S", "how often the edge reports to the origin (0 disables)"
+        ),
+    )
+    collapse_wait_ms: int = field(
+        default=2000,
+        metadata=env_doc(
+            "P13N_EDGE_WAIT_MS", "how long a collapsed request waits for the leader's origin fetch"
+        ),
+    )
+    breaker_failures: int = field(
+        default=5,
+        metadata=env_doc(
+            "P13N_EDGE_BREAKER_FAILURES", "origin failures in a row that open the circuit breaker"
+        ),
+    )
+    breaker_reset_s: float = field(
+        default=5.0,
+        metadata=env_doc(
+            "P13N_EDGE_BREAKER_RESET_S", "how long the open breaker waits before one probe"
+        ),
+    )
+    proxy_timeout_ms: int = field(
+        default=5000,
+        metadata=env_doc(
+            "P13N_EDGE_PROXY_TIMEOUT_MS", "timeout of proxied (non-rail) origin requests"
+        ),
+    )
+    service_token: str = field(
+        default="",
+        metadata=env_doc(
+            "P13N_EDGE_SERVICE_TOKEN",
+            "bearer token (service role, one of the origin's P13N_ADMIN_TOKENS) for heartbeats",
+            secret=True,
+            default="empty (heartbeats carry no token)",
+        ),
+    )
+    bench_hello: bool = field(
+        default=False,
+        metadata=env_doc(
+            "P13N_EDGE_BENCH_HELLO",
+            "also serve GET /__bench/hello, the baseline of bench/edge_proxy.py; off in production",
+            type="flag (1, true, yes)",
+        ),
+    )
 
     def origin_auth_headers(self) -> dict[str, str]:
         """Authorization for the edge's own calls to the origin (heartbeats)."""

@@ -76,6 +76,7 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self._clock = clock
         self.requests = 0
+        self.bytes_in = 0  # body bytes received (the origin's egress to this edge)
 
     async def fetch(
         self,
@@ -112,5 +113,6 @@ class Upstream:
             if k.decode("latin-1").lower() not in HOP_BY_HOP
         ]
         response_time = self._clock()
+        self.bytes_in += len(raw)
         self.latency.observe((response_time - request_time) * 1000)
         return UpstreamResponse(response.status_code, kept, raw, request_time, response_time)

@@ -21,6 +21,7 @@ import httpx
 from ops.evaluate.data import SPLITS, EventsFileError, baselines, read_events, split
 from ops.evaluate.metrics import Progress, Scores, last_line, score, table
 from ops.evaluate.replay import ReplayError, Store
+from ops.helptext import command
 
 __all__ = ["ROUTES", "Report", "evaluate", "register"]
 
@@ -85,13 +86,13 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``evaluate`` and ``history`` subcommands."""
-    p = sub.add_parser("evaluate", help="score the rails on an events file against baselines")
+    p = command(sub, "evaluate")
     p.add_argument("events", help="JSON Lines of Event v1 (docs: README, Evaluation)")
     p.add_argument("--k", type=int, default=20, choices=range(1, 101), metavar="K",
                    help="list length scored (1-100, default 20)")  # fmt: skip
     p.add_argument("--split", choices=SPLITS, default="last-basket", help="what is held out")
     p.set_defaults(handler=_cmd_evaluate)
-    p = sub.add_parser("history", help="write the simulated shop's events file")
+    p = command(sub, "history")
     p.add_argument("kind", choices=("grocery", "fashion"))
     p.add_argument("out", help="the JSON Lines file to write")
     p.add_argument("--shoppers", type=int, default=300)

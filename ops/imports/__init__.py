@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ops.target import OpsError, UsageError, add_target_args, emit, resolve
+from ops.target import OpsError, UsageError, emit, resolve
 
 __all__ = ["register"]
 
@@ -75,12 +75,13 @@ def _catalog(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``p13n import events`` and ``p13n import catalog``."""
+    from ops.commands import API, STORE, _action  # noqa: PLC0415
     from ops.commands import _guarded as guard  # noqa: PLC0415
+    from ops.helptext import command  # noqa: PLC0415
 
-    top = sub.add_parser("import", help="import a shop's history (events) or its catalog")
+    top = command(sub, "import")
     kinds = top.add_subparsers(dest="kind", required=True, metavar="{events,catalog}")
-    p = kinds.add_parser("events", help="history files straight into the partition streams")
-    add_target_args(p)
+    p = _action(kinds, "events", "history files straight into the partition streams", *STORE)
     p.add_argument("files", nargs="+", metavar="FILE", help="JSON Lines or CSV, maybe gzipped")
     p.add_argument("--format", choices=["jsonl", "csv"], help="default: by file name (.csv)")
     p.add_argument(
@@ -107,7 +108,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bar.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(handler=guard("import events", _events))
 
-    p = kinds.add_parser("catalog", help="products (names, images, categories) via the admin API")
-    add_target_args(p)
+    p = _action(kinds, "catalog", "products (names, images, categories) via the admin API", *API)
     p.add_argument("file", metavar="FILE", help="CSV (.csv) or JSON Lines, maybe gzipped")
     p.set_defaults(handler=guard("import catalog", _catalog))

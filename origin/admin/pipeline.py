@@ -169,11 +169,12 @@ async def overview(request: Request) -> Response:
     pipe.xlen(k.dlq)
     pipe.hgetall(k.edges)
     pipe.xrange(k.edge_history, min=str(now - window - window // BUCKETS), max="+")
+    pipe.get(k.reconcile_report)
     replies = await state.store.run(
         "pipeline", pipe.execute(raise_on_error=False), budget_s=ADMIN_BUDGET_S
     )
     parts = [_partition(p, *replies[3 * p : 3 * p + 3]) for p in range(n)]
-    depth, edges, history = replies[3 * n :]
+    depth, edges, history, reconciled = replies[3 * n :]
     return _json(
         {
             "as_of_ms": now,
@@ -185,6 +186,8 @@ async def overview(request: Request) -> Response:
                 "window_s": window // 1000,
                 "buckets": edge_history(_samples(history), now, window),
             },
+            # the last batch reconciliation (segmenter.reconcile_run), None before the first
+            "reconcile": orjson.loads(reconciled) if isinstance(reconciled, bytes) else None,
         }
     )
 

@@ -1,7 +1,9 @@
 """A shopper's features as the segmenter stores them, decoded (formats: ``segmenter/schema.py``).
 
->>> decode_bought({b"milk-1": b"3|1764000000000|1763000000000|2"})
+>>> decode_bought({b"milk-1": b"3|1764000000000|1763000000000|2|1.9|4"})
 {'milk-1': (3, 1764000000000, 1763000000000, 2)}
+>>> decode_pif({b"milk-1": b"3|1764000000000|1763000000000|2|1.9|4"}, baskets=5)
+{'milk-1': 1.71}
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from cache_keys import ANON_HSEG, is_hseg, is_shopper_id
+from segmenter.schema import PIF_DECAY_PER_BASKET
 
 __all__ = [
     "AFFINITY_HALF_LIFE_S",
@@ -18,6 +21,7 @@ __all__ = [
     "decode_affinity",
     "decode_bought",
     "decode_features",
+    "decode_pif",
 ]
 
 # Category affinity decays with this half-life from its as-of time. Ranking only compares
@@ -40,6 +44,8 @@ class Features:
     # item -> (quantity, last purchase ms, first purchase ms, purchases)
     bought: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     affinity: dict[str, float] = field(default_factory=dict)
+    # item -> basket-decayed purchase frequency at the shopper's latest basket
+    pif: dict[str, float] = field(default_factory=dict)
     # A customer's A/B unit: the anonymous id they last signed in from ("" if none).
     ab: str = ""
 
@@ -55,13 +61,32 @@ def decode_bought(raw: dict[bytes, bytes]) -> dict[str, tuple[int, int, int, int
     out: dict[str, tuple[int, int, int, int]] = {}
     for item, value in raw.items():
         parts = value.decode().split("|")
-        if not all(p.isdigit() for p in parts):
+        if not all(p.isdigit() for p in parts[:4]):  # the fifth, a float, is decode_pif's
             continue
         if len(parts) == 2:
             out[item.decode()] = (int(parts[0]), int(parts[1]), int(parts[1]), 1)
-        elif len(parts) == 4:
-            count, last, first, times = (int(p) for p in parts)
+        elif len(parts) in (4, 6):
+            count, last, first, times = (int(p) for p in parts[:4])
             out[item.decode()] = (count, last, first, times)
+    return out
+
+
+def decode_pif(raw: dict[bytes, bytes], baskets: int) -> dict[str, float]:
+    """Each item's basket-decayed frequency, decayed on to basket number ``baskets`` (values
+    stored before it was kept count their purchases undecayed)."""
+    out: dict[str, float] = {}
+    for item, value in raw.items():
+        parts = value.decode().split("|")
+        try:
+            if len(parts) == 6:
+                pif, at = float(parts[4]), int(parts[5])
+                score = pif * PIF_DECAY_PER_BASKET ** max(0, baskets - at)
+            else:
+                score = float(parts[3]) if len(parts) == 4 else 1.0
+        except ValueError:
+            continue
+        if score > 0 and math.isfinite(score):
+            out[item.decode()] = round(score, 12)
     return out
 
 
@@ -90,6 +115,11 @@ def _cart(raw: dict[bytes, bytes]) -> dict[str, int]:
     return out
 
 
+def _int(raw: bytes) -> int:
+    text = raw.decode()
+    return int(text) if text.isdigit() else 0
+
+
 def decode_features(
     f: dict[bytes, bytes],
     recent: list[bytes],
@@ -108,5 +138,6 @@ def decode_features(
         cart=_cart(cart),
         bought=decode_bought(bought),
         affinity=decode_affinity(aff, now_ms),
+        pif=decode_pif(bought, _int(f.get(b"baskets", b"0"))),
         ab=ab if is_shopper_id(ab := f.get(b"ab", b"").decode()) else "",
     )

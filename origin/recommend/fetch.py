@@ -2,9 +2,16 @@
 
 1. the shopper's features: ``:f``, ``:recent``, ``:cart``, ``:bought``, ``:aff``;
 2. only what the in-memory caches miss: co-visitation neighbours of the recent views and the
-   newest purchases (one ZREVRANGE per partition and source item), the segment list of the
-   shopper's segment and list variant, and catalog entries (one HMGET) for purchased items
-   and known neighbours.
+   newest purchases (one small script per partition and source item: its neighbours with
+   their co-visitation and occurrence weights), the segment list of the shopper's segment
+   and list variant, and catalog entries (one HMGET) for purchased items and known
+   neighbours.
+
+Neighbours are ranked by cosine similarity, ``co(a, b) / sqrt(occ(a) occ(b))``, over every
+partition, and only with a minimum support: raw co-visitation counts would rank the shop's
+best sellers next to everything. A neighbour missing from a partition's capped list has its
+occurrence there estimated from the partitions that list it (partitions are random samples
+of shoppers).
 
 Neighbours first seen in the second trip are queued for the next request's catalog lookup
 and ranked meanwhile with what is known (an unknown category; the item mask guards stock).
@@ -12,6 +19,7 @@ and ranked meanwhile with what is known (an unknown category; the item mask guar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +33,13 @@ from origin.recommend.ranking import Inputs
 from origin.snapshot import Snapshot
 from origin.state import AppState
 
-__all__ = ["COVIS_PER_SOURCE", "covis_sources", "load_features", "load_inputs"]
+__all__ = ["COVIS_PER_SOURCE", "covis_sources", "load_features", "load_inputs", "similar"]
 
 COVIS_PER_SOURCE = 12
+COVIS_READ = 24  # neighbours read per partition to normalize (twice what is kept per source)
+# A pair needs this much co-visitation weight to count: two co-views, or one basket bought
+# together (a purchase weighs 3): one chance co-view says nothing.
+MIN_SUPPORT = 2
 SOURCE_DECAY = 0.7  # the newest viewed item counts most
 MAX_BOUGHT_LOOKUPS = 50
 BOUGHT_SOURCES = 2  # the newest purchases also seed "goes with" (cached per item like views)
@@ -37,6 +49,18 @@ _FEATURES = """
 return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1),
         redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4]),
         redis.call('HGETALL', KEYS[5])}
+"""
+
+
+# KEYS: co-visitation zset of the source item, the partition's occurrence hash (one slot).
+# ARGV: source item, neighbours to read. Reply: {occ(source), {b, co, ...}, {occ(b) ...}}.
+_NEIGHBOURS = """
+local z = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+local names = {}
+for i = 1, #z, 2 do names[#names + 1] = z[i] end
+local occ = {}
+if #names > 0 then occ = redis.call('HMGET', KEYS[2], unpack(names)) end
+return {redis.call('HGET', KEYS[2], ARGV[1]) or '0', z, occ}
 """
 
 
@@ -104,13 +128,36 @@ def _decode_list(raw: bytes | None) -> SegmentList | None:
         return None
 
 
-def _zmerge(replies: list[list[tuple[bytes, float]]]) -> tuple[tuple[str, float], ...]:
-    out: dict[str, float] = {}
-    for reply in replies:
-        for member, score in reply:
-            item = member.decode()
-            out[item] = out.get(item, 0.0) + float(score)
-    return tuple(sorted(out.items(), key=lambda kv: -kv[1])[:COVIS_PER_SOURCE])
+def _num(raw: Any) -> float:
+    try:
+        return float(raw) if raw is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def similar(replies: list[list[Any]]) -> tuple[tuple[str, float], ...]:
+    """One source item's neighbours by cosine similarity, from its per-partition replies."""
+    co: dict[str, float] = {}
+    occ: dict[str, float] = {}
+    seen: dict[str, int] = {}
+    own = 0.0
+    for own_raw, flat, occs in replies:
+        own += _num(own_raw)
+        for j in range(0, len(flat), 2):
+            item = flat[j].decode() if isinstance(flat[j], bytes) else str(flat[j])
+            co[item] = co.get(item, 0.0) + _num(flat[j + 1])
+            occ[item] = occ.get(item, 0.0) + _num(occs[j // 2] if j // 2 < len(occs) else None)
+            seen[item] = seen.get(item, 0) + 1
+    parts = max(1, len(replies))
+    out = []
+    for item, c in co.items():
+        if c < MIN_SUPPORT:
+            continue
+        # occurrence counts never below co-visitation (older data may lack them)
+        n_item = max(occ[item] * parts / seen[item], c)
+        out.append((item, round(c / math.sqrt(max(own, c) * n_item), 9)))
+    out.sort(key=lambda kv: (-kv[1], kv[0]))
+    return tuple(out[:COVIS_PER_SOURCE])
 
 
 @dataclass(slots=True)
@@ -130,7 +177,10 @@ async def _fetch(
     def build(p: Any) -> None:
         for src in plan.covis:
             for n in range(parts):
-                p.zrevrange(keys.covisitation(n, src), 0, COVIS_PER_SOURCE - 1, withscores=True)
+                # EVAL, not a registered script: queued synchronously, routed by its first
+                # key on a cluster, and a cache miss only (the text is 300 bytes)
+                ks = (keys.covisitation(n, src), keys.occurrences(n))
+                p.execute_command("EVAL", _NEIGHBOURS, 2, *ks, src, COVIS_READ)
         if plan.list_key is not None:
             p.get(keys.segment_list(plan.list_key[0], plan.list_key[1]))
         if plan.lookups:
@@ -138,7 +188,7 @@ async def _fetch(
 
     replies = await state.store.pipeline("candidates", build)
     for i, src in enumerate(plan.covis):
-        neighbours[src] = _zmerge(replies[i * parts : (i + 1) * parts])
+        neighbours[src] = similar(replies[i * parts : (i + 1) * parts])
         caches.covis.put(src, neighbours[src], now)
     pos = len(plan.covis) * parts
     view = None

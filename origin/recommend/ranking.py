@@ -4,14 +4,16 @@ No I/O: ``rank(inputs, strategy, k, category_cap)`` is a function of its argumen
 rule is tested without Redis. A rail blends three kinds of signal, each weighted by the
 route's strategy (which an A/B variation may change by name):
 
-    due again     ``repeat``: the repurchase model's probability (``repurchase``), absolute
+    due again     ``repeat``: the repurchase score (``repurchase``: basket-decayed frequency
+                  and due-again timing), absolute
     goes with     ``recency``: item-item similarity to what the shopper viewed and bought
     discovery     ``base`` (the segment's list), ``category_boost`` (the shopper's category
                   affinity), ``popularity`` (global)
 
 An item's reason is its largest weighted signal, said the way a shopper reads it::
 
-    "due again: you buy this every ~9 days"   (own interval known)   "buy again"
+    "due again: you buy this every ~9 days"   (timing leads; own interval known)
+    "you buy this often"   (frequency leads)   "buy again"   (bought once)
     "viewed or bought together with SKU-12"   "popular in your segment"   "popular"
     "from a category you like"
 
@@ -122,11 +124,9 @@ def _reason(inp: Inputs, item: str, sig: Signals, due: Due | None) -> str:
     seg, cov, rep, aff, _ = sig
     best = max(sig)
     if rep == best and due is not None:
-        return (
-            f"due again: you buy this every ~{round(due.cycle_days)} days"
-            if due.own
-            else ("buy again")
-        )
+        if due.timely:
+            return f"due again: you buy this every ~{round(due.cycle_days)} days"
+        return "you buy this often" if due.own else "buy again"
     if cov == best and item in inp.covis_source:
         return f"viewed or bought together with {inp.covis_source[item]}"
     if seg == best:
@@ -137,7 +137,8 @@ def _reason(inp: Inputs, item: str, sig: Signals, due: Due | None) -> str:
 
 
 def _dues(inp: Inputs) -> dict[str, Due]:
-    return due_scores(inp.features.bought, lambda i: _info(inp, i)[0], inp.now_ms)
+    feats = inp.features
+    return due_scores(feats.bought, lambda i: _info(inp, i)[0], inp.now_ms, feats.pif)
 
 
 def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Scored]:
@@ -158,7 +159,7 @@ def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Sco
             continue
         due = dues.get(item)
         s_seg, s_cov = st.base * seg.get(item, 0.0), st.recency * cov.get(item, 0.0)
-        s_rep, s_pop = st.repeat * (due.p if due else 0.0), st.popularity * pop.get(item, 0.0)
+        s_rep, s_pop = st.repeat * (due.score if due else 0.0), st.popularity * pop.get(item, 0.0)
         s_aff = st.category_boost * aff.get(cat, 0.0)
         total = s_seg + s_cov + s_rep + s_aff + s_pop
         prices[item] = price
@@ -192,7 +193,7 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
         cat, _, in_stock, durable = _info(inp, item)
         if item in feats.cart or item in inp.mask or not in_stock or durable:
             continue
-        ranked.append((-due.p, item, cat, (0.0, 0.0, due.p, 0.0, 0.0)))
+        ranked.append((-due.score, item, cat, (0.0, 0.0, due.score, 0.0, 0.0)))
     ranked.sort()
     return _top(inp, ranked, k, category_cap, dues)
 

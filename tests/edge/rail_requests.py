@@ -104,3 +104,10 @@ def worker_get(w: WorkerHarness, path: str = "/p13n/v1/rail/home", **headers: st
     hs = [[k.replace("_", "-"), v] for k, v in headers.items()]
     r = w.call("fetch", url=SHOP + path, headers=hs)
     return Reply(r["status"], [(k, v) for k, v in r["headers"]], r["body"], r["pending"])
+
+
+def drain(w: WorkerHarness) -> dict[str, Any]:
+    """Run the Worker's pending background work (``ctx.waitUntil``); no task may have failed."""
+    result = w.call("drain")
+    assert result["errors"] == []
+    return result

@@ -23,6 +23,7 @@ from tests.edge.rail_requests import (
     SHOP,
     SHOPPER,
     config_doc,
+    drain,
     experiment,
     shopper_cookie,
     valid_token,
@@ -30,7 +31,7 @@ from tests.edge.rail_requests import (
 from tests.edge.rail_requests import worker_get as get
 from tests.support.data import VECTOR_DIR
 from tests.support.standin_origin import default_list_items
-from tests.support.worker import StandinOrigin, WorkerHarness
+from tests.support.worker import StandinOrigin, WorkerHarness, pairing
 from tests.vectors.check import cases
 
 pytestmark = pytest.mark.pyodide
@@ -48,19 +49,18 @@ def worker(pyodide_worker: WorkerHarness, origin: StandinOrigin):
     return start
 
 
-def drain(w: WorkerHarness) -> dict[str, Any]:
-    result = w.call("drain")
-    assert result["errors"] == []
-    return result
-
-
-def test_runs_python_314_and_every_contract_vector(pyodide_worker: WorkerHarness) -> None:
-    assert pyodide_worker.hello["pyodide"] == "314.0.7"
+def test_runs_the_runtimes_pyodide_and_every_contract_vector(
+    pyodide_worker: WorkerHarness,
+) -> None:
+    pair = pairing()  # the Pyodide and Python the pinned workerd runs for our date
+    assert pyodide_worker.hello["pyodide"] == pair["pyodide"]
     result = pyodide_worker.call("vectors", path="/app/tests/vectors")
     assert result["failures"] == []
     assert result["count"] == len(list(cases(VECTOR_DIR)))  # every case CPython runs
     version = pyodide_worker.call("run_python", code="import sys; sys.version.split()[0]")
-    assert version.startswith("3.14")
+    assert version == pair["python"]
+    where = pyodide_worker.call("run_python", code="import workers; workers.__file__")
+    assert where == "/session/metadata/python_modules/workers/__init__.py"  # as deployed
 
 
 def test_miss_then_hit(worker, origin: StandinOrigin) -> None:

@@ -99,7 +99,7 @@ def history(tmp_path: Path, gz: bool = True) -> Path:
         orjson.dumps(doc(40, user=ANON, session="web1")),  # line 31: anonymous browsing
         orjson.dumps(
             {
-                "v": 1,
+                "v": 3,  # identify and anon: registry version 3
                 "event_id": "i1",
                 "type": "identify",
                 "user": CUSTOMER,

@@ -15,6 +15,7 @@ from origin.collector import RateLimiter
 from origin.settings import Settings
 from segmenter import event
 from segmenter.event_jsonschema import MAX_BATCH
+from segmenter.registry import VERSIONS
 from segmenter.schema import Keys, partition_of, tombstone_digest
 from tests.support.asgi import app_client
 
@@ -62,7 +63,7 @@ async def test_batch_answers_per_event_and_dead_letters_the_bad_ones(
     batch = [
         ev(1),
         ev(2, qty="two"),
-        ev(3, v=2),
+        ev(3, v=99),
         ev(4, item="x" * 65),
         ev(5, ts=4_000_000_000_000),
         ev(6, extra=1),
@@ -158,11 +159,19 @@ async def test_schema_is_published_and_matches_the_validator() -> None:
         r = await http.get("/v1/schemas/events")
         again = await http.get("/v1/schemas/events", headers={"if-none-match": r.headers["etag"]})
     assert r.status_code == 200 and again.status_code == 304
-    schema = r.json()["$defs"]["event"]
-    assert set(schema["properties"]) == set(event.FIELDS)
-    assert schema["properties"]["type"]["enum"] == list(event.EVENT_TYPES)
-    assert schema["additionalProperties"] is False
-    assert {"traceparent", "bot"} <= set(schema["properties"]) - set(schema["required"])
+    defs = r.json()["$defs"]
+    assert defs["event"]["oneOf"] == [{"$ref": f"#/$defs/v{v}"} for v in (1, 2)]
+    for v, schema in ((1, defs["v1"]), (2, defs["v2"])):
+        assert set(schema["properties"]) == set(VERSIONS[v].names)
+        assert schema["properties"]["v"] == {
+            "const": v,
+            "description": schema["properties"]["v"]["description"],
+        }
+        assert schema["properties"]["type"]["enum"] == list(event.EVENT_TYPES)
+        assert schema["additionalProperties"] is False
+        assert {"traceparent", "bot"} <= set(schema["properties"]) - set(schema["required"])
+    assert set(defs["v2"]["properties"]) - set(defs["v1"]["properties"]) == {"position"}
+    assert set(defs["v2"]["properties"]) == set(event.FIELDS)
 
 
 SHOPPER = "kY4T6e8nghYq15sKo888hy"
@@ -189,7 +198,7 @@ async def test_opted_out_requests_store_nothing_even_naming_a_user(
     async with app_client(create_app(Settings(redis_url=redis_url))) as http:
         one = await http.post("/v1/events", json=ev(1, user=SHOPPER), headers=optout)
         batch = await http.post(
-            "/v1/events", json={"events": [ev(2, user=SHOPPER), ev(3, v=2)]}, headers=optout
+            "/v1/events", json={"events": [ev(2, user=SHOPPER), ev(3, v=99)]}, headers=optout
         )
         junk = await http.post(
             "/v1/events", content=b'{"v": 1, "user": "' + SHOPPER.encode(), headers=optout
@@ -219,7 +228,7 @@ async def test_rate_limit_comes_before_any_dead_letter(redis_url, redis_client) 
         first = await http.post("/v1/events", content=b"{junk")
         second = await http.post("/v1/events", content=b"{junk")
         third = await http.post("/v1/events", content=b"{junk")
-        batch = await http.post("/v1/events", json={"events": [ev(1, v=2)]})
+        batch = await http.post("/v1/events", json={"events": [ev(1, v=99)]})
     assert [r.status_code for r in (first, second)] == [400, 400]
     assert third.status_code == 429 and batch.status_code == 429
     assert redis_client.xlen(KEYS.dlq) == 2
@@ -230,7 +239,7 @@ async def test_dead_letter_stream_is_capped(redis_url, redis_client, monkeypatch
     monkeypatch.setattr(collector, "DLQ_MAXLEN", 10)  # the cap, not behaviour, made small
     async with app_client(create_app(Settings(redis_url=redis_url))) as http:
         for n in range(3):
-            batch = [ev(100 * n + i, v=2) for i in range(MAX_BATCH)]
+            batch = [ev(100 * n + i, v=99) for i in range(MAX_BATCH)]
             r = await http.post("/v1/events", json={"events": batch})
             assert r.json()["rejected"] == MAX_BATCH
     # approximate trimming drops whole stream nodes (100 entries by default)
@@ -240,7 +249,7 @@ async def test_dead_letter_stream_is_capped(redis_url, redis_client, monkeypatch
 @pytest.mark.anyio
 async def test_a_batch_item_is_dead_lettered_with_its_own_bytes(redis_url, redis_client) -> None:
     good = orjson.dumps({k: v for k, v in ev(1).items() if k != "user"})
-    bad = b'{ "v":2,  "event_id":"e2", "type":"view", "ts":1700000000000, "item":"\\u0053KU" }'
+    bad = b'{ "v":9,  "event_id":"e2", "type":"view", "ts":1700000000000, "item":"\\u0053KU" }'
     body = b'{"events" : [' + good + b" ,\n  " + bad + b"  ]}"
     headers = {"content-type": "application/json", "traceparent": TRACE}
     async with app_client(create_app(Settings(redis_url=redis_url))) as http:
@@ -262,3 +271,25 @@ async def test_an_erased_shoppers_bad_events_are_not_dead_lettered(redis_url, re
     assert r.status_code == 202 and r.json()["rejected"] == 2  # the sender still learns why
     users = [f[b"user"] for _, f in redis_client.xrange(KEYS.dlq)]
     assert users == [b"u2"]
+
+
+@pytest.mark.anyio
+async def test_v1_and_v2_events_are_accepted_side_by_side(redis_url, redis_client) -> None:
+    batch = [ev(1), ev(2, v=2, position=7), ev(3, position=1), ev(4, v=99)]
+    async with app_client(create_app(Settings(redis_url=redis_url))) as http:
+        r = await http.post("/v1/events", json={"events": batch})
+        metrics = (await http.get("/metrics")).text
+    assert [x["status"] for x in r.json()["results"]] == [
+        "accepted", "accepted", "rejected", "rejected"
+    ]  # fmt: skip
+    assert r.json()["results"][2]["field"] == "position"  # not part of v1
+    stored = sorted(entries(redis_client), key=lambda d: str(d["event_id"]))
+    assert [(d["event_id"], d["v"], d.get("position")) for d in stored] == [
+        ("e1", 1, None), ("e2", 2, 7)
+    ]  # fmt: skip
+    for line in ('p13n_origin_event_versions_total{outcome="accepted",v="1"} 1.0',
+                 'p13n_origin_event_versions_total{outcome="accepted",v="2"} 1.0',
+                 'p13n_origin_event_versions_total{outcome="rejected",v="1"} 1.0',
+                 'p13n_origin_event_versions_total{outcome="rejected",v="unknown"} 1.0',
+                 'p13n_origin_events_rejected_total{field="position"} 1.0'):  # fmt: skip
+        assert line in metrics

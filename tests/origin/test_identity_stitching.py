@@ -92,7 +92,7 @@ async def test_signing_in_mid_session_merges_keeps_variants_and_erases_both(
     await process(redis_url, tmp_path)
 
     # Sign-in from the page: the collector takes the anonymous id from the cookie.
-    identify = ev(4, "identify", "", "", "s1", user=customer)
+    identify = ev(4, "identify", "", "", "s1", user=customer) | {"v": 3}  # registry v3
     del identify["item"], identify["category"]
     r = await client.post("/v1/events", json=identify, headers=jar(ANON))
     assert r.status_code == 202, r.text

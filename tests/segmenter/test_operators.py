@@ -10,12 +10,14 @@ from segmenter import aggregates, event, features
 from segmenter.aggregates import Entry, PartitionParams, PartitionState
 from segmenter.event import Event, Rejection
 from segmenter.features import FeatureParams, ShopperState
+from segmenter.schema import PIF_DECAY_PER_BASKET
 from segmenter.segments import SegmentRulesError, load_rules, parse_rules, segment
 
 RULES = load_rules()
 FP = FeatureParams(half_life_ms=3_600_000, rules=RULES, segment_key=b"k" * 32)
 PP = PartitionParams(allowed_lateness_ms=60_000, max_clock_skew_ms=60_000)
 T0 = 1_700_000_000_000
+DAY = 86_400_000
 
 
 def e(kind: str, ts: int = T0, **kw) -> Event:
@@ -27,7 +29,7 @@ def e(kind: str, ts: int = T0, **kw) -> Event:
 @pytest.mark.parametrize(
     ("doc", "field"),
     [
-        ({"v": 2}, "v"),
+        ({"v": 99}, "v"),
         ([], "$"),
         ({"v": 1, "event_id": "e", "type": "view", "user": "u", "ts": T0}, "item"),
         ({"v": 1, "event_id": "é", "type": "view", "user": "u", "item": "a", "ts": T0}, "event_id"),
@@ -89,9 +91,28 @@ def test_cart_purchase_recent_and_repeat_purchases() -> None:
     ]
     s = features.apply(ShopperState(), [(f"{ev.ts}-0", ev) for ev in evs], FP)
     assert s.recent == ["a", "b"] and s.cart == {}
-    assert s.bought == {"a": (3, T0 + 9, T0 + 6, 2)}  # quantity, last, first, purchases
+    # quantity, last, first, purchases, basket-decayed frequency, basket (one session: one)
+    assert s.bought == {"a": (3, T0 + 9, T0 + 6, 2, 1.0, 1)}
     assert s.scalars["orders"] == "2" and s.last_id == f"{T0 + 9}-0"
     assert s.scalars["seg"].startswith("returning|")
+
+
+def test_item_frequency_decays_per_basket_once_per_basket() -> None:
+    # Three baskets (sessions): milk in all three (twice in the first), bread in the first.
+    evs = [
+        e("purchase", T0, item="milk", session="s1"),
+        e("purchase", T0 + 1, item="milk", session="s1"),
+        e("purchase", T0 + 2, item="bread", session="s1"),
+        e("purchase", T0 + DAY, item="milk", session="s2"),
+        e("purchase", T0 + 2 * DAY, item="milk", session="s3"),
+    ]
+    s = features.apply(ShopperState(), [(f"{ev.ts}-0", ev) for ev in evs], FP)
+    assert s.scalars["baskets"] == "3"
+    d = PIF_DECAY_PER_BASKET
+    assert s.bought["milk"][3:] == (4, (1.0 * d + 1.0) * d + 1.0, 3)
+    assert s.bought["bread"][3:] == (1, 1.0, 1)  # decayed when read: 1.0 * d ** (3 - 1)
+    # A stored value from before the frequency was kept reads as undecayed purchases.
+    assert features.bought_value("2|9|5|2", baskets=7) == (2, 9, 5, 2, 2.0, 7)
 
 
 def test_affinity_decays_with_the_half_life() -> None:
@@ -201,6 +222,8 @@ def test_covisitation_within_a_session() -> None:
     ]
     _, fx = aggregates.apply(PartitionState(), _entries(evs), frozenset(), PP)
     assert fx.covis == {"b": {"a": 1 + 2}, "a": {"b": 1 + 2}}
+    # Each item's own weight in the session, the norm the similarity divides by.
+    assert fx.occ == {"a": 1 + 2, "b": 1}
 
 
 def test_segment_rules_are_validated_and_bounded() -> None:

@@ -26,21 +26,34 @@ CATS = ("dairy", "bakery", "home", "fruit")
 
 def test_merge_adds_counts_combines_purchases_and_puts_newer_views_first() -> None:
     customer = ShopperState(
-        scalars={"first_ms": "100", "last_ms": "200", "events": "3", "psum": "1.5", "pcnt": "1"},
-        recent=["b", "c"], cart={"x": 1}, bought={"k": (1, 150, 150, 1)},
+        scalars={"first_ms": "100", "last_ms": "200", "events": "3", "psum": "1.5", "pcnt": "1",
+                 "baskets": "1", "bkey": "c1"},
+        recent=["b", "c"], cart={"x": 1},
+        bought={"k": (1, 150, 150, 1, 1.0, 1), "m": (1, 150, 150, 1, 1.0, 1)},
         aff={"home": (2.0, 200)}, exp={"e1": ("control", 120)},
     )  # fmt: skip
     anon = ShopperState(
-        scalars={"first_ms": "300", "last_ms": "400", "events": "2", "psum": "2.25", "pcnt": "2"},
-        recent=["a", "b"], cart={"x": 2, "y": 1}, bought={"k": (2, 350, 300, 1)},
+        scalars={"first_ms": "300", "last_ms": "400", "events": "2", "psum": "2.25", "pcnt": "2",
+                 "baskets": "2", "bkey": "a2"},
+        recent=["a", "b"], cart={"x": 2, "y": 1},
+        # k bought in both of the anonymous shopper's baskets: 1 * 0.9 + 1 at basket 2
+        bought={"k": (2, 350, 300, 2, 1.9, 2), "n": (1, 300, 300, 1, 1.0, 1)},
         aff={"home": (1.0, 400), "dairy": (1.0, 400)}, exp={"e1": ("fresh", 90), "e2": ("b", 5)},
     )  # fmt: skip
     features.merge(customer, anon, HALF_LIFE_MS)
     assert customer.recent == ["a", "b", "c"]
     assert customer.scalars == {"first_ms": "100", "last_ms": "400", "events": "5",
-                                "psum": "3.75", "pcnt": "3"}  # fmt: skip
+                                "psum": "3.75", "pcnt": "3",
+                                # one sequence of 3 baskets: the anonymous ones came later
+                                "baskets": "3", "bkey": "a2"}  # fmt: skip
     assert customer.cart == {"x": 3, "y": 1}
-    assert customer.bought == {"k": (3, 350, 150, 2)}
+    # Basket-decayed frequencies keep their weight at the merged latest basket (3): the
+    # customer's basket stays 1, the anonymous shopper's 1 and 2 become 2 and 3.
+    k = customer.bought["k"]
+    assert k[:4] == (3, 350, 150, 3) and k[5] == 3
+    assert k[4] == pytest.approx(1.0 * 0.9**2 + 1.9)
+    assert customer.bought["m"] == (1, 150, 150, 1, 1.0, 1)
+    assert customer.bought["n"] == (1, 300, 300, 1, 1.0, 2)
     assert customer.aff["dairy"] == (1.0, 400) and customer.aff["home"][1] == 400
     assert 2.0 < customer.aff["home"][0] < 3.0  # the older score decayed to 400, then added
     assert customer.exp == {"e1": ("fresh", 90), "e2": ("b", 5)}  # earliest exposure wins
@@ -83,7 +96,7 @@ def test_credit_is_per_session() -> None:
     ],
 )
 def test_identify_events_are_validated(doc: dict[str, object], field: str) -> None:
-    base = {"v": 1, "event_id": "e1", "user": "cust_1", "ts": T0}
+    base = {"v": 3, "event_id": "e1", "user": "cust_1", "ts": T0}
     result = event.validate({**base, **doc})
     assert isinstance(result, event.Rejection) and result.field == field
 

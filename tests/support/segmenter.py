@@ -60,7 +60,7 @@ def mixed_stream(n: int, seed: int = 7) -> list[tuple[str, int, bytes]]:
         if 0.06 <= roll < 0.07:
             raw = b"\xc1not msgpack"
         elif 0.07 <= roll < 0.075:
-            raw = raw.replace(b"\xa1v\x01", b"\xa1v\x02")  # unknown version
+            raw = raw.replace(b"\xa1v\x01", b"\xa1v\x63")  # unknown version (99)
         out.append((f"{id_ms}-{i}", partition_of(ev.user, PARTITIONS), raw))
     return out
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import redis
 
 from ops.local.redis import RedisServer, free_port
 from tests.support import data
 from tests.support.process import Process, http_ok
 
-__all__ = ["CLI", "EdgeProcess", "OriginProcess", "origin_env"]
+__all__ = ["CLI", "EdgeProcess", "OriginProcess", "origin_env", "seeded_origin"]
 
 CLI = [sys.executable, "-m", "ops.cli"]
 
@@ -108,3 +110,24 @@ class EdgeProcess(Process):
 
 def _personalizing(response: httpx.Response) -> bool:
     return response.status_code == 200 and bool(response.json().get("personalization"))
+
+
+@contextmanager
+def seeded_origin(tmp_path: Path, **settings: str) -> Iterator[OriginProcess]:
+    """The origin process on a seeded Redis of its own (the shop of ``tests.support.data``),
+    trusted-local, refreshing fast; both stopped by PID on exit. ``settings`` override."""
+    with RedisServer(data_dir=tmp_path) as server:
+        r = redis.Redis.from_url(server.url)
+        data.seed_shop(r)
+        r.close()
+        env = origin_env(
+            server.url,
+            **{
+                "P13N_TRUSTED_LOCAL": "1",
+                "P13N_REFRESH_MS": "100",
+                "P13N_EDGE_CONFIG_MAX_AGE_S": "5",
+                **settings,
+            },
+        )
+        with OriginProcess(server, env, log_dir=tmp_path) as proc:
+            yield proc

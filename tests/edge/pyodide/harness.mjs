@@ -1,25 +1,34 @@
-// Runs the Cloudflare Python Worker in real Pyodide (npm `pyodide`, Python 3.14) under Node,
-// the way workerd runs it, and takes commands as JSON lines on stdin (answers on stdout).
+// Runs the Cloudflare Python Worker in real Pyodide (npm `pyodide`, the version the pinned
+// workerd runs for our compatibility date: see wrangler.toml) under Node, the way workerd runs
+// it, and takes commands as JSON lines on stdin (answers on stdout).
 //
-// What is real: Pyodide, Cloudflare's `workers-runtime-sdk` wheel (unpacked into Pyodide's
-// filesystem), the project's modules (the list wrangler.toml ships, sent by the test), Node's
-// fetch to a real origin process on 127.0.0.1.
+// What is real: Pyodide; the Worker exactly as `wrangler deploy --dry-run --outdir DIR` would
+// upload it (the test passes DIR): its modules under /session/metadata and its python_modules/
+// (Cloudflare's workers-runtime-sdk, as the deploy ships it) on sys.path before site-packages
+// with its .pth files run, as workerd's setup_python_search_path does; Node's fetch to real
+// origin processes on 127.0.0.1.
 // What is a test double, and why:
 //   _pyodide_entrypoint_helper, _cloudflare_compat_flags  workerd-internal modules the SDK
 //       imports; patchWaitUntil copies the borrowed Python awaitable before waitUntil returns,
 //       as workerd's does, so a Worker that relied on the proxy outliving the call would fail.
+//       (workerd's own `_cloudflare` package is absent, so the SDK's .pth loader skips its
+//       package patches, as it does outside workerd.)
 //   caches.default  an in-memory Cache API: match/put by URL, expiry from Cache-Control
 //       max-age, purge by Cache-Tag, and it refuses (records) responses with Set-Cookie or
 //       Vary: Cookie instead of storing them; a test can make match or put throw (a fault
 //       the real Cache API cannot be made to show on demand).
+//   env.EDGE_CONFIG  an in-memory Workers KV namespace (get/put of text), filled by the test.
 //   Date.now        real time plus an offset the test advances (the controllable clock).
 //
-// Usage: node harness.mjs <sdk wheel>
+// Usage: node harness.mjs <wrangler --outdir DIR>
 import { loadPyodide } from "pyodide";
 import fs from "node:fs";
+import path from "node:path";
 import readline from "node:readline";
 
-const [wheelPath] = process.argv.slice(2);
+const [bundleDir] = process.argv.slice(2);
+const SESSION = "/session/metadata"; // where workerd puts the Worker's modules
+const PYTHON_MODULES = SESSION + "/python_modules";
 
 // ---- the clock ---------------------------------------------------------------------------
 const realNow = Date.now.bind(Date);
@@ -85,6 +94,22 @@ class CacheDouble {
 const cache = new CacheDouble();
 globalThis.caches = { default: cache };
 
+// ---- env.EDGE_CONFIG: a Workers KV namespace ---------------------------------------------
+// The class name matters: the SDK wraps env bindings whose constructor is KvNamespace.
+class KvNamespace {
+  constructor() {
+    this.values = new Map();
+    this.reads = 0;
+  }
+  async get(key, options) {
+    this.reads += 1;
+    if (options !== undefined && options !== "text" && options.type && options.type !== "text")
+      throw new Error("this double stores text only");
+    return this.values.has(key) ? this.values.get(key) : null;
+  }
+}
+const kv = new KvNamespace();
+
 // ---- workerd-internal modules the SDK imports --------------------------------------------
 const patched = new WeakSet();
 function patchWaitUntil(ctx) {
@@ -140,7 +165,14 @@ async function drain() {
 // ---- Pyodide -----------------------------------------------------------------------------
 const py = await loadPyodide({ stdout: (s) => process.stderr.write(s + "\n") });
 py.setStderr({ batched: (s) => process.stderr.write(s + "\n") });
-py.unpackArchive(new Uint8Array(fs.readFileSync(wheelPath)), "wheel", { extractDir: "/sdk" });
+// Every file of the upload, at the path workerd gives it (README.md is wrangler's own note).
+for (const rel of fs.readdirSync(bundleDir, { recursive: true })) {
+  const src = path.join(bundleDir, rel);
+  if (rel === "README.md" || fs.statSync(src).isDirectory()) continue;
+  const dest = SESSION + "/" + rel.split(path.sep).join("/");
+  py.FS.mkdirTree(dest.slice(0, dest.lastIndexOf("/")));
+  py.FS.writeFile(dest, new Uint8Array(fs.readFileSync(src)));
+}
 py.registerJsModule("_pyodide_entrypoint_helper", {
   patchWaitUntil,
   doAnImport: async (name) => {
@@ -153,7 +185,16 @@ py.registerJsModule("_cloudflare_compat_flags", {
   python_workflows_implicit_dependencies: true,
   python_request_headers_preserve_commas: true,
 });
-py.runPython("import sys; sys.path.insert(0, '/sdk'); sys.path.insert(0, '/app')");
+// workerd's setup_python_search_path: python_modules before site-packages, its .pth files run.
+py.runPython(`
+import sys
+from site import addsitedir
+sys.path.insert(0, "${SESSION}")
+i = next(i for i, p in enumerate(sys.path) if "site-packages" in p)
+sys.path.insert(i, "${PYTHON_MODULES}")
+addsitedir("${PYTHON_MODULES}")
+sys.path.append("/app")  # the contract vectors and their runner (tests only)
+`);
 
 // The call workerd makes for `fetch` on a WorkerEntrypoint: instance per request with
 // (ctx, env), the JS Request converted by the SDK, the Python Response converted back.
@@ -205,8 +246,9 @@ const ops = {
     }
     return Object.keys(files).length;
   },
-  async new_isolate({ vars }) {
+  async new_isolate({ vars, bind_kv = false }) {
     env = { ...vars };
+    if (bind_kv) env.EDGE_CONFIG = kv;
     py.globals.get("_new_isolate")();
     return py.runPython("import sys; sys.version.split()[0]");
   },
@@ -221,6 +263,14 @@ const ops = {
       entries: [...cache.entries].map(([url, e]) => ({ url, headers: e.headers, body: e.body, tags: e.tags })),
       refused: cache.refused,
     };
+  },
+  async kv_put({ key, value }) {
+    if (value === null) kv.values.delete(key);
+    else kv.values.set(key, value);
+    return kv.reads;
+  },
+  async now() {
+    return Date.now();
   },
   async purge_tag({ tag }) {
     return cache.purgeTag(tag);

@@ -128,3 +128,13 @@ async def test_requeue_gives_a_collector_letter_back_the_shopper_it_was_for(clie
     assert r.status_code == 200, r.text
     ((_, stored),) = redis_client.xrange(KEYS.stream(partition_of("u-5", 2)))
     assert msgpack.unpackb(stored[b"e"])["user"] == "u-5"
+
+
+async def test_the_last_reconciliation_is_in_the_overview(client, redis_client):
+    assert (await client.get("/v1/admin/pipeline", headers=H)).json()["reconcile"] is None
+    report = {"from_ms": 0, "to_ms": NOW_MS, "ran_ms": NOW_MS, "compared": {"popularity": 9},
+              "differences": {"popularity": 1, "covisitation": 0, "experiments": 0},
+              "sample": [], "skipped_partitions": [], "repaired": 0}  # fmt: skip
+    redis_client.set(KEYS.reconcile_report, orjson.dumps(report))
+    doc = (await client.get("/v1/admin/pipeline", headers=H)).json()
+    assert doc["reconcile"] == report

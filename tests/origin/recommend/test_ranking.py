@@ -62,8 +62,14 @@ def test_catalog_outranks_list_data_for_stock() -> None:
 def test_reasons_name_the_strongest_signal_truthfully() -> None:
     feats = Features(
         recent=("seen",),
-        bought={"eggs": (3, NOW - 9 * DAY, NOW - 27 * DAY, 3), "jam": (1, NOW - DAY, NOW - DAY, 1)},
+        bought={
+            "eggs": (3, NOW - 9 * DAY, NOW - 27 * DAY, 3),
+            "jam": (1, NOW - DAY, NOW - DAY, 1),
+            "tea": (9, NOW - 2 * DAY, NOW - 60 * DAY, 9),
+        },
         affinity={"dairy": 1.0},
+        # tea in most baskets: frequency leads; eggs in fewer, but due today: timing leads
+        pif={"eggs": 0.5, "jam": 1.0, "tea": 4.0},
     )
     inp = Inputs(
         feats,
@@ -75,6 +81,7 @@ def test_reasons_name_the_strongest_signal_truthfully() -> None:
         catalog={
             "eggs": CatalogEntry("dairy", 2.0, 9, durable=False),
             "jam": CatalogEntry("pantry", 2.0, 9, durable=False),
+            "tea": CatalogEntry("drinks", 2.0, 9, durable=False),
         },
     )
     reasons = {s.item: s.reason for s in rank(inp, Strategy(), 10, 10)}
@@ -84,6 +91,7 @@ def test_reasons_name_the_strongest_signal_truthfully() -> None:
         "pop": "popular",
         "eggs": "due again: you buy this every ~9 days",  # 3 purchases over 18 days
         "jam": "buy again",  # bought once: no interval of its own to quote
+        "tea": "you buy this often",
     }
 
 
@@ -118,10 +126,20 @@ def test_buy_again_puts_what_is_due_first() -> None:
     }
     out = buy_again(Inputs(feats, NOW, catalog=catalog), k=10, category_cap=10)
     score = {s.item: s.score for s in out}
-    assert out[0].item == "milk" and out[0].reason == "due again: you buy this every ~7 days"
+    assert out[0].item == "milk" and out[0].reason == "you buy this often"
     assert "kettle" not in score  # durable
-    assert score["eggs"] < score["milk"] / 5  # the same habit, but bought yesterday
-    assert score["bread"] < score["milk"] / 5  # the habit stopped two months ago
+    # Equally frequent (no basket-decayed frequencies given: purchase counts), but timing
+    # tells them apart: the same habit bought yesterday, one that stopped two months ago.
+    assert score["eggs"] < score["milk"] - 0.2
+    assert score["bread"] < score["milk"] - 0.2
+
+
+def test_buy_again_prefers_what_recent_baskets_hold() -> None:
+    # Same purchases and timing; the basket-decayed frequency says which is the current habit.
+    row = (4, NOW - 7 * DAY, NOW - 60 * DAY, 4)
+    feats = Features(bought={"old": row, "new": row}, pif={"old": 0.6, "new": 3.1})
+    out = buy_again(Inputs(feats, NOW), k=10, category_cap=10)
+    assert [s.item for s in out] == ["new", "old"]
 
 
 def test_due_items_are_not_capped_by_category_but_discovery_is() -> None:
