@@ -268,6 +268,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from ops import lake_commands  # noqa: PLC0415 - sql, lake, reconcile, export
 
     lake_commands.register(sub)
+
+    from ops import imports  # noqa: PLC0415 - import events, import catalog
+
+    imports.register(sub)
     return parser
 
 

@@ -86,6 +86,7 @@ def show(target: Target, entry_id: str) -> tuple[dict[str, Any], bytes]:
     doc = _row(entry_id, f)
     doc["user"] = _s(f.get(b"user"))
     doc["stream_id"] = _s(f.get(b"stream_id")) or None
+    doc["where"] = _s(f.get(b"where")) or None  # "file:line" of an imported line
     raw = f.get(b"raw", b"")
     doc["raw"] = raw.decode("utf-8", errors="backslashreplace")
     doc["raw_bytes"] = len(raw)
@@ -94,6 +95,8 @@ def show(target: Target, entry_id: str) -> tuple[dict[str, Any], bytes]:
 
 def show_text(doc: dict[str, Any]) -> str:
     head = [f"{k}: {doc[k]}" for k in ("id", "time", "source", "field", "reason", "user")]
+    if doc.get("where"):
+        head.append(f"where: {doc['where']}")
     return "\n".join([*head, f"raw ({doc['raw_bytes']} bytes):", doc["raw"]])
 
 

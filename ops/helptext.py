@@ -47,6 +47,18 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "as they were at its time, computed from the archive (never from the current store).",
         ("p13n export training --from 2026-11-01 --to 2026-12-01 --out train.parquet",),
     ),
+    "import": (
+        "import a shop's history (events) or its catalog",
+        "Bring a shop in on day one. `events` writes history files (JSON Lines or CSV, maybe "
+        "gzipped) straight into the partition streams, exactly once: a rerun resumes where "
+        "the last stopped. `catalog` loads products (names, images, category paths) through "
+        "the admin API.",
+        (
+            "p13n import events orders-2025.jsonl.gz orders-2026.csv",
+            "p13n import events orders.csv --map order_ts=ts --map customer=user",
+            "p13n import catalog products.csv",
+        ),
+    ),
     "evaluate": (
         "score the rails on an events file against baselines",
         "Replay an events file (JSON Lines of Event v1) through a throwaway stack, hold out "

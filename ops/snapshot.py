@@ -11,17 +11,19 @@ The readers of the partition aggregates here are also what ``ops.reconcile`` com
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import redis.asyncio as aioredis
 
-from segmenter.lake import write_table
-from segmenter.schema import POPULARITY_BUCKET_S, Keys
+from segmenter.lake import events_glob, has_events, write_table
+from segmenter.schema import POPULARITY_BUCKET_S, Keys, shopper_tag
 
 __all__ = ["TABLES", "experiment_counts", "popularity", "snapshot", "snapshots_dir"]
 
@@ -74,16 +76,35 @@ async def experiment_counts(
     return out
 
 
-async def _shoppers(r: aioredis.Redis, keys: Keys) -> list[dict[str, Any]]:
+def _lake_users(lake: Path) -> dict[str, str]:
+    """Key form (``shopper_tag``) -> shopper id, for every shopper in the event lake."""
+    if not has_events(lake):
+        return {}
+    with duckdb.connect() as db:
+        found = db.execute(
+            "SELECT DISTINCT user FROM read_parquet(?, union_by_name = true)", [events_glob(lake)]
+        ).fetchall()
+    return {shopper_tag(u): u for (u,) in found if u}
+
+
+async def _shoppers(r: aioredis.Redis, keys: Keys, lake: Path) -> list[dict[str, Any]]:
     rows = []
-    head, tail = keys.shopper("\x00").split("\x00")
+    # A customer id is in its keys only as a digest: the lake's events name it, so the row
+    # gets the id the events use (SQL joins on it); a shopper not in the lake keeps its key
+    # form.
+    ids = await asyncio.to_thread(_lake_users, lake)
+    # The key holds the shopper's hash-tag form (``shopper_tag``): an anonymous id as is, a
+    # customer id only as "c.<digest>" (never the shop's own id): that is the user column.
+    sample = "A" * 22  # an anonymous-shaped id, kept as is in the key
+    head, tail = keys.shopper(sample).split(sample)
     names = ("seg", "events", "orders", "first_ms", "last_ms")
     for key in await _keys(r, f"{head}*{tail}"):
         seg, events, orders, first, last = await r.hmget(key, names)
         num = [
             int(float(_text(x))) if x is not None else None for x in (events, orders, first, last)
         ]
-        user = key.removeprefix(head).removesuffix(tail)
+        tag = key.removeprefix(head).removesuffix(tail)
+        user = ids.get(tag, tag)
         rows.append({"user": user, "segment": _text(seg) if seg else None, "events": num[0],
                      "orders": num[1], "first_ms": num[2], "last_ms": num[3]})  # fmt: skip
     return rows
@@ -132,7 +153,7 @@ async def snapshot(
             {"sku": _text(sku), **{k: doc.get(k) for k in TABLES["catalog"] if k != "sku"}}
         )
     tables = {"popularity": pop, "experiment_counts": exp, "catalog": catalog,
-              "shoppers": await _shoppers(r, keys)}  # fmt: skip
+              "shoppers": await _shoppers(r, keys, lake)}  # fmt: skip
     rows = {name: write_table(data, target / f"{name}.parquet", TABLES[name])
             for name, data in tables.items()}  # fmt: skip
     return SnapshotReport(target, rows)

@@ -2,7 +2,13 @@
 
 Stored in ``Keys.catalog`` as JSON (see ``segmenter/schema.py``)::
 
-    {"category": "dairy", "price": 2.49, "stock": 40, "durable": false, "updated_ms": 1764…}
+    {"category": "dairy", "price": 2.49, "stock": 40, "durable": false, "updated_ms": 1764…,
+     "name": "Whole milk 1 l", "image_url": "https://cdn.shop.example/milk.jpg",
+     "category_path": "Grocery > Dairy > Milk"}
+
+``category`` is the slug ranking, tags and purges use; ``name``, ``image_url`` and
+``category_path`` (the shop's breadcrumb) are for people: the console, and storefronts
+reading the catalog. They are optional and stored only when set.
 
 Items are repurchasable unless marked durable: a shopper who bought milk is offered milk
 again; one who bought a kettle is not offered kettles.
@@ -25,7 +31,13 @@ __all__ = ["SKU_RE", "CatalogEntry", "decode_entry", "encode_entry", "parse_entr
 # The wire contract's item id (``cache_keys.wire``), so every sku can travel to edges.
 SKU_RE = ITEM_RE
 CATEGORY_RE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,63}")
-_FIELDS = frozenset({"category", "price", "stock", "durable", "repurchasable"})
+_FIELDS = frozenset(
+    {"category", "price", "stock", "durable", "repurchasable", "name", "image_url", "category_path"}
+)
+MAX_NAME = 200
+MAX_IMAGE_URL = 2048
+# An absolute http(s) URL without spaces, quotes or angle brackets (it lands in HTML).
+IMAGE_URL_RE = re.compile(r"https?://[^\s\"'<>\\]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +49,9 @@ class CatalogEntry:
     stock: int
     durable: bool
     updated_ms: int = 0
+    name: str = ""
+    image_url: str = ""
+    category_path: str = ""
 
     @property
     def in_stock(self) -> bool:
@@ -46,15 +61,17 @@ class CatalogEntry:
 
 def encode_entry(entry: CatalogEntry) -> bytes:
     """The stored JSON."""
-    return orjson.dumps(
-        {
-            "category": entry.category,
-            "price": entry.price,
-            "stock": entry.stock,
-            "durable": entry.durable,
-            "updated_ms": entry.updated_ms,
-        }
-    )
+    doc: dict[str, Any] = {
+        "category": entry.category,
+        "price": entry.price,
+        "stock": entry.stock,
+        "durable": entry.durable,
+        "updated_ms": entry.updated_ms,
+    }
+    for name in ("name", "image_url", "category_path"):
+        if getattr(entry, name):
+            doc[name] = getattr(entry, name)
+    return orjson.dumps(doc)
 
 
 def decode_entry(raw: bytes | str | None) -> CatalogEntry | None:
@@ -69,6 +86,9 @@ def decode_entry(raw: bytes | str | None) -> CatalogEntry | None:
             stock=int(d.get("stock", 0)),
             durable=bool(d.get("durable", False)),
             updated_ms=int(d.get("updated_ms", 0)),
+            name=str(d.get("name", "")),
+            image_url=str(d.get("image_url", "")),
+            category_path=str(d.get("category_path", "")),
         )
     except (ValueError, TypeError, AttributeError):
         return None
@@ -124,4 +144,34 @@ def parse_entry(doc: Any, now_ms: int, where: str = "") -> CatalogEntry:
         stock=stock,
         durable=_durable(doc),
         updated_ms=now_ms,
+        **_labels(doc, where),
     )
+
+
+def _text(doc: Mapping[str, Any], name: str, where: str) -> str:
+    value = doc.get(name, "")
+    if not isinstance(value, str) or len(value) > MAX_NAME or not value.isprintable():
+        raise BadRequest(
+            f"{where}{name} must be text of at most {MAX_NAME} printable characters", field=name
+        )
+    return value.strip()
+
+
+def _labels(doc: Mapping[str, Any], where: str) -> dict[str, str]:
+    """The optional human-facing fields: name, image_url, category_path."""
+    image = doc.get("image_url", "")
+    if image != "" and (
+        not isinstance(image, str)
+        or len(image) > MAX_IMAGE_URL
+        or not IMAGE_URL_RE.fullmatch(image)
+    ):
+        raise BadRequest(
+            f"{where}image_url must be an absolute http(s) URL of at most {MAX_IMAGE_URL} "
+            "characters without spaces, quotes or angle brackets",
+            field="image_url",
+        )
+    return {
+        "name": _text(doc, "name", where),
+        "image_url": image,
+        "category_path": _text(doc, "category_path", where),
+    }

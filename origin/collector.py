@@ -7,11 +7,29 @@
     opted out (Sec-GPC: 1 or the opt-out cookie)  202 {"accepted": 0, "rejected": 0,
                                                "opted_out": true, "results": []}
 
+``user`` is a shopper id of either kind, the anonymous id or the shop's customer id (the one
+id policy, ``segmenter.shoppers``); a browser's events get it from the shopper cookie. An
+``identify`` event (``user`` the customer, ``anon`` the anonymous id, from the cookie when
+absent) links the two: later events of the anonymous id in that session are stored as the
+customer's (``segmenter.stitching``).
+
 Valid events are appended (msgpack) to the partition stream of their shopper; invalid ones are
 answered with their reasons and written to the dead-letter stream (capped at ``DLQ_MAXLEN``)
 with the original bytes: the whole body when it is one event or not JSON, the item's own
-bytes for a batch item. The per-client rate limit is taken before anything is written, dead
-letters included. An opted-out request is read no further: nothing is stored, not even as a
+bytes for a batch item. The rate limit is taken before anything is written, dead letters
+included. RATE_LIMITS: token buckets, in events, per client kind (429 with Retry-After):
+
+    service   a request with a service (or admin) bearer token, the shop's backend: one
+              bucket per token, P13N_COLLECTOR_SERVICE_RATE_PER_S / _BURST (large); no
+              site key needed; any other role is 403, an unknown token 401
+    shopper   a browser's request with the shopper cookie: one bucket per shopper (site key
+              and anonymous id), P13N_COLLECTOR_RATE_PER_S / _BURST, whoever carries it (an
+              edge forwards the cookie, so shoppers behind one edge no longer share a bucket)
+              and also the peer's bucket, P13N_COLLECTOR_PEER_RATE_PER_S / _BURST (larger:
+              it bounds one client inventing shopper ids, and an edge's whole traffic)
+    browser without the cookie: one bucket per site key and TCP peer, the shopper budget
+
+An opted-out request is read no further: nothing is stored, not even as a
 dead letter, whatever the body names as ``user``.
 Redis down: 503 with Retry-After and nothing is accepted; entries that did reach a stream
 before the failure are deduplicated by ``event_id`` when the client retries the batch.
@@ -24,6 +42,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,6 +52,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from cache_keys import is_shopper_id
+from origin.auth import role_of
 from origin.body import too_deep
 from origin.errors import (
     BadRequest,
@@ -49,12 +70,17 @@ from segmenter.event import Event, Rejection
 from segmenter.event_jsonschema import MAX_BATCH, event_json_schema
 from segmenter.registry import VERSIONS
 from segmenter.schema import DLQ_MAXLEN, STREAM_MAXLEN, partition_of, tombstone_digest
+from segmenter.shoppers import ShopperIds
+from segmenter.stitching import credit, parse_link, stage_link
 from segmenter.store import dlq_fields
 
-__all__ = ["RateLimiter", "routes"]
+__all__ = ["Budget", "RateLimiter", "routes"]
 
 SITE_KEY_HEADER = "x-p13n-site-key"
 _LIMITER = "collector.limiter"
+BROWSER, PEER, SERVICE = "shopper", "peer", "service"
+# Who may send events with a bearer token (the shop's backend): its own, larger budget.
+SENDER_ROLES = frozenset({"service", "admin"})
 # The answer for an erased shopper's event: refused, stored nowhere, not even dead-lettered.
 # Valid by Event v1's schema, but later than the collector's clock allows: a single event
 # so is 422 (the OpenAPI document can state no bound that moves with the clock).
@@ -71,6 +97,15 @@ class RateLimiter:
         self.clock = clock
         self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(100_000, ttl=3600)
 
+    def peek(self, client: str, n: int) -> float:
+        """What ``take`` would answer, taking nothing."""
+        now = self.clock()
+        tokens, at = self._buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if n > tokens:
+            return (n - tokens) / self.rate if self.rate > 0 else 3600.0
+        return 0.0
+
     def take(self, client: str, n: int) -> float:
         now = self.clock()
         tokens, at = self._buckets.get(client, (float(self.burst), now))
@@ -82,13 +117,35 @@ class RateLimiter:
         return 0.0
 
 
-def _client(request: Request, state: AppState) -> str:
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Which token buckets one request draws from: (limiter name, client key) pairs."""
+
+    takes: tuple[tuple[str, str], ...]
+
+
+def _client(request: Request, state: AppState) -> Budget:
+    """The request's rate budget (see ``RATE_LIMITS`` in the module docstring)."""
+    caller = role_of(request, state.settings)  # 401 for a token nobody configured
+    if caller is not None:
+        if caller.role not in SENDER_ROLES:
+            raise Forbidden(
+                f"role {caller.role!r} may not send events; a service token may",
+                role=caller.role,
+            )
+        return Budget(((SERVICE, f"token:{caller.fingerprint}"),))
     keys = state.settings.collector_site_keys
     site = request.headers.get(SITE_KEY_HEADER) or request.query_params.get("site_key", "")
     if keys and site not in keys:
         raise Forbidden("a known publishable site key is required", field="site_key")
-    host = request.client.host if request.client else "-"
-    return f"{site}|{host}"
+    peer = f"{site}|peer:{request.client.host if request.client else '-'}"
+    cookie = identify_cookie(request)
+    shopper = None if cookie.optout else cookie.sid
+    if shopper is None:
+        return Budget(((BROWSER, peer),))
+    # Per shopper, whoever carries the request (every shopper behind an edge shares its
+    # address); the peer's own, larger bucket bounds one client minting ids to dodge it.
+    return Budget(((BROWSER, f"{site}|shopper:{shopper}"), (PEER, peer)))
 
 
 async def _read(request: Request, max_bytes: int) -> bytes:
@@ -109,24 +166,25 @@ def _enrich(doc: Any, request: Request) -> Any:
     out, and ``traceparent`` from the request when the event carries none."""
     if not isinstance(doc, dict):
         return doc
-    if "user" not in doc:
+    slot = "anon" if doc.get("type") == "identify" else "user"
+    if slot not in doc:
         shopper = identify_cookie(request)
         if shopper.sid and not shopper.optout:
-            doc = {**doc, "user": shopper.sid}
+            doc = {**doc, slot: shopper.sid}
     trace = request.headers.get("traceparent", "")
     if trace and "traceparent" not in doc and event.TRACEPARENT_RE.fullmatch(trace):
         doc = {**doc, "traceparent": trace}
     return doc
 
 
-def _check(doc: Any, now_ms: int, skew_ms: int) -> Event | Rejection:
+def _check(doc: Any, now_ms: int, skew_ms: int, ids: ShopperIds) -> Event | Rejection:
     deep = too_deep(doc)  # before anything walks it
     if deep is not None:
         return Rejection("$", deep)
     result = event.validate(doc)
     if isinstance(result, Event) and result.ts > now_ms + skew_ms:
         return FUTURE
-    return result
+    return ids.check_event(result) if isinstance(result, Event) else result
 
 
 def _user_of(doc: Any) -> str:
@@ -140,16 +198,26 @@ def _bus(state: AppState) -> Any:
     return state.redis
 
 
-async def _erased(state: AppState, users: list[str]) -> set[str]:
-    """Which of ``users`` were erased (tombstoned): one HMGET for the whole batch."""
+async def _lookups(
+    state: AppState, users: list[str]
+) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    """Which of ``users`` were erased (tombstoned), and the sign-in links of the anonymous
+    ones: one round trip for the whole batch."""
     named = sorted({u for u in users if u})
     if not named:
-        return set()
+        return set(), {}
+    anons = [u for u in named if is_shopper_id(u)]
     try:
-        marks = await _bus(state).hmget(state.keys.tombstones, [tombstone_digest(u) for u in named])
+        pipe = _bus(state).pipeline(transaction=False)
+        pipe.hmget(state.keys.tombstones, [tombstone_digest(u) for u in named])
+        for u in anons:
+            pipe.get(state.keys.link(u))
+        marks, *links = await pipe.execute()
     except (RedisError, OSError) as exc:
         raise Unavailable("the event bus is unavailable; retry the whole batch") from exc
-    return {u for u, mark in zip(named, marks, strict=True) if mark is not None}
+    erased = {u for u, mark in zip(named, marks, strict=True) if mark is not None}
+    linked = {u: lk for u, raw in zip(anons, links, strict=True) if (lk := parse_link(raw))}
+    return erased, linked
 
 
 async def _store(
@@ -160,6 +228,8 @@ async def _store(
     for ev in valid:
         stream = keys.stream(partition_of(ev.user, state.settings.partitions))
         pipe.xadd(stream, {"e": event.encode(ev)}, maxlen=STREAM_MAXLEN, approximate=True)
+        if ev.type == "identify":
+            stage_link(pipe, keys, ev)
     for rej, raw, user in dead:
         fields = dlq_fields(rej, raw, "collector", user=user, received_ms=now)
         pipe.xadd(
@@ -251,41 +321,61 @@ def _opted_out_answer() -> Response:
     return JSONResponse(body, status_code=202, headers={"Cache-Control": "no-store"})
 
 
-def _limit(state: AppState, client: str, n: int) -> None:
-    s = state.settings
-    limiter = state.extras.setdefault(
-        _LIMITER, RateLimiter(s.collector_rate_per_s, s.collector_burst)
-    )
-    wait_s = limiter.take(hashlib.sha256(client.encode()).hexdigest()[:16], n)
-    if wait_s:
-        raise RateLimited("collector rate limit", retry_after_s=max(1, math.ceil(wait_s)))
+def _limiter(state: AppState, name: str) -> RateLimiter:
+    found = state.extras.get(f"{_LIMITER}.{name}")
+    if found is None:
+        s = state.settings
+        rate, burst = {
+            BROWSER: (s.collector_rate_per_s, s.collector_burst),
+            PEER: (s.collector_peer_rate_per_s, s.collector_peer_burst),
+            SERVICE: (s.collector_service_rate_per_s, s.collector_service_burst),
+        }[name]
+        found = state.extras[f"{_LIMITER}.{name}"] = RateLimiter(rate, burst)
+    return found
+
+
+def _limit(state: AppState, budget: Budget, n: int) -> None:
+    """Take ``n`` events from every bucket of the budget, or 429 naming the one that ran
+    dry (nothing is taken from the others then)."""
+    picked = [(name, _limiter(state, name), hashlib.sha256(key.encode()).hexdigest()[:16])
+              for name, key in budget.takes]  # fmt: skip
+    for name, limiter, key in picked:
+        wait_s = limiter.peek(key, n)
+        if wait_s:
+            raise RateLimited(f"collector rate limit ({name})",
+                              retry_after_s=max(1, math.ceil(wait_s)))  # fmt: skip
+    for _, limiter, key in picked:
+        limiter.take(key, n)
 
 
 async def post_events(request: Request) -> Response:
     """Accept one event or a batch; see the module docstring."""
     state = get_state(request)
     s = state.settings
-    client = _client(request, state)
+    budget = _client(request, state)
     if is_opted_out(request):
         return _opted_out_answer()  # nothing read, nothing stored, nothing dead-lettered
     raw = await _read(request, s.max_body_bytes)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        _limit(state, client, 1)
+        _limit(state, budget, 1)
         await _store(state, [], [(Rejection("$", f"not JSON: {exc}"), raw, "")])
         raise BadRequest(f"body is not valid JSON: {exc}", field="$") from exc
     docs, single = _docs(doc)
-    _limit(state, client, len(docs))
+    _limit(state, budget, len(docs))
     docs = [_enrich(d, request) for d in docs]
     now = int(time.time() * 1000)
-    checked = [_check(d, now, s.max_clock_skew_ms) for d in docs]
+    checked = [_check(d, now, s.max_clock_skew_ms, s.shopper_ids) for d in docs]
     # An erased shopper's events, good or bad, are refused before anything is written.
     users = [
         c.user if isinstance(c, Event) else _user_of(d) for c, d in zip(checked, docs, strict=True)
     ]
-    erased = await _erased(state, users)
-    checked = [ERASED if u in erased else c for c, u in zip(checked, users, strict=True)]
+    erased, links = await _lookups(state, users)
+    checked = [
+        ERASED if u in erased else credit(c, links.get(u)) if isinstance(c, Event) else c
+        for c, u in zip(checked, users, strict=True)
+    ]
     valid = [c for c in checked if isinstance(c, Event)]
     dead = _dead_letters(raw, single, docs, checked, users)
     await _store(state, valid, dead)
@@ -293,7 +383,8 @@ async def post_events(request: Request) -> Response:
     if single and not valid:
         rej = checked[0]
         assert isinstance(rej, Rejection)
-        raise (Unprocessable if rej == FUTURE else BadRequest)(rej.reason, field=rej.field)
+        semantic = rej in (FUTURE, event.SIGNS_IN_AS_ITSELF)  # no schema states these: 422
+        raise (Unprocessable if semantic else BadRequest)(rej.reason, field=rej.field)
     results = [
         {"index": i, "status": "accepted"}
         if isinstance(c, Event)

@@ -1,9 +1,12 @@
 """Who a shopper request is for: the anonymous-id cookie, or ``?user=`` for trusted callers.
 
 ``?user=`` is accepted only with a service (or admin) token, or when the origin runs in
-trusted local mode (``p13n up``, benchmarks). Opt-out is ``Sec-GPC: 1`` or the opt-out
-cookie with any value but an explicit no (``cache_keys.wire.opted_out``, every tier's rule):
-nothing personal is read, written or set for such a request.
+trusted local mode (``p13n up``, benchmarks); it names a shopper of either kind, the
+anonymous id or the shop's customer id, checked by the one id policy
+(``segmenter.shoppers.ShopperIds``, configured by ``P13N_CUSTOMER_ID_PATTERN``).
+Opt-out is ``Sec-GPC: 1`` or the opt-out cookie with any value but an explicit no
+(``cache_keys.wire.opted_out``, every tier's rule): nothing personal is read, written or
+set for such a request.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def identify(request: Request, settings: Settings) -> Shopper:
     if user is not None:
         if not settings.trusted_local:
             require(request, settings, ("service",))
-        if not is_shopper_id(user):
-            raise BadRequest("user must be a 22-character anonymous shopper id", field="user")
+        problem = settings.shopper_ids.problem(user)
+        if problem is not None:
+            raise BadRequest(f"user {problem}", field="user")
         return Shopper(user, optout)
     return identify_cookie(request)

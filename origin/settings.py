@@ -16,8 +16,20 @@ from typing import Any
 from cache_keys import KeyRing, SigningKey
 from cache_keys.costs import DEFAULT_PRICE_PER_GB, PRICE_ENV, parse_price
 from segmenter.connection import cluster_url
+from segmenter.shoppers import (
+    DEFAULT_CUSTOMER_ID_MAX_LEN,
+    DEFAULT_CUSTOMER_ID_PATTERN,
+    ShopperIds,
+)
 
-__all__ = ["ROLES", "SECRET_SETTINGS", "Settings", "SettingsError", "local_secrets"]
+__all__ = [
+    "ROLES",
+    "SECRET_SETTINGS",
+    "Settings",
+    "SettingsError",
+    "local_secrets",
+    "shopper_ids_from_env",
+]
 
 ROLES = frozenset({"merchandiser", "experimenter", "admin", "service"})
 _DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
@@ -117,6 +129,14 @@ def _tokens(env: Mapping[str, str]) -> dict[str, str]:
             )
         out[token] = role
     return out
+
+
+def shopper_ids_from_env(env: Mapping[str, str]) -> ShopperIds:
+    """``P13N_CUSTOMER_ID_PATTERN`` and ``P13N_CUSTOMER_ID_MAX_LEN`` as the id policy."""
+    try:
+        return ShopperIds.from_env(env)
+    except ValueError as exc:
+        raise SettingsError(f"P13N_CUSTOMER_ID_PATTERN / P13N_CUSTOMER_ID_MAX_LEN: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,18 +356,56 @@ class Settings:
         default=500,
         metadata=_env(
             "P13N_COLLECTOR_RATE_PER_S",
-            "per-client token bucket rate in events/s (a client is its site key and address); "
-            "over it the collector answers 429",
+            "per-shopper token bucket rate in events/s (a browser's site key and shopper "
+            "cookie; its site key and address without the cookie); over it the collector "
+            "answers 429",
         ),
     )
     collector_burst: int = field(
         default=2000,
-        metadata=_env("P13N_COLLECTOR_BURST", "per-client token bucket size, in events"),
+        metadata=_env("P13N_COLLECTOR_BURST", "per-shopper token bucket size, in events"),
+    )
+    collector_peer_rate_per_s: int = field(
+        default=20_000,
+        metadata=_env(
+            "P13N_COLLECTOR_PEER_RATE_PER_S",
+            "per TCP peer token bucket rate in events/s (a browser, or an edge carrying many "
+            "shoppers' cookies), over the per-shopper buckets",
+        ),
+    )
+    collector_peer_burst: int = field(
+        default=40_000,
+        metadata=_env("P13N_COLLECTOR_PEER_BURST", "per TCP peer token bucket size, in events"),
+    )
+    collector_service_rate_per_s: int = field(
+        default=50_000,
+        metadata=_env(
+            "P13N_COLLECTOR_SERVICE_RATE_PER_S",
+            "per service token bucket rate in events/s (the shop's backend sending events with "
+            "a bearer token), instead of the per-shopper and per-peer buckets",
+        ),
+    )
+    collector_service_burst: int = field(
+        default=100_000,
+        metadata=_env("P13N_COLLECTOR_SERVICE_BURST", "per service token bucket size, in events"),
     )
     max_clock_skew_ms: int = field(
         default=5 * 60_000,
         metadata=_env(
             "P13N_MAX_CLOCK_SKEW_MS", "events stamped further in the future are rejected"
+        ),
+    )
+    shopper_ids: ShopperIds = field(
+        default_factory=ShopperIds,
+        metadata=_env(
+            "P13N_CUSTOMER_ID_PATTERN",
+            "the shop's own customer ids (`segmenter.shoppers`): a regular expression every id "
+            "must match whole, and P13N_CUSTOMER_ID_MAX_LEN, a length limit (at most 64). Ids "
+            "must also fit [A-Za-z0-9_.:-]; the default admits cust_48213, 12345 and hex e-mail "
+            "hashes, never a raw e-mail address",
+            also=("P13N_CUSTOMER_ID_MAX_LEN",),
+            type="regex; int",
+            default=f"`{DEFAULT_CUSTOMER_ID_PATTERN}`; {DEFAULT_CUSTOMER_ID_MAX_LEN}",
         ),
     )
 
@@ -403,5 +461,10 @@ class Settings:
             ),
             collector_rate_per_s=_int(e, "P13N_COLLECTOR_RATE_PER_S", 500),
             collector_burst=_int(e, "P13N_COLLECTOR_BURST", 2000),
+            collector_peer_rate_per_s=_int(e, "P13N_COLLECTOR_PEER_RATE_PER_S", 20_000),
+            collector_peer_burst=_int(e, "P13N_COLLECTOR_PEER_BURST", 40_000),
+            collector_service_rate_per_s=_int(e, "P13N_COLLECTOR_SERVICE_RATE_PER_S", 50_000),
+            collector_service_burst=_int(e, "P13N_COLLECTOR_SERVICE_BURST", 100_000),
             max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
+            shopper_ids=shopper_ids_from_env(e),
         )

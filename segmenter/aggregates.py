@@ -78,6 +78,8 @@ class PartitionState:
     sessions: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     # user -> experiment -> [variant, first exposure ms, converted ms or 0]
     exposed: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
+    # identify: the anonymous shopper's exposures, read from its own partition (input only)
+    linked_exposed: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -132,7 +134,22 @@ def _windowed(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
         _covisit(st, fx, ev)
 
 
+def _carry_exposures(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
+    """At sign-in the customer takes over the anonymous shopper's exposures (not counted
+    again: the anonymous id was the exposed unit), so purchases after the login convert."""
+    theirs = st.linked_exposed.get(ev.anon)
+    if not theirs:
+        return
+    mine = dict(st.exposed.get(ev.user) or {})
+    added = {key: list(rec) for key, rec in theirs.items() if key not in mine}
+    if added:
+        st.exposed[ev.user] = fx.exposed[ev.user] = {**mine, **added}
+
+
 def _experiments(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
+    if ev.type == "identify":
+        _carry_exposures(st, fx, ev)
+        return
     if ev.bot or ev.type not in ("exposure", "purchase"):
         return
     mine = st.exposed.get(ev.user)
@@ -205,6 +222,7 @@ def apply(
         seen=dict(state.seen),
         sessions=dict(state.sessions),
         exposed=dict(state.exposed),
+        linked_exposed=state.linked_exposed,
     )
     fx = PartitionEffects()
     offset = parse_id(st.offset)

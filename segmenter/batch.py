@@ -66,7 +66,7 @@ def shopper_writes(
         todo = [(e.stream_id, e.event) for e in entries if e.key > done and e.event]
         if not todo:
             continue
-        new = features.apply(old, todo, params)
+        new = features.apply(old, todo, params, linked=loaded.shoppers)
         out.append((user, old.last_id, features.diff(old, new), new))
     return out
 

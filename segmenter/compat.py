@@ -5,7 +5,8 @@
 
 ``make test`` runs it (``tests/segmenter/test_compat.py``). The rules are those of
 ``segmenter.registry``: published versions are frozen, a version in the same major only adds
-optional fields (old consumers read its events once those are dropped), a new major has an
+(optional fields, enum values, wider bounds or patterns; old consumers read its events that
+use none of them once the new fields are dropped), a new major has an
 upcaster that turns every golden example of its predecessor into a valid event.
 """
 
@@ -63,17 +64,46 @@ def conforms(doc: Mapping[str, Any], version: Version) -> str | None:
     return None
 
 
+def _widens(old: Field, new: Field, prev: Version, name: str) -> bool:
+    """Whether ``new`` accepts every value ``old`` did: same kind and requiredness, an enum's
+    old values first, bounds no narrower, a text pattern that accepts every golden value of
+    the field (patterns cannot be compared in general; the examples stand for them)."""
+    if (old.kind, old.required) != (new.kind, new.required):
+        return False
+    if new.values[: len(old.values)] != old.values:
+        return False
+    if old.minimum is not None and (new.minimum is None or new.minimum > old.minimum):
+        return False
+    if old.maximum is not None and (new.maximum is None or new.maximum < old.maximum):
+        return False
+    if new.pattern != old.pattern:
+        golden = [ex[name] for ex in prev.examples if name in ex]
+        return all(re.fullmatch(new.pattern, value) for value in golden)
+    return True
+
+
 def _same_major(prev: Version, new: Version) -> list[str]:
     out = []
+    widened = []
     for name, f in prev.fields.items():
         if name not in new.fields:
             out.append(f"v{new.v}: removes {name!r} within major {new.major}")
         elif new.fields[name] != f:
-            out.append(f"v{new.v}: changes {name!r} within major {new.major}")
+            if not _widens(f, new.fields[name], prev, name):
+                out.append(f"v{new.v}: changes {name!r} within major {new.major}")
+            widened.append(name)
     for name in set(new.fields) - set(prev.fields):
         if new.fields[name].required:
             out.append(f"v{new.v}: adds required {name!r} within major {new.major}")
+    for ex in prev.examples:  # the new version reads every old event as it is
+        if problem := conforms({**ex, "v": new.v}, new):
+            out.append(f"v{new.v}: v{prev.v} example {ex.get('event_id')} invalid: {problem}")
     for ex in new.examples:  # an old consumer reads the new event without the new fields
+        uses_added = any(
+            name in ex and _value_problem(prev.fields[name], ex[name]) for name in widened
+        )
+        if uses_added:  # a value only the new version has: written in the new version
+            continue
         old = {k: v for k, v in ex.items() if k in prev.names} | {"v": prev.v}
         if problem := conforms(old, prev):
             out.append(f"v{new.v}: example {ex.get('event_id')} unreadable as v{prev.v}: {problem}")

@@ -3,7 +3,15 @@
     {"v": 1, "event_id": "e1", "type": "view", "user": "u1", "item": "sku-1", "ts": 1.7e12}
         -> Event(event_id="e1", type="view", user="u1", ts=1700000000000, item="sku-1", …)
     {"v": 2, …, "position": 3} -> Event(…, position=3)
-    {"v": 9, …} -> Rejection(field="v", problem="unsupported version 9; this build reads 1, 2")
+    {"v": 3, "type": "identify", "user": "cust_1", "anon": "Q2hv…", …} -> Event(…, anon="Q2hv…")
+    {"v": 9, …} -> Rejection(field="v", problem="unsupported version 9; this build reads 1, 2, 3")
+
+``user`` is a shopper id of either kind (``segmenter.shoppers``: the anonymous id or the shop's
+customer id); here only its envelope is checked, the ingress points check the kind. An
+``identify`` event links an anonymous shopper to the customer they signed in as: ``user`` is
+the customer, ``anon`` the anonymous id (the processor merges the anonymous features into the
+customer's, exactly once: ``segmenter.features``).
+
 
 The versions, their fields and upcasters live in ``segmenter.registry``; this module reads any
 registered version (upcasting older majors) into the current ``Event``. JSON arrives at the
@@ -24,7 +32,7 @@ from typing import Any
 import msgpack
 
 from cache_keys.wire._check import whole_number
-from segmenter.registry import CURRENT, EVENT_TYPES, ITEM_TYPES, VERSIONS, upcast
+from segmenter.registry import CURRENT, EVENT_TYPES, ITEM_TYPES, VERSIONS, Field, upcast
 
 __all__ = [
     "EVENT_TYPES",
@@ -64,6 +72,21 @@ ITEM_RE = TEXT_FIELDS["item"]
 SESSION_RE = TEXT_FIELDS["session"]
 SLUG_RE = TEXT_FIELDS["experiment"]
 TRACEPARENT_RE = TEXT_FIELDS["traceparent"]
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_SLUG = "abcdefghijklmnopqrstuvwxyz0123456789"
+# The same patterns as character sets (allowed, allowed first, longest): ``str.strip`` of the
+# allowed characters leaves nothing exactly when the value matches, at C speed; a test checks
+# them against the regular expressions above.
+_CHARSETS: dict[str, tuple[str, str, int]] = {
+    "event_id": ("".join(map(chr, range(0x21, 0x7F))), "", 64),
+    "user": (_ALNUM + "_.:-", "", 64),
+    "anon": (_ALNUM + "_.:-", "", 64),
+    "item": (_ALNUM + "._/-", _ALNUM, 64),
+    "category": (_ALNUM + "._/-", _ALNUM, 64),
+    "session": (_ALNUM + "._:-", "", 64),
+    "experiment": (_SLUG + "-", _SLUG, 40),
+    "variant": (_SLUG + "-", _SLUG, 40),
+}
 # Every field name of every version ("v" included): the labels a rejection may carry.
 FIELDS = frozenset().union(*(v.names for v in VERSIONS.values()))
 REQUIRED = tuple(name for name, f in _LATEST.items() if f.required)
@@ -73,17 +96,32 @@ _MAJOR = VERSIONS[CURRENT].major
 _OLD_MAJORS = frozenset(v for v, spec in VERSIONS.items() if spec.major != _MAJOR)
 _WRITABLE = tuple(sorted(v for v, spec in VERSIONS.items() if spec.major == _MAJOR))
 _REQUIRED_SET = frozenset(REQUIRED)
+
+
+def _accepts(f: Field, value: Any) -> bool:
+    """Whether a text or enum field ``f`` accepts ``value`` (the fields later versions widen)."""
+    if f.kind == "enum":
+        return value in f.values
+    return isinstance(value, str) and re.fullmatch(f.pattern, value) is not None
+
+
+# Per version, the fields a later version of the major widened (``type`` gains ``identify``
+# in v3, ``user`` customer ids): a document of that version is checked against its own.
+_NARROWER: dict[int, tuple[tuple[str, Field], ...]] = {
+    v: tuple((n, f) for n, f in spec.fields.items() if n in _LATEST and _LATEST[n] != f)
+    for v, spec in VERSIONS.items()
+}
 # Text values already seen to match their pattern, for the fields whose values repeat
 # (shoppers, items, sessions…): a set lookup instead of a regex; bounded, emptied when full.
 _KNOWN: dict[str, set[str]] = {
-    name: set() for name in ("user", "item", "category", "session", "experiment", "variant")
+    name: set() for name in ("user", "anon", "item", "category", "session", "experiment", "variant")
 }
 _KNOWN_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One valid v1 event (absent optional text fields are empty strings)."""
+    """One valid event (absent optional text fields are empty strings)."""
 
     event_id: str
     type: str
@@ -99,6 +137,7 @@ class Event:
     traceparent: str = ""
     bot: bool = False
     position: int | None = None  # v2: 0-based place in the list it was shown in
+    anon: str = ""  # identify only: the anonymous id signing in as ``user``
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +150,11 @@ class Rejection:
     @property
     def reason(self) -> str:
         return f"{self.field}: {self.problem}"
+
+
+# An identify whose anonymous id is its user: well-formed, but meaningless (no JSON Schema
+# can say "differs from another field", so the collector answers it 422, not 400).
+SIGNS_IN_AS_ITSELF = Rejection("anon", "must differ from user")
 
 
 class _Invalid(Exception):
@@ -137,6 +181,37 @@ def _price(d: Mapping[str, Any]) -> float:
     return float(value)
 
 
+# Per (version, widened field): values already seen to fit that version's narrower field.
+_NARROW_OK: dict[tuple[int, str], set[str]] = {
+    (v, name): set() for v, fields in _NARROWER.items() for name, _ in fields
+}
+
+
+def _check_narrower(
+    doc: Mapping[str, Any], v: int, narrower: tuple[tuple[str, Field], ...]
+) -> None:
+    """A value a later version of the major added (``identify``, a customer id with ``.``)
+    in a document of an earlier version: named as such."""
+    for name, f in narrower:
+        value = doc.get(name)
+        if value is None:
+            continue
+        seen = _NARROW_OK[v, name]
+        if type(value) is str and value in seen:  # shoppers repeat: a set lookup, no regex
+            continue
+        if _accepts(f, value):
+            if type(value) is str:
+                if len(seen) >= _KNOWN_MAX:
+                    seen.clear()
+                seen.add(value)
+            continue
+        if not _accepts(_LATEST[name], value):
+            continue  # wrong in every version: the field's own check says how
+        since = min(n for n, spec in VERSIONS.items() if _accepts(spec.fields[name], value))
+        what = repr(value) if f.kind == "enum" else "this value"
+        raise _Invalid(name, f"{what} is not part of version {v} (added in version {since})")
+
+
 def _check_shape(doc: Any) -> Mapping[str, Any]:
     if type(doc) is not dict and not isinstance(doc, Mapping):
         raise _Invalid("$", "an event must be an object")
@@ -157,7 +232,21 @@ def _check_shape(doc: Any) -> Mapping[str, Any]:
         raise _Invalid(name, "is required")
     if doc["type"] not in EVENT_TYPES:
         raise _Invalid("type", f"must be one of {', '.join(EVENT_TYPES)}")
+    narrower = _NARROWER[v]
+    if narrower and v not in _OLD_MAJORS:
+        _check_narrower(doc, v, narrower)
     return upcast({**doc, "v": v}) if v in _OLD_MAJORS else doc
+
+
+def _matches(name: str, value: str, rx: re.Pattern[str]) -> bool:
+    """Whether ``value`` matches the field's pattern (64 characters at most)."""
+    charset = _CHARSETS.get(name)
+    if charset is None:
+        return len(value) <= 64 and rx.fullmatch(value) is not None
+    allowed, first, longest = charset
+    return (
+        0 < len(value) <= longest and not value.strip(allowed) and (not first or value[0] in first)
+    )
 
 
 def _texts(d: Mapping[str, Any]) -> dict[str, str]:
@@ -171,7 +260,7 @@ def _texts(d: Mapping[str, Any]) -> dict[str, str]:
             raise _Invalid(name, "must be a string")
         known = _KNOWN.get(name)
         if known is None or value not in known:
-            if len(value) > 64 or not rx.fullmatch(value):
+            if not _matches(name, value, rx):
                 raise _Invalid(name, f"must match {rx.pattern}")
             if known is not None:
                 if len(known) >= _KNOWN_MAX:
@@ -203,11 +292,16 @@ def _build(d: Mapping[str, Any]) -> Event:
         get("traceparent", ""),
         bot,
         _int(d, "position", 0, MAX_POSITION, 0) if "position" in d else None,
+        get("anon", ""),
     )
     if kind in ITEM_TYPES and not ev.item:
         raise _Invalid("item", f"is required for {kind}")
     if kind == "exposure" and not (ev.experiment and ev.variant):
         raise _Invalid("experiment" if not ev.experiment else "variant", "required for exposure")
+    if (kind == "identify") != bool(ev.anon):
+        raise _Invalid("anon", "is required for identify" if ev.anon == "" else "identify only")
+    if ev.anon and ev.anon == ev.user:
+        raise _Invalid(SIGNS_IN_AS_ITSELF.field, SIGNS_IN_AS_ITSELF.problem)
     return ev
 
 
@@ -227,10 +321,19 @@ _ADDED = tuple(
 )
 
 
+# Newest first: (version, the fields its predecessor has narrower, as the predecessor has them).
+_WIDENED = tuple(
+    (v, tuple((n, f) for n, f in VERSIONS[prev].fields.items() if VERSIONS[v].fields[n] != f))
+    for prev, v in reversed(list(itertools.pairwise(_WRITABLE)))
+)
+
+
 def version_of(ev: Event) -> int:
     """The oldest version that carries ``ev``: what writers put on the stream and on disk."""
-    for v, added in _ADDED:
+    for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True):
         if any(getattr(ev, name) != _DEFAULTS[name] for name in added):
+            return v
+        if any(not _accepts(f, getattr(ev, name)) for name, f in widened):
             return v
     return _WRITABLE[0]
 
@@ -245,7 +348,7 @@ def to_doc(ev: Event) -> dict[str, Any]:
         "user": ev.user,
         "ts": ev.ts,
     }
-    for name in ("item", "category", "session", "experiment", "variant", "traceparent"):
+    for name in ("item", "category", "session", "experiment", "variant", "traceparent", "anon"):
         value = getattr(ev, name)
         if value:
             doc[name] = value

@@ -20,6 +20,8 @@ _NOTES = {
     "traceparent": "W3C trace context",
     "event_id": "client-generated; retries reuse it (24 h dedupe)",
     "position": "0-based place of the item in the list the shopper saw it in",
+    "user": "anonymous shopper id or the shop's customer id",
+    "anon": "identify: the anonymous id signing in as user",
 }
 
 
@@ -56,6 +58,11 @@ def _event(v: int) -> dict[str, Any]:
             {
                 "if": {"properties": {"type": {"const": "exposure"}}},
                 "then": {"required": ["experiment", "variant"]},
+            },
+            {
+                "if": {"properties": {"type": {"const": "identify"}}},
+                "then": {"required": ["anon"]},
+                "else": {"not": {"required": ["anon"]}},
             },
         ],
     }

@@ -7,6 +7,13 @@ a processor restarted after a crash, or a rebuild from the archive, computes ide
     cart {}  + add_to_cart(sku-1, qty 2) + purchase(sku-1)
         ->  cart {}, bought {sku-1: 1|ts|ts|1|1.0|1}, baskets 1
 
+An ``identify`` event merges the anonymous shopper's features (as loaded with the batch) into
+the customer's: counts add up, carts add up, purchases and affinities combine, the most recent
+views come first, the earliest exposure to each experiment is kept; and the anonymous id is
+kept as ``ab``, the customer's A/B unit (the origin assigns a signed-in customer's variants by
+the anonymous id they signed in from, so variants do not move at login). The merge is part
+of the customer's state written with its last applied stream id, so it happens exactly once.
+
 A purchase keeps, per item, the quantity, the last and first purchase times, the number of
 purchases (the origin's repurchase model reads the shopper's own interval from them), and the
 item's basket-decayed frequency with the basket it was last updated at: each basket the
@@ -17,7 +24,7 @@ personal item frequency), kept incrementally as ``score * decay ** (baskets - at
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,6 +47,7 @@ __all__ = [
     "apply",
     "bought_value",
     "diff",
+    "merge",
     "profile",
 ]
 
@@ -193,20 +201,105 @@ def _hseg(name: str, key: bytes) -> str:
     return str(hash_segment(name, key))
 
 
+def _merge_scalars(sc: dict[str, str], other: dict[str, str]) -> None:
+    for name, pick in (("first_ms", min), ("last_ms", max)):
+        if name in other:
+            sc[name] = str(pick(int(other[name]), int(sc.get(name, other[name]))))
+    for name in ("events", "orders", "pcnt"):
+        if name in other:
+            sc[name] = str(int(sc.get(name, 0)) + int(other[name]))
+    if "psum" in other:
+        sc["psum"] = repr(float(sc.get("psum", 0.0)) + float(other["psum"]))
+
+
+def _merge_bought(s: ShopperState, other: ShopperState) -> None:
+    """Purchases add up; the two shoppers' baskets make one sequence, the shopper who bought
+    last having bought the later baskets: its basket numbers (and items' ``at``) move up by
+    the other's basket count, so every item's basket-decayed frequency keeps its weight at
+    the merged latest basket, and an item both bought sums both decayed frequencies."""
+    last_s = max((b[1] for b in s.bought.values()), default=0)
+    last_o = max((b[1] for b in other.bought.values()), default=0)
+    n_s, n_o = int(s.scalars.get("baskets", 0)), int(other.scalars.get("baskets", 0))
+    other_later = last_o >= last_s
+    shift_s, shift_o = (0, n_s) if other_later else (n_o, 0)
+    if shift_s:
+        s.bought = {i: (*b[:5], b[5] + shift_s) for i, b in s.bought.items()}
+    for item, (count, last, first, times, pif, at0) in other.bought.items():
+        at = at0 + shift_o
+        if item not in s.bought:
+            s.bought[item] = (count, last, first, times, pif, at)
+            continue
+        c0, l0, f0, t0, p0, a0 = s.bought[item]
+        top = max(at, a0)
+        merged = p0 * PIF_DECAY_PER_BASKET ** (top - a0) + pif * PIF_DECAY_PER_BASKET ** (top - at)
+        s.bought[item] = (c0 + count, max(l0, last), min(f0, first), t0 + times, merged, top)
+    if n_o:
+        s.scalars["baskets"] = str(n_s + n_o)
+        later = other.scalars if other_later or not n_s else s.scalars
+        if "bkey" in later:
+            s.scalars["bkey"] = later["bkey"]
+    while len(s.bought) > BOUGHT_MAX:
+        del s.bought[min(s.bought, key=lambda i: (s.bought[i][1], i))]
+
+
+def _merge_affinity(s: ShopperState, other: ShopperState, half_life_ms: int) -> None:
+    for cat, (score, as_of) in other.aff.items():
+        mine, mine_as_of = s.aff.get(cat, (0.0, as_of))
+        at = max(as_of, mine_as_of)
+        s.aff[cat] = (
+            _decay(mine, at - mine_as_of, half_life_ms) + _decay(score, at - as_of, half_life_ms),
+            at,
+        )
+    while len(s.aff) > AFFINITY_MAX:
+        now = max(a for _, a in s.aff.values())
+        del s.aff[
+            min(s.aff, key=lambda c: (_decay(s.aff[c][0], now - s.aff[c][1], half_life_ms), c))
+        ]
+
+
+def merge(s: ShopperState, other: ShopperState, half_life_ms: int) -> None:
+    """Fold ``other`` (an anonymous shopper signing in) into ``s`` (the customer), in place.
+
+    recent ["b"] (customer, last seen earlier) + ["a", "b"] (anonymous, later) -> ["a", "b"]
+    """
+    newer_first = other.num("last_ms") >= s.num("last_ms")
+    first, then = (other.recent, s.recent) if newer_first else (s.recent, other.recent)
+    s.recent = list(dict.fromkeys([*first, *then]))[:RECENT_MAX]
+    _merge_scalars(s.scalars, other.scalars)
+    for item, qty in other.cart.items():
+        s.cart[item] = s.cart.get(item, 0) + qty
+    _merge_bought(s, other)
+    _merge_affinity(s, other, half_life_ms)
+    for key, (variant, first_ms) in other.exp.items():
+        if key not in s.exp or first_ms < s.exp[key][1]:
+            s.exp[key] = (variant, first_ms)
+
+
 def apply(
-    state: ShopperState, events: Iterable[tuple[str, Event]], p: FeatureParams
+    state: ShopperState,
+    events: Iterable[tuple[str, Event]],
+    p: FeatureParams,
+    *,
+    linked: Mapping[str, ShopperState] | None = None,
 ) -> ShopperState:
-    """Fold ``(stream id, event)`` pairs, in stream order, into a new state."""
+    """Fold ``(stream id, event)`` pairs, in stream order, into a new state; ``linked`` holds
+    the anonymous shoppers that the identify events among them merge in."""
     s = state.copy()
     evs: list[Event] = []
     for stream_id, ev in events:
+        s.last_id = stream_id
+        if ev.type == "identify":
+            anon = (linked or {}).get(ev.anon)
+            if anon is not None:
+                merge(s, anon, p.half_life_ms)
+            s.scalars["ab"] = ev.anon
+            continue
         evs.append(ev)
         _add_affinity(s, ev, p.half_life_ms)
         if ev.item:
             _apply_item(s, ev)
         if ev.type == "exposure":
             _apply_exposure(s, ev)
-        s.last_id = stream_id
     if evs:
         _apply_scalars(s, evs)
     if s.last_id != state.last_id:

@@ -81,7 +81,10 @@ class Processor:
         self.r = client
         self.keys = Keys(settings.prefix)
         self.rules = load_rules(settings.segment_rules_path or None)
-        self.store = Store(client, self.keys, hook, per_slot=WRITE_MODES[settings.writes])
+        self.store = Store(
+            client, self.keys, hook, per_slot=WRITE_MODES[settings.writes],
+            partitions=settings.partitions,
+        )  # fmt: skip
         self.reader = Reader(client, self.keys, settings.consumer)
         self.metrics = metrics or Metrics()
         self.now_ms = now_ms

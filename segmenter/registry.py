@@ -3,13 +3,18 @@
     version 1 (major 1)  the original event
     version 2 (major 1)  + ``position``: the item's 0-based place in the list the shopper saw
                          it in (impressions and clicks from a rail), for position-bias models
+    version 3 (major 1)  + ``identify`` events and their ``anon`` field (the anonymous id that
+                         signed in as ``user``), and ``user`` widened to the shop's customer
+                         ids (``segmenter.shoppers``: ``.`` and ``:`` allowed too)
 
 Rules (``segmenter.compat`` enforces them against ``event_schema.lock.json``):
 
 - a published version never changes: old events keep validating, byte for byte;
-- a version in the same major as its predecessor only *adds* optional fields, with the same
-  kinds and bounds for every field it keeps; its events read as the predecessor's once the new
-  fields are dropped, so consumers not yet upgraded keep working;
+- a version in the same major as its predecessor only *adds*: optional fields, and values of
+  the fields it keeps (an enum's new values after its old ones, wider bounds, a text pattern
+  accepting every value the old one did); kinds never change. Its events that use none of the
+  additions read as the predecessor's once the new fields are dropped, so consumers not yet
+  upgraded keep working (writers send the others in the new version);
 - a version that starts a new major (anything else: a removed, renamed, retyped, narrowed or
   newly required field) declares an upcaster from its predecessor's documents, and every
   golden example of the predecessor must upcast to a valid document of the new version.
@@ -29,6 +34,7 @@ __all__ = [
     "CURRENT",
     "EVENT_TYPES",
     "ITEM_TYPES",
+    "V1_EVENT_TYPES",
     "VERSIONS",
     "Field",
     "Version",
@@ -36,7 +42,9 @@ __all__ = [
     "upcast",
 ]
 
-EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "search", "exposure")
+V1_EVENT_TYPES = ("view", "add_to_cart", "remove_from_cart", "purchase", "search", "exposure")
+# Version 3 adds ``identify``: ``user`` signed in, ``anon`` is the anonymous id it was.
+EVENT_TYPES = (*V1_EVENT_TYPES, "identify")
 # Types that are about one item, so ``item`` is required.
 ITEM_TYPES = frozenset({"view", "add_to_cart", "remove_from_cart", "purchase"})
 
@@ -92,7 +100,7 @@ _ITEM = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}"
 _T0 = 1_700_000_000_000
 V1_FIELDS: dict[str, Field] = {
     "event_id": _text(r"[\x21-\x7e]{1,64}", required=True),
-    "type": Field("enum", True, values=EVENT_TYPES),
+    "type": Field("enum", True, values=V1_EVENT_TYPES),
     "user": _text(r"[A-Za-z0-9_-]{1,64}", required=True),
     "ts": Field("int", True, minimum=946_684_800_000, maximum=4_102_444_800_000),
     "item": _text(_ITEM),
@@ -119,9 +127,28 @@ _V2_EXAMPLES: tuple[Doc, ...] = (
      "position": 3, "session": "s1"},
 )  # fmt: skip
 
+_V3_EXAMPLES: tuple[Doc, ...] = (
+    *({**d, "v": 3} for d in _V2_EXAMPLES),
+    {"v": 3, "event_id": "e5", "type": "identify", "user": "cust_48213", "ts": _T0,
+     "anon": "Q2hv0sZ9kP1fX7aLm3Tq_w", "session": "s1"},
+    {"v": 3, "event_id": "e6", "type": "view", "user": "acme:cust.48213", "item": "sku-1",
+     "ts": _T0},
+)  # fmt: skip
+# Every shopper id, anonymous or customer, fits this envelope (no "|", "{", "}" or spaces: ids
+# go into hash tags and "user|session" fields).
+_SHOPPER = r"[A-Za-z0-9_.:-]{1,64}"
+V2_FIELDS: dict[str, Field] = {**V1_FIELDS, "position": Field("int", minimum=0, maximum=999)}
+V3_FIELDS: dict[str, Field] = {
+    **V2_FIELDS,
+    "type": Field("enum", True, values=EVENT_TYPES),
+    "user": _text(_SHOPPER, required=True),
+    "anon": _text(_SHOPPER),
+}
+
 VERSIONS: dict[int, Version] = {
     1: Version(1, 1, V1_FIELDS, _V1_EXAMPLES),
-    2: Version(2, 1, {**V1_FIELDS, "position": Field("int", minimum=0, maximum=999)}, _V2_EXAMPLES),
+    2: Version(2, 1, V2_FIELDS, _V2_EXAMPLES),
+    3: Version(3, 1, V3_FIELDS, _V3_EXAMPLES),
 }
 CURRENT = max(VERSIONS)
 

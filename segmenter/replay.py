@@ -100,7 +100,7 @@ async def rebuild(r: aioredis.Redis, keys: Keys, root: Path, *, partitions: int,
     for p in range(partitions):
         if await r.hexists(keys.partition_meta(p), "offset"):
             raise RebuildError(f"partition {p} of prefix {keys.prefix!r} already has state")
-    store = Store(r, keys)
+    store = Store(r, keys, partitions=partitions)
     applier = Applier(store, ops, archive=None, lease_ttl_ms=600_000)
     owner = f"rebuild:{secrets.token_hex(4)}"
     counts: Counter[str] = Counter()

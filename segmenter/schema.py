@@ -9,6 +9,15 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
     P:{u:<sid>}:bought     hash   item -> "count|last_ms|first_ms|purchases|pif|basket"
     P:{u:<sid>}:aff        hash   category -> "score|as_of_ms" (exponentially decayed)
     P:{u:<sid>}:exp        hash   experiment -> "variant|first_exposure_ms"
+    P:{u:<sid>}:link       string anonymous ids only: "<session>|<customer id>", set when
+                                  the shopper signs in (identify); later events of that
+                                  session are credited to the customer (LINK_TTL_S)
+    P:{u:<sid>}:anons      set    customer ids only: the anonymous ids that signed in as the
+                                  customer (erasing the customer erases them too)
+
+``<sid>`` is the shopper's hash-tag form (``shopper_tag``): an anonymous id as is, a
+customer id (the shop's own id, maybe PII) as ``c.`` plus a digest, so no customer id is
+ever part of a key name.
     P:{p:<n>}:events       stream the partition's event stream (consumer group ``GROUP``)
     P:{p:<n>}:meta         hash   applied offset, watermark, lease owner and fencing token
     P:{p:<n>}:eid:<day>    hash   event id -> stream id first applying it, per UTC day of the
@@ -20,8 +29,12 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
     P:{p:<n>}:late         hash   late-event counters
     P:{p:<n>}:sess         hash   "<user>|<session>" -> msgpack [last_ts, items…] (co-visitation)
     P:{p:<n>}:sessidx      zset   "<user>|<session>" -> last event ms (to expire idle sessions)
+    P:{p:<n>}:imports      hash   bulk-import file digest -> last file line imported to this
+                                  partition (written with the entries, atomically:
+                                  ``p13n import events`` resumes and never imports twice)
     P:{p:<n>}:expsh        hash   user -> msgpack {experiment: [variant, first_exposure_ms,
-                                  converted_ms or 0]} (distinct exposures and conversions)
+                                  converted_ms or 0]} (distinct exposures and conversions;
+                                  an identify copies the anonymous id's into the customer's)
     P:{dlq}:events         stream dead letters: reason, field, original bytes, source
     P:{dlq}:src            hash   "p<n>:<stream id>" -> DLQ entry id (processor DLQ writes once)
     P:{seg}:members        zset   processor (consumer name:run id) -> heartbeat deadline ms
@@ -72,10 +85,11 @@ reads them and writes admin state)::
     seg:<hseg>:<v>   msgpack of ``cache_keys.wire.segment_list_to_json`` (the wire form)
     registry         hseg -> msgpack {"segment": name, "lists": {variant: etag}}
     popular          msgpack of a segment-list wire form with hseg = ANON_HSEG, variant control
-    dlq entries      reason, field, raw (the original bytes), source (collector | processor),
-                     user (when it could be read), received_ms, stream_id (processor only)
+    dlq entries      reason, field, raw (the original bytes), source (collector | processor |
+                     import), user (when it could be read), received_ms, stream_id
+                     (processor only), where ("file:line", import only)
     catalog values   JSON {"category": str, "price": float, "stock": int, "durable": bool,
-                     "updated_ms": int}
+                     "updated_ms": int, and when set "name", "image_url", "category_path"}
     experiments      JSON: the wire form of ``cache_keys.wire.Experiment`` plus admin fields
                      (name, description, version, created_ms, updated_ms, results_from_ms)
     gens             tag -> "soft,hard"; tag "*" means everything; a soft purge bumps soft, a
@@ -105,7 +119,9 @@ partition are merged on read. Everything per shopper has a TTL.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +137,7 @@ __all__ = [
     "DLQ_MAXLEN",
     "EDGE_HISTORY_MAXLEN",
     "GROUP",
+    "LINK_TTL_S",
     "PIF_DECAY_PER_BASKET",
     "POPULARITY_BUCKETS",
     "POPULARITY_BUCKET_S",
@@ -132,6 +149,7 @@ __all__ = [
     "Keys",
     "group_backlog",
     "partition_of",
+    "shopper_tag",
     "tombstone_digest",
 ]
 
@@ -141,6 +159,8 @@ DEFAULT_PARTITIONS = 8
 GROUP = "segmenter"
 # A shopper unseen for 90 days starts over: features, cart and exposures all expire.
 SHOPPER_TTL_S = 90 * 86400
+# An anonymous id's sign-in link lasts a day: long enough for any session it names.
+LINK_TTL_S = 86400
 # Client retries are deduped by event id for 24 h (producers retry within minutes).
 DEDUPE_TTL_S = 86400
 # Recently viewed items kept per shopper.
@@ -203,6 +223,22 @@ def tombstone_digest(sid: str) -> str:
     return hashlib.sha256(b"p13n-tombstone:" + sid.encode("utf-8")).hexdigest()[:32]
 
 
+_ANON_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+@functools.lru_cache(maxsize=65536)
+def shopper_tag(sid: str) -> str:
+    """A shopper's form inside its hash tag: anonymous ids (random, 22 characters) as they
+    are; any other id, a shop's customer id, as a digest.
+
+    >>> shopper_tag("cust_48213")
+    'c.455f50651185c16061d75823'
+    """
+    if _ANON_ID.fullmatch(sid):
+        return sid
+    return "c." + hashlib.blake2b(sid.encode("utf-8"), digest_size=12).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key builders for one namespace prefix."""
@@ -211,22 +247,30 @@ class Keys:
 
     # -- per shopper: hash tag {u:<sid>} -------------------------------------------------
     def shopper(self, sid: str) -> str:
-        return f"{self.prefix}:{{u:{sid}}}:f"
+        return f"{self.prefix}:{{u:{shopper_tag(sid)}}}:f"
 
     def recent(self, sid: str) -> str:
-        return f"{self.prefix}:{{u:{sid}}}:recent"
+        return f"{self.prefix}:{{u:{shopper_tag(sid)}}}:recent"
 
     def cart(self, sid: str) -> str:
-        return f"{self.prefix}:{{u:{sid}}}:cart"
+        return f"{self.prefix}:{{u:{shopper_tag(sid)}}}:cart"
 
     def bought(self, sid: str) -> str:
-        return f"{self.prefix}:{{u:{sid}}}:bought"
+        return f"{self.prefix}:{{u:{shopper_tag(sid)}}}:bought"
 
     def affinity(self, sid: str) -> str:
-        return f"{self.prefix}:{{u:{sid}}}:aff"
+        return f"{self.prefix}:{{u:{shopper_tag(sid)}}}:aff"
 
     def exposures(self, sid: str) -> str:
-        return f"{self.prefix}:{{u:{sid}}}:exp"
+        return f"{self.prefix}:{{u:{shopper_tag(sid)}}}:exp"
+
+    def link(self, anon: str) -> str:
+        """An anonymous id's sign-in link (see the layout)."""
+        return f"{self.prefix}:{{u:{shopper_tag(anon)}}}:link"
+
+    def anons(self, customer: str) -> str:
+        """The anonymous ids that signed in as a customer (see the layout)."""
+        return f"{self.prefix}:{{u:{shopper_tag(customer)}}}:anons"
 
     def shopper_keys(self, sid: str) -> tuple[str, ...]:
         """Every key of one shopper (for erasure and TTL refresh)."""
@@ -274,6 +318,10 @@ class Keys:
 
     def exposed(self, partition: int) -> str:
         return f"{self.prefix}:{{p:{partition}}}:expsh"
+
+    def imports(self, partition: int) -> str:
+        """Bulk imports' progress on this partition: file digest -> last line imported."""
+        return f"{self.prefix}:{{p:{partition}}}:imports"
 
     def partition_keys(self, partition: int) -> tuple[str, ...]:
         """The fixed keys of one partition (used by the atomic apply)."""

@@ -13,6 +13,7 @@ __all__ = [
     "APPLY",
     "COMMIT",
     "DLQ_ADD",
+    "IMPORT_CHUNK",
     "LEASE_ACQUIRE",
     "LEASE_RELEASE",
     "LEASE_RENEW",
@@ -188,6 +189,21 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], '') == 0 then return 0 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 redis.call('HSET', KEYS[2], ARGV[1], id)
 return 1
+"""
+
+# KEYS: partition stream, the partition's import ledger (``Keys.imports``). ARGV: file
+# digest, first and last file line of the chunk, the entries (a msgpack array of msgpack
+# events: one argument, not thousands). The entries and the ledger move together, so a
+# re-run after a crash skips exactly what landed.
+IMPORT_CHUNK = """
+local done = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if done >= tonumber(ARGV[2]) then return 0 end
+local entries = cmsgpack.unpack(ARGV[4])
+for i = 1, #entries do
+  redis.call('XADD', KEYS[1], '*', 'e', entries[i])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return #entries
 """
 
 # KEYS: partition meta. ARGV: owner, ttl ms. A new fencing token, or nil while another

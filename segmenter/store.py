@@ -5,7 +5,8 @@ script may only touch one hash slot; and batched, for a single Redis, where one 
 take every shopper of a batch and the partition at once. Per slot::
 
     load        one pipeline: partition meta, the batch's event ids, sessions, exposures,
-                tombstones, and one read script per shopper
+                tombstones, and one read script per shopper (the anonymous shoppers that
+                the batch's identify events merge included)
     dead        one idempotent script call per dead letter (pipelined)
     shoppers    one compare-and-set script per changed shopper (pipelined)
     commit      one script on the partition's slot: fencing token and offset checked, then
@@ -45,6 +46,7 @@ from segmenter.schema import (
     SESSION_GAP_MS,
     SHOPPER_TTL_S,
     Keys,
+    partition_of,
     tombstone_digest,
 )
 
@@ -87,7 +89,7 @@ class Loaded:
 
 
 def dlq_fields(rejection: Rejection, raw: bytes, source: str, *, user: str, received_ms: int,
-               stream_id: str = "") -> list[Any]:  # fmt: skip
+               stream_id: str = "", where: str = "") -> list[Any]:  # fmt: skip
     """The field/value pairs of one dead letter (format in ``segmenter.schema``)."""
     fields: list[Any] = [
         "reason", rejection.reason, "field", rejection.field, "raw", raw,
@@ -95,6 +97,8 @@ def dlq_fields(rejection: Rejection, raw: bytes, source: str, *, user: str, rece
     ]  # fmt: skip
     if stream_id:
         fields += ["stream_id", stream_id]
+    if where:
+        fields += ["where", where]
     return fields
 
 
@@ -106,23 +110,34 @@ class _Lookups:
     ids: dict[int, list[str]]
     sessions: list[str]
     exp_users: list[str]
+    anon_exp: list[tuple[str, int]]  # identify: the anonymous id and its partition
     cached: Mapping[str, ShopperState]
     to_read: list[str]
 
     @classmethod
-    def of(cls, entries: Sequence[Entry], cached: Mapping[str, ShopperState]) -> _Lookups:
+    def of(
+        cls, entries: Sequence[Entry], cached: Mapping[str, ShopperState], partitions: int = 0
+    ) -> _Lookups:
         events = [e.event for e in entries if e.event is not None]
         ids: dict[int, list[str]] = {}
         for ev in events:
             ids.setdefault(ev.ts // 86_400_000, []).append(ev.event_id)
-        users = sorted({ev.user for ev in events})
+        # An identify merges its anonymous shopper's features: they are read with the batch.
+        users = sorted({ev.user for ev in events} | {ev.anon for ev in events if ev.anon})
         return cls(
             users=users,
             cached=cached,
             to_read=[u for u in users if u not in cached],
             ids=ids,
             sessions=sorted({f"{ev.user}|{ev.session}" for ev in events if ev.session}),
-            exp_users=sorted({ev.user for ev in events if ev.type in ("exposure", "purchase")}),
+            exp_users=sorted(
+                {ev.user for ev in events if ev.type in ("exposure", "purchase", "identify")}
+            ),
+            anon_exp=sorted(
+                {(ev.anon, partition_of(ev.anon, partitions)) for ev in events if ev.anon}
+            )
+            if partitions
+            else [],
         )
 
     def parse(self, replies: Iterator[Any], *, one_read: bool) -> Loaded:
@@ -139,6 +154,10 @@ class _Lookups:
         for user, raw in zip(self.exp_users, next(replies), strict=False):
             if raw is not None:
                 st.exposed[user] = msgpack.unpackb(raw)
+        for anon, _ in self.anon_exp:
+            raw = next(replies)
+            if raw is not None:
+                st.linked_exposed[anon] = msgpack.unpackb(raw)
         tomb = next(replies)
         erased = frozenset(u for u, t in zip(self.users, tomb, strict=False) if t is not None)
         reads = (next(replies) if self.to_read else []) if one_read else replies
@@ -160,11 +179,14 @@ class Store:
         hook: Hook | None = None,
         *,
         per_slot: bool | None = None,
+        partitions: int = 0,
     ) -> None:
         cluster = isinstance(client, aioredis.RedisCluster)
         if cluster and per_slot is False:
             raise ValueError("batched writes span hash slots: a cluster needs per-slot writes")
         self.per_slot = cluster if per_slot is None else per_slot
+        # Where an identify's anonymous shopper's exposures live (0: not read, not merged).
+        self.partitions = partitions
         self.r = client
         self.keys = keys
         self.hook: Hook = hook or (lambda step: None)
@@ -216,7 +238,7 @@ class Store:
         """Everything the operators read for this batch, in one pipelined round trip.
 
         Shoppers in ``cached`` are not read again (their writes are compare-and-set)."""
-        q = _Lookups.of(entries, cached)
+        q = _Lookups.of(entries, cached, self.partitions)
         k = self.keys
 
         async def go() -> list[Any]:
@@ -226,6 +248,8 @@ class Store:
                 pipe.hmget(k.event_ids(partition, day), eids)
             pipe.hmget(k.sessions(partition), q.sessions or ["-"])
             pipe.hmget(k.exposed(partition), q.exp_users or ["-"])
+            for anon, p in q.anon_exp:  # another partition's slot: read, never written here
+                pipe.hget(k.exposed(p), anon)
             pipe.hmget(k.tombstones, [tombstone_digest(u) for u in q.users] or ["-"])
             if not self.per_slot and q.to_read:
                 keys = [key for u in q.to_read for key in k.shopper_keys(u)]

@@ -3,7 +3,8 @@
 - ``PUT /v1/admin/catalog/{sku}`` ``{"stock": 0, "price": 2.5, "category": "dairy",
   "durable": false}`` (or ``"repurchasable": true``);
 - ``GET /v1/admin/catalog/{sku}``;
-- ``POST /v1/admin/catalog`` with ``text/csv`` (header ``sku,stock,price,category,durable``)
+- ``POST /v1/admin/catalog`` with ``text/csv`` (header ``sku,stock,price,category,durable``,
+  optionally ``name,image_url,category_path``)
   or ``application/x-ndjson`` / ``application/jsonl`` (one object with ``sku`` per line).
   Every row is validated before anything is written; an error names its line.
 
@@ -183,6 +184,9 @@ def _csv_docs(reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any]]]:
         if flag not in ("", "true", "false", "1", "0", "yes", "no"):
             raise BadRequest(f"line {n}: durable must be true or false", field=f"line {n}")
         doc["durable"] = flag in ("true", "1", "yes")
+        for name in ("name", "image_url", "category_path"):
+            if row.get(name):
+                doc[name] = row[name]
         rows.append((n, doc))
     return rows
 

@@ -5,6 +5,11 @@ Deletes every key of the shopper (``Keys.shopper_keys``), records a tombstone
 erases the shopper from the event archive, the dead letters, the partition stream (raw
 events not yet trimmed) and the partition state through the segmenter
 (``segmenter.erasure``). The answer says what was removed.
+
+The id is either kind (``segmenter.shoppers``). Erasing a customer erases every anonymous id
+that signed in as it (``Keys.anons``, written by identify events) the same way, tombstones
+first; erasing an anonymous id also removes its sign-in link. ``linked_anonymous_ids`` in the
+answer counts the anonymous ids erased with the customer.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cache_keys import is_shopper_id
 from origin.admin.base import ADMIN_BUDGET_S, audit, now_ms
 from origin.auth import require
 from origin.errors import BadRequest, Unavailable
@@ -52,33 +56,50 @@ async def erase_archive(state: AppState, sid: str) -> dict[str, int]:
     }
 
 
+async def _linked(state: AppState, sid: str) -> list[str]:
+    """The anonymous ids that signed in as ``sid`` (none for an anonymous id)."""
+    raw = await state.store.run(
+        "erase_linked", state.store.client.smembers(state.keys.anons(sid)), budget_s=ADMIN_BUDGET_S
+    )
+    return sorted(x.decode() if isinstance(x, bytes) else str(x) for x in raw or ())
+
+
 async def erase(request: Request) -> Response:
     """Erase one shopper and say what was removed."""
     state = get_state(request)
     caller = require(request, state.settings, ())
     sid = str(request.path_params["id"])
-    if not is_shopper_id(sid):
-        raise BadRequest("shopper id must be a 22-character anonymous shopper id", field="id")
+    problem = state.settings.shopper_ids.problem(sid)
+    if problem is not None:
+        raise BadRequest(f"shopper id {problem}", field="id")
     digest = tombstone_digest(sid)
-    keys = state.keys.shopper_keys(sid)
+    k = state.keys
+    anons = await _linked(state, sid)
 
     def tombstone(p: Pipeline) -> None:
         # First, so the processor drops the shopper's events from now on, and archive
         # readers and replays skip them even if what follows is interrupted.
-        p.hset(state.keys.tombstones, digest, now_ms(state))
+        p.hset(k.tombstones, mapping={tombstone_digest(x): now_ms(state) for x in [sid, *anons]})
 
     await state.store.pipeline("erase_tombstone", tombstone, budget_s=ADMIN_BUDGET_S)
 
-    def delete(p: Pipeline) -> None:
-        for k in keys:
-            p.delete(k)
+    deleted: list[int] = []
+    for x in [sid, *anons]:  # one shopper (one hash slot) per transaction
 
-    deleted = await state.store.pipeline(
-        "erase_keys", delete, transaction=True, budget_s=ADMIN_BUDGET_S
-    )
-    removed = [kind for kind, n in zip(_KINDS, deleted, strict=True) if n]
+        def delete(p: Pipeline, x: str = x) -> None:
+            for key in (*k.shopper_keys(x), k.link(x), k.anons(x)):
+                p.delete(key)
+
+        done = await state.store.pipeline(
+            "erase_keys", delete, transaction=True, budget_s=ADMIN_BUDGET_S
+        )
+        deleted = deleted or done
+    removed = [kind for kind, n in zip(_KINDS, deleted, strict=False) if n]
     elsewhere = await erase_archive(state, sid)
-    after = {"tombstone": digest, "keys": removed, **elsewhere}
+    for anon in anons:
+        for name, n in (await erase_archive(state, anon)).items():
+            elsewhere[name] += n
+    after = {"tombstone": digest, "keys": removed, "linked": len(anons), **elsewhere}
 
     def record(p: Pipeline) -> None:
         audit(p, state, caller, "shopper.erase", f"shopper:{digest}", before=None, after=after)
@@ -94,6 +115,7 @@ async def erase(request: Request) -> Response:
         },
         "archive": {"lines": elsewhere["archive_lines"]},
         "partition_fields": elsewhere["partition_fields"],
+        "linked_anonymous_ids": len(anons),
     }
     return Response(
         orjson.dumps(doc), media_type="application/json", headers={"Cache-Control": "no-store"}

@@ -67,6 +67,7 @@ async def catalog(request: Request, ctx: Ctx) -> Response:
 
 def _change(ctx: Ctx, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
     entry = {k: item[k] for k in ("category", "price", "stock", "durable")}
+    entry.update({k: item[k] for k in ("name", "image_url", "category_path") if item.get(k)})
     op = ctx.value("op")
     if op == "stock":
         raw = ctx.value("stock")

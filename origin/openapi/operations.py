@@ -104,7 +104,7 @@ _ADMIN = ("400", "404", "409", "503")
 _EXP = ("400", "404", "409", "422", "503")
 _USER = _param(
     "user",
-    s.SHOPPER_ID,
+    s.USER_ID,
     required=True,
     desc="the shopper (a service token, or trusted local mode); a browser sends the shopper "
     "cookie instead",
@@ -126,7 +126,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             params=[
                 _param("route", s.SLUG_ANY_CASE),
                 _param("k", _int(1, 100)),
-                _param("user", s.SHOPPER_ID, desc="service token or trusted local mode only"),
+                _param("user", s.USER_ID, desc="service token or trusted local mode only"),
             ],
             errors=("400", "401", "403"),
         ),
@@ -157,7 +157,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=("304", "503"),
     ),
     ("/v1/events", "post"): _op(
-        "Collector: one Event v1 (400 with the reason when invalid) or a batch of up to 500 "
+        "Collector: one event (400 with the reason when invalid, 422 for a rule no schema "
+        "states) or a batch of up to 500 "
         "(202 with per-event results, invalid items rejected one by one); an opted-out "
         "request (Sec-GPC: 1 or the opt-out cookie) is 202 with opted_out: true and nothing "
         "stored. An erased shopper's event is refused.",
@@ -277,7 +278,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/shoppers/{id}", "delete"): _op(
         "Erase a shopper (features, DLQ entries, archive) and record a tombstone",
         "privacy",
-        params=[_param("id", s.SHOPPER_ID, "path")],
+        params=[_param("id", s.USER_ID, "path")],
         auth="admin",
         errors=_ADMIN,
     ),

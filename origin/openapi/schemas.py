@@ -30,6 +30,7 @@ from origin.admin.invalidations import MAX_TAGS
 from origin.admin.rules import VARIATION_FIELDS
 from origin.catalog_records import CATEGORY_RE, SKU_RE
 from origin.feeds import HEARTBEAT_TIERS, MAX_COUNT
+from segmenter.shoppers import DEFAULT_CUSTOMER_ID_MAX_LEN, DEFAULT_CUSTOMER_ID_PATTERN
 
 __all__ = [
     "HSEG",
@@ -69,6 +70,20 @@ def string(rx: re.Pattern[str] | str, desc: str = "", max_len: int | None = None
 SLUG = string(SLUG_RE, "1-40 characters of a-z, 0-9 and '-'")
 HSEG = string(_HSEG_RE, "a segment hash: 16 characters of a-z2-7")
 SHOPPER_ID = string(_SHOPPER_RE, "a 22-character anonymous shopper id")
+# ``?user=``: an anonymous id or a customer id (``segmenter.shoppers``): the default
+# P13N_CUSTOMER_ID_PATTERN is shown; a shop's own pattern may narrow it.
+USER_ID = {
+    "anyOf": [
+        SHOPPER_ID,
+        {
+            "type": "string",
+            "pattern": f"^(?:{DEFAULT_CUSTOMER_ID_PATTERN})$",
+            "minLength": 1,
+            "maxLength": DEFAULT_CUSTOMER_ID_MAX_LEN,
+            "description": "a customer id (P13N_CUSTOMER_ID_PATTERN, default shown)",
+        },
+    ]
+}
 # A route or experiment key as ``cache_keys.keys.normalize_slug`` takes it: any letter case
 # (lowered), never shaped like a shopper id (refused so no shopper id becomes a cache key).
 _NOT_SHOPPER = {"not": {"pattern": pattern(_SHOPPER_RE)}}

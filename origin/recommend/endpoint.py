@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from cache_keys import ANON_HSEG, KeyPartError, new_shopper_id, sign_segment
+from cache_keys import ANON_HSEG, KeyPartError, is_shopper_id, new_shopper_id, sign_segment
 from cache_keys.keys import normalize_slug
 from cache_keys.segments import Hseg
 from cache_keys.wire import (
@@ -134,7 +134,8 @@ async def _personal(
     now_ms = int(now_s * 1000)
     snap = state.snapshot.current
     feats = await load_features(state, sid, now_ms)
-    assigned = assign_all(snap.experiments, sid, route=route, hseg=feats.hseg, now_ms=now_ms)
+    unit = ab_unit(sid, feats)
+    assigned = assign_all(snap.experiments, unit, route=route, hseg=feats.hseg, now_ms=now_ms)
     strategy, list_variant = _strategy(assigned, route)
     inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
     started = time.perf_counter()
@@ -145,6 +146,14 @@ async def _personal(
     state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
     return items, variants, _cookies(state, feats, inputs, now_s)
+
+
+def ab_unit(sid: str, feats: Features) -> str:
+    """Whose hash assigns the variants: the anonymous id is the A/B unit, so a signed-in
+    customer (``?user=`` with their own id) is assigned by the anonymous id they signed in
+    from (the edge keeps assigning that browser by its cookie): variants do not move at
+    login. A customer never seen signing in is their own unit."""
+    return feats.ab if feats.ab and not is_shopper_id(sid) else sid
 
 
 async def recommendations(request: Request) -> Response:

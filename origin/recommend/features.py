@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from cache_keys import ANON_HSEG, is_hseg
+from cache_keys import ANON_HSEG, is_hseg, is_shopper_id
 from segmenter.schema import PIF_DECAY_PER_BASKET
 
 __all__ = [
@@ -47,6 +47,8 @@ class Features:
     # item -> basket-decayed purchase frequency at the shopper's latest basket
     pif: dict[str, float] = field(default_factory=dict)
     baskets: int = 0  # purchase baskets so far (the repurchase model's denominator)
+    # A customer's A/B unit: the anonymous id they last signed in from ("" if none).
+    ab: str = ""
 
 
 def _split2(value: bytes) -> tuple[str, str]:
@@ -139,4 +141,5 @@ def decode_features(
         affinity=decode_affinity(aff, now_ms),
         pif=decode_pif(bought, _int(f.get(b"baskets", b"0"))),
         baskets=_int(f.get(b"baskets", b"0")),
+        ab=ab if is_shopper_id(ab := f.get(b"ab", b"").decode()) else "",
     )

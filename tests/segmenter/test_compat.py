@@ -26,7 +26,7 @@ def test_the_registry_keeps_every_published_version() -> None:
 
 def test_every_published_example_still_reads_and_round_trips() -> None:
     lock = compat.load_lock()
-    assert set(lock) >= {"1", "2"}
+    assert set(lock) >= {"1", "2", "3"}
     for spec in lock.values():
         for doc in spec["examples"]:
             ev = event.validate(doc)
@@ -45,13 +45,30 @@ def test_v2_carries_a_position_and_v1_stays_readable() -> None:
     assert isinstance(plain, Event) and event.to_doc(plain) == VIEW
 
 
+def test_v3_carries_identify_and_customer_ids_and_older_events_stay_older() -> None:
+    ident = event.validate({**VIEW, "v": 3, "type": "identify", "user": "cust_1", "anon": "a1"})
+    assert isinstance(ident, Event) and ident.anon == "a1"
+    assert event.to_doc(ident)["v"] == 3
+    customer = event.validate({**VIEW, "v": 3, "user": "acme:c.1"})
+    assert isinstance(customer, Event) and event.to_doc(customer)["v"] == 3
+    plain = event.validate({**VIEW, "v": 3, "position": 2})
+    assert isinstance(plain, Event) and event.to_doc(plain)["v"] == 2
+
+
 @pytest.mark.parametrize(
     ("doc", "field", "words"),
     [
         ({**VIEW, "position": 1}, "position", "not part of version 1 (added in version 2)"),
         ({**VIEW, "v": 2, "position": -1}, "position", "between 0 and 999"),
         ({**VIEW, "v": 2, "position": "3"}, "position", "integer"),
-        ({**VIEW, "v": 3}, "v", "this build reads 1, 2"),
+        ({**VIEW, "v": 9}, "v", "this build reads 1, 2, 3"),
+        ({**VIEW, "type": "identify", "anon": "a1"}, "anon", "not part of version 1"),
+        (
+            {**VIEW, "v": 2, "type": "identify"},
+            "type",
+            "not part of version 2 (added in version 3)",
+        ),
+        ({**VIEW, "user": "acme:c.1"}, "user", "not part of version 1 (added in version 3)"),
     ],
 )
 def test_version_mistakes_name_the_field(doc, field, words) -> None:
@@ -74,24 +91,40 @@ def test_per_version_counts_are_metrics() -> None:
 
 
 # -- breaking changes, each made on a temporary copy of the registry ----------------------
-V3_ADDITIVE = """
-VERSIONS[3] = Version(3, 1, {**VERSIONS[2].fields, "list": _text(_SLUG)},
-                      (VERSIONS[2].examples[-1] | {"v": 3, "list": "home"},))
+V4_ADDITIVE = """
+VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields, "list": _text(_SLUG)},
+                      (VERSIONS[3].examples[-1] | {"v": 4, "list": "home"},))
 """
-V3_REMOVES = """
-VERSIONS[3] = Version(3, 1, {k: f for k, f in VERSIONS[2].fields.items() if k != "session"},
-                      ({"v": 3, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+V4_REMOVES = """
+VERSIONS[4] = Version(4, 1, {k: f for k, f in VERSIONS[3].fields.items() if k != "session"},
+                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
 """
-V3_MAJOR_NO_UPCASTER = """
-VERSIONS[3] = Version(3, 2, {**VERSIONS[2].fields, "price": Field("int", minimum=0)},
-                      ({"v": 3, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+V4_MAJOR_NO_UPCASTER = """
+VERSIONS[4] = Version(4, 2, {**VERSIONS[3].fields, "price": Field("int", minimum=0)},
+                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
 """
-V3_MAJOR = V3_MAJOR_NO_UPCASTER.replace(
+V4_MAJOR = V4_MAJOR_NO_UPCASTER.replace(
     ",))",
-    ",), upcaster=lambda d: {**d, 'v': 3} | ({'price': round(d['price'] * 100)} "
+    ",), upcaster=lambda d: {**d, 'v': 4} | ({'price': round(d['price'] * 100)} "
     "if 'price' in d else {}))",
 )
-V3_MAJOR_BAD_UPCASTER = V3_MAJOR_NO_UPCASTER.replace(",))", ",), upcaster=lambda d: {**d, 'v': 3})")
+V4_MAJOR_BAD_UPCASTER = V4_MAJOR_NO_UPCASTER.replace(",))", ",), upcaster=lambda d: {**d, 'v': 4})")
+# Widening within a major is additive; narrowing (or a changed kind) is not.
+V4_WIDENS = """
+VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields,
+                             "qty": Field("int", minimum=1, maximum=5000),
+                             "type": Field("enum", True, values=(*EVENT_TYPES, "refund"))},
+                      ({"v": 4, "event_id": "x", "type": "refund", "user": "u", "ts": _T0},))
+"""
+V4_NARROWS = """
+VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields, "qty": Field("int", minimum=1, maximum=10)},
+                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+"""
+V4_ENUM_REORDERED = """
+VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields,
+                             "type": Field("enum", True, values=tuple(reversed(EVENT_TYPES)))},
+                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+"""
 
 
 def _copy(tmp_path: Path, old: str = "", new: str = "", append: str = ""):
@@ -125,11 +158,13 @@ def test_an_unchanged_copy_passes(tmp_path) -> None:
         ('"position": Field("int", minimum=0, maximum=999)',
          '"position": Field("int", True, minimum=0, maximum=999)', "",
          "v2: published version changed"),
-        ("", "", V3_REMOVES, "v3: removes 'session' within major 1"),
-        ("", "", V3_MAJOR_NO_UPCASTER, "v3: starts major 2 without an upcaster"),
-        ("", "", V3_MAJOR_BAD_UPCASTER, "upcast v2 e2 is invalid: price is not int"),
-        ("", "", V3_ADDITIVE.replace('_text(_SLUG)', '_text(_SLUG, required=True)'),
-         "v3: adds required 'list' within major 1"),
+        ("", "", V4_REMOVES, "v4: removes 'session' within major 1"),
+        ("", "", V4_MAJOR_NO_UPCASTER, "v4: starts major 2 without an upcaster"),
+        ("", "", V4_MAJOR_BAD_UPCASTER, "upcast v3 e2 is invalid: price is not int"),
+        ("", "", V4_ADDITIVE.replace('_text(_SLUG)', '_text(_SLUG, required=True)'),
+         "v4: adds required 'list' within major 1"),
+        ("", "", V4_NARROWS, "v4: changes 'qty' within major 1"),
+        ("", "", V4_ENUM_REORDERED, "v4: changes 'type' within major 1"),
     ],
 )  # fmt: skip
 def test_a_breaking_change_fails_the_check(tmp_path, old, new, append, finding) -> None:
@@ -137,6 +172,6 @@ def test_a_breaking_change_fails_the_check(tmp_path, old, new, append, finding) 
     assert any(finding in p for p in problems), problems
 
 
-@pytest.mark.parametrize("append", [V3_ADDITIVE, V3_MAJOR])
+@pytest.mark.parametrize("append", [V4_ADDITIVE, V4_MAJOR, V4_WIDENS])
 def test_allowed_changes_pass(tmp_path, append) -> None:
     assert _copy(tmp_path, append=append) == []
