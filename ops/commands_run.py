@@ -17,9 +17,12 @@ from ops.report import Verdict, summarize
 from ops.shop import World
 from ops.simulate import Run, Simulator
 from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
+from ops.supervisor import Supervisor
 from ops.target import STACK_ENV, add_stack_arg, stack_dir
 
 __all__ = ["register"]
+
+SUPERVISE_EVERY_S = 0.2  # how often `p13n up` looks for a child that exited
 
 
 def _print_info(info: StackInfo) -> None:
@@ -43,6 +46,25 @@ def _stop_grace_s() -> float:
     return float(os.environ.get("P13N_STOP_GRACE_S", STOP_TIMEOUT_S))
 
 
+def _supervisor(stack: Stack) -> Supervisor:
+    """The supervisor of ``stack``'s children: says each exit and restart on stderr and in
+    the child's log, and keeps ``stack.json`` current (``p13n status`` shows it)."""
+
+    def say(name: str, message: str) -> None:
+        print(f"p13n up: {message}", file=sys.stderr, flush=True)
+        stack.log_line(name, message)
+
+    sup = Supervisor(
+        respawn=stack.respawn,
+        process=lambda name: stack.children[name],
+        names=tuple(stack.children),
+        say=say,
+        changed=lambda: stack.write_info(sup.doc()),
+    )
+    stack.write_info(sup.doc())
+    return sup
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(
         directory=Path(args.dir),
@@ -55,7 +77,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping["signal"] = signum
 
-    # Ctrl-C, kill and a closed terminal all stop everything.
+    # Ctrl-C, kill and a closed terminal stop everything; a child's exit does not.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
     try:
@@ -64,22 +86,16 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"p13n up: {exc}", file=sys.stderr)
         return 1
     _print_info(info)
-    print("running; Ctrl-C stops everything", flush=True)
-    code = 0
+    print("running; a part that exits is restarted; Ctrl-C stops everything", flush=True)
     try:
+        sup = _supervisor(stack)
         while not stopping["signal"]:
-            crashed = stack.crashed()
-            if crashed:
-                print(f"p13n up: {', '.join(crashed)} exited; stopping", file=sys.stderr)
-                for name in crashed:
-                    print(stack.tail(name), file=sys.stderr)
-                code = 1
-                break
-            time.sleep(0.3)
+            sup.tick()
+            time.sleep(SUPERVISE_EVERY_S)
     finally:
         stack.stop()
     print("stopped", flush=True)
-    return code
+    return 0
 
 
 def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:

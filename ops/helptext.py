@@ -77,8 +77,12 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "hseg": (
         "print the hashed form of a segment name",
         "Print the keyed hash (hseg) the edges see for a segment name; segment names never "
-        "leave the origin.",
-        ("p13n hseg 'returning|grocery|mid' --key \"$P13N_SEGMENT_KEY\"",),
+        "leave the origin. The key is --key, else the stack's (--stack), else "
+        "$P13N_SEGMENT_KEY; there is no default.",
+        (
+            "p13n hseg 'returning|grocery|mid' --stack .p13n",
+            "p13n hseg 'returning|grocery|mid' --key \"$P13N_SEGMENT_KEY\"",
+        ),
     ),
     "edge": (
         "run a self-hosted edge proxy in front of an origin",
@@ -97,8 +101,10 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "segmenter": (
         "the stream processor: run it, or build segment lists once",
         "run: consume the event streams until SIGTERM (settings from P13N_*). lists: build "
-        "every segment list once and exit.",
-        ("p13n segmenter run --redis-url redis://127.0.0.1:6380/0", "p13n segmenter lists"),
+        "every segment list once and exit. The store, the archive and the segment key come "
+        "from the stack (--stack, $P13N_STACK) unless named; without a stack, "
+        "P13N_SEGMENT_KEY is required.",
+        ("P13N_CONSUMER=segmenter-2 p13n segmenter run --stack .p13n", "p13n segmenter lists"),
     ),
     "replay": (
         "re-feed archived events of a time range to the streams",

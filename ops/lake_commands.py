@@ -37,7 +37,7 @@ def _settings(args: argparse.Namespace) -> ProcessorSettings:
     if getattr(args, "archive_dir", None):
         env["P13N_ARCHIVE_DIR"] = args.archive_dir
     try:
-        return ProcessorSettings.from_env(env)
+        return ProcessorSettings.from_env(env, hashes=False)  # reads the lake, hashes nothing
     except SettingsError as exc:
         raise _Usage(str(exc)) from exc
 
