@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import httpx
+
 from ops.helptext import command
-from ops.report import Verdict, summarize
+from ops.report import Verdict, baseline, summarize
 from ops.shop import World
 from ops.simulate import Run, Simulator
 from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
@@ -99,7 +101,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
-    """The simulated shop's traffic at ``--rate`` for ``--duration`` against ``info``."""
+    """The simulated shop's traffic at ``--rate`` for ``--duration`` against ``info``. The
+    run's figures so far come back whatever ends it (an error or Ctrl-C is noted in them)."""
     sim = Simulator(
         info,
         World(seed=args.seed),
@@ -107,11 +110,18 @@ def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
         duration_s=args.duration,
         progress=not args.no_progress,
     )
-    return asyncio.run(sim.main())
+    try:
+        return asyncio.run(sim.main())
+    except KeyboardInterrupt:
+        sim.run.interrupted = "interrupted"
+    except (httpx.HTTPError, RuntimeError) as exc:
+        sim.run.interrupted = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return sim.run
 
 
 def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
-    verdict = summarize(_run_simulator(info, args), info)
+    before = baseline(info)  # the parts' counters are the stack's; the run reports its own
+    verdict = summarize(_run_simulator(info, args), info, before)
     print("\n".join(verdict.lines), flush=True)
     print(verdict.last_line, flush=True)
     return 0 if verdict.ok else 1
@@ -166,9 +176,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
     info = stack.start()
     _print_info(info)
+    before = baseline(info)
     run = _run_simulator(info, args)
     time.sleep(2)  # let the processor apply the last batches
-    return summarize(run, info)
+    return summarize(run, info, before)
 
 
 def _kept(stack: Stack, args: argparse.Namespace) -> Verdict:
