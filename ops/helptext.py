@@ -124,14 +124,21 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("p13n rebuild --stack .p13n", "p13n rebuild --redis-url redis://new:6379/0"),
     ),
     "up": (
-        "start Redis, origin, processor and edge; Ctrl-C stops all",
+        "start Redis, origin, processor and edge, supervised; Ctrl-C stops all",
         "Start the whole system on this machine (a throwaway Redis unless REDIS_URL names "
-        "one), print where each part is, and run until Ctrl-C or SIGTERM.",
+        "one), print where each part is, and run until Ctrl-C or SIGTERM. A part that exits "
+        "is started again (same ports, backoff from 0.5 s to 8 s) while the others serve; "
+        "restarts are printed, logged in the part's log and shown by `p13n status`. Tokens "
+        "and keys are kept in the stack directory's keys.json across restarts.",
         ("p13n up", "P13N_STACK=/tmp/shop p13n up --workers 2"),
     ),
     "simulate": (
         "drive shoppers, bots, a merchandiser and an experiment through a running system",
-        "Drive simulated traffic through the stack `p13n up` started, then print a summary.",
+        "Drive simulated traffic through the stack `p13n up` started, then print a summary "
+        "of this run alone (the parts' counters are read before and after): edge tiers and "
+        "latencies, pipeline, purges, the experiment, and the load generator's own CPU and "
+        "achieved rate, which say when the machine is the bottleneck. 503 and 429 answers "
+        "are retried after Retry-After.",
         ("p13n simulate --rate 40 --duration 60", "p13n simulate --stack /tmp/shop"),
     ),
     "demo": (
