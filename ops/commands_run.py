@@ -100,9 +100,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
+def _run_simulator(info: StackInfo, args: argparse.Namespace, *, keep_on_ctrl_c: bool) -> Run:
     """The simulated shop's traffic at ``--rate`` for ``--duration`` against ``info``. The
-    run's figures so far come back whatever ends it (an error or Ctrl-C is noted in them)."""
+    run's figures so far come back whatever ends it (an error is noted in them; so is
+    Ctrl-C with ``keep_on_ctrl_c``: ``simulate`` summarizes, ``demo`` stops its stack)."""
     sim = Simulator(
         info,
         World(seed=args.seed),
@@ -113,6 +114,8 @@ def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
     try:
         return asyncio.run(sim.main())
     except KeyboardInterrupt:
+        if not keep_on_ctrl_c:
+            raise
         sim.run.interrupted = "interrupted"
     except (httpx.HTTPError, RuntimeError) as exc:
         sim.run.interrupted = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -120,8 +123,12 @@ def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
 
 
 def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
-    before = baseline(info)  # the parts' counters are the stack's; the run reports its own
-    verdict = summarize(_run_simulator(info, args), info, before)
+    try:
+        before = baseline(info)  # the parts' counters are the stack's; the run reports its own
+    except KeyboardInterrupt:
+        print("p13n simulate: interrupted before the run began", file=sys.stderr)
+        return 130
+    verdict = summarize(_run_simulator(info, args, keep_on_ctrl_c=True), info, before)
     print("\n".join(verdict.lines), flush=True)
     print(verdict.last_line, flush=True)
     return 0 if verdict.ok else 1
@@ -177,7 +184,7 @@ def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
     info = stack.start()
     _print_info(info)
     before = baseline(info)
-    run = _run_simulator(info, args)
+    run = _run_simulator(info, args, keep_on_ctrl_c=False)
     time.sleep(2)  # let the processor apply the last batches
     return summarize(run, info, before)
 

@@ -335,8 +335,8 @@ class Simulator:
                     last_report = now
                     self._progress(1 - (deadline - now) / self.duration_s)
                 await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), 0.05)))
-            self.run.load = meter.verdict()
         finally:
+            self.run.load = meter.verdict()  # over the traffic window, however it ended
             await self._drain(tasks)
         self._progress(1.0, final=True)
 
