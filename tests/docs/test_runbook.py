@@ -112,6 +112,14 @@ class Runbook:
             r.close()
         return eid.decode(), fields[b"reason"].decode()
 
+    def members(self) -> set[str]:
+        """Consumer names of the processors in the group (``segmenter.schema`` members)."""
+        r = redis.Redis.from_url(self.info()["redis_url"])
+        try:
+            return {m.decode().split(":", 1)[0] for m in r.zrange(Keys().members, 0, -1)}
+        finally:
+            r.close()
+
     def substitute(self, command: str) -> str:
         if "<processor pid>" in command:
             command = command.replace("<processor pid>", str(self.info()["pids"]["processor"]))
@@ -150,6 +158,14 @@ class Runbook:
         # bash runs a lone command in place (exec), so the signal reaches the command itself.
         with Process(["bash", "-c", shown], name="long", env=self.env,
                      cwd=self.work) as proc:  # fmt: skip
+            consumer = re.search(r"P13N_CONSUMER=(\S+)", shown)
+            if consumer:  # a processor: ready (its signal handlers set) once it is a member
+
+                def member() -> bool:
+                    assert proc.poll() is None, f"{where}: exited early\n{proc.tail()}"
+                    return consumer[1] in self.members()
+
+                wait_until(member, 60, f"{where}: never joined the group", interval_s=0.2)
             deadline = time.monotonic() + DWELL_S
             while time.monotonic() < deadline:
                 assert proc.poll() is None, f"{where}: exited early\n{proc.tail()}"
