@@ -44,9 +44,22 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_hseg(args: argparse.Namespace) -> int:
-    from cache_keys import hash_segment  # noqa: PLC0415
+    import os  # noqa: PLC0415
 
-    key = args.key.encode("utf-8")
+    from cache_keys import hash_segment  # noqa: PLC0415
+    from ops.stack import stack_keys  # noqa: PLC0415
+    from ops.target import stack_dir  # noqa: PLC0415
+
+    raw = args.key or stack_keys(Path(args.stack or stack_dir())).get("segment_hash")
+    raw = raw or os.environ.get("P13N_SEGMENT_KEY")
+    if not raw:
+        print(
+            "p13n hseg: no segment key: pass --key, --stack DIR of a `p13n up` stack, or set "
+            "P13N_SEGMENT_KEY",
+            file=sys.stderr,
+        )
+        return 2
+    key = raw.encode("utf-8")
     if len(key) < 16:
         print("p13n hseg: --key must be at least 16 bytes", file=sys.stderr)
         return 2
@@ -132,9 +145,10 @@ def _cmd_origin(args: argparse.Namespace) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The store and archive of ``args``: explicit flags, else the stack's (when one runs in
-    ``--stack``), else the processor's own P13N_* settings."""
-    from ops.stack import StackError, load_info  # noqa: PLC0415
+    """The store, archive and segment key of ``args``: explicit flags, else the stack's
+    (``--stack`` or $P13N_STACK, else ``.p13n``: its ``stack.json`` while it runs, its
+    ``keys.json`` always), else the processor's own P13N_* settings."""
+    from ops.stack import StackError, load_info, stack_keys  # noqa: PLC0415
     from ops.target import stack_dir  # noqa: PLC0415
 
     redis_url, archive = args.redis_url or "", args.archive_dir or ""
@@ -146,7 +160,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     if info is not None:
         redis_url = redis_url or info.redis_url
         archive = archive or str(Path(info.directory) / "archive")
-    return {"P13N_REDIS_URL": redis_url, "P13N_ARCHIVE_DIR": archive}
+    try:
+        key = stack_keys(directory).get("segment_hash", "")
+    except (OSError, ValueError):
+        key = ""
+    # The stack's key, never a default: what this command hashes, its origin must know.
+    return {"P13N_REDIS_URL": redis_url, "P13N_ARCHIVE_DIR": archive, "P13N_SEGMENT_KEY": key}
 
 
 def _cmd_segmenter(args: argparse.Namespace) -> int:
@@ -175,10 +194,9 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     return runner.rebuild(_overrides(args), "rebuild")
 
 
-def _store_args(p: argparse.ArgumentParser, stack: bool = True) -> None:
-    if stack:
-        add_stack_arg(p)
-    where = "the stack's, else " if stack else ""
+def _store_args(p: argparse.ArgumentParser) -> None:
+    add_stack_arg(p)
+    where = "the stack's, else "
     p.add_argument("--redis-url", help=f"online store (default {where}$P13N_REDIS_URL)")
     p.add_argument("--archive-dir", help=f"event archive (default {where}$P13N_ARCHIVE_DIR)")
 
@@ -190,8 +208,8 @@ def _add_segmenter(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         choices=["run", "lists"],
         help="run: process the streams until SIGTERM; lists: build every segment list once",
     )
-    _store_args(p, stack=False)
-    p.set_defaults(handler=_cmd_segmenter, stack=None)
+    _store_args(p)
+    p.set_defaults(handler=_cmd_segmenter)
 
     p = command(sub, "replay")
     p.add_argument("--from", dest="from_time", required=True, help="ISO 8601 or epoch ms")
@@ -223,7 +241,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "hseg")
     p.add_argument("segment", help="segment name, e.g. returning|grocery|mid")
-    p.add_argument("--key", required=True, help="the segment hashing key")
+    p.add_argument(
+        "--key", help="the segment hashing key (default: the stack's, else $P13N_SEGMENT_KEY)"
+    )
+    add_stack_arg(p)
     p.set_defaults(handler=_cmd_hseg)
 
     p = command(sub, "edge")

@@ -12,14 +12,19 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import httpx
+
 from ops.helptext import command
-from ops.report import Verdict, summarize
+from ops.report import Verdict, baseline, summarize
 from ops.shop import World
 from ops.simulate import Run, Simulator
 from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
+from ops.supervisor import Supervisor
 from ops.target import STACK_ENV, add_stack_arg, stack_dir
 
 __all__ = ["register"]
+
+SUPERVISE_EVERY_S = 0.2  # how often `p13n up` looks for a child that exited
 
 
 def _print_info(info: StackInfo) -> None:
@@ -43,6 +48,25 @@ def _stop_grace_s() -> float:
     return float(os.environ.get("P13N_STOP_GRACE_S", STOP_TIMEOUT_S))
 
 
+def _supervisor(stack: Stack) -> Supervisor:
+    """The supervisor of ``stack``'s children: says each exit and restart on stderr and in
+    the child's log, and keeps ``stack.json`` current (``p13n status`` shows it)."""
+
+    def say(name: str, message: str) -> None:
+        print(f"p13n up: {message}", file=sys.stderr, flush=True)
+        stack.log_line(name, message)
+
+    sup = Supervisor(
+        respawn=stack.respawn,
+        process=lambda name: stack.children[name],
+        names=tuple(stack.children),
+        say=say,
+        changed=lambda: stack.write_info(sup.doc()),
+    )
+    stack.write_info(sup.doc())
+    return sup
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(
         directory=Path(args.dir),
@@ -55,7 +79,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping["signal"] = signum
 
-    # Ctrl-C, kill and a closed terminal all stop everything.
+    # Ctrl-C, kill and a closed terminal stop everything; a child's exit does not.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
     try:
@@ -64,26 +88,22 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"p13n up: {exc}", file=sys.stderr)
         return 1
     _print_info(info)
-    print("running; Ctrl-C stops everything", flush=True)
-    code = 0
+    print("running; a part that exits is restarted; Ctrl-C stops everything", flush=True)
     try:
+        sup = _supervisor(stack)
         while not stopping["signal"]:
-            crashed = stack.crashed()
-            if crashed:
-                print(f"p13n up: {', '.join(crashed)} exited; stopping", file=sys.stderr)
-                for name in crashed:
-                    print(stack.tail(name), file=sys.stderr)
-                code = 1
-                break
-            time.sleep(0.3)
+            sup.tick()
+            time.sleep(SUPERVISE_EVERY_S)
     finally:
         stack.stop()
     print("stopped", flush=True)
-    return code
+    return 0
 
 
-def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
-    """The simulated shop's traffic at ``--rate`` for ``--duration`` against ``info``."""
+def _run_simulator(info: StackInfo, args: argparse.Namespace, *, keep_on_ctrl_c: bool) -> Run:
+    """The simulated shop's traffic at ``--rate`` for ``--duration`` against ``info``. The
+    run's figures so far come back whatever ends it (an error is noted in them; so is
+    Ctrl-C with ``keep_on_ctrl_c``: ``simulate`` summarizes, ``demo`` stops its stack)."""
     sim = Simulator(
         info,
         World(seed=args.seed),
@@ -91,11 +111,24 @@ def _run_simulator(info: StackInfo, args: argparse.Namespace) -> Run:
         duration_s=args.duration,
         progress=not args.no_progress,
     )
-    return asyncio.run(sim.main())
+    try:
+        return asyncio.run(sim.main())
+    except KeyboardInterrupt:
+        if not keep_on_ctrl_c:
+            raise
+        sim.run.interrupted = "interrupted"
+    except (httpx.HTTPError, RuntimeError) as exc:
+        sim.run.interrupted = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return sim.run
 
 
 def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
-    verdict = summarize(_run_simulator(info, args), info)
+    try:
+        before = baseline(info)  # the parts' counters are the stack's; the run reports its own
+    except KeyboardInterrupt:
+        print("p13n simulate: interrupted before the run began", file=sys.stderr)
+        return 130
+    verdict = summarize(_run_simulator(info, args, keep_on_ctrl_c=True), info, before)
     print("\n".join(verdict.lines), flush=True)
     print(verdict.last_line, flush=True)
     return 0 if verdict.ok else 1
@@ -150,9 +183,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _demo_run(stack: Stack, args: argparse.Namespace) -> Verdict:
     info = stack.start()
     _print_info(info)
-    run = _run_simulator(info, args)
+    before = baseline(info)
+    run = _run_simulator(info, args, keep_on_ctrl_c=False)
     time.sleep(2)  # let the processor apply the last batches
-    return summarize(run, info)
+    return summarize(run, info, before)
 
 
 def _kept(stack: Stack, args: argparse.Namespace) -> Verdict:

@@ -89,8 +89,12 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "hseg": (
         "print the hashed form of a segment name",
         "Print the keyed hash (hseg) the edges see for a segment name; segment names never "
-        "leave the origin.",
-        ("p13n hseg 'returning|grocery|mid' --key \"$P13N_SEGMENT_KEY\"",),
+        "leave the origin. The key is --key, else the stack's (--stack), else "
+        "$P13N_SEGMENT_KEY; there is no default.",
+        (
+            "p13n hseg 'returning|grocery|mid' --stack .p13n",
+            "p13n hseg 'returning|grocery|mid' --key \"$P13N_SEGMENT_KEY\"",
+        ),
     ),
     "edge": (
         "run a self-hosted edge proxy in front of an origin",
@@ -109,8 +113,10 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "segmenter": (
         "the stream processor: run it, or build segment lists once",
         "run: consume the event streams until SIGTERM (settings from P13N_*). lists: build "
-        "every segment list once and exit.",
-        ("p13n segmenter run --redis-url redis://127.0.0.1:6380/0", "p13n segmenter lists"),
+        "every segment list once and exit. The store, the archive and the segment key come "
+        "from the stack (--stack, $P13N_STACK) unless named; without a stack, "
+        "P13N_SEGMENT_KEY is required.",
+        ("P13N_CONSUMER=segmenter-2 p13n segmenter run --stack .p13n", "p13n segmenter lists"),
     ),
     "replay": (
         "re-feed archived events of a time range to the streams",
@@ -130,14 +136,21 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("p13n rebuild --stack .p13n", "p13n rebuild --redis-url redis://new:6379/0"),
     ),
     "up": (
-        "start Redis, origin, processor and edge; Ctrl-C stops all",
+        "start Redis, origin, processor and edge, supervised; Ctrl-C stops all",
         "Start the whole system on this machine (a throwaway Redis unless REDIS_URL names "
-        "one), print where each part is, and run until Ctrl-C or SIGTERM.",
+        "one), print where each part is, and run until Ctrl-C or SIGTERM. A part that exits "
+        "is started again (same ports, backoff from 0.5 s to 8 s) while the others serve; "
+        "restarts are printed, logged in the part's log and shown by `p13n status`. Tokens "
+        "and keys are kept in the stack directory's keys.json across restarts.",
         ("p13n up", "P13N_STACK=/tmp/shop p13n up --workers 2"),
     ),
     "simulate": (
         "drive shoppers, bots, a merchandiser and an experiment through a running system",
-        "Drive simulated traffic through the stack `p13n up` started, then print a summary.",
+        "Drive simulated traffic through the stack `p13n up` started, then print a summary "
+        "of this run alone (the parts' counters are read before and after): edge tiers and "
+        "latencies, pipeline, purges, the experiment, and the load generator's own CPU and "
+        "achieved rate, which say when the machine is the bottleneck. 503 and 429 answers "
+        "are retried after Retry-After.",
         ("p13n simulate --rate 40 --duration 60", "p13n simulate --stack /tmp/shop"),
     ),
     "demo": (

@@ -30,14 +30,22 @@ class _Usage(Exception):
     pass
 
 
-def _settings(args: argparse.Namespace) -> ProcessorSettings:
+def _settings(args: argparse.Namespace, hashes: bool = True) -> ProcessorSettings:
+    """The processor's settings with the flags over them. ``hashes``: the command computes
+    features (segments are hashed), so it needs the segment key: $P13N_SEGMENT_KEY, else the
+    stack's ($P13N_STACK, else .p13n), never a default."""
     env = dict(os.environ)
     if getattr(args, "redis_url", None):
         env["P13N_REDIS_URL"] = args.redis_url
     if getattr(args, "archive_dir", None):
         env["P13N_ARCHIVE_DIR"] = args.archive_dir
+    if hashes and not env.get("P13N_SEGMENT_KEY"):
+        from ops.stack import stack_keys  # noqa: PLC0415
+        from ops.target import stack_dir  # noqa: PLC0415
+
+        env["P13N_SEGMENT_KEY"] = stack_keys(Path(stack_dir(env))).get("segment_hash", "")
     try:
-        return ProcessorSettings.from_env(env)
+        return ProcessorSettings.from_env(env, hashes=hashes)
     except SettingsError as exc:
         raise _Usage(str(exc)) from exc
 
@@ -90,14 +98,14 @@ def _sql(args: argparse.Namespace) -> str:
         raise _Usage(f"give SQL text or --query ({', '.join(QUERIES)}), not both")
     if args.query is not None and args.query not in QUERIES:
         raise _Usage(f"--query {args.query!r}: one of {', '.join(QUERIES)}")
-    names, rows = query(lake_root(_archive(_settings(args))), args.query or args.sql)
+    names, rows = query(lake_root(_archive(_settings(args, hashes=False))), args.query or args.sql)
     return render(names, rows, args.format)
 
 
 def _lake(args: argparse.Namespace) -> str:
     from segmenter import lake  # noqa: PLC0415
 
-    s = _settings(args)
+    s = _settings(args, hashes=False)  # writes and reads the lake
     root = _archive(s)
     if args.action == "sync":
         return f"lake: {lake.sync(root)} hour files written in {lake.lake_root(root)}"
@@ -135,7 +143,7 @@ def _reconcile(args: argparse.Namespace) -> str:
     span = _span(args)
     if not 0 <= args.tolerance < 1:
         raise _Usage("--tolerance is a fraction: 0 (exact, the default) up to 1")
-    s = _settings(args)
+    s = _settings(args, hashes=False)  # partition aggregates only: nothing is hashed
     root = _archive(s)
     params = operators_for(s, load_rules(s.segment_rules_path or None)).partition
 

@@ -2,13 +2,18 @@
 
 Client-side figures come from the simulation; the rest from the parts themselves: the
 processor's counters in Redis (applied, duplicate, late, dead-lettered per partition), the
-DLQ, the processor's event-to-feature histogram, and the experiment's results API.
+DLQ, the processor's event-to-feature histogram, and the experiment's results API. Those are
+cumulative over the stack's life, so a run reads them before it starts and reports the
+difference (``Observed.since``): a stack that already ran does not mix its past into this
+run's figures. Reads retry transient answers; a part that cannot be read fails the verdict
+with the reason, and the client-side summary is printed all the same.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -16,6 +21,7 @@ import redis
 
 from ops.simulate import EXPERIMENT, Run
 from ops.stack import StackInfo
+from ops.traffic import MAX_ATTEMPTS, RETRY_STATUSES, retry_after_s
 from segmenter.schema import DEFAULT_PARTITIONS, Keys
 
 __all__ = [
@@ -39,9 +45,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def histogram_quantile(text: str, name: str, q: float) -> float | None:
-    """The q-quantile of a Prometheus histogram (cumulative buckets, linear inside a
-    bucket, as PromQL's ``histogram_quantile``), summed over label sets."""
+def histogram_buckets(text: str, name: str) -> dict[float, float]:
+    """A Prometheus histogram's cumulative buckets {upper bound: count}, summed over label
+    sets."""
     buckets: dict[float, float] = {}
     for line in text.splitlines():
         if not line.startswith(name + "_bucket{"):
@@ -49,6 +55,17 @@ def histogram_quantile(text: str, name: str, q: float) -> float | None:
         le = line.split('le="', 1)[1].split('"', 1)[0]
         bound = math.inf if le == "+Inf" else float(le)
         buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def histogram_quantile(text: str, name: str, q: float) -> float | None:
+    """The q-quantile of a Prometheus histogram (cumulative buckets, linear inside a
+    bucket, as PromQL's ``histogram_quantile``), summed over label sets."""
+    return bucket_quantile(histogram_buckets(text, name), q)
+
+
+def bucket_quantile(buckets: dict[float, float], q: float) -> float | None:
+    """The q-quantile of cumulative ``buckets`` (None when they counted nothing)."""
     if not buckets or buckets.get(math.inf, 0) == 0:
         return None
     total, prev_bound, prev_count = buckets[math.inf], 0.0, 0.0
@@ -87,15 +104,21 @@ def _pipeline_counts(redis_url: str) -> dict[str, int]:
         r.close()
 
 
-def _results(info: StackInfo) -> dict[str, Any]:
-    r = httpx.get(
-        f"{info.origin_url}/v1/admin/experiments/{EXPERIMENT}/results",
-        headers={"authorization": f"Bearer {info.tokens['experimenter']}"},
-        timeout=10,
-    )
+def _get_json(url: str, token: str) -> dict[str, Any]:
+    """GET ``url``'s JSON, retrying 503/429 after ``Retry-After`` like the simulator does."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        r = httpx.get(url, headers={"authorization": f"Bearer {token}"}, timeout=10)
+        if r.status_code not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+            break
+        time.sleep(retry_after_s(r))
     r.raise_for_status()
     doc: dict[str, Any] = r.json()
     return doc
+
+
+def _results(info: StackInfo) -> dict[str, Any]:
+    url = f"{info.origin_url}/v1/admin/experiments/{EXPERIMENT}/results"
+    return _get_json(url, info.tokens["experimenter"])
 
 
 def purge_ms(purges: dict[str, float], kind: str = "hard purge") -> float | None:
@@ -134,23 +157,52 @@ def _figure(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+FRESHNESS = "p13n_segmenter_event_to_feature_seconds"
+
+
 @dataclass
 class Observed:
-    """What the parts themselves report after a run: pipeline counters, the processor's
-    event-to-feature p99 (seconds) and the experiment's results document."""
+    """What the parts themselves report: pipeline counters, the processor's event-to-feature
+    p99 (seconds) and the experiment's results document; ``buckets`` is the freshness
+    histogram the p99 comes from (kept so two readings can be subtracted)."""
 
     counts: dict[str, int]
     fresh_s: float | None
     results: dict[str, Any]
+    buckets: dict[float, float] = field(default_factory=dict)
+
+    def since(self, before: Observed | None) -> Observed:
+        """This reading minus ``before`` (taken when the run started): one run's figures.
+        A counter that went down (a part restarted, a ``dlq drop``) counts from zero."""
+        if before is None:
+            return self
+        counts = {k: _delta(v, before.counts.get(k, 0)) for k, v in self.counts.items()}
+        buckets = {b: _delta(v, before.buckets.get(b, 0.0)) for b, v in self.buckets.items()}
+        fresh_s = bucket_quantile(buckets, 0.99) if buckets else self.fresh_s
+        old = {v["variant"]: v for v in before.results.get("variants", [])}
+        variants = []
+        for v in self.results.get("variants", []):
+            was = old.get(v["variant"], {})
+            exp = _delta(v.get("exposures", 0), was.get("exposures", 0))
+            conv = _delta(v.get("conversions", 0), was.get("conversions", 0))
+            variants.append({**v, "exposures": exp, "conversions": conv,
+                             "conversion_rate": conv / exp if exp else 0.0})  # fmt: skip
+        results = {**self.results, "variants": variants}
+        return replace(self, counts=counts, fresh_s=fresh_s, results=results, buckets=buckets)
+
+
+def _delta(now: float, then: float) -> Any:
+    return now - then if now >= then else now
 
 
 def observe(info: StackInfo) -> Observed:
     """Read the parts' own figures (Redis counters, processor metrics, the results API)."""
-    fresh_s = None
+    buckets: dict[float, float] = {}
     if info.processor_metrics_url:
         text = httpx.get(info.processor_metrics_url + "/metrics", timeout=5).text
-        fresh_s = histogram_quantile(text, "p13n_segmenter_event_to_feature_seconds", 0.99)
-    return Observed(_pipeline_counts(info.redis_url), fresh_s, _results(info))
+        buckets = histogram_buckets(text, FRESHNESS)
+    fresh_s = bucket_quantile(buckets, 0.99)
+    return Observed(_pipeline_counts(info.redis_url), fresh_s, _results(info), buckets)
 
 
 def _ms_line(label: str, n: int, ms: list[float]) -> str:
@@ -167,6 +219,11 @@ def edge_lines(run: Run, hit_ratio: float) -> list[str]:
     lines.append(
         f"  hit ratio (hit + stale): {hit_ratio:.2%} of {run.edge_answers}; "
         f"bot requests {run.bot_requests}; errors {dict(run.errors) or 'none'}"
+    )
+    retried = ", ".join(f"{n} after {status}" for status, n in sorted(run.retries.items()))
+    lines.append(
+        f"  retried (Retry-After honoured): {retried or 'none'}; visits cancelled at the "
+        f"end: {run.cancelled}"
     )
     lines.append(
         f"  origin /v1/recommendations: n={len(run.origin_ms)} "
@@ -200,7 +257,10 @@ def purge_lines(purges: dict[str, float]) -> list[str]:
 
 def experiment_lines(results: dict[str, Any]) -> list[str]:
     """Per variant exposures, conversions and lift; the sample-ratio check."""
-    lines = [f"== experiment {EXPERIMENT} (bots excluded)"]
+    lines = [
+        f"== experiment {EXPERIMENT} (bots excluded; exposures and conversions of this run, "
+        "lift and the sample-ratio check over the experiment's life)"
+    ]
     for v in results.get("variants", []):
         lift = v.get("lift") or {}
         ci = lift.get("ci95") or lift.get("ci") or []
@@ -235,13 +295,41 @@ def verdict(run: Run, seen: Observed) -> Verdict:
     hit_ratio = hits / run.edge_answers if run.edge_answers else 0.0
     lines = edge_lines(run, hit_ratio) + pipeline_lines(run, seen)
     lines += purge_lines(run.purges) + experiment_lines(seen.results)
+    if run.load is not None:
+        lines += run.load.lines()
     exposures = [v["exposures"] for v in seen.results.get("variants", [])]
     why = judge(seen.counts, exposures, run.purges, seen.fresh_s, run.malformed_sent)
+    if run.interrupted:
+        why.insert(0, f"the run ended early ({run.interrupted})")
     tail = figures(run, seen, hit_ratio)
+    if run.load is not None:
+        tail += f" achieved_per_s={run.load.achieved_per_s:.1f} sim_cpu={run.load.cpu_share:.2f}"
+        tail += f" bottleneck={'machine' if run.load.machine_bound else 'none'}"
     last = f"demo ok {tail}" if not why else f"demo FAILED {'; '.join(why)} {tail}"
     return Verdict(lines, last, not why)
 
 
-def summarize(run: Run, info: StackInfo) -> Verdict:
-    """Gather every figure and decide ``demo ok`` or ``demo FAILED <why>``."""
-    return verdict(run, observe(info))
+def baseline(info: StackInfo) -> Observed | None:
+    """The parts' figures before a run (None when they cannot be read: the run's figures
+    are then the parts' totals, and the summary says so)."""
+    try:
+        return observe(info)
+    except (httpx.HTTPError, redis.RedisError, OSError, ValueError, KeyError):
+        return None
+
+
+def summarize(run: Run, info: StackInfo, before: Observed | None = None) -> Verdict:
+    """Gather every figure (this run's: minus ``before``) and decide ``demo ok`` or ``demo
+    FAILED <why>``. A part that cannot be read fails the verdict, the client-side figures
+    still printed."""
+    try:
+        seen = observe(info).since(before)
+    except (httpx.HTTPError, redis.RedisError, OSError, ValueError, KeyError) as exc:
+        empty = Observed({"applied": 0, "duplicate": 0, "late": 0, "dead": 0, "dlq": 0}, None, {})
+        out = verdict(run, empty)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return Verdict(out.lines, f"demo FAILED could not read the parts' figures: {first}", False)
+    out = verdict(run, seen)
+    if before is None:
+        out.lines.append("  (figures since the stack started: no reading before the run)")
+    return out

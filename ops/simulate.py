@@ -9,6 +9,12 @@ and send nothing. A known number of malformed events is injected, so the dead-le
 can be checked exactly. Mid-run the merchandiser marks a popular item out of stock (a hard
 purge by itself), pushes a soft purge of a category, and a hard purge of another sku; the
 time until no edge answer holds the sku is measured.
+
+Transient answers (503, 429 with ``Retry-After``) of the collector and the admin API are
+retried (``ops.traffic.send``). When the traffic window ends, visits still in flight get
+``DRAIN_S`` to finish and are then cancelled and awaited, all before the HTTP client closes.
+The ``Run`` is filled as the run goes, so whatever stops it (an error, Ctrl-C) leaves a
+summary to print.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import httpx
 
 from ops.shop import Shopper, World
 from ops.stack import StackInfo
+from ops.traffic import LoadMeter, LoadVerdict, send
 
 __all__ = ["EXPERIMENT", "Run", "Simulator"]
 
@@ -35,6 +42,7 @@ BOT_SHARE = 0.12
 MALFORMED_SHARE = 0.01
 ORIGIN_SAMPLE = 0.05
 BOOST_EFFECT = 1.5  # the boost arm's purchase propensity, relative to control
+DRAIN_S = 15.0  # in-flight visits get this long after the window, then are cancelled
 
 
 @dataclass
@@ -51,6 +59,10 @@ class Run:
     errors: Counter[str] = field(default_factory=Counter)
     purges: dict[str, float] = field(default_factory=dict)  # name -> ms until gone at edge
     started: float = field(default_factory=time.monotonic)
+    retries: Counter[str] = field(default_factory=Counter)  # by status: "429", "503"
+    cancelled: int = 0  # visits still in flight after the drain, cancelled
+    load: LoadVerdict | None = None
+    interrupted: str = ""  # why the run ended early ("" when it ran its course)
 
     def record(self, tier: str, ms: float) -> None:
         self.tiers[tier] += 1
@@ -85,13 +97,20 @@ class Simulator:
     # Without a terminal: the last tenth of the run a progress line was printed for.
     printed_tenth: int = field(default=-1, init=False)
 
+    async def _send(
+        self, http: httpx.AsyncClient, method: str, url: str, **kw: Any
+    ) -> httpx.Response:
+        return await send(http, method, url, self.run.retries, **kw)
+
     def _admin(self, role: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.info.tokens[role]}"}
 
     async def setup(self, http: httpx.AsyncClient) -> None:
         """Load the catalog and start the experiment (idempotent across runs)."""
         lines = "\n".join(json.dumps(row) for row in self.world.catalog)
-        r = await http.post(
+        r = await self._send(
+            http,
+            "POST",
             self.info.origin_url + "/v1/admin/catalog",
             content=lines,
             headers={**self._admin("merchandiser"), "content-type": "application/x-ndjson"},
@@ -109,10 +128,12 @@ class Simulator:
             "routes": ["home"],
         }
         base = self.info.origin_url + "/v1/admin/experiments"
-        r = await http.post(base, json=exp, headers=self._admin("experimenter"))
+        r = await self._send(http, "POST", base, json=exp, headers=self._admin("experimenter"))
         if r.status_code not in (201, 409):
             raise RuntimeError(f"creating the experiment failed: {r.status_code} {r.text}")
-        r = await http.post(f"{base}/{EXPERIMENT}/start", headers=self._admin("experimenter"))
+        r = await self._send(
+            http, "POST", f"{base}/{EXPERIMENT}/start", headers=self._admin("experimenter")
+        )
         if r.status_code not in (200, 409):
             raise RuntimeError(f"starting the experiment failed: {r.status_code} {r.text}")
 
@@ -191,18 +212,20 @@ class Simulator:
             shopper.cart.clear()
         if rng.random() < MALFORMED_SHARE:
             out.append({**event("view", shown[0] if shown else "SKU-0000"), "type": "teleport"})
-            self.run.malformed_sent += 1
         return out
 
     async def _events(
         self, http: httpx.AsyncClient, shopper: Shopper, sid: str, shown: list[str]
     ) -> None:
         batch = self._funnel(shopper, sid, shown)
-        r = await http.post(self.info.edge_url + "/v1/events", json={"events": batch})
+        r = await self._send(http, "POST", self.info.edge_url + "/v1/events",
+                             json={"events": batch})  # fmt: skip
         if r.status_code != 202:
             self.run.errors[f"collector {r.status_code}"] += 1
             return
+        # Counted once accepted: a batch refused (429 after retries) reached no DLQ.
         self.run.events_sent += len(batch)
+        self.run.malformed_sent += sum(1 for e in batch if e["type"] == "teleport")
         self.run.malformed_rejected += int(r.json().get("rejected", 0))
 
     # -- the merchandiser --------------------------------------------------------------------
@@ -253,7 +276,9 @@ class Simulator:
         sku = await self._popular_sku(http, set())
         entry = next(row for row in self.world.catalog if row["sku"] == sku)
         started = time.perf_counter()
-        r = await http.put(
+        r = await self._send(
+            http,
+            "PUT",
             f"{self.info.origin_url}/v1/admin/catalog/{sku}",
             json={**entry, "stock": 0},
             headers=self._admin("merchandiser"),
@@ -269,7 +294,9 @@ class Simulator:
         self.run.purges[f"hard purge {other}"] = await self._gone_at_edge(http, other, 10, started)
 
     async def _invalidate(self, http: httpx.AsyncClient, tags: list[str], mode: str) -> None:
-        r = await http.post(
+        r = await self._send(
+            http,
+            "POST",
             self.info.origin_url + "/v1/admin/invalidations",
             json={"tags": tags, "mode": mode},
             headers=self._admin("merchandiser"),
@@ -278,11 +305,13 @@ class Simulator:
 
     # -- the run ---------------------------------------------------------------------------
     async def traffic(self, http: httpx.AsyncClient) -> None:
-        """Visits at ``rate_per_s`` for ``duration_s``, at most ``concurrency`` at once."""
+        """Visits at ``rate_per_s`` for ``duration_s``, at most ``concurrency`` at once; then
+        the in-flight ones drain (``DRAIN_S``) or are cancelled, and awaited either way."""
         gate = asyncio.Semaphore(self.concurrency)
         tasks: set[asyncio.Task[None]] = set()
         interval, deadline = 1 / self.rate_per_s, time.monotonic() + self.duration_s
         next_at, last_report = time.monotonic(), 0.0
+        meter = LoadMeter(self.rate_per_s)
 
         async def one() -> None:
             async with gate:
@@ -294,19 +323,33 @@ class Simulator:
                 except httpx.HTTPError as exc:
                     self.run.errors[type(exc).__name__] += 1
 
-        while (now := time.monotonic()) < deadline:
-            if now >= next_at:
-                task = asyncio.create_task(one())
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                next_at += interval
-            if now - last_report >= 1:
-                last_report = now
-                self._progress(1 - (deadline - now) / self.duration_s)
-            await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), 0.05)))
-        if tasks:
-            await asyncio.wait(tasks, timeout=15)
+        try:
+            while (now := time.monotonic()) < deadline:
+                if now >= next_at:
+                    task = asyncio.create_task(one())
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    meter.visits += 1
+                    next_at += interval
+                if now - last_report >= 1:
+                    last_report = now
+                    self._progress(1 - (deadline - now) / self.duration_s)
+                await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), 0.05)))
+        finally:
+            self.run.load = meter.verdict()  # over the traffic window, however it ended
+            await self._drain(tasks)
         self._progress(1.0, final=True)
+
+    async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Let in-flight visits finish for ``DRAIN_S``; cancel the rest and await them all, so
+        none outlives the client it uses (and none leaves an exception unretrieved)."""
+        pending = set(tasks)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=DRAIN_S)
+        for task in pending:
+            task.cancel()
+        self.run.cancelled += len(pending)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _progress(self, fraction: float, final: bool = False) -> None:
         if not self.progress:
@@ -330,12 +373,24 @@ class Simulator:
             print(line, file=sys.stderr, flush=True)
 
     async def main(self) -> Run:
-        """Set up, then traffic and the merchandiser side by side."""
+        """Set up, then traffic and the merchandiser side by side; both are finished or
+        cancelled, and awaited, before the client closes."""
         limits = httpx.Limits(max_connections=self.concurrency + 16)
         async with httpx.AsyncClient(limits=limits, timeout=10) as http:
             await self.setup(http)
-            merch = asyncio.create_task(self.merchandiser(http))
-            await self.traffic(http)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(merch, timeout=30)
+            merch = asyncio.create_task(self._merchandise(http))
+            try:
+                await self.traffic(http)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(merch), timeout=30)
+            finally:
+                merch.cancel()
+                await asyncio.gather(merch, return_exceptions=True)
         return self.run
+
+    async def _merchandise(self, http: httpx.AsyncClient) -> None:
+        """The merchandiser; a failed admin call is one of the run's errors, not its end."""
+        try:
+            await self.merchandiser(http)
+        except (httpx.HTTPError, RuntimeError, StopIteration, KeyError, ValueError) as exc:
+            self.run.errors[f"merchandiser {type(exc).__name__}"] += 1

@@ -3,10 +3,12 @@
 Starts a throwaway Redis (the binary ``ops.local.redis`` resolves; data in the stack's
 directory) unless ``REDIS_URL`` names an existing one, then the origin, the stream processor
 and a self-hosted edge, each a child process in its own session with its log in the stack's
-directory. Secrets (signing keys, admin tokens) are generated for a stack directory once and
+directory; ``ops.supervisor`` starts a child that exits again while the others serve.
+Secrets (signing keys, admin tokens) are generated for a stack directory once and
 kept in its ``keys.json`` (mode 0600), beside the Redis data they sign and hash: a restart on
 the same data keeps them, so stored segments stay known and shoppers' cookies stay valid.
-They are written, with the URLs, to ``stack.json`` so the other commands (``p13n status``,
+They are written, with the URLs, the children's pids and restarts, to ``stack.json`` (kept
+for the stack's whole life, rewritten on every restart) so the other commands (``p13n status``,
 ``p13n simulate``, …) find the running system. ``stop`` ends every child by PID, each child's
 whole process group: SIGTERM, one grace period for all of them, SIGKILL for what is left,
 then Redis the same way; no orphans.
@@ -18,12 +20,13 @@ import fcntl
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import redis
@@ -32,7 +35,15 @@ from redis.exceptions import RedisError
 from ops.local.process import stop_all
 from ops.local.redis import RedisServer, free_port
 
-__all__ = ["DEFAULT_DIR", "Stack", "StackError", "StackInfo", "load_info", "stack_secrets"]
+__all__ = [
+    "DEFAULT_DIR",
+    "Stack",
+    "StackError",
+    "StackInfo",
+    "load_info",
+    "stack_keys",
+    "stack_secrets",
+]
 
 DEFAULT_DIR = Path(".p13n")
 READY_TIMEOUT_S = 60.0
@@ -56,6 +67,8 @@ class StackInfo:
     processor_metrics_url: str = ""
     pids: dict[str, int] = field(default_factory=dict)
     started_at_ms: int = 0
+    # Per supervised child: pid, restarts, last exit, pending restart (``ops.supervisor``).
+    children: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def admin_token(self) -> str:
@@ -100,6 +113,18 @@ def stack_secrets(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
     return tokens, keys
 
 
+def stack_keys(directory: Path) -> dict[str, str]:
+    """The keys of the stack in ``directory`` (``keys.json``), read only; {} when it has none.
+    The commands that hash or sign what a stack stores take them from here, never from a
+    default."""
+    try:
+        doc = json.loads((directory / "keys.json").read_text())
+    except FileNotFoundError:
+        return {}
+    keys = doc.get("keys", {}) if isinstance(doc, dict) else {}
+    return {str(k): str(v) for k, v in keys.items() if v}
+
+
 def _check_redis(url: str) -> None:
     """``StackError`` in one line unless the Redis at ``url`` answers PING."""
     shown = url.split("@", 1)[-1]  # never print a password
@@ -127,6 +152,9 @@ class Stack:
     workers: int = 1
     stop_grace_s: float = STOP_TIMEOUT_S
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # How each child was started, so the supervisor can start it again the same way.
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    child_env: dict[str, str] = field(default_factory=dict)
     redis: RedisServer | None = None
     info: StackInfo | None = None
     # ``stack.lock`` in the directory, locked (flock) while this stack runs: one stack per
@@ -146,6 +174,8 @@ class Stack:
                 "P13N_CONSOLE_SIGNING": f"k1:{keys['console_sign']}",
                 "P13N_ADMIN_TOKENS": ",".join(f"{r}:{t}" for r, t in info.tokens.items()),
                 "P13N_TRUSTED_LOCAL": "1",
+                # A child's own `p13n` reads this stack, never one in its working directory.
+                "P13N_STACK": str(self.directory.resolve()),
                 "P13N_ARCHIVE_DIR": str(self.directory / "archive"),
                 "SEGMENT_KEYS": f"k1:{keys['segment_sign']}",
                 "CONTEXT_KEYS": f"k1:{keys['context_sign']}",
@@ -214,7 +244,7 @@ class Stack:
             processor_metrics_url=f"http://127.0.0.1:{metrics_port}",
             started_at_ms=int(time.time() * 1000),
         )
-        env = self.env(info, keys)
+        env = self.child_env = self.env(info, keys)
         py = [sys.executable, "-m", "ops.cli"]
         self._spawn(
             "origin",
@@ -243,20 +273,47 @@ class Stack:
             env,
         )
         self._wait_http("edge", info.edge_admin_url + "/healthz")
-        info.pids = {name: p.pid for name, p in self.children.items()}
-        if self.redis is not None and self.redis.process is not None:
-            info.pids["redis"] = self.redis.process.pid
-        # Owner-only: it holds every admin token in plain text.
-        _write_private(self.directory / "stack.json", json.dumps(asdict(info), indent=2))
         self.info = info
+        self.write_info()
         return info
 
+    def write_info(self, children: dict[str, dict[str, Any]] | None = None) -> None:
+        """(Re)write ``stack.json`` with the children's current pids (and their supervision
+        state): the same URLs, tokens and ports for the stack's whole life."""
+        if self.info is None:
+            return
+        self.info.pids = {name: p.pid for name, p in self.children.items()}
+        if self.redis is not None and self.redis.process is not None:
+            self.info.pids["redis"] = self.redis.process.pid
+        if children is not None:
+            self.info.children = children
+        # Owner-only: it holds every admin token in plain text. Replaced whole (rename), so
+        # a reader never sees half a file.
+        tmp = self.directory / "stack.json.tmp"
+        _write_private(tmp, json.dumps(asdict(self.info), indent=2))
+        tmp.replace(self.directory / "stack.json")
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.commands[name] = args
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.children[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
+
+    def respawn(self, name: str) -> subprocess.Popen[bytes]:
+        """Start the exited child ``name`` again, as it was started (same ports, same
+        environment), after killing what its old process group left (uvicorn's workers)."""
+        old = self.children[name]
+        stop_all([old], 0.0, signal.SIGKILL)
+        self._spawn(name, self.commands[name], self.child_env)
+        return self.children[name]
+
+    def log_line(self, name: str, message: str) -> None:
+        """One supervisor line in the child's own log, stamped (UTC)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with open(self.directory / f"{name}.log", "a") as log:
+            log.write(f"{stamp} [p13n up] {message}\n")
 
     def _wait_http(self, name: str, url: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -280,10 +337,6 @@ class Stack:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def crashed(self) -> list[str]:
-        """Names of children that have exited."""
-        return [n for n, p in self.children.items() if p.poll() is not None]
 
     def stop(self) -> None:
         """Stop every part by PID within one grace period, then Redis (which they write to

@@ -161,6 +161,8 @@ def status(
         doc["origin"]["edge_bytes_served"] = _origin_edge_bytes(target)
     doc.update(_check_store(target))
     doc.setdefault("processor", {"up": False, "error": "Redis is down"})
+    if target.children:
+        doc["supervisor"] = target.children  # restarts by `p13n up` (ops.supervisor)
     parts = ("origin", "edge", "redis", "processor")
     doc["ok"] = all(doc[p]["up"] for p in parts)
     return doc["ok"], doc
@@ -185,10 +187,24 @@ def status_text(doc: dict[str, Any]) -> str:
     lines.append(f"processor  {mark('processor')}  {detail}")
     if "behind" in doc:
         lines.append(f"behind {doc['behind']} (lag), dlq depth {doc['dlq_depth']}")
+    if "supervisor" in doc:
+        lines.append(supervisor_text(doc["supervisor"]))
     if e["up"]:
         lines.append(costs_text(e.get("costs"), o.get("edge_bytes_served")))
     lines.append("all parts up" if doc["ok"] else "SOME PARTS ARE DOWN")
     return "\n".join(lines)
+
+
+def supervisor_text(children: dict[str, dict[str, Any]]) -> str:
+    """``p13n up``'s restarts: "restarts   processor 1 (killed by SIGKILL at …)", or none."""
+    parts = []
+    for name, c in children.items():
+        if not c.get("restarts") and c.get("restarting_in_s") is None:
+            continue
+        pending = c.get("restarting_in_s")
+        now = f", restarting in {pending:.1f} s" if pending is not None else ""
+        parts.append(f"{name} {c.get('restarts', 0)} (last {c.get('last_exit') or '?'}{now})")
+    return "restarts   " + ("; ".join(parts) or "none")
 
 
 def _tier(cache_status: str) -> str:

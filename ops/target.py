@@ -111,6 +111,8 @@ class Target:
     # The processor's watermark lag behind the largest event time (its setting's default).
     allowed_lateness_ms: int = _PROCESSOR.allowed_lateness_ms
     why_missing: str = ""
+    # The stack's supervised children (pid, restarts, last exit), when a stack names them.
+    children: dict[str, dict[str, Any]] | None = None
 
     @property
     def keys(self) -> Keys:
@@ -284,6 +286,7 @@ def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Targ
             env, "P13N_ALLOWED_LATENESS_MS", _PROCESSOR.allowed_lateness_ms
         ),
         why_missing=why or "the stack does not name it",
+        children=info.children if info is not None else None,
     )
 
 

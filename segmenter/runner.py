@@ -26,10 +26,10 @@ __all__ = ["lists", "rebuild", "replay", "run"]
 T = TypeVar("T")
 
 
-def _settings(overrides: dict[str, str]) -> ProcessorSettings:
+def _settings(overrides: dict[str, str], hashes: bool = True) -> ProcessorSettings:
     env = dict(os.environ)
     env.update({k: v for k, v in overrides.items() if v})
-    s = ProcessorSettings.from_env(env)
+    s = ProcessorSettings.from_env(env, hashes=hashes)
     if not s.redis_url:
         raise SettingsError(
             "P13N_REDIS_URL or P13N_REDIS_CLUSTER_NODES is required (or --redis-url)"
@@ -46,10 +46,13 @@ def _main(
     body: Body[T],
     show: Callable[[T], str],
     check: Callable[[ProcessorSettings], str | None] = lambda s: None,
+    *,
+    hashes: bool = True,
 ) -> int:
-    """Settings, then ``check`` (a usage error or None), then ``body``; the exit code."""
+    """Settings, then ``check`` (a usage error or None), then ``body``; the exit code.
+    ``hashes``: the command hashes segments, so it needs P13N_SEGMENT_KEY."""
     try:
-        s = _settings(overrides)
+        s = _settings(overrides, hashes)
         usage = check(s)
     except SettingsError as exc:
         usage = str(exc)
@@ -152,7 +155,8 @@ def replay(overrides: dict[str, str], from_ms: int, to_ms: int, name: str = "rep
     def shown(n: int) -> str:
         return f"replayed {n} event{'' if n == 1 else 's'}"
 
-    return _main(name, overrides, body, shown, check)
+    # A replay re-feeds the streams; the processor that reads them hashes, not the replay.
+    return _main(name, overrides, body, shown, check, hashes=False)
 
 
 def rebuild(overrides: dict[str, str], name: str = "rebuild") -> int:

@@ -19,6 +19,8 @@ from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
 __all__ = ["DEV_SEGMENT_KEY", "WRITE_MODES", "ProcessorSettings", "SettingsError"]
 
 # Must equal origin.settings._DEV_SEGMENT_KEY (a test checks): both tiers hash segments alike.
+# Public (it is in the source): only trusted code uses it, a test's own settings or a run with
+# P13N_TRUSTED_LOCAL=1; ``from_env`` refuses to start without P13N_SEGMENT_KEY otherwise.
 DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
 # P13N_WRITES values -> ``Store(per_slot=…)``
 WRITE_MODES: dict[str, bool | None] = {"auto": None, "batched": False, "per-slot": True}
@@ -193,7 +195,7 @@ class ProcessorSettings:
             "keyed hash for hseg (must match the origin's)",
             secret=True,
             type="str",
-            default="a public dev key",
+            default="required (a public dev key with P13N_TRUSTED_LOCAL=1)",
         ),
     )
     lists_interval_s: int = field(
@@ -229,10 +231,23 @@ class ProcessorSettings:
     )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorSettings:
-        """Build settings from ``env`` (default ``os.environ``); raises ``SettingsError``."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, hashes: bool = True
+    ) -> ProcessorSettings:
+        """Build settings from ``env`` (default ``os.environ``); raises ``SettingsError``.
+        ``hashes=False`` is for commands that never hash a segment (reading the lake):
+        they need no key, and get an empty one that hashes nothing."""
         e = os.environ if env is None else env
         key = e.get("P13N_SEGMENT_KEY")
+        trusted = e.get("P13N_TRUSTED_LOCAL", "") in ("1", "true", "yes")
+        if not key and hashes and not trusted:
+            # Hashing with the public dev key would write segment ids nobody else knows
+            # (a stack's origin and edges use its own key): refuse, naming the setting.
+            raise SettingsError(
+                "P13N_SEGMENT_KEY is not set: the segment hash key (the origin's value; "
+                "`--stack DIR` or P13N_STACK reads a `p13n up` stack's key, `p13n keygen` "
+                "makes one)"
+            )
         s = cls(
             redis_url=cluster_url(
                 e.get("P13N_REDIS_URL") or e.get("REDIS_URL") or "",
@@ -258,7 +273,7 @@ class ProcessorSettings:
             reconcile_tolerance=_num(e, "P13N_RECONCILE_TOLERANCE", 0.0, float),
             reconcile_repair=e.get("P13N_RECONCILE_REPAIR", "0") in ("1", "true", "yes"),
             segment_rules_path=e.get("P13N_SEGMENT_RULES", ""),
-            segment_key=key.encode() if key else DEV_SEGMENT_KEY,
+            segment_key=key.encode() if key else (DEV_SEGMENT_KEY if trusted else b""),
             lists_interval_s=_int(e, "P13N_LISTS_INTERVAL_S", 60),
             list_size=_int(e, "P13N_LIST_SIZE", 200),
             metrics_port=_int(e, "P13N_METRICS_PORT", 0),

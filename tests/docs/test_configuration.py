@@ -84,7 +84,7 @@ BUILT_FROM_AN_EMPTY_ENVIRONMENT = [
             }
         ),
     ),
-    (ProcessorSettings, lambda: ProcessorSettings.from_env({})),
+    (ProcessorSettings, lambda: ProcessorSettings.from_env({"P13N_TRUSTED_LOCAL": "1"})),
     (EdgeSettings, lambda: settings_from_env({"ORIGIN_URL": "http://o", "SEGMENT_KEYS": SIGNING})),
     (ProxySettings, lambda: ProxySettings.from_env({"ORIGIN_URL": "http://o"})),
 ]

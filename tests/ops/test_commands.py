@@ -219,6 +219,25 @@ def test_dlq_drop_by_reason_then_all_is_audited(capsys, stack: StackInfo) -> Non
         r.close()
 
 
+def test_dlq_drop_by_id_drops_that_letter_only_audited_and_a_second_drop_is_an_error(
+    capsys, stack: StackInfo
+) -> None:
+    r = redis.Redis.from_url(stack.redis_url)
+    try:
+        one, two = (_dead_letter(r, b"junk", "not JSON") for _ in range(2))
+        code, out, err = run(capsys, "dlq", "drop", one, "--stack", stack.directory)
+        assert code == 0, err
+        assert out.splitlines() == [f"{one}: dropped", "dropped 1"]
+        assert r.xrange(KEYS.dlq, one, one) == [] and r.xrange(KEYS.dlq, two, two)
+        audit = api(stack, "GET", "/v1/admin/audit", params={"target": f"dlq:{one}"})
+        assert [e["action"] for e in audit.json()["entries"]] == ["dlq.drop"]
+        code, _, err = run(capsys, "dlq", "drop", one, "--stack", stack.directory)
+        assert code == 1 and err.startswith("p13n") and "404" in err
+    finally:
+        r.delete(KEYS.dlq)
+        r.close()
+
+
 def test_the_origin_and_token_may_come_from_the_environment(
     capsys, stack: StackInfo, tmp_path, monkeypatch
 ) -> None:

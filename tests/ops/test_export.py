@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -24,8 +25,10 @@ def _ev(i: int, kind: str, ts: int, item: str = "", user: str = "shopper-1", seq
 
 
 def _p13n(*argv: str) -> subprocess.CompletedProcess[str]:
+    # A test's export: the public dev segment key is fine (P13N_TRUSTED_LOCAL=1).
+    env = {**os.environ, "P13N_TRUSTED_LOCAL": "1"}
     return subprocess.run([sys.executable, "-m", "ops.cli", *argv], capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+                          text=True, timeout=60, check=False, env=env)  # fmt: skip
 
 
 def test_examples_carry_the_features_before_their_event(tmp_path) -> None:

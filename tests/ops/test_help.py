@@ -102,6 +102,7 @@ def _stack_json(directory, port: int) -> None:
             "origin_url": url, "edge_url": url, "edge_admin_url": url,
             "tokens": {"admin": "a" * 24}}  # fmt: skip
     (directory / "stack.json").write_text(json.dumps(info))
+    (directory / "keys.json").write_text(json.dumps({"keys": {"segment_hash": "h" * 32}}))
 
 
 def test_rebuild_and_replay_use_the_stacks_store_and_archive(capsys, tmp_path) -> None:

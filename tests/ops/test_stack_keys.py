@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 
 import httpx
+import msgpack
+import pytest
+import redis
 
-from ops.stack import KEY_NAMES, ROLES, Stack, stack_secrets
+from cache_keys import hash_segment
+from ops.cli import main
+from ops.stack import KEY_NAMES, ROLES, Stack, StackInfo, stack_keys, stack_secrets
 from origin.auth import fingerprint
 from origin.console import session
+from segmenter.schema import Keys
+from segmenter.settings import DEV_SEGMENT_KEY, ProcessorSettings, SettingsError
 
 
 def test_secrets_are_made_once_per_directory_owner_only(tmp_path) -> None:
@@ -58,3 +66,43 @@ def _console_cookie(origin_url: str, token: str) -> str:
         value = c.cookies.get(session.COOKIE)
     assert value and fingerprint(token) in value
     return value
+
+
+# -- the CLI takes the stack's keys, never a public default (issue 19, item 1) --------------
+def test_the_processor_refuses_to_hash_without_a_key_outside_trusted_code() -> None:
+    with pytest.raises(SettingsError, match="P13N_SEGMENT_KEY is not set"):
+        ProcessorSettings.from_env({})
+    assert ProcessorSettings.from_env({"P13N_TRUSTED_LOCAL": "1"}).segment_key == DEV_SEGMENT_KEY
+    # A command that never hashes (reading the lake) needs no key and gets none to hash with.
+    assert ProcessorSettings.from_env({}, hashes=False).segment_key == b""
+
+
+def test_segmenter_lists_without_a_stack_or_key_is_an_error_naming_the_setting(
+    capsys, monkeypatch, tmp_path
+) -> None:
+    for name in ("P13N_SEGMENT_KEY", "P13N_TRUSTED_LOCAL", "P13N_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    code = main(["segmenter", "lists", "--stack", str(tmp_path), "--redis-url", "redis://x:1/0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "P13N_SEGMENT_KEY is not set" in err and len(err.splitlines()) == 1
+
+
+def test_segmenter_lists_and_hseg_use_the_stacks_segment_key(
+    capsys, monkeypatch, stack: StackInfo
+) -> None:
+    for name in ("P13N_SEGMENT_KEY", "P13N_TRUSTED_LOCAL", "P13N_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    key = stack_keys(Path(stack.directory))["segment_hash"].encode()
+    assert main(["segmenter", "lists", "--stack", stack.directory]) == 0
+    assert capsys.readouterr().out.startswith("segments=")
+    r = redis.Redis.from_url(stack.redis_url)
+    try:
+        registry = r.hgetall(Keys().list_registry)
+    finally:
+        r.close()
+    assert registry
+    for hseg, raw in registry.items():  # every id is the stack's hash, none a dev-key one
+        assert hash_segment(msgpack.unpackb(raw)["segment"], key) == hseg.decode()
+    monkeypatch.setenv("P13N_STACK", stack.directory)
+    assert main(["hseg", "returning|grocery|mid"]) == 0
+    assert capsys.readouterr().out.strip() == hash_segment("returning|grocery|mid", key)

@@ -22,7 +22,10 @@ NOWHERE = "redis://127.0.0.1:1/0"
         (["rebuild", "--archive-dir", "MISSING"], "--archive-dir"),
     ],
 )  # fmt: skip
-def test_bad_arguments_exit_2_and_name_the_argument(capsys, tmp_path: Path, argv, named) -> None:
+def test_bad_arguments_exit_2_and_name_the_argument(
+    capsys, monkeypatch, tmp_path: Path, argv, named
+) -> None:
+    monkeypatch.setenv("P13N_SEGMENT_KEY", "segment-hash-key-0123456789")
     argv = [str(tmp_path / "nope") if a == "MISSING" else a for a in argv]
     if "--archive-dir" not in argv:
         argv += ["--archive-dir", str(tmp_path)]

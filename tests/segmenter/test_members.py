@@ -16,11 +16,13 @@ from tests.support import segmenter as support
 from tests.support.segmenter import KEYS, PARTITIONS
 from tests.support.timing import async_wait_until, wait_until
 
+TRUSTED = {"P13N_TRUSTED_LOCAL": "1"}  # a test's own settings may use the dev segment key
+
 
 def test_the_default_consumer_name_is_unique_per_process() -> None:
-    a = ProcessorSettings.from_env({}).consumer
+    a = ProcessorSettings.from_env(TRUSTED).consumer
     assert a.startswith("segmenter-") and a.endswith(f"-{os.getpid()}")
-    assert ProcessorSettings.from_env({"P13N_CONSUMER": "seg-a"}).consumer == "seg-a"
+    assert ProcessorSettings.from_env({**TRUSTED, "P13N_CONSUMER": "seg-a"}).consumer == "seg-a"
 
 
 def _owners(client: redis.Redis) -> collections.Counter[bytes]:

@@ -83,10 +83,11 @@ def test_a_shopper_changed_behind_the_cache_is_reloaded_and_nothing_half_written
 
 
 def test_writes_setting_is_checked() -> None:
-    assert ProcessorSettings.from_env({"P13N_WRITES": "per-slot"}).writes == "per-slot"
-    assert ProcessorSettings.from_env({}).writes == "auto"
+    key = {"P13N_SEGMENT_KEY": "segment-hash-key-0123456789"}
+    assert ProcessorSettings.from_env({**key, "P13N_WRITES": "per-slot"}).writes == "per-slot"
+    assert ProcessorSettings.from_env(key).writes == "auto"
     with pytest.raises(SettingsError, match="P13N_WRITES"):
-        ProcessorSettings.from_env({"P13N_WRITES": "cluster"})
+        ProcessorSettings.from_env({**key, "P13N_WRITES": "cluster"})
 
 
 @pytest.mark.cluster

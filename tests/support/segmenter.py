@@ -134,7 +134,9 @@ def spawn(url: str, archive: Path, **env: str) -> Process:
         **os.environ, "P13N_REDIS_URL": url, "P13N_PARTITIONS": str(PARTITIONS),
         "P13N_ARCHIVE_DIR": str(archive), "P13N_LISTS_INTERVAL_S": "0",
         "P13N_LEASE_TTL_MS": "400", "P13N_CONSUMER": "seg-1",
-        "P13N_ARCHIVE_RETENTION_DAYS": str(RETENTION_DAYS), **env,
+        "P13N_ARCHIVE_RETENTION_DAYS": str(RETENTION_DAYS),
+        "P13N_TRUSTED_LOCAL": "1",  # a test's processor: the dev segment key is fine
+        **env,
     }  # fmt: skip
     name = f"segmenter-{full['P13N_CONSUMER']}"
     return Process([*CLI, "segmenter", "run"], name=name, env=full).start()

@@ -1,0 +1,240 @@
+"""docs/RUNBOOK.md is executable: every ```sh block runs, in order, exactly as written,
+against a real stack started by ``p13n up`` (the placeholder convention is the table at the
+top of the runbook). The stack must survive every procedure: after each block it is waited
+for until ``p13n status`` exits 0, and at the end the segment registry holds only ids hashed
+with the stack's own key (a command that fell back to a public key would break shoppers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import msgpack
+import pytest
+import redis
+
+from cache_keys import hash_segment
+from ops.local.redis import RedisServer
+from segmenter.schema import Keys
+from tests.support.process import Process
+from tests.support.servers import CLI
+from tests.support.timing import wait_until
+
+pytestmark = pytest.mark.slow
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "RUNBOOK.md"
+COMMAND_TIMEOUT_S = 120.0
+LONG_RUNNING = "# runs until Ctrl-C"
+MAY_EXIT_1 = "# exits 1 when"
+DWELL_S = 3.0  # how long a long-running command must stay up before it is stopped
+FENCE = re.compile(
+    r"^(?P<indent> *)```(?P<lang>[a-z]*)\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    section: str
+    commands: tuple[str, ...]
+
+
+def blocks(text: str) -> list[Block]:
+    """Every ```sh block, its commands (comment-only and blank lines dropped) and the
+    nearest heading above it."""
+    out = []
+    for m in FENCE.finditer(text):
+        if m["lang"] != "sh":
+            continue
+        heads = re.findall(r"^#+ (.+)$", text[: m.start()], re.M)
+        body = textwrap.dedent(m["body"])
+        lines = [ln.strip() for ln in body.splitlines()]
+        commands = tuple(ln for ln in lines if ln and not ln.startswith("#"))
+        out.append(Block(heads[-1] if heads else "(top)", commands))
+    return out
+
+
+def test_the_runbooks_commands_are_all_in_sh_blocks() -> None:
+    """No command hides from the test in an indented block or an unmarked fence."""
+    text = RUNBOOK.read_text()
+    outside = FENCE.sub("", text)
+    indented = [ln for ln in outside.splitlines() if re.match(r"^ {4,}(p13n|python|curl|kill)", ln)]
+    assert indented == []
+    langs = {m["lang"] for m in FENCE.finditer(text)}
+    assert langs <= {"sh", "text"}, langs
+    found = blocks(text)
+    assert len(found) >= 15 and all(b.commands for b in found)
+    everything = "\n".join(c for b in found for c in b.commands)
+    for needed in ("kill -TERM <processor pid>", "P13N_CONSUMER=segmenter-2 p13n segmenter run",
+                   "p13n segmenter lists", "p13n dlq drop", "p13n rebuild"):  # fmt: skip
+        assert needed in everything, needed
+
+
+# -- the run ---------------------------------------------------------------------------------
+@dataclass
+class Runbook:
+    """The stack, the environment the operator's shell has, and the values placeholders
+    stand for."""
+
+    up: Process
+    stack_dir: Path
+    work: Path
+    env: dict[str, str]
+
+    def info(self) -> dict:
+        doc: dict = json.loads((self.stack_dir / "stack.json").read_text())
+        return doc
+
+    def newest_letter(self) -> tuple[str, str]:
+        """(id, reason) of the newest dead letter; one is made (a malformed event through
+        the edge's collector) when there is none."""
+        info = self.info()
+        r = redis.Redis.from_url(info["redis_url"])
+        try:
+            if not r.xlen(Keys().dlq):
+                bad = {"v": 1, "event_id": f"rb-{time.time_ns()}", "type": "teleport",
+                       "user": "runbook-shopper", "item": "SKU-0001",
+                       "ts": int(time.time() * 1000), "session": "s"}  # fmt: skip
+                httpx.post(info["edge_url"] + "/v1/events", json=bad, timeout=10)
+                wait_until(lambda: r.xlen(Keys().dlq), 10, "no dead letter made")
+            eid, fields = r.xrevrange(Keys().dlq, count=1)[0]
+        finally:
+            r.close()
+        return eid.decode(), fields[b"reason"].decode()
+
+    def members(self) -> set[str]:
+        """Consumer names of the processors in the group (``segmenter.schema`` members)."""
+        r = redis.Redis.from_url(self.info()["redis_url"])
+        try:
+            return {m.decode().split(":", 1)[0] for m in r.zrange(Keys().members, 0, -1)}
+        finally:
+            r.close()
+
+    def substitute(self, command: str) -> str:
+        if "<processor pid>" in command:
+            command = command.replace("<processor pid>", str(self.info()["pids"]["processor"]))
+        if "<ID>" in command or "<REASON>" in command:
+            eid, why = self.newest_letter()
+            command = command.replace("<ID>", eid).replace("<REASON>", why)
+        assert "<" not in command.split("#")[0].replace("<(", ""), f"unknown placeholder: {command}"
+        return command
+
+    def healthy(self) -> None:
+        def ok() -> bool:
+            assert self.up.poll() is None, f"p13n up exited:\n{self.up.tail()}"
+            done = subprocess.run([*CLI, "status", "--stack", str(self.stack_dir)],
+                                  capture_output=True, timeout=60, check=False)  # fmt: skip
+            return done.returncode == 0
+
+        wait_until(ok, 30, "the stack is not healthy again", interval_s=0.5)
+
+    def run(self, block: Block, command: str) -> None:
+        shown = self.substitute(command)
+        where = f"RUNBOOK.md, {block.section}: {command}"
+        print(where, flush=True)  # the progress, shown when the test fails
+        if LONG_RUNNING in command:
+            self.run_long(shown, where)
+            return
+        done = subprocess.run(["bash", "-c", shown], cwd=self.work, env=self.env,
+                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
+                              check=False)  # fmt: skip
+        allowed = {0, 1} if MAY_EXIT_1 in command else {0}
+        assert done.returncode in allowed, (
+            f"{where}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
+
+    def run_long(self, shown: str, where: str) -> None:
+        """Start it, see it stay up, stop it with SIGTERM (Ctrl-C's sibling): exit 0."""
+        # bash runs a lone command in place (exec), so the signal reaches the command itself.
+        with Process(["bash", "-c", shown], name="long", env=self.env,
+                     cwd=self.work) as proc:  # fmt: skip
+            consumer = re.search(r"P13N_CONSUMER=(\S+)", shown)
+            if consumer:  # a processor: ready (its signal handlers set) once it is a member
+
+                def member() -> bool:
+                    assert proc.poll() is None, f"{where}: exited early\n{proc.tail()}"
+                    return consumer[1] in self.members()
+
+                wait_until(member, 60, f"{where}: never joined the group", interval_s=0.2)
+            deadline = time.monotonic() + DWELL_S
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, f"{where}: exited early\n{proc.tail()}"
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(30)
+            assert code == 0, f"{where}: exit {code}\n{proc.output()}"
+
+
+def _shell_env(stack_dir: Path, info: dict, new_redis: str) -> dict[str, str]:
+    """An operator's shell: the venv's `p13n` on PATH, the runbook's variables set, and no
+    secret or trusted-local flag of the test session leaking in."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("P13N_SEGMENT_KEY", "P13N_TRUSTED_LOCAL", "P13N_ADMIN_TOKEN")}  # fmt: skip
+    env.update({
+        "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        "P13N_STACK": str(stack_dir), "REDIS_URL": info["redis_url"],
+        "ORIGIN": info["origin_url"], "ARCHIVE": str(stack_dir / "archive"),
+        "NEW_REDIS_URL": new_redis,
+    })  # fmt: skip
+    return env
+
+
+@contextlib.contextmanager
+def _stack(tmp_path: Path) -> Iterator[tuple[Process, Path]]:
+    stack_dir = tmp_path / "stack"
+    with Process([*CLI, "up", "--dir", str(stack_dir)], name="up") as up:
+        try:
+            wait_until(lambda: (stack_dir / "stack.json").exists(), 90, "no stack")
+            yield up, stack_dir
+        finally:
+            up.send_signal(signal.SIGINT)
+            up.wait(60)
+
+
+@pytest.mark.timeout(900)  # some forty commands, each a fresh interpreter, on a shared machine
+def test_every_runbook_procedure_runs_as_written_against_a_real_stack(tmp_path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with _stack(tmp_path) as (up, stack_dir), RedisServer() as fresh:
+        info = json.loads((stack_dir / "stack.json").read_text())
+        book = Runbook(up, stack_dir, work, _shell_env(stack_dir, info, fresh.url))
+        book.healthy()
+        # Some history to operate on: traffic (events, an experiment, the archive).
+        sim = subprocess.run([*CLI, "simulate", "--stack", str(stack_dir), "--duration", "5",
+                              "--rate", "20", "--no-progress"], capture_output=True, text=True,
+                             timeout=180, check=False)  # fmt: skip
+        assert sim.returncode == 0, sim.stdout[-2000:] + sim.stderr[-2000:]
+        ran = 0
+        for block in blocks(RUNBOOK.read_text()):
+            for command in block.commands:
+                book.run(block, command)
+                ran += 1
+            book.healthy()  # every procedure leaves the stack serving
+        assert ran >= 30
+        after = book.info()
+        assert after["children"]["processor"]["restarts"] >= 1  # the kill -TERM, survived
+        assert after["children"]["origin"]["restarts"] == 0
+        _registry_uses_the_stacks_key(stack_dir, after["redis_url"])
+        _registry_uses_the_stacks_key(stack_dir, fresh.url)  # the rebuilt store's lists too
+
+
+def _registry_uses_the_stacks_key(stack_dir: Path, url: str) -> None:
+    key = json.loads((stack_dir / "keys.json").read_text())["keys"]["segment_hash"].encode()
+    r = redis.Redis.from_url(url)
+    try:
+        registry = r.hgetall(Keys().list_registry)
+    finally:
+        r.close()
+    assert registry, url
+    for hseg, raw in registry.items():
+        assert hash_segment(msgpack.unpackb(raw)["segment"], key) == hseg.decode(), url
