@@ -7,9 +7,12 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ensure_debian", "ensure_wrk", "stop", "wrk_rps"]
+__all__ = ["ensure_debian", "ensure_wrk", "start_origin", "stop", "wrk_rps"]
 
 
 def ensure_wrk() -> str:
@@ -81,3 +84,25 @@ def wrk_rps(wrk: str, base: str, script: Path, seconds: int, conns: int) -> floa
     if m is None or errors is not None:
         raise SystemExit(f"wrk run failed or saw errors:\n{out}")
     return float(m.group(1))
+
+
+def start_origin(
+    env: Mapping[str, str], port: int, root: Path, workers: int = 1, timeout_s: float = 30
+) -> subprocess.Popen[bytes]:
+    """``p13n origin`` on 127.0.0.1:``port`` in its own session, once ``/readyz`` answers 200
+    (stopped by PID and the benchmark exits when it does not within ``timeout_s``)."""
+    import httpx  # noqa: PLC0415 - only the benchmarks that start an origin need it
+
+    cmd = [sys.executable, "-m", "ops.cli", "origin", "--port", str(port),
+           "--workers", str(workers)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=dict(env), cwd=root, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop(proc)
+    raise SystemExit("origin did not become ready")

@@ -80,18 +80,7 @@ def start_origin(redis_url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "P13N_REDIS_URL": redis_url, "P13N_TRUSTED_LOCAL": "1",
            "P13N_COLLECTOR_RATE_PER_S": "1000000000", "P13N_COLLECTOR_BURST": "1000000000",
            "P13N_MAX_BODY_BYTES": str(8 * 1024 * 1024)}  # fmt: skip
-    cmd = [sys.executable, "-m", "ops.cli", "origin", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, cwd=_HERE.parent, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop(proc)
-    raise SystemExit("origin did not become ready")
+    return _load.start_origin(env, port, _HERE.parent)
 
 
 async def collector_rate(base: str, lines: list[bytes]) -> float:

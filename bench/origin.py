@@ -165,20 +165,7 @@ def start_origin(redis_url: str, port: int, workers: int) -> subprocess.Popen[by
         "P13N_BENCH_BASELINE": "1",
         "P13N_REDIS_TIMEOUT_MS": "500",
     }
-    cmd = [sys.executable, "-m", "ops.cli", "origin", "--port", str(port),
-           "--workers", str(workers)]  # fmt: skip
-    root = _HERE.parent
-    proc = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop(proc)
-    raise SystemExit("origin did not become ready")
+    return _load.start_origin(env, port, _HERE.parent, workers)
 
 
 async def _conn_worker(
