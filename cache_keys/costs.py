@@ -34,8 +34,6 @@ GB = 1e9
 # The heartbeat's ``traffic`` object: counters since the edge started, and how long ago that
 # was by the edge's own clock (so the origin's clock, skewed or not, plays no part).
 TRAFFIC_FIELDS = ("requests", "bytes_sent", "origin_fetches", "origin_bytes", "uptime_s")
-# A counter above this is not a real edge's (and would lose precision as a float).
-MAX_COUNTER = 2**53
 
 
 def parse_price(raw: str | None) -> float:

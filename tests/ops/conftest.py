@@ -9,23 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from ops.cli import main
 from ops.local.redis import free_port
-from ops.stack import Stack, StackInfo
-from tests.support.timing import wait_until
+from ops.stack import StackInfo
+from tests.support.ops import running_stack
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """The whole system, once per session; waits until the processor holds its leases."""
-    s = Stack(directory=tmp_path_factory.mktemp("stack"))
-    info = s.start()
-    try:
-        status = ["status", "--stack", info.directory, "--json"]
-        wait_until(lambda: main(status) == 0, 20, "the stack never became healthy", interval_s=0.2)
+    with running_stack(tmp_path_factory.mktemp("stack")) as info:
         yield info
-    finally:
-        s.stop()
 
 
 @pytest.fixture

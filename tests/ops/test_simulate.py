@@ -13,7 +13,8 @@ import pytest
 from ops import simulate
 from ops.cli import main
 from ops.simulate import Simulator
-from ops.stack import Stack, StackInfo
+from ops.stack import StackInfo
+from tests.support.ops import running_stack
 from tests.support.process import Process
 from tests.support.servers import CLI
 from tests.support.timing import wait_until
@@ -24,14 +25,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """A stack of this module's own: the simulations change its catalog and experiment."""
-    s = Stack(directory=tmp_path_factory.mktemp("simstack"))
-    info = s.start()
-    try:
-        status = ["status", "--stack", info.directory, "--json"]
-        wait_until(lambda: main(status) == 0, 20, "the stack never became healthy", interval_s=0.2)
+    with running_stack(tmp_path_factory.mktemp("simstack")) as info:
         yield info
-    finally:
-        s.stop()
 
 
 def _simulate(capsys, info: StackInfo) -> list[str]:

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from ops.stack import StackInfo
+from ops.cli import main
+from ops.stack import Stack, StackInfo
+from tests.support.timing import wait_until
 
-__all__ = ["api"]
+__all__ = ["api", "running_stack"]
+
+
+@contextmanager
+def running_stack(directory: Path) -> Iterator[StackInfo]:
+    """``p13n up``'s stack in ``directory``, once ``p13n status`` says it is healthy (the
+    processor holds its leases); every part stopped by PID on exit."""
+    s = Stack(directory=directory)
+    info = s.start()
+    try:
+        status = ["status", "--stack", info.directory, "--json"]
+        wait_until(lambda: main(status) == 0, 20, "the stack never became healthy", interval_s=0.2)
+        yield info
+    finally:
+        s.stop()
 
 
 def api(info: StackInfo, method: str, path: str, **kw: Any) -> httpx.Response:
