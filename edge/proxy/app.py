@@ -31,7 +31,7 @@ from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
 from edge.request import rail_route
 
-__all__ = ["EdgeApp", "EdgeRuntime", "create_admin_app", "create_app"]
+__all__ = ["DATE", "EdgeApp", "EdgeRuntime", "create_admin_app", "create_app", "request_headers"]
 
 log = logging.getLogger("p13n.edge")
 
@@ -87,17 +87,20 @@ async def _send_hit(
         (b"content-length", b"%d" % len(hit.body)),
     ]
     if not any(k == b"date" for k, _ in wire):
-        raw.append((b"date", _DATE.now()))
+        raw.append((b"date", DATE.now()))
     await send({"type": "http.response.start", "status": hit.status, "headers": raw})
     await send({"type": "http.response.body", "body": b"" if head else hit.body})
 
 
 def _headers(scope: Scope) -> dict[str, str]:
+    return request_headers(scope["headers"])
+
+
+def request_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """Request headers by name; ASGI servers hand names over lower-cased (the spec says so).
     A repeated field is kept whole, its lines comma-joined (``Cookie``: ``; ``) as the Workers
     runtime does, so the one opt-out rule (``cache_keys.wire.opted_out``) sees every
     ``Sec-GPC`` value on both edges and the origin gets every line it was sent."""
-    raw = scope["headers"]
     out = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
     if len(out) != len(raw):  # (rare: the second pass costs nothing otherwise)
         lines: dict[str, list[str]] = {}
@@ -131,7 +134,7 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
         reply = runtime.rails.flow.last_resort(route, config, exc)
         status, out, body = 200, reply.headers, reply.answer.body.encode()
     raw = [_encoded(k, v) for k, v in out]
-    raw += [(b"content-length", b"%d" % len(body)), (b"date", _DATE.now())]
+    raw += [(b"content-length", b"%d" % len(body)), (b"date", DATE.now())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
     return True
@@ -167,7 +170,7 @@ class _HttpDate:
         return self._value
 
 
-_DATE = _HttpDate()
+DATE = _HttpDate()
 _PATH_SAFE = "/!$&'()*+,;=:@~-._"  # RFC 3986 pchar without percent-encoding
 # The edge config to decide with before the origin was ever reached: no experiments, default
 # route policies, no purges; its answers are the default list (degraded) until it is.
@@ -207,7 +210,7 @@ async def _send(
     ]
     raw.append((b"content-length", b"%d" % len(body)))
     if not any(k == b"date" for k, _ in raw):
-        raw.append((b"date", _DATE.now()))
+        raw.append((b"date", DATE.now()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": b"" if head else body})
 

@@ -127,6 +127,22 @@ class HttpCache:
                 400, "bad-target", "Bad request target", "the target cannot be forwarded"
             )
 
+    def fresh_hit(
+        self, primary: str, headers: Mapping[str, str]
+    ) -> tuple[StoredResponse, float] | None:
+        """The stored variant and its age when a request without cache directives of its
+        own is a fresh hit (counted as one); None otherwise, and nothing changes."""
+        stored = self.store.lookup(primary, headers)
+        if stored is None or any(purged(stored.generations, self.generations())):
+            return None
+        age = current_age(stored.timing, self.clock())
+        if classify(stored.directives, stored.lifetime, age, request_cache_control=None) is not (
+            Freshness.FRESH
+        ):
+            return None
+        self.counters.hit += 1
+        return stored, age
+
     async def _get(self, path_qs: str, headers: Mapping[str, str], hop: ClientHop | None) -> Answer:
         primary = f"GET {path_qs}"
         stored = self.store.lookup(primary, headers)

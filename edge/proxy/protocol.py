@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import http
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.protocols.http import h11_impl, httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cache_keys.wire import Problem
+
+if TYPE_CHECKING:
+    from edge.proxy.hitpath import HitPath
 
 __all__ = ["EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
 
@@ -79,9 +82,11 @@ class EdgeProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` plus ``HeadLimits`` (see the module docstring)."""
 
     limits = HeadLimits()
+    hits: HitPath | None = None  # fresh hits answered here, before the ASGI app
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._answered = False  # the current request was answered by ``hits``
         self._partial = False  # a request head has begun and is not complete yet
         self._pending = 0  # bytes received while this head was incomplete
         self._field_bytes = 0
@@ -135,6 +140,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._partial = True
+        self._answered = False
         self._field_bytes = self._fields = 0
 
     def on_url(self, url: bytes) -> None:
@@ -157,7 +163,42 @@ class EdgeProtocol(HttpToolsProtocol):
         self._partial = False
         self._pending = 0
         self._cancel_head_timer()
+        if self.hits is not None and self._answer_hit(self.hits):
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._answered:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._answered:
+            super().on_message_complete()
+
+    def _answer_hit(self, hits: HitPath) -> bool:
+        """Write a fresh hit straight to the transport (``edge.proxy.hitpath``); False when
+        the request is the ASGI app's: not a plain hit, not a kept-alive HTTP/1.1
+        request, behind an answer still being sent, or with the client not reading."""
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete) or self.flow.write_paused:
+            return False
+        parser = self.parser
+        if parser.get_http_version() != "1.1" or not parser.should_keep_alive():
+            return False
+        out = hits.answer(parser.get_method(), self.url, self.headers)
+        if out is None:
+            return False
+        self._answered = True
+        self.transport.write(out)
+        # What uvicorn does when an answer is complete: count it, resume reading, and wait
+        # for the next request no longer than the keep-alive timeout.
+        self.server_state.total_requests += 1
+        self.flow.resume_reading()
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+        return True
 
     # -- limits ----------------------------------------------------------------------------
     def _arm_head_timer(self) -> None:
@@ -193,7 +234,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def protocol_class(limits: HeadLimits) -> type[EdgeProtocol]:
-    """An ``EdgeProtocol`` subclass bound to ``limits`` (uvicorn takes a class)."""
+def protocol_class(limits: HeadLimits, hits: HitPath | None = None) -> type[EdgeProtocol]:
+    """An ``EdgeProtocol`` subclass bound to ``limits`` and ``hits`` (uvicorn takes a
+    class)."""
     allow_every_status()
-    return type("BoundEdgeProtocol", (EdgeProtocol,), {"limits": limits})
+    return type("BoundEdgeProtocol", (EdgeProtocol,), {"limits": limits, "hits": hits})

@@ -7,7 +7,8 @@ import sys
 
 import uvicorn
 
-from edge.proxy.app import EdgeRuntime, create_admin_app, create_app
+from edge.proxy.app import HELLO_PATH, EdgeRuntime, create_admin_app, create_app
+from edge.proxy.hitpath import HitPath
 from edge.proxy.protocol import HeadLimits, protocol_class
 from edge.proxy.settings import ProxySettings
 from edge.proxy.workers import reuse_port_socket
@@ -33,12 +34,14 @@ async def serve(
         header_count=settings.max_headers,
         head_timeout_s=settings.head_timeout_s,
     )
+    hello = HELLO_PATH if settings.bench_hello else None
+    hits = HitPath(runtime.http, runtime.planes, runtime.traffic, hello)
     main_config = uvicorn.Config(
         app,
         host=host,
         port=port,
         # httptools with the head limits, and every status 100-999 on the wire.
-        http=protocol_class(limits),
+        http=protocol_class(limits, hits),
         timeout_keep_alive=max(1, round(settings.idle_timeout_s)),
         log_level="warning",
         access_log=False,

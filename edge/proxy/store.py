@@ -58,6 +58,8 @@ class StoredResponse:
     parsed: object | None = None
     # The headers as the wire sends them on a hit (``wire_headers``), encoded once.
     _wire: list[tuple[bytes, bytes]] | None = field(default=None, repr=False, compare=False)
+    # The status line and header block a protocol-level hit writes (``edge.proxy.hitpath``).
+    rendered: tuple[bytes, bool] | None = field(default=None, repr=False, compare=False)
 
     def wire_headers(self) -> list[tuple[bytes, bytes]]:
         """The stored headers encoded for the sender, without the ones every answer sets
