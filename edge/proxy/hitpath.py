@@ -156,6 +156,7 @@ class HitPath:
             len(body),
             b"" if dated else b"date: " + DATE.now() + b"\r\n",
         )
+        self.http.counters.hit += 1
         traffic = self.traffic
         traffic.requests += 1
         if head:

@@ -131,7 +131,8 @@ class HttpCache:
         self, primary: str, headers: Mapping[str, str]
     ) -> tuple[StoredResponse, float] | None:
         """The stored variant and its age when a request without cache directives of its
-        own is a fresh hit (counted as one); None otherwise, and nothing changes."""
+        own is a fresh hit; None otherwise. Nothing is counted: the caller that answers it
+        counts the hit."""
         stored = self.store.lookup(primary, headers)
         if stored is None or any(purged(stored.generations, self.generations())):
             return None
@@ -140,7 +141,6 @@ class HttpCache:
             Freshness.FRESH
         ):
             return None
-        self.counters.hit += 1
         return stored, age
 
     async def _get(self, path_qs: str, headers: Mapping[str, str], hop: ClientHop | None) -> Answer:
