@@ -54,6 +54,8 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
         return
     query = scope["query_string"].decode("latin-1")
     body = await _read_body(receive)
+    if body is _GONE:
+        return  # the client left (or timed out) mid-body: nothing of it is forwarded
     if body is None:
         detail = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
         await _send_problem(send, 413, "payload-too-large", "Payload too large", detail)
@@ -183,11 +185,17 @@ async def _send_problem(send: Send, status: int, slug: str, title: str, detail: 
     await _send(send, problem.status, problem.headers, problem.body)
 
 
+_GONE = b"<gone>"  # (compared by identity: the client disconnected before its body ended)
+
+
 async def _read_body(receive: Receive) -> bytes | None:
-    """The request body; None when it is over ``MAX_BODY_BYTES``."""
+    """The request body; None when it is over ``MAX_BODY_BYTES``, ``_GONE`` when the client
+    disconnected before it ended (a truncated body must never reach the origin)."""
     chunks, size = [], 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return _GONE
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:

@@ -15,6 +15,9 @@ closed connection, before any of the request reaches the app:
   cannot make the parser buffer megabytes of one header;
 - a request head not complete ``head_timeout_s`` after its first packet (or after the
   connection opened) -> 408 (RFC 9110 §15.5.9), so slow-header clients are closed;
+- a request body whose next part does not arrive within ``body_timeout_s`` (from the end of
+  the head, then from each part; nginx's ``client_body_timeout``) -> 408 and closed, and
+  the app, which sees the client gone, forwards nothing of it;
 - an idle keep-alive connection is closed after uvicorn's ``timeout_keep_alive``.
 """
 
@@ -61,6 +64,11 @@ class HeadLimits:
     header_bytes: int = 32768
     header_count: int = 100
     head_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+
+
+# Request fields that announce a body (RFC 9112 §6.3).
+_BODY_FIELDS = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class _Refused(Exception):
@@ -69,6 +77,8 @@ class _Refused(Exception):
 
 _TITLES = {
     408: ("request-timeout", "Request timeout", "the request head did not arrive in time"),
+    # (408 for a body: the same problem type, its own detail)
+    -408: ("request-timeout", "Request timeout", "the request body did not arrive in time"),
     414: ("uri-too-long", "URI too long", "the request target is over the edge's limit"),
     431: (
         "header-fields-too-large",
@@ -93,6 +103,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._fields = 0
         self._refusal = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
     # -- connection ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -101,6 +112,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -166,12 +178,17 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.hits is not None and self._answer_hit(self.hits):
             return
         super().on_headers_complete()
+        if any(name in _BODY_FIELDS for name, _ in self.headers):
+            self._arm_body_timer()
 
     def on_body(self, body: bytes) -> None:
         if not self._answered:
+            if self._body_timer is not None:
+                self._arm_body_timer()
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._cancel_body_timer()
         if not self._answered:
             super().on_message_complete()
 
@@ -210,6 +227,25 @@ class EdgeProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _arm_body_timer(self) -> None:
+        self._cancel_body_timer()
+        self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_timeout)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timeout(self) -> None:
+        self._body_timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started:
+            self.transport.close()  # answered without the body (a 404, a 413): just close
+            return
+        self._refuse(408, for_body=True)
+
     def _head_timeout(self) -> None:
         self._head_timer = None
         if self.transport is None or self.transport.is_closing():
@@ -221,10 +257,11 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         self._refuse(408)
 
-    def _refuse(self, status: int) -> None:
+    def _refuse(self, status: int, *, for_body: bool = False) -> None:
         """Answer ``status`` as problem+json and close the connection."""
         self._cancel_head_timer()
-        slug, title, detail = _TITLES[status]
+        self._cancel_body_timer()
+        slug, title, detail = _TITLES[-status if for_body else status]
         body = Problem(status, slug, title, detail).encode()
         head = b"%scontent-type: application/problem+json\r\ncontent-length: %d\r\n" % (
             httptools_impl.STATUS_LINE[status],

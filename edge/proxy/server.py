@@ -33,6 +33,7 @@ async def serve(
         header_bytes=settings.max_header_bytes,
         header_count=settings.max_headers,
         head_timeout_s=settings.head_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
     )
     hello = HELLO_PATH if settings.bench_hello else None
     hits = HitPath(runtime.http, runtime.planes, runtime.traffic, hello)

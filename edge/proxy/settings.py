@@ -162,6 +162,14 @@ class ProxySettings:
             "(408 and closed beyond)",
         ),
     )
+    body_timeout_s: float = field(
+        default=30.0,
+        metadata=env_doc(
+            "P13N_EDGE_BODY_TIMEOUT_S",
+            "longest wait for the next part of a request body, from the end of the head and "
+            "then from each part (408 and closed beyond; nothing is forwarded)",
+        ),
+    )
     idle_timeout_s: float = field(
         default=5.0,
         metadata=env_doc(
@@ -218,5 +226,6 @@ class ProxySettings:
             max_header_bytes=int(num("P13N_EDGE_MAX_HEADER_BYTES", 32768)),
             max_headers=int(num("P13N_EDGE_MAX_HEADERS", 100)),
             head_timeout_s=num("P13N_EDGE_HEAD_TIMEOUT_S", 10.0),
+            body_timeout_s=num("P13N_EDGE_BODY_TIMEOUT_S", 30.0),
             idle_timeout_s=num("P13N_EDGE_IDLE_TIMEOUT_S", 5.0),
         )

@@ -1,6 +1,6 @@
 """Limits on the shopper port of a served ``p13n edge`` (a real uvicorn process): request
-target length (414), header bytes and count (431), a slow or absent request head (408),
-idle keep-alive connections closed. Raw sockets, so the bytes on the wire are exactly the
+target length (414), header bytes and count (431), a slow or absent request head or body
+(408), idle keep-alive connections closed. Raw sockets, so the bytes on the wire are exactly the
 test's; every wait is bounded by a socket timeout, nothing is timed.
 """
 
@@ -21,6 +21,7 @@ LIMITS = {
     "P13N_EDGE_MAX_HEADERS": "30",
     "P13N_EDGE_HEAD_TIMEOUT_S": "0.5",
     "P13N_EDGE_IDLE_TIMEOUT_S": "1",
+    "P13N_EDGE_BODY_TIMEOUT_S": "0.5",
 }
 
 
@@ -128,3 +129,33 @@ def test_an_idle_keep_alive_connection_is_closed(limited_edge, ok_origin) -> Non
         # kept alive, then closed by the edge after the idle timeout: recv sees EOF
         assert sock.recv(65536) == b""
     assert limited_edge.poll() is None
+
+
+def post(body: bytes, length: int) -> bytes:
+    return b"POST /ok HTTP/1.1\r\nHost: shop.test\r\nContent-Length: %d\r\n\r\n%s" % (length, body)
+
+
+def test_a_whole_request_body_is_forwarded(limited_edge, ok_origin) -> None:
+    reply = exchange(
+        limited_edge,
+        post(b"0123456789", 10).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1),
+    )
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"fine")
+    assert [req.get_data() for req, _ in ok_origin.log if req.method == "POST"] == [b"0123456789"]
+
+
+def test_a_stalled_request_body_is_408_and_nothing_is_forwarded(limited_edge, ok_origin) -> None:
+    """10 of 100 announced bytes, then nothing: 408 and closed (RFC 9110 §15.5.9); the
+    origin never sees a truncated body."""
+    status, problem = status_and_problem(exchange(limited_edge, post(b"0123456789", 100)))
+    assert status == 408 and problem["detail"] == "the request body did not arrive in time"
+    assert not any(req.method == "POST" for req, _ in ok_origin.log)
+    # the edge is still serving
+    assert exchange(limited_edge, request(extra=b"Connection: close\r\n")).endswith(b"fine")
+
+
+def test_a_stalled_chunked_body_is_408(limited_edge, ok_origin) -> None:
+    head = b"POST /ok HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, _ = status_and_problem(exchange(limited_edge, head + b"5\r\nhello\r\n"))
+    assert status == 408
+    assert not any(req.method == "POST" for req, _ in ok_origin.log)
