@@ -75,7 +75,7 @@ def _cmd_edge(args: argparse.Namespace) -> int:
     from edge.errors import SettingsError  # noqa: PLC0415
     from edge.proxy.server import serve  # noqa: PLC0415
     from edge.proxy.settings import ProxySettings  # noqa: PLC0415
-    from edge.proxy.workers import supervise, worker_edge_id  # noqa: PLC0415
+    from edge.proxy.workers import peer_admins, supervise, worker_edge_id  # noqa: PLC0415
 
     try:
         settings = ProxySettings.from_env(
@@ -97,15 +97,23 @@ def _cmd_edge(args: argparse.Namespace) -> int:
             flush=True,
         )
     if workers > 1 and args.worker_index is None:
-        return supervise(lambda i: _edge_worker_argv(args, i), workers)
+        return supervise(lambda i: _edge_worker_argv(args, i, workers), workers)
     admin_port = args.admin_port
+    peers: list[str] = []
     if args.worker_index is not None:
         settings = dataclasses.replace(
             settings, edge_id=worker_edge_id(settings.edge_id, args.worker_index)
         )
         admin_port = args.admin_port + args.worker_index if args.admin_port else 0
+        if args.worker_index == 0 and args.admin_port:  # its /metrics: the sum of all
+            peers = peer_admins(args.host, args.admin_port, workers)
     run = serve(
-        settings, args.host, args.port, admin_port, reuse_port=args.worker_index is not None
+        settings,
+        args.host,
+        args.port,
+        admin_port,
+        reuse_port=args.worker_index is not None,
+        peers=peers,
     )
     try:
         import uvloop  # noqa: PLC0415 - the fast loop when installed (uvicorn[standard])
@@ -116,10 +124,11 @@ def _cmd_edge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _edge_worker_argv(args: argparse.Namespace, index: int) -> list[str]:
+def _edge_worker_argv(args: argparse.Namespace, index: int, workers: int) -> list[str]:
     """The command line of worker ``index`` of ``p13n edge --workers N``."""
     argv = [sys.executable, "-m", "ops.cli", "edge", "--host", args.host, "--port", str(args.port)]
     argv += ["--admin-port", str(args.admin_port), "--worker-index", str(index)]
+    argv += ["--workers", str(workers)]
     if args.origin:
         argv += ["--origin", args.origin]
     if args.redis_url:
@@ -263,7 +272,8 @@ def _build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="edge processes sharing the port with SO_REUSEPORT, each with its own store, purge"
-        " subscription and heartbeat; worker i's metrics on admin port + i (default: cores)",
+        " subscription and heartbeat; /metrics on the admin port sums them all, worker i's own"
+        " on admin port + i at /metrics/worker (default: cores)",
     )
     p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_cmd_edge)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from email.utils import formatdate
 from urllib.parse import quote
@@ -23,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
+from edge.proxy.aggregate import WORKER_PATH, aggregate, scrape_all
 from edge.proxy.answers import Answer, problem_answer
 from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import Traffic, render
@@ -294,16 +295,25 @@ async def _hello(request: Request) -> Response:
     return Response(b"hello, world", media_type="text/plain")
 
 
-def create_admin_app(runtime_of: Callable[[], EdgeRuntime | None]) -> Starlette:
-    """The admin app (separate port): ``/metrics`` and ``/healthz``."""
+def create_admin_app(
+    runtime_of: Callable[[], EdgeRuntime | None], peers: Sequence[str] = ()
+) -> Starlette:
+    """The admin app (separate port): ``/metrics`` (with ``peers``, the other workers' admin
+    URLs: the sum over every worker, ``edge.proxy.aggregate``), ``/metrics/worker`` (this
+    process's own figures) and ``/healthz``."""
 
-    async def metrics(request: Request) -> Response:
+    async def own(request: Request) -> Response:
         rt = runtime_of()
         if rt is None:
             return Response("edge not started\n", status_code=503)
-        return Response(
-            render(rt.collector()), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        return Response(render(rt.collector()), media_type=METRICS_TYPE)
+
+    async def metrics(request: Request) -> Response:
+        rt = runtime_of()
+        if rt is None or not peers:
+            return await own(request)
+        texts = await scrape_all(render(rt.collector()).decode(), peers)
+        return Response(aggregate(texts), media_type=METRICS_TYPE)
 
     async def healthz(request: Request) -> Response:
         rt = runtime_of()
@@ -315,4 +325,8 @@ def create_admin_app(runtime_of: Callable[[], EdgeRuntime | None]) -> Starlette:
             }
         )
 
-    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
+    routes = [Route("/metrics", metrics), Route(WORKER_PATH, own), Route("/healthz", healthz)]
+    return Starlette(routes=routes)
+
+
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 
 import uvicorn
 
@@ -23,9 +24,11 @@ async def serve(
     admin_port: int | None,
     *,
     reuse_port: bool = False,
+    peers: Sequence[str] = (),
 ) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn's handlers stop both servers); ``reuse_port``:
-    bind the shopper port with SO_REUSEPORT, as each of several workers does."""
+    bind the shopper port with SO_REUSEPORT, as each of several workers does; ``peers``: the
+    other workers' admin URLs, whose figures this one's ``/metrics`` adds up."""
     runtime = EdgeRuntime.open(settings)
     app = create_app(settings, runtime)
     limits = HeadLimits(
@@ -57,7 +60,7 @@ async def serve(
     )
     admin_config = (
         uvicorn.Config(
-            create_admin_app(lambda: runtime),
+            create_admin_app(lambda: runtime, peers),
             host=host,
             port=admin_port,
             log_level="warning",

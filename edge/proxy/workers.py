@@ -5,7 +5,9 @@ store, its own purge subscription, its own collapsing, its own heartbeat under i
 id (``<edge id>-w<i>``), so the origin counts an invalidation applied only when every worker
 has applied it. The shopper port is bound by every worker with ``SO_REUSEPORT``: the kernel
 spreads connections over them, no accept lock, no shared socket. Worker ``i`` serves its
-admin app (``/metrics``, ``/healthz``) on ``admin_port + i``.
+admin app (``/metrics``, ``/metrics/worker``, ``/healthz``) on ``admin_port + i``; worker
+0's ``/metrics``, on the admin port itself, is the sum over all workers (``peer_admins``,
+``edge.proxy.aggregate``).
 
 The supervisor (this module, in the ``p13n edge`` process) starts the workers in its own
 process group, forwards SIGTERM / SIGINT to them as SIGTERM (a second SIGINT would make
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-__all__ = ["reuse_port_socket", "supervise", "worker_edge_id"]
+__all__ = ["peer_admins", "reuse_port_socket", "supervise", "worker_edge_id"]
 
 POLL_S = 0.1
 STOP_GRACE_S = 15.0
@@ -34,6 +36,17 @@ def worker_edge_id(edge_id: str, index: int) -> str:
     """``edge-host-8081``, 1 -> ``edge-host-8081-w1`` (within the origin's 40 characters)."""
     suffix = f"-w{index}"
     return edge_id[: 40 - len(suffix)].rstrip("-") + suffix
+
+
+def peer_admins(host: str, admin_port: int, workers: int) -> list[str]:
+    """The admin URLs of workers 1..N-1, as worker 0 scrapes them (a wildcard host is
+    reached on loopback)."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - the address the workers bound, not ours
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    name = f"[{host}]" if ":" in host else host
+    return [f"http://{name}:{admin_port + i}" for i in range(1, workers)]
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:

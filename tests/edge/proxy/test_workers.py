@@ -39,14 +39,19 @@ def two_workers(origin: OriginProcess, tmp_path: Path) -> Iterator[EdgeProcess]:
         yield edge
 
 
-def answers(admin: str, tier: str | None = None) -> float:
+def answers(admin: str, tier: str | None = None, path: str = "/metrics/worker") -> float:
     """A worker's rail answers (of one tier, or all), from its own admin port."""
-    text = httpx.get(admin + "/metrics", timeout=5).text
+    return sample_sum(admin + path, "p13n_edge_answers_total", kind="rail", tier=tier)
+
+
+def sample_sum(url: str, name: str, **labels: str | None) -> float:
+    """The sum of the samples ``name`` whose labels match (None: any value)."""
+    text = httpx.get(url, timeout=5).text
     total = 0.0
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == "p13n_edge_answers_total" and s.labels.get("kind") == "rail":
-                total += s.value if tier is None or s.labels.get("tier") == tier else 0
+            if s.name == name and all(v is None or s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
     return total
 
 
@@ -122,3 +127,20 @@ def test_a_hard_purge_is_applied_by_every_worker_before_it_is_reported_applied(
     misses = [answers(a, "miss") for a in edge.admins]
     until_every_worker_answered(edge, cookie, [answers(a) for a in edge.admins])
     assert all(answers(a, "miss") > m for a, m in zip(edge.admins, misses, strict=True))
+
+
+def test_the_admin_port_reports_the_sum_over_the_workers(two_workers: EdgeProcess) -> None:
+    edge = two_workers
+    cookie = data.shopper_cookie(new_shopper_id(), 0, time.time())
+    until_every_worker_answered(edge, cookie, [0.0] * WORKERS)  # each worker answered
+    own = [answers(a) for a in edge.admins]
+    own_requests = [
+        sample_sum(a + "/metrics/worker", "p13n_edge_client_requests_total") for a in edge.admins
+    ]
+    total = edge.admins[0] + "/metrics"
+    assert all(n > 0 for n in own)
+    assert answers(edge.admins[0], path="/metrics") == sum(own)
+    assert sample_sum(total, "p13n_edge_client_requests_total") == sum(own_requests)
+    assert sample_sum(total, "p13n_edge_workers_reporting") == WORKERS
+    # worker 1's /metrics is its own
+    assert answers(edge.admins[1], path="/metrics") == own[1]
