@@ -28,8 +28,10 @@ from edge.proxy.answers import Answer, problem_answer
 from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import Traffic, render
 from edge.proxy.planes import rewrite_locations
+from edge.proxy.protocol import INTERIM_EXTENSION
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
+from edge.proxy.upstream import INTERIM_RELAY
 from edge.request import rail_route
 
 __all__ = ["DATE", "EdgeApp", "EdgeRuntime", "create_admin_app", "create_app", "request_headers"]
@@ -66,7 +68,12 @@ async def _proxy(runtime: EdgeRuntime, scope: Scope, receive: Receive, send: Sen
     client = scope.get("client")
     addr = client[0] if client else ""
     hop = ClientHop(addr, scope.get("scheme", "http"), headers.get("host", ""))
-    proxied = await runtime.http.handle(method, target, headers, body, hop)
+    # The protocol's relay of the origin's interim responses (103 Early Hints) to this client.
+    relay = INTERIM_RELAY.set(scope.get("extensions", {}).get(INTERIM_EXTENSION))
+    try:
+        proxied = await runtime.http.handle(method, target, headers, body, hop)
+    finally:
+        INTERIM_RELAY.reset(relay)
     head = method == "HEAD"
     if proxied.wire is not None and not _has_location(proxied.headers):
         await _send_hit(send, proxied, proxied.wire, head=head)

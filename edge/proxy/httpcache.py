@@ -59,7 +59,13 @@ from edge.proxy.storage import (
     stored_entry,
 )
 from edge.proxy.store import ResponseStore, StoredResponse
-from edge.proxy.upstream import BadTarget, OriginUnavailable, Upstream, UpstreamResponse
+from edge.proxy.upstream import (
+    INTERIM_RELAY,
+    BadTarget,
+    OriginUnavailable,
+    Upstream,
+    UpstreamResponse,
+)
 from edge.proxy.urls import normalize_target
 
 __all__ = ["Answer", "HttpCache"]
@@ -316,6 +322,8 @@ class HttpCache:
             return
 
         async def run() -> None:
+            # (its own context: the client it started for has its answer already)
+            INTERIM_RELAY.set(None)
             try:
                 fetched, own = await self._fetch_collapsed(primary, path_qs, headers, fwd, stored)
             except (OriginUnavailable, TimeoutError, BadTarget):

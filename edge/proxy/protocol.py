@@ -24,6 +24,7 @@ closed connection, before any of the request reaches the app:
 from __future__ import annotations
 
 import asyncio
+import functools
 import http
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,11 +34,22 @@ from uvicorn.protocols.http import h11_impl, httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cache_keys.wire import Problem
+from edge.proxy.forwarding import HOP_BY_HOP, connection_named
 
 if TYPE_CHECKING:
     from edge.proxy.hitpath import HitPath
 
-__all__ = ["EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
+__all__ = [
+    "INTERIM_EXTENSION",
+    "EdgeProtocol",
+    "HeadLimits",
+    "allow_every_status",
+    "protocol_class",
+]
+
+# The scope extension under which the app finds ``relay(status, raw headers)``: writes an
+# interim response (103 Early Hints) to this request's client before its final answer.
+INTERIM_EXTENSION = "p13n.interim"
 
 
 def _phrase(code: int) -> bytes:
@@ -178,8 +190,27 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.hits is not None and self._answer_hit(self.hits):
             return
         super().on_headers_complete()
+        if self.cycle is not None:
+            relay: Any = functools.partial(self._relay_interim, self.cycle)
+            self.scope["extensions"] = {INTERIM_EXTENSION: relay}
         if any(name in _BODY_FIELDS for name, _ in self.headers):
             self._arm_body_timer()
+
+    def _relay_interim(self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Write an interim response for ``cycle`` while its final answer has not started
+        (only HTTP/1.1 clients get one, RFC 9110 §15.2); its hop-by-hop fields stay here."""
+        if cycle.response_started or cycle.disconnected or self.transport.is_closing():
+            return
+        if cycle.scope.get("http_version") != "1.1" or not 100 <= status < 200:
+            return
+        named = connection_named(",".join(v.decode("latin-1") for k, v in headers
+                                          if k.lower() == b"connection"))  # fmt: skip
+        lines = [httptools_impl.STATUS_LINE[status]]
+        for name, value in headers:
+            low = name.lower()
+            if low.decode("latin-1") not in HOP_BY_HOP and low.decode("latin-1") not in named:
+                lines.append(b"%s: %s\r\n" % (low, value))
+        self.transport.write(b"".join([*lines, b"\r\n"]))
 
     def on_body(self, body: bytes) -> None:
         if not self._answered:

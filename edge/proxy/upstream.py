@@ -2,14 +2,25 @@
 
 httpx errors are translated here, once, into ``OriginUnavailable`` (``raise … from exc``), so
 the cache logic above never sees transport exceptions.
+
+Interim responses (1xx but 101, e.g. 103 Early Hints): httpcore reads them from h11 and
+drops them. ``_RelayingHTTP11Connection`` (installed as httpcore's HTTP/1.1 connection
+class) hands each to the callback in ``INTERIM_RELAY`` of the request's context, which the
+shopper-facing protocol writes to its client before the final answer (RFC 9110 §15.2: a
+proxy forwards them). They are never part of the response returned here, so never stored.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
+import h11
+import httpcore
+import httpcore._async.connection
 import httpx
 
 from edge.proxy.forwarding import HOP_BY_HOP, connection_named
@@ -17,12 +28,43 @@ from edge.proxy.latency import LatencyHistogram
 
 __all__ = [
     "HOP_BY_HOP",
+    "INTERIM_RELAY",
     "BadTarget",
+    "InterimRelay",
     "OriginUnavailable",
     "Upstream",
     "UpstreamResponse",
     "response_headers",
 ]
+
+
+InterimRelay = Callable[[int, list[tuple[bytes, bytes]]], None]
+# Where an interim response to the current request goes (the client's connection); None: it
+# is dropped (background revalidations, the edge's own calls).
+INTERIM_RELAY: ContextVar[InterimRelay | None] = ContextVar("p13n_interim_relay", default=None)
+_RELAY_EXTENSION = "p13n.interim"
+
+
+class _RelayingHTTP11Connection(httpcore.AsyncHTTP11Connection):
+    """httpcore's HTTP/1.1 connection, handing interim responses to the request's relay."""
+
+    _relay: InterimRelay | None = None
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        self._relay = request.extensions.get(_RELAY_EXTENSION)
+        return await super().handle_async_request(request)
+
+    async def _receive_event(self, timeout: float | None = None) -> Any:
+        event = await super()._receive_event(timeout)
+        relay = self._relay
+        # (a 101 switches protocols: httpcore's own business, never relayed)
+        if relay and isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+            relay(event.status_code, list(event.headers.raw_items()))
+        return event
+
+
+# (the name httpcore's connection looks up when it opens an HTTP/1.1 connection)
+httpcore._async.connection.AsyncHTTP11Connection = _RelayingHTTP11Connection  # type: ignore[attr-defined]
 
 
 class OriginUnavailable(Exception):
@@ -89,6 +131,7 @@ class Upstream:
         """One request; the body is read raw (content-encoding kept, so it can be stored)."""
         self.requests += 1
         request_time = self._clock()
+        relay = INTERIM_RELAY.get()
         try:
             request = self.client.build_request(
                 method,
@@ -96,6 +139,7 @@ class Upstream:
                 headers=dict(headers),
                 content=body or None,
                 timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+                extensions={_RELAY_EXTENSION: relay} if relay is not None else None,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise BadTarget(f"cannot forward {path_qs!r}: {exc}") from exc

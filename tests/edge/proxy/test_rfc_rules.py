@@ -21,6 +21,7 @@ from edge.proxy.httpcache import HttpCache
 from edge.proxy.store import ResponseStore
 from edge.proxy.upstream import Upstream
 from tests.support.clock import FakeClock
+from tests.support.servers import PlainEdgeProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -180,14 +181,16 @@ async def test_a_valid_cdn_cache_control_wins(cache, httpserver) -> None:
     assert second.startswith("p13n-edge; hit") and hits(httpserver, "/cdn-ok") == 1
 
 
+EARLY_HINTS = (
+    b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+    b"Connection: x-hop\r\nX-Hop: not forwarded\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nContent-Length: 2\r\n\r\nok"
+)
+
+
 async def test_an_interim_103_is_never_cached(cache) -> None:
-    """The edge cannot relay a 103 (see the module ``edge.proxy.protocol``'s notes): httpx
-    consumes interim responses and uvicorn's ASGI has no message to send one. What holds:
-    the final response is what is answered and stored, none of the 103's fields with it."""
-    with RawOrigin(
-        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nContent-Length: 2\r\n\r\nok"
-    ) as origin:
+    """The final response is what is answered and stored, none of the 103's fields with it."""
+    with RawOrigin(EARLY_HINTS) as origin:
         cache.upstream.base_url = origin.url
         first = await cache.handle("GET", "/early", {})
         second = await cache.handle("GET", "/early", {})
@@ -195,6 +198,31 @@ async def test_an_interim_103_is_never_cached(cache) -> None:
     assert "link" not in {k for k, _ in first.headers}
     assert second.cache_status.startswith("p13n-edge; hit") and second.status == 200
     assert origin.requests == 1
+
+
+def test_an_interim_103_reaches_the_client_and_is_not_stored(tmp_path) -> None:
+    """Through a served edge (RFC 9110 §15.2): the client gets the origin's 103 with its
+    Link (its hop-by-hop fields stay behind), then the 200; the stored entry, answered on
+    the next request, has no 103 and no Link."""
+    with RawOrigin(EARLY_HINTS) as origin, PlainEdgeProcess(origin.url, log_dir=tmp_path) as edge:
+        first = raw_get(edge.port, b"/early")
+        second = raw_get(edge.port, b"/early")
+    interim, _, final = first.partition(b"\r\n\r\n")
+    assert interim.split(b"\r\n") == [b"HTTP/1.1 103 Early Hints", b"link: </a.css>; rel=preload"]
+    assert final.startswith(b"HTTP/1.1 200 OK\r\n") and final.endswith(b"\r\n\r\nok")
+    assert b"link:" not in final.lower() and b"x-hop" not in first.lower()
+    assert second.startswith(b"HTTP/1.1 200 OK\r\n") and b"p13n-edge; hit" in second
+    assert b"103" not in second.split(b"\r\n", 1)[0] and b"link:" not in second.lower()
+
+
+def raw_get(port: int, path: bytes) -> bytes:
+    """One GET on a raw socket, read until the edge closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n" % path)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def test_the_parsers_directly() -> None:
