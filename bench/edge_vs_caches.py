@@ -11,6 +11,12 @@ cache; then wrk (``-t2 -c50`` by default) runs against each in turn, the order r
 round, and the median of the rounds counts. Every process is started in a session of its own
 and stopped by PID.
 
+Fair to all three: the same origin, wrk command and connections; the edge runs one worker per
+core as nginx does (``worker_processes`` = cores), Varnish its default thread pools. wrk runs
+on the same cores as the server it loads (there is no other machine), and so does anything
+else running on the machine: each round prints the load average, and only rounds run under
+the same load compare.
+
 Last line: edge_rps=<E> nginx_rps=<N> varnish_rps=<V> ratio=<E/max(N,V)>
 """
 
@@ -185,8 +191,12 @@ def main() -> None:
             for name in order:
                 rps = wrk_rps(wrk, targets[name], args.seconds, args.threads, args.connections)
                 runs[name].append(rps)
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(
-                f"round {r + 1}: " + " ".join(f"{n}={runs[n][-1]:.0f}" for n in names), flush=True
+                f"round {r + 1}: "
+                + " ".join(f"{n}={runs[n][-1]:.0f}" for n in names)
+                + f" (load average {load})",
+                flush=True,
             )
         med = {n: statistics.median(v) for n, v in runs.items()}
     finally:
