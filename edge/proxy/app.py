@@ -28,10 +28,9 @@ from edge.proxy.answers import Answer, problem_answer
 from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import Traffic, render
 from edge.proxy.planes import rewrite_locations
-from edge.proxy.protocol import INTERIM_EXTENSION
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
-from edge.proxy.upstream import INTERIM_RELAY
+from edge.proxy.upstream import INTERIM_EXTENSION, INTERIM_RELAY
 from edge.request import rail_route
 
 __all__ = ["DATE", "EdgeApp", "EdgeRuntime", "create_admin_app", "create_app", "request_headers"]

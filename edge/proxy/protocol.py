@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,21 +36,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cache_keys.wire import Problem
 from edge.proxy.forwarding import HOP_BY_HOP, connection_named
+from edge.proxy.upstream import INTERIM_EXTENSION
 
 if TYPE_CHECKING:
     from edge.proxy.hitpath import HitPath
 
-__all__ = [
-    "INTERIM_EXTENSION",
-    "EdgeProtocol",
-    "HeadLimits",
-    "allow_every_status",
-    "protocol_class",
-]
-
-# The scope extension under which the app finds ``relay(status, raw headers)``: writes an
-# interim response (103 Early Hints) to this request's client before its final answer.
-INTERIM_EXTENSION = "p13n.interim"
+__all__ = ["EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
 
 
 def _phrase(code: int) -> bytes:
@@ -83,6 +75,36 @@ class HeadLimits:
 _BODY_FIELDS = frozenset({b"content-length", b"transfer-encoding"})
 
 
+class _Deadline:
+    """One re-armable timer of a connection (the head's, the body's)."""
+
+    __slots__ = ("_callback", "_handle", "_loop", "_seconds")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, seconds: float, callback: Callable[[], None]
+    ) -> None:
+        self._loop, self._seconds, self._callback = loop, seconds, callback
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._handle is not None
+
+    def arm(self) -> None:
+        """(Re)start the countdown."""
+        self.cancel()
+        self._handle = self._loop.call_later(self._seconds, self._fire)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._callback()
+
+
 class _Refused(Exception):
     """Raised from a parser callback: the head broke a limit (the answer is already set)."""
 
@@ -114,17 +136,17 @@ class EdgeProtocol(HttpToolsProtocol):
         self._field_bytes = 0
         self._fields = 0
         self._refusal = 0
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        self._head_timer = _Deadline(self.loop, self.limits.head_timeout_s, self._head_timeout)
+        self._body_timer = _Deadline(self.loop, self.limits.body_timeout_s, self._body_timeout)
 
     # -- connection ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_timer()
+        self._head_timer.arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
-        self._cancel_body_timer()
+        self._head_timer.cancel()
+        self._body_timer.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -157,8 +179,8 @@ class EdgeProtocol(HttpToolsProtocol):
             # A head split over packets: its clock starts now. (One that arrives whole, the
             # usual case, completes during the feed above and costs no timer at all.)
             self._pending += len(data)
-            if self._head_timer is None:
-                self._arm_head_timer()
+            if not self._head_timer.armed:
+                self._head_timer.arm()
 
     # -- parser callbacks ------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -186,7 +208,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._partial = False
         self._pending = 0
-        self._cancel_head_timer()
+        self._head_timer.cancel()
         if self.hits is not None and self._answer_hit(self.hits):
             return
         super().on_headers_complete()
@@ -194,7 +216,7 @@ class EdgeProtocol(HttpToolsProtocol):
             relay: Any = functools.partial(self._relay_interim, self.cycle)
             self.scope["extensions"] = {INTERIM_EXTENSION: relay}
         if any(name in _BODY_FIELDS for name, _ in self.headers):
-            self._arm_body_timer()
+            self._body_timer.arm()
 
     def _relay_interim(self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         """Write an interim response for ``cycle`` while its final answer has not started
@@ -214,12 +236,12 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if not self._answered:
-            if self._body_timer is not None:
-                self._arm_body_timer()
+            if self._body_timer.armed:
+                self._body_timer.arm()
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._cancel_body_timer()
+        self._body_timer.cancel()
         if not self._answered:
             super().on_message_complete()
 
@@ -249,26 +271,7 @@ class EdgeProtocol(HttpToolsProtocol):
         return True
 
     # -- limits ----------------------------------------------------------------------------
-    def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.head_timeout_s, self._head_timeout)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _arm_body_timer(self) -> None:
-        self._cancel_body_timer()
-        self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_timeout)
-
-    def _cancel_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-
     def _body_timeout(self) -> None:
-        self._body_timer = None
         if self.transport is None or self.transport.is_closing():
             return
         cycle = self.cycle
@@ -278,20 +281,19 @@ class EdgeProtocol(HttpToolsProtocol):
         self._refuse(408, for_body=True)
 
     def _head_timeout(self) -> None:
-        self._head_timer = None
         if self.transport is None or self.transport.is_closing():
             return
         if not self._partial and self.cycle is not None:
             return  # no head in progress: idle keep-alive is uvicorn's timeout_keep_alive
         if self.cycle is not None and not self.cycle.response_complete:
-            self._arm_head_timer()  # a pipelined head behind an answer still being sent
+            self._head_timer.arm()  # a pipelined head behind an answer still being sent
             return
         self._refuse(408)
 
     def _refuse(self, status: int, *, for_body: bool = False) -> None:
         """Answer ``status`` as problem+json and close the connection."""
-        self._cancel_head_timer()
-        self._cancel_body_timer()
+        self._head_timer.cancel()
+        self._body_timer.cancel()
         slug, title, detail = _TITLES[-status if for_body else status]
         body = Problem(status, slug, title, detail).encode()
         head = b"%scontent-type: application/problem+json\r\ncontent-length: %d\r\n" % (

@@ -28,6 +28,7 @@ from edge.proxy.latency import LatencyHistogram
 
 __all__ = [
     "HOP_BY_HOP",
+    "INTERIM_EXTENSION",
     "INTERIM_RELAY",
     "BadTarget",
     "InterimRelay",
@@ -42,7 +43,9 @@ InterimRelay = Callable[[int, list[tuple[bytes, bytes]]], None]
 # Where an interim response to the current request goes (the client's connection); None: it
 # is dropped (background revalidations, the edge's own calls).
 INTERIM_RELAY: ContextVar[InterimRelay | None] = ContextVar("p13n_interim_relay", default=None)
-_RELAY_EXTENSION = "p13n.interim"
+# The extension carrying a relay: of the origin request (httpcore), and of the client's
+# request in the ASGI scope (set by ``edge.proxy.protocol``).
+INTERIM_EXTENSION = "p13n.interim"
 
 
 class _RelayingHTTP11Connection(httpcore.AsyncHTTP11Connection):
@@ -51,7 +54,7 @@ class _RelayingHTTP11Connection(httpcore.AsyncHTTP11Connection):
     _relay: InterimRelay | None = None
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        self._relay = request.extensions.get(_RELAY_EXTENSION)
+        self._relay = request.extensions.get(INTERIM_EXTENSION)
         return await super().handle_async_request(request)
 
     async def _receive_event(self, timeout: float | None = None) -> Any:
@@ -139,7 +142,7 @@ class Upstream:
                 headers=dict(headers),
                 content=body or None,
                 timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-                extensions={_RELAY_EXTENSION: relay} if relay is not None else None,
+                extensions={INTERIM_EXTENSION: relay} if relay is not None else None,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise BadTarget(f"cannot forward {path_qs!r}: {exc}") from exc
