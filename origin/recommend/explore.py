@@ -9,7 +9,9 @@ shopper makes afresh (explore). The chance of a fresh pick of one item is::
 ``picks per basket``: the shopper's distinct items over their baskets, shrunk toward
 ``PRIOR_PICKS`` (what a basket of ~10 holds that its shopper never bought, when ~60% was
 bought before, as on Instacart) with the weight of ``PRIOR_BASKETS`` baskets. The list is the
-segment's (what shoppers like them buy); the popular list adds the items it lacks. Buy-again
+segment's: what shoppers like them bought and viewed, over their whole history. The popular
+list only adds the items it lacks, at chance 0 (places left over): its recent window is too
+short for shares within a category (measured: ranking by them lost recall). Buy-again
 adds this chance to an item's repurchase score: an item bought once that many shoppers of the
 segment buy is likelier again than one nobody buys, and an item never bought yet that the
 segment buys a lot in the shopper's own categories may be likelier than either. Nothing is
@@ -41,7 +43,7 @@ class Pick:
 
     item: str
     category: str
-    chance: float  # expected fresh picks of the item in the next basket
+    chance: float  # expected fresh picks of the item in the next basket (0: popular list)
     segment: bool  # from the segment's list (else the popular list)
 
 
@@ -72,5 +74,6 @@ def fresh_picks(
             if item in out:  # the segment's list says it first
                 continue
             mix = max(0.0, bought_by_category.get(cat, 0.0)) / total if total else 0.0
-            out[item] = Pick(item, cat, per_basket * mix * share, from_segment)
+            chance = per_basket * mix * share if from_segment else 0.0
+            out[item] = Pick(item, cat, chance, from_segment)
     return out
