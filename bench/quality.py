@@ -32,17 +32,23 @@ from ops.evaluate import evaluate  # noqa: E402
 from ops.evaluate.metrics import Progress  # noqa: E402
 from ops.shop.history import HistoryShape, write  # noqa: E402
 
+_DEFAULT = HistoryShape()
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shoppers", type=int, default=300)
+    ap.add_argument("--shoppers", type=int, default=_DEFAULT.shoppers)
     ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=_DEFAULT.seed)
+    ap.add_argument("--days", type=int, default=_DEFAULT.days)
+    ap.add_argument("--items", type=int, default=_DEFAULT.items)
     args = ap.parse_args()
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="p13n-quality-") as tmp:
         for kind in ("grocery", "fashion"):
             path = Path(tmp) / f"{kind}.jsonl"
-            events = write(path, kind, HistoryShape(shoppers=args.shoppers))
+            shape = HistoryShape(args.shoppers, args.items, args.days, args.seed)
+            events = write(path, kind, shape)
             report = asyncio.run(evaluate(path, args.k, progress=Progress(sys.stderr, 15)))
             print(f"\n{kind}: {events} events, k={args.k}\n{report.table}\n{report.line}")
             rows = report.rows

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,18 +50,27 @@ async def evaluate(path: Path, k: int = 20, how: str = "last-basket",
     items = len({e.item for e in s.history if e.item})
     async with Store(progress) as store:
         await store.load(s.history)
-        app: Any = store.app()
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            headers = {"authorization": f"Bearer {store.token}"}
-            async with httpx.AsyncClient(transport=transport, base_url="http://origin.eval",
-                                         headers=headers) as client:  # fmt: skip
-                await store.catalog(client, s.history)
-                answers = await store.ask(client, s.cut_ms, ROUTES, k)
+        async with _origin(store) as client:
+            await store.catalog(client, s.history)
+        await store.build_lists(max(e.ts for e in s.history))
+        async with _origin(store) as client:  # a fresh origin: its snapshot holds the lists
+            answers = await store.ask(client, s.cut_ms, ROUTES, k)
         degraded = store.degraded
     answers.update(baselines(s, k))
     rows = {name: score(recs, s.held_out, k, items) for name, recs in answers.items()}
     return Report(rows, table(rows, k), last_line(rows), degraded)
+
+
+@asynccontextmanager
+async def _origin(store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the real origin app on the store, the app's lifespan around it."""
+    app: Any = store.app()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {store.token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://origin.eval",
+                                     headers=headers) as client:  # fmt: skip
+            yield client
 
 
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -1,5 +1,6 @@
 """The throwaway store: its own Redis, the history written to the partition streams, the real
-processor until drained, the segment lists, then the real origin app asked for every shopper.
+processor until drained, the catalog through the admin API, the segment lists (built from it:
+without the catalog a list knows no category), then the real origin app asked for every shopper.
 
 History is written to the streams directly (what the collector does after validating, without
 its per-client rate limit): ``segmenter.event`` validated and encoded it, ``partition_of``
@@ -89,17 +90,25 @@ class Store:
                 pipe.xadd(self.keys.stream(partition_of(ev.user, PARTITIONS)), {"e": encode(ev)})
             await pipe.execute()
             self.progress("write", min(start + WRITE_CHUNK, len(history)), len(history))
-        ps = ProcessorSettings(redis_url=self.server.url, partitions=PARTITIONS, archive_dir="",
-                               lists_interval_s=0, consumer="evaluate")  # fmt: skip
         stop = asyncio.Event()
-        task = asyncio.create_task(Processor(ps, self.r).run(stop))
+        task = asyncio.create_task(Processor(self.processor_settings(), self.r).run(stop))
         try:
             await self._drained(len(history), task)
         finally:
             stop.set()
             await task
-        now_ms = max(ev.ts for ev in history)
+
+    async def build_lists(self, now_ms: int) -> None:
+        """The segment and popular lists, as the processor builds them (after the catalog is
+        in: a list item's category, stock and flags come from it)."""
+        ps = self.processor_settings()
         await build_lists(self.r, self.keys, load_rules(ps.segment_rules_path or None), ps, now_ms)
+
+    def processor_settings(self) -> ProcessorSettings:
+        """The processor's settings for this store (no archive, lists built on demand)."""
+        return ProcessorSettings(redis_url=self.server.url, partitions=PARTITIONS,
+                                 archive_dir="", lists_interval_s=0,
+                                 consumer="evaluate")  # fmt: skip
 
     async def _drained(self, total: int, task: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()

@@ -2,7 +2,10 @@
 
     grocery  baskets of ~10 items every few days: personal staples bought again every 1-4
              weeks (each shopper their own cycle, with jitter), category affinities, items that
-             go together, seasonal items, new items appearing, a long tail of one-off buys
+             go together, seasonal items, new items appearing, a long tail of one-off buys,
+             favourites bought again without a cycle; orders every 3-30 days, shoppers joining
+             all along (many with a few orders only): like Instacart, about 60% of a basket's
+             items were bought before by the same shopper
     fashion  browsing sessions inside one style at a time, a purchase now and then of an item
              viewed in the same or the previous session, rarely the same item twice
 
@@ -14,8 +17,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +30,10 @@ DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000  # 2026-01-01
 GROCERY_CATEGORIES = ("dairy", "bakery", "produce", "meat", "snacks", "drinks", "frozen",
                       "pantry", "baby", "pets", "household", "beauty")  # fmt: skip
+# Share of a basket's non-staple picks that repeat one of the shopper's earlier purchases
+# (drawn by how often they bought it): favourites bought again without a cycle. With the
+# staples, about 60% of a basket's items were bought before, as on Instacart.
+REBUY = 0.4
 FASHION_CATEGORIES = ("tops", "dresses", "jeans", "shoes", "bags", "jackets", "knitwear")
 
 
@@ -97,22 +105,28 @@ def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
             cat = rng.choice(likes)
             staples[_zipf(rng, by_cat[cat], cdf[cat])] = rng.uniform(7, 28)  # cycle in days
         due = {s: rng.uniform(0, c) for s, c in staples.items()}
-        gap = rng.uniform(3, 9)
-        day = rng.uniform(0, gap)
+        # days between orders: log-uniform over 3-30 (Instacart's median is a week, capped
+        # at 30), and shoppers join all along: many have only a few orders
+        gap = math.exp(rng.uniform(math.log(3), math.log(30)))
+        day = rng.uniform(0, shape.days * 0.8) if rng.random() < 0.5 else rng.uniform(0, gap)
         visit = 0
+        usual: list[str] = []  # what the shopper bought before, once per purchase
         while day < shape.days:
-            basket: list[str] = []
-            for sku, cycle in staples.items():
-                if day >= due[sku] - 1.5 and rng.random() < 0.85 and available(sku, int(day)):
-                    basket.append(sku)
-                    due[sku] = day + cycle * rng.uniform(0.8, 1.2)
-            while len(basket) < max(3, int(rng.gauss(10, 3))):
-                cat = rng.choice(likes) if rng.random() < 0.75 else rng.choice(GROCERY_CATEGORIES)
-                sku = _zipf(rng, by_cat[cat], cdf[cat])
+            basket = _basket(rng, day, staples, due, available)
+            size = max(3, round(rng.gauss(10, 3)))
+            while len(basket) < size:
+                if usual and rng.random() < REBUY:  # a favourite again, no cycle to it
+                    sku = rng.choice(usual)
+                else:
+                    cat = (
+                        rng.choice(likes) if rng.random() < 0.75 else rng.choice(GROCERY_CATEGORIES)
+                    )
+                    sku = _zipf(rng, by_cat[cat], cdf[cat])
                 if available(sku, int(day)) and sku not in basket:
                     basket.append(sku)
                 if rng.random() < 0.15 and partner[sku] not in basket:
                     basket.append(partner[sku])
+            usual.extend(basket)
             ts = START_MS + int(day * DAY_MS)
             session = f"{user}-{visit}"
             for i, sku in enumerate(basket):
@@ -120,6 +134,19 @@ def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
                 yield w.doc("purchase", user, sku, ts + i * 20_000 + 5_000, session)
             visit += 1
             day += gap * rng.uniform(0.6, 1.4)
+
+
+def _basket(
+    rng: random.Random, day: float, staples: dict[str, float], due: dict[str, float],
+    available: Callable[[str, int], bool],
+) -> list[str]:  # fmt: skip
+    """The staples due by ``day`` (most of them: one is forgotten now and then)."""
+    basket = []
+    for sku, cycle in staples.items():
+        if day >= due[sku] - 1.5 and rng.random() < 0.85 and available(sku, int(day)):
+            basket.append(sku)
+            due[sku] = day + cycle * rng.uniform(0.8, 1.2)
+    return basket
 
 
 def fashion(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:

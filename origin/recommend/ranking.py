@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import ListView
+from origin.recommend.explore import Pick, fresh_picks, picks_per_basket
 from origin.recommend.features import Features
 from origin.recommend.repurchase import Due, due_scores
 
@@ -188,20 +189,51 @@ def _top(inp: Inputs, ranked: list[Row], k: int, cap: int, dues: dict[str, Due])
 
 
 def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
-    """The shopper's own repurchasable purchases, most likely to be bought now first."""
+    """What the shopper most likely buys now: their own repurchasable items by the repurchase
+    score, each plus its chance of a fresh pick (``explore``), with the items they never
+    bought that such a pick makes likely."""
     feats = inp.features
     dues = _dues(inp)
+    picks = _picks(inp)
     ranked: list[Row] = []
     for item, due in dues.items():
         cat, _, in_stock, durable = _info(inp, item)
         if item in feats.cart or item in inp.mask or not in_stock or durable:
             continue
-        ranked.append((-due.score, item, cat, (0.0, 0.0, due.score, 0.0, 0.0)))
+        pick = picks.pop(item, None)
+        score = due.score + (pick.chance if pick else 0.0)
+        ranked.append((-score, item, cat, (0.0, 0.0, score, 0.0, 0.0)))
+    for item, pick in picks.items():
+        if item not in feats.bought and item not in feats.cart:
+            # the list it came from, for the reason (its chance may be 0: another category)
+            sig = (1.0, 0.0, 0.0, 0.0, 0.0) if pick.segment else (0.0, 0.0, 0.0, 0.0, 1.0)
+            ranked.append((-pick.chance, item, pick.category, sig))
     # equal scores (items bought once say nothing of timing): what other shoppers buy most
     # (an item many buy is one more often bought again), then the most recent purchase
     pop = inp.popular.scores
-    ranked.sort(key=lambda row: (row[0], -pop.get(row[1], 0.0), -feats.bought[row[1]][1], row[1]))
+
+    def order(row: Row) -> tuple[float, float, int, str]:
+        return (row[0], -pop.get(row[1], 0.0), -feats.bought.get(row[1], (0, 0))[1], row[1])
+
+    ranked.sort(key=order)
     return _top(inp, ranked, k, category_cap, dues)
+
+
+def _picks(inp: Inputs) -> dict[str, Pick]:
+    """Fresh-pick chances of the list items the shopper could buy."""
+    feats = inp.features
+    per_cat: dict[str, float] = {}
+    for item, (_, _, _, times) in feats.bought.items():
+        cat = _info(inp, item)[0]
+        per_cat[cat] = per_cat.get(cat, 0.0) + times
+
+    def skip(item: str) -> bool:
+        _, _, in_stock, durable = _info(inp, item)
+        return item in inp.mask or not in_stock or durable
+
+    baskets = max(feats.baskets, *(v[3] for v in feats.bought.values()), 0)
+    per_basket = picks_per_basket(len(feats.bought), baskets)
+    return fresh_picks(per_cat, per_basket, inp.segment, inp.popular, skip)
 
 
 def diversify(

@@ -59,3 +59,24 @@ def test_fashion_buys_what_was_viewed_and_rarely_again() -> None:
             bought_after_view += d["item"] in viewed[d["user"]]
     assert bought_after_view == sum(per_item.values())
     assert sum(n > 1 for n in per_item.values()) / len(per_item) < 0.3
+
+
+def test_grocery_baskets_look_like_instacart() -> None:
+    """About 10 items a basket, about 60% of them bought before by the same shopper, and many
+    shoppers with only a few orders."""
+    shape = HistoryShape(shoppers=120, items=1500, days=120, seed=9)
+    baskets: dict[tuple[object, object], set[object]] = defaultdict(set)
+    for d in grocery(shape):  # shopper after shopper, each in time order
+        if d["type"] == "purchase":
+            baskets[(d["user"], d["session"])].add(d["item"])
+    seen: dict[object, set[object]] = defaultdict(set)
+    orders: Counter[object] = Counter()
+    again = later = 0
+    for (user, _), items in baskets.items():
+        if seen[user]:
+            again, later = again + len(items & seen[user]), later + len(items)
+        seen[user] |= items
+        orders[user] += 1
+    assert 9 <= sum(map(len, baskets.values())) / len(baskets) <= 11
+    assert 0.5 <= again / later <= 0.7
+    assert sum(n <= 6 for n in orders.values()) >= len(orders) / 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cache_keys.wire import ListItem
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import MISSING, Expiring, ListView
@@ -216,3 +218,37 @@ def test_expiring_cache_expires_within_its_jittered_ttl_and_clears_when_full() -
     c.put("b", 2, now=100.0)
     c.put("c", 3, now=100.0)  # full: cleared first
     assert c.get("b", 101.0) is MISSING and c.get("c", 101.0) == 3
+
+
+def test_buy_again_adds_fresh_picks_from_the_segment_in_the_shoppers_categories() -> None:
+    # milk in 9 of 10 baskets and due; rolls once; nine dairy purchases to one bakery
+    bought = {
+        "milk": (9, NOW - 7 * DAY, NOW - 63 * DAY, 9),
+        "rolls": (1, NOW - 30 * DAY, NOW - 30 * DAY, 1),
+    }
+    catalog = {
+        "milk": CatalogEntry("dairy", 1.0, 5, durable=False),
+        "rolls": CatalogEntry("bakery", 1.0, 5, durable=False),
+    }
+    segment = ListView.from_items([
+        li("cake", 9.0, "bakery"), li("cream", 6.0, "dairy"), li("yoghurt", 1.0, "dairy"),
+        li("milk", 9.0, "dairy"), li("butter", 2.0, "dairy"), li("gone", 9.0, "dairy", stock=False),
+        li("kettle", 9.0, "home", durable=True), li("hidden", 9.0, "dairy"),
+    ])  # fmt: skip
+    popular = ListView.from_items([li("soap", 5.0, "home"), li("cream", 1.0, "dairy")])
+    feats = Features(bought=bought, baskets=10, cart={"butter": 1})
+    inp = Inputs(feats, NOW, segment=segment, popular=popular, catalog=catalog,
+                 mask=frozenset({"hidden"}))  # fmt: skip
+    out = buy_again(inp, k=10, category_cap=10)
+    # cream: (2 items + 4 x 2 prior) / (10 + 2 baskets) fresh picks a basket x 0.9 of them
+    # dairy x 6/18 of the segment's dairy = 0.25, over rolls' 1 in 10 baskets, over cake's
+    # 0.83 x 0.1 x 1; soap's category was never bought
+    assert [s.item for s in out] == ["milk", "cream", "rolls", "cake", "yoghurt", "soap"]
+    assert out[1].score == pytest.approx(0.25) and out[2].score == pytest.approx(0.1)
+    reasons = {s.item: s.reason for s in out}
+    assert reasons["milk"] == "due again: you buy this every ~7 days"
+    assert reasons["rolls"] == "buy again" and reasons["cream"] == "popular in your segment"
+    assert reasons["soap"] == "popular"
+    # the segment's best seller among the shopper's own items adds its chance to theirs
+    alone = buy_again(Inputs(feats, NOW, catalog=catalog), k=10, category_cap=10)
+    assert out[0].score > alone[0].score

@@ -106,7 +106,12 @@ async def test_k_and_buy_again_route(client, redis_client):
         params={"route": "buy-again"},
         headers=jar_of({SHOPPER_COOKIE.name: shopper}),
     )
-    assert [i["item"] for i in r.json()["items"]] == ["milk"]
+    # milk (the kettle is durable), then fresh picks: the segment's dairy (the shopper's
+    # category; butter is in the cart), then other categories by popularity
+    items = [(i["item"], i["reason"]) for i in r.json()["items"]]
+    assert items[0][0] == "milk" and items[1] == ("cheese", "popular in your segment")
+    assert [i for i, _ in items[2:]] == ["pop1", "pop2", "bread"]
+    assert dict(items)["pop1"] == "popular"
     metrics = (await client.get("/metrics")).text
     assert "p13n_origin_model_seconds_count 2.0" in metrics  # one ranking per answer
 

@@ -1,0 +1,79 @@
+"""The chance that a shopper picks an item at their next visit without a habit for it (pure).
+
+Next-basket studies split a basket into repeats (habits: the repurchase model) and picks the
+shopper makes afresh (explore). The chance of a fresh pick of one item is::
+
+    picks per basket  x  share of the shopper's purchases in the item's category
+                      x  the item's share of its category in the list
+
+``picks per basket``: the shopper's distinct items over their baskets, shrunk toward
+``PRIOR_PICKS`` (what a basket of ~10 holds that its shopper never bought, when ~60% was
+bought before, as on Instacart) with the weight of ``PRIOR_BASKETS`` baskets. The list is the
+segment's: what shoppers like them bought and viewed, over their whole history. The popular
+list only adds the items it lacks, at chance 0 (places left over): its recent window is too
+short for shares within a category (measured: ranking by them lost recall). Buy-again
+adds this chance to an item's repurchase score: an item bought once that many shoppers of the
+segment buy is likelier again than one nobody buys, and an item never bought yet that the
+segment buys a lot in the shopper's own categories may be likelier than either. Nothing is
+read for it: the lists are already there for the other routes.
+
+>>> from cache_keys.wire import ListItem
+>>> seg = ListView.from_items([ListItem("milk-2", 3.0, "dairy"), ListItem("milk-3", 1.0, "dairy"),
+...                            ListItem("soap-1", 9.0, "home")])
+>>> {i: round(p.chance, 3) for i, p in fresh_picks({"dairy": 3}, 4.0, seg, ListView()).items()}
+{'milk-2': 3.0, 'milk-3': 1.0, 'soap-1': 0.0}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from origin.recommend.caches import ListView
+
+__all__ = ["PRIOR_BASKETS", "PRIOR_PICKS", "Pick", "fresh_picks", "picks_per_basket"]
+
+PRIOR_PICKS = 4.0  # items new to the shopper in a basket of ~10 with ~60% bought before
+PRIOR_BASKETS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """One list item's fresh-pick chance for this shopper."""
+
+    item: str
+    category: str
+    chance: float  # expected fresh picks of the item in the next basket (0: popular list)
+    segment: bool  # from the segment's list (else the popular list)
+
+
+def picks_per_basket(distinct_items: int, baskets: int) -> float:
+    """Items a basket of this shopper holds that they pick afresh (see the module docstring)."""
+    return (distinct_items + PRIOR_PICKS * PRIOR_BASKETS) / (max(baskets, 0) + PRIOR_BASKETS)
+
+
+def _shares(view: ListView, skip: Callable[[str], bool]) -> dict[str, tuple[str, float]]:
+    """item -> (category, its share of the category's score in the list) over kept items."""
+    kept = [li for li in view.items if li.score > 0 and not skip(li.item)]
+    mass: dict[str, float] = {}
+    for li in kept:
+        mass[li.category] = mass.get(li.category, 0.0) + li.score
+    return {li.item: (li.category, li.score / mass[li.category]) for li in kept}
+
+
+def fresh_picks(
+    bought_by_category: Mapping[str, float], per_basket: float, segment: ListView,
+    popular: ListView, skip: Callable[[str], bool] = lambda _: False,
+) -> dict[str, Pick]:  # fmt: skip
+    """Every list item's chance (not ``skip``ped), by the module docstring;
+    ``bought_by_category`` the shopper's purchases per category."""
+    total = sum(v for v in bought_by_category.values() if v > 0)
+    out: dict[str, Pick] = {}
+    for view, from_segment in ((segment, True), (popular, False)):
+        for item, (cat, share) in _shares(view, skip).items():
+            if item in out:  # the segment's list says it first
+                continue
+            mix = max(0.0, bought_by_category.get(cat, 0.0)) / total if total else 0.0
+            chance = per_basket * mix * share if from_segment else 0.0
+            out[item] = Pick(item, cat, chance, from_segment)
+    return out
