@@ -198,9 +198,9 @@ def parse_batch(cfg: ParseConfig, batch: list[tuple[int, bytes]]) -> list[Parsed
                 continue
         result = doc if type(doc) is Rejection else check(cfg, doc)  # type: ignore[arg-type]
         if type(result) is Rejection:
-            user = doc.get("user") if isinstance(doc, dict) else None
-            user = user if isinstance(user, str) and len(user) <= 64 else ""
-            out.append(Bad(n, line, result.field, result.reason, user))
+            named = doc.get("user") if isinstance(doc, dict) else None
+            named = named if isinstance(named, str) and len(named) <= 64 else ""
+            out.append(Bad(n, line, result.field, result.reason, named))
         else:
             fast.learn(doc)  # type: ignore[arg-type]
             out.append(parsed(result, n, cfg.partitions, doc))  # type: ignore[arg-type]
