@@ -184,7 +184,7 @@ def parse_batch(cfg: ParseConfig, batch: list[tuple[int, bytes]]) -> list[Parsed
     out: list[Parsed | Bad] = []
     fast = _precheck(cfg)
     places = _cache(_PARTITIONS, cfg.partitions)
-    packb = msgpack.packb
+    packb = msgpack.Packer().pack  # one packer per batch: packb makes one per call
     for n, line in batch:
         doc = _doc(cfg, n, line)
         if type(doc) is dict:
