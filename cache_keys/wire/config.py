@@ -15,7 +15,7 @@ from typing import Any
 from cache_keys.errors import WireError
 from cache_keys.segments import is_hseg
 from cache_keys.wire import _check as c
-from cache_keys.wire.labels import parse_labels
+from cache_keys.wire.labels import labels_to_json, parse_labels
 
 __all__ = [
     "EXPERIMENT_STATUSES",
@@ -255,19 +255,15 @@ def parse_list_item(doc: Any, f: str) -> ListItem:
 def list_item_to_json(i: ListItem) -> dict[str, Any]:
     """The JSON-ready form of a candidate (labels only when set: lists stay small, and a
     list without them keeps the form and ETag it always had)."""
-    doc: dict[str, Any] = {
+    return {
         "item": i.item,
         "score": i.score,
         "category": i.category,
         "price": i.price,
         "in_stock": i.in_stock,
         "durable": i.durable,
+        **labels_to_json(i.name, i.image_url, None),  # the price is a field of its own here
     }
-    if i.name:
-        doc["name"] = i.name
-    if i.image_url:
-        doc["image_url"] = i.image_url
-    return doc
 
 
 def _items(value: Any, f: str) -> tuple[ListItem, ...]:
