@@ -2,17 +2,19 @@
 
 ``Cache-Status`` (RFC 9211, the vocabulary in ``edge.cache_status``) names the tier that
 answered. Per-shopper responses are ``private, no-store`` and are the only ones that carry
-``Set-Cookie``; nothing here is ever stored, and there is never a ``Vary: Cookie``.
+``Set-Cookie``; nothing here is ever stored, and there is never a ``Vary: Cookie``. Items
+keep the labels their list or the origin's rail gave them (``name``, ``image_url`` and
+``price``: ``cache_keys.wire.labels``), whatever the rerank did.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from cache_keys.experiments import exposure_event_id, utc_day
-from cache_keys.wire import ListItem, RailItem
+from cache_keys.wire import ListItem, RailItem, labels_to_json
 from edge.cache_status import DEFAULT, ORIGIN, cache_status
 from edge.plan import Plan
 from edge.rerank import Ranked, rerank
@@ -36,9 +38,38 @@ class Answer(NamedTuple):
     cache_status: str
 
 
-def _body(items: Iterable[tuple[str, float, str]], variants: dict[str, str], degraded: bool) -> str:
+_NO_LABELS: dict[str, Any] = {}
+_LABELS: dict[int, tuple[Sequence[ListItem], dict[str, dict[str, Any]]]] = {}
+_LABELS_MAX = 256  # distinct lists kept per process, as ``edge.rerank.prepare`` keeps
+
+
+def _labels(items: Sequence[ListItem]) -> Mapping[str, dict[str, Any]]:
+    """item -> its labels (name, image_url, price) for the answer, memoized by the list's
+    identity (lists are immutable tuples; most lists carry none)."""
+    hit = _LABELS.get(id(items))
+    if hit is not None and hit[0] is items:
+        return hit[1]
+    labels = {
+        i.item: labels_to_json(i.name, i.image_url, i.price)
+        for i in items
+        if i.name or i.image_url  # a labelled item's price goes with its labels
+    }
+    if len(_LABELS) >= _LABELS_MAX:
+        _LABELS.clear()
+    _LABELS[id(items)] = (items, labels)
+    return labels
+
+
+def _body(
+    items: Iterable[tuple[str, float, str]],
+    variants: dict[str, str],
+    degraded: bool,
+    labels: Mapping[str, dict[str, Any]] = _NO_LABELS,
+) -> str:
     doc: dict[str, Any] = {
-        "items": [{"item": i, "score": s, "reason": r} for i, s, r in items],
+        "items": [
+            {"item": i, "score": s, "reason": r, **labels.get(i, _NO_LABELS)} for i, s, r in items
+        ],
         "variants": variants,
         "degraded": degraded,
     }
@@ -65,22 +96,24 @@ def answer_from_list(
     )
     reason_override = DEFAULT if tier == DEFAULT else None
     rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
-    return Answer(_body(rows, plan.variants, degraded), tier, status)
+    return Answer(_body(rows, plan.variants, degraded, _labels(items)), tier, status)
 
 
 def answer_from_rail(
     plan: Plan, items: Sequence[RailItem], mask: frozenset[str], status: str
 ) -> Answer:
     """The origin's per-shopper answer, masked items removed, cut to ``k``."""
-    rows = [(i.item, i.score, i.reason) for i in items if i.item not in mask][: plan.k]
-    return Answer(_body(rows, plan.variants, False), ORIGIN, status)
+    kept = [i for i in items if i.item not in mask][: plan.k]
+    labels = {i.item: labels_to_json(i.name, i.image_url, i.price) for i in kept}
+    rows = [(i.item, i.score, i.reason) for i in kept]
+    return Answer(_body(rows, plan.variants, False, labels), ORIGIN, status)
 
 
 def plain_default_answer(items: Sequence[ListItem], k: int, status: str) -> Answer:
     """The default list as it is, cut to ``k``, with no variant and no rerank: the answer of
     last resort when the decision core itself failed (nothing of it is trusted)."""
     rows = ((i.item, i.score, DEFAULT) for i in items[:k])
-    return Answer(_body(rows, {}, True), DEFAULT, status)
+    return Answer(_body(rows, {}, True, _labels(items)), DEFAULT, status)
 
 
 def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]:

@@ -147,12 +147,13 @@ def read_partition(
 
 
 def rewrite_without(root: Path, partition: int, user: str) -> int:
-    """Erase one shopper from a partition's files (atomic replace); returns lines removed."""
+    """Erase one shopper from a partition's files (atomic replace): its events and the
+    sign-ins naming it (an identify's ``anon``); returns lines removed."""
     removed = 0
     for path in sorted(root.glob(f"dt=*/hour=*/p{partition}-*.jsonl.gz")):
         with _locked(path, "rb"):
             docs = list(_lines(path))
-            keep = [d for d in docs if d.get("user") != user]
+            keep = [d for d in docs if d.get("user") != user and d.get("anon") != user]
             if len(keep) == len(docs):
                 continue
             tmp = path.with_suffix(".tmp")

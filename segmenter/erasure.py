@@ -18,6 +18,7 @@ is seen by that check.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ async def _erase_dlq(r: aioredis.Redis, keys: Keys, sid: str) -> int:
 
 async def _erase_stream(r: aioredis.Redis, keys: Keys, sid: str, partition: int) -> int:
     """Delete the shopper's entries from the partition stream (processed or not): those that
-    decode to the shopper's events, and undecodable ones that carry the id anyway."""
+    decode to the shopper's events or to a sign-in naming it (an identify's ``anon``), and
+    undecodable ones that carry the id anyway."""
     stream, needle = keys.stream(partition), sid.encode()
     removed, start = 0, "-"
     while True:
@@ -68,7 +70,7 @@ async def _erase_stream(r: aioredis.Redis, keys: Keys, sid: str, partition: int)
             if needle not in raw:
                 continue
             decoded = event.decode(raw)
-            if isinstance(decoded, event.Rejection) or decoded.user == sid:
+            if isinstance(decoded, event.Rejection) or sid in (decoded.user, decoded.anon):
                 hits.append(eid)
         if hits:
             removed += int(await r.xdel(stream, *hits))
@@ -103,21 +105,29 @@ async def erase_from_dlq_and_archive(
     archive_dir: str | Path,
     *,
     partitions: int = DEFAULT_PARTITIONS,
+    signed_in_as: Iterable[str] = (),
 ) -> ErasureReport:
     """Remove shopper ``sid`` from the archive, the DLQ and partition state.
 
-    Call after writing the tombstone. Only the shopper's own partition is rewritten in the
-    archive (``partition_of(sid, partitions)``); the Parquet lake's files holding the shopper
-    are rewritten too (``archive_lines`` counts both). Raises ``redis`` errors unchanged.
+    Call after writing the tombstone. The shopper's own partition is rewritten in the
+    archive (``partition_of(sid, partitions)``), and so are the partitions of the customers
+    an anonymous ``sid`` signed in as (``signed_in_as``: their identify events name it);
+    the Parquet lake's files holding the shopper are rewritten too (``archive_lines`` counts
+    both). Raises ``redis`` errors unchanged.
     """
     p = partition_of(sid, partitions)
+    where = sorted({p, *(partition_of(c, partitions) for c in signed_in_as)})
     root = Path(archive_dir)
-    lines = await asyncio.to_thread(rewrite_without, root, p, sid) if root.exists() else 0
+    lines = 0
     if root.exists():  # the lake keeps hours the archive has pruned: erase there too
+        for q in where:
+            lines += await asyncio.to_thread(rewrite_without, root, q, sid)
         lines += await asyncio.to_thread(_erase_lake, root, sid)
     dead = await _erase_dlq(redis, keys, sid)
     fields = await _erase_partition(redis, keys, sid, p)
-    entries = await _erase_stream(redis, keys, sid, p)
+    entries = 0
+    for q in where:
+        entries += await _erase_stream(redis, keys, sid, q)
     return ErasureReport(lines, dead, fields, entries)
 
 

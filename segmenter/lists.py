@@ -6,7 +6,8 @@
       -> what the segment's own shoppers buy and view (their ``:bought`` and ``:recent``,
          read for up to ``SEGMENT_SAMPLE_MAX`` shoppers), shrunk toward that prior:
          (own weight of the item + k * prior share) / (segment's total weight + k)
-      -> top ``list_size`` items -> msgpack of the wire form, registry entry {segment, lists}
+      -> top ``list_size`` items, with the catalog's name and image (names cut to
+         ``MAX_ITEM_NAME``) -> msgpack of the wire form, registry entry {segment, lists}
 
 A segment with few shoppers gets the prior (global popularity with its category and price
 boosts); a large one what its shoppers actually do. Weights as popularity's: a purchase 5
@@ -24,7 +25,7 @@ import asyncio
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
@@ -32,7 +33,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from cache_keys import ANON_HSEG, hash_segment
-from cache_keys.wire import ListItem, SegmentList, segment_list_to_json
+from cache_keys.wire import ListItem, SegmentList, fit_image_url, fit_name, segment_list_to_json
 from segmenter.schema import POPULARITY_BUCKET_S, POPULARITY_BUCKETS, Keys
 from segmenter.segments import SegmentRules
 from segmenter.settings import ProcessorSettings
@@ -130,7 +131,17 @@ def rank(
         scored.append((round(score - (0 if in_stock else 10), 6), item, cat, price, in_stock,
                        bool(info.get("durable", False))))  # fmt: skip
     scored.sort(key=lambda t: (-t[0], t[1]))
-    return [ListItem(i, max(s, 0.0), c, p, st, d) for s, i, c, p, st, d in scored[:size]]
+    return [_labelled(ListItem(i, max(s, 0.0), c, p, st, d), catalog.get(i))
+            for s, i, c, p, st, d in scored[:size]]  # fmt: skip
+
+
+def _labelled(li: ListItem, info: Mapping[str, Any] | None) -> ListItem:
+    """The candidate with the catalog's name and image, cut to fit the wire
+    (``cache_keys.wire.labels``): lists stay small."""
+    if not info or not (info.get("name") or info.get("image_url")):
+        return li
+    name, image = fit_name(str(info.get("name", ""))), fit_image_url(str(info.get("image_url", "")))
+    return replace(li, name=name, image_url=image)
 
 
 async def segment_behaviour(

@@ -14,6 +14,9 @@ Layout (``P`` is the namespace prefix, ``p13n`` unless configured)::
                                   session are credited to the customer (LINK_TTL_S)
     P:{u:<sid>}:anons      set    customer ids only: the anonymous ids that signed in as the
                                   customer (erasing the customer erases them too)
+    P:{u:<sid>}:signins    set    anonymous ids only: the customer ids it signed in as (kept
+                                  like ``anons``, unlike the link: erasing only the anonymous
+                                  id removes it from those customers' records)
 
 ``<sid>`` is the shopper's hash-tag form (``shopper_tag``): an anonymous id as is, a
 customer id (the shop's own id, maybe PII) as ``c.`` plus a digest, so no customer id is
@@ -271,6 +274,10 @@ class Keys:
     def anons(self, customer: str) -> str:
         """The anonymous ids that signed in as a customer (see the layout)."""
         return f"{self.prefix}:{{u:{shopper_tag(customer)}}}:anons"
+
+    def signins(self, anon: str) -> str:
+        """The customer ids an anonymous id signed in as (see the layout)."""
+        return f"{self.prefix}:{{u:{shopper_tag(anon)}}}:signins"
 
     def shopper_keys(self, sid: str) -> tuple[str, ...]:
         """Every key of one shopper (for erasure and TTL refresh)."""

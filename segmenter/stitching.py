@@ -4,6 +4,8 @@ events of the anonymous id are credited to the customer.
     identify {user: "cust_48213", anon: "Q2hv…", session: "s1"}
         -> link  P:{u:Q2hv…}:link = "s1|cust_48213"   (a day)
            index P:{u:c.…}:anons  += "Q2hv…"          (erasing the customer erases it too)
+           index P:{u:Q2hv…}:signins += "cust_48213"  (erasing the anonymous id alone
+                                                      removes it from the customer's records)
     view {user: "Q2hv…", session: "s1"}   -> view {user: "cust_48213", session: "s1"}
     view {user: "Q2hv…", session: "s2"}   -> unchanged: another session stays anonymous
 
@@ -29,6 +31,8 @@ def stage_link(pipe: Any, keys: Keys, ev: Event) -> None:
     pipe.set(keys.link(ev.anon), f"{ev.session}|{ev.user}", ex=LINK_TTL_S)
     pipe.sadd(keys.anons(ev.user), ev.anon)
     pipe.expire(keys.anons(ev.user), SHOPPER_TTL_S)
+    pipe.sadd(keys.signins(ev.anon), ev.user)
+    pipe.expire(keys.signins(ev.anon), SHOPPER_TTL_S)
 
 
 def parse_link(raw: bytes | str | None) -> tuple[str, str] | None:

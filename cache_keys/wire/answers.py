@@ -7,8 +7,13 @@
 ``GET /v1/recommendations?route=&k=`` answers a rail, the same document the edges answer
 shoppers on ``/p13n/v1/rail/{route}``::
 
-    {"v": 1, "items": [{"item": "SKU-1", "score": 0.93, "reason": "segment"}],
+    {"v": 1, "items": [{"item": "SKU-1", "score": 0.93, "reason": "segment",
+                        "name": "Whole milk 1 l", "image_url": "https://…/milk.jpg",
+                        "price": 2.49}],
      "variants": {"rail-algo": "boost"}, "degraded": false}
+
+An item's ``name``, ``image_url`` and ``price`` are there when the catalog labels it
+(``cache_keys.wire.labels``: names cut to ``MAX_ITEM_NAME``); every tier passes them through.
 
 The edge verifies a granted token with its own key ring before trusting it.
 """
@@ -22,6 +27,7 @@ from typing import Any
 from cache_keys.errors import WireError
 from cache_keys.tokens import MAX_TOKEN_LENGTH
 from cache_keys.wire import _check as c
+from cache_keys.wire.labels import labels_to_json, parse_labels
 
 __all__ = [
     "RailAnswer",
@@ -29,6 +35,7 @@ __all__ = [
     "SegmentGrant",
     "parse_rail",
     "parse_segment_grant",
+    "rail_item_to_json",
     "rail_to_json",
     "segment_grant_to_json",
 ]
@@ -47,11 +54,14 @@ class SegmentGrant:
 
 @dataclass(frozen=True, slots=True)
 class RailItem:
-    """One recommended item with its final score and why it is there."""
+    """One recommended item with its final score, why it is there, and its labels."""
 
     item: str
     score: float
     reason: str
+    name: str = ""
+    image_url: str = ""
+    price: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +90,26 @@ def segment_grant_to_json(grant: SegmentGrant) -> dict[str, Any]:
 
 def _rail_item(doc: Any, f: str) -> RailItem:
     d = c.obj(doc, f)
+    name, image_url = parse_labels(d, f)
+    price = d.get("price")
     return RailItem(
         item=c.text(d.get("item"), f"{f}.item", c.ITEM_RE),
         score=c.number(d.get("score", 0.0), f"{f}.score", -1e12, 1e12),
         reason=c.text(d.get("reason", "origin"), f"{f}.reason", _REASON_RE),
+        name=name,
+        image_url=image_url,
+        price=None if price is None else c.number(price, f"{f}.price", 0, 1e9),
     )
+
+
+def rail_item_to_json(i: RailItem) -> dict[str, Any]:
+    """The JSON-ready form of a rail item (labels only when set)."""
+    return {
+        "item": i.item,
+        "score": i.score,
+        "reason": i.reason,
+        **labels_to_json(i.name, i.image_url, i.price),
+    }
 
 
 def parse_rail(doc: Any) -> RailAnswer:
@@ -109,7 +134,7 @@ def rail_to_json(rail: RailAnswer) -> dict[str, Any]:
     """The JSON-ready form of a rail (what shoppers receive)."""
     return {
         "v": 1,
-        "items": [{"item": i.item, "score": i.score, "reason": i.reason} for i in rail.items],
+        "items": [rail_item_to_json(i) for i in rail.items],
         "variants": dict(rail.variants),
         "degraded": rail.degraded,
     }

@@ -15,6 +15,7 @@ from typing import Any
 from cache_keys.errors import WireError
 from cache_keys.segments import is_hseg
 from cache_keys.wire import _check as c
+from cache_keys.wire.labels import labels_to_json, parse_labels
 
 __all__ = [
     "EXPERIMENT_STATUSES",
@@ -26,6 +27,7 @@ __all__ = [
     "SegmentList",
     "Variation",
     "edge_config_to_json",
+    "list_item_to_json",
     "parse_edge_config",
     "parse_list_item",
     "parse_segment_list",
@@ -105,6 +107,8 @@ class ListItem:
     price: float = 0.0
     in_stock: bool = True
     durable: bool = False
+    name: str = ""  # labels for people (``cache_keys.wire.labels``): "" when the catalog has none
+    image_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +239,7 @@ def _route(name: str, doc: Any, f: str) -> RoutePolicy:
 def parse_list_item(doc: Any, f: str) -> ListItem:
     """One candidate from its JSON form."""
     d = c.obj(doc, f)
+    name, image_url = parse_labels(d, f)
     return ListItem(
         item=c.text(d.get("item"), f"{f}.item", c.ITEM_RE),
         score=c.number(d.get("score", 0.0), f"{f}.score", -1e12, 1e12),
@@ -242,7 +247,23 @@ def parse_list_item(doc: Any, f: str) -> ListItem:
         price=c.number(d.get("price", 0.0), f"{f}.price", 0, 1e9),
         in_stock=c.boolean(d.get("in_stock", True), f"{f}.in_stock"),
         durable=c.boolean(d.get("durable", False), f"{f}.durable"),
+        name=name,
+        image_url=image_url,
     )
+
+
+def list_item_to_json(i: ListItem) -> dict[str, Any]:
+    """The JSON-ready form of a candidate (labels only when set: lists stay small, and a
+    list without them keeps the form and ETag it always had)."""
+    return {
+        "item": i.item,
+        "score": i.score,
+        "category": i.category,
+        "price": i.price,
+        "in_stock": i.in_stock,
+        "durable": i.durable,
+        **labels_to_json(i.name, i.image_url, None),  # the price is a field of its own here
+    }
 
 
 def _items(value: Any, f: str) -> tuple[ListItem, ...]:
@@ -313,6 +334,7 @@ def _plain(value: Any) -> Any:
 def edge_config_to_json(cfg: EdgeConfig) -> dict[str, Any]:
     """The JSON-ready form of an edge config (``parse_edge_config`` reads it back)."""
     doc: dict[str, Any] = {"v": 1, **_plain(asdict(cfg))}
+    doc["default_items"] = [list_item_to_json(i) for i in cfg.default_items]
     for r in doc["routes"].values():
         del r["route"]
     for s in doc["segments"].values():
@@ -345,15 +367,5 @@ def segment_list_to_json(sl: SegmentList) -> dict[str, Any]:
         "variant": sl.variant,
         "etag": sl.etag,
         "generated_at_ms": sl.generated_at_ms,
-        "items": [
-            {
-                "item": i.item,
-                "score": i.score,
-                "category": i.category,
-                "price": i.price,
-                "in_stock": i.in_stock,
-                "durable": i.durable,
-            }
-            for i in sl.items
-        ],
+        "items": [list_item_to_json(i) for i in sl.items],
     }

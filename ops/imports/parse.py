@@ -23,6 +23,7 @@ import orjson
 
 from segmenter import event
 from segmenter.event import Event, Rejection
+from segmenter.precheck import Precheck
 from segmenter.schema import partition_of
 from segmenter.shoppers import ShopperIds
 
@@ -127,6 +128,9 @@ def _doc(cfg: ParseConfig, n: int, line: bytes) -> dict[str, Any] | Rejection:
 # Per worker process: shopper ids repeat across a history, so each is checked and placed once.
 _PROBLEMS: dict[ShopperIds, dict[str, str | None]] = {}
 _PARTITIONS: dict[int, dict[str, int]] = {}
+# Per worker process and policy: the compiled fast path (``segmenter.precheck``), which only
+# ever accepts what ``check`` accepts and leaves every other document to it.
+_PRECHECKS: dict[tuple[ShopperIds, int], Precheck] = {}
 _CACHE_MAX = 500_000
 
 
@@ -166,16 +170,38 @@ def parsed(ev: Event, line: int, partitions: int, doc: dict[str, Any] | None = N
                   (ev.event_id, ev.ts // DAY_MS), p)  # fmt: skip
 
 
+def _precheck(cfg: ParseConfig) -> Precheck:
+    key = (cfg.ids, cfg.skew_limit_ms)
+    found = _PRECHECKS.get(key)
+    if found is None:
+        _PRECHECKS.clear()  # one file at a time: the previous file's limit is done with
+        found = _PRECHECKS[key] = Precheck(cfg.skew_limit_ms)
+    return found
+
+
 def parse_batch(cfg: ParseConfig, batch: list[tuple[int, bytes]]) -> list[Parsed | Bad]:
     """Each ``(line number, bytes)`` as a valid event or a bad line, in order."""
     out: list[Parsed | Bad] = []
+    fast = _precheck(cfg)
+    places = _cache(_PARTITIONS, cfg.partitions)
+    packb = msgpack.Packer().pack  # one packer per batch: packb makes one per call
     for n, line in batch:
         doc = _doc(cfg, n, line)
+        if type(doc) is dict:
+            hit = fast.accept(doc)
+            if hit is not None:  # the common case: no Event built, no generic checks
+                eid, kind, user, ts, session = hit
+                p = places.get(user)
+                if p is None:
+                    p = places[user] = partition_of(user, cfg.partitions)
+                out.append(Parsed(n, packb(doc), user, "", kind, session, (eid, ts // DAY_MS), p))
+                continue
         result = doc if type(doc) is Rejection else check(cfg, doc)  # type: ignore[arg-type]
         if type(result) is Rejection:
-            user = doc.get("user") if isinstance(doc, dict) else None
-            user = user if isinstance(user, str) and len(user) <= 64 else ""
-            out.append(Bad(n, line, result.field, result.reason, user))
+            named = doc.get("user") if isinstance(doc, dict) else None
+            named = named if isinstance(named, str) and len(named) <= 64 else ""
+            out.append(Bad(n, line, result.field, result.reason, named))
         else:
+            fast.learn(doc)  # type: ignore[arg-type]
             out.append(parsed(result, n, cfg.partitions, doc))  # type: ignore[arg-type]
     return out

@@ -33,6 +33,7 @@ from segmenter.event import FIELDS
 __all__ = ["Source", "digest_of", "open_source"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_BLOCK = 1 << 20
 
 
 def digest_of(path: Path) -> str:
@@ -76,7 +77,7 @@ class Source:
     def batches(self, size: int) -> Iterator[list[tuple[int, bytes]]]:
         """``(line number, line bytes)`` of the records, ``size`` at a time (blank lines
         and the CSV header are no records)."""
-        lines = enumerate(self._lines, start=1)
+        lines = enumerate(self._physical_lines(), start=1)
         if self.format == "csv":
             for _, raw in lines:
                 if raw.strip():
@@ -94,6 +95,17 @@ class Source:
                     batch = []
         if batch:
             yield batch
+
+    def _physical_lines(self) -> Iterator[bytes]:
+        """Each line's bytes without its newline, read in large blocks: iterating a gzip
+        file line by line cost a third as much as checking the events."""
+        rest = b""
+        while block := self._lines.read(_BLOCK):
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            yield rest
 
     def _header(self, raw: bytes) -> tuple[str | None, ...]:
         names = next(csv.reader([raw.decode("utf-8-sig").rstrip("\r\n")]))

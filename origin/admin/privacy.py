@@ -8,8 +8,11 @@ events not yet trimmed) and the partition state through the segmenter
 
 The id is either kind (``segmenter.shoppers``). Erasing a customer erases every anonymous id
 that signed in as it (``Keys.anons``, written by identify events) the same way, tombstones
-first; erasing an anonymous id also removes its sign-in link. ``linked_anonymous_ids`` in the
-answer counts the anonymous ids erased with the customer.
+first. Erasing only an anonymous id also removes it from the records of every customer it
+signed in as (``Keys.signins``, and the link while it lasts): their ``anons`` sets, their
+A/B unit (``ab``, which then falls back to the customer id) and the identify events in
+their partitions' streams and archive; the customers' own history stays.
+``linked_anonymous_ids`` in the answer counts the anonymous ids erased with the customer.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ from origin.errors import BadRequest, Unavailable
 from origin.state import AppState, get_state
 from segmenter.erasure import erase_from_dlq_and_archive
 from segmenter.schema import tombstone_digest
+from segmenter.stitching import parse_link
 
 __all__ = ["erase_archive", "routes"]
 
 _KINDS = ("features", "recent", "cart", "bought", "affinity", "exposures")
 
 
-async def erase_archive(state: AppState, sid: str) -> dict[str, int]:
+async def erase_archive(
+    state: AppState, sid: str, signed_in_as: list[str] | None = None
+) -> dict[str, int]:
     """The segmenter's erasure of the archive, the dead letters and partition state."""
     try:
         report = await erase_from_dlq_and_archive(
@@ -42,6 +48,7 @@ async def erase_archive(state: AppState, sid: str) -> dict[str, int]:
             sid,
             state.settings.archive_dir,
             partitions=state.settings.partitions,
+            signed_in_as=signed_in_as or (),
         )
     except (RedisError, OSError) as exc:
         raise Unavailable(
@@ -64,6 +71,40 @@ async def _linked(state: AppState, sid: str) -> list[str]:
     return sorted(x.decode() if isinstance(x, bytes) else str(x) for x in raw or ())
 
 
+async def _signed_in_as(state: AppState, sid: str) -> list[str]:
+    """The customers an anonymous ``sid`` signed in as (none for a customer id)."""
+    k = state.keys
+
+    def read(p: Pipeline) -> None:
+        p.smembers(k.signins(sid))
+        p.get(k.link(sid))
+
+    members, link = await state.store.pipeline("erase_signins", read, budget_s=ADMIN_BUDGET_S)
+    found = {x.decode() if isinstance(x, bytes) else str(x) for x in members or ()}
+    if (linked := parse_link(link)) is not None:  # links written before ``signins`` existed
+        found.add(linked[1])
+    return sorted(found)
+
+
+async def _unlink(state: AppState, anon: str, customers: list[str]) -> None:
+    """Remove ``anon`` from each customer's sign-in records (one hash slot per transaction)."""
+    k = state.keys
+    for customer in customers:
+
+        def read(p: Pipeline, c: str = customer) -> None:
+            p.hget(k.shopper(c), "ab")
+
+        (ab,) = await state.store.pipeline("erase_unlink", read, budget_s=ADMIN_BUDGET_S)
+
+        def unlink(p: Pipeline, c: str = customer, ab: bytes | None = ab) -> None:
+            p.srem(k.anons(c), anon)
+            if ab is not None and ab.decode() == anon:
+                p.hdel(k.shopper(c), "ab")
+
+        await state.store.pipeline("erase_unlink", unlink, transaction=True,
+                                   budget_s=ADMIN_BUDGET_S)  # fmt: skip
+
+
 async def erase(request: Request) -> Response:
     """Erase one shopper and say what was removed."""
     state = get_state(request)
@@ -75,6 +116,7 @@ async def erase(request: Request) -> Response:
     digest = tombstone_digest(sid)
     k = state.keys
     anons = await _linked(state, sid)
+    customers = await _signed_in_as(state, sid)
 
     def tombstone(p: Pipeline) -> None:
         # First, so the processor drops the shopper's events from now on, and archive
@@ -87,7 +129,7 @@ async def erase(request: Request) -> Response:
     for x in [sid, *anons]:  # one shopper (one hash slot) per transaction
 
         def delete(p: Pipeline, x: str = x) -> None:
-            for key in (*k.shopper_keys(x), k.link(x), k.anons(x)):
+            for key in (*k.shopper_keys(x), k.link(x), k.anons(x), k.signins(x)):
                 p.delete(key)
 
         done = await state.store.pipeline(
@@ -95,7 +137,8 @@ async def erase(request: Request) -> Response:
         )
         deleted = deleted or done
     removed = [kind for kind, n in zip(_KINDS, deleted, strict=False) if n]
-    elsewhere = await erase_archive(state, sid)
+    await _unlink(state, sid, customers)
+    elsewhere = await erase_archive(state, sid, customers)
     for anon in anons:
         for name, n in (await erase_archive(state, anon)).items():
             elsewhere[name] += n

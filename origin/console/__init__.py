@@ -9,6 +9,7 @@ are a client of the admin API, called in-process with the signed-in user's token
 | ``/console/signin`` | anyone | sign in with an admin-API token (not a service token) |
 | ``/console/experiments…`` | experimenter | list, create, edit, start, stop, results |
 | ``/console/catalog``, ``/console/invalidations…`` | merchandiser | stock, price, purges |
+| ``/console/rails`` | merchandiser | a route's rail as the API answers it, names and pictures |
 | ``/console/pipeline`` | admin | lag, dead letters and requeue, edge hit ratio |
 
 Mounted (not a list of ``Route``), so the OpenAPI document, which lists the JSON API, does
@@ -22,7 +23,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from origin.console import experiment_pages, merchandising, pipeline_page, signin
+from origin.console import experiment_pages, merchandising, pipeline_page, rails, signin
 from origin.routing import merge_methods
 
 __all__ = ["routes"]
@@ -49,6 +50,7 @@ def routes() -> list[BaseRoute]:
         Route("/catalog", m.catalog, methods=["GET"]),
         Route("/catalog/{sku:path}", m.update_item, methods=["POST"]),
         Route("/invalidations", m.invalidations, methods=["GET"]),
+        Route("/rails", rails.rails, methods=["GET"]),
         Route("/invalidations", m.push, methods=["POST"]),
         Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
         Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),

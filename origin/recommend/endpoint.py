@@ -2,8 +2,13 @@
 
 Answer (version 1, what edges relay to shoppers)::
 
-    {"v": 1, "route": "home", "items": [{"item": "SKU-1", "score": 1.42, "reason": "segment"}],
+    {"v": 1, "route": "home", "items": [{"item": "SKU-1", "score": 1.42, "reason": "segment",
+     "name": "Whole milk 1 l", "image_url": "https://…/milk.jpg", "price": 2.49}],
      "variants": {"rail-algo": "boost"}, "degraded": false}
+
+An item carries its catalog labels (name cut to ``MAX_ITEM_NAME``, image URL, and its price
+with them) when the catalog has a name or an image for it: from the catalog entry the ranking
+read, else from the segment or popular list (the segmenter copied them in).
 
 Personal answers are ``private, no-store`` and set the signed segment and context cookies.
 Opted-out shoppers get the popular list and no cookies; nothing is read or written for them.
@@ -13,8 +18,10 @@ popular list held in memory, marked ``"degraded": true``: a shopper never sees a
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -31,8 +38,12 @@ from cache_keys.wire import (
     SHOPPER_COOKIE,
     ContextCookie,
     Experiment,
+    ListItem,
     RoutePolicy,
     encode_context,
+    fit_image_url,
+    fit_name,
+    labels_to_json,
 )
 from origin.assignment import assign_all
 from origin.errors import BadRequest
@@ -82,11 +93,36 @@ def _strategy(assigned: dict[str, tuple[Experiment, int]], route: str) -> tuple[
     return Strategy.from_weights(weights, route), list_variant
 
 
-def _body(route: str, items: list[Scored], variants: dict[str, str], degraded: bool) -> bytes:
+def _labels(item: str, inputs: Inputs | None, snap: Snapshot) -> dict[str, Any]:
+    """The item's labels for the answer: the catalog entry ranking read, else a list's."""
+    entry = inputs.catalog.get(item) if inputs is not None else None
+    if entry is not None:
+        if not (entry.name or entry.image_url):
+            return {}
+        return labels_to_json(fit_name(entry.name), fit_image_url(entry.image_url), entry.price)
+    li: ListItem | None
+    if inputs is not None:
+        li = inputs.segment.index.get(item) or inputs.popular.index.get(item)
+    else:
+        li = snap.popular_view.index.get(item)
+    if li is None or not (li.name or li.image_url):
+        return {}
+    return labels_to_json(li.name, li.image_url, li.price)
+
+
+def _body(
+    route: str,
+    items: list[Scored],
+    variants: dict[str, str],
+    degraded: bool,
+    labels: Callable[[str], dict[str, Any]],
+) -> bytes:
     doc: dict[str, Any] = {
         "v": 1,
         "route": route,
-        "items": [{"item": s.item, "score": s.score, "reason": s.reason} for s in items],
+        "items": [
+            {"item": s.item, "score": s.score, "reason": s.reason, **labels(s.item)} for s in items
+        ],
         "variants": variants,
         "degraded": degraded,
     }
@@ -130,7 +166,7 @@ def _respond(body: bytes, cookies: list[str]) -> Response:
 
 async def _personal(
     state: AppState, sid: str, route: str, policy: RoutePolicy, *, k: int, now_s: float
-) -> tuple[list[Scored], dict[str, str], list[str]]:
+) -> tuple[list[Scored], dict[str, str], list[str], Inputs]:
     now_ms = int(now_s * 1000)
     snap = state.snapshot.current
     feats = await load_features(state, sid, now_ms)
@@ -145,7 +181,7 @@ async def _personal(
         items = rank(inputs, strategy, k, policy.category_cap)
     state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
-    return items, variants, _cookies(state, feats, inputs, now_s)
+    return items, variants, _cookies(state, feats, inputs, now_s), inputs
 
 
 def ab_unit(sid: str, feats: Features) -> str:
@@ -163,24 +199,29 @@ async def recommendations(request: Request) -> Response:
     shopper = identify(request, state.settings)
     now_s = state.clock()
     snap = state.snapshot.current
+    popular_labels = functools.partial(_labels, inputs=None, snap=snap)
     if shopper.optout:
-        return _respond(_body(route, _popular(snap, k, policy.category_cap), {}, False), [])
+        body = _body(route, _popular(snap, k, policy.category_cap), {}, False, popular_labels)
+        return _respond(body, [])
     sid = shopper.sid or new_shopper_id()
     new_cookie = [] if shopper.sid else [SHOPPER_COOKIE.set_cookie(sid)]
     try:
-        items, variants, cookies = await _personal(state, sid, route, policy, k=k, now_s=now_s)
+        items, variants, cookies, inputs = await _personal(
+            state, sid, route, policy, k=k, now_s=now_s
+        )
     except StoreUnavailable:
         reason = "redis"
     except Exception:  # a shopper never sees a 500: log it, answer from memory
         LOG.exception("recommendation failed; answering degraded")
         reason = "error"
     else:
-        return _respond(_body(route, items, variants, False), new_cookie + cookies)
+        labels = functools.partial(_labels, inputs=inputs, snap=snap)
+        return _respond(_body(route, items, variants, False, labels), new_cookie + cookies)
     state.metrics.degraded.labels(reason).inc()
     now_ms = int(now_s * 1000)
     assigned = assign_all(snap.experiments, sid, route=route, hseg=ANON_HSEG, now_ms=now_ms)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
-    body = _body(route, _popular(snap, k, policy.category_cap), variants, True)
+    body = _body(route, _popular(snap, k, policy.category_cap), variants, True, popular_labels)
     return _respond(body, new_cookie)
 
 

@@ -1,8 +1,10 @@
 """What the storefront shows of the catalog: products with a display name, a price and a
-placeholder picture, grouped by category.
+picture, grouped by category.
 
-The catalog (``Keys.catalog``) holds category, price and stock per sku, no names: a product's
-display name is made from its category and sku (``SKU-0042`` in ``dairy`` -> "Dairy 0042").
+The catalog (``Keys.catalog``) holds category, price and stock per sku, and the name and image
+URL when the shop imported them (``p13n import catalog``); without a name, one is made from
+the category and sku (``SKU-0042`` in ``dairy`` -> "Dairy 0042"), and without an image, a
+placeholder is drawn (``/shop/img/<sku>.svg``).
 One worker reads the whole catalog at most once per ``P13N_ITEM_CACHE_TTL_S`` (the pages
 themselves are cached by the edge), and a page lists at most ``PAGE_ITEMS`` products.
 """
@@ -30,12 +32,21 @@ class Product:
     category: str
     price: float
     in_stock: bool
+    label: str = ""  # the catalog's name, when it has one
+    image_url: str = ""
 
     @property
     def name(self) -> str:
-        """``SKU-0042`` in ``dairy`` -> ``Dairy 0042`` (the catalog carries no names)."""
+        """The catalog's name, else ``SKU-0042`` in ``dairy`` -> ``Dairy 0042``."""
+        if self.label:
+            return self.label
         tail = self.sku.rsplit("-", 1)[-1]
         return f"{self.category.replace('-', ' ').replace('/', ' ').title()} {tail}"
+
+    @property
+    def picture(self) -> str:
+        """The catalog's image URL, else the placeholder's."""
+        return self.image_url or f"/shop/img/{self.sku}.svg"
 
     @property
     def price_text(self) -> str:
@@ -43,7 +54,7 @@ class Product:
 
 
 def _product(sku: str, entry: CatalogEntry) -> Product:
-    return Product(sku, entry.category, entry.price, entry.in_stock)
+    return Product(sku, entry.category, entry.price, entry.in_stock, entry.name, entry.image_url)
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,8 +225,9 @@ def test_segment_list_round_trip() -> None:
 
 def test_segment_list_json_names_every_field() -> None:
     # The encoder is written out field by field (speed): a field added to the dataclasses
-    # must be added there too.
-    item = wire.ListItem("A-1", 2.0, "dairy", 1.5, in_stock=False, durable=True)
+    # must be added there too. (Labels are written only when set: this item has them.)
+    item = wire.ListItem("A-1", 2.0, "dairy", 1.5, in_stock=False, durable=True, name="Milk",
+                         image_url="https://cdn.shop.example/milk.jpg")  # fmt: skip
     sl = wire.SegmentList(ANON_HSEG, "control", '"x"', 5, (item,))
     plain = json.loads(json.dumps(dataclasses.asdict(sl)))
     assert wire.segment_list_to_json(sl) == {"v": 1, **plain}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -106,6 +107,33 @@ def test_origin_answer_is_masked_and_cut_to_k() -> None:
     rail = [RailItem(f"P-{i}", 1.0, "personal") for i in range(5)]
     doc = json.loads(answer_from_rail(plan, rail, frozenset({"P-0"}), "s").body)
     assert [i["item"] for i in doc["items"]] == ["P-1", "P-2"]
+
+
+MILK = {"name": "Whole milk 1 l", "image_url": "https://cdn.shop.example/milk.jpg"}
+
+
+def test_labels_survive_the_rerank_the_stored_entry_and_the_default_answer() -> None:
+    plan = decide(parts(seg=token(), query={"k": "3"}), config(), SETTINGS, NOW_MS)
+    labelled = tuple(replace(i, **MILK) if i.item == "I-001" else i for i in items(5))
+    sl = SegmentList(HSEG, "control", '"l"', 0, labelled)
+    entry = decode_entry(encode_entry(sl, entry_tags("home", HSEG, [], sl), config(), NOW_MS))
+    assert entry is not None
+    for tier, mask in (("hit", frozenset({"I-000"})), ("default", frozenset())):
+        doc = json.loads(answer_from_list(plan, entry.seglist.items, mask, tier=tier,
+                                          status="s").body)  # fmt: skip
+        by_item = {i["item"]: i for i in doc["items"]}
+        assert by_item["I-001"] == {**by_item["I-001"], **MILK, "price": 2.0}
+        assert set(by_item["I-002"]) == {"item", "score", "reason"}  # none: nothing added
+
+
+def test_the_origins_labels_pass_through() -> None:
+    plan = decide(parts(seg=token(), query={"k": "2"}), config(), SETTINGS, NOW_MS)
+    rail = [RailItem("P-0", 1.0, "personal", price=3.5, **MILK), RailItem("P-1", 0.5, "personal")]
+    doc = json.loads(answer_from_rail(plan, rail, frozenset(), "s").body)
+    assert doc["items"] == [
+        {"item": "P-0", "score": 1.0, "reason": "personal", **MILK, "price": 3.5},
+        {"item": "P-1", "score": 0.5, "reason": "personal"},
+    ]
 
 
 def test_exposure_batch_one_event_per_experiment_with_daily_ids() -> None:

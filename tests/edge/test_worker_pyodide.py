@@ -71,14 +71,22 @@ def test_miss_then_hit(worker, origin: StandinOrigin) -> None:
     assert first.header("cache-status").startswith("p13n-edge; fwd=miss; fwd-status=200; stored")
     assert first.header("cache-control") == "private, no-store"
     assert first.header("vary") is None
-    assert first.items == [i["item"] for i in default_list_items("control")][:5]
+    listed = {i["item"]: i for i in default_list_items("control")}
+    assert first.items == list(listed)[:5]
+    for got in first.json["items"]:  # the list's labels (and price) survive the rerank
+        want = listed[got["item"]]
+        labels = {k: want[k] for k in ("name", "image_url", "price")} if "name" in want else {}
+        assert {k: v for k, v in got.items() if k not in ("score", "reason")} == {
+            "item": got["item"],
+            **labels,
+        }
     assert first.json["degraded"] is False
     assert first.cookies() == {}  # the shopper already had an id and a fresh segment
     drain(w)
     second = get(w, cookie=shopper_cookie(token=valid_token()))
     assert second.detail == "hit"
     assert re.search(r"; hit; ttl=\d+", second.header("cache-status"))
-    assert second.items == first.items
+    assert second.json["items"] == first.json["items"]  # labels kept in the stored entry
     assert origin.stats()["counts"]["list"] == 1
     entries = w.call("cache")["entries"]
     assert [e["url"] for e in entries] == [f"{SHOP}/__p13n/v1/home/{HSEG}/en-us/desktop/-/g0"]
@@ -295,6 +303,8 @@ def test_personal_route_goes_to_the_origin_first(worker, origin: StandinOrigin) 
     assert reply.detail == "origin"
     assert "fwd=bypass" in reply.header("cache-status")
     assert reply.items == ["PERS-000", "PERS-001"]
+    assert reply.json["items"][0]["name"] == "Item PERS-000"  # the origin's labels, kept
+    assert reply.json["items"][0]["price"] == 4.5 and "name" not in reply.json["items"][1]
     drain(w)
     assert w.call("cache")["entries"] == []  # per-shopper answers are never stored
 

@@ -5,6 +5,7 @@ both ids. Real Redis (single and cluster), the origin app, the real processor.""
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import replace
 
 import anyio
@@ -149,3 +150,33 @@ async def test_signing_in_mid_session_merges_keeps_variants_and_erases_both(
                     if ANON.encode() in e[b"e"] or customer.encode() in e[b"e"]]  # fmt: skip
     refused = await client.post("/v1/events", json=ev(7, "view", "x", "y", "s1"), headers=jar(ANON))
     assert refused.status_code == 400 and refused.json()["field"] == "user"
+
+
+async def test_erasing_only_the_anonymous_id_removes_it_from_the_customers_records(
+    client, redis_client, redis_url, tmp_path
+):
+    """The anonymous id leaves every record of its sign-in: the customer's set of linked ids,
+    the customer's A/B unit, and the identify event in the customer's stream; the customer
+    keeps their own history. Found after the link (a day) is gone too."""
+    support.load(redis_client, [])
+    customer, k = "cust_7", data.KEYS
+    old = ev(1, "purchase", "kettle", "home", "old", user=customer, price=30.0)
+    assert (await client.post("/v1/events", json=old)).status_code == 202
+    identify = ev(4, "identify", "", "", "s1", user=customer) | {"v": 3}
+    del identify["item"], identify["category"]
+    assert (await client.post("/v1/events", json=identify, headers=jar(ANON))).status_code == 202
+    await process(redis_url, tmp_path)
+    assert redis_client.sismember(k.anons(customer), ANON)
+    assert features(redis_client, customer)["f"]["ab"] == ANON
+    redis_client.delete(k.link(ANON))  # the link expires after a day; the records do not
+
+    r = await client.delete(f"/v1/admin/shoppers/{ANON}", headers=bearer(ADMIN))
+    assert r.status_code == 200, r.text
+    assert not redis_client.sismember(k.anons(customer), ANON)
+    cust = features(redis_client, customer)
+    assert "ab" not in cust["f"] and cust["bought"] == ["kettle"]
+    for p in range(support.PARTITIONS):
+        assert not [e for _, e in redis_client.xrange(k.stream(p)) if ANON.encode() in e[b"e"]]
+    archived = [gzip.decompress(f.read_bytes()) for f in (tmp_path / "archive").rglob("*.gz")]
+    assert archived and not [a for a in archived if ANON.encode() in a]
+    assert redis_client.hget(k.tombstones, tombstone_digest(customer)) is None

@@ -7,7 +7,7 @@ import asyncio
 import msgpack
 import orjson
 
-from cache_keys import ANON_HSEG, hash_segment
+from cache_keys import ANON_HSEG, hash_segment, wire
 from cache_keys.wire import parse_segment_list
 from ops.shop import Shop
 from segmenter.connection import connect
@@ -129,3 +129,26 @@ def test_segment_lists_come_from_their_own_shoppers(redis_url, redis_client, tmp
     # no shoppers of its own: the prior (the catalog fill, in id order)
     other = next(n for n in rules.all_segments() if n not in (tea, cheese))
     assert top(other)[0] not in {"sku-36", "sku-37", "sku-38", "sku-39"}
+
+
+def test_lists_carry_the_catalogs_labels_cut_to_fit_the_wire() -> None:
+    catalog = {
+        "milk": {"category": "dairy", "price": 1.0, "name": "Organic milk " * 20,
+                 "image_url": "https://cdn.shop.example/milk.jpg"},
+        "kettle": {"category": "home", "price": 30.0,
+                   "image_url": "https://x.example/" + "k" * 600},
+        "bread": {"category": "bakery", "price": 2.0},
+    }  # fmt: skip
+    got = {
+        li.item: li for li in rank({"milk": 3, "kettle": 2, "bread": 1}, catalog, "", (0, 99), 3)
+    }
+    assert got["milk"].name == wire.fit_name("Organic milk " * 20)
+    assert len(got["milk"].name) == wire.MAX_ITEM_NAME and got["milk"].name.endswith("…")
+    assert got["milk"].image_url == "https://cdn.shop.example/milk.jpg"
+    assert got["kettle"].image_url == "" and got["kettle"].name == ""  # too long: left out
+    assert (got["bread"].name, got["bread"].image_url) == ("", "")
+    doc = wire.segment_list_to_json(
+        wire.SegmentList(ANON_HSEG, "control", "e", 0, tuple(got.values()))
+    )
+    assert wire.parse_segment_list(doc).items == tuple(got.values())
+    assert "name" not in doc["items"][2] and "image_url" not in doc["items"][2]

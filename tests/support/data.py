@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import msgpack
@@ -130,14 +131,24 @@ def shop_list(seg: int, n: int = 40) -> tuple[ListItem, ...]:
     )
 
 
+def shop_name(item: str) -> str:
+    """The catalog name of the seeded shop's labelled items (every other one has none)."""
+    return f"Product {item}" if int(item.rsplit("-", 1)[-1]) % 2 == 0 else ""
+
+
 def seed_shop(r: redis.Redis) -> None:
-    """The seeded shop: a control list per segment of ``HSEGS``, their catalog, popular."""
+    """The seeded shop: a control list per segment of ``HSEGS``, their catalog (every other
+    item named, ``shop_name``, and so in the lists, as the segmenter copies them), popular."""
     catalog = {}
     for seg, h in enumerate(HSEGS):
-        seg_items = shop_list(seg)
+        seg_items = tuple(replace(i, name=shop_name(i.item)) for i in shop_list(seg))
         put_list(r, h, "control", seg_items, f'"list-{seg}-1"')
         catalog.update({i.item: (i.category, i.price, 100, False) for i in seg_items})
     put_catalog(r, catalog)
+    for sku in catalog:
+        if name := shop_name(sku):
+            entry = orjson.loads(r.hget(KEYS.catalog, sku) or b"{}")
+            r.hset(KEYS.catalog, sku, orjson.dumps({**entry, "name": name}))
     put_popular(r, shop_list(9, 20))
 
 

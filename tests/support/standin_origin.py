@@ -40,7 +40,8 @@ def _keyring() -> KeyRing:
 
 
 def default_list_items(variant: str, n: int = 40) -> list[dict[str, Any]]:
-    """A deterministic list: ``<variant>-<i>`` with falling scores over six categories."""
+    """A deterministic list: ``<variant>-<i>`` with falling scores over six categories; even
+    items carry catalog labels (a name and an image), odd ones none."""
     return [
         {
             "item": f"{variant[:4].upper()}-{i:03d}",
@@ -49,9 +50,14 @@ def default_list_items(variant: str, n: int = 40) -> list[dict[str, Any]]:
             "price": float(1 + i % 9),
             "in_stock": True,
             "durable": i % 10 == 9,
+            **(_labels(f"{variant[:4].upper()}-{i:03d}") if i % 2 == 0 else {}),
         }
         for i in range(n)
     ]
+
+
+def _labels(item: str) -> dict[str, str]:
+    return {"name": f"Item {item}", "image_url": f"https://img.shop.example/{item}.jpg"}
 
 
 class State:
@@ -143,6 +149,8 @@ async def recommendations(request: Request) -> Response:
     items = [
         {"item": f"PERS-{i:03d}", "score": 1.0 - i / 100, "reason": "personal"} for i in range(k)
     ]
+    if items:  # the first one as the origin labels catalog items
+        items[0] |= {**_labels("PERS-000"), "price": 4.5}
     return JSONResponse({"v": 1, "items": items, "variants": {}, "degraded": shopper is None})
 
 

@@ -179,6 +179,12 @@ def _document_case(
     return _expect(to_json(value), c["canonical"], "canonical form")
 
 
+def _label_fit_case(c: dict[str, Any]) -> str | None:
+    if "name_in" in c:
+        return _expect(wire.fit_name(c["name_in"]), c["name_out"], "fitted name")
+    return _expect(wire.fit_image_url(c["url_in"]), c["url_out"], "fitted image url")
+
+
 def wire_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
     d = _load(vector_dir, "wire.json")
     ring = _keyring(d["keyring"])
@@ -220,6 +226,13 @@ def wire_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
             f"rail {case['name']}",
             lambda c=case: _document_case(c, wire.parse_rail, wire.rail_to_json),
         )
+    for case in d["segment_list"]:
+        yield (
+            f"segment list {case['name']}",
+            lambda c=case: _document_case(c, wire.parse_segment_list, wire.segment_list_to_json),
+        )
+    for case in d["label_fit"]:  # how the origin and the segmenter cut labels to the wire
+        yield f"label fit {case['name']}", lambda c=case: _label_fit_case(c)
     for case in d["optout"]:  # one Sec-GPC and opt-out-cookie rule for every tier
         yield (
             f"optout {case['name']}",

@@ -3,8 +3,10 @@
  *
  * The page itself is the same for everyone (the edge caches it); what is personal comes from
  * the edge's rail route (/p13n/v1/rail/{route}, private, no-store) after the page loaded,
- * as a real shop includes a personalized fragment. The rail names skus; their tiles (name,
- * picture, price) come from /shop/tiles, cacheable by the skus alone.
+ * as a real shop includes a personalized fragment. A rail item the catalog labels carries its
+ * name, picture and price: its tile is drawn from the answer itself. The tiles of the others
+ * (a name made from the sku, a placeholder picture) come from /shop/tiles, cacheable by the
+ * skus alone.
  */
 (function () {
   "use strict";
@@ -52,6 +54,55 @@
     });
   }
 
+  function labelledTile(item) {
+    var li = document.createElement("li");
+    li.className = "tile";
+    li.dataset.sku = item.item;
+    var href = "/shop/p/" + encodeURIComponent(item.item);
+    var pic = document.createElement("a");
+    pic.href = href;
+    var img = document.createElement("img");
+    img.src = item.image_url || "/shop/img/" + encodeURIComponent(item.item) + ".svg";
+    img.alt = item.name || item.item;
+    img.width = 240;
+    img.height = 180;
+    pic.appendChild(img);
+    var name = document.createElement("a");
+    name.className = "name";
+    name.href = href;
+    name.textContent = item.name || item.item;
+    li.append(pic, name);
+    if (typeof item.price === "number") {
+      var price = document.createElement("span");
+      price.className = "price";
+      price.textContent = "$" + item.price.toLocaleString("en-US", {
+        minimumFractionDigits: 2, maximumFractionDigits: 2 });
+      li.appendChild(price);
+    }
+    return li;
+  }
+
+  async function fillRail(list, items) {
+    var bare = items.filter(function (i) { return !i.name; });
+    var fetched = {};
+    if (bare.length) {
+      var skus = bare.map(function (i) { return encodeURIComponent(i.item); }).join(",");
+      var tiles = await fetch("/shop/tiles?items=" + skus);
+      if (tiles.ok) {
+        var holder = document.createElement("template");
+        holder.innerHTML = await tiles.text();
+        holder.content.querySelectorAll(".tile").forEach(function (t) {
+          fetched[t.dataset.sku] = t;
+        });
+      }
+    }
+    list.replaceChildren();
+    items.forEach(function (item) {
+      var tile = item.name ? labelledTile(item) : fetched[item.item];
+      if (tile) list.appendChild(tile);
+    });
+  }
+
   async function loadRail(debug) {
     var section = document.getElementById("rail");
     var route = section.dataset.route;
@@ -73,9 +124,7 @@
     var doc = await resp.json();
     var items = doc.items || [];
     if (items.length) {
-      var skus = items.map(function (i) { return encodeURIComponent(i.item); }).join(",");
-      var tiles = await fetch("/shop/tiles?items=" + skus);
-      if (tiles.ok) list.innerHTML = await tiles.text();
+      await fillRail(list, items);
       markReasons(list, items);
     }
     status.textContent = items.length ? "" : "Nothing to recommend yet.";

@@ -79,7 +79,8 @@ def test_the_home_page_shows_a_rail_from_the_edge(page, stack, edge, tmp_path) -
     urls: list[str] = []
     page.on("request", lambda request: urls.append(request.url))
     sid = as_returning_shopper(page, edge)
-    first = page.goto(edge.url + "/shop/")
+    with page.expect_response(lambda r: "/p13n/v1/rail/home" in r.url) as answered:
+        first = page.goto(edge.url + "/shop/")
     assert first is not None and first.status == 200
     assert page.title() == "Home · p13n shop"
     wait_for_rail(page)
@@ -88,6 +89,16 @@ def test_the_home_page_shows_a_rail_from_the_edge(page, stack, edge, tmp_path) -
     names = tiles.locator(".name").all_inner_texts()
     prices = tiles.locator(".price").all_inner_texts()
     assert all(n.strip() for n in names) and all(p.startswith("$") for p in prices)
+    # Named items are drawn from the rail answer itself; only the others come as tiles.
+    rail = answered.value.json()["items"]
+    assert [t.get_attribute("data-sku") for t in tiles.all()] == [i["item"] for i in rail]
+    named = [i for i in rail if i.get("name")]
+    assert named and len(named) < len(rail)
+    assert [n for n, i in zip(names, rail, strict=True) if i.get("name")] == [
+        i["name"] for i in named
+    ]
+    tile_skus = next(u.split("items=")[1] for u in urls if "/shop/tiles" in u).split(",")
+    assert sorted(tile_skus) == sorted(i["item"] for i in rail if not i.get("name"))
     loaded = page.eval_on_selector_all(
         "#rail-items img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
     )

@@ -4,17 +4,19 @@ cover the same pages end to end)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 from origin.app import create_app
 from origin.settings import Settings
+from tests.support import data
 from tests.support.asgi import app_client
 from tests.support.data import ADMIN, EXPER, MERCH, TOKENS
 
 pytestmark = pytest.mark.anyio
 PAGES = ["/console/experiments", "/console/experiments/new", "/console/catalog",
-         "/console/invalidations", "/console/pipeline"]  # fmt: skip
+         "/console/invalidations", "/console/pipeline", "/console/rails"]  # fmt: skip
 
 
 @pytest.fixture
@@ -95,3 +97,20 @@ async def test_static_files_and_home(client):
     assert r.status_code == 303 and r.headers["location"] == "/console/signin"
     await sign_in(client, MERCH)
     assert (await client.get("/console/")).headers["location"] == "/console/catalog"
+
+
+async def test_the_rail_preview_draws_the_rail_answer_with_its_labels(redis_url, redis_client):
+    milk = replace(data.items(("milk", 9, "dairy"))[0], name="Whole <milk> 1 l",
+                   image_url="https://cdn.shop.example/milk.jpg")  # fmt: skip
+    data.put_popular(redis_client, (milk, *data.items(("bread", 5, "bakery"))))
+    settings = Settings(redis_url=redis_url, admin_tokens=dict(TOKENS), partitions=2)
+    async with app_client(create_app(settings)) as client:  # its snapshot holds the list
+        await sign_in(client, MERCH)
+        r = await client.get("/console/rails", params={"route": "home"})
+        denied = await client.get("/console/rails", params={"user": "cust_1"})
+    assert r.status_code == 200, r.text
+    html = r.text
+    assert 'data-sku="milk"' in html and 'data-sku="bread"' in html
+    assert "Whole &lt;milk&gt; 1 l" in html and "<milk>" not in html  # shown as text
+    assert 'src="https://cdn.shop.example/milk.jpg"' in html and ">1.00<" in html
+    assert denied.status_code == 200 and 'id="rail-error"' in denied.text  # service role only

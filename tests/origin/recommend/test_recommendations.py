@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import orjson
 import pytest
 
-from cache_keys import ANON_HSEG, verify_segment
+from cache_keys import ANON_HSEG, verify_segment, wire
 from cache_keys.wire import (
     CONTEXT_COOKIE,
     OPTOUT_COOKIE,
@@ -92,6 +94,31 @@ async def test_personal_answer_with_reasons_and_signed_cookies(client, redis_cli
     assert ctx.categories[0] == "dairy" and ctx.cart == ("butter",)
     assert ctx.durable_purchases == ("kettle",)
     assert SHOPPER_COOKIE.name not in jar  # the shopper already had one
+
+
+async def test_items_carry_their_catalog_labels(client, redis_client):
+    """Names (cut to the wire's length) and images from the catalog entry ranking read, else
+    from the segment or popular list; unlabelled items as before."""
+    shopper = seed_world(redis_client)
+    long_name = "Organic whole milk from grass-fed cows " * 4
+    milk = {"category": "dairy", "price": 1.0, "stock": 10, "durable": False, "name": long_name,
+            "image_url": "https://cdn.shop.example/milk.jpg"}  # fmt: skip
+    redis_client.hset(data.KEYS.catalog, "milk", orjson.dumps(milk))
+    bread = replace(data.items(("bread", 5, "bakery"))[0], name="Sourdough loaf",
+                    image_url="https://cdn.shop.example/bread.jpg")  # fmt: skip
+    rest = data.items(("cheese", 4, "dairy"), ("butter", 3, "dairy"))
+    data.put_list(redis_client, SEG, "control", (bread, *rest), "e3")
+    await reload(client)
+    r = await client.get("/v1/recommendations", headers=jar_of({SHOPPER_COOKIE.name: shopper}))
+    got = {i["item"]: i for i in r.json()["items"]}
+    assert got["milk"]["name"] == wire.fit_name(long_name)
+    assert len(got["milk"]["name"]) == wire.MAX_ITEM_NAME and got["milk"]["price"] == 1.0
+    assert got["milk"]["image_url"] == milk["image_url"]
+    assert got["bread"] | {"name": "Sourdough loaf", "price": 1.0} == got["bread"]
+    assert got["bread"]["image_url"] == "https://cdn.shop.example/bread.jpg"
+    assert set(got["granola"]) == {"item", "score", "reason"}
+    for item in got.values():  # what edges read
+        wire.parse_labels(item, "item")
 
 
 async def test_k_and_buy_again_route(client, redis_client):
