@@ -95,6 +95,7 @@ class Processor:
             operators_for(settings, self.rules),
             archive=archive,
             lease_ttl_ms=settings.lease_ttl_ms,
+            cache_size=settings.shopper_cache_size,
         )
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.releasing: set[int] = set()

@@ -216,3 +216,13 @@ def test_expiring_cache_expires_within_its_jittered_ttl_and_clears_when_full() -
     c.put("b", 2, now=100.0)
     c.put("c", 3, now=100.0)  # full: cleared first
     assert c.get("b", 101.0) is MISSING and c.get("c", 101.0) == 3
+
+
+def test_expiring_cache_drops_keys_never_asked_for_again() -> None:
+    # A segment list's etag changes with every rebuild: the old keys are never read again.
+    # 100,000 keys, one per 0.01 s, living 10 s: about 1,000 are live at any time.
+    c: Expiring[str, int] = Expiring(ttl_s=10, maxsize=1_000_000, jitter=lambda: 0.0)
+    for n in range(100_000):
+        c.put(f"etag-{n}", n, now=n / 100)
+        assert len(c) <= 2 * 1_000 + Expiring.MIN_SWEEP
+    assert c.get("etag-99999", 999.99) == 99_999
