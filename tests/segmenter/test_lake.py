@@ -128,6 +128,27 @@ def test_p13n_sql_reads_a_lake_written_by_a_real_processor_run(single_redis_url,
     client.close()
 
 
+def test_the_processor_writes_the_lake_without_loading_duckdb_itself(single_redis_url, tmp_path):
+    """DuckDB (~60 MB resident, kept after the first sync) runs in a child per sync."""
+    entries = support.valid_entries(300)
+    client = support.connect_sync(single_redis_url)
+    support.load(client, entries)
+    archive = tmp_path / "arc"
+    proc = support.spawn(single_redis_url, archive, P13N_LAKE_INTERVAL_S="1",
+                         P13N_LAKE_RETENTION_DAYS=str(support.RETENTION_DAYS))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (support.drained(client) and _count(lake.lake_root(archive)) == len(entries)):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the processor did not write the lake in time"
+            time.sleep(0.1)
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        support.stop(proc)
+        client.close()
+    assert "duckdb" not in maps
+
+
 def test_p13n_sql_usage_errors(tmp_path) -> None:
     assert _p13n("sql", "SELECT 1", "--archive-dir", str(tmp_path / "nope")).returncode == 2
     bad = _p13n("sql", "SELEC 1", "--archive-dir", str(tmp_path))
