@@ -3,7 +3,8 @@
 Starts the whole stack in a throwaway directory (its own Redis), runs the simulated shop at
 ``--rate`` visits per second for the whole run, and every ``--sample-s`` seconds reads the
 resident memory (RSS, from /proc) of each tier: the pid ``stack.json`` names for it plus all
-its descendants (uvicorn's workers), re-read every time so a supervised restart is followed.
+its lasting descendants (uvicorn's workers; not a job's child of a few seconds), re-read
+every time so a supervised restart is followed.
 Beside the simulator a probe shopper (cookies kept, one rail request every
 ``PROBE_EVERY_S``) times the edge's answer as a shopper sees it under that load.
 
@@ -34,6 +35,8 @@ TIERS = ("origin", "edge", "processor")
 PROBE_EVERY_S = 0.25
 READY_S = 300.0  # a loaded machine starts the stack slowly
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CHILD_MIN_AGE_S = 30.0
 
 
 def _children(pid: int) -> list[int]:
@@ -51,8 +54,19 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _age_s(pid: int) -> float:
+    """Seconds since ``pid`` started (0 when it is gone)."""
+    try:
+        start = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return uptime - start / CLOCK_TICKS
+
+
 def tree_rss_mb(pid: int) -> float:
-    """RSS of ``pid`` and every descendant, in MB (0 for a process that is gone)."""
+    """RSS of ``pid`` and its lasting descendants (uvicorn's workers), in MB; a child younger
+    than ``CHILD_MIN_AGE_S`` is a job (the processor's lake sync) whose memory goes with it."""
     total_kb, todo = 0, [pid]
     while todo:
         p = todo.pop()
@@ -60,7 +74,7 @@ def tree_rss_mb(pid: int) -> float:
             total_kb += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE_KB
         except (OSError, IndexError, ValueError):
             continue
-        todo.extend(_children(p))
+        todo.extend(c for c in _children(p) if _age_s(c) >= CHILD_MIN_AGE_S)
     return total_kb / 1024
 
 
