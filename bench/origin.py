@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # This file is named like the ``origin`` package: drop its folder from the import path first.
 _HERE = Path(__file__).resolve().parent
@@ -129,32 +130,62 @@ def load_world(url: str, n: int, rng: random.Random) -> list[str]:
     r = connect_sync(url)  # one Redis or a cluster (redis+cluster://), for bench/cluster.py
     keys = Keys()
     by_cat, segments = _shared(r, keys, rng)
-    cats = sorted(by_cat)
-    ids = ["".join(rng.choices(ID_ALPHABET, k=22)) for _ in range(n)]
+    ids = load_shoppers(r, keys, by_cat, segments, n, rng)
+    r.close()
+    return ids
+
+
+def queue_shopper(
+    p: Any,
+    keys: Keys,
+    sid: str,
+    by_cat: dict[str, list[str]],
+    segments: list[str],
+    rng: random.Random,
+) -> None:
+    """Queue one shopper's features on the pipeline ``p`` (recent views, cart, purchases,
+    category affinities, segment)."""
+    seg = rng.randrange(N_SEGMENTS)
+    fav = [f"cat-{seg % N_CATEGORIES:02d}", *rng.sample(sorted(by_cat), 2)]
+    p.hset(keys.shopper(sid), mapping={"hseg": segments[seg], "seg": str(seg),
+           "first_ms": NOW_MS - 90 * DAY_MS, "last_ms": NOW_MS, "events": 40})  # fmt: skip
+    p.rpush(keys.recent(sid), *(rng.choice(by_cat[rng.choice(fav)]) for _ in range(10)))
+    cart = {rng.choice(by_cat[fav[0]]): 1 for _ in range(rng.randint(0, 3))}
+    if cart:
+        p.hset(keys.cart(sid), mapping=cart)
+    bought = {
+        rng.choice(
+            by_cat[rng.choice(fav)]
+        ): f"{rng.randint(1, 9)}|{NOW_MS - rng.randint(1, 60) * DAY_MS}"
+        for _ in range(rng.randint(0, 15))
+    }
+    if bought:
+        p.hset(keys.bought(sid), mapping=bought)
+    p.hset(keys.affinity(sid), mapping={c: f"{rng.uniform(0.5, 5):.3f}|{NOW_MS}" for c in fav})
+
+
+def load_shoppers(
+    r: redis.Redis,
+    keys: Keys,
+    by_cat: dict[str, list[str]],
+    segments: list[str],
+    n: int,
+    rng: random.Random,
+) -> list[str]:
+    """``n`` shoppers' features, pipelined 1,000 shoppers at a time; returns their ids."""
+    ids = [new_id(rng) for _ in range(n)]
     p = r.pipeline(transaction=False)
     for i, sid in enumerate(ids):
-        seg = rng.randrange(N_SEGMENTS)
-        fav = [f"cat-{seg % N_CATEGORIES:02d}", *rng.sample(cats, 2)]
-        p.hset(keys.shopper(sid), mapping={"hseg": segments[seg], "seg": str(seg),
-               "first_ms": NOW_MS - 90 * DAY_MS, "last_ms": NOW_MS, "events": 40})  # fmt: skip
-        p.rpush(keys.recent(sid), *(rng.choice(by_cat[rng.choice(fav)]) for _ in range(10)))
-        cart = {rng.choice(by_cat[fav[0]]): 1 for _ in range(rng.randint(0, 3))}
-        if cart:
-            p.hset(keys.cart(sid), mapping=cart)
-        bought = {
-            rng.choice(
-                by_cat[rng.choice(fav)]
-            ): f"{rng.randint(1, 9)}|{NOW_MS - rng.randint(1, 60) * DAY_MS}"
-            for _ in range(rng.randint(0, 15))
-        }
-        if bought:
-            p.hset(keys.bought(sid), mapping=bought)
-        p.hset(keys.affinity(sid), mapping={c: f"{rng.uniform(0.5, 5):.3f}|{NOW_MS}" for c in fav})
+        queue_shopper(p, keys, sid, by_cat, segments, rng)
         if i % 1000 == 999:
             p.execute()
     p.execute()
-    r.close()
     return ids
+
+
+def new_id(rng: random.Random) -> str:
+    """A random 22-character anonymous shopper id."""
+    return "".join(rng.choices(ID_ALPHABET, k=22))
 
 
 def start_origin(redis_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -190,6 +221,16 @@ async def _conn_worker(
 async def open_loop_p99(
     port: int, prefix: str, ids: list[str], rate: float, seconds: float, conns: int
 ) -> tuple[float, int, int]:
+    """p99 (ms), answers and errors of ``open_loop``."""
+    lat, errors = await open_loop(port, prefix, ids, rate, seconds, conns)
+    return lat[int(0.99 * (len(lat) - 1))] * 1000, len(lat), errors
+
+
+async def open_loop(
+    port: int, prefix: str, ids: list[str], rate: float, seconds: float, conns: int
+) -> tuple[list[float], int]:
+    """Requests at ``rate`` on a fixed schedule: sorted latencies (s) from each intended
+    send time, and the number of non-200 answers."""
     queue: asyncio.Queue = asyncio.Queue()
     lat: list[float] = []
     errs: list[int] = []
@@ -209,7 +250,7 @@ async def open_loop_p99(
         queue.put_nowait(None)
     await asyncio.wait_for(asyncio.gather(*workers), timeout=seconds + 60)
     lat.sort()
-    return lat[int(0.99 * (len(lat) - 1))] * 1000, len(lat), len(errs)
+    return lat, len(errs)
 
 
 def metric(port: int, name: str, labels: str) -> float:

@@ -88,6 +88,12 @@ FUTURE = Rejection("ts", "in the future beyond the allowed clock skew")
 ERASED = Rejection("user", "the shopper was erased; nothing is stored for them")
 
 
+# Per limiter: at most this many clients' buckets (the least recently used goes first,
+# a reset to a full bucket), each kept at most until it has refilled.
+MAX_BUCKETS = 100_000
+MAX_BUCKET_TTL_S = 3600.0
+
+
 class RateLimiter:
     """Token buckets per client, in events; ``take`` returns 0 or seconds to wait."""
 
@@ -95,7 +101,14 @@ class RateLimiter:
         self.rate = rate_per_s
         self.burst = burst
         self.clock = clock
-        self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(100_000, ttl=3600)
+        # A bucket left alone refills to ``burst`` in burst/rate seconds, and a full bucket is
+        # what ``take`` assumes for a client it has no entry for: an entry is dropped then,
+        # so the map holds only the clients of the last refill time (per-shopper buckets
+        # would otherwise pile up for every shopper seen in the last hour).
+        refill_s = burst / rate_per_s if rate_per_s > 0 else MAX_BUCKET_TTL_S
+        self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(
+            MAX_BUCKETS, ttl=min(MAX_BUCKET_TTL_S, refill_s), timer=clock
+        )
 
     def peek(self, client: str, n: int) -> float:
         """What ``take`` would answer, taking nothing."""
@@ -103,7 +116,7 @@ class RateLimiter:
         tokens, at = self._buckets.get(client, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - at) * self.rate)
         if n > tokens:
-            return (n - tokens) / self.rate if self.rate > 0 else 3600.0
+            return (n - tokens) / self.rate if self.rate > 0 else MAX_BUCKET_TTL_S
         return 0.0
 
     def take(self, client: str, n: int) -> float:
@@ -112,9 +125,12 @@ class RateLimiter:
         tokens = min(float(self.burst), tokens + (now - at) * self.rate)
         if n > tokens:
             self._buckets[client] = (tokens, now)
-            return (n - tokens) / self.rate if self.rate > 0 else 3600.0
+            return (n - tokens) / self.rate if self.rate > 0 else MAX_BUCKET_TTL_S
         self._buckets[client] = (tokens - n, now)
         return 0.0
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,11 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+# The method label's values: any other method a client invents is counted as "other", so
+# the request histogram's series stay a fixed set (each series is ~20 objects, forever).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -159,9 +164,10 @@ class AccessLogMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             template = _route_template(scope)
-            self.metrics.request_seconds.labels(
-                template, scope["method"], f"{status[0] // 100}xx"
-            ).observe(elapsed)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.request_seconds.labels(template, method, f"{status[0] // 100}xx").observe(
+                elapsed
+            )
             plane = "admin" if template.startswith(ADMIN_PREFIXES) else "edge"
             self.metrics.sent_bytes.labels(plane).inc(status[1])
             if ACCESS_LOG.isEnabledFor(logging.INFO):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +31,10 @@ from segmenter.aggregates import Entry, PartitionEffects, PartitionParams, parse
 from segmenter.archive import ArchiveWriter
 from segmenter.erasure import erase_after_batch
 from segmenter.features import FeatureParams, ShopperState
+from segmenter.settings import DEFAULT_SHOPPER_CACHE
 from segmenter.store import Lease, Loaded, Store, StoreUnavailable
 
-__all__ = ["Applier", "BatchResult", "Operators"]
+__all__ = ["Applier", "BatchResult", "Operators", "ShopperCache"]
 
 MAX_CONFLICT_RETRIES = 3
 
@@ -71,6 +72,64 @@ def shopper_writes(
     return out
 
 
+class _PartitionView(Mapping[str, ShopperState]):
+    """One partition's shoppers in a ``ShopperCache``, as ``Store.load`` reads them."""
+
+    __slots__ = ("_data", "_partition")
+
+    def __init__(self, data: Mapping[tuple[int, str], ShopperState], partition: int) -> None:
+        self._data = data
+        self._partition = partition
+
+    def __getitem__(self, user: str) -> ShopperState:
+        return self._data[self._partition, user]
+
+    def __contains__(self, user: object) -> bool:
+        return (self._partition, user) in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return (u for p, u in self._data if p == self._partition)
+
+    def __len__(self) -> int:
+        return sum(1 for p, _ in self._data if p == self._partition)
+
+
+class ShopperCache:
+    """The shopper states this process wrote last, least recently written dropped first.
+
+    One bound over every partition: a process that owns more partitions must not hold more
+    shoppers (a per-partition bound times the partitions grew past what the host has).
+    """
+
+    def __init__(self, maxsize: int = DEFAULT_SHOPPER_CACHE) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[tuple[int, str], ShopperState] = OrderedDict()
+
+    def view(self, partition: int) -> Mapping[str, ShopperState]:
+        """The cached shoppers of ``partition``."""
+        return _PartitionView(self._data, partition)
+
+    def put(self, partition: int, user: str, state: ShopperState) -> None:
+        """Remember ``state`` as the last written for ``user``."""
+        key = (partition, user)
+        self._data[key] = state
+        self._data.move_to_end(key)
+        while len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+
+    def pop(self, partition: int, user: str) -> None:
+        """Forget one shopper."""
+        self._data.pop((partition, user), None)
+
+    def forget(self, partition: int) -> None:
+        """Forget every shopper of ``partition``."""
+        for key in [k for k in self._data if k[0] == partition]:
+            del self._data[key]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 class Applier:
     """Applies batches of one process; the same code serves the processor and rebuilds."""
 
@@ -82,10 +141,9 @@ class Applier:
         archive: ArchiveWriter | None,
         lease_ttl_ms: int,
         shopper_chunk: int = 500,
-        cache_size: int = 200_000,
+        cache_size: int = DEFAULT_SHOPPER_CACHE,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.cache_size = cache_size
         self.store = store
         self.ops = ops
         self.archive = archive
@@ -95,21 +153,17 @@ class Applier:
         # Shopper states this process wrote last, per partition: only a partition's owner
         # writes its shoppers, and every write is a compare-and-set on last_id, so a stale
         # entry (erasure, expiry, another owner) shows up as a conflict and is reloaded.
-        self.cache: dict[int, OrderedDict[str, ShopperState]] = {}
+        self.cache = ShopperCache(cache_size)
 
     def forget(self, partition: int) -> None:
         """Drop the cached shoppers of a partition (its lease was lost or released)."""
-        self.cache.pop(partition, None)
+        self.cache.forget(partition)
 
     def _remember(
         self, partition: int, writes: Sequence[tuple[str, str, list[Any], ShopperState]]
     ) -> None:
-        cache = self.cache.setdefault(partition, OrderedDict())
         for user, _, _, state in writes:
-            cache[user] = state
-            cache.move_to_end(user)
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
+            self.cache.put(partition, user, state)
 
     async def _undo_racing_erasures(
         self,
@@ -121,7 +175,7 @@ class Applier:
         users = [w[0] for w in writes] + [e.event.user for e in fx.archive if e.event]
         erased = await self.store.erased(users)
         for user in erased:
-            self.cache.get(partition, OrderedDict()).pop(user, None)
+            self.cache.pop(partition, user)
             root = self.archive.root if self.archive is not None else None
             try:
                 await erase_after_batch(self.store.r, self.store.keys, user, partition, root)
@@ -132,7 +186,7 @@ class Applier:
         """Apply ``entries`` (in stream order) under ``lease``; retried on shopper conflicts."""
         started = self.clock()
         for _ in range(MAX_CONFLICT_RETRIES):
-            cached: Mapping[str, ShopperState] = self.cache.get(lease.partition, {})
+            cached = self.cache.view(lease.partition)
             loaded = await self.store.load(lease.partition, entries, cached)
             st, fx = aggregates.apply(
                 loaded.partition, entries, loaded.tombstoned, self.ops.partition

@@ -113,10 +113,13 @@ _NARROWER: dict[int, tuple[tuple[str, Field], ...]] = {
 }
 # Text values already seen to match their pattern, for the fields whose values repeat
 # (shoppers, items, sessions…): a set lookup instead of a regex; bounded, emptied when full.
+# The bound is per set and every process that validates (collector, processor) holds them
+# all: new sessions and anonymous ids arrive for as long as a shop runs, so each set fills
+# to its bound, and a few thousand repeats are what the memo is for (~0.5 MB per set).
 _KNOWN: dict[str, set[str]] = {
     name: set() for name in ("user", "anon", "item", "category", "session", "experiment", "variant")
 }
-_KNOWN_MAX = 100_000
+_KNOWN_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import fcntl
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -43,6 +44,7 @@ __all__ = [
     "events_glob",
     "has_events",
     "lake_root",
+    "main",
     "prune",
     "sync",
     "write_table",
@@ -212,3 +214,20 @@ def prune(root: Path, retention_days: int, now_ms: int | None = None) -> int:
             shutil.rmtree(hour)
             gone += 1
     return gone
+
+
+def main(argv: list[str]) -> int:
+    """``python -m segmenter.lake ARCHIVE_DIR RETENTION_DAYS NOW_MS``: sync, then prune (the
+    processor runs this as a child, so DuckDB never lives in the processor)."""
+    archive, days, now = Path(argv[0]), int(argv[1]), int(argv[2])
+    try:
+        sync(archive)
+        prune(lake_root(archive), days, now)
+    except (OSError, LakeError) as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -16,12 +16,21 @@ from typing import Any, TypeVar
 from segmenter.connection import cluster_url
 from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
 
-__all__ = ["DEV_SEGMENT_KEY", "WRITE_MODES", "ProcessorSettings", "SettingsError"]
+__all__ = [
+    "DEFAULT_SHOPPER_CACHE",
+    "DEV_SEGMENT_KEY",
+    "WRITE_MODES",
+    "ProcessorSettings",
+    "SettingsError",
+]
 
 # Must equal origin.settings._DEV_SEGMENT_KEY (a test checks): both tiers hash segments alike.
 # Public (it is in the source): only trusted code uses it, a test's own settings or a run with
 # P13N_TRUSTED_LOCAL=1; ``from_env`` refuses to start without P13N_SEGMENT_KEY otherwise.
 DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
+# Shopper states a processor keeps over all its partitions (``batch.ShopperCache``): a few KB
+# each, so the default holds a process well under 100 MB whatever the shop's size.
+DEFAULT_SHOPPER_CACHE = 20_000
 # P13N_WRITES values -> ``Store(per_slot=…)``
 WRITE_MODES: dict[str, bool | None] = {"auto": None, "batched": False, "per-slot": True}
 
@@ -92,6 +101,14 @@ class ProcessorSettings:
         default=1000,
         metadata=_env(
             "P13N_BATCH_MAX_EVENTS", "entries read per XREADGROUP and applied per atomic step"
+        ),
+    )
+    shopper_cache_size: int = field(
+        default=DEFAULT_SHOPPER_CACHE,
+        metadata=_env(
+            "P13N_SHOPPER_CACHE_SIZE",
+            "shopper states a processor keeps in memory over all its partitions (the least "
+            "recently written goes first); a cached shopper is not read before its next write",
         ),
     )
     read_block_ms: int = field(
@@ -257,6 +274,7 @@ class ProcessorSettings:
             partitions=_int(e, "P13N_PARTITIONS", DEFAULT_PARTITIONS),
             consumer=e.get("P13N_CONSUMER") or f"segmenter-{socket.gethostname()}-{os.getpid()}",
             batch_max_events=_int(e, "P13N_BATCH_MAX_EVENTS", 1000),
+            shopper_cache_size=_int(e, "P13N_SHOPPER_CACHE_SIZE", DEFAULT_SHOPPER_CACHE),
             read_block_ms=_int(e, "P13N_READ_BLOCK_MS", 50),
             lease_ttl_ms=_int(e, "P13N_LEASE_TTL_MS", 10_000),
             claim_idle_ms=_int(e, "P13N_CLAIM_IDLE_MS", 30_000),
@@ -287,6 +305,8 @@ class ProcessorSettings:
         """Reject values that cannot work."""
         if not 1 <= self.partitions <= 1024:
             raise SettingsError("P13N_PARTITIONS must be between 1 and 1024")
+        if self.shopper_cache_size < 0:
+            raise SettingsError("P13N_SHOPPER_CACHE_SIZE must be 0 or more")
         if not 1 <= self.batch_max_events <= 10_000:
             raise SettingsError("P13N_BATCH_MAX_EVENTS must be between 1 and 10000")
         if not 100 <= self.list_size <= 300:

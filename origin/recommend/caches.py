@@ -44,8 +44,15 @@ class Expiring(Generic[K, V]):
     """A dict whose entries expire ``ttl_s`` after they were put; cleared when full.
 
     Each entry lives a random 75-100% of ``ttl_s`` so entries loaded together (a cold start)
-    do not all expire together and send every request to Redis at once.
+    do not all expire together and send every request to Redis at once. Expired entries are
+    swept out when the dict has doubled since the last sweep: keys that are never asked for
+    again (a segment list's old etag after every rebuild) would otherwise stay until
+    ``maxsize``, and the process would grow for as long as it runs. The sweep costs O(1) per
+    ``put`` amortized, and the size stays within twice the live entries (at least
+    ``MIN_SWEEP``).
     """
+
+    MIN_SWEEP = 64
 
     def __init__(
         self, ttl_s: float, maxsize: int, jitter: Callable[[], float] = random.random
@@ -54,6 +61,7 @@ class Expiring(Generic[K, V]):
         self.maxsize = maxsize
         self.jitter = jitter
         self._data: dict[K, tuple[float, V]] = {}
+        self._sweep_at = self.MIN_SWEEP
 
     def get(self, key: K, now: float) -> V | _Missing:
         """The live value, else ``MISSING``."""
@@ -64,9 +72,15 @@ class Expiring(Generic[K, V]):
 
     def put(self, key: K, value: V, now: float) -> None:
         """Store ``value`` until ``now + ttl_s``."""
+        if len(self._data) >= min(self._sweep_at, self.maxsize):
+            self._sweep(now)
         if len(self._data) >= self.maxsize:
             self._data.clear()  # rare: a bounded worst case beats LRU bookkeeping per access
         self._data[key] = (now + self.ttl_s * (1.0 - 0.25 * self.jitter()), value)
+
+    def _sweep(self, now: float) -> None:
+        self._data = {k: hit for k, hit in self._data.items() if hit[0] > now}
+        self._sweep_at = max(self.MIN_SWEEP, 2 * len(self._data))
 
     def pop(self, key: K) -> None:
         """Forget ``key``."""

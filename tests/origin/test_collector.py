@@ -143,6 +143,20 @@ def test_rate_limiter_refills_with_its_clock() -> None:
     assert lim.take("c", 5) == 0 and lim.take("other", 20) == 0
 
 
+def test_rate_limiter_forgets_buckets_that_refilled() -> None:
+    # 10 events/s, burst 20: a bucket is full again 2 s after its last take, the same as
+    # no bucket at all; 20,000 distinct shoppers at 1,000 a second leave at most 2 s' worth.
+    now = [0.0]
+    lim = RateLimiter(10, 20, clock=lambda: now[0])
+    for n in range(20_000):
+        now[0] = n / 1000
+        assert lim.take(f"site|shopper:{n}", 1) == 0
+        assert len(lim) <= 2_001
+    assert lim.take("site|shopper:19999", 19) == 0 and lim.take("site|shopper:19999", 1) > 0
+    now[0] += 2.0  # refilled: forgotten, and a fresh bucket is what it gets
+    assert lim.take("site|shopper:19999", 20) == 0
+
+
 @pytest.mark.anyio
 async def test_redis_down_is_503_with_retry_after(redis_factory) -> None:
     server = redis_factory()

@@ -23,3 +23,18 @@ async def test_bytes_served_are_counted_by_plane(redis_url) -> None:
         text = (await http.get("/metrics")).text
     assert _sample(text, "edge") == len(schema.content)
     assert _sample(text, "admin") == len(health.content)
+
+
+async def test_request_metric_label_sets_stay_bounded_whatever_the_method(redis_url) -> None:
+    """A client invents methods at will: each must not mint a histogram series of its own."""
+    async with app_client(create_app(Settings(redis_url=redis_url))) as http:
+        for n in range(50):
+            await http.request(f"X{n}", "/no-such-page")
+        text = (await http.get("/metrics")).text
+    methods = {
+        line.split('method="', 1)[1].split('"', 1)[0]
+        for line in text.splitlines()
+        if line.startswith("p13n_origin_request_seconds_count{")
+    }
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert "other" in methods

@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -88,6 +89,23 @@ def _p13n(*argv: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)  # fmt: skip
 
 
+def _lake_of_a_processor_run(url: str, client: Any, archive: Path, entries: int) -> str:
+    """Run a processor (lake every second) until the lake holds ``entries`` events; returns
+    the memory map (/proc/PID/maps) of the processor as it was then."""
+    proc = support.spawn(url, archive, P13N_LAKE_INTERVAL_S="1",
+                         P13N_LAKE_RETENTION_DAYS=str(support.RETENTION_DAYS))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        root = lake.lake_root(archive)
+        while not (support.drained(client) and _count(root) == entries):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the processor did not write the lake in time"
+            time.sleep(0.1)
+        return Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        support.stop(proc)
+
+
 def test_p13n_sql_reads_a_lake_written_by_a_real_processor_run(single_redis_url, tmp_path):
     entries = support.valid_entries(1200)
     v2 = [
@@ -100,17 +118,7 @@ def test_p13n_sql_reads_a_lake_written_by_a_real_processor_run(single_redis_url,
     client = support.connect_sync(single_redis_url)
     support.load(client, entries)
     archive = tmp_path / "arc"
-    proc = support.spawn(single_redis_url, archive, P13N_LAKE_INTERVAL_S="1",
-                         P13N_LAKE_RETENTION_DAYS=str(support.RETENTION_DAYS))  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        root = lake.lake_root(archive)
-        while not (support.drained(client) and _count(root) == len(entries)):
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the processor did not write the lake in time"
-            time.sleep(0.1)
-    finally:
-        support.stop(proc)
+    _lake_of_a_processor_run(single_redis_url, client, archive, len(entries))
     snap = _p13n("lake", "snapshot", "--redis-url", single_redis_url, "--archive-dir", str(archive))
     assert snap.returncode == 0 and "shoppers=" in snap.stdout, snap.stderr
     got = _p13n("sql", "SELECT count(*) AS n, count(position) AS positioned, "
@@ -126,6 +134,16 @@ def test_p13n_sql_reads_a_lake_written_by_a_real_processor_run(single_redis_url,
     rows = [orjson.loads(line) for line in top.stdout.splitlines()]
     assert top.returncode == 0 and rows and all(r["segment"] != "(none)" for r in rows)
     client.close()
+
+
+def test_the_processor_writes_the_lake_without_loading_duckdb_itself(single_redis_url, tmp_path):
+    """DuckDB (~60 MB resident, kept after the first sync) runs in a child per sync."""
+    entries = support.valid_entries(300)
+    client = support.connect_sync(single_redis_url)
+    support.load(client, entries)
+    maps = _lake_of_a_processor_run(single_redis_url, client, tmp_path / "arc", len(entries))
+    client.close()
+    assert "duckdb" not in maps
 
 
 def test_p13n_sql_usage_errors(tmp_path) -> None:

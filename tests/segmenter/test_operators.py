@@ -282,3 +282,14 @@ def test_an_unknown_field_name_never_becomes_a_rejections_field() -> None:
         rej = event.validate({**doc, key: 1})
         assert isinstance(rej, Rejection) and rej.field == "$"
         assert rej.problem.startswith("unknown field ") and len(rej.reason) < 100
+
+
+def test_validation_memo_stays_small_however_many_shoppers_and_sessions() -> None:
+    """Every shopper and session is new sooner or later: the memo of values that matched
+    their pattern holds at most 4,096 per field (a process validates for as long as it runs)."""
+    for n in range(20_000):
+        doc = {"v": 1, "event_id": f"e{n}", "type": "view", "user": f"u{n}", "item": "a",
+               "ts": T0, "session": f"s{n}"}  # fmt: skip
+        assert isinstance(event.validate(doc), Event)
+    assert max(len(v) for v in event._KNOWN.values()) <= 4096
+    assert max(len(v) for v in event._NARROW_OK.values()) <= 4096

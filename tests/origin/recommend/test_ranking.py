@@ -252,3 +252,13 @@ def test_buy_again_adds_fresh_picks_from_the_segment_in_the_shoppers_categories(
     # the segment's best seller among the shopper's own items adds its chance to theirs
     alone = buy_again(Inputs(feats, NOW, catalog=catalog), k=10, category_cap=10)
     assert out[0].score > alone[0].score
+
+
+def test_expiring_cache_drops_keys_never_asked_for_again() -> None:
+    # A segment list's etag changes with every rebuild: the old keys are never read again.
+    # 100,000 keys, one per 0.01 s, living 10 s: about 1,000 are live at any time.
+    c: Expiring[str, int] = Expiring(ttl_s=10, maxsize=1_000_000, jitter=lambda: 0.0)
+    for n in range(100_000):
+        c.put(f"etag-{n}", n, now=n / 100)
+        assert len(c) <= 2 * 1_000 + Expiring.MIN_SWEEP
+    assert c.get("etag-99999", 999.99) == 99_999
