@@ -130,9 +130,7 @@ class _Lookups:
             to_read=[u for u in users if u not in cached],
             ids=ids,
             sessions=sorted({f"{ev.user}|{ev.session}" for ev in events if ev.session}),
-            exp_users=sorted(
-                {ev.user for ev in events if ev.type in EXPERIMENT_EVENTS}
-            ),
+            exp_users=sorted({ev.user for ev in events if ev.type in EXPERIMENT_EVENTS}),
             anon_exp=sorted(
                 {(ev.anon, partition_of(ev.anon, partitions)) for ev in events if ev.anon}
             )

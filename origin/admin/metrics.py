@@ -50,17 +50,25 @@ class Arm:
 
         # Every order adds to ``oq``: orders without it are from an older processor.
         moments = f"oq:{variant}" in counts or get("o") == 0
-        return cls(*(get(k) for k in ("x", "c", "a", "o", "r", "rc", "rq", "oq", "ro")), moments)
+        x, c, a, o, r, rc, rq, oq, ro = (
+            get(k) for k in ("x", "c", "a", "o", "r", "rc", "rq", "oq", "ro")
+        )
+        return cls(x, c, a, o, r, rc, rq, oq, ro, moments)
 
     def plus(self, other: Arm) -> Arm:
         """Both arms' shoppers together (the pooled sums)."""
-        fields = self.__slots__[:-1]
-        both = (getattr(self, f) + getattr(other, f) for f in fields)
-        return Arm(*both, moments=self.moments and other.moments)
+        return Arm(
+            self.n + other.n, self.conversions + other.conversions, self.carts + other.carts,
+            self.orders + other.orders, self.revenue + other.revenue, self.rev + other.rev,
+            self.rev_sq + other.rev_sq, self.orders_sq + other.orders_sq,
+            self.rev_orders + other.rev_orders, self.moments and other.moments,
+        )  # fmt: skip
 
     def problems(self, variant: str) -> list[str]:
         """Why these sums cannot describe real shoppers (empty when they can); never clamped."""
         out = [f"{variant}: {what} is negative ({v})" for what, v in self._named() if v < 0]
+        if out:
+            return out
         if self.conversions > self.n:
             out.append(f"{variant}: {self.conversions} converters but {self.n} exposed shoppers")
         if self.carts > self.n:

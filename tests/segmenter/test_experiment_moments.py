@@ -20,9 +20,7 @@ def _events(rng: random.Random) -> list[Event]:
         t = T0 + n
         if rng.random() < 0.3:  # a purchase before the exposure: never counted
             evs.append(Event(f"pre{n}", "purchase", user, t, item="i", price=9.99, qty=1))
-        evs.append(
-            Event(f"x{n}", "exposure", user, t + 10, experiment="e", variant=f"v{n % 2}")
-        )
+        evs.append(Event(f"x{n}", "exposure", user, t + 10, experiment="e", variant=f"v{n % 2}"))
         for k in range(rng.randrange(4)):
             price, qty = round(rng.uniform(1, 40), 2), rng.randrange(1, 3)
             evs.append(Event(f"p{n}-{k}", "purchase", user, t + 20 + k, "i", "", price, qty))
