@@ -73,7 +73,8 @@ def _means(metric: Metric, t: Arm, c: Arm, z: float) -> dict[str, Any]:
     if m_c > 0:  # delta method for m_t / m_c - 1
         rel = m_t / m_c - 1
         se_rel = math.sqrt(v_t / m_c**2 + m_t**2 * v_c / m_c**4)
-        rel_ci = [rel - z * se_rel, rel + z * se_rel]
+        # every metric here is a mean of non-negative values: it cannot fall by over 100%
+        rel_ci = [max(-1.0, rel - z * se_rel), rel + z * se_rel]
     return {"d": d, "lo": d - z * se, "hi": d + z * se, "p": p, "rel": rel, "rel_ci": rel_ci,
             "var": var}  # fmt: skip
 
