@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import statistics
 
+import jsonschema_rs  # schemathesis's validator (a dev dependency through it)
 import pytest
 
 from origin.admin.inference import TUNED_AT, compare, confidence_sequence
 from origin.admin.metrics import METRICS, Arm
 from origin.admin.results import summarize
 from origin.admin.stats import holm, lift_ci, newcombe_diff, srm_p_value, wilson
+from origin.openapi import results_schema
 
 
 def _exact_binomial(k: int, n: int, p: float) -> float:
@@ -127,3 +129,16 @@ def test_document_defines_its_metrics_and_corrects_for_several_treatments() -> N
 def test_compare_needs_both_arms() -> None:
     assert compare(METRICS["conversion"], Arm(0, 0, 0, 0, 0, 0, 0, 0, 0),
                    Arm(5, 1, 0, 1, 0, 0, 0, 1, 0), 0.05, 1) is None  # fmt: skip
+
+
+def test_documents_match_the_openapi_schema() -> None:
+    validator = jsonschema_rs.validator_for(results_schema.results())
+    exp = {**EXP, "weights": [0.4, 0.3, 0.3]}
+    counts = {"x:a": 400, "c:a": 20, "o:a": 25, "oq:a": 31, "rc:a": 90000, "rq:a": 9 * 10**8,
+              "ro:a": 120000, "r:a": 90000, "x:b": 300, "x:off": 300, "c:off": 300,
+              "d:20000:x:a": 400, "k:100000": 1000}  # fmt: skip
+    for doc in (summarize(exp, counts), summarize(EXP, {}), summarize(EXP, {"x:a": -1})):
+        doc["as_of_ms"] = 1
+        errors = [e.message for e in validator.iter_errors(doc)]
+        assert errors == []
+    assert not validator.is_valid({**summarize(EXP, {}), "currency": "usd"})
