@@ -127,15 +127,13 @@ def _compare_all(rows: list[dict[str, Any]], arms: list[Arm]) -> None:
             out[key] = _shown(metric, cmp)
 
 
-def _lift(row: dict[str, Any], t: Arm, c: Arm, control: str) -> dict[str, Any] | None:
+def _lift(t: Arm, c: Arm, control: str) -> dict[str, Any] | None:
+    """The conversion lift as the document always had it: None while it is undefined
+    (control without conversions; the comparisons still give the difference)."""
     ci = lift_ci(t.conversions, t.n, c.conversions, c.n)
-    if ci is None:
+    if ci is None or ci[0] is None:
         return None
-    return {
-        "vs": control,
-        "relative": None if ci[0] is None else round(ci[0], 6),
-        "ci95": [round(ci[1], 6), round(ci[2], 6)],
-    }
+    return {"vs": control, "relative": round(ci[0], 6), "ci95": [round(ci[1], 6), round(ci[2], 6)]}
 
 
 def _srm(exp: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,7 +166,7 @@ def summarize(
     problems = [p for name, arm in zip(names, arms, strict=True) for p in arm.problems(name)]
     rows = [_row(name, arm) for name, arm in zip(names, arms, strict=True)]
     for row, arm in zip(rows[1:], arms[1:], strict=True):
-        row["lift"] = None if problems else _lift(row, arm, arms[0], names[0])
+        row["lift"] = None if problems else _lift(arm, arms[0], names[0])
     if not problems and len(arms) > 1:
         _compare_all(rows, arms)
     caps = sorted(int(k[2:]) for k in counts if k.startswith("k:") and k[2:].isdigit())

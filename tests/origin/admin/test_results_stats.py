@@ -142,3 +142,11 @@ def test_documents_match_the_openapi_schema() -> None:
         errors = [e.message for e in validator.iter_errors(doc)]
         assert errors == []
     assert not validator.is_valid({**summarize(EXP, {}), "currency": "usd"})
+
+
+def test_control_without_conversions_keeps_the_old_lift_shape() -> None:
+    counts = {"x:a": 500, "x:b": 500, "c:b": 5, "o:b": 5, "oq:b": 5}
+    b = summarize(EXP, counts)["variants"][1]
+    assert b["lift"] is None  # undefined ratio: as before, for the CLI that prints it
+    conv = b["comparisons"]["conversion"]
+    assert conv["relative"] is None and conv["ci"][0] < 0.01 < conv["ci"][1]
