@@ -19,6 +19,7 @@ __all__ = ["LiftChart", "RatioChart", "lift_chart", "ratio_chart"]
 WIDTH = 480
 ROW_H = 40
 PAD = 90  # room for the variant names on the left
+RIGHT = 50  # room for the label of an interval ending at the right edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ def lift_chart(variants: Sequence[dict[str, Any]]) -> LiftChart | None:
     lo, hi = lo - span * 0.05, hi + span * 0.05
 
     def x(value: float) -> float:
-        return round(PAD + (value - lo) / (hi - lo) * (WIDTH - PAD - 10), 1)
+        return round(PAD + (value - lo) / (hi - lo) * (WIDTH - PAD - RIGHT), 1)
 
     bars = []
     for i, v in enumerate(rows):

@@ -212,6 +212,15 @@ def test_results_page_defines_metrics_and_shows_both_intervals(page, stack, tmp_
     labels = page.locator("#lift-chart text.ci-lo").all_text_contents()
     table = page.inner_text("#results tr[data-variant=b] td:nth-child(6)")
     assert labels[0] in table  # the chart labels the real interval
+    svg = page.locator("#lift-chart").bounding_box()
+    for label in page.locator("#lift-chart text.ci-hi, #lift-chart text.ci-lo").all():
+        box = label.bounding_box()  # drawn whole, not cut at the chart's edge
+        assert (
+            svg
+            and box
+            and svg["x"] <= box["x"]
+            and box["x"] + box["width"] <= svg["x"] + svg["width"]
+        )
     page.set_viewport_size({"width": 1280, "height": 2200})
     shot(page, tmp_path, "results-metrics")
 
