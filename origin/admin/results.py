@@ -2,10 +2,12 @@
 
 Counters are the segmenter's, per partition (``Keys.experiment_counts``: ``x:<variant>``
 distinct exposed shoppers, ``c:<variant>`` distinct converters, ``r:<variant>`` revenue,
-``o:<variant>`` orders; bot traffic is not counted), merged here. When a running
+``o:<variant>`` orders, the per-shopper moments ``origin.admin.metrics`` reads, and daily
+``d:<day>:x|c:<variant>``; bot traffic is not counted), merged here. When a running
 experiment is re-seeded its results restart: counts at that moment are stored in the
-experiment as ``results_baseline`` and subtracted. Sample-ratio mismatch is a chi-square
-test of distinct exposed shoppers against the weights, flagged below p = 0.001.
+experiment as ``results_baseline`` and subtracted (never clamped: a negative difference
+is reported as inconsistent). Sample-ratio mismatch tests distinct exposed shoppers against
+the weights (chi-square, or exact for small expected counts), flagged below p = 0.001.
 
 That restart is only a subtraction, and the document says so (``reseeded_at_ms`` and
 ``caveat``): events carry no bucket version and a shopper counts as exposed once per
