@@ -13,6 +13,9 @@ from origin.admin.metrics import METRICS, Arm
 from origin.admin.results import summarize
 from origin.admin.stats import holm, lift_ci, newcombe_diff, srm_p_value, wilson
 from origin.openapi import results_schema
+from origin.settings import Settings, SettingsError
+from segmenter.settings import ProcessorSettings
+from segmenter.settings import SettingsError as ProcessorSettingsError
 
 
 def _exact_binomial(k: int, n: int, p: float) -> float:
@@ -150,3 +153,16 @@ def test_control_without_conversions_keeps_the_old_lift_shape() -> None:
     assert b["lift"] is None  # undefined ratio: as before, for the CLI that prints it
     conv = b["comparisons"]["conversion"]
     assert conv["relative"] is None and conv["ci"][0] < 0.01 < conv["ci"][1]
+
+
+def test_currency_and_revenue_cap_settings_are_checked() -> None:
+    local = {"P13N_TRUSTED_LOCAL": "1"}
+    assert Settings.from_env(local).currency == "USD"
+    assert Settings.from_env({**local, "P13N_CURRENCY": "EUR"}).currency == "EUR"
+    with pytest.raises(SettingsError, match="P13N_CURRENCY"):
+        Settings.from_env({**local, "P13N_CURRENCY": "usd"})
+    env = {**local, "P13N_REDIS_URL": "redis://127.0.0.1:1"}
+    s = ProcessorSettings.from_env({**env, "P13N_EXPERIMENT_REVENUE_CAP_CENTS": "5000"})
+    assert s.experiment_revenue_cap_cents == 5000
+    with pytest.raises(ProcessorSettingsError, match="REVENUE_CAP"):
+        ProcessorSettings.from_env({**env, "P13N_EXPERIMENT_REVENUE_CAP_CENTS": "0"})
