@@ -156,6 +156,18 @@ def _srm(exp: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _harm(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per treatment, the metrics its always-valid interval puts below control: harm that
+    is safe to act on at any look (every metric here is better higher)."""
+    out: dict[str, list[str]] = {}
+    for row in rows[1:]:
+        bad = [k for k, c in (row.get("comparisons") or {}).items()
+               if c is not None and c["sequential"]["ci"][1] < 0]  # fmt: skip
+        if bad:
+            out[row["variant"]] = bad
+    return out
+
+
 def summarize(
     exp: dict[str, Any], counts: dict[str, float], currency: str = "USD"
 ) -> dict[str, Any]:
@@ -204,6 +216,7 @@ def summarize(
             "changed_during_experiment": len(caps) > 1,
         },
         "timeline": [] if problems else timeline(since, names, ALPHA),
+        "harm": _harm(rows),
     }
 
 

@@ -137,6 +137,12 @@ def results() -> dict[str, Any]:
                 {"amount": _NUM_OR_NULL, "changed_during_experiment": {"type": "boolean"}}
             ),
             "timeline": _timeline(),
+            "harm": {
+                "type": "object",
+                "description": "per treatment, the metrics whose always-valid interval lies "
+                "below control",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
             "as_of_ms": {"type": "integer"},
         },
         "required": ["experiment", "variants", "srm", "inconsistent", "metrics", "currency"],

@@ -127,6 +127,9 @@ def test_document_defines_its_metrics_and_corrects_for_several_treatments() -> N
     assert off["ci_adjusted"][0] < off["ci"][0]  # Bonferroni-wide
     assert doc["timeline"][0]["lift"]["b"]["difference"] == 0.0
     assert doc["revenue_cap"] == {"amount": 1000.0, "changed_during_experiment": False}
+    assert doc["harm"] == {}  # 6.3% vs 5% is better, 5% vs 5% is no change
+    worse = summarize(exp, {**counts, "c:off": 60, "o:off": 60, "oq:off": 60})
+    assert worse["harm"] == {"off": ["conversion"]}
 
 
 def test_compare_needs_both_arms() -> None:

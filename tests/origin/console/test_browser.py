@@ -199,6 +199,7 @@ def test_results_page_defines_metrics_and_shows_both_intervals(page, stack, tmp_
     assert len(defs) == 4 and "after their first exposure" in defs[0]
     assert page.inner_text("#metric-revenue_per_exposed tr[data-variant=control] .value") == "$2.74"
     assert "Holm-adjusted" in page.inner_text("#method-note")
+    assert "c: conversion, revenue_per_exposed" in page.inner_text("#harm")
     c_conv = page.inner_text("#metric-conversion tr[data-variant=c] .rel")
     assert c_conv.startswith("-100.00% [")  # zero conversions: an interval, not a blank
     assert (
