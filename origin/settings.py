@@ -131,6 +131,13 @@ def _tokens(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def _currency(env: Mapping[str, str]) -> str:
+    code = env.get("P13N_CURRENCY", "") or "USD"
+    if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+        raise SettingsError(f"P13N_CURRENCY={code!r} is not a three-letter ISO 4217 code")
+    return code
+
+
 def shopper_ids_from_env(env: Mapping[str, str]) -> ShopperIds:
     """``P13N_CUSTOMER_ID_PATTERN`` and ``P13N_CUSTOMER_ID_MAX_LEN`` as the id policy."""
     try:
@@ -201,6 +208,14 @@ class Settings:
     console_session_s: int = field(
         default=8 * 3600,
         metadata=_env("P13N_CONSOLE_SESSION_S", "how long a console sign-in lasts"),
+    )
+    currency: str = field(
+        default="USD",
+        metadata=_env(
+            "P13N_CURRENCY",
+            "ISO 4217 code of the shop's prices: how experiment results show revenue "
+            "(prices are in its major unit, as the events carry them)",
+        ),
     )
     trusted_local: bool = field(
         default=False,
@@ -435,6 +450,7 @@ class Settings:
             admin_tokens=_tokens(e),
             console_keys=_keyring(e, "P13N_CONSOLE_SIGNING"),
             console_session_s=_int(e, "P13N_CONSOLE_SESSION_S", 8 * 3600),
+            currency=_currency(e),
             trusted_local=_flag(e, "P13N_TRUSTED_LOCAL"),
             redis_timeout_ms=_int(e, "P13N_REDIS_TIMEOUT_MS", 150),
             segment_token_ttl_s=_int(e, "P13N_SEGMENT_TOKEN_TTL_S", 86400),

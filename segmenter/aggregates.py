@@ -25,6 +25,7 @@ from segmenter.schema import POPULARITY_BUCKET_S, SESSION_GAP_MS, SESSION_ITEMS_
 
 __all__ = [
     "COVIS_WEIGHTS",
+    "EXPERIMENT_EVENTS",
     "POPULARITY_WEIGHTS",
     "Entry",
     "PartitionEffects",
@@ -37,6 +38,8 @@ __all__ = [
 DAY_MS = 86_400_000
 POPULARITY_WEIGHTS = {"view": 1, "add_to_cart": 3, "purchase": 5}
 COVIS_WEIGHTS = {"view": 1, "add_to_cart": 2, "purchase": 3}
+# The event types whose shopper's experiment record the batch reads.
+EXPERIMENT_EVENTS = frozenset({"exposure", "purchase", "add_to_cart", "identify"})
 
 
 def parse_id(stream_id: str) -> tuple[int, int]:
@@ -64,6 +67,7 @@ class Entry:
 class PartitionParams:
     allowed_lateness_ms: int
     max_clock_skew_ms: int
+    revenue_cap_cents: int = 100_000  # ProcessorSettings.experiment_revenue_cap_cents
 
 
 @dataclass(slots=True)
@@ -76,7 +80,8 @@ class PartitionState:
     seen: dict[tuple[int, str], str] = field(default_factory=dict)
     # "user|session" -> (last event ms, items newest first)
     sessions: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
-    # user -> experiment -> [variant, first exposure ms, converted ms or 0]
+    # user -> experiment -> [variant, first exposure ms, converted ms or 0, revenue cents,
+    # orders, added to cart ms or 0] (records from before revenue was kept have 3 fields)
     exposed: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
     # identify: the anonymous shopper's exposures, read from its own partition (input only)
     linked_exposed: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
@@ -146,34 +151,71 @@ def _carry_exposures(st: PartitionState, fx: PartitionEffects, ev: Event) -> Non
         st.exposed[ev.user] = fx.exposed[ev.user] = {**mine, **added}
 
 
-def _experiments(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
+def _purchase(
+    counts: Counter[str], rec: list[int | str], ev: Event, cap: int
+) -> None:  # fmt: skip
+    """One purchase's effect on the per-shopper moments of its variant (``rec`` updated).
+
+    A shopper's revenue is the sum of their orders: the variant keeps the sum of the capped
+    per-shopper revenue, its square, the orders' square and their product, each moved by the
+    difference between the shopper's new and old contribution (integers, so exact)."""
+    variant, rev, orders = rec[0], int(rec[3]), int(rec[4])
+    cents = round(ev.price * 100) * ev.qty
+    old, new = min(rev, cap), min(rev + cents, cap)
+    counts[f"o:{variant}"] += 1
+    counts[f"r:{variant}"] += cents
+    counts[f"rc:{variant}"] += new - old
+    counts[f"rq:{variant}"] += new * new - old * old
+    counts[f"oq:{variant}"] += 2 * orders + 1
+    counts[f"ro:{variant}"] += new * (orders + 1) - old * orders
+    rec[3], rec[4] = rev + cents, orders + 1
+    if not rec[2]:
+        counts[f"c:{variant}"] += 1
+        counts[f"d:{ev.ts // DAY_MS}:c:{variant}"] += 1
+        rec[2] = ev.ts
+
+
+def _after_exposure(st: PartitionState, fx: PartitionEffects, ev: Event, cap: int) -> None:
+    """A purchase or an add to cart: counted for every experiment exposed before it."""
+    mine = st.exposed.get(ev.user)
+    if not mine:
+        return
+    mine = dict(mine)
+    for key, seen in mine.items():
+        rec = [*seen, 0, 0, 0][:6]  # older records lack the moments
+        if ev.ts < int(rec[1]):
+            continue
+        counts = fx.exp.setdefault(key, Counter())
+        if ev.type == "purchase":
+            _purchase(counts, rec, ev, cap)
+        elif not rec[5]:
+            counts[f"a:{rec[0]}"] += 1
+            rec[5] = ev.ts
+        else:
+            continue
+        mine[key] = rec
+    st.exposed[ev.user] = fx.exposed[ev.user] = mine
+
+
+def _experiments(st: PartitionState, fx: PartitionEffects, ev: Event, cap: int) -> None:
     if ev.type == "identify":
         _carry_exposures(st, fx, ev)
         return
-    if ev.bot or ev.type not in ("exposure", "purchase"):
+    if ev.bot or ev.type not in EXPERIMENT_EVENTS:
         return
-    mine = st.exposed.get(ev.user)
-    if ev.type == "exposure":
-        mine = dict(mine or {})
-        seen = mine.get(ev.experiment)
-        if seen is None:
-            mine[ev.experiment] = [ev.variant, ev.ts, 0]
-            fx.exp.setdefault(ev.experiment, Counter())[f"x:{ev.variant}"] += 1
-        elif ev.ts < int(seen[1]):
-            mine[ev.experiment] = [seen[0], ev.ts, seen[2]]
-        else:
-            return
-    elif mine:
-        mine = dict(mine)
-        for key, (variant, first_ms, conv_ms) in list(mine.items()):
-            if ev.ts < int(first_ms):
-                continue
-            counts = fx.exp.setdefault(key, Counter())
-            counts[f"o:{variant}"] += 1
-            counts[f"r:{variant}"] += round(ev.price * 100) * ev.qty
-            if not conv_ms:
-                counts[f"c:{variant}"] += 1
-                mine[key] = [variant, first_ms, ev.ts]
+    if ev.type != "exposure":
+        _after_exposure(st, fx, ev, cap)
+        return
+    mine = dict(st.exposed.get(ev.user) or {})
+    seen = mine.get(ev.experiment)
+    if seen is None:
+        mine[ev.experiment] = [ev.variant, ev.ts, 0, 0, 0, 0]
+        counts = fx.exp.setdefault(ev.experiment, Counter())
+        counts[f"x:{ev.variant}"] += 1
+        counts[f"d:{ev.ts // DAY_MS}:x:{ev.variant}"] += 1
+        counts[f"k:{cap}"] += 1  # the cap each shopper's revenue is counted under
+    elif ev.ts < int(seen[1]):
+        mine[ev.experiment] = [seen[0], ev.ts, *seen[2:]]
     else:
         return
     st.exposed[ev.user] = fx.exposed[ev.user] = mine
@@ -199,7 +241,7 @@ def _dispose(
     st.seen[day_key] = entry.stream_id
     fx.eids.setdefault(day_key[0], []).extend((ev.event_id, entry.stream_id))
     fx.accepted.append(entry)
-    _experiments(st, fx, ev)
+    _experiments(st, fx, ev, p.revenue_cap_cents)
     if ev.ts < st.max_ts - p.allowed_lateness_ms:
         fx.late["total"] += 1
         fx.late[ev.type] += 1

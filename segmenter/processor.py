@@ -61,7 +61,7 @@ def tune_gc() -> None:
 def operators_for(s: ProcessorSettings, rules: SegmentRules) -> Operators:
     """The operators' parameters from the settings."""
     return Operators(
-        PartitionParams(s.allowed_lateness_ms, s.max_clock_skew_ms),
+        PartitionParams(s.allowed_lateness_ms, s.max_clock_skew_ms, s.experiment_revenue_cap_cents),
         FeatureParams(s.affinity_half_life_s * 1000, rules, s.segment_key),
     )
 

@@ -28,7 +28,9 @@ ever part of a key name.
     P:{p:<n>}:pop:<bucket> zset   item -> weighted count in one time bucket
     P:{p:<n>}:covis:<item> zset   co-visited item -> weight, capped per item
     P:{p:<n>}:occ          hash   item -> its own weight in sessions (normalizes co-visitation)
-    P:{p:<n>}:exp:<key>    hash   exposures / conversions / revenue per variant
+    P:{p:<n>}:exp:<key>    hash   per variant: exposures, conversions, carts, orders, revenue and
+                                  per-shopper moments; per UTC day exposures and
+                                  conversions (origin/admin/metrics.py reads them)
     P:{p:<n>}:late         hash   late-event counters
     P:{p:<n>}:sess         hash   "<user>|<session>" -> msgpack [last_ts, items…] (co-visitation)
     P:{p:<n>}:sessidx      zset   "<user>|<session>" -> last event ms (to expire idle sessions)
@@ -36,7 +38,8 @@ ever part of a key name.
                                   partition (written with the entries, atomically:
                                   ``p13n import events`` resumes and never imports twice)
     P:{p:<n>}:expsh        hash   user -> msgpack {experiment: [variant, first_exposure_ms,
-                                  converted_ms or 0]} (distinct exposures and conversions;
+                                  converted_ms or 0, revenue cents, orders, carted_ms or 0]}
+                                  (distinct exposures and conversions, per-shopper sums;
                                   an identify copies the anonymous id's into the customer's)
     P:{dlq}:events         stream dead letters: reason, field, original bytes, source
     P:{dlq}:src            hash   "p<n>:<stream id>" -> DLQ entry id (processor DLQ writes once)

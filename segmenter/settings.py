@@ -144,6 +144,15 @@ class ProcessorSettings:
             "events stamped further than this after their arrival are rejected to the DLQ",
         ),
     )
+    experiment_revenue_cap_cents: int = field(
+        default=100_000,
+        metadata=_env(
+            "P13N_EXPERIMENT_REVENUE_CAP_CENTS",
+            "experiment results count each shopper's revenue up to this many cents (minor "
+            "units) in the revenue metrics' means and variances (winsorizing: one huge order "
+            "cannot swing a test); uncapped totals are kept beside them",
+        ),
+    )
     affinity_half_life_s: int = field(
         default=7 * 86_400,
         metadata=_env(
@@ -281,6 +290,7 @@ class ProcessorSettings:
             max_deliveries=_int(e, "P13N_MAX_DELIVERIES", 20),
             allowed_lateness_ms=_int(e, "P13N_ALLOWED_LATENESS_MS", 5 * 60_000),
             max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
+            experiment_revenue_cap_cents=_int(e, "P13N_EXPERIMENT_REVENUE_CAP_CENTS", 100_000),
             affinity_half_life_s=_int(e, "P13N_AFFINITY_HALF_LIFE_S", 7 * 86_400),
             archive_dir=e.get("P13N_ARCHIVE_DIR", "var/archive"),
             archive_retention_days=_int(e, "P13N_ARCHIVE_RETENTION_DAYS", 30),
@@ -313,6 +323,10 @@ class ProcessorSettings:
             raise SettingsError("P13N_LIST_SIZE must be between 100 and 300")
         if not 0 <= self.reconcile_tolerance < 1:
             raise SettingsError("P13N_RECONCILE_TOLERANCE must be a fraction in [0, 1)")
+        if not 1 <= self.experiment_revenue_cap_cents <= 10_000_000:
+            # squared in 64-bit Redis counters: 10^14 per shopper leaves room for ~90,000
+            # shoppers at the cap per variant and partition
+            raise SettingsError("P13N_EXPERIMENT_REVENUE_CAP_CENTS must be between 1 and 10000000")
         if self.writes not in WRITE_MODES:
             raise SettingsError(f"P13N_WRITES must be one of {', '.join(WRITE_MODES)}")
         if self.lease_ttl_ms < 100 or self.max_deliveries < 1:

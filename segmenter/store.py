@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from segmenter import scripts
-from segmenter.aggregates import Entry, PartitionEffects, PartitionState
+from segmenter.aggregates import EXPERIMENT_EVENTS, Entry, PartitionEffects, PartitionState
 from segmenter.event import Rejection
 from segmenter.features import ShopperState, from_redis
 from segmenter.schema import (
@@ -130,9 +130,7 @@ class _Lookups:
             to_read=[u for u in users if u not in cached],
             ids=ids,
             sessions=sorted({f"{ev.user}|{ev.session}" for ev in events if ev.session}),
-            exp_users=sorted(
-                {ev.user for ev in events if ev.type in ("exposure", "purchase", "identify")}
-            ),
+            exp_users=sorted({ev.user for ev in events if ev.type in EXPERIMENT_EVENTS}),
             anon_exp=sorted(
                 {(ev.anon, partition_of(ev.anon, partitions)) for ev in events if ev.anon}
             )

@@ -1,7 +1,9 @@
 """Geometry of the console's two small SVG charts (pure; the templates draw them).
 
 - ``lift_chart``: per variant the relative lift against control and its 95% interval on one
-  horizontal axis that always contains 0 (so "crosses zero" is visible at a glance).
+  horizontal axis that always contains 0 (so "crosses zero" is visible at a glance); each
+  interval's ends are labelled with their values (the axis itself is padded, so its ends
+  are not labelled: they would read as an interval nobody computed).
 - ``ratio_chart``: ratios in [0, 1] per time bucket as polylines, broken where a bucket had
   no data (no line is drawn through a gap).
 """
@@ -15,8 +17,9 @@ from typing import Any
 __all__ = ["LiftChart", "RatioChart", "lift_chart", "ratio_chart"]
 
 WIDTH = 480
-ROW_H = 28
+ROW_H = 40
 PAD = 90  # room for the variant names on the left
+RIGHT = 50  # room for the label of an interval ending at the right edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,18 +30,19 @@ class LiftBar:
     y: float
     x_lo: float
     x_hi: float
-    x_point: float
+    x_point: float | None  # None when control has no conversions (the ratio is undefined)
     label: str
+    lo_label: str
+    hi_label: str
 
 
 @dataclass(frozen=True, slots=True)
 class LiftChart:
-    """The lift chart: its size, the zero line, the axis ends and the rows."""
+    """The lift chart: its size, the zero line and the rows."""
 
     width: int
     height: int
     x_zero: float
-    axis: tuple[str, str]
     bars: list[LiftBar] = field(default_factory=list)
 
 
@@ -57,15 +61,19 @@ def lift_chart(variants: Sequence[dict[str, Any]]) -> LiftChart | None:
     lo, hi = lo - span * 0.05, hi + span * 0.05
 
     def x(value: float) -> float:
-        return round(PAD + (value - lo) / (hi - lo) * (WIDTH - PAD - 10), 1)
+        return round(PAD + (value - lo) / (hi - lo) * (WIDTH - PAD - RIGHT), 1)
 
     bars = []
     for i, v in enumerate(rows):
         rel, (a, b) = v["lift"]["relative"], v["lift"]["ci95"]
-        label = f"{_pct(rel)} [{_pct(a)}, {_pct(b)}]"
-        bars.append(LiftBar(v["variant"], 20 + i * ROW_H, x(a), x(b), x(rel), label))
+        point = "–" if rel is None else _pct(rel)
+        label = f"{point} [{_pct(a)}, {_pct(b)}]"
+        x_rel = None if rel is None else x(rel)
+        bars.append(
+            LiftBar(v["variant"], 20 + i * ROW_H, x(a), x(b), x_rel, label, _pct(a), _pct(b))
+        )
     height = 30 + len(rows) * ROW_H
-    return LiftChart(WIDTH, height, x(0.0), (_pct(lo), _pct(hi)), bars)
+    return LiftChart(WIDTH, height, x(0.0), bars)
 
 
 @dataclass(frozen=True, slots=True)

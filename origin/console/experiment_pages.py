@@ -13,6 +13,7 @@ from cache_keys.wire._check import SLUG_RE
 from origin.console import forms
 from origin.console.api import AdminApi, ApiError
 from origin.console.charts import lift_chart
+from origin.console.results_view import metric_views, money, timeline_rows
 from origin.console.views import Ctx, field_errors, page, redirect, render
 
 __all__ = ["edit", "edit_form", "list_page", "new", "new_form", "results", "start", "stop"]
@@ -159,9 +160,13 @@ async def stop(request: Request, ctx: Ctx) -> Response:
 
 @page(SECTION)
 async def results(request: Request, ctx: Ctx) -> Response:
-    """Exposures, conversions, rates, lift with its 95% interval, and the SRM check."""
+    """Every metric with its definition, fixed and always-valid intervals, the lift chart,
+    the SRM check and the cumulative lift per day."""
     key = _key(request)
     exp = await _api(ctx).get(f"{BASE}/{key}")
     doc = await _api(ctx).get(f"{BASE}/{key}/results")
     chart = lift_chart(doc["variants"])
-    return render(request, ctx, "results.html", experiment=exp, results=doc, chart=chart)
+    return render(
+        request, ctx, "results.html", experiment=exp, results=doc, chart=chart,
+        metrics=metric_views(doc), timeline=timeline_rows(doc), money=money,
+    )  # fmt: skip

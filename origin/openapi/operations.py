@@ -12,6 +12,7 @@ from typing import Any
 
 from origin.admin.audit import ENTRY_ID_RE
 from origin.admin.pipeline import DLQ_ID_RE, MAX_LIMIT
+from origin.openapi import results_schema
 from origin.openapi import schemas as s
 
 __all__ = ["EVENTS_REF", "OPERATIONS"]
@@ -73,8 +74,11 @@ def _op(
     ok: str = "200",
     auth: str | None = None,
     errors: Iterable[str] = ("400",),
+    returns: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {ok: {"description": "success"}}
+    if returns is not None:
+        responses[ok]["content"] = {_JSON: {"schema": returns}}
     codes = set(errors) | ({"400"} if body is not None else set())
     if auth:
         codes |= {"401", "403"}
@@ -233,11 +237,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=_EXP,
     ),
     ("/v1/admin/experiments/{key}/results", "get"): _op(
-        "Per-variant results, lift with 95% CI, sample-ratio-mismatch check",
+        "Per-variant metrics with fixed-horizon and always-valid intervals, Holm across "
+        "treatments, sample-ratio check, daily cumulative lift",
         "experiments",
         params=[_KEY],
         auth="experimenter",
         errors=_ADMIN,
+        returns=results_schema.results(),
     ),
     ("/v1/admin/invalidations", "post"): _op(
         "Invalidate tags (soft or hard): generations, mask, pub/sub, Cloudflare",

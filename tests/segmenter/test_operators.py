@@ -222,7 +222,13 @@ def test_experiments_count_distinct_shoppers_and_skip_bots() -> None:
         e("exposure", T0, user="u2", experiment="x", variant="control", event_id="4"),
     ]
     _, fx = aggregates.apply(PartitionState(), _entries(evs), frozenset(), PP)
-    assert dict(fx.exp["x"]) == {"x:b": 1, "o:b": 2, "r:b": 2125, "c:b": 1, "x:control": 1}
+    day = T0 // DAY
+    assert dict(fx.exp["x"]) == {
+        "x:b": 1, "o:b": 2, "r:b": 2125, "c:b": 1, "x:control": 1,
+        # the shopper's revenue is the sum of both orders: one contribution of 2125 cents
+        "rc:b": 2125, "rq:b": 2125**2, "oq:b": 2**2, "ro:b": 2125 * 2,
+        f"d:{day}:x:b": 1, f"d:{day}:c:b": 1, f"d:{day}:x:control": 1, "k:100000": 2,
+    }  # fmt: skip
 
 
 def test_covisitation_within_a_session() -> None:

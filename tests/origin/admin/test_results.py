@@ -37,7 +37,9 @@ def test_lift_interval_brackets_the_estimate():
     assert math.isclose(lift, 0.2) and lo < 0.2 < hi and lo < 0 < hi  # not significant
     lift, lo, hi = lift_ci(2400, 20000, 2000, 20000)
     assert lo > 0  # significant at this size
-    assert lift_ci(0, 10, 5, 10) is None
+    # no conversions in the treatment: -100% with an interval, not "no result"
+    lift, lo, hi = lift_ci(0, 5000, 250, 5000)
+    assert lift == -1.0 and -1 < lo < hi < -0.9
 
 
 def test_summary_per_variant_with_baseline_subtracted():

@@ -155,8 +155,9 @@ def test_results_page_draws_the_lift_and_warns_on_sample_ratio_mismatch(page, st
     assert stack.api("POST", "/v1/admin/experiments/srm-check/start", data.EXPER).is_success
     stack.redis.hset(
         KEYS.experiment_counts(0, "srm-check"),
-        mapping={"x:control": 1000, "c:control": 100, "x:b": 1400, "c:b": 182},
-    )
+        mapping={"x:control": 1000, "c:control": 100, "o:control": 100, "oq:control": 100,
+                 "x:b": 1400, "c:b": 182, "o:b": 182, "oq:b": 182},
+    )  # fmt: skip
     sign_in(page, stack, data.EXPER)
     page.goto(stack.url + "/console/experiments/srm-check/results")
     assert "Sample-ratio mismatch" in page.inner_text("#srm-warning")
@@ -164,6 +165,65 @@ def test_results_page_draws_the_lift_and_warns_on_sample_ratio_mismatch(page, st
     assert page.locator("#lift-chart circle.point").count() == 1
     assert page.locator("#lift-chart line.ci").count() == 1
     shot(page, tmp_path, "results-srm")
+
+
+def _shoppers(variant: str, n: int, buyers: list[tuple[int, int]], carts: int) -> dict[str, int]:
+    """The processor's per-variant sums for ``n`` shoppers, ``buyers`` as (cents, orders)."""
+    return {
+        f"x:{variant}": n, f"c:{variant}": len(buyers), f"a:{variant}": carts,
+        f"o:{variant}": sum(o for _, o in buyers), f"r:{variant}": sum(r for r, _ in buyers),
+        f"rc:{variant}": sum(r for r, _ in buyers), f"rq:{variant}": sum(r * r for r, _ in buyers),
+        f"oq:{variant}": sum(o * o for _, o in buyers),
+        f"ro:{variant}": sum(r * o for r, o in buyers),
+    }  # fmt: skip
+
+
+def test_results_page_defines_metrics_and_shows_both_intervals(page, stack, tmp_path):
+    doc = {"key": "metrics", "name": "Three ways", "weights": [0.34, 0.33, 0.33],
+           "variations": [{"name": "control"}, {"name": "b"}, {"name": "c"}]}  # fmt: skip
+    assert stack.api("POST", "/v1/admin/experiments", data.EXPER, json=doc).status_code == 201
+    assert stack.api("POST", "/v1/admin/experiments/metrics/start", data.EXPER).is_success
+    counts = {
+        **_shoppers("control", 3400, [(4599, 1)] * 150 + [(12050, 2)] * 20, 500),
+        **_shoppers("b", 3300, [(4999, 1)] * 190 + [(13075, 2)] * 25, 560),
+        **_shoppers("c", 3300, [(2599, 1)] * 0, 480),  # a variant nobody bought from
+        "d:20600:x:control": 1700, "d:20600:c:control": 80, "d:20600:x:b": 1650,
+        "d:20600:c:b": 100, "d:20600:x:c": 1650,
+        "d:20601:x:control": 1700, "d:20601:c:control": 90, "d:20601:x:b": 1650,
+        "d:20601:c:b": 115, "d:20601:x:c": 1650, "k:100000": 10000,
+    }  # fmt: skip
+    stack.redis.hset(KEYS.experiment_counts(0, "metrics"), mapping=counts)
+    sign_in(page, stack, data.EXPER)
+    page.goto(stack.url + "/console/experiments/metrics/results")
+    defs = page.locator("section.metric p.definition").all_inner_texts()
+    assert len(defs) == 4 and "after their first exposure" in defs[0]
+    assert page.inner_text("#metric-revenue_per_exposed tr[data-variant=control] .value") == "$2.74"
+    assert "Holm-adjusted" in page.inner_text("#method-note")
+    assert "c: conversion, revenue_per_exposed" in page.inner_text("#harm")
+    c_conv = page.inner_text("#metric-conversion tr[data-variant=c] .rel")
+    assert c_conv.startswith("-100.00% [")  # zero conversions: an interval, not a blank
+    assert (
+        page.locator("#metric-average_order_value tr[data-variant=c] td").nth(2).inner_text()
+        == "– (not defined yet)"
+    )
+    seq = page.inner_text("#metric-conversion tr[data-variant=b] .seq")
+    fixed = page.inner_text("#metric-conversion tr[data-variant=b] .diff")
+    assert seq.startswith("[") and fixed.count("pp") == 3
+    assert page.locator("#timeline tbody tr").count() == 4  # two days x two treatments
+    labels = page.locator("#lift-chart text.ci-lo").all_text_contents()
+    table = page.inner_text("#results tr[data-variant=b] td:nth-child(6)")
+    assert labels[0] in table  # the chart labels the real interval
+    svg = page.locator("#lift-chart").bounding_box()
+    for label in page.locator("#lift-chart text.ci-hi, #lift-chart text.ci-lo").all():
+        box = label.bounding_box()  # drawn whole, not cut at the chart's edge
+        assert (
+            svg
+            and box
+            and svg["x"] <= box["x"]
+            and box["x"] + box["width"] <= svg["x"] + svg["width"]
+        )
+    page.set_viewport_size({"width": 1280, "height": 2200})
+    shot(page, tmp_path, "results-metrics")
 
 
 def test_catalog_search_price_and_stock_toggle(page, stack, tmp_path) -> None:

@@ -76,6 +76,14 @@ def test_lift_chart_always_shows_zero_and_each_interval() -> None:
     b, c = chart.bars
     assert b.x_lo < b.x_point < b.x_hi and chart.x_zero < b.x_lo  # b's interval excludes 0
     assert c.x_lo < chart.x_zero < c.x_hi  # c's interval crosses 0
+    # the labels are the intervals' ends, not the padded chart range
+    assert (b.lo_label, b.hi_label, c.lo_label, c.hi_label) == (
+        "+5.0%",
+        "+60.0%",
+        "-30.0%",
+        "+10.0%",
+    )
+    assert not hasattr(chart, "axis")
     assert lift_chart([{"variant": "control", "lift": None}]) is None
 
 
