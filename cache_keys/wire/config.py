@@ -19,10 +19,10 @@ from cache_keys.wire import _check as c
 __all__ = [
     "EDGE_WEIGHT_NAMES",
     "EXPERIMENT_STATUSES",
+    "ORIGIN_WEIGHT_NAMES",
     "EdgeConfig",
     "Experiment",
     "ListItem",
-    "ORIGIN_WEIGHT_NAMES",
     "RoutePolicy",
     "SegmentEntry",
     "SegmentList",

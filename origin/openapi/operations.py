@@ -12,6 +12,7 @@ from typing import Any
 
 from origin.admin.audit import ENTRY_ID_RE
 from origin.admin.pipeline import DLQ_ID_RE, MAX_LIMIT
+from origin.openapi import admin_schemas as xs
 from origin.openapi import schemas as s
 
 __all__ = ["EVENTS_REF", "OPERATIONS"]
@@ -195,10 +196,16 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/experiments", "post"): _op(
         "Create a draft experiment",
         "experiments",
-        body=s.experiment_create(),
+        body=xs.experiment_create(),
         ok="201",
         auth="experimenter",
         errors=_EXP,
+    ),
+    ("/v1/admin/strategies", "get"): _op(
+        "The named ranking strategies a variation may pick, with what each does",
+        "experiments",
+        auth="experimenter",
+        errors=(),
     ),
     ("/v1/admin/experiments", "get"): _op(
         "List experiments",
@@ -214,7 +221,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "Update (coverage in place; new weights on a running experiment re-seed)",
         "experiments",
         params=[_KEY],
-        body=s.experiment_update(),
+        body=xs.experiment_update(),
         auth="experimenter",
         errors=_EXP,
     ),
@@ -341,7 +348,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/restore", "post"): _op(
         "Validate a backup document, then replace the admin state with it (audited)",
         "admin",
-        body=s.backup(),
+        body=xs.backup(),
         auth="admin",
         errors=(*_ADMIN, "413", "422"),
     ),

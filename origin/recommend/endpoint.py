@@ -71,13 +71,16 @@ def _params(request: Request) -> tuple[str, RoutePolicy, int]:
 
 
 def _strategy(assigned: dict[str, tuple[Experiment, int]], route: str) -> tuple[Strategy, str]:
+    """The ranking of the assigned variations; as at the edge (``edge.assign.routing``), the
+    first experiment in config order (by key) wins each field."""
     weights: dict[str, float] = {}
     list_variant = "control"
     for key in sorted(assigned):
         exp, index = assigned[key]
         variation = exp.variations[index]
-        weights.update(variation.weights)
-        if variation.list_variant != "control":
+        for name, w in (variation.origin_weights or variation.weights).items():
+            weights.setdefault(name, w)
+        if list_variant == "control":
             list_variant = variation.list_variant
     return Strategy.from_weights(weights, route), list_variant
 
