@@ -23,6 +23,7 @@ from cache_keys import bucketing
 from cache_keys.wire.config import Experiment
 
 __all__ = [
+    "HOLDOUT_ARMS",
     "HOLDOUT_KEY",
     "HOLDOUT_SALT",
     "assign_variation",
@@ -36,8 +37,10 @@ EXPOSURE_ID_PREFIX = "exp-"
 # The global holdout's own hash seed: no experiment may use it (experiment seeds are what an
 # admin types; this one is not a slug, so it cannot collide with a key used as the seed).
 HOLDOUT_SALT = "p13n:global-holdout"
-# How the holdout shows in a rail's ``variants`` (not a slug either: no experiment has it).
-HOLDOUT_KEY = "_holdout"
+# How the holdout shows in a rail's ``variants`` and its exposure events, like an experiment
+# with two arms (the admin API reserves the key), so the processor counts it as one.
+HOLDOUT_KEY = "p13n-holdout"
+HOLDOUT_ARMS = ("holdout", "personalized")
 
 
 def effective_seed(experiment: Experiment) -> str:

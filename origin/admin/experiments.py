@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from cache_keys.experiments import HOLDOUT_KEY
 from cache_keys.wire._check import SLUG_RE, whole_number
 from origin import strategies
 from origin.admin.base import audit, json_object, now_ms, query, transact
@@ -32,7 +33,7 @@ from origin.admin.rules import (
 )
 from origin.auth import Caller, require
 from origin.body import read_json
-from origin.errors import BadRequest, Conflict, NotFound, OriginError
+from origin.errors import BadRequest, Conflict, NotFound, OriginError, Unprocessable
 from origin.state import AppState, get_state
 
 __all__ = ["routes"]
@@ -110,6 +111,10 @@ async def create(request: Request) -> Response:
     key = body["key"]
     if not isinstance(key, str) or not SLUG_RE.fullmatch(key):
         raise BadRequest("key must be 1-40 characters of a-z, 0-9 and '-'", field="key")
+    if key == HOLDOUT_KEY:
+        raise Unprocessable(
+            f"key {key!r} is the global holdout's (see /v1/admin/holdout)", field="key"
+        )
     seed = body.get("seed", key)
     if not isinstance(seed, str) or not 0 < len(seed) <= 60:
         raise BadRequest("seed must be a string of 1-60 characters", field="seed")

@@ -18,7 +18,7 @@ from origin.admin.rules import VARIATION_FIELDS
 from origin.catalog_records import SKU_RE
 from origin.openapi.schemas import _GEN_PAIR, _INT, _OPT_EPOCH_MS, _UNIT, HSEG, SLUG, _obj, pattern
 
-__all__ = ["backup", "experiment_create", "experiment_update", "record"]
+__all__ = ["backup", "experiment_create", "experiment_update", "holdout", "record"]
 
 
 def _weight_map(names: frozenset[str], desc: str) -> dict[str, Any]:
@@ -166,3 +166,10 @@ def backup() -> dict[str, Any]:
                           "description": "sku -> epoch ms"},
         },
     }  # fmt: skip
+
+
+def holdout() -> dict[str, Any]:
+    """``origin.admin.holdout.put_holdout``'s body."""
+    return _obj(
+        {"share": {**_UNIT, "description": "share of shoppers held out; 0 ends it"}}, ("share",)
+    )

@@ -207,6 +207,22 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         auth="experimenter",
         errors=(),
     ),
+    ("/v1/admin/holdout", "get"): _op(
+        "The global holdout's share", "experiments", auth="experimenter", errors=("503",)
+    ),
+    ("/v1/admin/holdout", "put"): _op(
+        "Set the share of shoppers in the global holdout (audited)",
+        "experiments",
+        body=xs.holdout(),
+        auth="experimenter",
+        errors=("409", "413", "503"),
+    ),
+    ("/v1/admin/holdout/results", "get"): _op(
+        "The global holdout's counts per arm (holdout, personalized)",
+        "experiments",
+        auth="experimenter",
+        errors=("503",),
+    ),
     ("/v1/admin/experiments", "get"): _op(
         "List experiments",
         "experiments",

@@ -7,6 +7,9 @@ Answer (version 1, what edges relay to shoppers)::
 
 Personal answers are ``private, no-store`` and set the signed segment and context cookies.
 Opted-out shoppers get the popular list and no cookies; nothing is read or written for them.
+Shoppers in the global holdout get the popular list too, no cookies, no experiment, and
+``"variants": {"p13n-holdout": "holdout"}`` (the others ``"personalized"`` while the holdout
+share is above 0), decided from the A/B unit exactly as the edges decide it.
 When Redis is down or over budget, or anything else fails, the answer is the last good
 popular list held in memory, marked ``"degraded": true``: a shopper never sees a 500.
 """
@@ -23,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cache_keys import ANON_HSEG, KeyPartError, is_shopper_id, new_shopper_id, sign_segment
+from cache_keys.experiments import HOLDOUT_ARMS, HOLDOUT_KEY
 from cache_keys.keys import normalize_slug
 from cache_keys.segments import Hseg
 from cache_keys.wire import (
@@ -34,7 +38,7 @@ from cache_keys.wire import (
     RoutePolicy,
     encode_context,
 )
-from origin.assignment import assign_all
+from origin.assignment import assign_all, holdout_variant
 from origin.errors import BadRequest
 from origin.identity import identify
 from origin.recommend.features import Features
@@ -138,6 +142,9 @@ async def _personal(
     snap = state.snapshot.current
     feats = await load_features(state, sid, now_ms)
     unit = ab_unit(sid, feats)
+    mark = holdout_variant(snap.holdout, unit)
+    if mark.get(HOLDOUT_KEY) == HOLDOUT_ARMS[0]:  # the global holdout: nothing personal
+        return _popular(snap, k, policy.category_cap), mark, []
     assigned = assign_all(snap.experiments, unit, route=route, hseg=feats.hseg, now_ms=now_ms)
     strategy, list_variant = _strategy(assigned, route)
     inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
@@ -148,7 +155,7 @@ async def _personal(
         items = rank(inputs, strategy, k, policy.category_cap)
     state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
-    return items, variants, _cookies(state, feats, inputs, now_s)
+    return items, {**variants, **mark}, _cookies(state, feats, inputs, now_s)
 
 
 def ab_unit(sid: str, feats: Features) -> str:
@@ -181,8 +188,10 @@ async def recommendations(request: Request) -> Response:
         return _respond(_body(route, items, variants, False), new_cookie + cookies)
     state.metrics.degraded.labels(reason).inc()
     now_ms = int(now_s * 1000)
+    mark = holdout_variant(snap.holdout, sid)
     assigned = assign_all(snap.experiments, sid, route=route, hseg=ANON_HSEG, now_ms=now_ms)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
+    variants = mark if mark.get(HOLDOUT_KEY) == HOLDOUT_ARMS[0] else {**variants, **mark}
     body = _body(route, _popular(snap, k, policy.category_cap), variants, True)
     return _respond(body, new_cookie)
 
