@@ -97,7 +97,8 @@ CATALOG: Mapping[str, NamedStrategy] = {
         NamedStrategy(
             "budget",
             "Prefers cheaper items among the usual candidates.",
-            origin_weights={"price": 0.5},
+            # a price weight adds weight * price / the top price to the score, both tiers
+            origin_weights={"price": -0.5},
             edge_weights={"price": -0.5},
         ),
     )
