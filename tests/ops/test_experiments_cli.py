@@ -28,9 +28,9 @@ def run(capsys, origin: OriginProcess, *argv: str) -> tuple[int, str, str]:
 
 
 def test_create_from_flags_start_results_rollback_stop(capsys, origin) -> None:
-    code, out, err = run(capsys, origin, "experiments", "create", "cli-due",
-                         "--variation", "control", "--variation", "due: due-first",
-                         "--route", "home", "--weights", "0.5,0.5", "--name", "Due first")  # fmt: skip
+    create = ["experiments", "create", "cli-due", "--variation", "control", "--variation",
+              "due: due-first", "--route", "home", "--weights", "0.5,0.5"]  # fmt: skip
+    code, out, err = run(capsys, origin, *create, "--name", "Due first")
     assert code == 0, err
     assert out.startswith("created cli-due: draft, version 1; control (0.5), due: due-first (0.5)")
     code, out, err = run(capsys, origin, "experiments", "start", "cli-due")
@@ -78,8 +78,9 @@ def test_create_from_json_and_toml_files_and_overlap(capsys, origin, tmp_path: P
     code, _, err = run(capsys, origin, "experiments", "start", "cli-b")
     assert code == 1 and "409" in err and "also changes the rail on route pdp" in err
     # flags override the file: an A/A copy on the same route is allowed, with a warning
-    code, out, err = run(capsys, origin, "experiments", "create", "cli-c", "--file",
-                         str(tmp_path / "a.json"), "--variation", "a", "--variation", "b")  # fmt: skip
+    file = ["--file", str(tmp_path / "a.json")]
+    code, out, err = run(capsys, origin, "experiments", "create", "cli-c", *file,
+                         "--variation", "a", "--variation", "b")  # fmt: skip
     assert code == 0, err
     code, out, err = run(capsys, origin, "experiments", "start", "cli-c")
     assert code == 0 and "warning: overlaps running experiment 'cli-a' on route pdp" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.origin.console.test_pages import client, csrf_of, sign_in  # noqa: F401 (fixture)
+from tests.origin.console.test_pages import sign_in
 from tests.support.data import EXPER, bearer
 
 pytestmark = pytest.mark.anyio
