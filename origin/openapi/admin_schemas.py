@@ -22,11 +22,14 @@ __all__ = ["backup", "experiment_create", "experiment_update", "holdout", "recor
 
 
 def _weight_map(names: frozenset[str], desc: str) -> dict[str, Any]:
+    # named properties, not propertyNames: generators (schemathesis) then build valid maps
+    # directly instead of filtering random keys
+    number = {"type": "number", "minimum": -100, "maximum": 100}
     return {
         "type": "object",
         "description": desc,
-        "propertyNames": {"enum": sorted(names)},
-        "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100},
+        "properties": dict.fromkeys(sorted(names), number),
+        "additionalProperties": False,
     }
 
 
