@@ -201,14 +201,16 @@ def _with_strategy(variation: Any, i: int) -> Any:
     if strategy is None:
         known = ", ".join(sorted(strategies.CATALOG))
         raise Unprocessable(f"unknown strategy {name!r} (known: {known})", field=field)
-    clash = [f for f in STRATEGY_FIELDS if f in variation]
+    expanded = strategies.expand(variation, strategy)
+    # the written-out form sent back as read is fine; a different value is a contradiction
+    clash = [f for f in STRATEGY_FIELDS if f in variation and variation[f] != expanded[f]]
     if clash:
         raise Unprocessable(
-            f"variations[{i}] names strategy {name!r} and sets {clash[0]} too: the strategy "
-            f"decides it (drop {clash[0]}, or drop the strategy and give weights)",
+            f"variations[{i}] names strategy {name!r} and sets {clash[0]} otherwise: the "
+            f"strategy decides it (drop {clash[0]}, or drop the strategy and give weights)",
             field=f"variations[{i}].{clash[0]}",
         )
-    return strategies.expand(variation, strategy)
+    return expanded
 
 
 def needs_reseed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:

@@ -45,8 +45,8 @@ def _variation() -> dict[str, Any]:
             "type": ["string", "null"],
             "maxLength": 40,
             "description": "a named ranking strategy (GET /v1/admin/strategies); it decides "
-            "list_variant, weights and origin_weights, so it excludes them (422), and an "
-            "unknown name is 422",
+            "list_variant, weights and origin_weights (other values for them are 422), and "
+            "an unknown name is 422",
         },
     }
     assert set(props) == VARIATION_FIELDS

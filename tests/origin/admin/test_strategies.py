@@ -53,6 +53,13 @@ async def test_a_variation_picks_a_strategy_by_name_and_gets_its_weights(client)
     r = await client.patch("/v1/admin/experiments/rail-strategy", json={"coverage": 0.5}, headers=H)
     assert r.status_code == 200, r.text
     assert r.json()["experiment"]["variations"][1] == due
+    # the written-out form sent back as read is accepted as it is
+    variations = r.json()["experiment"]["variations"]
+    r = await client.patch(
+        "/v1/admin/experiments/rail-strategy", json={"variations": variations}, headers=H
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["experiment"]["variations"][1] == due
 
 
 @pytest.mark.parametrize(
