@@ -33,6 +33,9 @@ API = ("origin", "token")
 Handler = Callable[[argparse.Namespace], int]
 Guard = Callable[[str, Handler], Handler]
 BASE = "/v1/admin/experiments"
+KEY_HELP = "the experiment's key (see `p13n experiments list`)"
+# actions that name one experiment
+KEYED = ("start", "stop", "rollback", "results")
 
 
 def _variation(text: str) -> dict[str, Any]:
@@ -178,10 +181,23 @@ def _read(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked(args: argparse.Namespace) -> None:
+    """One-line usage errors for what argparse would answer with its usage text."""
+    if args.action in KEYED and not args.key:
+        raise UsageError(f"experiments {args.action} needs an experiment KEY")
+    if args.action == "rollback" and args.version is None:
+        raise UsageError("experiments rollback needs --version N (see `p13n experiments list`)")
+
+
 def _handler(guard: Guard) -> Handler:
     def run(args: argparse.Namespace) -> int:
         body = _read if args.action in ("list", "results", "strategies", "holdout") else _change
-        return guard("experiments", body)(args)
+
+        def checked(args: argparse.Namespace) -> int:
+            _checked(args)
+            return body(args)
+
+        return guard("experiments", checked)(args)
 
     return run
 
@@ -221,10 +237,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], guard: Gu
         ("stop", "stop an experiment"),
         ("results", "one experiment's results per variant, as a table"),
     ):
-        action(name, summary).add_argument("key", help="the experiment's key")
+        action(name, summary).add_argument("key", nargs="?", help=KEY_HELP)
     a = action("rollback", "restore an earlier version's definition (as a new version)")
-    a.add_argument("key", help="the experiment's key")
-    a.add_argument("--version", type=int, required=True, help="the version to restore")
+    a.add_argument("key", nargs="?", help=KEY_HELP)
+    a.add_argument("--version", type=int, help="the version to restore (required)")
     action("strategies", "the named ranking strategies a variation may pick")
     a = action("holdout", "show, or with --share set, the global holdout's share")
     a.add_argument("--share", type=float, help="share of shoppers to hold out, 0-1")

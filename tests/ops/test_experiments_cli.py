@@ -104,6 +104,18 @@ def test_bad_definitions_say_why_in_one_line(capsys, origin, argv, says) -> None
     assert code in (1, 2) and says in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["start"], "experiments start needs an experiment KEY"),
+        (["rollback", "cli-due"], "experiments rollback needs --version N"),
+    ],
+)
+def test_missing_arguments_are_one_line_usage_errors(capsys, origin, argv, says) -> None:
+    code, _, err = run(capsys, origin, "experiments", *argv)
+    assert code == 2 and says in err and err.count("\n") == 1, err
+
+
 def test_strategies_and_holdout(capsys, origin) -> None:
     code, out, _ = run(capsys, origin, "experiments", "strategies")
     assert code == 0 and any(ln.startswith("due-first ") for ln in out.splitlines())
