@@ -22,9 +22,25 @@ import time
 from cache_keys import bucketing
 from cache_keys.wire.config import Experiment
 
-__all__ = ["assign_variation", "effective_seed", "exposure_event_id", "utc_day"]
+__all__ = [
+    "HOLDOUT_ARMS",
+    "HOLDOUT_KEY",
+    "HOLDOUT_SALT",
+    "assign_variation",
+    "effective_seed",
+    "exposure_event_id",
+    "in_holdout",
+    "utc_day",
+]
 
 EXPOSURE_ID_PREFIX = "exp-"
+# The global holdout's own hash seed: no experiment may use it (experiment seeds are what an
+# admin types; this one is not a slug, so it cannot collide with a key used as the seed).
+HOLDOUT_SALT = "p13n:global-holdout"
+# How the holdout shows in a rail's ``variants`` and its exposure events, like an experiment
+# with two arms (the admin API reserves the key), so the processor counts it as one.
+HOLDOUT_KEY = "p13n-holdout"
+HOLDOUT_ARMS = ("holdout", "personalized")
 
 
 def effective_seed(experiment: Experiment) -> str:
@@ -48,6 +64,19 @@ def assign_variation(experiment: Experiment, unit: str) -> int:
     if n is None:
         return -1
     return bucketing.choose_variation(n, _ranges(experiment))
+
+
+def in_holdout(unit: str, share: float) -> bool:
+    """Whether the shopper id ``unit`` is in the global holdout of ``share`` of shoppers.
+
+    The same hash as experiments (FNV-1a, version 2) with its own salt, so the holdout is
+    independent of every experiment's split and stable while ``share`` does not shrink:
+    ``hash < share``, so raising the share only adds shoppers.
+    """
+    if not unit or share <= 0:
+        return False
+    n = bucketing.hash(HOLDOUT_SALT, unit, 2)
+    return n is not None and n < share
 
 
 # Bucket ranges depend only on (variations, coverage, weights); edges assign every request.

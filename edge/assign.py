@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
 
-from cache_keys.experiments import assign_variation
+from cache_keys.experiments import HOLDOUT_ARMS, HOLDOUT_KEY, assign_variation, in_holdout
 from cache_keys.wire import Experiment, Variation
 
-__all__ = ["Assignment", "Routing", "assign_all", "routing"]
+__all__ = ["HOLDOUT", "PERSONALIZED", "Assignment", "Routing", "assign_all", "holdout", "routing"]
 
 
 class Assignment(NamedTuple):
@@ -37,6 +37,17 @@ class Routing(NamedTuple):
 
 
 _CONTROL = Routing()
+# The global holdout's two arms, as assignments: they change no routing (a held-out shopper
+# gets the anonymous segment's list, see ``edge.plan.decide``), only the variants and the key.
+HOLDOUT = Assignment(HOLDOUT_KEY, 0, Variation(HOLDOUT_ARMS[0]))
+PERSONALIZED = Assignment(HOLDOUT_KEY, 1, Variation(HOLDOUT_ARMS[1]))
+
+
+def holdout(share: float, shopper_id: str | None) -> Assignment | None:
+    """The shopper's arm of the global holdout; None while there is none (or no shopper)."""
+    if share <= 0 or shopper_id is None:
+        return None
+    return HOLDOUT if in_holdout(shopper_id, share) else PERSONALIZED
 
 
 def assign_all(

@@ -23,8 +23,8 @@ from cache_keys.wire import (
     RoutePolicy,
     SegmentGrant,
 )
-from edge.assign import Assignment, assign_all, routing
-from edge.identity import Identity, resolve_identity
+from edge.assign import HOLDOUT, Assignment, assign_all, holdout, routing
+from edge.identity import ANON, Identity, resolve_identity
 from edge.request import RequestParts, device_class, pick_locale, requested_k
 from edge.settings import EdgeSettings
 
@@ -136,7 +136,16 @@ def decide(
     route = parts.route
     policy = config.routes.get(route) or RoutePolicy(route=route)
     identity = resolve_identity(parts, settings, now_ms / 1000, mint)
-    assignments = assign_all(config.experiments, identity.shopper_id, route, identity.hseg, now_ms)
+    arm = holdout(config.holdout, identity.shopper_id)
+    if arm is HOLDOUT:  # the global holdout: the anonymous segment's list, no experiment
+        identity = identity._replace(hseg=ANON, refresh_segment=False, context=None)
+        assignments: tuple[Assignment, ...] = (arm,)
+    else:
+        assignments = assign_all(
+            config.experiments, identity.shopper_id, route, identity.hseg, now_ms
+        )
+        if arm is not None:
+            assignments = (*assignments, arm)
     rt = routing(assignments)
     locale = pick_locale(parts.headers.get("accept-language"), settings.locales)
     device = device_class(parts.headers)
@@ -155,7 +164,7 @@ def decide(
     # hseg, list variant and route are validated slugs: nothing in these URLs needs quoting.
     list_url = f"{origin}/v1/segments/{identity.hseg}/list?variant={rt.list_variant}"
     personal_url = None
-    if policy.personal and not identity.opted_out:
+    if policy.personal and not identity.opted_out and arm is not HOLDOUT:
         path = rt.origin_path or RECOMMENDATIONS_PATH
         personal_url = f"{origin}{path}?route={route}&k={k}"
     # positional, in field order (keywords cost twice as much, on every request)

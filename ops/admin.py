@@ -5,6 +5,7 @@ purge --sku AB-1 --hard --wait   POST /v1/admin/invalidations, then poll
                                  reports the new generations (or the timeout)
 experiments list                 GET /v1/admin/experiments
 experiments results KEY          GET /v1/admin/experiments/{KEY}/results
+(``ops.experiments`` holds the command and its other actions)
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from typing import Any
 from ops.helptext import plural
 from ops.target import OpsError, Target, UsageError
 
-__all__ = ["experiments", "purge", "purge_tags", "results", "wait_applied"]
+__all__ = [
+    "experiments",
+    "lift_text",
+    "purge",
+    "purge_tags",
+    "results",
+    "srm_text",
+    "wait_applied",
+]
 
 POLL_INTERVAL_S = 0.25
 
@@ -110,11 +119,8 @@ def results(target: Target, key: str) -> dict[str, Any]:
     return doc
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
-
-
-def _lift(row: dict[str, Any]) -> str:
+def lift_text(row: dict[str, Any]) -> str:
+    """``+12.00% [-3.10%, +29.40%] vs control``; ``(control)`` for the control row."""
     lift = row.get("lift")
     if not lift:
         return "(control)" if "lift" not in row else "-"
@@ -122,18 +128,8 @@ def _lift(row: dict[str, Any]) -> str:
     return f"{lift['relative']:+.2%} [{lo:+.2%}, {hi:+.2%}] vs {lift['vs']}"
 
 
-def results_text(doc: dict[str, Any]) -> str:
-    lines = [
-        f"experiment {doc['experiment']} (bucket version {doc['bucket_version']})",
-        f"{'variant':<16} {'exposed':>8} {'conv':>6} {'rate':>8}  lift (95% CI)",
-    ]
-    for row in doc["variants"]:
-        lines.append(
-            f"{row['variant']:<16} {row['exposures']:>8} {row['conversions']:>6} "
-            f"{_pct(row['conversion_rate']):>8}  {_lift(row)}"
-        )
-    srm = doc["srm"]
-    p = "-" if srm["p_value"] is None else f"{srm['p_value']:.4g}"
-    flag = "SAMPLE RATIO MISMATCH" if srm["mismatch"] else "no sample ratio mismatch"
-    lines.append(f"{flag} (p = {p}, threshold {srm['threshold']})")
-    return "\n".join(lines)
+def srm_text(srm: dict[str, Any]) -> str:
+    """The sample ratio check in one line."""
+    p = "-" if srm.get("p_value") is None else f"{srm['p_value']:.4g}"
+    flag = "SAMPLE RATIO MISMATCH" if srm.get("mismatch") else "no sample ratio mismatch"
+    return f"{flag} (p = {p}, threshold {srm.get('threshold')})"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ops import admin, backup, deadletters, status
+from ops import admin, backup, deadletters, experiments, status
 from ops.helptext import command
 from ops.target import OpsError, UsageError, add_target_args, emit, resolve
 
@@ -109,19 +109,6 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiments(args: argparse.Namespace) -> int:
-    target = resolve(args)
-    if args.action == "list":
-        docs = admin.experiments(target)
-        emit(args, {"experiments": docs}, admin.experiments_text(docs))
-        return 0
-    if not args.key:
-        raise UsageError("experiments results needs an experiment KEY")
-    doc = admin.results(target, args.key)
-    emit(args, doc, admin.results_text(doc))
-    return 0
-
-
 def _backup(args: argparse.Namespace) -> int:
     doc = backup.backup(resolve(args), Path(args.file))
     counts = backup.counts(doc)
@@ -181,15 +168,6 @@ def _add_dlq(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         a.add_argument("--reason", help=f"{name} the dead letters of this reason")
 
 
-def _add_experiments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = command(sub, "experiments")
-    p.set_defaults(handler=_guarded("experiments", _experiments))
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    _action(actions, "list", "every experiment with its status, coverage and weights", *API)
-    a = _action(actions, "results", "one experiment's results per variant", *API)
-    a.add_argument("key", nargs="?", help="the experiment's key (see `p13n experiments list`)")
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the operations subcommands to the ``p13n`` parser."""
     _add(sub, "status", _status, "origin", "edge-admin", *STORE)
@@ -208,7 +186,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--wait", action="store_true", help="wait until every live edge applied it")
     p.add_argument("--timeout", type=float, default=30.0, help="--wait limit in s (default 30)")
 
-    _add_experiments(sub)
+    experiments.register(sub, _guarded)
 
     p = _add(sub, "probe", _probe, "edge")
     p.add_argument("--route", default="home", help="rail route (default home)")

@@ -191,10 +191,24 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("p13n purge --sku AB-1 --hard --wait", "p13n purge --cat dairy --reason 'new prices'"),
     ),
     "experiments": (
-        "list experiments, or one's results",
-        "Read experiments through the admin API: every experiment with its status and "
-        "weights, or one experiment's results.",
-        ("p13n experiments list", "p13n experiments results rail-algo --json"),
+        "define, start, stop, roll back and read experiments",
+        "Experiments through the admin API: create a draft from flags or a JSON/TOML file "
+        "(a variation may pick a named ranking strategy, `NAME: STRATEGY`), start, stop or "
+        "roll one back, list them, print one's results as a table, list the strategies, "
+        "and show or set the global holdout. Warnings (an experiment overlapping a running "
+        "one) go to stderr.",
+        (
+            "p13n experiments create rail-due --variation control "
+            "--variation 'due: due-first' --route home",
+            "p13n experiments create --file rail-due.toml",
+            "p13n experiments start rail-due",
+            "p13n experiments results rail-due",
+            "p13n experiments rollback rail-due --version 1",
+            "p13n experiments stop rail-due",
+            "p13n experiments list",
+            "p13n experiments strategies",
+            "p13n experiments holdout --share 0.05",
+        ),
     ),
     "probe": (
         "a synthetic personalization request through the edge",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cache_keys.experiments import assign_variation
+from cache_keys.experiments import HOLDOUT_ARMS, HOLDOUT_KEY, assign_variation, in_holdout
 from cache_keys.wire import EdgeConfig, Experiment, edge_config_to_json, parse_edge_config
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "assign",
     "assign_all",
     "experiment_to_json",
+    "holdout_variant",
     "parse_experiment",
 ]
 
@@ -79,3 +80,12 @@ def assign_all(
         if index >= 0:
             out[exp.key] = (exp, index)
     return out
+
+
+def holdout_variant(share: float, unit: str) -> dict[str, str]:
+    """The global holdout's mark in a rail's ``variants`` (as the edge's ``edge.assign``):
+    ``{"p13n-holdout": "holdout"}`` or ``{"p13n-holdout": "personalized"}``; ``{}`` while
+    the share is 0."""
+    if share <= 0:
+        return {}
+    return {HOLDOUT_KEY: HOLDOUT_ARMS[0] if in_holdout(unit, share) else HOLDOUT_ARMS[1]}

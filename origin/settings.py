@@ -62,6 +62,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from exc
 
 
+def _share(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name) or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:  # also NaN
+        raise SettingsError(f"{name}={raw!r} is not a share from 0 to 1")
+    return value
+
+
 def _price(env: Mapping[str, str]) -> float:
     try:
         return parse_price(env.get(PRICE_ENV))
@@ -404,6 +415,15 @@ class Settings:
         default=100_000,
         metadata=_env("P13N_COLLECTOR_SERVICE_BURST", "per service token bucket size, in events"),
     )
+    holdout_share: float = field(
+        default=0.0,
+        metadata=_env(
+            "P13N_HOLDOUT_SHARE",
+            "share of shoppers in the global holdout (0 to 1), who always get the non-personal "
+            "rail, until an experimenter sets it through PUT /v1/admin/holdout",
+            type="float",
+        ),
+    )
     max_clock_skew_ms: int = field(
         default=5 * 60_000,
         metadata=_env(
@@ -482,5 +502,6 @@ class Settings:
             collector_service_rate_per_s=_int(e, "P13N_COLLECTOR_SERVICE_RATE_PER_S", 50_000),
             collector_service_burst=_int(e, "P13N_COLLECTOR_SERVICE_BURST", 100_000),
             max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
+            holdout_share=_share(e, "P13N_HOLDOUT_SHARE"),
             shopper_ids=shopper_ids_from_env(e),
         )

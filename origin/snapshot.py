@@ -102,6 +102,8 @@ class Snapshot:
     popular: SegmentList | None = None
     loaded_at_s: float = 0.0
     popular_view: ListView = field(default_factory=ListView)
+    # the global holdout's share: as stored by the admin API, else the setting's
+    holdout: float = 0.0
     # ``Keys.config_version`` as read before the generations: an edge that pulled a config
     # of revision >= r holds every generation bump committed before the bump to r.
     revision: int = 0
@@ -122,7 +124,7 @@ def _popular(raw: bytes | None) -> SegmentList | None:
         return None
 
 
-async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
+async def load(store: Store, keys: Keys, now_s: float, holdout_default: float = 0.0) -> Snapshot:
     """Load a snapshot in one pipelined round trip (raises ``StoreUnavailable``)."""
 
     def build(p: Any) -> None:
@@ -132,8 +134,10 @@ async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
         p.hgetall(keys.generations)
         p.zrevrange(keys.item_mask, 0, MAX_MASK - 1)
         p.get(keys.popular_list)
+        p.get(keys.holdout)
 
-    version, exps, registry, gens, mask, raw_popular = await store.pipeline("snapshot", build)
+    replies = await store.pipeline("snapshot", build)
+    version, exps, registry, gens, mask, raw_popular, raw_holdout = replies
     popular = _popular(raw_popular)
     return Snapshot(
         experiments=_experiments(exps, int(now_s * 1000)),
@@ -144,15 +148,32 @@ async def load(store: Store, keys: Keys, now_s: float) -> Snapshot:
         loaded_at_s=now_s,
         popular_view=ListView.of(popular, POPULAR_TAKE),
         revision=int(version) if version and version.isdigit() else 0,
+        holdout=_holdout(raw_holdout, holdout_default),
     )
+
+
+def _holdout(raw: bytes | None, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        share = orjson.loads(raw)["share"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        share = None
+    if not isinstance(share, int | float) or not 0 <= share <= 1:
+        LOG.warning("stored holdout is malformed; using the setting's share")
+        return default
+    return float(share)
 
 
 class SnapshotHolder:
     """The current snapshot of one worker; keeps the last good popular list across failures."""
 
-    def __init__(self, store: Store, keys: Keys, refresh_ms: int) -> None:
+    def __init__(
+        self, store: Store, keys: Keys, refresh_ms: int, holdout_default: float = 0.0
+    ) -> None:
         self.store = store
         self.keys = keys
+        self.holdout_default = holdout_default
         self.refresh_s = refresh_ms / 1000
         self.current = Snapshot()
         self.stop = asyncio.Event()
@@ -166,7 +187,7 @@ class SnapshotHolder:
         """Reload now; on failure keep serving the current snapshot and re-raise."""
         self._started += 1
         seq = self._started
-        snap = await load(self.store, self.keys, self.store.clock())
+        snap = await load(self.store, self.keys, self.store.clock(), self.holdout_default)
         if seq < self._installed:
             return self.current
         if snap.popular is None and self.current.popular is not None:
@@ -203,6 +224,7 @@ def edge_config(snap: Snapshot, *, max_age_s: int, now_ms: int) -> tuple[str, di
         etag="",
         generated_at_ms=0,
         max_age_s=max_age_s,
+        holdout=snap.holdout,
         experiments=tuple(e for e in snap.experiments if _running(e, now_ms)),
         segments=snap.segments,
         generations=snap.generations,

@@ -13,10 +13,12 @@ A segment with few shoppers gets the prior (global popularity with its category 
 boosts); a large one what its shoppers actually do. Weights as popularity's: a purchase 5
 (per purchase kept), a recent view 1.
 
-List variants come from the experiments the origin stores (``variations[].list_variant``);
-``control`` always exists. A variant whose name starts with ``trending`` ranks by the last
-``TRENDING_BUCKETS`` popularity buckets; every other variant ranks like ``control`` (all
-kept buckets). An unchanged list keeps its ETag, so edges revalidate with a 304.
+List variants come from the experiments the origin stores (``variations[].list_variant``,
+usually set by a named strategy: ``origin.strategies`` and docs/EXPERIMENTS.md say which
+variant does what); ``control`` always exists. A variant whose name starts with ``trending``
+ranks by the last ``TRENDING_BUCKETS`` popularity buckets; every other variant ranks like
+``control`` (all kept buckets). An unchanged list keeps its ETag, so edges revalidate with a
+304.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ ever part of a key name.
     P:{lists}:lock         string owner of the list build in progress (SET NX PX)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
                            invalidations, audit log, tombstones, edge heartbeats (and their
-                           recent history), tokens, the last reconciliation report (JSON)
+                           recent history), tokens, the last reconciliation report (JSON),
+                           the global holdout's share
 
 Value formats (shared by the segmenter, which writes features and lists, and the origin, which
 reads them and writes admin state)::
@@ -437,6 +438,11 @@ class Keys:
     def reconcile_lock(self) -> str:
         """string: owner of the scheduled reconciliation in progress (SET NX PX)."""
         return f"{self.prefix}:{{admin}}:reconcile:lock"
+
+    @property
+    def holdout(self) -> str:
+        """string: JSON {share, updated_ms} of the global holdout (absent: the setting's)."""
+        return f"{self.prefix}:{{admin}}:holdout"
 
     @property
     def config_version(self) -> str:

@@ -12,7 +12,9 @@ from cache_keys.wire.answers import (
     segment_grant_to_json,
 )
 from cache_keys.wire.config import (
+    EDGE_WEIGHT_NAMES,
     EXPERIMENT_STATUSES,
+    ORIGIN_WEIGHT_NAMES,
     EdgeConfig,
     Experiment,
     ListItem,
@@ -59,11 +61,13 @@ from cache_keys.wire.purge import ALL_TAG, PURGE_MODES, PurgeMessage, decode_pur
 __all__ = [
     "ALL_TAG",
     "CONTEXT_COOKIE",
+    "EDGE_WEIGHT_NAMES",
     "EXPERIMENT_STATUSES",
     "MAX_CONTEXT_BYTES",
     "MAX_ITEM_IMAGE_URL",
     "MAX_ITEM_NAME",
     "OPTOUT_COOKIE",
+    "ORIGIN_WEIGHT_NAMES",
     "PROBLEM_CONTENT_TYPE",
     "PROBLEM_HEADERS",
     "PROBLEM_TYPE_BASE",

@@ -18,7 +18,9 @@ from cache_keys.wire import _check as c
 from cache_keys.wire.labels import labels_to_json, parse_labels
 
 __all__ = [
+    "EDGE_WEIGHT_NAMES",
     "EXPERIMENT_STATUSES",
+    "ORIGIN_WEIGHT_NAMES",
     "EdgeConfig",
     "Experiment",
     "ListItem",
@@ -42,18 +44,28 @@ MAX_MASK = 10_000
 _ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{0,127}")
 _TAG_RE = re.compile(r"\*|(sku|cat|seg|route|exp):[a-z0-9][a-z0-9._/-]{0,127}")
-_WEIGHT_NAMES = frozenset({"base", "category_boost", "popularity", "recency", "price"})
+# The edge rerank's weights (``edge.rerank``) and the origin ranking's (its signals).
+EDGE_WEIGHT_NAMES = frozenset({"base", "category_boost", "popularity", "recency", "price"})
+ORIGIN_WEIGHT_NAMES = EDGE_WEIGHT_NAMES | {"repeat"}
 
 
 @dataclass(frozen=True, slots=True)
 class Variation:
-    """One arm: which list variant it serves, and optionally where its fallback goes."""
+    """One arm: which list variant it serves, how it ranks, and optionally where its fallback
+    goes.
+
+    ``weights`` are the edge rerank's; ``origin_weights`` the origin ranking's (when empty,
+    the origin reads the names it shares with ``weights``, as before they were split);
+    ``strategy`` names the catalog strategy they came from, if any.
+    """
 
     name: str
     list_variant: str = "control"
     origin: str | None = None
     origin_path: str | None = None
     weights: dict[str, float] = field(default_factory=dict)
+    strategy: str | None = None
+    origin_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,8 @@ class EdgeConfig:
     etag: str
     generated_at_ms: int
     max_age_s: int = 30
+    # share of shoppers in the global holdout (``cache_keys.experiments.in_holdout``)
+    holdout: float = 0.0
     experiments: tuple[Experiment, ...] = ()
     segments: dict[str, SegmentEntry] = field(default_factory=dict)
     generations: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -149,15 +163,24 @@ def _opt_int(value: Any, f: str) -> int | None:
     return None if value is None else c.integer(value, f)
 
 
+def _weights(value: Any, f: str, names: frozenset[str]) -> dict[str, float]:
+    weights = {
+        c.text(k, f, max_len=32): c.number(v, f"{f}.{k}", -100, 100)
+        for k, v in c.obj(value, f).items()
+    }
+    unknown = set(weights) - names
+    if unknown:
+        raise WireError(f, f"unknown weights {sorted(unknown)}")
+    return weights
+
+
 def _variation(doc: Any, f: str) -> Variation:
     d = c.obj(doc, f)
-    weights = {
-        c.text(k, f"{f}.weights", max_len=32): c.number(v, f"{f}.weights.{k}", -100, 100)
-        for k, v in c.obj(d.get("weights", {}), f"{f}.weights").items()
-    }
-    unknown = set(weights) - _WEIGHT_NAMES
-    if unknown:
-        raise WireError(f"{f}.weights", f"unknown weights {sorted(unknown)}")
+    weights = _weights(d.get("weights", {}), f"{f}.weights", EDGE_WEIGHT_NAMES)
+    origin_weights = _weights(
+        d.get("origin_weights", {}), f"{f}.origin_weights", ORIGIN_WEIGHT_NAMES
+    )
+    strategy = d.get("strategy")
     origin = d.get("origin")
     path = d.get("origin_path")
     return Variation(
@@ -166,6 +189,8 @@ def _variation(doc: Any, f: str) -> Variation:
         origin=None if origin is None else c.text(origin, f"{f}.origin", _ORIGIN_RE, 300),
         origin_path=None if path is None else c.text(path, f"{f}.origin_path", _PATH_RE, 128),
         weights=weights,
+        strategy=None if strategy is None else c.text(strategy, f"{f}.strategy", c.SLUG_RE),
+        origin_weights=origin_weights,
     )
 
 
@@ -305,6 +330,7 @@ def parse_edge_config(doc: Any) -> EdgeConfig:
         etag=c.text(d.get("etag"), "etag", max_len=128),
         generated_at_ms=c.integer(d.get("generated_at_ms"), "generated_at_ms"),
         max_age_s=c.integer(d.get("max_age_s", 30), "max_age_s", 1, 3600),
+        holdout=c.number(d.get("holdout", 0.0), "holdout", 0, 1),
         experiments=tuple(
             _experiment(e, f"experiments[{i}]")
             for i, e in enumerate(c.seq(d.get("experiments", []), "experiments", MAX_EXPERIMENTS))

@@ -3,7 +3,7 @@
 | role | may |
 |---|---|
 | merchandiser | catalog, invalidations |
-| experimenter | experiments, results |
+| experimenter | experiments, strategies, results, the global holdout |
 | admin | everything: erasure, audit log, tokens' roles, pipeline, dead letters, backup, restore |
 """
 
@@ -16,6 +16,7 @@ from origin.admin import (
     backup,
     catalog,
     experiments,
+    holdout,
     invalidations,
     pipeline,
     privacy,
@@ -30,6 +31,7 @@ def routes() -> list[BaseRoute]:
     return [
         *results.routes(),  # before experiments: /{key}/results is more specific
         *experiments.routes(),
+        *holdout.routes(),
         *invalidations.routes(),
         *catalog.routes(),
         *privacy.routes(),

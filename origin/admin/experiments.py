@@ -18,19 +18,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from cache_keys.experiments import HOLDOUT_KEY
 from cache_keys.wire._check import SLUG_RE, whole_number
+from origin import strategies
 from origin.admin.base import audit, json_object, now_ms, query, transact
 from origin.admin.results import read_counts
 from origin.admin.rules import (
     DEFINITION_FIELDS,
     build_definition,
     check_layer,
+    check_routes,
     ended_by_schedule,
     needs_reseed,
 )
 from origin.auth import Caller, require
 from origin.body import read_json
-from origin.errors import BadRequest, Conflict, NotFound
+from origin.errors import BadRequest, Conflict, NotFound, OriginError, Unprocessable
 from origin.state import AppState, get_state
 
 __all__ = ["routes"]
@@ -77,7 +80,7 @@ def _store(
     audit(pipe, state, caller, action, f"experiment:{after['key']}", before=before, after=after)
 
 
-def _answer(after: dict[str, Any], bumped: bool) -> Response:
+def _answer(after: dict[str, Any], bumped: bool, warnings: list[str]) -> Response:
     notice = None
     if bumped:
         notice = (
@@ -85,7 +88,18 @@ def _answer(after: dict[str, Any], bumped: bool) -> Response:
             f"{after['bucket_version']}, every shopper is re-assigned and results restart "
             f"from {after['results_from_ms']}"
         )
-    return _json({"experiment": after, "bucket_version_bumped": bumped, "notice": notice})
+    doc = {"experiment": after, "bucket_version_bumped": bumped, "notice": notice}
+    return _json({**doc, "warnings": warnings})
+
+
+def _draft_warnings(record: dict[str, Any], docs: dict[str, dict[str, Any]], ms: int) -> list[str]:
+    """What starting a draft would meet: overlaps said now, refusals as warnings."""
+    running = {**record, "status": "running"}
+    try:
+        check_layer(running, docs.values(), ms)
+        return check_routes(running, docs.values(), ms)
+    except OriginError as exc:
+        return [f"starting it would be refused: {exc.detail}"]
 
 
 async def create(request: Request) -> Response:
@@ -97,6 +111,10 @@ async def create(request: Request) -> Response:
     key = body["key"]
     if not isinstance(key, str) or not SLUG_RE.fullmatch(key):
         raise BadRequest("key must be 1-40 characters of a-z, 0-9 and '-'", field="key")
+    if key == HOLDOUT_KEY:
+        raise Unprocessable(
+            f"key {key!r} is the global holdout's (see /v1/admin/holdout)", field="key"
+        )
     seed = body.get("seed", key)
     if not isinstance(seed, str) or not 0 < len(seed) <= 60:
         raise BadRequest("seed must be a string of 1-60 characters", field="seed")
@@ -113,16 +131,18 @@ async def create(request: Request) -> Response:
         version=1, created_ms=ms, updated_ms=ms, results_from_ms=None, results_baseline={}
     )
 
-    async def read(pipe: Pipeline) -> bool:
-        return bool(await pipe.hexists(state.keys.experiments, key))
+    async def read(pipe: Pipeline) -> dict[str, dict[str, Any]]:
+        return await _all(pipe, state)
 
-    def write(pipe: Pipeline, exists: bool) -> None:
-        if exists:
+    def write(pipe: Pipeline, docs: dict[str, dict[str, Any]]) -> list[str]:
+        if key in docs:
             raise Conflict(f"experiment {key!r} already exists", field="key")
         _store(pipe, state, caller, "experiment.create", before=None, after=record)
+        return _draft_warnings(record, docs, ms)
 
-    await transact(state, "experiment_create", [state.keys.experiments], read, write)
-    return _json({"experiment": record, "bucket_version_bumped": False, "notice": None}, 201)
+    warnings = await transact(state, "experiment_create", [state.keys.experiments], read, write)
+    doc = {"experiment": record, "bucket_version_bumped": False, "notice": None}
+    return _json({**doc, "warnings": warnings}, 201)
 
 
 async def list_experiments(request: Request) -> Response:
@@ -164,6 +184,7 @@ async def _change(
     key = _key(request)
     counts = await read_counts(state, key)
     bumped = [False]
+    warnings: list[str] = []
 
     async def read(pipe: Pipeline) -> dict[str, dict[str, Any]]:
         return await _all(pipe, state)
@@ -182,15 +203,20 @@ async def _change(
             after["results_from_ms"], after["results_baseline"] = ms, counts
         if after["status"] == "running":
             check_layer(after, docs.values(), ms)
+            warnings.extend(check_routes(after, docs.values(), ms))
         after.update(version=before["version"] + 1, updated_ms=ms)
         _store(pipe, state, caller, action, before=before, after=after)
         return after
 
     after: dict[str, Any] = await transact(state, action, [state.keys.experiments], read, write)
-    return _answer(after, bumped[0])
+    return _answer(after, bumped[0], warnings)
 
 
-def _redefine(before: dict[str, Any], doc: dict[str, Any], seg_key: bytes) -> dict[str, Any]:
+def _redefine(
+    before: dict[str, Any], doc: dict[str, Any], seg_key: bytes, *, stored: bool = False
+) -> dict[str, Any]:
+    """``before`` changed by ``doc`` (``stored``: ``doc``'s variations are a stored version's,
+    strategies already written out)."""
     merged = {**before, **doc}
     if "segment_names" in doc and "segments" not in doc:
         merged["segments"] = []
@@ -201,6 +227,7 @@ def _redefine(before: dict[str, Any], doc: dict[str, Any], seg_key: bytes) -> di
         status=before["status"],
         bucket_version=before["bucket_version"],
         seg_key=seg_key,
+        stored_variations=stored or "variations" not in doc,
     )
     for field in ("created_ms", "results_from_ms", "results_baseline", "version"):
         out[field] = before.get(field)
@@ -264,15 +291,26 @@ async def rollback(request: Request) -> Response:
     seg_key = state.settings.segment_key
 
     def change(before: dict[str, Any], ms: int) -> dict[str, Any]:
-        return {**_redefine(before, definition, seg_key), "rolled_back_to": version}
+        return {
+            **_redefine(before, definition, seg_key, stored=True),
+            "rolled_back_to": version,
+        }
 
     return await _change(request, "experiment.rollback", change)
+
+
+async def list_strategies(request: Request) -> Response:
+    """The named ranking strategies a variation may pick, with what each does."""
+    state = get_state(request)
+    require(request, state.settings, ROLES)
+    return _json({"strategies": strategies.describe()})
 
 
 def routes() -> list[BaseRoute]:
     """Experiment routes."""
     base = "/v1/admin/experiments"
     return [
+        Route("/v1/admin/strategies", list_strategies, methods=["GET"]),
         Route(base, create, methods=["POST"]),
         Route(base, list_experiments, methods=["GET"]),
         Route(base + "/{key}", get_experiment, methods=["GET"]),

@@ -18,6 +18,7 @@ from typing import Any
 from cache_keys import hash_segment, is_hseg
 from cache_keys.errors import WireError
 from cache_keys.wire._check import SLUG_RE, whole_number
+from origin import strategies
 from origin.assignment import experiment_to_json, parse_experiment
 from origin.errors import BadRequest, Conflict, Unprocessable
 
@@ -25,6 +26,7 @@ __all__ = [
     "DEFINITION_FIELDS",
     "build_definition",
     "check_layer",
+    "check_routes",
     "ended_by_schedule",
     "needs_reseed",
 ]
@@ -49,7 +51,11 @@ DEFINITION_FIELDS = frozenset(
 WEIGHT_TOLERANCE = 1e-6
 # What a variation may say (``cache_keys.wire.Variation``); the wire parser is lenient for
 # edges' sake, the admin API is strict.
-VARIATION_FIELDS = frozenset({"name", "list_variant", "origin", "origin_path", "weights"})
+VARIATION_FIELDS = frozenset(
+    {"name", "list_variant", "origin", "origin_path", "weights", "origin_weights", "strategy"}
+)
+# What a named strategy decides: a variation naming one may not also set these itself.
+STRATEGY_FIELDS = ("list_variant", "weights", "origin_weights")
 
 
 def _text(doc: Mapping[str, Any], name: str, max_len: int) -> str:
@@ -126,9 +132,21 @@ def _schedule(doc: Mapping[str, Any]) -> tuple[int | None, int | None]:
 
 
 def build_definition(
-    doc: Mapping[str, Any], *, key: str, seed: str, status: str, bucket_version: int, seg_key: bytes
+    doc: Mapping[str, Any],
+    *,
+    key: str,
+    seed: str,
+    status: str,
+    bucket_version: int,
+    seg_key: bytes,
+    stored_variations: bool = False,
 ) -> dict[str, Any]:
-    """The validated wire form of an experiment from a definition document."""
+    """The validated wire form of an experiment from a definition document.
+
+    Variations naming a strategy are written out from the catalog, unless they are
+    ``stored_variations`` (already written out when defined: kept as they were, even if the
+    catalog has changed since).
+    """
     variations = doc.get("variations")
     if not isinstance(variations, list) or len(variations) < 2:
         raise BadRequest("variations must list at least two variations", field="variations")
@@ -139,6 +157,8 @@ def build_definition(
                 f"variations[{i}]: unknown fields {sorted(unknown)}",
                 field=f"variations[{i}].{sorted(unknown)[0]}",
             )
+    if not stored_variations:
+        variations = [_with_strategy(v, i) for i, v in enumerate(variations)]
     start, stop = _schedule(doc)
     wire = {
         "key": key,
@@ -169,6 +189,30 @@ def build_definition(
     return out
 
 
+def _with_strategy(variation: Any, i: int) -> Any:
+    """A variation naming a catalog strategy, with the strategy's weights written out."""
+    if not isinstance(variation, dict) or variation.get("strategy") is None:
+        return variation
+    name = variation["strategy"]
+    field = f"variations[{i}].strategy"
+    if not isinstance(name, str):
+        raise BadRequest("strategy must be the name of a ranking strategy", field=field)
+    strategy = strategies.lookup(name)
+    if strategy is None:
+        known = ", ".join(sorted(strategies.CATALOG))
+        raise Unprocessable(f"unknown strategy {name!r} (known: {known})", field=field)
+    expanded = strategies.expand(variation, strategy)
+    # the written-out form sent back as read is fine; a different value is a contradiction
+    clash = [f for f in STRATEGY_FIELDS if f in variation and variation[f] != expanded[f]]
+    if clash:
+        raise Unprocessable(
+            f"variations[{i}] names strategy {name!r} and sets {clash[0]} otherwise: the "
+            f"strategy decides it (drop {clash[0]}, or drop the strategy and give weights)",
+            field=f"variations[{i}].{clash[0]}",
+        )
+    return expanded
+
+
 def needs_reseed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether a change to a running experiment must bump its bucket version."""
     if before.get("status") != "running":
@@ -192,13 +236,7 @@ def _schedules_overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _holds_range(other: Mapping[str, Any], candidate: Mapping[str, Any], now_ms: int) -> bool:
-    return (
-        other.get("key") != candidate.get("key")
-        and other.get("status") == "running"
-        and bool(other.get("namespace"))
-        and not ended_by_schedule(other, now_ms)
-        and _schedules_overlap(candidate, other)
-    )
+    return bool(other.get("namespace")) and _holds_slot(other, candidate, now_ms)
 
 
 def check_layer(
@@ -221,3 +259,72 @@ def check_layer(
                 field="namespace",
                 conflicts_with=other["key"],
             )
+
+
+def _changes_rail(doc: Mapping[str, Any]) -> bool:
+    """Whether any variation ranks, lists or routes differently from the control."""
+    return any(
+        v.get("weights") or v.get("origin_weights") or v.get("origin") or v.get("origin_path")
+        or v.get("list_variant", "control") != "control"
+        for v in doc.get("variations", [])
+    )  # fmt: skip
+
+
+def _shared_routes(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """The routes both target, said in words; None when they share none."""
+    ra, rb = set(a.get("routes") or ()), set(b.get("routes") or ())
+    if not ra and not rb:
+        return "every route"
+    shared = (ra & rb) if ra and rb else (ra or rb)
+    return "route " + ", ".join(sorted(shared)) if shared else None
+
+
+def check_routes(
+    candidate: Mapping[str, Any], others: Iterable[Mapping[str, Any]], now_ms: int
+) -> list[str]:
+    """Warnings for running experiments whose shoppers may also be in ``candidate``.
+
+    Two experiments on a shared route that are not kept apart by one layer overlap: a
+    shopper can be in both. When both change the rail (strategy, weights, list variant or
+    origin), each field of the first experiment would mask the other's, so their arms would
+    not do what they say: 409 with the reason. Otherwise the overlap is allowed and said,
+    with the largest share of ``candidate``'s shoppers that can be in both.
+    """
+    warnings: list[str] = []
+    ns = candidate.get("namespace")
+    for other in others:
+        if not _holds_slot(other, candidate, now_ms):
+            continue
+        ons = other.get("namespace")
+        if ns and ons and ns[0] == ons[0]:
+            continue  # one layer: check_layer keeps their ranges apart
+        where = _shared_routes(candidate, other)
+        if where is None:
+            continue
+        if _changes_rail(candidate) and _changes_rail(other):
+            raise Conflict(
+                f"running experiment {other['key']!r} also changes the rail on {where} and "
+                "is not in the same layer: shoppers in both would get one experiment's "
+                "ranking, not each arm's; put both in one layer with disjoint ranges, or "
+                "target other routes",
+                field="namespace",
+                conflicts_with=other["key"],
+            )
+        share = float(other.get("coverage", 1.0))
+        if ons:
+            share *= ons[2] - ons[1]
+        warnings.append(
+            f"overlaps running experiment {other['key']!r} on {where} outside a shared "
+            f"layer: up to {share:.0%} of this experiment's shoppers are in both; put both "
+            "in one layer to keep them apart"
+        )
+    return warnings
+
+
+def _holds_slot(other: Mapping[str, Any], candidate: Mapping[str, Any], now_ms: int) -> bool:
+    return (
+        other.get("key") != candidate.get("key")
+        and other.get("status") == "running"
+        and not ended_by_schedule(other, now_ms)
+        and _schedules_overlap(candidate, other)
+    )

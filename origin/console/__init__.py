@@ -7,7 +7,7 @@ are a client of the admin API, called in-process with the signed-in user's token
 | path | role | what |
 |---|---|---|
 | ``/console/signin`` | anyone | sign in with an admin-API token (not a service token) |
-| ``/console/experiments…`` | experimenter | list, create, edit, start, stop, results |
+| ``/console/experiments…`` | experimenter | list, create, edit, start, stop, roll back, results |
 | ``/console/catalog``, ``/console/invalidations…`` | merchandiser | stock, price, purges |
 | ``/console/rails`` | merchandiser | a route's rail as the API answers it, names and pictures |
 | ``/console/pipeline`` | admin | lag, dead letters and requeue, edge hit ratio |
@@ -46,6 +46,7 @@ def routes() -> list[BaseRoute]:
         Route("/experiments/{key}", x.edit, methods=["POST"]),
         Route("/experiments/{key}/start", x.start, methods=["POST"]),
         Route("/experiments/{key}/stop", x.stop, methods=["POST"]),
+        Route("/experiments/{key}/rollback", x.rollback, methods=["POST"]),
         Route("/experiments/{key}/results", x.results, methods=["GET"]),
         Route("/catalog", m.catalog, methods=["GET"]),
         Route("/catalog/{sku:path}", m.update_item, methods=["POST"]),

@@ -1,4 +1,6 @@
-"""Experiment pages: list, create, edit, start and stop, results with the lift chart."""
+"""Experiment pages: list, create, edit, start, stop and roll back, results with the lift
+chart. The form lists the named ranking strategies a variation may pick, with what each does;
+the API's warnings (an experiment overlapping another) are shown with the page's notice."""
 
 from __future__ import annotations
 
@@ -16,10 +18,21 @@ from origin.console.charts import lift_chart
 from origin.console.results_view import metric_views, money, timeline_rows
 from origin.console.views import Ctx, field_errors, page, redirect, render
 
-__all__ = ["edit", "edit_form", "list_page", "new", "new_form", "results", "start", "stop"]
+__all__ = [
+    "edit",
+    "edit_form",
+    "list_page",
+    "new",
+    "new_form",
+    "results",
+    "rollback",
+    "start",
+    "stop",
+]
 
 SECTION = "experiments"
 BASE = "/v1/admin/experiments"
+STRATEGIES = "/v1/admin/strategies"
 # Messages chosen by code after a redirect (never text taken from the URL).
 NOTICES = {
     "created": "Experiment created as a draft.",
@@ -27,6 +40,7 @@ NOTICES = {
     "unchanged": "Nothing changed.",
     "started": "Experiment started.",
     "stopped": "Experiment stopped.",
+    "rolled-back": "Definition rolled back (as a new version).",
 }
 
 
@@ -54,13 +68,27 @@ async def list_page(request: Request, ctx: Ctx) -> Response:
     return render(request, ctx, "experiments.html", experiments=doc["experiments"])
 
 
-def _form_page(
+async def _form_page(
     request: Request, ctx: Ctx, values: dict[str, str], errors: dict[str, str], **extra: Any
 ) -> Response:
     status = 400 if errors else 200
+    catalog = (await _api(ctx).get(STRATEGIES))["strategies"]
     return render(
-        request, ctx, "experiment_form.html", status, values=values, errors=errors, **extra
+        request,
+        ctx,
+        "experiment_form.html",
+        status,
+        values=values,
+        errors=errors,
+        strategies=catalog,
+        described={s["name"]: s["description"] for s in catalog},
+        **extra,
     )
+
+
+def _with_warnings(text: str, answer: dict[str, Any]) -> str:
+    warnings = answer.get("warnings") or []
+    return " ".join([text, *(f"Warning: {w}." for w in warnings)])
 
 
 @page(SECTION)
@@ -68,7 +96,7 @@ async def new_form(request: Request, ctx: Ctx) -> Response:
     """An empty form with sensible defaults."""
     values = dict.fromkeys(forms.FIELDS, "")
     values.update(variations="control\ntreatment", weights="0.5, 0.5", coverage="1")
-    return _form_page(request, ctx, values, {}, experiment=None)
+    return await _form_page(request, ctx, values, {}, experiment=None)
 
 
 async def _submit(
@@ -87,7 +115,7 @@ async def _submit(
         if exc.status >= 500:
             raise
         errors = field_errors(exc, forms.API_FIELDS)
-    return _form_page(request, ctx, values, errors, experiment=exp)
+    return await _form_page(request, ctx, values, errors, experiment=exp)
 
 
 @page(SECTION)
@@ -97,7 +125,11 @@ async def new(request: Request, ctx: Ctx) -> Response:
 
     async def send() -> Response:
         created = await _api(ctx).post(BASE, forms.to_doc(values))
-        return redirect(f"/console/experiments/{quote(created['experiment']['key'])}?done=created")
+        exp = created["experiment"]
+        if not created.get("warnings"):
+            return redirect(f"/console/experiments/{quote(exp['key'])}?done=created")
+        notice = _with_warnings(NOTICES["created"], created)
+        return await _form_page(request, ctx, forms.to_form(exp), {}, experiment=exp, notice=notice)
 
     return await _submit(request, ctx, values, None, send)
 
@@ -107,7 +139,7 @@ async def edit_form(request: Request, ctx: Ctx) -> Response:
     """The experiment's form, its status and actions."""
     exp = await _api(ctx).get(f"{BASE}/{_key(request)}")
     notice = NOTICES.get(request.query_params.get("done", ""))
-    return _form_page(request, ctx, forms.to_form(exp), {}, experiment=exp, notice=notice)
+    return await _form_page(request, ctx, forms.to_form(exp), {}, experiment=exp, notice=notice)
 
 
 @page(SECTION)
@@ -126,23 +158,30 @@ async def edit(request: Request, ctx: Ctx) -> Response:
         if not answer.get("notice"):
             return redirect(f"/console/experiments/{key}?done=saved")
         after = answer["experiment"]  # re-seeded: say so on the page
-        return _form_page(
-            request, ctx, forms.to_form(after), {}, experiment=after, notice=answer["notice"]
+        notice = _with_warnings(answer["notice"], answer)
+        return await _form_page(
+            request, ctx, forms.to_form(after), {}, experiment=after, notice=notice
         )
 
     return await _submit(request, ctx, values, exp, send)
 
 
-async def _action(request: Request, ctx: Ctx, action: str, done: str) -> Response:
+async def _action(
+    request: Request, ctx: Ctx, action: str, done: str, body: dict[str, Any] | None = None
+) -> Response:
     key = _key(request)
     try:
-        await _api(ctx).post(f"{BASE}/{key}/{action}")
+        answer = await _api(ctx).post(f"{BASE}/{key}/{action}", body)
     except ApiError as exc:
-        if exc.status >= 500 or exc.status == 404:
-            raise
+        if exc.status >= 500 or (exc.status == 404 and action != "rollback"):
+            raise  # a rollback's 404 is a version with no record: said on the page
         exp = await _api(ctx).get(f"{BASE}/{key}")
         errors = field_errors(exc, forms.API_FIELDS)
-        return _form_page(request, ctx, forms.to_form(exp), errors, experiment=exp)
+        return await _form_page(request, ctx, forms.to_form(exp), errors, experiment=exp)
+    if answer.get("warnings"):
+        exp = answer["experiment"]
+        notice = _with_warnings(NOTICES[done], answer)
+        return await _form_page(request, ctx, forms.to_form(exp), {}, experiment=exp, notice=notice)
     return redirect(f"/console/experiments/{key}?done={done}")
 
 
@@ -156,6 +195,18 @@ async def start(request: Request, ctx: Ctx) -> Response:
 async def stop(request: Request, ctx: Ctx) -> Response:
     """Stop."""
     return await _action(request, ctx, "stop", "stopped")
+
+
+@page(SECTION)
+async def rollback(request: Request, ctx: Ctx) -> Response:
+    """Restore an earlier version's definition (the button asks for confirmation first)."""
+    raw = ctx.value("version").strip()
+    if not raw.isdigit():
+        key = _key(request)
+        exp = await _api(ctx).get(f"{BASE}/{key}")
+        errors = {"status": f"{raw[:20]!r} is not a version number"}
+        return await _form_page(request, ctx, forms.to_form(exp), errors, experiment=exp)
+    return await _action(request, ctx, "rollback", "rolled-back", {"version": int(raw)})
 
 
 @page(SECTION)

@@ -2,6 +2,8 @@
 
     variations "control\\nboost list-b"   -> [{"name": "control"}, {"name": "boost",
                                                "list_variant": "list-b"}]
+    variations "a\\nb: due-first"         -> [{"name": "a"}, {"name": "b",
+                                               "strategy": "due-first"}]
     weights "0.5, 0.5"                    -> [0.5, 0.5]
     layer "rails", 0, 0.5                 -> {"layer": "rails", "start": 0.0, "end": 0.5}
     segments "returning|dairy|mid, 0f1e…" -> segment_names [...] and segments (hsegs) [...]
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cache_keys import is_hseg
+from origin.admin.rules import STRATEGY_FIELDS
 
 __all__ = ["API_FIELDS", "FIELDS", "FormError", "changes", "number", "to_doc", "to_form"]
 
@@ -69,18 +72,35 @@ def number(text: str, field: str) -> float:
 
 
 def _variations(text: str, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One per line, ``name [list_variant]``; other settings of a kept name are kept."""
+    """One per line, ``name``, ``name list_variant`` or ``name: strategy``; other settings
+    of a kept name are kept, except what a strategy decides (the API writes it out anew)."""
     kept = {v.get("name"): v for v in before}
     out = []
     for line in filter(None, (ln.strip() for ln in text.splitlines())):
-        parts = line.split()
-        if len(parts) > 2:
-            raise FormError("variations", f"{line!r}: write 'name' or 'name list_variant'")
+        name, colon, strategy = (p.strip() for p in line.partition(":"))
+        parts = name.split()
+        if len(parts) > 2 or not parts or (colon and (len(parts) > 1 or not strategy)):
+            raise FormError(
+                "variations", f"{line!r}: write 'name', 'name list_variant' or 'name: strategy'"
+            )
         v = {**kept.get(parts[0], {}), "name": parts[0]}
-        if len(parts) == 2:
+        if colon or v.get("strategy"):  # naming a strategy, or leaving one: its fields go
+            for f in ("strategy", *STRATEGY_FIELDS):
+                v.pop(f, None)
+        if colon:
+            v["strategy"] = strategy
+        elif len(parts) == 2:
             v["list_variant"] = parts[1]
         out.append(v)
     return out
+
+
+def _variation_text(v: Mapping[str, Any]) -> str:
+    if v.get("strategy"):
+        return f"{v['name']}: {v['strategy']}"
+    if v.get("list_variant", "control") != "control":
+        return f"{v['name']} {v['list_variant']}"
+    return str(v["name"])
 
 
 def _time(text: str, field: str) -> int | None:
@@ -164,11 +184,7 @@ def _num_text(x: Any) -> str:
 def to_form(doc: Mapping[str, Any]) -> dict[str, str]:
     """The form's text values for a stored experiment."""
     ns = doc.get("namespace") or ["", None, None]
-    variations = [
-        v["name"] if v.get("list_variant", "control") == "control" else
-        f"{v['name']} {v['list_variant']}"
-        for v in doc.get("variations", [])
-    ]  # fmt: skip
+    variations = [_variation_text(v) for v in doc.get("variations", [])]
     return {
         "key": str(doc.get("key", "")),
         "name": str(doc.get("name", "")),

@@ -12,6 +12,7 @@ from typing import Any
 
 from origin.admin.audit import ENTRY_ID_RE
 from origin.admin.pipeline import DLQ_ID_RE, MAX_LIMIT
+from origin.openapi import admin_schemas as xs
 from origin.openapi import results_schema
 from origin.openapi import schemas as s
 
@@ -199,10 +200,32 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/experiments", "post"): _op(
         "Create a draft experiment",
         "experiments",
-        body=s.experiment_create(),
+        body=xs.experiment_create(),
         ok="201",
         auth="experimenter",
         errors=_EXP,
+    ),
+    ("/v1/admin/strategies", "get"): _op(
+        "The named ranking strategies a variation may pick, with what each does",
+        "experiments",
+        auth="experimenter",
+        errors=(),
+    ),
+    ("/v1/admin/holdout", "get"): _op(
+        "The global holdout's share", "experiments", auth="experimenter", errors=("503",)
+    ),
+    ("/v1/admin/holdout", "put"): _op(
+        "Set the share of shoppers in the global holdout (audited)",
+        "experiments",
+        body=xs.holdout(),
+        auth="experimenter",
+        errors=("409", "413", "503"),
+    ),
+    ("/v1/admin/holdout/results", "get"): _op(
+        "The global holdout's counts per arm (holdout, personalized)",
+        "experiments",
+        auth="experimenter",
+        errors=("503",),
     ),
     ("/v1/admin/experiments", "get"): _op(
         "List experiments",
@@ -218,7 +241,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "Update (coverage in place; new weights on a running experiment re-seed)",
         "experiments",
         params=[_KEY],
-        body=s.experiment_update(),
+        body=xs.experiment_update(),
         auth="experimenter",
         errors=_EXP,
     ),
@@ -347,7 +370,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/restore", "post"): _op(
         "Validate a backup document, then replace the admin state with it (audited)",
         "admin",
-        body=s.backup(),
+        body=xs.backup(),
         auth="admin",
         errors=(*_ADMIN, "413", "422"),
     ),

@@ -12,6 +12,9 @@ read, else from the segment or popular list (the segmenter copied them in).
 
 Personal answers are ``private, no-store`` and set the signed segment and context cookies.
 Opted-out shoppers get the popular list and no cookies; nothing is read or written for them.
+Shoppers in the global holdout get the popular list too, no cookies, no experiment, and
+``"variants": {"p13n-holdout": "holdout"}`` (the others ``"personalized"`` while the holdout
+share is above 0), decided from the A/B unit exactly as the edges decide it.
 When Redis is down or over budget, or anything else fails, the answer is the last good
 popular list held in memory, marked ``"degraded": true``: a shopper never sees a 500.
 """
@@ -30,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from cache_keys import ANON_HSEG, KeyPartError, is_shopper_id, new_shopper_id, sign_segment
+from cache_keys.experiments import HOLDOUT_ARMS, HOLDOUT_KEY
 from cache_keys.keys import normalize_slug
 from cache_keys.segments import Hseg
 from cache_keys.wire import (
@@ -45,7 +49,7 @@ from cache_keys.wire import (
     fit_name,
     labels_to_json,
 )
-from origin.assignment import assign_all
+from origin.assignment import assign_all, holdout_variant
 from origin.errors import BadRequest
 from origin.identity import identify
 from origin.recommend.features import Features
@@ -82,13 +86,16 @@ def _params(request: Request) -> tuple[str, RoutePolicy, int]:
 
 
 def _strategy(assigned: dict[str, tuple[Experiment, int]], route: str) -> tuple[Strategy, str]:
+    """The ranking of the assigned variations; as at the edge (``edge.assign.routing``), the
+    first experiment in config order (by key) wins each field."""
     weights: dict[str, float] = {}
     list_variant = "control"
     for key in sorted(assigned):
         exp, index = assigned[key]
         variation = exp.variations[index]
-        weights.update(variation.weights)
-        if variation.list_variant != "control":
+        for name, w in (variation.origin_weights or variation.weights).items():
+            weights.setdefault(name, w)
+        if list_variant == "control":
             list_variant = variation.list_variant
     return Strategy.from_weights(weights, route), list_variant
 
@@ -166,11 +173,14 @@ def _respond(body: bytes, cookies: list[str]) -> Response:
 
 async def _personal(
     state: AppState, sid: str, route: str, policy: RoutePolicy, *, k: int, now_s: float
-) -> tuple[list[Scored], dict[str, str], list[str], Inputs]:
+) -> tuple[list[Scored], dict[str, str], list[str], Inputs | None]:
     now_ms = int(now_s * 1000)
     snap = state.snapshot.current
     feats = await load_features(state, sid, now_ms)
     unit = ab_unit(sid, feats)
+    mark = holdout_variant(snap.holdout, unit)
+    if mark.get(HOLDOUT_KEY) == HOLDOUT_ARMS[0]:  # the global holdout: nothing personal
+        return _popular(snap, k, policy.category_cap), mark, [], None
     assigned = assign_all(snap.experiments, unit, route=route, hseg=feats.hseg, now_ms=now_ms)
     strategy, list_variant = _strategy(assigned, route)
     inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
@@ -181,7 +191,7 @@ async def _personal(
         items = rank(inputs, strategy, k, policy.category_cap)
     state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
-    return items, variants, _cookies(state, feats, inputs, now_s), inputs
+    return items, {**variants, **mark}, _cookies(state, feats, inputs, now_s), inputs
 
 
 def ab_unit(sid: str, feats: Features) -> str:
@@ -219,8 +229,10 @@ async def recommendations(request: Request) -> Response:
         return _respond(_body(route, items, variants, False, labels), new_cookie + cookies)
     state.metrics.degraded.labels(reason).inc()
     now_ms = int(now_s * 1000)
+    mark = holdout_variant(snap.holdout, sid)
     assigned = assign_all(snap.experiments, sid, route=route, hseg=ANON_HSEG, now_ms=now_ms)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
+    variants = mark if mark.get(HOLDOUT_KEY) == HOLDOUT_ARMS[0] else {**variants, **mark}
     body = _body(route, _popular(snap, k, policy.category_cap), variants, True, popular_labels)
     return _respond(body, new_cookie)
 

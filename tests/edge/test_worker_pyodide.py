@@ -288,6 +288,19 @@ def test_opt_out_means_anonymous_no_id_no_exposure(worker, origin: StandinOrigin
     assert urls == [f"{SHOP}/__p13n/v1/home/{ANON_HSEG}/en-us/desktop/-/g0"]
 
 
+def test_the_global_holdout_gets_the_anonymous_list_and_says_so(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker(config_doc(holdout=1.0, experiments=[experiment()]))
+    reply = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert reply.json["variants"] == {"p13n-holdout": "holdout"}
+    assert not any(i.startswith("TREN-") for i in reply.items)  # in no experiment
+    drain(w)
+    urls = [e["url"] for e in w.call("cache")["entries"]]
+    assert urls == [f"{SHOP}/__p13n/v1/home/{ANON_HSEG}/en-us/desktop/p13n-holdout.0/g0"]
+    assert origin.stats()["event_posts"] == 1  # its exposure, counted as the holdout's
+
+
 def test_variant_routes_to_another_list_and_key(worker) -> None:
     w = worker(config_doc(experiments=[experiment()]))
     reply = get(w, cookie=shopper_cookie(token=valid_token()))

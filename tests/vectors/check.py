@@ -266,6 +266,15 @@ def experiment_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
                 "day and event id",
             ),
         )
+    for case in d["holdout"]:
+        yield (
+            f"holdout {case['name']}",
+            lambda c=case: _expect(
+                [experiments.in_holdout(u, c["share"]) for u in c["units"]],
+                c["held_out"],
+                "held out",
+            ),
+        )
 
 
 def cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:

@@ -9,14 +9,18 @@ the binary the browser tests fail at once naming the package: they never skip.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis
 from playwright.sync_api import Browser, BrowserType, Playwright, sync_playwright
 
 from ops.local.redis import RedisServer
+from origin.app import create_app
+from origin.settings import Settings
 from tests.support import data
+from tests.support.asgi import app_client
 from tests.support.browser import ConsoleStack
 from tests.support.servers import EdgeProcess, OriginProcess, origin_env
 
@@ -94,6 +98,14 @@ def page(page):
     """Playwright's page, with a bounded wait for every action."""
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     return page
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Any]:
+    """The console's app in process on the test's Redis (pages over HTTP, no browser)."""
+    settings = Settings(redis_url=redis_url, admin_tokens=dict(data.TOKENS), partitions=2)
+    async with app_client(create_app(settings)) as c:
+        yield c
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ PAGES = ["/console/experiments", "/console/experiments/new", "/console/catalog",
          "/console/invalidations", "/console/pipeline", "/console/rails"]  # fmt: skip
 
 
-@pytest.fixture
-async def client(redis_url):
-    settings = Settings(redis_url=redis_url, admin_tokens=dict(TOKENS), partitions=2)
-    async with app_client(create_app(settings)) as c:
-        yield c
-
-
 def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match, html
