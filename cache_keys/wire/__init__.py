@@ -37,6 +37,15 @@ from cache_keys.wire.cookies import (
     encode_context,
     parse_cookie_header,
 )
+from cache_keys.wire.merch import (
+    MerchRule,
+    Row,
+    active_rules,
+    apply_rules,
+    parse_rules,
+    pool_size,
+    rule_to_json,
+)
 from cache_keys.wire.optout import gpc_opts_out, join_fields, opted_out
 from cache_keys.wire.problem import (
     PROBLEM_CONTENT_TYPE,
@@ -63,15 +72,19 @@ __all__ = [
     "EdgeConfig",
     "Experiment",
     "ListItem",
+    "MerchRule",
     "Problem",
     "PurgeMessage",
     "RailAnswer",
     "RailItem",
     "RoutePolicy",
+    "Row",
     "SegmentEntry",
     "SegmentGrant",
     "SegmentList",
     "Variation",
+    "active_rules",
+    "apply_rules",
     "decode_context",
     "decode_purge",
     "edge_config_to_json",
@@ -84,9 +97,12 @@ __all__ = [
     "parse_edge_config",
     "parse_list_item",
     "parse_rail",
+    "parse_rules",
     "parse_segment_grant",
     "parse_segment_list",
+    "pool_size",
     "rail_to_json",
+    "rule_to_json",
     "segment_grant_to_json",
     "segment_list_to_json",
 ]
