@@ -429,6 +429,21 @@ class Keys:
         return f"{self.prefix}:{{admin}}:reconcile:lock"
 
     @property
+    def merch_rules(self) -> str:
+        """hash rule name -> JSON merchandising rule (``origin.admin.merch_rules``)."""
+        return f"{self.prefix}:{{admin}}:merch"
+
+    @property
+    def schedule(self) -> str:
+        """sorted set job id -> due epoch ms: scheduled admin changes (origin.admin.schedule)."""
+        return f"{self.prefix}:{{admin}}:sched"
+
+    @property
+    def schedule_jobs(self) -> str:
+        """hash job id -> JSON job (what to do, who asked, when, its status)."""
+        return f"{self.prefix}:{{admin}}:sched:jobs"
+
+    @property
     def config_version(self) -> str:
         """string counter bumped on every change that alters the edge config."""
         return f"{self.prefix}:{{admin}}:cfgver"

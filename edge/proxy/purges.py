@@ -179,6 +179,9 @@ async def subscribe_purges(
                     log.warning("rejected purge message: %s", exc)
                     continue
                 apply_purge(msg, config, store)
+                # What a change carries besides generations (merchandising rules) is in the
+                # config: pull it now rather than at its max-age.
+                await catch_up(config, store)
                 stats.applied += 1
                 stats.last_lag_ms = max(0.0, clock_ms() - msg.issued_at_ms)
         except (RedisError, OSError) as exc:

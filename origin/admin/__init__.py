@@ -2,7 +2,7 @@
 
 | role | may |
 |---|---|
-| merchandiser | catalog, invalidations |
+| merchandiser | catalog, invalidations and the purge log, merchandising rules |
 | experimenter | experiments, results |
 | admin | everything: erasure, audit log, tokens' roles, pipeline, dead letters, backup, restore |
 """
@@ -17,8 +17,10 @@ from origin.admin import (
     catalog,
     experiments,
     invalidations,
+    merch_rules,
     pipeline,
     privacy,
+    purge_log,
     results,
 )
 
@@ -31,6 +33,8 @@ def routes() -> list[BaseRoute]:
         *results.routes(),  # before experiments: /{key}/results is more specific
         *experiments.routes(),
         *invalidations.routes(),
+        *purge_log.routes(),
+        *merch_rules.routes(),
         *catalog.routes(),
         *privacy.routes(),
         *audit.routes(),

@@ -31,15 +31,26 @@ from cache_keys.wire import (
     SHOPPER_COOKIE,
     ContextCookie,
     Experiment,
+    MerchRule,
     RoutePolicy,
+    active_rules,
     encode_context,
+    pool_size,
 )
 from origin.assignment import assign_all
 from origin.errors import BadRequest
 from origin.identity import identify
 from origin.recommend.features import Features
 from origin.recommend.fetch import load_features, load_inputs
-from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
+from origin.recommend.ranking import (
+    Inputs,
+    Scored,
+    Strategy,
+    buy_again,
+    diversify,
+    merchandise,
+    rank,
+)
 from origin.snapshot import DEFAULT_ROUTES, Snapshot
 from origin.state import AppState, get_state
 from origin.store import StoreUnavailable
@@ -93,15 +104,19 @@ def _body(route: str, items: list[Scored], variants: dict[str, str], degraded: b
     return orjson.dumps(doc)
 
 
-def _popular(snap: Snapshot, k: int, cap: int) -> list[Scored]:
-    if snap.popular is None:
-        return []
+def _rules(snap: Snapshot, route: str, hseg: str, now_s: float) -> tuple[MerchRule, ...]:
+    return active_rules(snap.rules, route=route, hseg=hseg, now_ms=int(now_s * 1000))
+
+
+def _popular(snap: Snapshot, route: str, k: int, cap: int, now_s: float) -> list[Scored]:
+    """The non-personal rail (opted out, degraded): the popular list, rules applied."""
+    rules = _rules(snap, route, ANON_HSEG, now_s)
     ranked = [
         Scored(li.item, li.score, "popular", li.category)
-        for li in snap.popular.items
+        for li in (snap.popular.items if snap.popular is not None else ())
         if li.in_stock and li.item not in snap.mask
     ]
-    return diversify(ranked, k, cap)
+    return merchandise(diversify(ranked, pool_size(k, rules), cap), rules, k, snap.mask)
 
 
 def _cookies(state: AppState, feats: Features, inputs: Inputs, now_s: float) -> list[str]:
@@ -139,10 +154,13 @@ async def _personal(
     strategy, list_variant = _strategy(assigned, route)
     inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
     started = time.perf_counter()
+    rules = _rules(snap, route, feats.hseg, now_s)
+    pool = pool_size(k, rules)
     if route == "buy-again":
-        items = buy_again(inputs, k, policy.category_cap)
+        items = buy_again(inputs, pool, policy.category_cap)
     else:
-        items = rank(inputs, strategy, k, policy.category_cap)
+        items = rank(inputs, strategy, pool, policy.category_cap)
+    items = merchandise(items, rules, k, inputs.mask | frozenset(feats.cart))
     state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
     return items, variants, _cookies(state, feats, inputs, now_s)
@@ -164,7 +182,9 @@ async def recommendations(request: Request) -> Response:
     now_s = state.clock()
     snap = state.snapshot.current
     if shopper.optout:
-        return _respond(_body(route, _popular(snap, k, policy.category_cap), {}, False), [])
+        return _respond(
+            _body(route, _popular(snap, route, k, policy.category_cap, now_s), {}, False), []
+        )
     sid = shopper.sid or new_shopper_id()
     new_cookie = [] if shopper.sid else [SHOPPER_COOKIE.set_cookie(sid)]
     try:
@@ -180,7 +200,7 @@ async def recommendations(request: Request) -> Response:
     now_ms = int(now_s * 1000)
     assigned = assign_all(snap.experiments, sid, route=route, hseg=ANON_HSEG, now_ms=now_ms)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
-    body = _body(route, _popular(snap, k, policy.category_cap), variants, True)
+    body = _body(route, _popular(snap, route, k, policy.category_cap, now_s), variants, True)
     return _respond(body, new_cookie)
 
 

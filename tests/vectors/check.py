@@ -256,7 +256,9 @@ def experiment_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
 
 
 def _merch_case(d: dict[str, Any], c: dict[str, Any]) -> str | None:
-    rules = wire.active_rules(wire.parse_rules(c["rules"]), route="home", hseg=d["hseg"], now_ms=1000)
+    rules = wire.active_rules(
+        wire.parse_rules(c["rules"]), route="home", hseg=d["hseg"], now_ms=1000
+    )
     rows = [wire.Row(*r) for r in d["rows"]]
     got = wire.apply_rules(rows, rules, k=c.get("k", 6), excluded=frozenset(c.get("excluded", [])))
     return _expect([[r.item, r.score, r.reason] for r in got], c["want"], "ranked")
