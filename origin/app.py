@@ -92,6 +92,9 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             # Cancel until the task ends (bounded): a cancel that lands inside a client call
             # can be consumed there (redis-py 8.1 on Python 3.11); the stop event ends the
             # loop in any case.
+            # A job the scheduler claimed is let finish (bounded): cancelled mid-way it would
+            # stay claimed and never be applied.
+            await asyncio.wait({scheduler}, timeout=5)
             for task in (refresher, scheduler):  # the scheduler stops on the same event
                 for _ in range(25):
                     if task.done():

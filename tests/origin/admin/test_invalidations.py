@@ -96,7 +96,7 @@ async def test_status_reports_applied_by_n_of_m_live_edges(client, clock):
         ({"tags": ["sku"]}, "tags[0]"),
         ({"tags": ["seg:not-an-hseg"]}, "tags[0]"),
         ({"tags": ["cat:dairy"], "mode": "medium"}, "mode"),
-        ({"tags": ["cat:dairy"], "when": "now"}, "when"),
+        ({"tags": ["cat:dairy"], "reason": 7}, "reason"),
         ({"mode": "soft"}, "tags"),
     ],
 )
