@@ -24,8 +24,8 @@ def state_of(client):
 async def test_a_scheduled_purge_waits_for_its_time_then_applies_once(client, clock):
     when = "2025-11-24T16:10:00Z"  # NOW_MS + 10 minutes
     assert schedule.parse_time(when, "when") == NOW_MS + 600_000
-    r = await client.post("/v1/admin/invalidations",
-                          json={"tags": ["cat:dairy"], "mode": "hard", "when": when}, headers=H)  # fmt: skip
+    body = {"tags": ["cat:dairy"], "mode": "hard", "when": when}
+    r = await client.post("/v1/admin/invalidations", json=body, headers=H)
     assert r.status_code == 202, r.text
     inv = r.json()
     assert inv["state"] == "scheduled" and inv["scheduled_for_ms"] == NOW_MS + 600_000
