@@ -100,6 +100,7 @@ def _op(
 _KEY = _param("key", s.SLUG, "path", desc="experiment key")
 _DLQ_ID = _param("id", s.string(DLQ_ID_RE), "path", desc="dead-letter entry id")
 _SKU = _param("sku", s.SKU, "path")
+_RULE = _param("name", s.SLUG, "path", desc="merchandising rule name")
 _ADMIN = ("400", "404", "409", "503")
 _EXP = ("400", "404", "409", "422", "503")
 _USER = _param(
@@ -245,7 +246,39 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         body=s.invalidation(),
         ok="202",
         auth="merchandiser",
+        errors=(*_ADMIN, "422"),
+    ),
+    ("/v1/admin/invalidations", "get"): _op(
+        "The purge log, newest first: who, when, what, soft or hard, scheduled for, status "
+        "per live edge and time until the last one applied it",
+        "invalidations",
+        params=[_param("limit", _int(1, 200, 20)), _param("offset", _int(0, 999_999_999, 0))],
+        auth="merchandiser",
         errors=_ADMIN,
+    ),
+    ("/v1/admin/rules", "post"): _op(
+        "Create a merchandising rule (pin, boost, bury, block), now (201) or at `when` (202)",
+        "rules",
+        body=s.merch_rule(),
+        ok="201",
+        auth="merchandiser",
+        errors=(*_ADMIN, "422"),
+    ),
+    ("/v1/admin/rules", "get"): _op(
+        "Every merchandising rule, with whether it is live now",
+        "rules",
+        auth="merchandiser",
+        errors=_ADMIN,
+    ),
+    ("/v1/admin/rules/{name}", "get"): _op(
+        "One merchandising rule", "rules", params=[_RULE], auth="merchandiser", errors=_ADMIN
+    ),
+    ("/v1/admin/rules/{name}", "delete"): _op(
+        "Delete a merchandising rule, now or at `when` (202)",
+        "rules",
+        params=[_RULE, _param("when", {"type": "string"}, desc=s.WHEN["description"])],
+        auth="merchandiser",
+        errors=(*_ADMIN, "422"),
     ),
     ("/v1/admin/invalidations/{id}", "get"): _op(
         "An invalidation and how many live edges applied it",
