@@ -86,6 +86,9 @@ def build_rule(body: dict[str, Any], *, who: str, ms: int, seg_key: bytes) -> di
         "start_ms": start,
         "end_ms": end,
     }
+    skus, category = record["skus"], record["category"]
+    if bool(skus) == bool(category) and isinstance(skus, list) and isinstance(category, str):
+        raise Unprocessable("a rule targets either skus or a category", field="skus")
     try:  # the wire parser is the one definition of a valid rule
         parse_rules([{**record, "segments": [hash_segment(n, seg_key) for n in names]}])
     except WireError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from origin.console import experiment_pages, merchandising, pipeline_page, signin
+from origin.console import experiment_pages, merchandising, pipeline_page, rules_page, signin
 from origin.routing import merge_methods
 
 __all__ = ["routes"]
@@ -52,6 +52,9 @@ def routes() -> list[BaseRoute]:
         Route("/invalidations", m.push, methods=["POST"]),
         Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
         Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),
+        Route("/rules", rules_page.rules, methods=["GET"]),
+        Route("/rules", rules_page.create, methods=["POST"]),
+        Route("/rules/{name}/delete", rules_page.delete, methods=["POST"]),
         Route("/pipeline", pipeline_page.health, methods=["GET"]),
         Route("/pipeline/dlq/{id}", pipeline_page.dead_letter, methods=["GET"]),
         Route("/pipeline/dlq/{id}/requeue", pipeline_page.requeue, methods=["POST"]),

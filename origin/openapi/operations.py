@@ -276,7 +276,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/rules/{name}", "delete"): _op(
         "Delete a merchandising rule, now or at `when` (202)",
         "rules",
-        params=[_RULE, _param("when", {"type": "string"}, desc=s.WHEN["description"])],
+        params=[_RULE, _param("when", {"type": "string"}, desc=str(s.WHEN["description"]))],
         auth="merchandiser",
         errors=(*_ADMIN, "422"),
     ),

@@ -45,8 +45,8 @@ async def test_only_merchandisers_and_admins_change_rules(client):
     ("body", "status", "field"),
     [
         ({**PIN, "kind": "shove"}, 400, "kind"),
-        ({**PIN, "category": "dairy"}, 400, "skus"),
-        ({"name": "x", "kind": "block"}, 400, "skus"),
+        ({**PIN, "category": "dairy"}, 422, "skus"),
+        ({"name": "x", "kind": "block"}, 422, "skus"),
         ({**PIN, "position": 0}, 400, "position"),
         ({**PIN, "name": "Not A Slug"}, 400, "name"),
         ({**PIN, "kind": "boost", "factor": 0.5}, 422, "factor"),
