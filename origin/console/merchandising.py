@@ -34,7 +34,7 @@ _INV_RE = re.compile(r"inv-[0-9]{1,20}-[0-9a-f]{1,16}")
 NOTICES = {
     "stock": "Stock saved.",
     "price": "Price saved.",
-    "out": "Out of stock: the sku was purged hard from every edge.",
+    "out": "Out of stock: a hard purge of the sku was sent to the edges.",
 }
 
 
@@ -53,14 +53,29 @@ async def _item(api: AdminApi, sku: str) -> dict[str, Any] | None:
     return item
 
 
+async def _search(api: AdminApi, text: str) -> list[dict[str, Any]]:
+    """Catalog entries whose sku or name starts with ``text``, any case."""
+    doc = await api.get(f"/v1/admin/catalog?q={quote(text[:64], safe='')}&limit=20")
+    items: list[dict[str, Any]] = doc["items"]
+    return items
+
+
 @page(SECTION)
 async def catalog(request: Request, ctx: Ctx) -> Response:
-    """Search a sku; show its facts with the stock and price forms."""
+    """Find a sku (exact, else by prefix of its sku or name, any case); show its facts with
+    the stock and price forms, or the matches to choose from."""
     sku = request.query_params.get("sku", "").strip()
-    item = await _item(_api(ctx), sku) if sku else None
+    api = _api(ctx)
+    item = await _item(api, sku) if sku else None
+    matches: list[dict[str, Any]] = []
+    if sku and item is None:
+        matches = await _search(api, sku)
+        if len(matches) == 1 or (matches and matches[0]["sku"].casefold() == sku.casefold()):
+            item, sku = matches[0], matches[0]["sku"]  # "sku-0042" is SKU-0042
+            matches = []
     q = request.query_params
     return render(
-        request, ctx, "catalog.html", sku=sku, item=item,
+        request, ctx, "catalog.html", sku=sku, item=item, matches=matches,
         notice=NOTICES.get(q.get("done", "")), invalidation=q.get("inv", ""),
     )  # fmt: skip
 

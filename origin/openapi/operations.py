@@ -297,6 +297,16 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         auth="merchandiser",
         errors=(*_ADMIN, "413", "422"),
     ),
+    ("/v1/admin/catalog", "get"): _op(
+        "Search the catalog: case-insensitive prefix of the sku or of the name's words",
+        "catalog",
+        params=[
+            _param("q", {"type": "string", "minLength": 1, "maxLength": 64}, required=True),
+            _param("limit", _int(1, 100, 20)),
+        ],
+        auth="merchandiser",
+        errors=_ADMIN,
+    ),
     ("/v1/admin/catalog/{sku}", "put"): _op(
         "Create or replace one sku (going out of stock purges it hard)",
         "catalog",

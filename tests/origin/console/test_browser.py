@@ -19,11 +19,11 @@ pytestmark = pytest.mark.browser
 KEYS = Keys("p13n")
 ROLE_TOKENS = {"merchandiser": data.MERCH, "experimenter": data.EXPER, "admin": data.ADMIN}
 # What each role's navigation shows, and the pages it must be refused.
-MERCH_PAGES = ["/console/catalog", "/console/invalidations"]
+MERCH_PAGES = ["/console/catalog", "/console/invalidations", "/console/rules"]
 NAV = {
-    "merchandiser": ({"merchandising", "invalidations"}, ["/console/experiments"]),
+    "merchandiser": ({"merchandising", "invalidations", "rules"}, ["/console/experiments"]),
     "experimenter": ({"experiments"}, MERCH_PAGES),
-    "admin": ({"experiments", "merchandising", "invalidations", "pipeline"}, []),
+    "admin": ({"experiments", "merchandising", "invalidations", "rules", "pipeline"}, []),
 }
 
 
