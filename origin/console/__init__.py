@@ -50,6 +50,7 @@ def routes() -> list[BaseRoute]:
         Route("/catalog/{sku:path}", m.update_item, methods=["POST"]),
         Route("/invalidations", m.invalidations, methods=["GET"]),
         Route("/invalidations", m.push, methods=["POST"]),
+        Route("/purges", m.purge_log, methods=["GET"]),
         Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
         Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),
         Route("/rules", rules_page.rules, methods=["GET"]),

@@ -22,6 +22,7 @@ __all__ = [
     "invalidation",
     "invalidation_status",
     "invalidations",
+    "purge_log",
     "push",
     "update_item",
 ]
@@ -127,6 +128,15 @@ async def invalidations(request: Request, ctx: Ctx) -> Response:
     return render(request, ctx, "invalidations.html", values={"kind": "sku", "mode": "soft"})
 
 
+@page(SECTION)
+async def purge_log(request: Request, ctx: Ctx) -> Response:
+    """The purge log, newest first, 20 a page, with each purge's progress at the edges."""
+    raw = request.query_params.get("offset", "0")
+    offset = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    doc = await _api(ctx).get(f"/v1/admin/invalidations?limit=20&offset={offset}")
+    return render(request, ctx, "purge_log.html", log=doc)
+
+
 def _tag(kind: str, value: str, segment_key: bytes) -> str:
     if kind == "all":
         return "all"
@@ -143,6 +153,12 @@ async def push(request: Request, ctx: Ctx) -> Response:
     if kind not in KINDS or (kind != "all" and not ctx.value("value")):
         errors = {"value": "choose what to invalidate: a sku, a category, a segment or all"}
         return render(request, ctx, "invalidations.html", 400, values=values, errors=errors)
+    if kind == "all" and ctx.value("confirm") != "everything":
+        # A second step, on the server: purging everything needs the word typed back.
+        wrong = bool(ctx.value("confirm"))
+        errors = {"confirm": "type everything to confirm"} if wrong else {}
+        status = 400 if wrong else 200
+        return render(request, ctx, "purge_confirm.html", status, values=values, errors=errors)
     tag = _tag(kind, ctx.value("value"), get_state(request).settings.segment_key)
     body = {"tags": [tag], "mode": mode, "reason": ctx.value("reason")}
     try:
