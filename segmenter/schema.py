@@ -99,7 +99,13 @@ reads them and writes admin state)::
     inv              invalidation id -> JSON {id, tags, mode, reason, who, created_ms,
                      generations: {tag: [soft, hard]}, mask_add, pushed_to_subscribers,
                      cloudflare: {status, calls, detail, retry_after_s, errors},
-                     revision (the config version it bumped)}
+                     revision (the config version it bumped), scheduled_for_ms,
+                     state "scheduled" until applied, applied_by: {edge id: ms first seen}}
+    merch            rule name -> JSON merchandising rule {name, kind, skus, category,
+                     routes, segments (names), position, factor, start_ms, end_ms, reason,
+                     who, created_ms}
+    sched / :jobs    job id -> due ms (zset) / JSON job {id, kind, payload, due_ms, role,
+                     fingerprint, status: scheduled | claimed | applied | failed}
     edges            edge id -> JSON heartbeat {edge_id, config_etag, config_revision,
                      applied_purges: [id], generations: {tag: [soft, hard]} (older edges),
                      counts: {hit, stale, miss}, received_ms}
