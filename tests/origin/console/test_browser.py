@@ -19,11 +19,14 @@ pytestmark = pytest.mark.browser
 KEYS = Keys("p13n")
 ROLE_TOKENS = {"merchandiser": data.MERCH, "experimenter": data.EXPER, "admin": data.ADMIN}
 # What each role's navigation shows, and the pages it must be refused.
-MERCH_PAGES = ["/console/catalog", "/console/invalidations", "/console/rules"]
+MERCH_PAGES = ["/console/catalog", "/console/invalidations", "/console/purges", "/console/rules"]
 NAV = {
-    "merchandiser": ({"merchandising", "invalidations", "rules"}, ["/console/experiments"]),
+    "merchandiser": (
+        {"merchandising", "invalidations", "purges", "rules"},
+        ["/console/experiments"],
+    ),
     "experimenter": ({"experiments"}, MERCH_PAGES),
-    "admin": ({"experiments", "merchandising", "invalidations", "rules", "pipeline"}, []),
+    "admin": ({"experiments", "merchandising", "invalidations", "purges", "rules", "pipeline"}, []),
 }
 
 
