@@ -8,12 +8,12 @@ rules rm NAME [--when 2026-12-24T08:00:00Z]  DELETE /v1/admin/rules/{NAME}
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ops.commands import _guarded  # the one way a command turns its errors into exit codes
 from ops.helptext import command
-from ops.target import OpsError, UsageError, add_target_args, emit, resolve
+from ops.target import UsageError, add_target_args, emit, resolve
 
 __all__ = ["register", "rule_body", "rules_text"]
 
@@ -94,21 +94,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UsageError as exc:
-        print(f"p13n rules: {exc}", file=sys.stderr)
-        return 2
-    except OpsError as exc:
-        print(f"p13n rules: {exc}", file=sys.stderr)
-        return 1
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``p13n rules`` to the parser."""
     p = command(sub, "rules")
-    p.set_defaults(handler=_guarded)
+    p.set_defaults(handler=_guarded("rules", _run))
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     a = actions.add_parser("list", help="every rule, live or not", description="Every rule.")
     add_target_args(a, "origin", "token")
