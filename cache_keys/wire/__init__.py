@@ -38,6 +38,7 @@ from cache_keys.wire.cookies import (
     parse_cookie_header,
 )
 from cache_keys.wire.merch import (
+    RULE_KINDS,
     MerchRule,
     Row,
     active_rules,
@@ -65,6 +66,7 @@ __all__ = [
     "PROBLEM_HEADERS",
     "PROBLEM_TYPE_BASE",
     "PURGE_MODES",
+    "RULE_KINDS",
     "SEGMENT_COOKIE",
     "SHOPPER_COOKIE",
     "ContextCookie",

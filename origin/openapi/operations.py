@@ -12,6 +12,7 @@ from typing import Any
 
 from origin.admin.audit import ENTRY_ID_RE
 from origin.admin.pipeline import DLQ_ID_RE, MAX_LIMIT
+from origin.openapi import merch_schemas
 from origin.openapi import schemas as s
 
 __all__ = ["EVENTS_REF", "OPERATIONS"]
@@ -101,6 +102,7 @@ _KEY = _param("key", s.SLUG, "path", desc="experiment key")
 _DLQ_ID = _param("id", s.string(DLQ_ID_RE), "path", desc="dead-letter entry id")
 _SKU = _param("sku", s.SKU, "path")
 _RULE = _param("name", s.SLUG, "path", desc="merchandising rule name")
+_WHEN = _param("when", {"type": "string"}, desc=str(merch_schemas.WHEN["description"]))
 _ADMIN = ("400", "404", "409", "503")
 _EXP = ("400", "404", "409", "422", "503")
 _USER = _param(
@@ -243,7 +245,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/invalidations", "post"): _op(
         "Invalidate tags (soft or hard): generations, mask, pub/sub, Cloudflare",
         "invalidations",
-        body=s.invalidation(),
+        body=merch_schemas.invalidation(),
         ok="202",
         auth="merchandiser",
         errors=(*_ADMIN, "422"),
@@ -259,7 +261,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/rules", "post"): _op(
         "Create a merchandising rule (pin, boost, bury, block), now (201) or at `when` (202)",
         "rules",
-        body=s.merch_rule(),
+        body=merch_schemas.merch_rule(),
         ok="201",
         auth="merchandiser",
         errors=(*_ADMIN, "422"),
@@ -276,7 +278,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/rules/{name}", "delete"): _op(
         "Delete a merchandising rule, now or at `when` (202)",
         "rules",
-        params=[_RULE, _param("when", {"type": "string"}, desc=str(s.WHEN["description"]))],
+        params=[
+            _RULE,
+            _param("when", {"type": "string"}, desc=str(merch_schemas.WHEN["description"])),
+        ],
         auth="merchandiser",
         errors=(*_ADMIN, "422"),
     ),

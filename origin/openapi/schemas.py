@@ -16,7 +16,7 @@ from cache_keys.costs import TRAFFIC_FIELDS
 from cache_keys.keys import TAG_KINDS
 from cache_keys.segments import _HSEG_RE
 from cache_keys.tokens import _SHOPPER_RE
-from cache_keys.wire._check import INT64_MAX, INT64_MIN, ITEM_RE, SLUG_RE
+from cache_keys.wire._check import INT64_MAX, INT64_MIN, SLUG_RE
 from cache_keys.wire.config import (
     _ORIGIN_RE,
     _PATH_RE,
@@ -24,9 +24,8 @@ from cache_keys.wire.config import (
     EXPERIMENT_STATUSES,
     MAX_SEGMENTS,
 )
-from cache_keys.wire.purge import ALL_TAG, PURGE_MODES
+from cache_keys.wire.purge import ALL_TAG
 from origin.admin.backup import BACKUP_KIND, BACKUP_VERSION, GEN_MAX
-from origin.admin.invalidations import MAX_TAGS
 from origin.admin.rules import VARIATION_FIELDS
 from origin.catalog_records import CATEGORY_RE, SKU_RE
 from origin.feeds import HEARTBEAT_TIERS, MAX_COUNT
@@ -45,7 +44,6 @@ __all__ = [
     "experiment_create",
     "experiment_update",
     "heartbeat",
-    "invalidation",
     "pattern",
     "rollback",
     "string",
@@ -250,52 +248,6 @@ def _tag() -> dict[str, Any]:
         "description": "all (or *), or kind:value with kind among "
         f"{sorted(TAG_KINDS)}; values are lowered; a value shaped like a shopper id is refused",
     }
-
-
-WHEN = {
-    "description": "when to apply the change: epoch milliseconds or an RFC 3339 time with its "
-    "offset; 422 when past, garbled or more than a year ahead",
-    "type": ["integer", "string"],
-}
-
-
-def invalidation() -> dict[str, Any]:
-    """``origin.admin.invalidations.create``'s body."""
-    return _obj(
-        {
-            "tags": {"type": "array", "minItems": 1, "maxItems": MAX_TAGS, "items": _tag()},
-            "mode": {"enum": sorted(PURGE_MODES), "default": "soft"},
-            "reason": {"type": "string", "maxLength": 500},
-            "when": WHEN,
-        },
-        ("tags",),
-    )
-
-
-def merch_rule() -> dict[str, Any]:
-    """``origin.admin.merch_rules.create``'s body."""
-    time = {"type": ["integer", "string", "null"], "description": "epoch ms or RFC 3339"}
-    return _obj(
-        {
-            "name": SLUG,
-            "kind": {"enum": ["pin", "boost", "bury", "block"]},
-            "skus": {"type": "array", "maxItems": 50, "items": string(ITEM_RE)},
-            "category": {"type": "string", "maxLength": 64},
-            "routes": {"type": "array", "maxItems": 50, "items": SLUG},
-            "segments": {
-                "type": "array",
-                "items": {"type": "string", "minLength": 1},
-                "description": "segment names (edges see them hashed)",
-            },
-            "position": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
-            "factor": {"type": "number", "description": "boost: above 1; bury: between 0 and 1"},
-            "start_ms": time,
-            "end_ms": time,
-            "reason": {"type": "string", "maxLength": 500},
-            "when": WHEN,
-        },
-        ("name", "kind"),
-    )
 
 
 def _variation() -> dict[str, Any]:
