@@ -88,6 +88,6 @@ async def run(state: AppState, stop: asyncio.Event, tick_s: float) -> None:
         try:
             await run_due(state)
         except Exception as exc:  # keep the loop alive whatever Redis does
-            LOG.warning("scheduled changes: %s", type(exc).__name__)
+            LOG.debug("scheduled changes: %s", type(exc).__name__)  # retried next tick
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), tick_s)
