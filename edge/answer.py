@@ -14,7 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from cache_keys.experiments import exposure_event_id, utc_day
-from cache_keys.wire import ListItem, RailItem, labels_to_json
+from cache_keys.wire import (
+    ListItem,
+    MerchRule,
+    RailItem,
+    Row,
+    apply_rules,
+    labels_to_json,
+    pool_size,
+)
 from edge.cache_status import DEFAULT, ORIGIN, cache_status
 from edge.plan import Plan
 from edge.rerank import Ranked, rerank
@@ -84,19 +92,36 @@ def answer_from_list(
     tier: str,
     status: str,
     degraded: bool = False,
+    rules: Sequence[MerchRule] = (),
 ) -> Answer:
-    """Rerank ``items`` for this request; ``degraded`` for stale-if-error and default lists."""
+    """Rerank ``items`` for this request, then apply the live merchandising ``rules``;
+    ``degraded`` for stale-if-error and default lists."""
     ranked: list[Ranked] = rerank(
         items,
         plan.identity.context,
-        k=plan.k,
+        k=pool_size(plan.k, rules),
         category_cap=plan.policy.category_cap,
         weights=plan.weights,
         mask=mask,
     )
     reason_override = DEFAULT if tier == DEFAULT else None
-    rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
-    return Answer(_body(rows, plan.variants, degraded, _labels(items)), tier, status)
+    labels = _labels(items)
+    if not rules:
+        rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
+        return Answer(_body(rows, plan.variants, degraded, labels), tier, status)
+    category = {it.item: it.category for it in items}
+    ctx = plan.identity.context
+    excluded = mask | frozenset(ctx.cart) if ctx is not None else mask
+    merch = apply_rules(
+        [
+            Row(r.item, r.score, reason_override or r.reason, category.get(r.item, ""))
+            for r in ranked
+        ],
+        rules,
+        k=plan.k,
+        excluded=excluded,
+    )
+    return Answer(_body((r[:3] for r in merch), plan.variants, degraded, labels), tier, status)
 
 
 def answer_from_rail(

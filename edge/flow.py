@@ -37,8 +37,10 @@ from cache_keys.errors import CacheKeysError
 from cache_keys.wire import (
     EdgeConfig,
     ListItem,
+    MerchRule,
     RoutePolicy,
     SegmentList,
+    active_rules,
     parse_rail,
     parse_segment_grant,
     parse_segment_list,
@@ -127,6 +129,7 @@ class RailFlow:
     # -- the answer ---------------------------------------------------------------------------
     async def _answer(self, plan: Plan, config: EdgeConfig, now: int, ports: Ports) -> Answer:
         name, mask = self.settings.cache_name, config.item_mask
+        rules = active_rules(config.rules, route=plan.route, hseg=plan.identity.hseg, now_ms=now)
         if plan.personal_url is not None:
             rail = await self._personal(plan, ports.origin)
             if rail is not None:
@@ -142,13 +145,12 @@ class RailFlow:
         fresh = freshness(entry, plan.policy, config, now) if entry is not None else None
         if entry is not None and fresh is not None:
             if fresh.state is State.FRESH:
-                return self._from_entry(
-                    plan, entry, config, HIT, cache_status(name, HIT, ttl_s=fresh.ttl_s)
-                )
+                status = cache_status(name, HIT, ttl_s=fresh.ttl_s)
+                return self._from_entry(plan, entry, config, (HIT, status), rules)
             if fresh.state is State.STALE:
                 self._revalidate(plan, config, ports)
                 status = cache_status(name, STALE, ttl_s=fresh.ttl_s, detail=STALE_WHILE_REVALIDATE)
-                return self._from_entry(plan, entry, config, STALE, status)
+                return self._from_entry(plan, entry, config, (STALE, status), rules)
         try:
             seglist = await self._fetch_list(plan, ports.origin)
         except Exception as exc:
@@ -160,17 +162,18 @@ class RailFlow:
                     name, STALE, ttl_s=fresh.ttl_s, detail=STALE_IF_ERROR, fault=fault
                 )
                 return answer_from_list(
-                    plan, entry.seglist.items, mask, tier=STALE, status=status, degraded=True
-                )
+                    plan, entry.seglist.items, mask, tier=STALE, status=status, degraded=True,
+                    rules=rules,
+                )  # fmt: skip
             status = cache_status(name, DEFAULT, fwd_status=fwd, fault=fault)
-            return self._default_list(plan, config, status)
+            return self._default_list(plan, config, status, rules)
         if self._empty_with_default(seglist, config):
             status = cache_status(name, DEFAULT, fwd_status=200, fault=fault)
-            return self._default_list(plan, config, status)
+            return self._default_list(plan, config, status, rules)
         if not await self._store(plan, config, seglist, ports.cache):
             fault = CACHE_ERROR
         status = cache_status(name, MISS, fwd_status=200, fault=fault)
-        return answer_from_list(plan, seglist.items, mask, tier=MISS, status=status)
+        return answer_from_list(plan, seglist.items, mask, tier=MISS, status=status, rules=rules)
 
     def _empty_with_default(self, seglist: SegmentList, config: EdgeConfig) -> bool:
         """An empty list (a cold start, say) while a non-empty default exists: answered with
@@ -178,27 +181,36 @@ class RailFlow:
         return not seglist.items and bool(config.default_items or self.settings.default_items)
 
     def _from_entry(
-        self, plan: Plan, entry: Entry, config: EdgeConfig, tier: str, status: str
+        self,
+        plan: Plan,
+        entry: Entry,
+        config: EdgeConfig,
+        served: tuple[str, str],
+        rules: tuple[MerchRule, ...],
     ) -> Answer:
-        """A served entry's answer. Without a context cookie the reranked body is the same for
-        every shopper of the key, so it is rendered once per (key, k, entry, config, mask)."""
-        mask = config.item_mask
+        """A served entry's answer (``served`` is its tier and Cache-Status). Without a context
+        cookie the answer is the same for every shopper of the key, so it is rendered once per
+        (key, k, entry, config, mask, live rules: a rule's window opens within one config)."""
+        tier, status = served
+        mask, items = config.item_mask, entry.seglist.items
         if plan.identity.context is not None:
-            return answer_from_list(plan, entry.seglist.items, mask, tier=tier, status=status)
-        memo = (plan.key.path, plan.k, entry.stored_at_ms, config.etag, hash(mask))
+            return answer_from_list(plan, items, mask, tier=tier, status=status, rules=rules)
+        memo = (plan.key.path, plan.k, entry.stored_at_ms, config.etag, hash((mask, rules)))
         body = self._rendered.get(memo)
         if body is None:
-            answer = answer_from_list(plan, entry.seglist.items, mask, tier=tier, status=status)
+            answer = answer_from_list(plan, items, mask, tier=tier, status=status, rules=rules)
             if len(self._rendered) >= RENDERED_MAX:
                 self._rendered.clear()
             self._rendered[memo] = answer.body
             return answer
         return Answer(body, tier, status)
 
-    def _default_list(self, plan: Plan, config: EdgeConfig, status: str) -> Answer:
+    def _default_list(
+        self, plan: Plan, config: EdgeConfig, status: str, rules: tuple[MerchRule, ...] = ()
+    ) -> Answer:
         items: tuple[ListItem, ...] = config.default_items or self.settings.default_items
         return answer_from_list(
-            plan, items, config.item_mask, tier=DEFAULT, status=status, degraded=True
+            plan, items, config.item_mask, tier=DEFAULT, status=status, degraded=True, rules=rules
         )
 
     # -- faults -------------------------------------------------------------------------------

@@ -303,6 +303,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from ops import imports  # noqa: PLC0415 - import events, import catalog
 
     imports.register(sub)
+    from ops import rules  # noqa: PLC0415 - rules list, add, rm
+
+    rules.register(sub)
     return parser
 
 

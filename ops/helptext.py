@@ -190,6 +190,19 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "applied it.",
         ("p13n purge --sku AB-1 --hard --wait", "p13n purge --cat dairy --reason 'new prices'"),
     ),
+    "rules": (
+        "merchandising rules: pin, boost, bury, block",
+        "List, add or remove merchandising rules through the admin API. A rule pins skus at a "
+        "place, boosts or buries them (or a category) by a factor, or blocks them, on some "
+        "routes and segments, inside an optional window; --when schedules the change. Every "
+        "change reaches edges as a soft purge.",
+        (
+            "p13n rules list",
+            "p13n rules add spring-deal --pin SKU-7 --position 1 --route home",
+            "p13n rules add recall --block cat:baby-food --when 2026-12-24T08:00:00Z",
+            "p13n rules rm spring-deal",
+        ),
+    ),
     "experiments": (
         "define, start, stop, roll back and read experiments",
         "Experiments through the admin API: create a draft from flags or a JSON/TOML file "

@@ -30,6 +30,7 @@ from origin import (
     sdk,
     storefront,
 )
+from origin.admin.scheduler import run as schedule_run
 from origin.errors import EXCEPTION_HANDLERS
 from origin.metrics import AccessLogMiddleware, Metrics
 from origin.recommend import endpoint as recommend
@@ -71,6 +72,10 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             await state.snapshot.refresh()
         refresher = asyncio.create_task(state.snapshot.run(), name="p13n-snapshot")
         publisher = kv.publisher_for(state)  # the edge config in Workers KV, when configured
+        scheduler = asyncio.create_task(
+            schedule_run(state, state.snapshot.stop, settings.schedule_tick_ms / 1000),
+            name="p13n-scheduler",
+        )
         tasks = [refresher]
         if publisher is not None:
             state.extras["kv_publisher"] = publisher
@@ -87,11 +92,15 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             # Cancel until the task ends (bounded): a cancel that lands inside a client call
             # can be consumed there (redis-py 8.1 on Python 3.11); the stop event ends the
             # loop in any case.
-            for _ in range(25):
-                if refresher.done():
-                    break
-                refresher.cancel()
-                await asyncio.wait({refresher}, timeout=0.2)
+            # A job the scheduler claimed is let finish (bounded): cancelled mid-way it would
+            # stay claimed and never be applied.
+            await asyncio.wait({scheduler}, timeout=5)
+            for task in (refresher, scheduler):  # the scheduler stops on the same event
+                for _ in range(25):
+                    if task.done():
+                        break
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=0.2)
             await state.close()
 
     return Starlette(

@@ -315,6 +315,15 @@ class Settings:
             "P13N_MAX_IMPORT_BYTES", "body limit of a bulk catalog import (CSV or JSON Lines)"
         ),
     )
+    schedule_tick_ms: int = field(
+        default=1000,
+        metadata=_env(
+            "P13N_SCHEDULE_TICK_MS",
+            "how often each origin process looks for scheduled changes that are due "
+            "(invalidations and merchandising rules with a `when`); a change is applied at most "
+            "this late",
+        ),
+    )
     refresh_ms: int = field(
         default=2000,
         metadata=_env(
@@ -486,6 +495,7 @@ class Settings:
             max_body_bytes=_int(e, "P13N_MAX_BODY_BYTES", 1024 * 1024),
             max_import_bytes=_int(e, "P13N_MAX_IMPORT_BYTES", 16 * 1024 * 1024),
             refresh_ms=_int(e, "P13N_REFRESH_MS", 2000),
+            schedule_tick_ms=_int(e, "P13N_SCHEDULE_TICK_MS", 1000),
             breaker_ms=_int(e, "P13N_BREAKER_MS", 1000),
             item_cache_ttl_s=_int(e, "P13N_ITEM_CACHE_TTL_S", 60),
             covis_cache_ttl_s=_int(e, "P13N_COVIS_CACHE_TTL_S", 300),

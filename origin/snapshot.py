@@ -19,14 +19,17 @@ from typing import Any
 import msgpack
 import orjson
 
+from cache_keys import hash_segment
 from cache_keys.wire import (
     EdgeConfig,
     Experiment,
     ListItem,
+    MerchRule,
     RoutePolicy,
     SegmentEntry,
     SegmentList,
     edge_config_to_json,
+    parse_rules,
     parse_segment_list,
 )
 from cache_keys.wire.config import MAX_MASK
@@ -35,7 +38,14 @@ from origin.recommend.caches import POPULAR_TAKE, ListView
 from origin.store import Store
 from segmenter.schema import Keys
 
-__all__ = ["DEFAULT_ROUTES", "Snapshot", "SnapshotHolder", "edge_config", "parse_gens"]
+__all__ = [
+    "DEFAULT_ROUTES",
+    "Snapshot",
+    "SnapshotHolder",
+    "edge_config",
+    "parse_gens",
+    "wire_rule",
+]
 
 LOG = logging.getLogger("p13n.origin.snapshot")
 # Route policies the edges apply. Personal routes are answered per shopper by the origin
@@ -107,6 +117,8 @@ class Snapshot:
     # ``Keys.config_version`` as read before the generations: an edge that pulled a config
     # of revision >= r holds every generation bump committed before the bump to r.
     revision: int = 0
+    # merchandising rules not yet ended, by name, segments hashed (``origin.admin.merch_rules``)
+    rules: tuple[MerchRule, ...] = ()
 
     @property
     def loaded(self) -> bool:
@@ -124,7 +136,30 @@ def _popular(raw: bytes | None) -> SegmentList | None:
         return None
 
 
-async def load(store: Store, keys: Keys, now_s: float, holdout_default: float = 0.0) -> Snapshot:
+def wire_rule(doc: dict[str, Any], seg_key: bytes) -> MerchRule:
+    """The edge's form of a stored merchandising rule: segment names hashed (raises
+    ``WireError``)."""
+    hashed = [hash_segment(n, seg_key) for n in doc.get("segments", [])]
+    wire = {k: v for k, v in doc.items() if k not in ("reason", "who", "created_ms")}
+    return parse_rules([{**wire, "segments": hashed}])[0]
+
+
+def _rules(raw: dict[bytes, bytes], seg_key: bytes, now_ms: int) -> tuple[MerchRule, ...]:
+    out = []
+    for name, doc in raw.items():
+        try:
+            rule = wire_rule(orjson.loads(doc), seg_key)
+        except ValueError:  # WireError is one; a rule the API let through is never this
+            LOG.warning("stored rule %s is malformed; skipped", name.decode())
+            continue
+        if rule.end_ms is None or now_ms < rule.end_ms:
+            out.append(rule)
+    return tuple(sorted(out, key=lambda r: r.name))
+
+
+async def load(
+    store: Store, keys: Keys, now_s: float, holdout_default: float = 0.0, seg_key: bytes = b""
+) -> Snapshot:
     """Load a snapshot in one pipelined round trip (raises ``StoreUnavailable``)."""
 
     def build(p: Any) -> None:
@@ -135,9 +170,10 @@ async def load(store: Store, keys: Keys, now_s: float, holdout_default: float = 
         p.zrevrange(keys.item_mask, 0, MAX_MASK - 1)
         p.get(keys.popular_list)
         p.get(keys.holdout)
+        p.hgetall(keys.merch_rules)
 
     replies = await store.pipeline("snapshot", build)
-    version, exps, registry, gens, mask, raw_popular, raw_holdout = replies
+    version, exps, registry, gens, mask, raw_popular, raw_holdout, rules = replies
     popular = _popular(raw_popular)
     return Snapshot(
         experiments=_experiments(exps, int(now_s * 1000)),
@@ -149,6 +185,7 @@ async def load(store: Store, keys: Keys, now_s: float, holdout_default: float = 
         popular_view=ListView.of(popular, POPULAR_TAKE),
         revision=int(version) if version and version.isdigit() else 0,
         holdout=_holdout(raw_holdout, holdout_default),
+        rules=_rules(rules, seg_key, int(now_s * 1000)) if seg_key else (),
     )
 
 
@@ -169,11 +206,17 @@ class SnapshotHolder:
     """The current snapshot of one worker; keeps the last good popular list across failures."""
 
     def __init__(
-        self, store: Store, keys: Keys, refresh_ms: int, holdout_default: float = 0.0
+        self,
+        store: Store,
+        keys: Keys,
+        refresh_ms: int,
+        holdout_default: float = 0.0,
+        seg_key: bytes = b"",
     ) -> None:
         self.store = store
         self.keys = keys
         self.holdout_default = holdout_default
+        self.seg_key = seg_key  # hashes the rules' segment names for the edge
         self.refresh_s = refresh_ms / 1000
         self.current = Snapshot()
         self.stop = asyncio.Event()
@@ -187,7 +230,9 @@ class SnapshotHolder:
         """Reload now; on failure keep serving the current snapshot and re-raise."""
         self._started += 1
         seq = self._started
-        snap = await load(self.store, self.keys, self.store.clock(), self.holdout_default)
+        snap = await load(
+            self.store, self.keys, self.store.clock(), self.holdout_default, self.seg_key
+        )
         if seq < self._installed:
             return self.current
         if snap.popular is None and self.current.popular is not None:
@@ -231,6 +276,7 @@ def edge_config(snap: Snapshot, *, max_age_s: int, now_ms: int) -> tuple[str, di
         item_mask=snap.mask,
         routes=DEFAULT_ROUTES,
         default_items=default_items,
+        rules=tuple(r for r in snap.rules if r.end_ms is None or now_ms < r.end_ms),
     )
     doc = edge_config_to_json(cfg)
     etag = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]

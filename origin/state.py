@@ -89,7 +89,9 @@ class AppState:
             http=http,
             metrics=metrics,
             store=store,
-            snapshot=SnapshotHolder(store, keys, settings.refresh_ms, settings.holdout_share),
+            snapshot=SnapshotHolder(
+                store, keys, settings.refresh_ms, settings.holdout_share, settings.segment_key
+            ),
             caches=ItemCaches(
                 ttl_s=settings.item_cache_ttl_s, covis_ttl_s=settings.covis_cache_ttl_s
             ),

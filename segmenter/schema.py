@@ -106,7 +106,13 @@ reads them and writes admin state)::
     inv              invalidation id -> JSON {id, tags, mode, reason, who, created_ms,
                      generations: {tag: [soft, hard]}, mask_add, pushed_to_subscribers,
                      cloudflare: {status, calls, detail, retry_after_s, errors},
-                     revision (the config version it bumped)}
+                     revision (the config version it bumped), scheduled_for_ms,
+                     state "scheduled" until applied, applied_by: {edge id: ms first seen}}
+    merch            rule name -> JSON merchandising rule {name, kind, skus, category,
+                     routes, segments (names), position, factor, start_ms, end_ms, reason,
+                     who, created_ms}
+    sched / :jobs    job id -> due ms (zset) / JSON job {id, kind, payload, due_ms, role,
+                     fingerprint, status: scheduled | claimed | applied | failed}
     edges            edge id -> JSON heartbeat {edge_id, config_etag, config_revision,
                      applied_purges: [id], generations: {tag: [soft, hard]} (older edges),
                      counts: {hit, stale, miss}, received_ms}
@@ -443,6 +449,21 @@ class Keys:
     def holdout(self) -> str:
         """string: JSON {share, updated_ms} of the global holdout (absent: the setting's)."""
         return f"{self.prefix}:{{admin}}:holdout"
+
+    @property
+    def merch_rules(self) -> str:
+        """hash rule name -> JSON merchandising rule (``origin.admin.merch_rules``)."""
+        return f"{self.prefix}:{{admin}}:merch"
+
+    @property
+    def schedule(self) -> str:
+        """sorted set job id -> due epoch ms: scheduled admin changes (origin.admin.schedule)."""
+        return f"{self.prefix}:{{admin}}:sched"
+
+    @property
+    def schedule_jobs(self) -> str:
+        """hash job id -> JSON job (what to do, who asked, when, its status)."""
+        return f"{self.prefix}:{{admin}}:sched:jobs"
 
     @property
     def config_version(self) -> str:

@@ -16,6 +16,7 @@ from cache_keys.errors import WireError
 from cache_keys.segments import is_hseg
 from cache_keys.wire import _check as c
 from cache_keys.wire.labels import labels_to_json, parse_labels
+from cache_keys.wire.merch import MerchRule, parse_rules
 
 __all__ = [
     "EDGE_WEIGHT_NAMES",
@@ -146,6 +147,8 @@ class EdgeConfig:
     item_mask: frozenset[str] = frozenset()
     routes: dict[str, RoutePolicy] = field(default_factory=dict)
     default_items: tuple[ListItem, ...] = ()
+    # merchandising rules (``cache_keys.wire.merch``), sorted by name, segments hashed
+    rules: tuple[MerchRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +348,7 @@ def parse_edge_config(doc: Any) -> EdgeConfig:
             r: _route(r, p, f"routes.{r}") for r, p in c.obj(d.get("routes", {}), "routes").items()
         },
         default_items=_items(d.get("default_items", []), "default_items"),
+        rules=parse_rules(d.get("rules", [])),
     )
 
 
@@ -365,6 +369,8 @@ def edge_config_to_json(cfg: EdgeConfig) -> dict[str, Any]:
         del r["route"]
     for s in doc["segments"].values():
         del s["hseg"]
+    if not doc["rules"]:
+        del doc["rules"]  # absent is empty: configs without rules stay as they were
     return doc
 
 

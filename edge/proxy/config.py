@@ -139,4 +139,7 @@ class ConfigHolder:
         self.config = replace(
             self.config, generations=gens, item_mask=self.config.item_mask | set(msg.mask_add)
         )
-        self.applied_purges = [*self.applied_purges[-99:], msg.id]
+
+    def note_applied(self, purge_id: str) -> None:
+        """Report a pushed purge as applied (heartbeats), once all it carries is held."""
+        self.applied_purges = [*self.applied_purges[-99:], purge_id]

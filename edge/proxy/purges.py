@@ -1,7 +1,8 @@
 """Pushed purges: a Redis pub/sub subscriber that reconnects by itself.
 
 Each message (``cache_keys.wire.PurgeMessage``) raises the held config's generations and
-extends its item mask at once, so every decision after it sees the purge; stored proxied
+extends its item mask at once, so every decision after it sees the purge, then pulls the
+config (a rule change travels in it) before the purge is reported applied; stored proxied
 responses carrying a purged tag are dropped (hard) or made stale (soft); a purge of ``*``
 drops (hard) or makes stale (soft) every stored response, tagged or not.
 
@@ -179,6 +180,11 @@ async def subscribe_purges(
                     log.warning("rejected purge message: %s", exc)
                     continue
                 apply_purge(msg, config, store)
+                # What a change carries besides generations (merchandising rules) is in the
+                # config: pull it now rather than at its max-age, and only then report the
+                # purge applied (the purge log counts an edge by its heartbeat).
+                await catch_up(config, store)
+                config.note_applied(msg.id)
                 stats.applied += 1
                 stats.last_lag_ms = max(0.0, clock_ms() - msg.issued_at_ms)
         except (RedisError, OSError) as exc:

@@ -2,7 +2,7 @@
 
 | role | may |
 |---|---|
-| merchandiser | catalog, invalidations |
+| merchandiser | catalog, invalidations and the purge log, merchandising rules |
 | experimenter | experiments, strategies, results, the global holdout |
 | admin | everything: erasure, audit log, tokens' roles, pipeline, dead letters, backup, restore |
 """
@@ -15,11 +15,14 @@ from origin.admin import (
     audit,
     backup,
     catalog,
+    catalog_search,
     experiments,
     holdout,
     invalidations,
+    merch_rules,
     pipeline,
     privacy,
+    purge_log,
     results,
 )
 
@@ -33,6 +36,9 @@ def routes() -> list[BaseRoute]:
         *experiments.routes(),
         *holdout.routes(),
         *invalidations.routes(),
+        *purge_log.routes(),
+        *merch_rules.routes(),
+        *catalog_search.routes(),
         *catalog.routes(),
         *privacy.routes(),
         *audit.routes(),

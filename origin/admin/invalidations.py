@@ -11,18 +11,16 @@
    Soft purges ride on generations alone: Cloudflare has no soft purge by tag, and the
    Worker marks entries stale when their generations fall behind the config's.
 
-``GET /v1/admin/invalidations/{id}`` reports the record and how many live edges (by their
-heartbeats) have applied it: an edge has when the purge was pushed to it (its id is among the
-heartbeat's ``applied_purges``) or when it pulled a config of the invalidation's ``revision``
-or newer (``config_revision``; the revision is the config version the invalidation bumped,
-and a config of that revision carries its generations). Older edges report generations.
+With ``when`` (epoch ms or RFC 3339) the invalidation is queued (``origin.admin.schedule``)
+and applied on time under the id the 202 answers. ``origin.admin.purge_log`` reports records
+and how many live edges applied each.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -33,12 +31,13 @@ from starlette.routing import BaseRoute, Route
 
 from cache_keys import TagError, tag
 from cache_keys.wire import ALL_TAG, PURGE_MODES, PurgeMessage, encode_purge
+from origin.admin import schedule
 from origin.admin.base import ADMIN_BUDGET_S, audit, json_object, now_ms
 from origin.auth import Caller, require
 from origin.body import read_json
 from origin.catalog_records import SKU_RE
 from origin.cloudflare import PurgeOutcome
-from origin.errors import BadRequest, NotFound
+from origin.errors import BadRequest
 from origin.state import AppState, get_state
 
 __all__ = ["Plan", "invalidate", "plan", "resolve_skus", "routes"]
@@ -256,12 +255,24 @@ async def _forget_locally(state: AppState, p: Plan) -> None:
 
 
 async def invalidate(
-    state: AppState, caller: Caller, tags: list[str], skus: list[str], *, mode: str, reason: str
+    state: AppState,
+    caller: Caller,
+    tags: list[str],
+    skus: list[str],
+    *,
+    mode: str,
+    reason: str,
+    inv_id: str | None = None,
+    scheduled_for_ms: int | None = None,
 ) -> dict[str, Any]:
-    """Run one invalidation end to end (the module docstring's steps); returns its record."""
+    """Run one invalidation end to end (the module docstring's steps); returns its record.
+    A scheduled one keeps the id it was queued under and says when it was due."""
     p = plan(caller, tags, skus, mode=mode, reason=reason, ms=now_ms(state))
+    if inv_id is not None:
+        p = replace(p, id=inv_id)
     gens = await _bump(state, p)
     record = p.record(gens)
+    record["scheduled_for_ms"] = scheduled_for_ms
     record["revision"] = await _commit(state, caller, p, record)
     record["pushed_to_subscribers"] = await _publish(state, p.message(gens))
     record["cloudflare"] = (await _cloudflare(state, mode, tags)).to_json()
@@ -270,12 +281,32 @@ async def invalidate(
     return record
 
 
+async def _schedule(
+    state: AppState, caller: Caller, when: Any, tags: list[str], skus: list[str], *, mode: str,
+    reason: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Queue the invalidation for ``when``; its record (status ``scheduled``) is in the log
+    at once, under the id it will be applied with."""
+    ms = now_ms(state)
+    due = schedule.parse_when(when, ms)
+    p = plan(caller, tags, skus, mode=mode, reason=reason, ms=ms)
+    payload = {"id": p.id, "tags": tags, "skus": skus, "mode": mode, "reason": reason}
+    record = {**p.record({}), "scheduled_for_ms": due, "state": "scheduled"}
+    await state.store.run(
+        "invalidate_record",
+        state.store.client.hset(state.keys.invalidations, p.id, orjson.dumps(record)),
+        budget_s=ADMIN_BUDGET_S,
+    )
+    await schedule.enqueue(state, caller, "invalidation", payload, due)
+    return record
+
+
 async def create(request: Request) -> Response:
     """``POST /v1/admin/invalidations``."""
     state = get_state(request)
     caller = require(request, state.settings, ROLES)
     doc, _ = await read_json(request, state.settings.max_body_bytes)
-    body = json_object(doc, {"tags", "mode", "reason"}, {"tags"})
+    body = json_object(doc, {"tags", "mode", "reason", "when"}, {"tags"})
     mode = body.get("mode", "soft")
     if not isinstance(mode, str) or mode not in PURGE_MODES:  # {} is unhashable: no 500
         raise BadRequest("mode must be soft or hard", field="mode")
@@ -284,7 +315,10 @@ async def create(request: Request) -> Response:
         raise BadRequest("reason must be a string of at most 500 characters", field="reason")
     tags, skus = parse_tags(body["tags"])
     skus = await resolve_skus(state, skus)
-    record = await invalidate(state, caller, tags, skus, mode=mode, reason=reason)
+    if "when" in body:
+        record = await _schedule(state, caller, body["when"], tags, skus, mode=mode, reason=reason)
+    else:
+        record = await invalidate(state, caller, tags, skus, mode=mode, reason=reason)
     return Response(
         orjson.dumps(record),
         status_code=202,
@@ -296,63 +330,8 @@ async def create(request: Request) -> Response:
     )
 
 
-def _applied(edge: dict[str, Any], record: dict[str, Any]) -> bool:
-    if record["id"] in edge.get("applied_purges", ()):
-        return True  # pushed to the edge and applied
-    revision = record.get("revision")
-    if revision is not None and edge.get("config_revision", 0) >= revision:
-        return True  # caught up by a pulled config that carries its generations
-    seen = edge.get("generations", {})  # edges that report every generation they hold
-    for t, (soft, hard) in record["generations"].items():
-        have = seen.get(t, [0, 0])
-        if have[0] < soft or have[1] < hard:
-            return False
-    return True
-
-
-def edge_status(
-    record: dict[str, Any], edges: dict[bytes, bytes], now: int, live_ms: int
-) -> dict[str, Any]:
-    """How many live edges have applied the invalidation's generations (pure)."""
-    live = [
-        e
-        for e in (orjson.loads(v) for v in edges.values())
-        if now - e.get("received_ms", 0) <= live_ms
-    ]
-    applied = sorted(e["edge_id"] for e in live if _applied(e, record))
-    pending = sorted(e["edge_id"] for e in live if e["edge_id"] not in applied)
-    return {"live": len(live), "applied": len(applied), "pending": pending}
-
-
-async def status(request: Request) -> Response:
-    """``GET /v1/admin/invalidations/{id}``: the record, and applied by n of m live edges."""
-    state = get_state(request)
-    require(request, state.settings, ROLES)
-    inv_id = str(request.path_params["id"])
-    keys = state.keys
-
-    def build(p: Pipeline) -> None:
-        p.hget(keys.invalidations, inv_id)
-        p.hgetall(keys.edges)
-
-    raw, edges = await state.store.pipeline("invalidation_status", build, budget_s=ADMIN_BUDGET_S)
-    if raw is None:
-        raise NotFound(f"no invalidation {inv_id!r}", field="id")
-    record = orjson.loads(raw)
-    edge = edge_status(record, edges, now_ms(state), state.settings.edge_live_s * 1000)
-    record["edges"] = edge
-    if edge["live"] == 0:
-        record["state"] = "no-live-edges"
-    else:
-        record["state"] = "applied" if edge["applied"] == edge["live"] else "propagating"
-    return Response(
-        orjson.dumps(record), media_type="application/json", headers={"Cache-Control": "no-store"}
-    )
-
-
 def routes() -> list[BaseRoute]:
     """Invalidation routes."""
     return [
         Route("/v1/admin/invalidations", create, methods=["POST"]),
-        Route("/v1/admin/invalidations/{id}", status, methods=["GET"]),
     ]

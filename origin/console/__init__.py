@@ -23,7 +23,14 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from origin.console import experiment_pages, merchandising, pipeline_page, rails, signin
+from origin.console import (
+    experiment_pages,
+    merchandising,
+    pipeline_page,
+    rails,
+    rules_page,
+    signin,
+)
 from origin.routing import merge_methods
 
 __all__ = ["routes"]
@@ -53,8 +60,12 @@ def routes() -> list[BaseRoute]:
         Route("/invalidations", m.invalidations, methods=["GET"]),
         Route("/rails", rails.rails, methods=["GET"]),
         Route("/invalidations", m.push, methods=["POST"]),
+        Route("/purges", m.purge_log, methods=["GET"]),
         Route("/invalidations/{id}", m.invalidation, methods=["GET"]),
         Route("/invalidations/{id}/status", m.invalidation_status, methods=["GET"]),
+        Route("/rules", rules_page.rules, methods=["GET"]),
+        Route("/rules", rules_page.create, methods=["POST"]),
+        Route("/rules/{name}/delete", rules_page.delete, methods=["POST"]),
         Route("/pipeline", pipeline_page.health, methods=["GET"]),
         Route("/pipeline/dlq/{id}", pipeline_page.dead_letter, methods=["GET"]),
         Route("/pipeline/dlq/{id}/requeue", pipeline_page.requeue, methods=["POST"]),

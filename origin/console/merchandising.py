@@ -22,6 +22,7 @@ __all__ = [
     "invalidation",
     "invalidation_status",
     "invalidations",
+    "purge_log",
     "push",
     "update_item",
 ]
@@ -34,7 +35,7 @@ _INV_RE = re.compile(r"inv-[0-9]{1,20}-[0-9a-f]{1,16}")
 NOTICES = {
     "stock": "Stock saved.",
     "price": "Price saved.",
-    "out": "Out of stock: the sku was purged hard from every edge.",
+    "out": "Out of stock: a hard purge of the sku was sent to the edges.",
 }
 
 
@@ -53,14 +54,29 @@ async def _item(api: AdminApi, sku: str) -> dict[str, Any] | None:
     return item
 
 
+async def _search(api: AdminApi, text: str) -> list[dict[str, Any]]:
+    """Catalog entries whose sku or name starts with ``text``, any case."""
+    doc = await api.get(f"/v1/admin/catalog?q={quote(text[:64], safe='')}&limit=20")
+    items: list[dict[str, Any]] = doc["items"]
+    return items
+
+
 @page(SECTION)
 async def catalog(request: Request, ctx: Ctx) -> Response:
-    """Search a sku; show its facts with the stock and price forms."""
+    """Find a sku (exact, else by prefix of its sku or name, any case); show its facts with
+    the stock and price forms, or the matches to choose from."""
     sku = request.query_params.get("sku", "").strip()
-    item = await _item(_api(ctx), sku) if sku else None
+    api = _api(ctx)
+    item = await _item(api, sku) if sku else None
+    matches: list[dict[str, Any]] = []
+    if sku and item is None:
+        matches = await _search(api, sku)
+        if len(matches) == 1 or (matches and matches[0]["sku"].casefold() == sku.casefold()):
+            item, sku = matches[0], matches[0]["sku"]  # "sku-0042" is SKU-0042
+            matches = []
     q = request.query_params
     return render(
-        request, ctx, "catalog.html", sku=sku, item=item,
+        request, ctx, "catalog.html", sku=sku, item=item, matches=matches,
         notice=NOTICES.get(q.get("done", "")), invalidation=q.get("inv", ""),
     )  # fmt: skip
 
@@ -112,6 +128,15 @@ async def invalidations(request: Request, ctx: Ctx) -> Response:
     return render(request, ctx, "invalidations.html", values={"kind": "sku", "mode": "soft"})
 
 
+@page(SECTION)
+async def purge_log(request: Request, ctx: Ctx) -> Response:
+    """The purge log, newest first, 20 a page, with each purge's progress at the edges."""
+    raw = request.query_params.get("offset", "0")
+    offset = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    doc = await _api(ctx).get(f"/v1/admin/invalidations?limit=20&offset={offset}")
+    return render(request, ctx, "purge_log.html", log=doc)
+
+
 def _tag(kind: str, value: str, segment_key: bytes) -> str:
     if kind == "all":
         return "all"
@@ -128,6 +153,12 @@ async def push(request: Request, ctx: Ctx) -> Response:
     if kind not in KINDS or (kind != "all" and not ctx.value("value")):
         errors = {"value": "choose what to invalidate: a sku, a category, a segment or all"}
         return render(request, ctx, "invalidations.html", 400, values=values, errors=errors)
+    if kind == "all" and ctx.value("confirm") != "everything":
+        # A second step, on the server: purging everything needs the word typed back.
+        wrong = bool(ctx.value("confirm"))
+        errors = {"confirm": "type everything to confirm"} if wrong else {}
+        status = 400 if wrong else 200
+        return render(request, ctx, "purge_confirm.html", status, values=values, errors=errors)
     tag = _tag(kind, ctx.value("value"), get_state(request).settings.segment_key)
     body = {"tags": [tag], "mode": mode, "reason": ctx.value("reason")}
     try:

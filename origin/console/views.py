@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ MAX_FORM_BYTES = 64 * 1024
 _TEMPLATES = Jinja2Templates(
     env=Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 )
+_TEMPLATES.env.filters["utc"] = lambda ms: (
+    datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "–"
+)  # epoch ms as people read it, in the console's one time zone
 # img-src https: shows the catalog's product images (``image_url``) from the shop's CDN.
 _HEADERS = {
     "Cache-Control": "no-store",

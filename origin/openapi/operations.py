@@ -13,7 +13,7 @@ from typing import Any
 from origin.admin.audit import ENTRY_ID_RE
 from origin.admin.pipeline import DLQ_ID_RE, MAX_LIMIT
 from origin.openapi import admin_schemas as xs
-from origin.openapi import results_schema
+from origin.openapi import merch_schemas, results_schema
 from origin.openapi import schemas as s
 
 __all__ = ["EVENTS_REF", "OPERATIONS"]
@@ -105,6 +105,8 @@ def _op(
 _KEY = _param("key", s.SLUG, "path", desc="experiment key")
 _DLQ_ID = _param("id", s.string(DLQ_ID_RE), "path", desc="dead-letter entry id")
 _SKU = _param("sku", s.SKU, "path")
+_RULE = _param("name", s.SLUG, "path", desc="merchandising rule name")
+_WHEN = _param("when", {"type": "string"}, desc=str(merch_schemas.WHEN["description"]))
 _ADMIN = ("400", "404", "409", "503")
 _EXP = ("400", "404", "409", "422", "503")
 _USER = _param(
@@ -271,10 +273,45 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/admin/invalidations", "post"): _op(
         "Invalidate tags (soft or hard): generations, mask, pub/sub, Cloudflare",
         "invalidations",
-        body=s.invalidation(),
+        body=merch_schemas.invalidation(),
         ok="202",
         auth="merchandiser",
+        errors=(*_ADMIN, "422"),
+    ),
+    ("/v1/admin/invalidations", "get"): _op(
+        "The purge log, newest first: who, when, what, soft or hard, scheduled for, status "
+        "per live edge and time until the last one applied it",
+        "invalidations",
+        params=[_param("limit", _int(1, 200, 20)), _param("offset", _int(0, 999_999_999, 0))],
+        auth="merchandiser",
         errors=_ADMIN,
+    ),
+    ("/v1/admin/rules", "post"): _op(
+        "Create a merchandising rule (pin, boost, bury, block), now (201) or at `when` (202)",
+        "rules",
+        body=merch_schemas.merch_rule(),
+        ok="201",
+        auth="merchandiser",
+        errors=(*_ADMIN, "422"),
+    ),
+    ("/v1/admin/rules", "get"): _op(
+        "Every merchandising rule, with whether it is live now",
+        "rules",
+        auth="merchandiser",
+        errors=_ADMIN,
+    ),
+    ("/v1/admin/rules/{name}", "get"): _op(
+        "One merchandising rule", "rules", params=[_RULE], auth="merchandiser", errors=_ADMIN
+    ),
+    ("/v1/admin/rules/{name}", "delete"): _op(
+        "Delete a merchandising rule, now or at `when` (202)",
+        "rules",
+        params=[
+            _RULE,
+            _param("when", {"type": "string"}, desc=str(merch_schemas.WHEN["description"])),
+        ],
+        auth="merchandiser",
+        errors=(*_ADMIN, "422"),
     ),
     ("/v1/admin/invalidations/{id}", "get"): _op(
         "An invalidation and how many live edges applied it",
@@ -292,6 +329,16 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         media="text/csv",
         auth="merchandiser",
         errors=(*_ADMIN, "413", "422"),
+    ),
+    ("/v1/admin/catalog", "get"): _op(
+        "Search the catalog: case-insensitive prefix of the sku or of the name's words",
+        "catalog",
+        params=[
+            _param("q", {"type": "string", "minLength": 1, "maxLength": 64}, required=True),
+            _param("limit", _int(1, 100, 20)),
+        ],
+        auth="merchandiser",
+        errors=_ADMIN,
     ),
     ("/v1/admin/catalog/{sku}", "put"): _op(
         "Create or replace one sku (going out of stock purges it hard)",

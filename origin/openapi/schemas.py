@@ -17,9 +17,8 @@ from cache_keys.keys import TAG_KINDS
 from cache_keys.segments import _HSEG_RE
 from cache_keys.tokens import _SHOPPER_RE
 from cache_keys.wire._check import INT64_MAX, INT64_MIN, SLUG_RE
-from cache_keys.wire.purge import ALL_TAG, PURGE_MODES
+from cache_keys.wire.purge import ALL_TAG
 from origin.admin.backup import GEN_MAX
-from origin.admin.invalidations import MAX_TAGS
 from origin.catalog_records import CATEGORY_RE, SKU_RE
 from origin.feeds import HEARTBEAT_TIERS, MAX_COUNT
 from segmenter.shoppers import DEFAULT_CUSTOMER_ID_MAX_LEN, DEFAULT_CUSTOMER_ID_PATTERN
@@ -34,7 +33,6 @@ __all__ = [
     "catalog_csv",
     "catalog_entry",
     "heartbeat",
-    "invalidation",
     "pattern",
     "rollback",
     "string",
@@ -239,15 +237,3 @@ def _tag() -> dict[str, Any]:
         "description": "all (or *), or kind:value with kind among "
         f"{sorted(TAG_KINDS)}; values are lowered; a value shaped like a shopper id is refused",
     }
-
-
-def invalidation() -> dict[str, Any]:
-    """``origin.admin.invalidations.create``'s body."""
-    return _obj(
-        {
-            "tags": {"type": "array", "minItems": 1, "maxItems": MAX_TAGS, "items": _tag()},
-            "mode": {"enum": sorted(PURGE_MODES), "default": "soft"},
-            "reason": {"type": "string", "maxLength": 500},
-        },
-        ("tags",),
-    )

@@ -43,18 +43,29 @@ from cache_keys.wire import (
     ContextCookie,
     Experiment,
     ListItem,
+    MerchRule,
     RoutePolicy,
+    active_rules,
     encode_context,
     fit_image_url,
     fit_name,
     labels_to_json,
+    pool_size,
 )
 from origin.assignment import assign_all, holdout_variant
 from origin.errors import BadRequest
 from origin.identity import identify
 from origin.recommend.features import Features
 from origin.recommend.fetch import load_features, load_inputs
-from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
+from origin.recommend.ranking import (
+    Inputs,
+    Scored,
+    Strategy,
+    buy_again,
+    diversify,
+    merchandise,
+    rank,
+)
 from origin.snapshot import DEFAULT_ROUTES, Snapshot
 from origin.state import AppState, get_state
 from origin.store import StoreUnavailable
@@ -136,15 +147,19 @@ def _body(
     return orjson.dumps(doc)
 
 
-def _popular(snap: Snapshot, k: int, cap: int) -> list[Scored]:
-    if snap.popular is None:
-        return []
+def _rules(snap: Snapshot, route: str, hseg: str, now_s: float) -> tuple[MerchRule, ...]:
+    return active_rules(snap.rules, route=route, hseg=hseg, now_ms=int(now_s * 1000))
+
+
+def _popular(snap: Snapshot, route: str, k: int, cap: int, now_s: float) -> list[Scored]:
+    """The non-personal rail (opted out, degraded): the popular list, rules applied."""
+    rules = _rules(snap, route, ANON_HSEG, now_s)
     ranked = [
         Scored(li.item, li.score, "popular", li.category)
-        for li in snap.popular.items
+        for li in (snap.popular.items if snap.popular is not None else ())
         if li.in_stock and li.item not in snap.mask
     ]
-    return diversify(ranked, k, cap)
+    return merchandise(diversify(ranked, pool_size(k, rules), cap), rules, k, snap.mask)
 
 
 def _cookies(state: AppState, feats: Features, inputs: Inputs, now_s: float) -> list[str]:
@@ -180,15 +195,18 @@ async def _personal(
     unit = ab_unit(sid, feats)
     mark = holdout_variant(snap.holdout, unit)
     if mark.get(HOLDOUT_KEY) == HOLDOUT_ARMS[0]:  # the global holdout: nothing personal
-        return _popular(snap, k, policy.category_cap), mark, [], None
+        return _popular(snap, route, k, policy.category_cap, now_s), mark, [], None
     assigned = assign_all(snap.experiments, unit, route=route, hseg=feats.hseg, now_ms=now_ms)
     strategy, list_variant = _strategy(assigned, route)
     inputs = await load_inputs(state, feats, list_variant, snap, now_ms)
     started = time.perf_counter()
+    rules = _rules(snap, route, feats.hseg, now_s)
+    pool = pool_size(k, rules)
     if route == "buy-again":
-        items = buy_again(inputs, k, policy.category_cap)
+        items = buy_again(inputs, pool, policy.category_cap)
     else:
-        items = rank(inputs, strategy, k, policy.category_cap)
+        items = rank(inputs, strategy, pool, policy.category_cap)
+    items = merchandise(items, rules, k, inputs.mask | frozenset(feats.cart))
     state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
     return items, {**variants, **mark}, _cookies(state, feats, inputs, now_s), inputs
@@ -211,7 +229,9 @@ async def recommendations(request: Request) -> Response:
     snap = state.snapshot.current
     popular_labels = functools.partial(_labels, inputs=None, snap=snap)
     if shopper.optout:
-        body = _body(route, _popular(snap, k, policy.category_cap), {}, False, popular_labels)
+        body = _body(
+            route, _popular(snap, route, k, policy.category_cap, now_s), {}, False, popular_labels
+        )
         return _respond(body, [])
     sid = shopper.sid or new_shopper_id()
     new_cookie = [] if shopper.sid else [SHOPPER_COOKIE.set_cookie(sid)]
@@ -233,7 +253,8 @@ async def recommendations(request: Request) -> Response:
     assigned = assign_all(snap.experiments, sid, route=route, hseg=ANON_HSEG, now_ms=now_ms)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
     variants = mark if mark.get(HOLDOUT_KEY) == HOLDOUT_ARMS[0] else {**variants, **mark}
-    body = _body(route, _popular(snap, k, policy.category_cap), variants, True, popular_labels)
+    popular = _popular(snap, route, k, policy.category_cap, now_s)
+    body = _body(route, popular, variants, True, popular_labels)
     return _respond(body, new_cookie)
 
 

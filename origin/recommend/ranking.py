@@ -28,13 +28,24 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from cache_keys.wire import MerchRule, apply_rules
+from cache_keys.wire import Row as RuleRow
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import ListView
 from origin.recommend.explore import Pick, fresh_picks, picks_per_basket
 from origin.recommend.features import Features
 from origin.recommend.repurchase import Due, due_scores
 
-__all__ = ["ROUTE_STRATEGIES", "Inputs", "Scored", "Strategy", "buy_again", "diversify", "rank"]
+__all__ = [
+    "ROUTE_STRATEGIES",
+    "Inputs",
+    "Scored",
+    "Strategy",
+    "buy_again",
+    "diversify",
+    "merchandise",
+    "rank",
+]
 
 UNKNOWN_CATEGORY = "\x00unknown"  # one bucket for the cap; never a reason to drop an item
 T = TypeVar("T")
@@ -269,3 +280,12 @@ def diversify(
     if len(taken) < k:
         taken.extend(waiting[: k - len(taken)])
     return taken
+
+
+def merchandise(
+    ranked: Iterable[Scored], rules: tuple[MerchRule, ...], k: int, excluded: frozenset[str]
+) -> list[Scored]:
+    """``ranked`` (the top ``pool_size(k, rules)``) with the live merchandising ``rules``
+    applied by the function every edge applies (``cache_keys.wire.apply_rules``)."""
+    rows = [RuleRow(s.item, s.score, s.reason, s.category) for s in ranked]
+    return [Scored(*r) for r in apply_rules(rows, rules, k=k, excluded=excluded)]

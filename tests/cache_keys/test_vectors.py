@@ -30,6 +30,7 @@ def test_every_contract_has_vectors() -> None:
         "rail",
         "assign",
         "exposure id",
+        "merch rule",
     ):
         assert contract in names
     assert len(CASES) > 100

@@ -337,3 +337,40 @@ async def test_no_segment_token_call_for_a_shopper_id_minted_by_this_request() -
     known = f"{SHOPPER_COOKIE.name}={SHOPPER}"  # a known id without a segment cookie
     await rig.get(cookie=known)
     assert rig.origin.calls("/v1/segment-token") == 1
+
+
+def _rule(**kw: Any) -> dict[str, Any]:
+    return {"name": "deal", "kind": "pin", "skus": ["SKU-19"], "position": 1, **kw}
+
+
+async def test_merchandising_rules_apply_to_hits_misses_and_the_default_list() -> None:
+    rig = Rig(rules=[_rule(), {"name": "recall", "kind": "block", "skus": ["SKU-0"]}])
+    miss = await rig.get()
+    assert miss.detail == "miss"
+    assert miss.items[0] == "SKU-19"
+    assert miss.doc["items"][0]["reason"] == "pinned by merchandising rule deal"
+    assert "SKU-0" not in miss.items
+    hit = await rig.get()
+    assert hit.detail == "hit"
+    assert hit.items == miss.items
+    rig.cache.entries.clear()
+    rig.origin.answers["/v1/segments/"] = OriginError(503, "origin")
+    default = await rig.get()
+    assert default.detail == "default"
+    assert default.items[0] == "SKU-19"  # a pin holds on the default list too
+
+
+async def test_a_rule_window_opening_changes_a_memoized_hit() -> None:
+    rig = Rig(rules=[_rule(start_ms=NOW_MS + 1000)])
+    first = await rig.get()
+    assert first.items[0] != "SKU-19"
+    assert (await rig.get()).detail == "hit"
+    rig.now = NOW_MS + 1000
+    later = await rig.get()
+    assert later.detail == "hit"
+    assert later.items[0] == "SKU-19"
+
+
+async def test_a_rule_scoped_to_another_segment_or_route_does_nothing() -> None:
+    rig = Rig(rules=[_rule(segments=["a" * 16]), _rule(name="pdp-only", routes=["pdp"])])
+    assert "SKU-19" not in (await rig.get()).items

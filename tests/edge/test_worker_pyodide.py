@@ -449,3 +449,16 @@ def test_unusable_settings_still_answer_rails_with_a_200(worker, pyodide_worker)
     assert reply.json == {"items": [], "variants": {}, "degraded": True}
     assert pyodide_worker.log_path is not None
     assert "SEGMENT_KEYS" in pyodide_worker.log_path.read_text()
+
+
+def test_merchandising_rules_from_the_config_apply_in_the_worker(worker) -> None:
+    rules = [
+        {"name": "deal", "kind": "pin", "skus": ["PINNED-1"], "position": 1, "routes": ["home"]},
+        {"name": "recall", "kind": "block", "skus": [default_list_items("control")[0]["item"]]},
+    ]
+    w = worker(config_doc(rules=rules))
+    reply = get(w, cookie=shopper_cookie(token=valid_token()))
+    assert reply.status == 200
+    assert reply.items[0] == "PINNED-1"
+    assert reply.json["items"][0]["reason"] == "pinned by merchandising rule deal"
+    assert default_list_items("control")[0]["item"] not in reply.items

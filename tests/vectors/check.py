@@ -277,6 +277,31 @@ def experiment_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
         )
 
 
+def _merch_case(d: dict[str, Any], c: dict[str, Any]) -> str | None:
+    rules = wire.active_rules(
+        wire.parse_rules(c["rules"]), route="home", hseg=d["hseg"], now_ms=1000
+    )
+    rows = [wire.Row(*r) for r in d["rows"]]
+    got = wire.apply_rules(rows, rules, k=c.get("k", 6), excluded=frozenset(c.get("excluded", [])))
+    return _expect([[r.item, r.score, r.reason] for r in got], c["want"], "ranked")
+
+
+def _merch_error(c: dict[str, Any]) -> str | None:
+    try:
+        wire.parse_rules(c["rules"])
+    except WireError as exc:
+        return _expect(exc.field, c["error"], f"field of error {exc}")
+    return f"expected an error ({c['error']})"
+
+
+def merch_cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
+    d = _load(vector_dir, "merch_rules.json")
+    for case in d["apply"]:
+        yield f"merch rule {case['name']}", lambda c=case: _merch_case(d, c)
+    for case in d["parse"]:
+        yield f"merch rule parse {case['name']}", lambda c=case: _merch_error(c)
+
+
 def cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
     """Every vector case of every contract."""
     yield from growthbook_cases(vector_dir)
@@ -284,6 +309,7 @@ def cases(vector_dir: Path) -> Iterator[tuple[str, Check]]:
     yield from key_cases(vector_dir)
     yield from wire_cases(vector_dir)
     yield from experiment_cases(vector_dir)
+    yield from merch_cases(vector_dir)
 
 
 def run_all(vector_dir: Path) -> tuple[int, list[str]]:

@@ -258,3 +258,33 @@ async def test_an_unreachable_origin_is_retried_with_a_backoff() -> None:
         clock.advance(4)
         await _requests(holder, 50)
         assert answers.fetches == 4 and holder.absent and holder.failures == 0
+
+
+async def test_a_pushed_purge_pulls_the_config_so_a_rule_change_arrives_with_it(origin) -> None:
+    """A merchandising rule travels in the config, not in the purge message: the purge the
+    rule change sends makes the edge pull the config before it counts the purge applied."""
+    client = httpx.AsyncClient()
+    holder = ConfigHolder(client, origin.url)
+    store, stats, stop = ResponseStore(), PurgeStats(), asyncio.Event()
+    await holder.load()
+    assert holder.config is not None and holder.config.rules == ()
+    task = asyncio.get_running_loop().create_task(
+        subscribe_purges(
+            origin.redis.url, "p13n:purge", config=holder, store=store, stats=stats, stop=stop
+        )
+    )
+    try:
+        await until(lambda: _true(stats.connected), "never subscribed")
+        rule = {"name": "pushed", "kind": "block", "skus": ["S0-001"], "routes": ["home"]}
+        async with httpx.AsyncClient(base_url=origin.url, timeout=10) as admin:
+            r = await admin.post("/v1/admin/rules", json=rule, headers=data.bearer(data.MERCH))
+        assert r.status_code == 201, r.text
+        await until(lambda: _true(stats.applied >= 1), "the rule's purge never arrived")
+        # counted (and reported in heartbeats) only after the pull: the config holds the rule
+        assert holder.config is not None
+        assert [x.name for x in holder.config.rules] == ["pushed"]
+        assert holder.applied_purges == [r.json()["invalidation"]]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        await client.aclose()

@@ -96,7 +96,7 @@ async def test_status_reports_applied_by_n_of_m_live_edges(client, clock):
         ({"tags": ["sku"]}, "tags[0]"),
         ({"tags": ["seg:not-an-hseg"]}, "tags[0]"),
         ({"tags": ["cat:dairy"], "mode": "medium"}, "mode"),
-        ({"tags": ["cat:dairy"], "when": "now"}, "when"),
+        ({"tags": ["cat:dairy"], "reason": 7}, "reason"),
         ({"mode": "soft"}, "tags"),
     ],
 )
@@ -138,3 +138,53 @@ async def test_hard_purge_by_the_cache_tag_masks_the_catalogs_mixed_case_ids(cli
 def test_nocase_pattern_escapes_glob_specials():
     assert _nocase_pattern("Ab-1") == "[aA][bB]-1"
     assert _nocase_pattern("a*?[]") == "[aA]\\*\\?\\[\\]"
+
+
+async def test_the_purge_log_pages_newest_first_with_per_edge_progress(client, clock):
+    ids = []
+    for i in range(5):
+        ids.append((await post(client, [f"cat:c{i}"], "hard" if i % 2 else "soft")).json()["id"])
+        clock.advance(1)
+    first = (await client.get("/v1/admin/invalidations", params={"limit": "2"}, headers=H)).json()
+    assert [r["id"] for r in first["invalidations"]] == ids[::-1][:2]
+    assert first["total"] == 5 and first["next_offset"] == 2
+    rest = await client.get("/v1/admin/invalidations", params={"limit": "3", "offset": "2"},
+                            headers=H)  # fmt: skip
+    assert [r["id"] for r in rest.json()["invalidations"]] == ids[::-1][2:]
+    assert rest.json()["next_offset"] is None
+    top = first["invalidations"][0]
+    assert (top["who"].split(":")[0], top["mode"], top["tags"]) == (
+        "merchandiser",
+        "soft",
+        ["cat:c4"],
+    )
+    assert top["state"] == "no-live-edges" and top["time_to_apply_ms"] is None
+
+    async def beat(edge, revision):
+        body = {"edge_id": edge, "config_etag": "e", "config_revision": revision, "counts": {}}
+        r = await client.post("/v1/edge/heartbeat", json=body, headers=bearer(SERVICE))
+        assert r.status_code == 204
+
+    clock.advance(2)
+    await beat("edge-a", top["revision"])
+    await beat("edge-b", 0)
+    page = (await client.get("/v1/admin/invalidations", params={"limit": "1"}, headers=H)).json()
+    rec = page["invalidations"][0]
+    assert rec["state"] == "propagating" and rec["edges"]["pending"] == ["edge-b"]
+    assert [(e["edge_id"], e["applied"]) for e in rec["per_edge"]] == [
+        ("edge-a", True),
+        ("edge-b", False),
+    ]
+    clock.advance(3)
+    await beat("edge-b", top["revision"])
+    rec = (await client.get(f"/v1/admin/invalidations/{top['id']}", headers=H)).json()
+    assert rec["state"] == "applied"
+    assert rec["time_to_apply_ms"] == 6_000  # created at +4 s, edge-b seen applied at +10 s
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": "0"}, {"limit": "x"}, {"offset": "-1"}, {"page": "2"}]
+)
+async def test_the_purge_log_refuses_bad_paging(client, params):
+    r = await client.get("/v1/admin/invalidations", params=params, headers=H)
+    assert r.status_code == 400

@@ -19,11 +19,23 @@ pytestmark = pytest.mark.browser
 KEYS = Keys("p13n")
 ROLE_TOKENS = {"merchandiser": data.MERCH, "experimenter": data.EXPER, "admin": data.ADMIN}
 # What each role's navigation shows, and the pages it must be refused.
-MERCH_PAGES = ["/console/catalog", "/console/invalidations", "/console/rails"]
+MERCH_PAGES = [
+    "/console/catalog",
+    "/console/invalidations",
+    "/console/rails",
+    "/console/purges",
+    "/console/rules",
+]
 NAV = {
-    "merchandiser": ({"merchandising", "invalidations", "rails"}, ["/console/experiments"]),
+    "merchandiser": (
+        {"merchandising", "invalidations", "rails", "purges", "rules"},
+        ["/console/experiments"],
+    ),
     "experimenter": ({"experiments"}, MERCH_PAGES),
-    "admin": ({"experiments", "merchandising", "invalidations", "rails", "pipeline"}, []),
+    "admin": (
+        {"experiments", "merchandising", "invalidations", "rails", "purges", "rules", "pipeline"},
+        [],
+    ),
 }
 
 
