@@ -41,7 +41,11 @@ __all__ = [
 ]
 
 MAX_RAIL_ITEMS = 100
-_REASON_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+# Why an item is there, as a shopper or a debug panel reads it: a token from an edge's rerank
+# ("segment", "recent-category") or a sentence from the origin or a merchandising rule ("due
+# again: you buy this every ~9 days"); one line of printable text, never a shopper's data.
+MAX_REASON = 120
+_REASON_RE = re.compile(r"[^\x00-\x20\x7f][^\x00-\x1f\x7f]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +99,7 @@ def _rail_item(doc: Any, f: str) -> RailItem:
     return RailItem(
         item=c.text(d.get("item"), f"{f}.item", c.ITEM_RE),
         score=c.number(d.get("score", 0.0), f"{f}.score", -1e12, 1e12),
-        reason=c.text(d.get("reason", "origin"), f"{f}.reason", _REASON_RE),
+        reason=c.text(d.get("reason", "origin"), f"{f}.reason", _REASON_RE, MAX_REASON),
         name=name,
         image_url=image_url,
         price=None if price is None else c.number(price, f"{f}.price", 0, 1e9),

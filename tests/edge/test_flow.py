@@ -269,6 +269,16 @@ async def test_personal_routes_ask_the_origin_first_and_fall_back_to_the_list() 
     assert (await rig.get("buy-again")).detail == "miss"
 
 
+async def test_a_personal_rail_that_explains_itself_is_served_not_replaced() -> None:
+    # the origin says why in words ("due again: ..."); that is a rail, not a reason to fall back
+    rig = Rig(routes={**ROUTES, "buy-again": {"personal": True, "k": 2}})
+    why = "due again: you buy this every ~9 days"
+    rail = {"v": 1, "items": [{"item": "P-1", "score": 1.0, "reason": why}]}
+    rig.origin.answers["/v1/recommendations"] = (200, json.dumps(rail))
+    reply = await rig.get("buy-again")
+    assert reply.detail == "origin" and reply.items == ["P-1"]
+
+
 async def test_every_origin_request_carries_the_trace_and_only_the_shoppers_id() -> None:
     rig = Rig(routes={**ROUTES, "buy-again": {"personal": True}})
     grant = {"v": 1, "token": token(), "expires_at_s": NOW_MS // 1000 + 86400}
