@@ -86,6 +86,20 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "('kid:secret') and admin tokens.",
         ("p13n keygen", 'echo "P13N_SEGMENT_SIGNING=k1:$(p13n keygen)" >> .env'),
     ),
+    "keys": (
+        "rotate the stack's signing key rings (add, promote, retire)",
+        "Rotate the cookie and console signing rings in keys.json in three steps: `add` a "
+        "new key that every part accepts, `promote` it to sign, `retire` the old one; after "
+        "each a running `p13n up` restarts its parts with the new rings (SIGHUP) and the "
+        "command waits until it has. `show --ring NAME` prints one ring, e.g. for a secret "
+        "store.",
+        (
+            "p13n keys add",
+            "p13n keys promote",
+            "p13n keys retire",
+            "p13n keys show --ring segment | npx wrangler secret put SEGMENT_KEYS",
+        ),
+    ),
     "hseg": (
         "print the hashed form of a segment name",
         "Print the keyed hash (hseg) the edges see for a segment name; segment names never "

@@ -111,7 +111,7 @@ def _assert_stopped_cleanly(up: Process, stack_dir: Path, pids: dict[str, int]) 
     out = up.output()
     assert code == 0, out
     assert "stopped" in out
-    assert not (stack_dir / "stack.json").exists()
+    assert json.loads((stack_dir / "stack.json").read_text())["state"] == "stopped"
     assert [name for name, pid in pids.items() if _alive(pid)] == []
 
 
