@@ -1,0 +1,108 @@
+"""What tests/docs/test_runbook.py checks beyond an exit code, for two procedures: the Worker's
+secrets (``npx wrangler secret put``, against a test double) and the key rotation (from a
+shopper's side, against the real stack)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
+from edge.settings import EdgeSettings, parse_keyring
+from ops.keyring import RINGS, ring
+
+ROOT = Path(__file__).resolve().parents[2]
+# The Worker's secrets: its settings' fields marked secret; each names its stack ring.
+WORKER_SECRETS = {
+    f.metadata["env"] for f in dataclasses.fields(EdgeSettings) if f.metadata.get("secret")
+}
+STACK_RING = {"SEGMENT_KEYS": "segment", "CONTEXT_KEYS": "context"}
+
+# A stand-in for `npx` (only `npx wrangler …` is ever run through it): the Cloudflare platform
+# cannot run here. It records its arguments and standard input; the test checks them.
+NPX = """#!{python}
+import json, os, sys
+with open({record!r}, "a") as out:
+    out.write(json.dumps({{"argv": sys.argv[1:], "stdin": sys.stdin.read()}}) + "\\n")
+"""
+
+
+@dataclass
+class WranglerDouble:
+    """``npx`` first on PATH, recording each call in ``record``."""
+
+    bin_dir: Path
+    record: Path = field(init=False)
+    checked: int = 0
+
+    def __post_init__(self) -> None:
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        self.record = self.bin_dir / "wrangler-calls.jsonl"
+        npx = self.bin_dir / "npx"
+        npx.write_text(NPX.format(python=sys.executable, record=str(self.record)))
+        npx.chmod(0o755)
+
+    def check_last(self, stack_keys: dict[str, str], where: str) -> str:
+        """The call the command just made: ``wrangler secret put NAME`` for a secret of the
+        Worker (not a plain [vars] setting of wrangler.toml), given on standard input a ring
+        the Worker parses, equal to the stack's ring of that name now. The secret's name."""
+        calls = self.record.read_text().splitlines() if self.record.exists() else []
+        assert len(calls) == self.checked + 1, f"{where}: wrangler called {calls[self.checked :]}"
+        self.checked += 1
+        call = json.loads(calls[-1])
+        assert call["argv"][:3] == ["wrangler", "secret", "put"], f"{where}: {call['argv']}"
+        assert len(call["argv"]) == 4, f"{where}: one secret name, no more: {call['argv']}"
+        name = call["argv"][3]
+        assert name in WORKER_SECRETS, f"{where}: {name} is no secret of the Worker"
+        plain = tomllib.loads((ROOT / "wrangler.toml").read_text()).get("vars", {})
+        assert name not in plain, f"{where}: {name} is a plain var in wrangler.toml"
+        parse_keyring(call["stdin"], name)  # raises SettingsError when the Worker would
+        want = ring(stack_keys[RINGS[STACK_RING[name]]])
+        assert call["stdin"].strip() == want, f"{where}: {name} is not the stack's ring"
+        return str(name)
+
+
+def _kid(token: str) -> str:
+    return token.split(".")[3]  # 1.<hseg>.<expires_at_s>.<kid>.<sig> (cache_keys.tokens)
+
+
+@dataclass
+class Rotation:
+    """A shopper's segment cookie from before the rotation, followed through its steps."""
+
+    edge_url: str
+    old: dict[str, str] = field(default_factory=dict)
+
+    def rail(self, cookies: dict[str, str] | None = None) -> httpx.Response:
+        r = httpx.get(self.edge_url + "/p13n/v1/rail/home?k=3", cookies=cookies, timeout=10)
+        assert r.status_code == 200, r.text
+        return r
+
+    def new_cookie_kid(self) -> str:
+        """The key a new shopper's segment cookie is signed with."""
+        r = self.rail()
+        token = r.cookies.get(SEGMENT_COOKIE.name)
+        assert token, f"no segment cookie for a new shopper: {r.headers}"
+        return _kid(token)
+
+    def old_cookie_accepted(self) -> bool:
+        """Whether the edge verifies the old cookie: it sets no new one when it does."""
+        return self.rail(self.old).cookies.get(SEGMENT_COOKIE.name) is None
+
+    def before(self) -> None:
+        r = self.rail()
+        self.old = {c: r.cookies[c] for c in (SHOPPER_COOKIE.name, SEGMENT_COOKIE.name)}
+        assert _kid(self.old[SEGMENT_COOKIE.name]) == "k1"
+        assert self.old_cookie_accepted()  # the check itself: a valid cookie is kept
+
+    def after(self, step: str) -> None:
+        """After ``p13n keys STEP`` (the stack has restarted its parts)."""
+        signer = {"add": "k1", "promote": "k2", "retire": "k2"}[step]
+        assert self.new_cookie_kid() == signer, step
+        assert self.old_cookie_accepted() == (step != "retire"), step
