@@ -152,7 +152,8 @@ def test_a_product_page_sends_its_view_and_cart_events(page, stack, edge, tmp_pa
 
 OVERLAPS = """() => {
   const box = e => e.getBoundingClientRect();
-  const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const hit = (a, b) =>
+    a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
   const panel = box(document.getElementById("debug"));
   return [...document.querySelectorAll(".tile, main h1, main h2")]
     .filter(e => hit(box(e), panel)).map(e => e.dataset.sku || e.textContent.trim());
