@@ -19,7 +19,7 @@ from ops.helptext import command
 from ops.report import Verdict, baseline, summarize
 from ops.shop import World
 from ops.simulate import Run, Simulator
-from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
+from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, running_info
 from ops.supervisor import Supervisor
 from ops.target import STACK_ENV, add_stack_arg, stack_dir
 
@@ -147,7 +147,7 @@ def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
-        info = load_info(Path(args.stack or stack_dir()))
+        info = running_info(Path(args.stack or stack_dir()))
     except StackError as exc:
         print(f"p13n simulate: {exc}", file=sys.stderr)
         return 1

@@ -45,6 +45,7 @@ __all__ = [
     "StackError",
     "StackInfo",
     "load_info",
+    "running_info",
     "stack_keys",
     "stack_secrets",
 ]
@@ -92,6 +93,16 @@ def load_info(directory: Path = DEFAULT_DIR) -> StackInfo:
         raise StackError(f"no stack found at {path}: start one with `p13n up`")
     doc = json.loads(path.read_text())
     return StackInfo(**doc)
+
+
+def running_info(directory: Path = DEFAULT_DIR) -> StackInfo:
+    """``load_info`` of a stack that runs; ``StackError`` saying so when it was stopped."""
+    info = load_info(directory)
+    if info.state == "stopped":
+        raise StackError(
+            f"the stack at {directory} is stopped: start it again with `p13n up --dir {directory}`"
+        )
+    return info
 
 
 def _check_redis(url: str) -> None:
@@ -203,10 +214,11 @@ class Stack:
             self.redis = RedisServer(port=port, aof=True, data_dir=data).start()
             redis_url = self.redis.url
         tokens, keys = stack_secrets(self.directory)
-        origin_port = _reuse(before.origin_url if before else "") or free_port()
-        edge_port = _reuse(before.edge_url if before else "") or free_port()
-        admin_port = _reuse(before.edge_admin_url if before else "") or free_port()
-        metrics_port = _reuse(before.processor_metrics_url if before else "") or free_port()
+        taken = {self.redis.port} if self.redis is not None else set()
+        origin_port, edge_port, admin_port, metrics_port = (
+            _port(getattr(before, attr, ""), taken)
+            for attr in ("origin_url", "edge_url", "edge_admin_url", "processor_metrics_url")
+        )
         info = StackInfo(
             directory=str(self.directory.resolve()),
             redis_url=redis_url,
@@ -371,6 +383,16 @@ def _previous(directory: Path) -> StackInfo | None:
         return load_info(directory)
     except (StackError, OSError, ValueError, TypeError):
         return None
+
+
+def _port(url: str, taken: set[int]) -> int:
+    """The port of ``url`` again when it is free, else a free one; never one of ``taken``
+    (a port picked and released may be handed out again before its part listens on it)."""
+    port = _reuse(url)
+    while not port or port in taken:
+        port = free_port()
+    taken.add(port)
+    return port
 
 
 def _reuse(url: str) -> int:

@@ -78,6 +78,10 @@ def test_sighup_reloads_and_a_clean_stop_keeps_the_stack_for_the_next_up(tmp_pat
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stdout.startswith(f"stack {tmp_path} is stopped (since "), done.stdout
     assert done.stderr == ""
+    sim = subprocess.run([*CLI, "simulate", "--stack", str(tmp_path), "--duration", "1"],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert sim.returncode == 1
+    assert sim.stderr.startswith(f"p13n simulate: the stack at {tmp_path} is stopped"), sim.stderr
 
     with _up(tmp_path) as up:
         again = wait_until(lambda: _running(path), START_S, "the stack never started again")
@@ -118,3 +122,14 @@ def _sighup_reloads(up: Process, stack_dir: Path, first: dict) -> None:
     rail = httpx.get(after["edge_url"] + "/p13n/v1/rail/home?k=5", timeout=10)
     assert rail.status_code == 200
     assert "restarted for a reload" in (stack_dir / "edge.log").read_text()
+
+
+def test_the_ports_of_a_stack_are_distinct_even_when_a_free_port_repeats(monkeypatch) -> None:
+    """free_port releases what it found: the origin's port came back as the processor's
+    metrics port once (the processor then never started: "Address already in use")."""
+    from ops import stack  # noqa: PLC0415 - the module whose free_port is replaced
+
+    handed_out = iter([40001, 40001, 40002, 40001, 40003, 40004])
+    monkeypatch.setattr(stack, "free_port", lambda: next(handed_out))
+    taken: set[int] = {40002}  # Redis's
+    assert [stack._port("", taken) for _ in range(3)] == [40001, 40003, 40004]
