@@ -3,15 +3,17 @@
 Starts a throwaway Redis (the binary ``ops.local.redis`` resolves; data in the stack's
 directory) unless ``REDIS_URL`` names an existing one, then the origin, the stream processor
 and a self-hosted edge, each a child process in its own session with its log in the stack's
-directory; ``ops.supervisor`` starts a child that exits again while the others serve.
-Secrets (signing keys, admin tokens) are generated for a stack directory once and
-kept in its ``keys.json`` (mode 0600), beside the Redis data they sign and hash: a restart on
-the same data keeps them, so stored segments stay known and shoppers' cookies stay valid.
-They are written, with the URLs, the children's pids and restarts, to ``stack.json`` (kept
-for the stack's whole life, rewritten on every restart) so the other commands (``p13n status``,
-``p13n simulate``, …) find the running system. ``stop`` ends every child by PID, each child's
-whole process group: SIGTERM, one grace period for all of them, SIGKILL for what is left,
-then Redis the same way; no orphans.
+directory; ``ops.supervisor`` starts a child that exits again (its own Redis too, on the same
+port with the same data) while the others serve. Secrets (signing key rings, admin tokens) are
+generated for a stack directory once and kept in its ``keys.json`` (``ops.keyring``), beside
+the Redis data they sign and hash: a restart on the same data keeps them, so stored segments
+stay known and shoppers' cookies stay valid. They are written, with the URLs, the children's
+pids and restarts, to ``stack.json`` so the other commands (``p13n status``, ``p13n
+simulate``, …) find the system. ``reload`` (SIGHUP) restarts the parts one at a time with
+``keys.json`` read again, each opening its log anew. ``stop`` ends every child by PID, each
+child's whole process group: SIGTERM, one grace period for all of them, SIGKILL for what is
+left, then Redis the same way; no orphans. ``stack.json`` stays, marked stopped: the next
+start in the directory takes the same ports when they are free.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ from redis.exceptions import RedisError
 
 from ops.keyring import KEY_NAMES, ROLES, ring, stack_keys, stack_secrets, write_private
 from ops.local.process import stop_all
-from ops.local.redis import RedisServer, RedisServerError, free_port
+from ops.local.redis import RedisServer, RedisServerError, pick_port
 
 __all__ = [
     "DEFAULT_DIR",
@@ -210,13 +211,13 @@ class Stack:
         else:
             data = self.directory / "redis"
             data.mkdir(exist_ok=True)
-            port = _reuse(before.redis_url if before else "")
+            port = pick_port(getattr(before, "redis_url", ""), set())
             self.redis = RedisServer(port=port, aof=True, data_dir=data).start()
             redis_url = self.redis.url
         tokens, keys = stack_secrets(self.directory)
         taken = {self.redis.port} if self.redis is not None else set()
         origin_port, edge_port, admin_port, metrics_port = (
-            _port(getattr(before, attr, ""), taken)
+            pick_port(getattr(before, attr, ""), taken)
             for attr in ("origin_url", "edge_url", "edge_admin_url", "processor_metrics_url")
         )
         info = StackInfo(
@@ -383,28 +384,3 @@ def _previous(directory: Path) -> StackInfo | None:
         return load_info(directory)
     except (StackError, OSError, ValueError, TypeError):
         return None
-
-
-def _port(url: str, taken: set[int]) -> int:
-    """The port of ``url`` again when it is free, else a free one; never one of ``taken``
-    (a port picked and released may be handed out again before its part listens on it)."""
-    port = _reuse(url)
-    while not port or port in taken:
-        port = free_port()
-    taken.add(port)
-    return port
-
-
-def _reuse(url: str) -> int:
-    """The port of ``url`` when it is free to listen on again, else 0 (pick a new one)."""
-    try:
-        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
-    except (IndexError, ValueError):
-        return 0
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return 0
-    return port

@@ -127,9 +127,9 @@ def _sighup_reloads(up: Process, stack_dir: Path, first: dict) -> None:
 def test_the_ports_of_a_stack_are_distinct_even_when_a_free_port_repeats(monkeypatch) -> None:
     """free_port releases what it found: the origin's port came back as the processor's
     metrics port once (the processor then never started: "Address already in use")."""
-    from ops import stack  # noqa: PLC0415 - the module whose free_port is replaced
+    from ops.local import redis as local  # noqa: PLC0415 - the module whose free_port is replaced
 
     handed_out = iter([40001, 40001, 40002, 40001, 40003, 40004])
-    monkeypatch.setattr(stack, "free_port", lambda: next(handed_out))
+    monkeypatch.setattr(local, "free_port", lambda: next(handed_out))
     taken: set[int] = {40002}  # Redis's
-    assert [stack._port("", taken) for _ in range(3)] == [40001, 40003, 40004]
+    assert [local.pick_port("", taken) for _ in range(3)] == [40001, 40003, 40004]
