@@ -295,6 +295,11 @@ def test_every_runbook_procedure_runs_as_written_against_a_real_stack(tmp_path) 
         env = _shell_env(stack_dir, info, fresh.url, wrangler.bin_dir)
         book = Runbook(up, stack_dir, work, env, wrangler, Rotation(info["edge_url"]))
         book.healthy()
+        # Until the edge holds its config and the origin its lists, rails are the default
+        # list, and the history below would have no experiment exposures.
+        wait_until(lambda: "detail=default" not in httpx.get(
+            info["edge_url"] + "/p13n/v1/rail/home?k=3", timeout=10).headers["cache-status"],
+            90, "the edge only answers default rails", interval_s=0.5)  # fmt: skip
         # Some history to operate on: traffic (events, an experiment, the archive).
         sim = subprocess.run([*CLI, "simulate", "--stack", str(stack_dir), "--duration", "5",
                               "--rate", "20", "--no-progress"], capture_output=True, text=True,
