@@ -135,7 +135,7 @@ def _edit(directory: Path, step: str, names: list[str]) -> dict[str, str]:
 def reload_stack(directory: Path, timeout_s: float = RELOAD_TIMEOUT_S) -> str:
     """Have the ``p13n up`` running ``directory`` restart its parts (SIGHUP) and wait until
     it has; what happened, in words. No running stack: nothing to restart."""
-    from ops.stack import StackError, load_info  # noqa: PLC0415 - ops.stack imports this module
+    from ops.stack import PARTS, StackError, load_info  # noqa: PLC0415 - it imports this module
 
     try:
         info = load_info(directory)
@@ -149,7 +149,7 @@ def reload_stack(directory: Path, timeout_s: float = RELOAD_TIMEOUT_S) -> str:
     while time.monotonic() < deadline:
         now = load_info(directory)
         if now.reloads > before and now.state == "running":
-            return f"p13n up (pid {info.up_pid}) restarted {', '.join(now.children)}"
+            return f"p13n up (pid {info.up_pid}) restarted {', '.join(PARTS)} with them"
         time.sleep(0.2)
     raise RotationError(f"p13n up (pid {info.up_pid}) did not reload within {timeout_s:.0f} s")
 

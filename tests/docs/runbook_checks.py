@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from cache_keys import hash_segment, sign_segment
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
 from edge.settings import EdgeSettings, parse_keyring
-from ops.keyring import RINGS, ring
+from ops.keyring import RINGS, ring, stack_keys
 from tests.support.timing import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,7 @@ class Rotation:
     """A shopper's segment cookie from before the rotation, followed through its steps."""
 
     edge_url: str
+    stack_dir: Path
     old: dict[str, str] = field(default_factory=dict)
 
     def rail(self, cookies: dict[str, str] | None = None) -> httpx.Response:
@@ -109,14 +111,24 @@ class Rotation:
         three times: a refused cookie is replaced, unless the refresh budget is missed)."""
         return all(self.rail(self.old).cookies.get(SEGMENT_COOKIE.name) is None for _ in range(3))
 
+    def cookie(self, keys: str, sid: str) -> dict[str, str]:
+        """A known shopper's cookies: its id and a segment cookie valid for a day, signed
+        with the ring ``keys`` as the origin signs one (an unknown shopper's lasts minutes:
+        the edge would refresh it whatever its key)."""
+        hseg = hash_segment(
+            "returning|grocery|mid", stack_keys(self.stack_dir)["segment_hash"].encode()
+        )
+        token = sign_segment(hseg, int(time.time()) + 86400, parse_keyring(keys, "test"))
+        return {SHOPPER_COOKIE.name: sid, SEGMENT_COOKIE.name: token}
+
     def before(self) -> None:
-        self.old = {
-            c: v
-            for c, v in self.segment_cookies().items()
-            if c in (SHOPPER_COOKIE.name, SEGMENT_COOKIE.name)
-        }
+        sid = self.rail().cookies[SHOPPER_COOKIE.name]
+        self.old = self.cookie(ring(stack_keys(self.stack_dir)[RINGS["segment"]]), sid)
         assert _kid(self.old[SEGMENT_COOKIE.name]) == "k1"
-        assert self.old_cookie_accepted()  # the check itself: a valid cookie is kept
+        # The check itself: the stack's cookie is kept, one with a key it never had replaced.
+        assert self.old_cookie_accepted()
+        forged = self.cookie("k1:not-the-stacks-key", sid)
+        assert self.segment_cookies(forged)[SEGMENT_COOKIE.name] != forged[SEGMENT_COOKIE.name]
 
     def after(self, step: str) -> None:
         """After ``p13n keys STEP`` (the stack has restarted its parts)."""

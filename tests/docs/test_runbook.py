@@ -293,7 +293,7 @@ def test_every_runbook_procedure_runs_as_written_against_a_real_stack(tmp_path) 
         info = json.loads((stack_dir / "stack.json").read_text())
         wrangler = WranglerDouble(tmp_path / "bin")
         env = _shell_env(stack_dir, info, fresh.url, wrangler.bin_dir)
-        book = Runbook(up, stack_dir, work, env, wrangler, Rotation(info["edge_url"]))
+        book = Runbook(up, stack_dir, work, env, wrangler, Rotation(info["edge_url"], stack_dir))
         book.healthy()
         # Until the edge holds its config and the origin its lists, rails are the default
         # list, and the history below would have no experiment exposures.
