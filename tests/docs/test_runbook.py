@@ -223,7 +223,7 @@ class Runbook:
         if step and step[1] == "add":
             self.rotation.before()
         # A benchmark is run from the project's checkout, the rest from a scratch directory.
-        cwd = ROOT if shown.startswith("python bench/") else self.work
+        cwd = ROOT if ENV_PREFIX.sub("", shown).startswith("python bench/") else self.work
         done = subprocess.run(["bash", "-c", shown], cwd=cwd, env=self.env,
                               capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
                               check=False)  # fmt: skip
