@@ -289,6 +289,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from ops.commands_run import register as register_run  # noqa: PLC0415
 
     register_run(sub)
+    from ops import keyring  # noqa: PLC0415 - keys
+
+    keyring.register(sub)
     from ops import commands  # noqa: PLC0415 - status, lag, dlq, purge, probe, backup…
 
     commands.register(sub)

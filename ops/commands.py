@@ -49,7 +49,7 @@ def _status(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     ok, doc = status.status(resolve(args), price)
     emit(args, doc, status.status_text(doc))
-    return 0 if ok else 1
+    return 0 if ok else 3 if doc.get("stopped") else 1  # 3: LSB's "not running"
 
 
 def _lag(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from ops.helptext import command
 from ops.report import Verdict, baseline, summarize
 from ops.shop import World
 from ops.simulate import Run, Simulator
-from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, load_info
+from ops.stack import DEFAULT_DIR, STOP_TIMEOUT_S, Stack, StackError, StackInfo, running_info
 from ops.supervisor import Supervisor
 from ops.target import STACK_ENV, add_stack_arg, stack_dir
 
@@ -49,19 +50,22 @@ def _stop_grace_s() -> float:
 
 
 def _supervisor(stack: Stack) -> Supervisor:
-    """The supervisor of ``stack``'s children: says each exit and restart on stderr and in
-    the child's log, and keeps ``stack.json`` current (``p13n status`` shows it)."""
+    """The supervisor of ``stack``'s children and its Redis: says each exit and restart on
+    stderr and in the child's log, and keeps ``stack.json`` current (``p13n status``)."""
 
     def say(name: str, message: str) -> None:
-        print(f"p13n up: {message}", file=sys.stderr, flush=True)
+        # A closed terminal (the SIGHUP that reloads) must not stop the supervision.
+        with contextlib.suppress(OSError):
+            print(f"p13n up: {message}", file=sys.stderr, flush=True)
         stack.log_line(name, message)
 
     sup = Supervisor(
         respawn=stack.respawn,
-        process=lambda name: stack.children[name],
-        names=tuple(stack.children),
+        process=stack.process,
+        names=stack.supervised,
         say=say,
         changed=lambda: stack.write_info(sup.doc()),
+        replace_with=lambda name: stack.respawn(name, stack.stop_grace_s),
     )
     stack.write_info(sup.doc())
     return sup
@@ -74,12 +78,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
         workers=args.workers,
         stop_grace_s=_stop_grace_s(),
     )
-    stopping = {"signal": 0}
+    got = {"stop": 0, "reload": 0}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping["signal"] = signum
+        got["reload" if signum == signal.SIGHUP else "stop"] = signum
 
-    # Ctrl-C, kill and a closed terminal stop everything; a child's exit does not.
+    # Ctrl-C and kill stop everything; SIGHUP (logrotate's postrotate, `p13n keys`) restarts
+    # the parts one by one with keys.json read again and their logs opened again; a child's
+    # exit only restarts that child.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
     try:
@@ -88,15 +94,20 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"p13n up: {exc}", file=sys.stderr)
         return 1
     _print_info(info)
-    print("running; a part that exits is restarted; Ctrl-C stops everything", flush=True)
+    print("running; a part that exits is restarted; SIGHUP reloads; Ctrl-C stops everything",
+          flush=True)  # fmt: skip
     try:
         sup = _supervisor(stack)
-        while not stopping["signal"]:
+        while not got["stop"]:
+            if got["reload"]:
+                got["reload"] = 0
+                stack.reload(sup.replace)
             sup.tick()
             time.sleep(SUPERVISE_EVERY_S)
     finally:
         stack.stop()
-    print("stopped", flush=True)
+    with contextlib.suppress(OSError):
+        print("stopped", flush=True)
     return 0
 
 
@@ -136,7 +147,7 @@ def _simulate(info: StackInfo, args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
-        info = load_info(Path(args.stack or stack_dir()))
+        info = running_info(Path(args.stack or stack_dir()))
     except StackError as exc:
         print(f"p13n simulate: {exc}", file=sys.stderr)
         return 1

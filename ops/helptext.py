@@ -86,6 +86,20 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "('kid:secret') and admin tokens.",
         ("p13n keygen", 'echo "P13N_SEGMENT_SIGNING=k1:$(p13n keygen)" >> .env'),
     ),
+    "keys": (
+        "rotate the stack's signing key rings (add, promote, retire)",
+        "Rotate the cookie and console signing rings in keys.json in three steps: `add` a "
+        "new key that every part accepts, `promote` it to sign, `retire` the old one; after "
+        "each a running `p13n up` restarts its parts with the new rings (SIGHUP) and the "
+        "command waits until it has. `show --ring NAME` prints one ring, e.g. for a secret "
+        "store.",
+        (
+            "p13n keys add",
+            "p13n keys promote",
+            "p13n keys retire",
+            "p13n keys show --ring segment | npx wrangler secret put SEGMENT_KEYS",
+        ),
+    ),
     "hseg": (
         "print the hashed form of a segment name",
         "Print the keyed hash (hseg) the edges see for a segment name; segment names never "
@@ -140,8 +154,11 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Start the whole system on this machine (a throwaway Redis unless REDIS_URL names "
         "one), print where each part is, and run until Ctrl-C or SIGTERM. A part that exits "
         "is started again (same ports, backoff from 0.5 s to 8 s) while the others serve; "
-        "restarts are printed, logged in the part's log and shown by `p13n status`. Tokens "
-        "and keys are kept in the stack directory's keys.json across restarts.",
+        "restarts are printed, logged in the part's log and shown by `p13n status`; so is "
+        "its own Redis (same port, same data). SIGHUP restarts the parts one by one with "
+        "keys.json read again and their logs reopened (logrotate). Tokens and keys are kept "
+        "in the stack directory's keys.json; after a stop, stack.json is kept (marked "
+        "stopped) and the next `p13n up` takes its ports again when they are free.",
         ("p13n up", "P13N_STACK=/tmp/shop p13n up --workers 2"),
     ),
     "simulate": (

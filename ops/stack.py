@@ -3,27 +3,29 @@
 Starts a throwaway Redis (the binary ``ops.local.redis`` resolves; data in the stack's
 directory) unless ``REDIS_URL`` names an existing one, then the origin, the stream processor
 and a self-hosted edge, each a child process in its own session with its log in the stack's
-directory; ``ops.supervisor`` starts a child that exits again while the others serve.
-Secrets (signing keys, admin tokens) are generated for a stack directory once and
-kept in its ``keys.json`` (mode 0600), beside the Redis data they sign and hash: a restart on
-the same data keeps them, so stored segments stay known and shoppers' cookies stay valid.
-They are written, with the URLs, the children's pids and restarts, to ``stack.json`` (kept
-for the stack's whole life, rewritten on every restart) so the other commands (``p13n status``,
-``p13n simulate``, …) find the running system. ``stop`` ends every child by PID, each child's
-whole process group: SIGTERM, one grace period for all of them, SIGKILL for what is left,
-then Redis the same way; no orphans.
+directory; ``ops.supervisor`` starts a child that exits again (its own Redis too, on the same
+port with the same data) while the others serve. Secrets (signing key rings, admin tokens) are
+generated for a stack directory once and kept in its ``keys.json`` (``ops.keyring``), beside
+the Redis data they sign and hash: a restart on the same data keeps them, so stored segments
+stay known and shoppers' cookies stay valid. They are written, with the URLs, the children's
+pids and restarts, to ``stack.json`` so the other commands (``p13n status``, ``p13n
+simulate``, …) find the system. ``reload`` (SIGHUP) restarts the parts one at a time with
+``keys.json`` read again, each opening its log anew. ``stop`` ends every child by PID, each
+child's whole process group: SIGTERM, one grace period for all of them, SIGKILL for what is
+left, then Redis the same way; no orphans. ``stack.json`` stays, marked stopped: the next
+start in the directory takes the same ports when they are free.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
-import secrets
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,15 +34,19 @@ import httpx
 import redis
 from redis.exceptions import RedisError
 
+from ops.keyring import KEY_NAMES, ROLES, ring, stack_keys, stack_secrets, write_private
 from ops.local.process import stop_all
-from ops.local.redis import RedisServer, free_port
+from ops.local.redis import RedisServer, RedisServerError, pick_port
 
 __all__ = [
     "DEFAULT_DIR",
+    "KEY_NAMES",
+    "ROLES",
     "Stack",
     "StackError",
     "StackInfo",
     "load_info",
+    "running_info",
     "stack_keys",
     "stack_secrets",
 ]
@@ -69,6 +75,12 @@ class StackInfo:
     started_at_ms: int = 0
     # Per supervised child: pid, restarts, last exit, pending restart (``ops.supervisor``).
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # "running", "reloading" (SIGHUP: the parts restart one by one) or "stopped" (a clean
+    # stop keeps this file: the next `p13n up` takes the same ports when they are free).
+    state: str = "running"
+    up_pid: int = 0  # the `p13n up` process: SIGHUP reloads, SIGTERM stops
+    reloads: int = 0
+    stopped_at_ms: int = 0
 
     @property
     def admin_token(self) -> str:
@@ -84,45 +96,14 @@ def load_info(directory: Path = DEFAULT_DIR) -> StackInfo:
     return StackInfo(**doc)
 
 
-def _secret() -> str:
-    return secrets.token_urlsafe(24)
-
-
-ROLES = ("admin", "merchandiser", "experimenter", "service")
-KEY_NAMES = ("segment_hash", "segment_sign", "context_sign", "console_sign")
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` readable by the owner only (0600, whatever the umask)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-
-
-def stack_secrets(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """The stack directory's (tokens by role, keys by name): read from ``keys.json``, any
-    missing one generated and the file (re)written."""
-    path = directory / "keys.json"
-    doc = json.loads(path.read_text()) if path.exists() else {}
-    tokens = {r: str(doc.get("tokens", {}).get(r) or _secret()) for r in ROLES}
-    keys = {k: str(doc.get("keys", {}).get(k) or _secret()) for k in KEY_NAMES}
-    new = {"tokens": tokens, "keys": keys}
-    if new != doc:
-        _write_private(path, json.dumps(new, indent=2))
-    return tokens, keys
-
-
-def stack_keys(directory: Path) -> dict[str, str]:
-    """The keys of the stack in ``directory`` (``keys.json``), read only; {} when it has none.
-    The commands that hash or sign what a stack stores take them from here, never from a
-    default."""
-    try:
-        doc = json.loads((directory / "keys.json").read_text())
-    except FileNotFoundError:
-        return {}
-    keys = doc.get("keys", {}) if isinstance(doc, dict) else {}
-    return {str(k): str(v) for k, v in keys.items() if v}
+def running_info(directory: Path = DEFAULT_DIR) -> StackInfo:
+    """``load_info`` of a stack that runs; ``StackError`` saying so when it was stopped."""
+    info = load_info(directory)
+    if info.state == "stopped":
+        raise StackError(
+            f"the stack at {directory} is stopped: start it again with `p13n up --dir {directory}`"
+        )
+    return info
 
 
 def _check_redis(url: str) -> None:
@@ -169,16 +150,16 @@ class Stack:
             {
                 "P13N_REDIS_URL": info.redis_url,
                 "P13N_SEGMENT_KEY": keys["segment_hash"],
-                "P13N_SEGMENT_SIGNING": f"k1:{keys['segment_sign']}",
-                "P13N_CONTEXT_SIGNING": f"k1:{keys['context_sign']}",
-                "P13N_CONSOLE_SIGNING": f"k1:{keys['console_sign']}",
+                "P13N_SEGMENT_SIGNING": ring(keys["segment_sign"]),
+                "P13N_CONTEXT_SIGNING": ring(keys["context_sign"]),
+                "P13N_CONSOLE_SIGNING": ring(keys["console_sign"]),
                 "P13N_ADMIN_TOKENS": ",".join(f"{r}:{t}" for r, t in info.tokens.items()),
                 "P13N_TRUSTED_LOCAL": "1",
                 # A child's own `p13n` reads this stack, never one in its working directory.
                 "P13N_STACK": str(self.directory.resolve()),
                 "P13N_ARCHIVE_DIR": str(self.directory / "archive"),
-                "SEGMENT_KEYS": f"k1:{keys['segment_sign']}",
-                "CONTEXT_KEYS": f"k1:{keys['context_sign']}",
+                "SEGMENT_KEYS": ring(keys["segment_sign"]),
+                "CONTEXT_KEYS": ring(keys["context_sign"]),
                 "ORIGIN_URL": info.origin_url,
                 "P13N_EDGE_REDIS_URL": info.redis_url,
                 "P13N_EDGE_ID": "edge-1",
@@ -223,17 +204,22 @@ class Stack:
         self.lock = lock
 
     def _start(self) -> StackInfo:
+        before = _previous(self.directory)
         redis_url = self.redis_url
         if redis_url is not None:
             _check_redis(redis_url)
         else:
             data = self.directory / "redis"
             data.mkdir(exist_ok=True)
-            self.redis = RedisServer(aof=True, data_dir=data).start()
+            port = pick_port(getattr(before, "redis_url", ""), set())
+            self.redis = RedisServer(port=port, aof=True, data_dir=data).start()
             redis_url = self.redis.url
         tokens, keys = stack_secrets(self.directory)
-        origin_port, edge_port, admin_port = free_port(), free_port(), free_port()
-        metrics_port = free_port()
+        taken = {self.redis.port} if self.redis is not None else set()
+        origin_port, edge_port, admin_port, metrics_port = (
+            pick_port(getattr(before, attr, ""), taken)
+            for attr in ("origin_url", "edge_url", "edge_admin_url", "processor_metrics_url")
+        )
         info = StackInfo(
             directory=str(self.directory.resolve()),
             redis_url=redis_url,
@@ -243,39 +229,45 @@ class Stack:
             tokens=tokens,
             processor_metrics_url=f"http://127.0.0.1:{metrics_port}",
             started_at_ms=int(time.time() * 1000),
+            up_pid=os.getpid(),
         )
         env = self.child_env = self.env(info, keys)
         py = [sys.executable, "-m", "ops.cli"]
-        self._spawn(
-            "origin",
-            [*py, "origin", "--port", str(origin_port), "--workers", str(self.workers)],
-            env,
-        )
-        self._wait_http("origin", info.origin_url + "/healthz")
-        self._spawn("processor", [*py, "segmenter", "run"], env)
-        self._spawn(
-            "edge",
-            [
-                *py,
-                "edge",
-                "--origin",
-                info.origin_url,
-                "--port",
-                str(edge_port),
-                "--admin-port",
-                str(admin_port),
-                "--redis-url",
-                redis_url,
+        self.commands = {
+            "origin": [*py, "origin", "--port", str(origin_port), "--workers", str(self.workers)],
+            "processor": [*py, "segmenter", "run"],
+            "edge": [
+                *py, "edge", "--origin", info.origin_url, "--port", str(edge_port),
+                "--admin-port", str(admin_port), "--redis-url", redis_url,
                 # one worker: the stack's status and demo read one admin port's metrics
-                "--workers",
-                "1",
+                "--workers", "1",
             ],
-            env,
-        )
-        self._wait_http("edge", info.edge_admin_url + "/healthz")
+        }  # fmt: skip
+        for name in PARTS:
+            self._spawn(name, self.commands[name], env)
+            self._wait_ready(name, info)
         self.info = info
         self.write_info()
         return info
+
+    def _wait_ready(self, name: str, info: StackInfo) -> None:
+        """Until ``name`` answers (the processor: at once; its leases come in their time)."""
+        if name == "origin":
+            self._wait_http(name, info.origin_url + "/healthz")
+        elif name == "edge":
+            self._wait_http(name, info.edge_admin_url + "/healthz")
+
+    @property
+    def supervised(self) -> tuple[str, ...]:
+        """The processes ``p13n up`` restarts: its parts, and its own Redis if it has one."""
+        return (*self.children, *(("redis",) if self.redis is not None else ()))
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The current process of the supervised ``name``."""
+        if name == "redis":
+            assert self.redis is not None and self.redis.process is not None
+            return self.redis.process
+        return self.children[name]
 
     def write_info(self, children: dict[str, dict[str, Any]] | None = None) -> None:
         """(Re)write ``stack.json`` with the children's current pids (and their supervision
@@ -290,7 +282,7 @@ class Stack:
         # Owner-only: it holds every admin token in plain text. Replaced whole (rename), so
         # a reader never sees half a file.
         tmp = self.directory / "stack.json.tmp"
-        _write_private(tmp, json.dumps(asdict(self.info), indent=2))
+        write_private(tmp, json.dumps(asdict(self.info), indent=2))
         tmp.replace(self.directory / "stack.json")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
@@ -301,13 +293,37 @@ class Stack:
         )
         log.close()
 
-    def respawn(self, name: str) -> subprocess.Popen[bytes]:
-        """Start the exited child ``name`` again, as it was started (same ports, same
-        environment), after killing what its old process group left (uvicorn's workers)."""
-        old = self.children[name]
-        stop_all([old], 0.0, signal.SIGKILL)
+    def respawn(self, name: str, grace_s: float = 0.0) -> subprocess.Popen[bytes]:
+        """Start the child ``name`` again, as it was started (same ports, data and
+        environment), after stopping its old process group (SIGTERM and ``grace_s``, then
+        SIGKILL: what an exited child left, such as uvicorn's workers, dies at once)."""
+        stop_all([self.process(name)], grace_s)
+        if name == "redis":
+            assert self.redis is not None
+            with contextlib.suppress(RedisServerError):  # it exited again: the next backoff
+                self.redis.start()
+            return self.process(name)
         self._spawn(name, self.commands[name], self.child_env)
         return self.children[name]
+
+    def reload(self, restart: Callable[[str], None]) -> list[str]:
+        """SIGHUP: the keys read again from ``keys.json`` and every part restarted with them
+        (``restart``: the supervisor's, which calls ``respawn``), one at a time, each waited
+        for before the next, so the others serve meanwhile. Each opens its log file again:
+        a rotated (renamed) log is written no more. Redis keeps running."""
+        assert self.info is not None
+        self.info.state = "reloading"
+        self.write_info()
+        _, keys = stack_secrets(self.directory)
+        self.child_env = self.env(self.info, keys)
+        for name in PARTS:
+            restart(name)
+            with contextlib.suppress(StackError):  # a part that fails is the supervisor's
+                self._wait_ready(name, self.info)
+        self.info.state = "running"
+        self.info.reloads += 1
+        self.write_info()
+        return list(PARTS)
 
     def log_line(self, name: str, message: str) -> None:
         """One supervisor line in the child's own log, stamped (UTC)."""
@@ -340,7 +356,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every part by PID within one grace period, then Redis (which they write to
-        while stopping); remove ``stack.json``. Never raises for a part that will not die."""
+        while stopping); ``stack.json`` is kept, marked stopped, for the next start and for
+        ``p13n status``. Never raises for a part that will not die."""
         stuck = stop_all(reversed(self.children.values()), self.stop_grace_s)
         self.children.clear()
         if self.redis is not None:
@@ -348,7 +365,22 @@ class Stack:
             self.redis = None
         for proc in stuck:
             print(f"p13n: pid {proc.pid} survived SIGKILL", file=sys.stderr)
-        if self.lock is not None:  # never remove another stack's state
-            (self.directory / "stack.json").unlink(missing_ok=True)
+        if self.lock is not None:  # never touch another stack's state
+            if self.info is not None:
+                self.info.state, self.info.up_pid = "stopped", 0
+                self.info.stopped_at_ms = int(time.time() * 1000)
+                self.info.children = {}
+                self.write_info()
             self.lock.close()  # releases the flock
             self.lock = None
+
+
+PARTS = ("origin", "processor", "edge")  # in start order: the edge proxies to the origin
+
+
+def _previous(directory: Path) -> StackInfo | None:
+    """The ``stack.json`` an earlier ``p13n up`` left there (stopped, or crashed), if any."""
+    try:
+        return load_info(directory)
+    except (StackError, OSError, ValueError, TypeError):
+        return None

@@ -152,7 +152,11 @@ def _check_store(target: Target) -> dict[str, Any]:
 def status(
     target: Target, price_per_gb: float = DEFAULT_PRICE_PER_GB
 ) -> tuple[bool, dict[str, Any]]:
-    """Every part's health and the cost figures; the first item says whether all are up."""
+    """Every part's health and the cost figures; the first item says whether all are up.
+    A stack stopped cleanly is not probed: it is said to be stopped."""
+    if target.stopped_at_ms is not None:
+        return False, {"ok": False, "stopped": True, "stack": target.stack_dir,
+                       "stopped_at_ms": target.stopped_at_ms}  # fmt: skip
     doc: dict[str, Any] = {
         "origin": _check_origin(target),
         "edge": _check_edge(target, price_per_gb),
@@ -169,6 +173,13 @@ def status(
 
 
 def status_text(doc: dict[str, Any]) -> str:
+    if doc.get("stopped"):
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(doc["stopped_at_ms"] / 1000))
+        return (
+            f"stack {doc['stack']} is stopped (since {when}); `p13n up --dir {doc['stack']}` "
+            "starts it again with its tokens, keys and data (and its ports, when free)"
+        )
+
     def mark(part: str) -> str:
         return "up  " if doc[part]["up"] else "DOWN"
 

@@ -94,6 +94,8 @@ class Supervisor:
     say: Callable[[str, str], None]  # (child name, message)
     changed: Callable[[], None]  # the states changed: write stack.json
     clock: Callable[[], float] = time.monotonic
+    # Stops ``name`` gracefully and starts it again (a reload); ``respawn`` if not given.
+    replace_with: Callable[[str], Proc] | None = None
     states: dict[str, ChildState] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -123,6 +125,15 @@ class Supervisor:
                 dirty = True
         if dirty:
             self.changed()
+
+    def replace(self, name: str) -> None:
+        """Start ``name`` again on purpose (a reload): not a failure, so no restart counted
+        and no backoff; a restart it had pending is done now."""
+        st = self.states[name]
+        st.pid = (self.replace_with or self.respawn)(name).pid
+        st.due_at, st.restarting_in_s, st.started_at = None, None, self.clock()
+        self.say(name, f"{name} restarted for a reload (pid {st.pid})")
+        self.changed()
 
     def doc(self) -> dict[str, dict[str, object]]:
         """The states as ``stack.json``'s ``children`` holds them."""

@@ -113,6 +113,9 @@ class Target:
     why_missing: str = ""
     # The stack's supervised children (pid, restarts, last exit), when a stack names them.
     children: dict[str, dict[str, Any]] | None = None
+    # The stack that names every part was stopped cleanly (`p13n up` ended) at this time.
+    stopped_at_ms: int | None = None
+    stack_dir: str = ""
 
     @property
     def keys(self) -> Keys:
@@ -287,7 +290,17 @@ def resolve(args: argparse.Namespace, env: dict[str, str] | None = None) -> Targ
         ),
         why_missing=why or "the stack does not name it",
         children=info.children if info is not None else None,
+        stopped_at_ms=_stopped(info, opt),
+        stack_dir=str(stack),
     )
+
+
+def _stopped(info: StackInfo | None, opt: dict[str, Any]) -> int | None:
+    """When the stack was stopped, if it is and the command names none of its parts itself."""
+    if info is None or info.state != "stopped":
+        return None
+    explicit = ("origin", "edge", "edge_admin", "redis_url")
+    return None if any(opt.get(name) for name in explicit) else info.stopped_at_ms
 
 
 def emit(args: argparse.Namespace, doc: Any, human: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ops.local.process import stop_all
 
-__all__ = ["RedisServer", "RedisServerError", "find_redis_server", "free_port"]
+__all__ = ["RedisServer", "RedisServerError", "find_redis_server", "free_port", "pick_port"]
 
 ENV_BINARY = "P13N_REDIS_SERVER"
 # The one variable read here (docs/CONFIGURATION.md's ops table; tools/config_doc.py writes it).
@@ -65,6 +65,31 @@ def free_port(host: str = "127.0.0.1") -> int:
             port = int(s.getsockname()[1])
         if port not in FORBIDDEN_PORTS and port + 10000 < 65536:
             return port
+
+
+def pick_port(url: str, taken: set[int]) -> int:
+    """The port of ``url`` again when it is free, else a free one; never one of ``taken``
+    (a port picked and released may be handed out again before its part listens on it)."""
+    port = _reuse_port(url)
+    while not port or port in taken:
+        port = free_port()
+    taken.add(port)
+    return port
+
+
+def _reuse_port(url: str) -> int:
+    """The port of ``url`` when it is free to listen on again, else 0 (pick a new one)."""
+    try:
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    except (IndexError, ValueError):
+        return 0
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 @dataclass

@@ -1,8 +1,16 @@
 """docs/RUNBOOK.md is executable: every ```sh block runs, in order, exactly as written,
 against a real stack started by ``p13n up`` (the placeholder convention is the table at the
-top of the runbook). The stack must survive every procedure: after each block it is waited
-for until ``p13n status`` exits 0, and at the end the segment registry holds only ids hashed
-with the stack's own key (a command that fell back to a public key would break shoppers).
+top of the runbook), and every command the prose names in backticks is one a block runs. The
+stack must survive every procedure: after each block it is waited for until ``p13n status``
+exits 0, and at the end the segment registry holds only ids hashed with the stack's own key (a
+command that fell back to a public key would break shoppers). The key rotation is checked
+from a shopper's side after each step (an old cookie verifies until its key is retired; new
+cookies are signed with the new key once it is promoted).
+
+The one test double: ``npx wrangler …`` (the Cloudflare platform cannot run here) runs a
+stand-in first on PATH that records its arguments and standard input; the test checks them
+against ``wrangler.toml`` and the Worker's settings (``edge.settings.EdgeSettings``) and
+against the ring the stack holds at that moment.
 """
 
 from __future__ import annotations
@@ -26,17 +34,29 @@ import pytest
 import redis
 
 from cache_keys import hash_segment
+from ops.keyring import stack_keys
 from ops.local.redis import RedisServer
 from segmenter.schema import Keys
+from tests.docs.runbook_checks import Rotation, WranglerDouble
 from tests.support.process import Process
 from tests.support.servers import CLI
 from tests.support.timing import wait_until
 
 pytestmark = pytest.mark.slow
-RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "RUNBOOK.md"
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
 COMMAND_TIMEOUT_S = 120.0
 LONG_RUNNING = "# runs until Ctrl-C"
 MAY_EXIT_1 = "# exits 1 when"
+QUICK = re.compile(r"#\s*quick:\s*(?P<command>.+)$")
+# What a command in the prose starts with (in backticks): a block must run it.
+COMMAND_WORDS = ("p13n", "python", "curl", "kill", "redis-cli", "make", "npx", "wrangler")
+INLINE = re.compile(r"(?<!`)`(?P<code>[^`\n]+)`(?!`)")
+# Named in the prose and run, but not by a block: by this test itself (its stack) or by the
+# session that runs it (its virtualenv).
+RUN_ELSEWHERE = {"p13n up": "_stack below", "p13n up --dir": "_stack below",
+                 "make setup": "made the .venv this test runs from"}  # fmt: skip
+ENV_PREFIX = re.compile(r"^(?:[A-Z][A-Z0-9_]*=\S*\s+)+")
 DWELL_S = 3.0  # how long a long-running command must stay up before it is stopped
 FENCE = re.compile(
     r"^(?P<indent> *)```(?P<lang>[a-z]*)\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S
@@ -76,8 +96,48 @@ def test_the_runbooks_commands_are_all_in_sh_blocks() -> None:
     assert len(found) >= 15 and all(b.commands for b in found)
     everything = "\n".join(c for b in found for c in b.commands)
     for needed in ("kill -TERM <processor pid>", "P13N_CONSUMER=segmenter-2 p13n segmenter run",
-                   "p13n segmenter lists", "p13n dlq drop", "p13n rebuild"):  # fmt: skip
+                   "p13n segmenter lists", "p13n dlq drop", "p13n rebuild", "p13n keys add",
+                   "p13n keys promote", "p13n keys retire", "kill -HUP <p13n up pid>",
+                   "npx wrangler secret put SEGMENT_KEYS", "python bench/processor.py",
+                   "python bench/origin.py", "python bench/edge_proxy.py"):  # fmt: skip
         assert needed in everything, needed
+
+
+def _ran(commands: list[str]) -> list[str]:
+    """What each command runs: without leading VAR=value assignments and trailing comment."""
+    return [ENV_PREFIX.sub("", c.split(" #", 1)[0]).strip() for c in commands]
+
+
+def inline_commands_not_run(text: str) -> list[str]:
+    """Commands the prose names in backticks that no ```sh block runs (word-prefix match:
+    `p13n status` is run by ``p13n status --json``)."""
+    run = _ran([c for b in blocks(text) for c in b.commands])
+    prose = FENCE.sub("", text)
+    missing = []
+    for m in INLINE.finditer(prose):
+        code = m["code"].strip()
+        if code.split(" ", 1)[0] not in COMMAND_WORDS or "…" in code or code in RUN_ELSEWHERE:
+            continue  # not a command, a pattern of commands (`python bench/…`), or run elsewhere
+        if not any(r == code or r.startswith(code + " ") for r in run):
+            missing.append(code)
+    return missing
+
+
+def test_every_command_the_prose_names_is_run_by_a_block() -> None:
+    """A command only mentioned in a sentence would never be run by the test."""
+    assert inline_commands_not_run(RUNBOOK.read_text()) == []
+    # The check itself: a command no block runs is found, one a block runs is not.
+    sample = "Run `p13n status` then `p13n frobnicate --all`.\n\n```sh\np13n status --json\n```\n"
+    assert inline_commands_not_run(sample) == ["p13n frobnicate --all"]
+
+
+def test_the_benchmarks_have_quick_forms_of_the_same_script() -> None:
+    """A ``# quick:`` command runs the benchmark its line names, only smaller."""
+    quick = [c for b in blocks(RUNBOOK.read_text()) for c in b.commands if QUICK.search(c)]
+    assert len(quick) >= 4
+    for command in quick:
+        script = re.search(r"bench/\w+\.py", command.split("#", 1)[0])
+        assert script and script[0] in QUICK.search(command)["command"], command  # type: ignore[index]
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -90,6 +150,9 @@ class Runbook:
     stack_dir: Path
     work: Path
     env: dict[str, str]
+    wrangler: WranglerDouble
+    rotation: Rotation
+    reloads: int = 0  # how many reloads `p13n up` must have done when the block ends
 
     def info(self) -> dict:
         doc: dict = json.loads((self.stack_dir / "stack.json").read_text())
@@ -121,6 +184,10 @@ class Runbook:
             r.close()
 
     def substitute(self, command: str) -> str:
+        if "<p13n up pid>" in command:
+            info = self.info()
+            command = command.replace("<p13n up pid>", str(info["up_pid"]))
+            self.reloads = info["reloads"] + ("-HUP" in command)
         if "<processor pid>" in command:
             command = command.replace("<processor pid>", str(self.info()["pids"]["processor"]))
         if "<ID>" in command or "<REASON>" in command:
@@ -136,6 +203,11 @@ class Runbook:
                                   capture_output=True, timeout=60, check=False)  # fmt: skip
             return done.returncode == 0
 
+        def reloaded() -> bool:
+            info = self.info()
+            return info["state"] == "running" and info["reloads"] >= self.reloads
+
+        wait_until(reloaded, 180, "a SIGHUP's reload never finished", interval_s=0.5)
         wait_until(ok, 30, "the stack is not healthy again", interval_s=0.5)
 
     def run(self, block: Block, command: str) -> None:
@@ -145,13 +217,24 @@ class Runbook:
         if LONG_RUNNING in command:
             self.run_long(shown, where)
             return
-        done = subprocess.run(["bash", "-c", shown], cwd=self.work, env=self.env,
+        quick = QUICK.search(shown)
+        shown = quick["command"] if quick else shown
+        step = re.match(r"p13n keys (add|promote|retire)\b", command)
+        if step and step[1] == "add":
+            self.rotation.before()
+        # A benchmark is run from the project's checkout, the rest from a scratch directory.
+        cwd = ROOT if ENV_PREFIX.sub("", shown).startswith("python bench/") else self.work
+        done = subprocess.run(["bash", "-c", shown], cwd=cwd, env=self.env,
                               capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
                               check=False)  # fmt: skip
         allowed = {0, 1} if MAY_EXIT_1 in command else {0}
         assert done.returncode in allowed, (
             f"{where}\nexit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
+        if "npx wrangler" in command:
+            self.wrangler.check_last(stack_keys(self.stack_dir), where)
+        if step:
+            self.rotation.after(step[1])
 
     def run_long(self, shown: str, where: str) -> None:
         """Start it, see it stay up, stop it with SIGTERM (Ctrl-C's sibling): exit 0."""
@@ -175,13 +258,13 @@ class Runbook:
             assert code == 0, f"{where}: exit {code}\n{proc.output()}"
 
 
-def _shell_env(stack_dir: Path, info: dict, new_redis: str) -> dict[str, str]:
-    """An operator's shell: the venv's `p13n` on PATH, the runbook's variables set, and no
-    secret or trusted-local flag of the test session leaking in."""
+def _shell_env(stack_dir: Path, info: dict, new_redis: str, bin_dir: Path) -> dict[str, str]:
+    """An operator's shell: the wrangler double's `npx` and the venv's `p13n` on PATH, the
+    runbook's variables set, and no secret or trusted-local flag of the test session."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("P13N_SEGMENT_KEY", "P13N_TRUSTED_LOCAL", "P13N_ADMIN_TOKEN")}  # fmt: skip
     env.update({
-        "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{env.get('PATH', '')}",
         "P13N_STACK": str(stack_dir), "REDIS_URL": info["redis_url"],
         "ORIGIN": info["origin_url"], "ARCHIVE": str(stack_dir / "archive"),
         "NEW_REDIS_URL": new_redis,
@@ -201,14 +284,22 @@ def _stack(tmp_path: Path) -> Iterator[tuple[Process, Path]]:
             up.wait(60)
 
 
-@pytest.mark.timeout(900)  # some forty commands, each a fresh interpreter, on a shared machine
+# Some seventy commands, each a fresh interpreter, and four benchmarks, on a shared machine.
+@pytest.mark.timeout(1800)
 def test_every_runbook_procedure_runs_as_written_against_a_real_stack(tmp_path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     with _stack(tmp_path) as (up, stack_dir), RedisServer() as fresh:
         info = json.loads((stack_dir / "stack.json").read_text())
-        book = Runbook(up, stack_dir, work, _shell_env(stack_dir, info, fresh.url))
+        wrangler = WranglerDouble(tmp_path / "bin")
+        env = _shell_env(stack_dir, info, fresh.url, wrangler.bin_dir)
+        book = Runbook(up, stack_dir, work, env, wrangler, Rotation(info["edge_url"], stack_dir))
         book.healthy()
+        # Until the edge holds its config and the origin its lists, rails are the default
+        # list, and the history below would have no experiment exposures.
+        wait_until(lambda: "detail=default" not in httpx.get(
+            info["edge_url"] + "/p13n/v1/rail/home?k=3", timeout=10).headers["cache-status"],
+            90, "the edge only answers default rails", interval_s=0.5)  # fmt: skip
         # Some history to operate on: traffic (events, an experiment, the archive).
         sim = subprocess.run([*CLI, "simulate", "--stack", str(stack_dir), "--duration", "5",
                               "--rate", "20", "--no-progress"], capture_output=True, text=True,
@@ -220,7 +311,8 @@ def test_every_runbook_procedure_runs_as_written_against_a_real_stack(tmp_path) 
                 book.run(block, command)
                 ran += 1
             book.healthy()  # every procedure leaves the stack serving
-        assert ran >= 30
+        assert ran >= 60
+        assert wrangler.checked == 6  # two secrets at each of the three steps
         after = book.info()
         assert after["children"]["processor"]["restarts"] >= 1  # the kill -TERM, survived
         assert after["children"]["origin"]["restarts"] == 0

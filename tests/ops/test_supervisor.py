@@ -92,3 +92,17 @@ def test_a_child_that_keeps_failing_waits_longer_each_time() -> None:
     assert delays == [0.5, 1.0, 2.0, 4.0]
     assert sup.states["edge"].restarts == 4
     assert "exited with code 1" in sup.states["edge"].last_exit
+
+
+def test_a_reload_replaces_a_child_without_counting_a_failure() -> None:
+    w = World()
+    sup = w.supervisor()
+    w.procs["edge"].code = 1
+    sup.tick()  # a restart pending ...
+    sup.replace("edge")  # ... is done now, by the reload, and is not counted
+    st = sup.states["edge"]
+    assert st.pid == 1001 and st.restarts == 0 and st.restarting_in_s is None
+    assert "restarted for a reload (pid 1001)" in w.said[-1][1]
+    w.now += 10.0
+    sup.tick()
+    assert w.procs["edge"].pid == 1001  # the pending restart is not made a second time

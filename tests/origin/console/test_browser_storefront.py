@@ -159,3 +159,32 @@ def test_a_product_page_sends_its_view_and_cart_events(page, stack, edge, tmp_pa
     while entries() < before + 2:
         assert time.monotonic() < deadline, "the product page's events never reached a stream"
         time.sleep(0.1)
+
+
+OVERLAPS = """() => {
+  const box = e => e.getBoundingClientRect();
+  const hit = (a, b) =>
+    a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const panel = box(document.getElementById("debug"));
+  return [...document.querySelectorAll(".tile, main h1, main h2")]
+    .filter(e => hit(box(e), panel)).map(e => e.dataset.sku || e.textContent.trim());
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_debug_panel_covers_no_tile_at_desktop_or_phone_width(
+    page, stack, edge, width, tmp_path
+) -> None:
+    """The panel once floated (position: fixed) over the rail's right-hand tiles at 1280 px.
+    It now takes a column of its own when there is room and follows the page when not: no
+    tile or heading under it, anywhere on the page, and nothing wider than the window."""
+    page.set_viewport_size({"width": width, "height": 900})
+    as_returning_shopper(page, edge)
+    page.goto(edge.url + "/shop/?debug=1")
+    wait_for_rail(page)
+    assert page.is_visible("#debug")
+    for y in (0, 10_000):  # at the top and scrolled to the bottom (a fixed panel stays put)
+        page.evaluate(f"window.scrollTo(0, {y})")
+        assert page.evaluate(OVERLAPS) == [], f"covered at {width} px, scrolled to {y}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shot(page, tmp_path, f"shop-debug-{width}")
