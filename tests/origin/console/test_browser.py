@@ -250,7 +250,7 @@ def test_catalog_search_price_and_stock_toggle(page, stack, tmp_path) -> None:
     assert page.inner_text("#item-price") == "7.25"
     page.get_by_role("button", name="Mark out of stock").click()
     assert "out of stock" in page.inner_text("#item-stock")
-    assert "purged hard" in page.inner_text(".notice")
+    assert "hard purge of the sku was sent to the edges" in page.inner_text(".notice")
     shot(page, tmp_path, "catalog-out-of-stock")
     page.get_by_role("button", name="Back in stock").click()
     assert page.inner_text("#item-stock").startswith("10 ")
