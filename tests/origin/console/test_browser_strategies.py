@@ -1,11 +1,13 @@
 """An experiment with a named ranking strategy made in the console (real Chromium, a real
 origin process and a real edge process on a real Redis): the form shows what each strategy
 does, and a shopper in the strategy's arm gets the rail the strategy says, from the origin and
-from the edge. Screenshots go to the test's tmp_path (never committed)."""
+from the edge, and its results page counts the exposure the edge sent once the real processor
+applied it. Screenshots go to the test's tmp_path (never committed)."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from statistics import mean
 
 import httpx
@@ -13,6 +15,7 @@ import pytest
 
 from cache_keys import new_shopper_id
 from tests.support import data
+from tests.support import segmenter as seg
 from tests.support.browser import shot, sign_in
 from tests.support.data import shopper_cookie
 from tests.support.timing import wait_until
@@ -67,6 +70,23 @@ def test_a_named_strategy_picked_in_the_console_changes_the_rail(page, stack, ed
     after_edge = _rail(edge_url, cookie)
     assert after_edge["variants"][KEY] == "cheap"
     assert _mean_price(after_edge) < _mean_price(before_edge)
+
+    # Reading its results: the edge's exposure went to the collector; the real processor
+    # applies it, and the results page counts the shopper in the strategy's arm.
+    def exposed() -> bool:
+        return any(stack.redis.xlen(seg.KEYS.stream(p)) for p in range(seg.PARTITIONS))
+
+    wait_until(exposed, 10, "the edge never sent the exposure")
+    url = stack.origin.redis.url
+    for p in range(seg.PARTITIONS):  # the processor reads every partition; one was written
+        if not stack.redis.exists(seg.KEYS.stream(p)):
+            stack.redis.xgroup_create(seg.KEYS.stream(p), seg.GROUP, id="0", mkstream=True)
+    with ThreadPoolExecutor(1) as pool:  # its own event loop: Playwright's holds this thread
+        pool.submit(seg.run_until_drained, url, seg.settings(url)).result()
+    page.goto(stack.url + f"/console/experiments/{KEY}/results")
+    assert page.inner_text("#results tr[data-variant=cheap] td:nth-child(2)") == "1"
+    assert page.inner_text("#results tr[data-variant=control] td:nth-child(2)") == "0"
+    shot(page, tmp_path, "strategy-results")
     print(
         f"mean price of the top 10: origin {_mean_price(before_origin):.2f} -> "
         f"{_mean_price(after_origin):.2f}, edge {_mean_price(before_edge):.2f} -> "
