@@ -44,6 +44,7 @@ class Answer(NamedTuple):
     body: str
     tier: str
     cache_status: str
+    degraded: bool = False  # stale-if-error or a fallback list: exposures say so
 
 
 _NO_LABELS: dict[str, Any] = {}
@@ -108,7 +109,7 @@ def answer_from_list(
     labels = _labels(items)
     if not rules:
         rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
-        return Answer(_body(rows, plan.variants, degraded, labels), tier, status)
+        return Answer(_body(rows, plan.variants, degraded, labels), tier, status, degraded)
     category = {it.item: it.category for it in items}
     ctx = plan.identity.context
     excluded = mask | frozenset(ctx.cart) if ctx is not None else mask
@@ -121,7 +122,8 @@ def answer_from_list(
         k=plan.k,
         excluded=excluded,
     )
-    return Answer(_body((r[:3] for r in merch), plan.variants, degraded, labels), tier, status)
+    body = _body((r[:3] for r in merch), plan.variants, degraded, labels)
+    return Answer(body, tier, status, degraded)
 
 
 def answer_from_rail(
@@ -138,7 +140,7 @@ def plain_default_answer(items: Sequence[ListItem], k: int, status: str) -> Answ
     """The default list as it is, cut to ``k``, with no variant and no rerank: the answer of
     last resort when the decision core itself failed (nothing of it is trusted)."""
     rows = ((i.item, i.score, DEFAULT) for i in items[:k])
-    return Answer(_body(rows, {}, True, _labels(items)), DEFAULT, status)
+    return Answer(_body(rows, {}, True, _labels(items)), DEFAULT, status, True)
 
 
 def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]:
@@ -154,8 +156,11 @@ def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]
     return headers
 
 
-def exposure_batch(plan: Plan, now_ms: int, traceparent: str = "") -> dict[str, Any] | None:
+def exposure_batch(
+    plan: Plan, now_ms: int, traceparent: str = "", *, degraded: bool = False
+) -> dict[str, Any] | None:
     """One Event v1 batch with an exposure per experiment; None when there is nothing to log.
+    A ``degraded`` answer's exposures are Event v4 with ``degraded: true`` (the guardrails).
 
     Event ids repeat for the same shopper, experiment and UTC day, so the collector and the
     processor count each exposure once a day however often the edge logs it. Opted-out
@@ -181,6 +186,9 @@ def exposure_batch(plan: Plan, now_ms: int, traceparent: str = "") -> dict[str, 
     if traceparent:
         for ev in events:
             ev["traceparent"] = traceparent
+    if degraded:
+        for ev in events:
+            ev["v"], ev["degraded"] = 4, True
     if plan.device == "bot":  # still served, never counted: results exclude bot exposures
         for ev in events:
             ev["bot"] = True

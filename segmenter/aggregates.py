@@ -206,11 +206,17 @@ def _experiments(st: PartitionState, fx: PartitionEffects, ev: Event, cap: int) 
     if ev.type != "exposure":
         _after_exposure(st, fx, ev, cap)
         return
+    # Guardrail: every accepted exposure event (one per shopper, experiment and UTC day: the
+    # edge's event id) counts in ``e:``, the degraded ones in ``g:`` too; duplicates and
+    # redeliveries never reach here, so both are exactly once.
+    counts = fx.exp.setdefault(ev.experiment, Counter())
+    counts[f"e:{ev.variant}"] += 1
+    if ev.degraded:
+        counts[f"g:{ev.variant}"] += 1
     mine = dict(st.exposed.get(ev.user) or {})
     seen = mine.get(ev.experiment)
     if seen is None:
         mine[ev.experiment] = [ev.variant, ev.ts, 0, 0, 0, 0]
-        counts = fx.exp.setdefault(ev.experiment, Counter())
         counts[f"x:{ev.variant}"] += 1
         counts[f"d:{ev.ts // DAY_MS}:x:{ev.variant}"] += 1
         counts[f"k:{cap}"] += 1  # the cap each shopper's revenue is counted under

@@ -19,6 +19,7 @@ from edge.answer import (
 )
 from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
 from edge.plan import decide
+from segmenter.event import Event, validate
 from tests.support.edge import (
     HSEG,
     NOW_MS,
@@ -195,3 +196,16 @@ def test_public_api_is_listed() -> None:
         assert hasattr(edge, name), name
     assert {"decide", "freshness", "rerank", "RequestParts", "Plan"} <= set(edge.__all__)
     assert "worker" not in edge.__all__
+
+
+def test_a_degraded_answers_exposures_say_so_in_event_v4() -> None:
+    plan = decide(parts(seg=token()), config(experiments=[experiment()]), SETTINGS, NOW_MS)
+    batch = exposure_batch(plan, NOW_MS, degraded=True)
+    assert batch is not None
+    ev = batch["events"][0]
+    assert ev["v"] == 4 and ev["degraded"] is True
+    parsed = validate(ev)
+    assert isinstance(parsed, Event) and parsed.degraded
+    plain = exposure_batch(plan, NOW_MS)
+    assert plain is not None and "degraded" not in plain["events"][0]
+    assert plain["events"][0]["v"] == 1
