@@ -1,6 +1,7 @@
 """The applier of scheduled changes (``origin.admin.schedule`` queues them): every origin
 process runs ``run``; a due job is claimed by the ``ZREM`` that removes it from the schedule,
-which only one process wins, then applied as its kind says."""
+which only one process wins, then applied as its kind says. The same tick runs the
+guardrails' auto-stop (``origin.admin.autostop``), itself claimed by one process a round."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 
 from origin.admin import invalidations, merch_rules
+from origin.admin.autostop import check_auto_stop
 from origin.admin.base import ADMIN_BUDGET_S, now_ms
 from origin.auth import Caller
 from origin.errors import OriginError
@@ -89,5 +91,9 @@ async def run(state: AppState, stop: asyncio.Event, tick_s: float) -> None:
             await run_due(state)
         except Exception as exc:  # keep the loop alive whatever Redis does
             LOG.debug("scheduled changes: %s", type(exc).__name__)  # retried next tick
+        try:
+            await check_auto_stop(state)
+        except Exception as exc:  # the next round's claimer tries again
+            LOG.debug("guardrail auto-stop: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), tick_s)
