@@ -9,10 +9,12 @@ Three rates, each lower is better:
     error     origin answers degraded by an error or Redis being down: ``f:``/``n:``
 
 A treatment is *worse* on a guardrail when the always-valid confidence sequence
-(``origin.admin.inference.confidence_sequence``, at alpha / treatments) of its rate minus
-control's lies entirely above 0: safe to act on at any look. An experiment created with
-``"auto_stop": true`` is stopped by the origin when one is (checked every
-``P13N_GUARDRAIL_CHECK_S`` by one origin process, claimed with ``SET NX PX``); the audit
+(``origin.admin.inference.confidence_sequence``) of its rate minus control's lies entirely
+above 0: safe to act on at any look. Its level is alpha / (treatments x guardrails), so an
+A/A experiment is wrongly called worse on any guardrail with probability at most alpha
+however often it is checked (Bonferroni over the arms and the three guardrails). An
+experiment created with ``"auto_stop": true`` is stopped by the origin when one is (checked
+every ``P13N_GUARDRAIL_CHECK_S`` by one origin process, claimed with ``SET NX PX``); the audit
 entry ``experiment.auto_stop`` and the experiment's ``stopped_by_guardrail`` state which arm,
 which guardrail and the figures.
 """
@@ -71,7 +73,7 @@ def guardrails(
 ) -> dict[str, Any]:
     """The guardrails section of the results document (pure)."""
     src = {"edge": edge, "origin": origin}
-    family = max(1, len(names) - 1)
+    family = max(1, len(names) - 1) * len(GUARDRAILS)
     arms: list[dict[str, Any]] = []
     for i, name in enumerate(names):
         arm: dict[str, Any] = {"variant": name}

@@ -97,7 +97,10 @@ def _guardrails() -> dict[str, Any]:
             {
                 "difference": _NUM,
                 "ci": {**_PAIR, "description": "fixed-horizon (Newcombe) at 1 - alpha"},
-                "sequential_ci": {**_PAIR, "description": "always-valid, alpha / treatments"},
+                "sequential_ci": {
+                    **_PAIR,
+                    "description": "always-valid, at alpha / (treatments x 3 guardrails)",
+                },
                 "worse": {"type": "boolean"},
             }
         ),
