@@ -160,7 +160,8 @@ def exposure_batch(
     plan: Plan, now_ms: int, traceparent: str = "", *, degraded: bool = False
 ) -> dict[str, Any] | None:
     """One Event v1 batch with an exposure per experiment; None when there is nothing to log.
-    A ``degraded`` answer's exposures are Event v4 with ``degraded: true`` (the guardrails).
+    A ``degraded`` answer adds, per exposure, an Event v4 marker with ``degraded: true`` and
+    its own daily id (``<exposure id>-d``) for the guardrails.
 
     Event ids repeat for the same shopper, experiment and UTC day, so the collector and the
     processor count each exposure once a day however often the edge logs it. Opted-out
@@ -170,7 +171,7 @@ def exposure_batch(
     if shopper is None or not plan.assignments:
         return None
     session = f"edge-{utc_day(now_ms)}"
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "v": 1,
             "event_id": exposure_event_id(shopper, a.experiment, now_ms),
@@ -186,9 +187,10 @@ def exposure_batch(
     if traceparent:
         for ev in events:
             ev["traceparent"] = traceparent
-    if degraded:
-        for ev in events:
-            ev["v"], ev["degraded"] = 4, True
+    if degraded:  # plus a marker per exposure, its own daily id: not deduped away by the
+        # day's ordinary exposure, counted once per shopper-day by the guardrails
+        events += [{**ev, "v": 4, "event_id": f"{ev['event_id']}-d", "degraded": True}
+                   for ev in events]  # fmt: skip
     if plan.device == "bot":  # still served, never counted: results exclude bot exposures
         for ev in events:
             ev["bot"] = True

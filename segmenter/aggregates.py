@@ -206,13 +206,15 @@ def _experiments(st: PartitionState, fx: PartitionEffects, ev: Event, cap: int) 
     if ev.type != "exposure":
         _after_exposure(st, fx, ev, cap)
         return
-    # Guardrail: every accepted exposure event (one per shopper, experiment and UTC day: the
-    # edge's event id) counts in ``e:``, the degraded ones in ``g:`` too; duplicates and
+    # Guardrail: accepted exposure events (one per shopper, experiment and UTC day: the edge's
+    # event id) count in ``e:``; a degraded answer's marker (its own daily id) counts in
+    # ``g:`` and nothing else, the answer's exposure being its own event. Duplicates and
     # redeliveries never reach here, so both are exactly once.
     counts = fx.exp.setdefault(ev.experiment, Counter())
-    counts[f"e:{ev.variant}"] += 1
     if ev.degraded:
         counts[f"g:{ev.variant}"] += 1
+        return
+    counts[f"e:{ev.variant}"] += 1
     mine = dict(st.exposed.get(ev.user) or {})
     seen = mine.get(ev.experiment)
     if seen is None:

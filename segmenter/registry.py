@@ -6,8 +6,9 @@
     version 3 (major 1)  + ``identify`` events and their ``anon`` field (the anonymous id that
                          signed in as ``user``), and ``user`` widened to the shop's customer
                          ids (``segmenter.shoppers``: ``.`` and ``:`` allowed too)
-    version 4 (major 1)  + ``degraded`` on an exposure: the answer the shopper was exposed to
-                         was degraded (stale-if-error or a fallback list), for the guardrails
+    version 4 (major 1)  + ``degraded``: an exposure marker saying the answer shown was
+                         degraded (stale-if-error or a fallback list), sent beside the
+                         ordinary exposure with its own daily id; the guardrails count it
 
 Rules (``segmenter.compat`` enforces them against ``event_schema.lock.json``):
 

@@ -2,8 +2,9 @@
 
 Three rates, each lower is better:
 
-    degraded  exposure events (one per shopper, experiment and UTC day) whose answer the edge
-              served degraded (stale-if-error or a fallback list): the segmenter's ``g:``/``e:``
+    degraded  exposed shopper-days (exposure events: one per shopper, experiment and UTC day)
+              with a degraded answer at the edge (stale-if-error or a fallback list: its
+              marker event, ``degraded: true``): the segmenter's ``g:``/``e:``
     slow      origin answers slower than ``P13N_GUARDRAIL_LATENCY_MS`` (default: the route's
               origin budget): ``s:``/``n:`` of ``Keys.guardrails``
     error     origin answers degraded by an error or Redis being down: ``f:``/``n:``

@@ -121,10 +121,10 @@ def _guardrails() -> dict[str, Any]:
             "arms": {"type": "array", "items": arm},
             "worse": {"type": "object", "additionalProperties": {"type": "array"}},
         },
-        description="per arm: degraded = edge exposures of a degraded answer / exposure "
-        "events; slow = origin answers over the latency budget / origin answers; error = "
-        "origin answers degraded by an error / origin answers. worse: the treatment's rate "
-        "minus control's has an always-valid interval above 0",
+        description="per arm: degraded = shopper-days with a degraded answer at the edge / "
+        "exposed shopper-days; slow = origin answers over the latency budget / origin "
+        "answers; error = origin answers degraded by an error / origin answers. worse: "
+        "the treatment's rate minus control's has an always-valid interval above 0",
     )
 
 

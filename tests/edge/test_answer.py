@@ -198,14 +198,17 @@ def test_public_api_is_listed() -> None:
     assert "worker" not in edge.__all__
 
 
-def test_a_degraded_answers_exposures_say_so_in_event_v4() -> None:
+def test_a_degraded_answer_adds_a_v4_marker_with_its_own_daily_id() -> None:
     plan = decide(parts(seg=token()), config(experiments=[experiment()]), SETTINGS, NOW_MS)
     batch = exposure_batch(plan, NOW_MS, degraded=True)
-    assert batch is not None
-    ev = batch["events"][0]
-    assert ev["v"] == 4 and ev["degraded"] is True
-    parsed = validate(ev)
-    assert isinstance(parsed, Event) and parsed.degraded
     plain = exposure_batch(plan, NOW_MS)
-    assert plain is not None and "degraded" not in plain["events"][0]
-    assert plain["events"][0]["v"] == 1
+    assert batch is not None and plain is not None
+    exposure, marker = batch["events"]
+    assert exposure == plain["events"][0] and exposure["v"] == 1 and "degraded" not in exposure
+    assert marker["v"] == 4 and marker["degraded"] is True
+    assert marker["event_id"] == exposure["event_id"] + "-d"
+    assert {k: v for k, v in marker.items() if k not in ("v", "event_id", "degraded")} == {
+        k: v for k, v in exposure.items() if k not in ("v", "event_id")
+    }
+    parsed = validate(marker)
+    assert isinstance(parsed, Event) and parsed.degraded

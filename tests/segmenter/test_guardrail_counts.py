@@ -1,7 +1,9 @@
-"""Guardrail counters: degraded exposures per variant, exactly once (retries and redelivery)."""
+"""Guardrail counters: exposure events and degraded-answer markers per variant, exactly once
+(retries and redelivery), the markers never counted as exposures."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import redis
@@ -17,7 +19,8 @@ DAY = 86_400_000
 
 
 def _entries() -> list[tuple[str, int, bytes]]:
-    """Per shopper-day one exposure event (the edge's daily id); retries repeat it."""
+    """Per shopper-day one exposure event (the edge's daily id) and, after a degraded answer,
+    a marker with its own daily id; retries repeat both."""
     evs: list[Event] = []
     for n in range(40):
         user, variant = f"u{n}", ("a", "b")[n % 2]
@@ -25,9 +28,12 @@ def _entries() -> list[tuple[str, int, bytes]]:
         for day in range(2):  # two days: two exposure events, one shopper exposed
             ts = T0 + day * DAY + n
             ev = Event(f"x-{user}-{day}", "exposure", user, ts, experiment="hero",
-                       variant=variant, degraded=degraded and day == 0)  # fmt: skip
+                       variant=variant)  # fmt: skip
             evs += [ev, ev]  # the client's retry: a duplicate
-    evs.append(Event("x-bot", "exposure", "bot1", T0, experiment="hero", variant="b",
+            if degraded and day == 0:  # two degraded answers that day: one marker id
+                marker = replace(ev, event_id=ev.event_id + "-d", degraded=True)
+                evs += [marker, replace(marker, ts=ts + 5)]
+    evs.append(Event("x-bot-d", "exposure", "bot1", T0, experiment="hero", variant="b",
                      bot=True, degraded=True))  # fmt: skip
     evs.sort(key=lambda e: e.ts)
     return [(f"{e.ts}-{i}", partition_of(e.user, PARTITIONS), event.encode(e))
