@@ -34,13 +34,13 @@ async def _claim(state: AppState) -> bool:
 async def check_auto_stop(state: AppState) -> list[dict[str, Any]]:
     """Stop every running auto-stop experiment with a worse treatment (this round's claimer
     only); the stopped experiments."""
-    if not await _claim(state):
-        return []
     raw = await state.store.run(
         "guardrails_exps", state.store.client.hvals(state.keys.experiments),
         budget_s=ADMIN_BUDGET_S,
     )  # fmt: skip
     watched = [d for d in map(orjson.loads, raw) if d.get("auto_stop") and d["status"] == "running"]
+    if not watched or not await _claim(state):  # nothing written while nothing is watched
+        return []
     stopped = []
     for exp in watched:
         key = exp["key"]

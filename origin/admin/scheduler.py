@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -86,14 +87,17 @@ async def run_due(state: AppState) -> list[dict[str, Any]]:
 
 async def run(state: AppState, stop: asyncio.Event, tick_s: float) -> None:
     """Apply due jobs every ``tick_s`` until ``stop`` is set; survives any Redis failure."""
+    next_check = 0.0  # this process's next guardrail round (monotonic seconds)
     while not stop.is_set():
         try:
             await run_due(state)
         except Exception as exc:  # keep the loop alive whatever Redis does
             LOG.debug("scheduled changes: %s", type(exc).__name__)  # retried next tick
-        try:
-            await check_auto_stop(state)
-        except Exception as exc:  # the next round's claimer tries again
-            LOG.debug("guardrail auto-stop: %s", type(exc).__name__)
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + state.settings.guardrail_check_s
+            try:
+                await check_auto_stop(state)
+            except Exception as exc:  # the next round's claimer tries again
+                LOG.debug("guardrail auto-stop: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), tick_s)
