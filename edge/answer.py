@@ -44,6 +44,7 @@ class Answer(NamedTuple):
     body: str
     tier: str
     cache_status: str
+    degraded: bool = False  # stale-if-error or a fallback list: exposures say so
 
 
 _NO_LABELS: dict[str, Any] = {}
@@ -108,7 +109,7 @@ def answer_from_list(
     labels = _labels(items)
     if not rules:
         rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
-        return Answer(_body(rows, plan.variants, degraded, labels), tier, status)
+        return Answer(_body(rows, plan.variants, degraded, labels), tier, status, degraded)
     category = {it.item: it.category for it in items}
     ctx = plan.identity.context
     excluded = mask | frozenset(ctx.cart) if ctx is not None else mask
@@ -121,7 +122,8 @@ def answer_from_list(
         k=plan.k,
         excluded=excluded,
     )
-    return Answer(_body((r[:3] for r in merch), plan.variants, degraded, labels), tier, status)
+    body = _body((r[:3] for r in merch), plan.variants, degraded, labels)
+    return Answer(body, tier, status, degraded)
 
 
 def answer_from_rail(
@@ -138,7 +140,7 @@ def plain_default_answer(items: Sequence[ListItem], k: int, status: str) -> Answ
     """The default list as it is, cut to ``k``, with no variant and no rerank: the answer of
     last resort when the decision core itself failed (nothing of it is trusted)."""
     rows = ((i.item, i.score, DEFAULT) for i in items[:k])
-    return Answer(_body(rows, {}, True, _labels(items)), DEFAULT, status)
+    return Answer(_body(rows, {}, True, _labels(items)), DEFAULT, status, True)
 
 
 def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]:
@@ -154,8 +156,12 @@ def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]
     return headers
 
 
-def exposure_batch(plan: Plan, now_ms: int, traceparent: str = "") -> dict[str, Any] | None:
+def exposure_batch(
+    plan: Plan, now_ms: int, traceparent: str = "", *, degraded: bool = False
+) -> dict[str, Any] | None:
     """One Event v1 batch with an exposure per experiment; None when there is nothing to log.
+    A ``degraded`` answer adds, per exposure, an Event v4 marker with ``degraded: true`` and
+    its own daily id (``<exposure id>-d``) for the guardrails.
 
     Event ids repeat for the same shopper, experiment and UTC day, so the collector and the
     processor count each exposure once a day however often the edge logs it. Opted-out
@@ -165,7 +171,7 @@ def exposure_batch(plan: Plan, now_ms: int, traceparent: str = "") -> dict[str, 
     if shopper is None or not plan.assignments:
         return None
     session = f"edge-{utc_day(now_ms)}"
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "v": 1,
             "event_id": exposure_event_id(shopper, a.experiment, now_ms),
@@ -181,6 +187,10 @@ def exposure_batch(plan: Plan, now_ms: int, traceparent: str = "") -> dict[str, 
     if traceparent:
         for ev in events:
             ev["traceparent"] = traceparent
+    if degraded:  # plus a marker per exposure, its own daily id: not deduped away by the
+        # day's ordinary exposure, counted once per shopper-day by the guardrails
+        events += [{**ev, "v": 4, "event_id": f"{ev['event_id']}-d", "degraded": True}
+                   for ev in events]  # fmt: skip
     if plan.device == "bot":  # still served, never counted: results exclude bot exposures
         for ev in events:
             ev["bot"] = True

@@ -119,7 +119,11 @@ class RailFlow:
                 plan = await self._refresh_segment(plan, parts, config, now, ports.origin)
             answer = await self._answer(plan, config, now, ports)
             # The default list shows no variant: logging an exposure would bias the results.
-            batch = exposure_batch(plan, now, trace) if answer.tier != DEFAULT else None
+            batch = (
+                exposure_batch(plan, now, trace, degraded=answer.degraded)
+                if answer.tier != DEFAULT
+                else None
+            )
             if batch is not None:
                 ports.background.spawn(self._guarded("exposures", ports.origin.post_events(batch)))
             return RailReply(answer, response_headers(plan, answer))

@@ -103,6 +103,8 @@ def to_doc(args: argparse.Namespace) -> dict[str, Any]:
         doc["segment_names"] = args.segment
     if args.layer:
         doc["namespace"] = _layer(args.layer)
+    if args.auto_stop:
+        doc["auto_stop"] = True
     if "key" not in doc or "variations" not in doc:
         raise UsageError("create needs a KEY and variations (--variation, or --file)")
     return doc
@@ -213,6 +215,9 @@ def _create_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--route", action="append", default=[], help="target a route (repeatable)")
     a.add_argument("--segment", action="append", default=[], help="target a segment name")
     a.add_argument("--layer", help="LAYER:START:END, a namespace range, e.g. rails:0:0.5")
+    a.add_argument("--auto-stop", action="store_true",
+                   help="stop it when a treatment's guardrail (degraded, slow or error rate) is "
+                        "worse than control by the always-valid test")  # fmt: skip
     for flag in ("--name", "--description", "--seed"):
         a.add_argument(flag, help=f"the experiment's {flag[2:]}")
 

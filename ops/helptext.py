@@ -225,12 +225,14 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Experiments through the admin API: create a draft from flags or a JSON/TOML file "
         "(a variation may pick a named ranking strategy, `NAME: STRATEGY`), start, stop or "
         "roll one back, list them, print one's results as a table, list the strategies, "
+        "ask the origin to stop one whose treatment is worse on a guardrail (`--auto-stop`), "
         "and show or set the global holdout. Warnings (an experiment overlapping a running "
         "one) go to stderr.",
         (
             "p13n experiments create rail-due --variation control "
             "--variation 'due: due-first' --route home",
             "p13n experiments create --file rail-due.toml",
+            "p13n experiments create rail-fast --variation control --variation fast --auto-stop",
             "p13n experiments start rail-due",
             "p13n experiments results rail-due",
             "p13n experiments rollback rail-due --version 1",

@@ -23,6 +23,7 @@ from origin import (
     collector,
     console,
     feeds,
+    guardrails,
     kv,
     liveness,
     metrics,
@@ -76,6 +77,9 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             schedule_run(state, state.snapshot.stop, settings.schedule_tick_ms / 1000),
             name="p13n-scheduler",
         )
+        flusher = asyncio.create_task(
+            guardrails.run(state, state.guard, state.snapshot.stop), name="p13n-guardrails"
+        )
         tasks = [refresher]
         if publisher is not None:
             state.extras["kv_publisher"] = publisher
@@ -94,8 +98,8 @@ def create_app(settings: Settings, *, clock: Clock = time.time) -> Starlette:
             # loop in any case.
             # A job the scheduler claimed is let finish (bounded): cancelled mid-way it would
             # stay claimed and never be applied.
-            await asyncio.wait({scheduler}, timeout=5)
-            for task in (refresher, scheduler):  # the scheduler stops on the same event
+            await asyncio.wait({scheduler, flusher}, timeout=5)  # the last flush too
+            for task in (refresher, scheduler, flusher):  # the scheduler stops on the same event
                 for _ in range(25):
                     if task.done():
                         break

@@ -324,6 +324,22 @@ class Settings:
             "this late",
         ),
     )
+    guardrail_latency_ms: int = field(
+        default=0,
+        metadata=_env(
+            "P13N_GUARDRAIL_LATENCY_MS",
+            "experiment guardrail: an origin answer slower than this counts as slow for its "
+            "arms (0: the route's origin budget, `origin_budget_ms`)",
+        ),
+    )
+    guardrail_check_s: int = field(
+        default=60,
+        metadata=_env(
+            "P13N_GUARDRAIL_CHECK_S",
+            "how often one origin process checks the guardrails of running experiments with "
+            "auto-stop (the other processes skip that round)",
+        ),
+    )
     refresh_ms: int = field(
         default=2000,
         metadata=_env(
@@ -496,6 +512,8 @@ class Settings:
             max_import_bytes=_int(e, "P13N_MAX_IMPORT_BYTES", 16 * 1024 * 1024),
             refresh_ms=_int(e, "P13N_REFRESH_MS", 2000),
             schedule_tick_ms=_int(e, "P13N_SCHEDULE_TICK_MS", 1000),
+            guardrail_latency_ms=_int(e, "P13N_GUARDRAIL_LATENCY_MS", 0),
+            guardrail_check_s=_int(e, "P13N_GUARDRAIL_CHECK_S", 60),
             breaker_ms=_int(e, "P13N_BREAKER_MS", 1000),
             item_cache_ttl_s=_int(e, "P13N_ITEM_CACHE_TTL_S", 60),
             covis_cache_ttl_s=_int(e, "P13N_COVIS_CACHE_TTL_S", 300),

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 
 from origin.cloudflare import CloudflarePurger
+from origin.guardrails import GuardrailCounter
 from origin.metrics import Metrics
 from origin.recommend.caches import ItemCaches
 from origin.settings import Settings
@@ -36,6 +37,7 @@ class AppState:
     caches: ItemCaches
     clock: Clock
     cloudflare: CloudflarePurger | None = None
+    guard: GuardrailCounter = field(default_factory=GuardrailCounter)  # flushed by a task
     # In-process bookkeeping owned by individual modules, by name.
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -206,11 +206,19 @@ def _experiments(st: PartitionState, fx: PartitionEffects, ev: Event, cap: int) 
     if ev.type != "exposure":
         _after_exposure(st, fx, ev, cap)
         return
+    # Guardrail: accepted exposure events (one per shopper, experiment and UTC day: the edge's
+    # event id) count in ``e:``; a degraded answer's marker (its own daily id) counts in
+    # ``g:`` and nothing else, the answer's exposure being its own event. Duplicates and
+    # redeliveries never reach here, so both are exactly once.
+    counts = fx.exp.setdefault(ev.experiment, Counter())
+    if ev.degraded:
+        counts[f"g:{ev.variant}"] += 1
+        return
+    counts[f"e:{ev.variant}"] += 1
     mine = dict(st.exposed.get(ev.user) or {})
     seen = mine.get(ev.experiment)
     if seen is None:
         mine[ev.experiment] = [ev.variant, ev.ts, 0, 0, 0, 0]
-        counts = fx.exp.setdefault(ev.experiment, Counter())
         counts[f"x:{ev.variant}"] += 1
         counts[f"d:{ev.ts // DAY_MS}:x:{ev.variant}"] += 1
         counts[f"k:{cap}"] += 1  # the cap each shopper's revenue is counted under

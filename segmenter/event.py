@@ -141,6 +141,7 @@ class Event:
     bot: bool = False
     position: int | None = None  # v2: 0-based place in the list it was shown in
     anon: str = ""  # identify only: the anonymous id signing in as ``user``
+    degraded: bool = False  # v4, exposures: the answer shown was degraded (guardrails)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +276,11 @@ def _texts(d: Mapping[str, Any]) -> dict[str, str]:
 
 def _build(d: Mapping[str, Any]) -> Event:
     kind: str = d["type"]
-    bot = d.get("bot", False)
+    bot, degraded = d.get("bot", False), d.get("degraded", False)
     if not isinstance(bot, bool):
         raise _Invalid("bot", "must be true or false")
+    if not isinstance(degraded, bool):
+        raise _Invalid("degraded", "must be true or false")
     t = _texts(d)
     get = t.get
     ev = Event(
@@ -296,6 +299,7 @@ def _build(d: Mapping[str, Any]) -> Event:
         bot,
         _int(d, "position", 0, MAX_POSITION, 0) if "position" in d else None,
         get("anon", ""),
+        degraded,
     )
     if kind in ITEM_TYPES and not ev.item:
         raise _Invalid("item", f"is required for {kind}")
@@ -361,6 +365,8 @@ def to_doc(ev: Event) -> dict[str, Any]:
         doc["qty"] = ev.qty
     if ev.bot:
         doc["bot"] = True
+    if ev.degraded:
+        doc["degraded"] = True
     if ev.position is not None:
         doc["position"] = ev.position
     doc["v"] = version_of(ev)

@@ -22,6 +22,7 @@ _NOTES = {
     "position": "0-based place of the item in the list the shopper saw it in",
     "user": "anonymous shopper id or the shop's customer id",
     "anon": "identify: the anonymous id signing in as user",
+    "degraded": "an exposure marker: the answer shown was degraded (guardrails only)",
 }
 
 

@@ -75,7 +75,7 @@ class Precheck:
             len(keys) != len(names)
             or not spec.names.issuperset(keys)
             or not event._REQUIRED_SET.issubset(keys)
-            or keys & {"traceparent", "anon"}
+            or keys & {"traceparent", "anon", "degraded"}
             or narrower - {"type", "user"}  # only these two are widened by now
         ):
             return None

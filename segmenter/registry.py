@@ -6,6 +6,9 @@
     version 3 (major 1)  + ``identify`` events and their ``anon`` field (the anonymous id that
                          signed in as ``user``), and ``user`` widened to the shop's customer
                          ids (``segmenter.shoppers``: ``.`` and ``:`` allowed too)
+    version 4 (major 1)  + ``degraded``: an exposure marker saying the answer shown was
+                         degraded (stale-if-error or a fallback list), sent beside the
+                         ordinary exposure with its own daily id; the guardrails count it
 
 Rules (``segmenter.compat`` enforces them against ``event_schema.lock.json``):
 
@@ -145,10 +148,18 @@ V3_FIELDS: dict[str, Field] = {
     "anon": _text(_SHOPPER),
 }
 
+V4_FIELDS: dict[str, Field] = {**V3_FIELDS, "degraded": Field("bool")}
+_V4_EXAMPLES: tuple[Doc, ...] = (
+    *({**d, "v": 4} for d in _V3_EXAMPLES),
+    {"v": 4, "event_id": "e7", "type": "exposure", "user": "u1", "ts": _T0,
+     "experiment": "hero", "variant": "b", "degraded": True},
+)  # fmt: skip
+
 VERSIONS: dict[int, Version] = {
     1: Version(1, 1, V1_FIELDS, _V1_EXAMPLES),
     2: Version(2, 1, V2_FIELDS, _V2_EXAMPLES),
     3: Version(3, 1, V3_FIELDS, _V3_EXAMPLES),
+    4: Version(4, 1, V4_FIELDS, _V4_EXAMPLES),
 }
 CURRENT = max(VERSIONS)
 

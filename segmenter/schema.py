@@ -455,6 +455,15 @@ class Keys:
         """hash rule name -> JSON merchandising rule (``origin.admin.merch_rules``)."""
         return f"{self.prefix}:{{admin}}:merch"
 
+    def guardrails(self, experiment: str) -> str:
+        """hash ``n|s|f:<variant>`` -> origin answers, slow ones, degraded ones (guardrails)."""
+        return f"{self.prefix}:{{admin}}:guard:{experiment}"
+
+    @property
+    def guardrail_lock(self) -> str:
+        """string: the origin process checking the guardrails this round (SET NX PX)."""
+        return f"{self.prefix}:{{admin}}:guard:lock"
+
     @property
     def schedule(self) -> str:
         """sorted set job id -> due epoch ms: scheduled admin changes (origin.admin.schedule)."""

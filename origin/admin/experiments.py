@@ -36,7 +36,7 @@ from origin.body import read_json
 from origin.errors import BadRequest, Conflict, NotFound, OriginError, Unprocessable
 from origin.state import AppState, get_state
 
-__all__ = ["routes"]
+__all__ = ["auto_stop", "change_experiment", "routes"]
 
 ROLES = ("experimenter",)
 HISTORY_MAX = 100
@@ -181,7 +181,17 @@ async def _change(
     """Apply ``change(current, all, now_ms) -> new`` to one experiment, transactionally."""
     state = get_state(request)
     caller = require(request, state.settings, ROLES)
-    key = _key(request)
+    after, bumped, warnings = await change_experiment(
+        state, caller, _key(request), action, change, restart_results=restart_results
+    )
+    return _answer(after, bumped, warnings)
+
+
+async def change_experiment(
+    state: AppState, caller: Caller, key: str, action: str, change: Any, *,
+    restart_results: bool = False,
+) -> tuple[dict[str, Any], bool, list[str]]:  # fmt: skip
+    """The change of one experiment (audited as ``caller``): (after, re-seeded, warnings)."""
     counts = await read_counts(state, key)
     bumped = [False]
     warnings: list[str] = []
@@ -209,7 +219,19 @@ async def _change(
         return after
 
     after: dict[str, Any] = await transact(state, action, [state.keys.experiments], read, write)
-    return _answer(after, bumped[0], warnings)
+    return after, bumped[0], warnings
+
+
+async def auto_stop(state: AppState, key: str, reason: dict[str, Any]) -> dict[str, Any]:
+    """Stop ``key`` for a guardrail (``origin.admin.guardrails``), the reason kept on it."""
+
+    def change(before: dict[str, Any], ms: int) -> dict[str, Any]:
+        if before["status"] != "running":
+            raise Conflict("experiment is not running", field="status")
+        return {**before, "status": "stopped", "stopped_by_guardrail": reason}
+
+    caller = Caller("guardrails", "auto-stop")
+    return (await change_experiment(state, caller, key, "experiment.auto_stop", change))[0]
 
 
 def _redefine(
@@ -254,7 +276,9 @@ def _status(status: str) -> Any:
     def change(before: dict[str, Any], ms: int) -> dict[str, Any]:
         if before["status"] == status:
             raise Conflict(f"experiment is already {status}", field="status")
-        return {**before, "status": status}
+        after = {**before, "status": status}
+        after.pop("stopped_by_guardrail", None)  # a restart clears the last auto-stop
+        return after
 
     return change
 

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from cache_keys.wire._check import SLUG_RE
 from origin.admin.base import ADMIN_BUDGET_S, now_ms
+from origin.admin.guardrails import guardrails, read_origin_counts
 from origin.admin.inference import compare, planning
 from origin.admin.metrics import METRICS, Arm, Metric
 from origin.admin.stats import EXACT_BELOW, holm, lift_ci, srm_p_value
@@ -169,9 +170,12 @@ def _harm(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def summarize(
-    exp: dict[str, Any], counts: dict[str, float], currency: str = "USD"
+    exp: dict[str, Any],
+    counts: dict[str, float],
+    currency: str = "USD",
+    origin: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The results document of one experiment (pure)."""
+    """The results document of one experiment (pure); ``origin``: its guardrail counters."""
     base = exp.get("results_baseline") or {}
     names = [v["name"] for v in exp["variations"]]
     # Subtracted, never clamped: a negative count is reported, not hidden.
@@ -217,6 +221,7 @@ def summarize(
         },
         "timeline": [] if problems else timeline(since, names, ALPHA),
         "harm": _harm(rows),
+        "guardrails": guardrails(names, since, origin or {}, ALPHA),
     }
 
 
@@ -249,7 +254,8 @@ async def results(request: Request) -> Response:
     raw = await state.store.run("experiment", state.store.client.hget(state.keys.experiments, key))
     if raw is None:
         raise NotFound(f"no experiment {key!r}", field="key")
-    doc = summarize(orjson.loads(raw), await read_counts(state, key), state.settings.currency)
+    counts, origin = await read_counts(state, key), await read_origin_counts(state, key)
+    doc = summarize(orjson.loads(raw), counts, state.settings.currency, origin)
     doc["as_of_ms"] = now_ms(state)
     return Response(
         orjson.dumps(doc), media_type="application/json", headers={"Cache-Control": "no-store"}

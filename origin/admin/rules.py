@@ -46,6 +46,7 @@ DEFINITION_FIELDS = frozenset(
         "start_ms",
         "stop_ms",
         "hash_version",
+        "auto_stop",
     }
 )
 WEIGHT_TOLERANCE = 1e-6
@@ -186,6 +187,10 @@ def build_definition(
     out = experiment_to_json(exp)
     out["name"] = _text(doc, "name", 120)
     out["description"] = _text(doc, "description", 2000)
+    auto_stop = doc.get("auto_stop", False)
+    if not isinstance(auto_stop, bool):
+        raise BadRequest("auto_stop must be true or false", field="auto_stop")
+    out["auto_stop"] = auto_stop  # origin.admin.autostop
     return out
 
 

@@ -1,17 +1,20 @@
 """The applier of scheduled changes (``origin.admin.schedule`` queues them): every origin
 process runs ``run``; a due job is claimed by the ``ZREM`` that removes it from the schedule,
-which only one process wins, then applied as its kind says."""
+which only one process wins, then applied as its kind says. The same tick runs the
+guardrails' auto-stop (``origin.admin.autostop``), itself claimed by one process a round."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
 
 from origin.admin import invalidations, merch_rules
+from origin.admin.autostop import check_auto_stop
 from origin.admin.base import ADMIN_BUDGET_S, now_ms
 from origin.auth import Caller
 from origin.errors import OriginError
@@ -84,10 +87,17 @@ async def run_due(state: AppState) -> list[dict[str, Any]]:
 
 async def run(state: AppState, stop: asyncio.Event, tick_s: float) -> None:
     """Apply due jobs every ``tick_s`` until ``stop`` is set; survives any Redis failure."""
+    next_check = 0.0  # this process's next guardrail round (monotonic seconds)
     while not stop.is_set():
         try:
             await run_due(state)
         except Exception as exc:  # keep the loop alive whatever Redis does
             LOG.debug("scheduled changes: %s", type(exc).__name__)  # retried next tick
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + state.settings.guardrail_check_s
+            try:
+                await check_auto_stop(state)
+            except Exception as exc:  # the next round's claimer tries again
+                LOG.debug("guardrail auto-stop: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), tick_s)

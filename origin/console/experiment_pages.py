@@ -15,7 +15,7 @@ from cache_keys.wire._check import SLUG_RE
 from origin.console import forms
 from origin.console.api import AdminApi, ApiError
 from origin.console.charts import lift_chart
-from origin.console.results_view import metric_views, money, timeline_rows
+from origin.console.results_view import guardrail_rows, metric_views, money, timeline_rows
 from origin.console.views import Ctx, field_errors, page, redirect, render
 
 __all__ = [
@@ -220,4 +220,5 @@ async def results(request: Request, ctx: Ctx) -> Response:
     return render(
         request, ctx, "results.html", experiment=exp, results=doc, chart=chart,
         metrics=metric_views(doc), timeline=timeline_rows(doc), money=money,
+        guardrails=guardrail_rows(doc),
     )  # fmt: skip

@@ -27,7 +27,7 @@ __all__ = ["API_FIELDS", "FIELDS", "FormError", "changes", "number", "to_doc", "
 
 FIELDS = (
     "key", "name", "description", "variations", "weights", "coverage", "layer",
-    "layer_start", "layer_end", "segments", "routes", "start", "stop",
+    "layer_start", "layer_end", "segments", "routes", "start", "stop", "auto_stop",
 )  # fmt: skip
 # API field (problem+json ``field``) -> the form field that shows its error.
 API_FIELDS = {
@@ -43,6 +43,7 @@ API_FIELDS = {
     "routes": "routes",
     "start_ms": "start",
     "stop_ms": "stop",
+    "auto_stop": "auto_stop",
 }
 _TIME_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -147,6 +148,7 @@ _CONVERT: dict[str, Callable[[Mapping[str, str], dict[str, Any]], dict[str, Any]
     "routes": lambda f, b: {"routes": _list(f.get("routes", ""))},
     "start": lambda f, b: {"start_ms": _time(f.get("start", ""), "start")},
     "stop": lambda f, b: {"stop_ms": _time(f.get("stop", ""), "stop")},
+    "auto_stop": lambda f, b: {"auto_stop": f.get("auto_stop") == "on"},  # a checkbox
 }
 # Form fields whose change is compared as one (the layer's three inputs).
 _GROUPS = {"layer": ("layer", "layer_start", "layer_end")}
@@ -157,6 +159,8 @@ def to_doc(form: Mapping[str, str]) -> dict[str, Any]:
     doc: dict[str, Any] = {"key": form.get("key", "")}
     for convert in _CONVERT.values():
         doc.update(convert(form, {}))
+    if not doc["auto_stop"]:
+        del doc["auto_stop"]  # the API's default
     return {k: v for k, v in doc.items() if v not in (None, [], "") or k == "key"}
 
 
@@ -199,4 +203,5 @@ def to_form(doc: Mapping[str, Any]) -> dict[str, str]:
         "routes": ", ".join(doc.get("routes", [])),
         "start": _ms_text(doc.get("start_ms")),
         "stop": _ms_text(doc.get("stop_ms")),
+        "auto_stop": "on" if doc.get("auto_stop") else "",
     }

@@ -16,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MetricView", "count", "metric_views", "money", "pct", "pp", "timeline_rows"]
+__all__ = [
+    "MetricView", "count", "guardrail_rows", "metric_views", "money", "pct", "pp", "timeline_rows",
+]  # fmt: skip
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
@@ -129,6 +131,37 @@ def timeline_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     "difference": pp(lift["difference"]),
                     "ci": _interval("rate", lift["ci"], ""),
                     "sequential": _interval("rate", lift["sequential_ci"], ""),
+                }
+            )
+    return out
+
+
+_GUARDRAIL_NAMES = {"degraded": "Degraded at the edge", "slow": "Slow at the origin",
+                    "error": "Errors at the origin"}  # fmt: skip
+
+
+def guardrail_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per guardrail and arm: the rate with its counts, and a treatment's difference from
+    control with both intervals and whether it is worse (always valid)."""
+    out = []
+    section = doc.get("guardrails") or {"arms": []}
+    for key, name in _GUARDRAIL_NAMES.items():
+        for arm in section["arms"]:
+            g = arm[key]
+            cmp = (arm.get("vs_control") or {}).get(key)
+            out.append(
+                {
+                    "guardrail": name,
+                    "key": key,
+                    "variant": arm["variant"],
+                    "rate": "–" if g["rate"] is None else pct(g["rate"]),
+                    "counts": f"{count(g['events'])} of {count(g['of'])}",
+                    "difference": None if cmp is None else pp(cmp["difference"]),
+                    "ci": None if cmp is None else _interval("rate", cmp["ci"], ""),
+                    "sequential": None
+                    if cmp is None
+                    else _interval("rate", cmp["sequential_ci"], ""),
+                    "worse": bool(cmp and cmp["worse"]),
                 }
             )
     return out

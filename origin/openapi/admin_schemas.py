@@ -99,6 +99,12 @@ def _definition() -> dict[str, Any]:
         "start_ms": _OPT_EPOCH_MS,
         "stop_ms": {**_OPT_EPOCH_MS, "description": "after start_ms (422 otherwise)"},
         "hash_version": {"type": "integer", "minimum": 1, "maximum": 2, "default": 2},
+        "auto_stop": {
+            "type": "boolean",
+            "default": False,
+            "description": "stop the experiment when a treatment's guardrail (degraded, slow "
+            "or error rate) is worse than control by the always-valid test",
+        },
     }
 
 

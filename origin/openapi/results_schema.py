@@ -90,6 +90,44 @@ def _timeline() -> dict[str, Any]:
     }
 
 
+def _guardrails() -> dict[str, Any]:
+    rate = _obj({"events": _COUNT, "of": _COUNT, "rate": _NUM_OR_NULL})
+    cmp = {
+        **_obj(
+            {
+                "difference": _NUM,
+                "ci": {**_PAIR, "description": "fixed-horizon (Newcombe) at 1 - alpha"},
+                "sequential_ci": {
+                    **_PAIR,
+                    "description": "always-valid, at alpha / (treatments x 3 guardrails)",
+                },
+                "worse": {"type": "boolean"},
+            }
+        ),
+        "type": ["object", "null"],
+    }
+    names = ("degraded", "slow", "error")
+    arm = {
+        "type": "object",
+        "required": ["variant", *names],
+        "properties": {
+            "variant": {"type": "string"},
+            **dict.fromkeys(names, rate),
+            "vs_control": {"type": "object", "additionalProperties": cmp},
+        },
+    }
+    return _obj(
+        {
+            "arms": {"type": "array", "items": arm},
+            "worse": {"type": "object", "additionalProperties": {"type": "array"}},
+        },
+        description="per arm: degraded = shopper-days with a degraded answer at the edge / "
+        "exposed shopper-days; slow = origin answers over the latency budget / origin "
+        "answers; error = origin answers degraded by an error / origin answers. worse: "
+        "the treatment's rate minus control's has an always-valid interval above 0",
+    )
+
+
 def results() -> dict[str, Any]:
     """The results document."""
     metric = _obj(
@@ -143,6 +181,7 @@ def results() -> dict[str, Any]:
                 "below control",
                 "additionalProperties": {"type": "array", "items": {"type": "string"}},
             },
+            "guardrails": _guardrails(),
             "as_of_ms": {"type": "integer"},
         },
         "required": ["experiment", "variants", "srm", "inconsistent", "metrics", "currency"],

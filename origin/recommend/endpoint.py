@@ -223,7 +223,9 @@ def ab_unit(sid: str, feats: Features) -> str:
 async def recommendations(request: Request) -> Response:
     """The full per-user answer (see the module docstring)."""
     state = get_state(request)
+    started = time.perf_counter()
     route, policy, k = _params(request)
+    budget_s = (state.settings.guardrail_latency_ms or policy.origin_budget_ms) / 1000
     shopper = identify(request, state.settings)
     now_s = state.clock()
     snap = state.snapshot.current
@@ -246,7 +248,10 @@ async def recommendations(request: Request) -> Response:
         reason = "error"
     else:
         labels = functools.partial(_labels, inputs=inputs, snap=snap)
-        return _respond(_body(route, items, variants, False, labels), new_cookie + cookies)
+        body = _body(route, items, variants, False, labels)
+        slow = time.perf_counter() - started > budget_s
+        state.guard.record(variants, slow=slow, degraded=False)
+        return _respond(body, new_cookie + cookies)
     state.metrics.degraded.labels(reason).inc()
     now_ms = int(now_s * 1000)
     mark = holdout_variant(snap.holdout, sid)
@@ -255,6 +260,7 @@ async def recommendations(request: Request) -> Response:
     variants = mark if mark.get(HOLDOUT_KEY) == HOLDOUT_ARMS[0] else {**variants, **mark}
     popular = _popular(snap, route, k, policy.category_cap, now_s)
     body = _body(route, popular, variants, True, popular_labels)
+    state.guard.record(variants, slow=time.perf_counter() - started > budget_s, degraded=True)
     return _respond(body, new_cookie)
 
 

@@ -19,6 +19,7 @@ from edge.answer import (
 )
 from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
 from edge.plan import decide
+from segmenter.event import Event, validate
 from tests.support.edge import (
     HSEG,
     NOW_MS,
@@ -195,3 +196,19 @@ def test_public_api_is_listed() -> None:
         assert hasattr(edge, name), name
     assert {"decide", "freshness", "rerank", "RequestParts", "Plan"} <= set(edge.__all__)
     assert "worker" not in edge.__all__
+
+
+def test_a_degraded_answer_adds_a_v4_marker_with_its_own_daily_id() -> None:
+    plan = decide(parts(seg=token()), config(experiments=[experiment()]), SETTINGS, NOW_MS)
+    batch = exposure_batch(plan, NOW_MS, degraded=True)
+    plain = exposure_batch(plan, NOW_MS)
+    assert batch is not None and plain is not None
+    exposure, marker = batch["events"]
+    assert exposure == plain["events"][0] and exposure["v"] == 1 and "degraded" not in exposure
+    assert marker["v"] == 4 and marker["degraded"] is True
+    assert marker["event_id"] == exposure["event_id"] + "-d"
+    assert {k: v for k, v in marker.items() if k not in ("v", "event_id", "degraded")} == {
+        k: v for k, v in exposure.items() if k not in ("v", "event_id")
+    }
+    parsed = validate(marker)
+    assert isinstance(parsed, Event) and parsed.degraded

@@ -158,6 +158,19 @@ async def test_keys_sharing_one_list_are_each_revalidated() -> None:
     assert await rig.bg.drain() == 2
 
 
+async def test_a_stale_if_error_answers_exposures_are_marked_degraded() -> None:
+    rig = Rig(experiments=[experiment(routes=["home"])])
+    await rig.get()
+    rig.origin.answers["/v1/segments/"] = (503, "{}")
+    rig.now += 400_000
+    assert (await rig.get()).detail == "stale-if-error"
+    await rig.bg.drain()
+    fresh, stale, marker = [e for b in rig.origin.posted for e in b["events"]]
+    assert "degraded" not in fresh and stale["event_id"] == fresh["event_id"]
+    assert marker["degraded"] is True and marker["v"] == 4
+    assert marker["event_id"] == fresh["event_id"] + "-d"
+
+
 async def test_expired_entry_and_a_failing_origin_is_stale_if_error() -> None:
     rig = Rig()
     fresh = await rig.get()

@@ -18,6 +18,7 @@ from cache_keys.experiments import exposure_event_id
 from cache_keys.segments import ANON_HSEG
 from cache_keys.wire import SEGMENT_COOKIE, SHOPPER_COOKIE
 from ops.local.redis import free_port
+from segmenter.event import Event, validate
 from tests.edge.rail_requests import (
     HSEG,
     SHOP,
@@ -199,6 +200,26 @@ def test_origin_down_serves_stale_if_error_then_the_default_list(
     assert "fwd-status=503" in default.header("cache-status")
     assert default.items == ["DEFAULT-1"]
     assert default.json["degraded"] is True
+
+
+def test_a_stale_if_error_answer_sends_a_degraded_marker_in_event_v4(
+    worker, origin: StandinOrigin
+) -> None:
+    w = worker(config_doc(experiments=[experiment()]))
+    cookie = shopper_cookie(token=valid_token())
+    get(w, cookie=cookie)
+    drain(w)
+    origin.control("mode", {"mode": "down"})  # the feeds; the collector still takes events
+    w.call("advance", ms=400_000)
+    stale = get(w, cookie=cookie)
+    assert stale.detail == "stale-if-error"
+    drain(w)
+    fresh_ev, stale_ev, marker = origin.stats()["events"]
+    assert fresh_ev["v"] == 1 and "degraded" not in fresh_ev
+    assert stale_ev["event_id"] == fresh_ev["event_id"]  # the day's exposure, deduped
+    assert marker["v"] == 4 and marker["degraded"] is True
+    assert marker["event_id"] == fresh_ev["event_id"] + "-d"
+    assert isinstance(validate(marker), Event)
 
 
 def test_origin_slower_than_its_budget_gives_the_default_list(

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ops.cli import main
@@ -126,3 +127,16 @@ def test_strategies_and_holdout(capsys, origin) -> None:
     code, _, err = run(capsys, origin, "experiments", "holdout", "--share", "2")
     assert code == 1 and "share must be a number from 0 to 1" in err
     assert run(capsys, origin, "experiments", "holdout", "--share", "0")[0] == 0
+
+
+def test_create_with_auto_stop(capsys, origin) -> None:
+    create = ["experiments", "create", "cli-auto", "--variation", "control", "--variation", "b"]
+    code, _, err = run(capsys, origin, *create, "--auto-stop")
+    assert code == 0, err
+    code, _, err = run(capsys, origin, "experiments", "create", "cli-manual", "--variation",
+                       "control", "--variation", "b")  # fmt: skip
+    assert code == 0, err
+    h = {"Authorization": f"Bearer {EXPER}"}
+    base = f"{origin.url}/v1/admin/experiments"
+    assert httpx.get(f"{base}/cli-auto", headers=h).json()["auto_stop"] is True
+    assert httpx.get(f"{base}/cli-manual", headers=h).json()["auto_stop"] is False

@@ -92,38 +92,38 @@ def test_per_version_counts_are_metrics() -> None:
 
 # -- breaking changes, each made on a temporary copy of the registry ----------------------
 V4_ADDITIVE = """
-VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields, "list": _text(_SLUG)},
-                      (VERSIONS[3].examples[-1] | {"v": 4, "list": "home"},))
+VERSIONS[5] = Version(5, 1, {**VERSIONS[4].fields, "list": _text(_SLUG)},
+                      (VERSIONS[4].examples[-1] | {"v": 5, "list": "home"},))
 """
 V4_REMOVES = """
-VERSIONS[4] = Version(4, 1, {k: f for k, f in VERSIONS[3].fields.items() if k != "session"},
-                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+VERSIONS[5] = Version(5, 1, {k: f for k, f in VERSIONS[4].fields.items() if k != "session"},
+                      ({"v": 5, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
 """
 V4_MAJOR_NO_UPCASTER = """
-VERSIONS[4] = Version(4, 2, {**VERSIONS[3].fields, "price": Field("int", minimum=0)},
-                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+VERSIONS[5] = Version(5, 2, {**VERSIONS[4].fields, "price": Field("int", minimum=0)},
+                      ({"v": 5, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
 """
 V4_MAJOR = V4_MAJOR_NO_UPCASTER.replace(
     ",))",
-    ",), upcaster=lambda d: {**d, 'v': 4} | ({'price': round(d['price'] * 100)} "
+    ",), upcaster=lambda d: {**d, 'v': 5} | ({'price': round(d['price'] * 100)} "
     "if 'price' in d else {}))",
 )
-V4_MAJOR_BAD_UPCASTER = V4_MAJOR_NO_UPCASTER.replace(",))", ",), upcaster=lambda d: {**d, 'v': 4})")
+V4_MAJOR_BAD_UPCASTER = V4_MAJOR_NO_UPCASTER.replace(",))", ",), upcaster=lambda d: {**d, 'v': 5})")
 # Widening within a major is additive; narrowing (or a changed kind) is not.
 V4_WIDENS = """
-VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields,
+VERSIONS[5] = Version(5, 1, {**VERSIONS[4].fields,
                              "qty": Field("int", minimum=1, maximum=5000),
                              "type": Field("enum", True, values=(*EVENT_TYPES, "refund"))},
-                      ({"v": 4, "event_id": "x", "type": "refund", "user": "u", "ts": _T0},))
+                      ({"v": 5, "event_id": "x", "type": "refund", "user": "u", "ts": _T0},))
 """
 V4_NARROWS = """
-VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields, "qty": Field("int", minimum=1, maximum=10)},
-                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+VERSIONS[5] = Version(5, 1, {**VERSIONS[4].fields, "qty": Field("int", minimum=1, maximum=10)},
+                      ({"v": 5, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
 """
 V4_ENUM_REORDERED = """
-VERSIONS[4] = Version(4, 1, {**VERSIONS[3].fields,
+VERSIONS[5] = Version(5, 1, {**VERSIONS[4].fields,
                              "type": Field("enum", True, values=tuple(reversed(EVENT_TYPES)))},
-                      ({"v": 4, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
+                      ({"v": 5, "event_id": "x", "type": "view", "user": "u", "ts": _T0},))
 """
 
 
@@ -158,13 +158,13 @@ def test_an_unchanged_copy_passes(tmp_path) -> None:
         ('"position": Field("int", minimum=0, maximum=999)',
          '"position": Field("int", True, minimum=0, maximum=999)', "",
          "v2: published version changed"),
-        ("", "", V4_REMOVES, "v4: removes 'session' within major 1"),
-        ("", "", V4_MAJOR_NO_UPCASTER, "v4: starts major 2 without an upcaster"),
-        ("", "", V4_MAJOR_BAD_UPCASTER, "upcast v3 e2 is invalid: price is not int"),
+        ("", "", V4_REMOVES, "v5: removes 'session' within major 1"),
+        ("", "", V4_MAJOR_NO_UPCASTER, "v5: starts major 2 without an upcaster"),
+        ("", "", V4_MAJOR_BAD_UPCASTER, "upcast v4 e2 is invalid: price is not int"),
         ("", "", V4_ADDITIVE.replace('_text(_SLUG)', '_text(_SLUG, required=True)'),
-         "v4: adds required 'list' within major 1"),
-        ("", "", V4_NARROWS, "v4: changes 'qty' within major 1"),
-        ("", "", V4_ENUM_REORDERED, "v4: changes 'type' within major 1"),
+         "v5: adds required 'list' within major 1"),
+        ("", "", V4_NARROWS, "v5: changes 'qty' within major 1"),
+        ("", "", V4_ENUM_REORDERED, "v5: changes 'type' within major 1"),
     ],
 )  # fmt: skip
 def test_a_breaking_change_fails_the_check(tmp_path, old, new, append, finding) -> None:

@@ -47,6 +47,7 @@ def _expected(evs: list[Event]) -> Counter[str]:
     for user, (v, _) in first.items():
         capped, o = min(rev[user], CAP), orders[user]
         out[f"x:{v}"] += 1
+        out[f"e:{v}"] += 1  # one exposure event each: the guardrails' denominator
         out[f"c:{v}"] += o > 0
         out[f"a:{v}"] += user in carted
         out[f"o:{v}"] += o

@@ -228,6 +228,7 @@ def test_experiments_count_distinct_shoppers_and_skip_bots() -> None:
         # the shopper's revenue is the sum of both orders: one contribution of 2125 cents
         "rc:b": 2125, "rq:b": 2125**2, "oq:b": 2**2, "ro:b": 2125 * 2,
         f"d:{day}:x:b": 1, f"d:{day}:c:b": 1, f"d:{day}:x:control": 1, "k:100000": 2,
+        "e:b": 2, "e:control": 1,  # exposure events (the guardrails' denominator), bots not
     }  # fmt: skip
 
 
