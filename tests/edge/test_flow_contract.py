@@ -205,7 +205,14 @@ class TestRailFlowContract:
         assert (default.status, default.detail, default.fault) == (200, "default", "")
         assert fwd_status(default) == fwd and default.items == ["DEFAULT-1"]
         await edge.drain()
-        assert len(origin.stats()["events"]) == 2  # none for the default list
+        events = origin.stats()["events"]
+        # an exposure for the fresh and the stale answer, none for the default list; the
+        # stale-if-error answer was degraded, so its exposure has a guardrail marker beside it
+        exposures = [e for e in events if not e.get("degraded")]
+        assert len(exposures) == 2
+        assert [e["event_id"] for e in events if e.get("degraded")] == [
+            exposures[1]["event_id"] + "-d"
+        ]
 
     async def test_a_cache_that_cannot_read_still_answers_from_the_origin(self, edge: Edge) -> None:
         await edge.break_cache(read=True)
