@@ -25,7 +25,7 @@ from cache_keys.wire import (
 )
 from edge.cache_status import DEFAULT, ORIGIN, cache_status
 from edge.plan import Plan
-from edge.rerank import Ranked, rerank
+from edge.rerank import Ranked, prepare, rerank
 
 __all__ = [
     "Answer",
@@ -48,25 +48,6 @@ class Answer(NamedTuple):
 
 
 _NO_LABELS: dict[str, Any] = {}
-_LABELS: dict[int, tuple[Sequence[ListItem], dict[str, dict[str, Any]]]] = {}
-_LABELS_MAX = 256  # distinct lists kept per process, as ``edge.rerank.prepare`` keeps
-
-
-def _labels(items: Sequence[ListItem]) -> Mapping[str, dict[str, Any]]:
-    """item -> its labels (name, image_url, price) for the answer, memoized by the list's
-    identity (lists are immutable tuples; most lists carry none)."""
-    hit = _LABELS.get(id(items))
-    if hit is not None and hit[0] is items:
-        return hit[1]
-    labels = {
-        i.item: labels_to_json(i.name, i.image_url, i.price)
-        for i in items
-        if i.name or i.image_url  # a labelled item's price goes with its labels
-    }
-    if len(_LABELS) >= _LABELS_MAX:
-        _LABELS.clear()
-    _LABELS[id(items)] = (items, labels)
-    return labels
 
 
 def _body(
@@ -106,7 +87,7 @@ def answer_from_list(
         mask=mask,
     )
     reason_override = DEFAULT if tier == DEFAULT else None
-    labels = _labels(items)
+    labels = prepare(items).labels
     if not rules:
         rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
         return Answer(_body(rows, plan.variants, degraded, labels), tier, status, degraded)
@@ -140,7 +121,7 @@ def plain_default_answer(items: Sequence[ListItem], k: int, status: str) -> Answ
     """The default list as it is, cut to ``k``, with no variant and no rerank: the answer of
     last resort when the decision core itself failed (nothing of it is trusted)."""
     rows = ((i.item, i.score, DEFAULT) for i in items[:k])
-    return Answer(_body(rows, {}, True, _labels(items)), DEFAULT, status, True)
+    return Answer(_body(rows, {}, True, prepare(items).labels), DEFAULT, status, True)
 
 
 def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]:

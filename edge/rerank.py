@@ -24,9 +24,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from cache_keys.wire import ContextCookie, ListItem
+from cache_keys.wire import ContextCookie, ListItem, labels_to_json
 
 __all__ = ["DEFAULT_WEIGHTS", "Prepared", "Ranked", "prepare", "rerank"]
 
@@ -50,11 +50,13 @@ class Ranked(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A list indexed once: item names, ``(-score, rank)`` best first overall and per category."""
+    """A list indexed once: item names, ``(-score, rank)`` best first overall and per category,
+    and the catalog labels (name, image_url, price) answers carry for its labelled items."""
 
     names: frozenset[str]
     order: list[tuple[float, int]]
     by_category: dict[str, list[tuple[float, int]]]
+    labels: dict[str, dict[str, Any]]
 
 
 _PREPARED: dict[int, tuple[Sequence[ListItem], Prepared]] = {}
@@ -69,7 +71,12 @@ def prepare(items: Sequence[ListItem]) -> Prepared:
     by_category: dict[str, list[tuple[float, int]]] = {}
     for row in order:
         by_category.setdefault(items[row[1]].category, []).append(row)
-    prepared = Prepared(frozenset(i.item for i in items), order, by_category)
+    labels = {
+        i.item: labels_to_json(i.name, i.image_url, i.price)
+        for i in items
+        if i.name or i.image_url  # a labelled item's price goes with its labels
+    }
+    prepared = Prepared(frozenset(i.item for i in items), order, by_category, labels)
     if len(_PREPARED) >= _PREPARED_MAX:
         _PREPARED.clear()
     _PREPARED[id(items)] = (items, prepared)
