@@ -449,6 +449,16 @@ class Settings:
             type="float",
         ),
     )
+    repeat_share: float = field(
+        default=0.0,
+        metadata=_env(
+            "P13N_REPEAT_SHARE",
+            "the shop's share of purchases that repeat an item the same shopper bought before "
+            '(0 to 1), mixing the rails\' "due again" and "goes with" signals; 0: as the '
+            "segment list build measures it from the shop's own data",
+            type="float",
+        ),
+    )
     max_clock_skew_ms: int = field(
         default=5 * 60_000,
         metadata=_env(
@@ -531,5 +541,6 @@ class Settings:
             collector_service_burst=_int(e, "P13N_COLLECTOR_SERVICE_BURST", 100_000),
             max_clock_skew_ms=_int(e, "P13N_MAX_CLOCK_SKEW_MS", 5 * 60_000),
             holdout_share=_share(e, "P13N_HOLDOUT_SHARE"),
+            repeat_share=_share(e, "P13N_REPEAT_SHARE"),
             shopper_ids=shopper_ids_from_env(e),
         )

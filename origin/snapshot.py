@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -119,6 +120,8 @@ class Snapshot:
     revision: int = 0
     # merchandising rules not yet ended, by name, segments hashed (``origin.admin.merch_rules``)
     rules: tuple[MerchRule, ...] = ()
+    # the shop's repeat share as the last list build measured it (None: not measured yet)
+    repeat_share: float | None = None
 
     @property
     def loaded(self) -> bool:
@@ -171,9 +174,10 @@ async def load(
         p.get(keys.popular_list)
         p.get(keys.holdout)
         p.hgetall(keys.merch_rules)
+        p.hget(keys.shop_stats, "repeat_share")
 
     replies = await store.pipeline("snapshot", build)
-    version, exps, registry, gens, mask, raw_popular, raw_holdout, rules = replies
+    version, exps, registry, gens, mask, raw_popular, raw_holdout, rules, share = replies
     popular = _popular(raw_popular)
     return Snapshot(
         experiments=_experiments(exps, int(now_s * 1000)),
@@ -186,7 +190,17 @@ async def load(
         revision=int(version) if version and version.isdigit() else 0,
         holdout=_holdout(raw_holdout, holdout_default),
         rules=_rules(rules, seg_key, int(now_s * 1000)) if seg_key else (),
+        repeat_share=_share(share),
     )
+
+
+def _share(raw: bytes | None) -> float | None:
+    """A stored share in [0, 1], else None (absent or malformed: the ranking's default)."""
+    try:
+        value = float(raw) if raw is not None else math.nan
+    except ValueError:
+        return None
+    return value if 0.0 <= value <= 1.0 else None
 
 
 def _holdout(raw: bytes | None, default: float) -> float:

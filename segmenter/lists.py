@@ -10,8 +10,11 @@
          ``MAX_ITEM_NAME``) -> msgpack of the wire form, registry entry {segment, lists}
 
 A segment with few shoppers gets the prior (global popularity with its category and price
-boosts); a large one what its shoppers actually do. Weights as popularity's: a purchase 5
-(per purchase kept), a recent view 1.
+boosts); a large one what its shoppers actually do. The same read measures the shop's repeat
+share (``ShopStats``: the share of purchases that repeat an item the same shopper bought
+before), published in ``Keys.shop_stats`` with the lists: the origin's rails mix "due again"
+and "goes with what you have" by it (``origin.recommend.ranking``). Weights as popularity's:
+a purchase 5 (per purchase kept), a recent view 1.
 
 List variants come from the experiments the origin stores (``variations[].list_variant``,
 usually set by a named strategy: ``origin.strategies`` and docs/EXPERIMENTS.md say which
@@ -26,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,7 +43,15 @@ from segmenter.schema import POPULARITY_BUCKET_S, POPULARITY_BUCKETS, Keys
 from segmenter.segments import SegmentRules
 from segmenter.settings import ProcessorSettings
 
-__all__ = ["ListReport", "build_lists", "build_lists_locked", "rank", "segment_behaviour", "shrink"]
+__all__ = [
+    "ListReport",
+    "ShopStats",
+    "build_lists",
+    "build_lists_locked",
+    "rank",
+    "segment_behaviour",
+    "shrink",
+]
 
 TRENDING_BUCKETS = 6
 MIN_LIST = 100
@@ -146,14 +157,37 @@ def _labelled(li: ListItem, info: Mapping[str, Any] | None) -> ListItem:
     return replace(li, name=name, image_url=image)
 
 
+@dataclass(slots=True)
+class ShopStats:
+    """The shop's repeat behaviour over the shoppers the build read (``repeat_share``)."""
+
+    purchases: int = 0
+    repeats: int = 0  # purchases of an item the same shopper had bought before
+
+    def add(self, times: Iterable[int]) -> None:
+        """One shopper's purchases of each of their items."""
+        for n in times:
+            self.purchases += n
+            self.repeats += max(0, n - 1)
+
+    def to_redis(self) -> dict[str, str]:
+        """The ``Keys.shop_stats`` hash (no ``repeat_share`` before any purchase)."""
+        out = {"purchases": str(self.purchases)}
+        if self.purchases:
+            out["repeat_share"] = repr(round(self.repeats / self.purchases, 6))
+        return out
+
+
 async def segment_behaviour(
-    r: aioredis.Redis, keys: Keys, limit: int = SEGMENT_SAMPLE_MAX
+    r: aioredis.Redis, keys: Keys, limit: int = SEGMENT_SAMPLE_MAX, stats: ShopStats | None = None
 ) -> dict[str, dict[str, float]]:
     """Segment name -> item -> weight of what its shoppers bought and recently viewed, over
-    at most ``limit`` shoppers (a SCAN of the shoppers' scalar hashes, chunks pipelined)."""
+    at most ``limit`` shoppers (a SCAN of the shoppers' scalar hashes, chunks pipelined);
+    ``stats``, when given, counts every read shopper's purchases."""
     out: dict[str, dict[str, float]] = {}
     chunk: list[bytes] = []
     read = 0
+    counted = stats or ShopStats()
 
     async def flush() -> None:
         pipe = r.pipeline(transaction=False)
@@ -165,13 +199,12 @@ async def segment_behaviour(
         replies = await pipe.execute()
         for n in range(len(chunk)):
             seg, bought, recent = replies[3 * n : 3 * n + 3]
+            purchases = {item.decode(): _times(value) for item, value in bought.items()}
+            counted.add(purchases.values())
             if not seg:
                 continue
             counts = out.setdefault(seg.decode(), {})
-            for item, value in bought.items():
-                parts = value.split(b"|")
-                times = int(parts[3]) if len(parts) >= 4 and parts[3].isdigit() else 1
-                sku = item.decode()
+            for sku, times in purchases.items():
                 counts[sku] = counts.get(sku, 0.0) + PURCHASE_WEIGHT * times
             for item in recent:
                 sku = item.decode()
@@ -188,6 +221,12 @@ async def segment_behaviour(
     if chunk:
         await flush()
     return out
+
+
+def _times(value: bytes) -> int:
+    """Purchase events of one ``:bought`` value (1 for the older two-field form)."""
+    parts = value.split(b"|")
+    return int(parts[3]) if len(parts) >= 4 and parts[3].isdigit() else 1
 
 
 async def _inputs(
@@ -225,7 +264,8 @@ async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: Pro
                       now_ms: int) -> ListReport:  # fmt: skip
     """Build and store every (segment, variant) list, the registry and the popular list."""
     popular, trending, catalog, variants = await _inputs(r, keys, s.partitions)
-    behaviour = await segment_behaviour(r, keys)
+    stats = ShopStats()
+    behaviour = await segment_behaviour(r, keys, stats=stats)
 
     def compute() -> tuple[dict[str, bytes], dict[str, bytes]]:
         lists: dict[str, bytes] = {}
@@ -252,6 +292,8 @@ async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: Pro
         pipe.set(key, value)
     pipe.delete(keys.list_registry)
     pipe.hset(keys.list_registry, mapping=registry)  # type: ignore[arg-type]
+    pipe.delete(keys.shop_stats)
+    pipe.hset(keys.shop_stats, mapping=stats.to_redis())  # type: ignore[arg-type]
     await pipe.execute()
     return ListReport(len(registry), len(lists), sum(1 for _ in lists))
 

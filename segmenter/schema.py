@@ -48,6 +48,9 @@ ever part of a key name.
     P:{lists}:registry     hash   hseg -> msgpack {segment, lists: {variant: etag}}
     P:{lists}:popular      string msgpack global popular list (degraded-mode fallback)
     P:{lists}:lock         string owner of the list build in progress (SET NX PX)
+    P:{lists}:stats        hash   the shop's behaviour as the list build measured it:
+                                  repeat_share (share of purchases that repeat an item
+                                  the same shopper bought before), purchases (its sample)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
                            invalidations, audit log, tombstones, edge heartbeats (and their
                            recent history), tokens, the last reconciliation report (JSON),
@@ -376,6 +379,10 @@ class Keys:
     @property
     def popular_list(self) -> str:
         return f"{self.prefix}:{{lists}}:popular"
+
+    @property
+    def shop_stats(self) -> str:
+        return f"{self.prefix}:{{lists}}:stats"
 
     @property
     def list_lock(self) -> str:

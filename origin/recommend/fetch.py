@@ -29,7 +29,7 @@ from cache_keys.wire import SegmentList, parse_segment_list
 from origin.catalog_records import CatalogEntry, decode_entry
 from origin.recommend.caches import MISSING, ListView
 from origin.recommend.features import RECENT_USED, Features, decode_features
-from origin.recommend.ranking import Inputs
+from origin.recommend.ranking import Inputs, shop_repeat_share
 from origin.snapshot import Snapshot
 from origin.state import AppState
 
@@ -247,4 +247,5 @@ async def load_inputs(
         popular=snap.popular_view,
         catalog=catalog,
         mask=snap.mask,
+        repeat_share=shop_repeat_share(state.settings.repeat_share, snap.repeat_share),
     )

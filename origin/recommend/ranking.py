@@ -11,6 +11,15 @@ route's strategy (which an A/B variation may change by name):
     discovery     ``base`` (the segment's list), ``category_boost`` (the shopper's category
                   affinity), ``popularity`` (global)
 
+"Goes with" and "due again" are mixed by how much the shop's shoppers repeat themselves:
+the ``recency`` weight is scaled by the odds ``(1 - r) / r``, ``r`` the shopper's share of
+purchases that repeat an item they bought before, shrunk toward the shop's (measured by the
+list build, ``segmenter.lists.ShopStats``; ``P13N_REPEAT_SHARE`` fixes it) with the weight of
+``SHOP_PRIOR_PURCHASES`` purchases. A grocery (about half of all purchases are repeats) keeps
+the route's weights; a fashion shop (one in ten) leads with what goes with what the shopper
+viewed and bought. Until a share is measured, ``DEFAULT_REPEAT_SHARE``: even odds, the weights
+as they are. A variation's ``recency`` is the weight at even odds, scaled the same way.
+
 An item's reason is its largest weighted signal, said the way a shopper reads it::
 
     "due again: you buy this every ~9 days"   (own interval known, needed by the next visit)
@@ -37,6 +46,7 @@ from origin.recommend.features import Features
 from origin.recommend.repurchase import Due, due_scores
 
 __all__ = [
+    "DEFAULT_REPEAT_SHARE",
     "ROUTE_STRATEGIES",
     "Inputs",
     "Scored",
@@ -45,8 +55,13 @@ __all__ = [
     "diversify",
     "merchandise",
     "rank",
+    "repeat_odds",
+    "shop_repeat_share",
 ]
 
+DEFAULT_REPEAT_SHARE = 0.5  # not measured yet: even odds, the route's weights unchanged
+SHOP_PRIOR_PURCHASES = 30.0  # the shop's share weighs like this many of the shopper's purchases
+MIN_SHARE = 0.02  # keeps the odds finite (a shop or shopper that never or always repeats)
 UNKNOWN_CATEGORY = "\x00unknown"  # one bucket for the cap; never a reason to drop an item
 T = TypeVar("T")
 # (segment, goes-with, due, affinity, popular) weighted signals
@@ -106,6 +121,25 @@ class Inputs:
     popular: ListView = field(default_factory=ListView)
     catalog: Mapping[str, CatalogEntry | None] = field(default_factory=dict)
     mask: frozenset[str] = frozenset()
+    repeat_share: float = DEFAULT_REPEAT_SHARE  # the shop's (``shop_repeat_share``)
+
+
+def shop_repeat_share(setting: float, measured: float | None) -> float:
+    """The shop's repeat share the ranking uses: the setting when set (above 0), else the
+    list build's measure, else ``DEFAULT_REPEAT_SHARE``."""
+    if setting > 0:
+        return setting
+    return DEFAULT_REPEAT_SHARE if measured is None else measured
+
+
+def repeat_odds(bought: Mapping[str, tuple[int, int, int, int]], shop_share: float) -> float:
+    """``(1 - r) / r``: ``r`` the shopper's share of purchases that repeat an item, shrunk
+    toward ``shop_share`` with the weight of ``SHOP_PRIOR_PURCHASES`` purchases."""
+    purchases = sum(v[3] for v in bought.values())
+    repeats = purchases - len(bought)
+    r = (repeats + SHOP_PRIOR_PURCHASES * shop_share) / (purchases + SHOP_PRIOR_PURCHASES)
+    r = min(max(r, MIN_SHARE), 1 - MIN_SHARE)
+    return (1 - r) / r
 
 
 _UNKNOWN: tuple[str, float, bool, bool] = ("", 0.0, True, False)
@@ -163,6 +197,7 @@ def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Sco
     dues = _dues(inp)
     top_due = max((d.score for d in dues.values()), default=0.0) or 1.0
     st = strategy
+    goes_with = st.recency * repeat_odds(feats.bought, inp.repeat_share)
     ranked: list[Row] = []
     prices: dict[str, float] = {}
     for item in {**seg, **pop, **cov, **dues}:
@@ -172,7 +207,7 @@ def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Sco
         if not in_stock or (durable and item in feats.bought):
             continue
         due = dues.get(item)
-        s_seg, s_cov = st.base * seg.get(item, 0.0), st.recency * cov.get(item, 0.0)
+        s_seg, s_cov = st.base * seg.get(item, 0.0), goes_with * cov.get(item, 0.0)
         s_rep = st.repeat * (due.score / top_due if due else 0.0)
         s_pop = st.popularity * pop.get(item, 0.0)
         s_aff = st.category_boost * aff.get(cat, 0.0)

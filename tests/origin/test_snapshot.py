@@ -8,6 +8,7 @@ import pytest
 
 from origin import snapshot
 from tests.support.data import MERCH, bearer
+from tests.support.segmenter import KEYS
 
 pytestmark = pytest.mark.anyio
 
@@ -47,3 +48,13 @@ async def test_an_older_refresh_finishing_last_does_not_undo_a_hard_purge(
     release.set()
     await asyncio.wait_for(older, 10)
     assert "AB-1" in holder.current.mask
+
+
+async def test_the_snapshot_carries_the_shops_repeat_share(client, redis_client) -> None:
+    """Published by the list build; absent, malformed or out of range: not measured."""
+    holder = client.app.state.p13n.snapshot
+    for raw, want in ((b"0.42", 0.42), (b"junk", None), (b"1.5", None)):
+        redis_client.hset(KEYS.shop_stats, "repeat_share", raw)
+        assert (await holder.refresh()).repeat_share == want
+    redis_client.delete(KEYS.shop_stats)
+    assert (await holder.refresh()).repeat_share is None

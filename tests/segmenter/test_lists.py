@@ -11,7 +11,7 @@ from cache_keys import ANON_HSEG, hash_segment, wire
 from cache_keys.wire import parse_segment_list
 from ops.shop import Shop
 from segmenter.connection import connect
-from segmenter.lists import build_lists, rank, segment_behaviour, shrink
+from segmenter.lists import ShopStats, build_lists, rank, segment_behaviour, shrink
 from segmenter.segments import load_rules
 from tests.support import segmenter as support
 from tests.support.segmenter import KEYS
@@ -152,3 +152,23 @@ def test_lists_carry_the_catalogs_labels_cut_to_fit_the_wire() -> None:
     )
     assert wire.parse_segment_list(doc).items == tuple(got.values())
     assert "name" not in doc["items"][2] and "image_url" not in doc["items"][2]
+
+
+def test_the_build_publishes_the_shops_repeat_share(redis_url, redis_client, tmp_path) -> None:
+    """Every read shopper counts, segment or not: 3 purchases of one item are 2 repeats."""
+    s = support.settings(redis_url, tmp_path / "b")
+    redis_client.hset(KEYS.shopper("a" * 22), mapping={"seg": "returning|grocery|mid"})
+    redis_client.hset(KEYS.bought("a" * 22), mapping={"milk": "3|9|1|3|2.0|3", "tea": "1|9"})
+    redis_client.hset(KEYS.shopper("b" * 22), mapping={"events": "4"})  # no segment yet
+    redis_client.hset(KEYS.bought("b" * 22), mapping={"soap": "2|9|9|1|1.0|1", "bad": "x|y"})
+
+    async def build():
+        client = connect(redis_url)
+        await build_lists(client, KEYS, load_rules(), s, now_ms=1)
+        await client.aclose()
+
+    asyncio.run(build())
+    stats = redis_client.hgetall(KEYS.shop_stats)
+    # purchases: milk 3, tea 1 (the older form), soap 1, bad 1 (unreadable: counted once)
+    assert stats == {b"purchases": b"6", b"repeat_share": repr(round(2 / 6, 6)).encode()}
+    assert ShopStats().to_redis() == {"purchases": "0"}  # nothing bought: no share claimed

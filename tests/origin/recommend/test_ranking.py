@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from cache_keys.wire import ListItem
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import MISSING, Expiring, ListView
 from origin.recommend.features import Features, decode_affinity, decode_bought
-from origin.recommend.ranking import Inputs, Scored, Strategy, buy_again, diversify, rank
+from origin.recommend.ranking import (
+    DEFAULT_REPEAT_SHARE,
+    Inputs,
+    Scored,
+    Strategy,
+    buy_again,
+    diversify,
+    rank,
+    repeat_odds,
+    shop_repeat_share,
+)
 from origin.recommend.repurchase import due_scores
 
 NOW = 1_764_000_000_000
@@ -262,3 +274,38 @@ def test_expiring_cache_drops_keys_never_asked_for_again() -> None:
         c.put(f"etag-{n}", n, now=n / 100)
         assert len(c) <= 2 * 1_000 + Expiring.MIN_SWEEP
     assert c.get("etag-99999", 999.99) == 99_999
+
+
+def test_the_shops_repeat_share_mixes_due_again_and_goes_with() -> None:
+    """A shopper who bought "own" once and viewed what "near" goes with: in a shop where half
+    of all purchases are repeats the own item leads; where one in ten is, what goes with it
+    leads; the shopper's own repeats move the mixture toward due again."""
+    bought = {"own": (1, NOW - 3 * DAY, NOW - 3 * DAY, 1)}
+    inp = Inputs(Features(bought=bought, baskets=1), NOW, covis={"near": 1.0},
+                 covis_source={"near": "seen"})  # fmt: skip
+    home = Strategy()
+
+    def order(share: float, feats: Features = inp.features) -> list[str]:
+        ranked = rank(replace(inp, features=feats, repeat_share=share), home, 2, 2)
+        return [s.item for s in ranked]
+
+    assert order(0.5) == ["own", "near"]  # today's weights: the measure is not known yet
+    assert order(0.1) == ["near", "own"]
+    assert rank(replace(inp, repeat_share=0.1), home, 1, 2)[0].reason.endswith("with seen")
+    # the same fashion shop, a shopper who bought "own" and "more" ten times each
+    ten = {
+        "more": (10, NOW - DAY, NOW - 90 * DAY, 10),
+        "own": (10, NOW - 3 * DAY, NOW - 90 * DAY, 10),
+    }
+    habit = Features(bought=ten, baskets=10)
+    assert order(0.1, habit)[0] == "own"
+
+
+def test_repeat_odds_shrink_the_shopper_toward_the_shop() -> None:
+    once = {f"i{n}": (1, NOW, NOW, 1) for n in range(30)}  # 30 purchases, no repeat
+    assert repeat_odds({}, 0.5) == pytest.approx(1.0)
+    assert repeat_odds(once, 0.5) == pytest.approx((1 - 0.25) / 0.25)
+    assert repeat_odds({}, 0.0) == pytest.approx(0.98 / 0.02)  # finite: never repeats
+    assert shop_repeat_share(0.0, None) == DEFAULT_REPEAT_SHARE
+    assert shop_repeat_share(0.0, 0.1) == 0.1
+    assert shop_repeat_share(0.3, 0.1) == 0.3  # P13N_REPEAT_SHARE wins
