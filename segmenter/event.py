@@ -335,13 +335,32 @@ _WIDENED = tuple(
 )
 
 
+# Per newer version, newest first: the fields it added with their defaults, and the values
+# its predecessor accepts for each field it widened (an enum's values; a text field's values
+# seen to match, filled as they come): ``version_of`` runs per event on the processor's
+# archive and metrics, so no regex runs for a value seen before.
+_STEPS = tuple(
+    (v, tuple((n, _DEFAULTS[n]) for n in added),
+     tuple((n, f, set(f.values) if f.kind == "enum" else set()) for n, f in widened))
+    for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True)
+)  # fmt: skip
+
+
 def version_of(ev: Event) -> int:
     """The oldest version that carries ``ev``: what writers put on the stream and on disk."""
-    for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True):
-        if any(getattr(ev, name) != _DEFAULTS[name] for name in added):
-            return v
-        if any(not _accepts(f, getattr(ev, name)) for name, f in widened):
-            return v
+    for v, added, widened in _STEPS:
+        for name, default in added:
+            if getattr(ev, name) != default:
+                return v
+        for name, f, accepted in widened:
+            value = getattr(ev, name)
+            if value in accepted:
+                continue
+            if not _accepts(f, value):
+                return v
+            if len(accepted) >= _KNOWN_MAX:
+                accepted.clear()
+            accepted.add(value)
     return _WRITABLE[0]
 
 
