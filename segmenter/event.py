@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -335,33 +336,24 @@ _WIDENED = tuple(
 )
 
 
-# Per newer version, newest first: the fields it added with their defaults, and the values
-# its predecessor accepts for each field it widened (an enum's values; a text field's values
-# seen to match, filled as they come): ``version_of`` runs per event on the processor's
-# archive and metrics, so no regex runs for a value seen before.
-_STEPS = tuple(
-    (v, tuple((n, _DEFAULTS[n]) for n in added),
-     tuple((n, f, set(f.values) if f.kind == "enum" else set()) for n, f in widened))
-    for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True)
-)  # fmt: skip
+# version_of per event (the processor's archive and metrics): a lookup by what it reads.
+_READS = sorted({n for _, added in _ADDED for n in added} | {n for _, w in _WIDENED for n, _ in w})
+_VERSION_FIELDS, _VERSION_SEEN = operator.attrgetter(*_READS), dict[Any, int]()
 
 
 def version_of(ev: Event) -> int:
     """The oldest version that carries ``ev``: what writers put on the stream and on disk."""
-    for v, added, widened in _STEPS:
-        for name, default in added:
-            if getattr(ev, name) != default:
-                return v
-        for name, f, accepted in widened:
-            value = getattr(ev, name)
-            if value in accepted:
-                continue
-            if not _accepts(f, value):
-                return v
-            if len(accepted) >= _KNOWN_MAX:
-                accepted.clear()
-            accepted.add(value)
-    return _WRITABLE[0]
+    key = _VERSION_FIELDS(ev)
+    if (found := _VERSION_SEEN.get(key)) is None:
+        if len(_VERSION_SEEN) >= _KNOWN_MAX:
+            _VERSION_SEEN.clear()
+        found = _VERSION_SEEN[key] = next(
+            (v for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True)
+             if any(getattr(ev, n) != _DEFAULTS[n] for n in added)
+             or any(not _accepts(f, getattr(ev, n)) for n, f in widened)),
+            _WRITABLE[0],
+        )  # fmt: skip
+    return found
 
 
 def to_doc(ev: Event) -> dict[str, Any]:

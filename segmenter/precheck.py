@@ -151,7 +151,7 @@ class Precheck:
                 return None
         return doc["event_id"], kind, user, doc["ts"], doc["session"] if plan.has_session else ""
 
-    def event(self, doc: dict[str, Any]) -> event.Event | None:
+    def event_of(self, doc: dict[str, Any]) -> event.Event | None:
         """The event ``event.validate(doc)`` would return, when ``doc`` is certainly valid;
         else None."""
         hit = self.accept(doc)
@@ -175,7 +175,7 @@ class Precheck:
         except (ValueError, msgpack.UnpackException):
             return event.decode(raw)  # which words the rejection
         if type(doc) is dict:
-            ev = self.event(doc)
+            ev = self.event_of(doc)
             if ev is not None:
                 return ev
         result = event.validate(doc)

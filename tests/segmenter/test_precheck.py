@@ -72,7 +72,7 @@ def test_the_processor_decodes_what_the_full_checks_decode(doc: dict[str, object
             assert DECODER.decode(raw) == event.decode(raw)
         elif isinstance(event.validate(doc), Event):
             DECODER.learn(doc)
-        fast = DECODER.event(doc)
+        fast = DECODER.event_of(doc)
         assert fast is None or fast == event.validate(doc)
     assert DECODER.decode(b"\xc1") == event.decode(b"\xc1")  # not msgpack: same reason
 
