@@ -6,7 +6,9 @@ Starts a 3-master + 3-replica cluster and a single redis-server on free loopback
    written) into the emptied cluster, then runs 1 or 2 ``p13n segmenter run`` processes
    (one consumer group) until every entry is committed. events/s = entries / (time of the
    last commit - time the first events were counted applied), so process start-up is not
-   measured. 1- and 2-process runs are interleaved; medians count.
+   measured. 1- and 2-process runs are interleaved; medians count. Each run also says where
+   the CPU went (processors, the six servers, the whole machine): two processes cannot go
+   faster than the cores they and the servers find free.
 2. Origin: the same world as ``bench/origin.py`` (shoppers, catalog, lists) loaded into the
    cluster and into the single Redis, one ``p13n origin`` per store, wrk on
    ``/v1/recommendations`` alternating between them; medians count.
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -105,26 +108,68 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-def processor_rate(url: str, raws: list[tuple[int, bytes]], procs: int, tmp: Path) -> float:
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every process of the machine has used so far (all cores)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
+@dataclass
+class Run:
+    """One measured run: events/s and where the CPU went while it ran."""
+
+    rate: float
+    processor_cpu_s: float
+    redis_cpu_s: float
+    machine_cpu_s: float
+    elapsed_s: float
+
+    def line(self, events: int) -> str:
+        per = 1e6 / events
+        return (
+            f"{self.rate:.0f} events/s; CPU per event: processors "
+            f"{self.processor_cpu_s * per:.0f} us, 6 redis-servers {self.redis_cpu_s * per:.0f} "
+            f"us; cores busy: ours {(self.processor_cpu_s + self.redis_cpu_s) / self.elapsed_s:.2f}"
+            f", whole machine {self.machine_cpu_s / self.elapsed_s:.2f} of {os.cpu_count()}"
+        )
+
+
+def processor_rate(url: str, raws: list[tuple[int, bytes]], procs: int, tmp: Path,
+                   servers: list[int]) -> Run:  # fmt: skip
     r = connect_sync(url)
     load_stream(r, raws)
     run = [spawn(url, f"bench-{i}", tmp / f"arc-{procs}-{i}") for i in range(procs)]
+    pids = [p.pid for p in run]
     try:
         first = None
         deadline = time.monotonic() + 600
         while (n := counted(r)) < len(raws):
             if first is None and n > 0:
-                first = (time.perf_counter(), n)
+                first = (time.perf_counter(), n, cpu_s(pids), cpu_s(servers), machine_busy_s())
             if any(p.poll() is not None for p in run) or time.monotonic() > deadline:
                 raise SystemExit("a processor exited or the run took too long")
             time.sleep(0.01)
         end = time.perf_counter()
+        used = (cpu_s(pids), cpu_s(servers), machine_busy_s())
     finally:
         for p in run:
             stop(p)
         r.close()
     assert first is not None
-    return (len(raws) - first[1]) / (end - first[0])
+    elapsed = end - first[0]
+    return Run(
+        (len(raws) - first[1]) / elapsed, used[0] - first[2], used[1] - first[3],
+        used[2] - first[4], elapsed,
+    )  # fmt: skip
 
 
 def bytes_per_shopper(url: str, sample: list[str]) -> float:
@@ -155,12 +200,13 @@ def main() -> int:
     ):
         tmp = Path(tmpdir)
         url = cluster_url(cluster)
+        servers = [n.process.pid for n in cluster.nodes if n.process is not None]
         rates: dict[int, list[float]] = {1: [], 2: []}
         for rnd in range(args.rounds):
             for procs in (1, 2):
-                rate = processor_rate(url, raws, procs, tmp / f"r{rnd}")
-                rates[procs].append(rate)
-                print(f"round {rnd + 1}: {procs} process(es) {rate:.0f} events/s", flush=True)
+                got = processor_rate(url, raws, procs, tmp / f"r{rnd}", servers)
+                rates[procs].append(got.rate)
+                print(f"round {rnd + 1}: {procs} process(es) {got.line(len(raws))}", flush=True)
         users = sorted({e.user for e in evs})
         per_shopper = bytes_per_shopper(url, random.Random(1).sample(users, min(500, len(users))))
         print(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -335,14 +336,24 @@ _WIDENED = tuple(
 )
 
 
+# version_of per event (the processor's archive and metrics): a lookup by what it reads.
+_READS = sorted({n for _, added in _ADDED for n in added} | {n for _, w in _WIDENED for n, _ in w})
+_VERSION_FIELDS, _VERSION_SEEN = operator.attrgetter(*_READS), dict[Any, int]()
+
+
 def version_of(ev: Event) -> int:
     """The oldest version that carries ``ev``: what writers put on the stream and on disk."""
-    for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True):
-        if any(getattr(ev, name) != _DEFAULTS[name] for name in added):
-            return v
-        if any(not _accepts(f, getattr(ev, name)) for name, f in widened):
-            return v
-    return _WRITABLE[0]
+    key = _VERSION_FIELDS(ev)
+    if (found := _VERSION_SEEN.get(key)) is None:
+        if len(_VERSION_SEEN) >= _KNOWN_MAX:
+            _VERSION_SEEN.clear()
+        found = _VERSION_SEEN[key] = next(
+            (v for (v, added), (_, widened) in zip(_ADDED, _WIDENED, strict=True)
+             if any(getattr(ev, n) != _DEFAULTS[n] for n in added)
+             or any(not _accepts(f, getattr(ev, n)) for n, f in widened)),
+            _WRITABLE[0],
+        )  # fmt: skip
+    return found
 
 
 def to_doc(ev: Event) -> dict[str, Any]:

@@ -117,15 +117,23 @@ local function commit()
     redis.call('EXPIRE', key, e[2])
   end
   for _, e in ipairs(p.cov) do
-    -- once full, only existing members gain weight
+    -- once full, only existing members gain weight; while there is room for every member
+    -- of the batch, none needs looking up, else one ZMSCORE per 400 members
     local key, z = KEYS[e[1]], e[3]
     local card = redis.call('ZCARD', key)
-    for i = 1, #z, 2 do
-      if redis.call('ZSCORE', key, z[i]) then
-        redis.call('ZINCRBY', key, z[i + 1], z[i])
-      elseif card < p.cap then
-        redis.call('ZINCRBY', key, z[i + 1], z[i])
-        card = card + 1
+    if card + #z / 2 <= p.cap then
+      for i = 1, #z, 2 do redis.call('ZINCRBY', key, z[i + 1], z[i]) end
+    else
+      for j = 1, #z, 800 do
+        local names = {}
+        for i = j, math.min(j + 798, #z - 1), 2 do names[#names + 1] = z[i] end
+        local have = redis.call('ZMSCORE', key, unpack(names))
+        for n, name in ipairs(names) do
+          if have[n] or card < p.cap then
+            if not have[n] then card = card + 1 end
+            redis.call('ZINCRBY', key, z[j + 2 * n - 1], name)
+          end
+        end
       end
     end
     redis.call('EXPIRE', key, e[2])

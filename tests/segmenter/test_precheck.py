@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ops.imports.parse import ParseConfig, check
+from segmenter import event
 from segmenter.event import Event
 from segmenter.precheck import Precheck
 from segmenter.shoppers import ShopperIds
@@ -22,7 +24,8 @@ ODD = [None, True, False, 0, 1, -1, 1.0, 2.5, math.nan, math.inf, -0.0, 10**20, 
        "a b", "x" * 65, "é", "cust.1", "c:1", ANON, "identify", "exposure", "purchase",
        "search", [], ["sku-1"], {}, NOW_MS, NOW_MS + 1, float(NOW_MS - 5), 946_684_799_999,
        2, 3, 99]  # fmt: skip
-KEYS = [*BASE, "qty", "bot", "position", "experiment", "variant", "anon", "traceparent", "x"]
+KEYS = [*BASE, "qty", "bot", "position", "experiment", "variant", "anon", "traceparent",
+        "degraded", "x"]  # fmt: skip
 
 
 @st.composite
@@ -51,6 +54,27 @@ def test_accepts_only_what_the_full_checks_accept(doc: dict[str, object]) -> Non
             assert fast == (full.event_id, full.type, full.user, full.ts, full.session)
         if isinstance(full, Event):
             PRE.learn(doc)
+
+
+DECODER = Precheck()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(doc=documents())
+def test_the_processor_decodes_what_the_full_checks_decode(doc: dict[str, object]) -> None:
+    """The processor's stream decoder: the same event, or the same rejection, either way."""
+    try:
+        raw = msgpack.packb(doc)
+    except OverflowError:  # 10**20: no stream entry can hold it
+        raw = None
+    for _ in range(2):  # before and after it learned the document's user
+        if raw is not None:
+            assert DECODER.decode(raw) == event.decode(raw)
+        elif isinstance(event.validate(doc), Event):
+            DECODER.learn(doc)
+        fast = DECODER.event_of(doc)
+        assert fast is None or fast == event.validate(doc)
+    assert DECODER.decode(b"\xc1") == event.decode(b"\xc1")  # not msgpack: same reason
 
 
 def test_the_common_shape_takes_the_fast_path_once_its_user_is_known() -> None:

@@ -11,12 +11,12 @@ from redis.exceptions import ResponseError
 
 from ops import shop
 from segmenter import archive, event
-from segmenter.aggregates import Entry
+from segmenter.aggregates import Entry, PartitionEffects, PartitionState
 from segmenter.archive import ArchiveWriter
 from segmenter.batch import Applier
 from segmenter.connection import connect
 from segmenter.processor import operators_for
-from segmenter.schema import tombstone_digest
+from segmenter.schema import COVIS_MAX, tombstone_digest
 from segmenter.segments import load_rules
 from segmenter.settings import ProcessorSettings, SettingsError
 from segmenter.store import Store, redis_reason
@@ -147,3 +147,38 @@ def test_store_errors_name_no_shopper() -> None:
     )
     assert redis_reason(exc) == "OOM command not allowed when used memory > 'maxmemory'."
     assert "AbCd" not in redis_reason(ResponseError("WRONGTYPE at p13n:{u:AbCdEf}:f"))
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+@pytest.mark.parametrize(("before", "added"), [(10, 40), (30, 60), (45, 1000)])
+def test_a_full_covisitation_set_only_adds_weight_to_its_members(
+    redis_url, redis_client, per_slot, before, added
+) -> None:
+    """Up to COVIS_MAX members; once full, only existing members gain weight: the members
+    admitted are the first new ones in the batch's order (with room for the whole batch, a
+    batch spanning chunks of lookups, and one straddling the cap)."""
+    support.load(redis_client, [])
+    key = KEYS.covisitation(0, "sku-x")
+    old = {f"sku-{i}": 1 for i in range(0, 2 * before, 2)}  # even numbers: members already
+    redis_client.zadd(key, old)
+    batch = {f"sku-{i}": 3 for i in range(added)}  # every number: half of the early ones known
+    expected = {k: float(v) for k, v in old.items()}
+    for item, inc in batch.items():
+        if item in expected or len(expected) < COVIS_MAX:
+            expected[item] = expected.get(item, 0) + inc
+    st = PartitionState(offset="1-0", max_ts=1_700_000_000_000)
+    fx = PartitionEffects(ack=["1-0"], covis={"sku-x": batch})
+
+    async def go() -> str:
+        client = connect(redis_url)
+        store = Store(client, KEYS, per_slot=per_slot)
+        lease = await store.acquire(0, "me", 60_000)
+        assert lease is not None
+        status, _ = await store.write(lease, "0-0", st, fx, [], lease_ttl_ms=60_000)
+        await client.aclose()
+        return status
+
+    assert asyncio.run(go()) == "OK"
+    got = {m.decode(): s for m, s in redis_client.zrange(key, 0, -1, withscores=True)}
+    assert got == expected
+    assert len(got) == min(COVIS_MAX, len(old | batch))
