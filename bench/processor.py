@@ -202,6 +202,9 @@ async def freshness(s: ProcessorSettings) -> tuple[float, float, int, float, flo
         "log_level='warning', access_log=False)"
     )
     origin = subprocess.Popen([sys.executable, "-c", code], env=env)
+    done = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    loads: list[asyncio.subprocess.Process] = []
     try:
         async with httpx.AsyncClient() as probe:
             for _ in range(200):
@@ -211,11 +214,9 @@ async def freshness(s: ProcessorSettings) -> tuple[float, float, int, float, flo
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
         metrics = Recording()
-        done = asyncio.Event()
         task = asyncio.create_task(run_processor(s, done, metrics))
         await asyncio.sleep(1.0)  # leases taken
         # The shoppers' traffic comes from other processes, as it would.
-        loads = []
         for n in range(SENDERS):
             args = ("--offer", f"http://127.0.0.1:{port}", str(FRESH_S), str(n), str(SENDERS))
             loads.append(
@@ -233,9 +234,16 @@ async def freshness(s: ProcessorSettings) -> tuple[float, float, int, float, flo
         offered = sent / max(r["elapsed_s"] for r in reports)
         late_ms = max(r["max_late_ms"] for r in reports)
         await asyncio.sleep(1.0)
-        done.set()
-        await task
     finally:
+        # Whatever failed, stop everything this phase started (a failed assertion must not
+        # leave the processor running and the benchmark hanging).
+        for load in loads:
+            if load.returncode is None:
+                load.kill()
+                await load.wait()
+        done.set()
+        if task is not None:
+            await asyncio.wait_for(task, timeout=60)
         origin.terminate()
         origin.wait(timeout=10)
     xs = sorted(metrics.samples)
