@@ -139,7 +139,8 @@ class SeedLanes:
         h, xor, mask = self._start, self._xor, self._mask
         for unit in value.encode("ascii"):
             h = ((h ^ xor[unit]) * 0x01000193) & mask
-        return self._unpack(h.to_bytes(self._bytes, "little"))  # type: ignore[no-any-return]
+        lanes: tuple[int, ...] = self._unpack(h.to_bytes(self._bytes, "little"))
+        return lanes
 
 
 def get_equal_weights(num_variations: int) -> list[float]:

@@ -125,7 +125,9 @@ def _request(
 _Row = tuple[float, int, str, str, bool]
 
 
-def _eligible(items: Sequence[ListItem], mask: frozenset[str]) -> tuple[list[_Row], dict]:
+def _eligible(
+    items: Sequence[ListItem], mask: frozenset[str]
+) -> tuple[list[_Row], dict[str, list[_Row]]]:
     """The list's in-stock, unmasked items best first, overall and per category: all a
     request's merge needs that does not depend on the request (kept per list and mask)."""
     prep = prepare(items)

@@ -50,8 +50,8 @@ def verified_context(token: str, keyring: KeyRing, now_s: float) -> ContextCooki
     """``decode_context(token, keyring, now_s)``, memoized by the token's MAC."""
     hit = _CONTEXTS.get(token[-SIG_LENGTH:])
     if hit is not None and hit[0] is keyring and hit[1] == token:
-        ctx = hit[2]  # decode_context's window, checked again: the cookie ages while kept
-        return ctx if context_current(ctx.issued_at_s, now_s) else None
+        kept = hit[2]  # decode_context's window, checked again: the cookie ages while kept
+        return kept if context_current(kept.issued_at_s, now_s) else None
     ctx = decode_context(token, keyring, now_s)
     if ctx is not None:
         if len(_CONTEXTS) >= CONTEXTS_MAX:
