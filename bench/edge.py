@@ -62,9 +62,9 @@ RING = KeyRing(SigningKey("k1", b"bench-secret-0123456789"))
 CATEGORIES = [f"cat-{i}" for i in range(12)]
 
 
-def _setup() -> tuple[Callable[[RequestParts], Any], list[RequestParts]]:
-    hseg = hash_segment("returning|grocery|mid", b"bench-segment-key")
-    experiments = [
+def _experiments() -> list[dict[str, Any]]:
+    """Three running experiments on the home route, each splitting shoppers in two."""
+    return [
         {
             "key": key,
             "seed": key,
@@ -76,6 +76,11 @@ def _setup() -> tuple[Callable[[RequestParts], Any], list[RequestParts]]:
         }
         for key in ("rail-algo", "banner", "price-sort")
     ]
+
+
+def _setup() -> tuple[Callable[[RequestParts], Any], list[RequestParts]]:
+    hseg = hash_segment("returning|grocery|mid", b"bench-segment-key")
+    experiments = _experiments()
     experiments[1]["namespace"] = ["layer", 0.0, 0.5]
     cfg = parse_edge_config(
         {
@@ -251,18 +256,7 @@ FETCH_SHOPPERS = 50  # each a hit after the warm-up (its key filled by its first
 
 
 def _bench_config() -> dict[str, Any]:
-    experiments = [
-        {
-            "key": key,
-            "seed": key,
-            "status": "running",
-            "routes": ["home"],
-            "variations": [{"name": "control"}, {"name": "b", "weights": {"category_boost": 0.5}}],
-            "weights": [0.5, 0.5],
-            "coverage": 0.9,
-        }
-        for key in ("rail-algo", "banner", "price-sort")
-    ]
+    experiments = _experiments()
     return {
         "v": 1,
         "etag": '"bench"',
