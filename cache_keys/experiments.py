@@ -28,6 +28,7 @@ __all__ = [
     "HOLDOUT_SALT",
     "assign_variation",
     "effective_seed",
+    "experiment_ranges",
     "exposure_event_id",
     "in_holdout",
     "utc_day",
@@ -63,7 +64,7 @@ def assign_variation(experiment: Experiment, unit: str) -> int:
     n = bucketing.hash(effective_seed(experiment), unit, experiment.hash_version)
     if n is None:
         return -1
-    return bucketing.choose_variation(n, _ranges(experiment))
+    return bucketing.choose_variation(n, experiment_ranges(experiment))
 
 
 def in_holdout(unit: str, share: float) -> bool:
@@ -83,7 +84,8 @@ def in_holdout(unit: str, share: float) -> bool:
 _RANGES: dict[tuple[int, float, tuple[float, ...]], list[tuple[float, float]]] = {}
 
 
-def _ranges(experiment: Experiment) -> list[tuple[float, float]]:
+def experiment_ranges(experiment: Experiment) -> list[tuple[float, float]]:
+    """The experiment's bucket ranges (memoized: they depend only on its split)."""
     key = (len(experiment.variations), experiment.coverage, experiment.weights)
     ranges = _RANGES.get(key)
     if ranges is None:

@@ -24,6 +24,7 @@ from cache_keys.segments import Hseg, is_hseg
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
+    "SIG_LENGTH",
     "KeyRing",
     "SigningKey",
     "is_shopper_id",

@@ -13,18 +13,18 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from cache_keys.segments import ANON_HSEG, Hseg
-from cache_keys.tokens import is_shopper_id, segment_claims
+from cache_keys.tokens import is_shopper_id
 from cache_keys.wire import (
     CONTEXT_COOKIE,
     OPTOUT_COOKIE,
     SEGMENT_COOKIE,
     SHOPPER_COOKIE,
     ContextCookie,
-    decode_context,
     opted_out,
 )
 from edge.request import RequestParts
 from edge.settings import EdgeSettings
+from edge.verified import verified_context, verified_segment
 
 __all__ = ["ANON", "Identity", "is_opted_out", "resolve_identity"]
 
@@ -63,11 +63,11 @@ def resolve_identity(
         shopper = mint()
     assert shopper is not None
     token = parts.cookies.get(SEGMENT_COOKIE.name)
-    claims = segment_claims(token, settings.segment_keys, now_s) if token else None
+    claims = verified_segment(token, settings.segment_keys, now_s) if token else None
     hseg, expires = claims if claims is not None else (ANON, None)
     refresh = expires is None or expires - now_s < settings.segment_refresh_ahead_s
     raw_ctx = parts.cookies.get(CONTEXT_COOKIE.name)
-    context = decode_context(raw_ctx, settings.context_keys, now_s) if raw_ctx else None
+    context = verified_context(raw_ctx, settings.context_keys, now_s) if raw_ctx else None
     # positional (shopper_id, minted, hseg, segment_expires_s, opted_out, refresh_segment,
     # context): this runs on every request
     return Identity(shopper, minted, hseg, expires, False, refresh, context)

@@ -23,7 +23,7 @@ from cache_keys.wire import (
     RoutePolicy,
     SegmentGrant,
 )
-from edge.assign import HOLDOUT, Assignment, assign_all, holdout, routing
+from edge.assign import HOLDOUT, Assignment, experiment_table, holdout, routing
 from edge.identity import ANON, Identity, resolve_identity
 from edge.request import RequestParts, device_class, pick_locale, requested_k
 from edge.settings import EdgeSettings
@@ -136,14 +136,16 @@ def decide(
     route = parts.route
     policy = config.routes.get(route) or RoutePolicy(route=route)
     identity = resolve_identity(parts, settings, now_ms / 1000, mint)
-    arm = holdout(config.holdout, identity.shopper_id)
+    shopper = identity.shopper_id
+    # One walk over the shopper id hashes it for the holdout and every experiment at once.
+    table = experiment_table(config.experiments)
+    states = table.lanes.states(shopper) if shopper else ()
+    arm = holdout(config.holdout, shopper, states)
     if arm is HOLDOUT:  # the global holdout: the anonymous segment's list, no experiment
         identity = identity._replace(hseg=ANON, refresh_segment=False, context=None)
         assignments: tuple[Assignment, ...] = (arm,)
     else:
-        assignments = assign_all(
-            config.experiments, identity.shopper_id, route, identity.hseg, now_ms
-        )
+        assignments = table.assign(states, route, identity.hseg, now_ms) if shopper else ()
         if arm is not None:
             assignments = (*assignments, arm)
     rt = routing(assignments)

@@ -27,6 +27,7 @@ from cache_keys.wire import parse_cookie_header
 
 __all__ = [
     "RAIL_PREFIX",
+    "REQUEST_HEADERS",
     "RequestParts",
     "current_trace",
     "device_class",
@@ -46,6 +47,16 @@ _MOBILE_RE = re.compile(r"mobi|iphone|android", re.IGNORECASE)
 
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+# Every request header the rail flow reads (lower-case): the Worker copies only these across
+# the JS/Python boundary (a test runs the flow on a recording mapping to keep this complete).
+REQUEST_HEADERS = (
+    "cookie",
+    "accept-language",
+    "user-agent",
+    "sec-ch-ua-mobile",
+    "sec-gpc",
+    "traceparent",
+)
 
 
 class RequestParts(NamedTuple):

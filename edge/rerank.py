@@ -12,18 +12,18 @@ stay), items out of stock in the list or in the config's item mask. Scored::
 Weights default to ``DEFAULT_WEIGHTS``; an experiment variation overrides any of them. Then
 the top ``k`` by score, at most ``category_cap`` per category (ties keep the list order).
 
-Fast path: with the default shape (``base >= 0``, no popularity or price weight) an item's
+Fast path: with the default shape (``base > 0``, no popularity or price weight) an item's
 score is its list score plus a per-category constant, so each category's items stay in list
-score order and the top ``k`` is a k-way merge of the categories (prepared once per list),
-touching only the items it returns or skips. Otherwise every item is scored and sorted. Both
+score order: the candidates are each boosted category's first ``category_cap`` and the
+first ``k`` of the rest under the cap (walked from an order prepared once per list and
+mask), and only those are sorted. Otherwise every item is scored and sorted. Both
 give the same answer (a property test checks it).
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from cache_keys.wire import ContextCookie, ListItem, labels_to_json
@@ -38,6 +38,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "recency": 0.5,
 }
 _PREPARED_MAX = 256  # distinct lists kept per process (an isolate serves a few segments)
+_MASKS_MAX = 8  # item masks kept per list (one per config: the mask changes with stock)
 
 
 class Ranked(NamedTuple):
@@ -57,6 +58,10 @@ class Prepared:
     order: list[tuple[float, int]]
     by_category: dict[str, list[tuple[float, int]]]
     labels: dict[str, dict[str, Any]]
+    # per item mask (by identity): the eligible rows, overall and per category (``_eligible``)
+    eligible: dict[int, tuple[frozenset[str], list[Any], dict[str, list[Any]]]] = field(
+        default_factory=dict, compare=False
+    )
 
 
 _PREPARED: dict[int, tuple[Sequence[ListItem], Prepared]] = {}
@@ -116,79 +121,70 @@ def _request(
     return _Request(frozenset(context.cart), frozenset(context.durable_purchases), boosts, mask)
 
 
+# A row of a list's eligible order: (-score, rank, item, category, durable).
+_Row = tuple[float, int, str, str, bool]
+
+
+def _eligible(
+    items: Sequence[ListItem], mask: frozenset[str]
+) -> tuple[list[_Row], dict[str, list[_Row]]]:
+    """The list's in-stock, unmasked items best first, overall and per category: all a
+    request's merge needs that does not depend on the request (kept per list and mask)."""
+    prep = prepare(items)
+    hit = prep.eligible.get(id(mask))
+    if hit is not None and hit[0] is mask:
+        return hit[1], hit[2]
+    rows: list[_Row] = []
+    by_category: dict[str, list[_Row]] = {}
+    for neg, rank in prep.order:
+        it = items[rank]
+        if it.in_stock and it.item not in mask:
+            row = (neg, rank, it.item, it.category, it.durable)
+            rows.append(row)
+            by_category.setdefault(it.category, []).append(row)
+    if len(prep.eligible) >= _MASKS_MAX:
+        prep.eligible.clear()
+    prep.eligible[id(mask)] = (mask, rows, by_category)
+    return rows, by_category
+
+
 def _merged(
     items: Sequence[ListItem], req: _Request, base: float, k: int, cap: int
 ) -> list[Ranked]:
-    """Top k by merging the overall order (unboosted categories) with one stream per boosted
-    category; valid when every score is ``base * list score`` plus a per-category constant.
+    """Top k when every score is ``base * list score`` plus a per-category constant.
+
+    Then a category's chosen items are its first ``cap`` eligible ones in list-score order,
+    so the candidates are: those of each boosted category, and the first ``k`` of the
+    others' order under the cap. Sorting those few by final score gives the answer.
     """
-    boosts, mask, drop, bought = req.boosts, req.mask, req.drop, req.durable_bought
-    prep = prepare(items)
-    # Stream "" walks the overall order, skipping boosted categories; a boosted category
-    # present in the list gets a stream of its own, offset by its boost. (Category names are
-    # never "\x00", so that key cannot collide.)
-    streams: dict[str, tuple[list[tuple[float, int]], float]] = {"\x00": (prep.order, 0.0)}
+    boosts, drop, bought = req.boosts, req.drop, req.durable_bought
+    rows, by_category = _eligible(items, req.mask)
+    cands: list[tuple[float, int, str, str]] = []
     for cat, boost in boosts.items():
-        if cat in prep.by_category:
-            streams[cat] = (prep.by_category[cat], boost)
-    heap: list[tuple[float, int, str, int]] = []
-    for sid, (rows, offset) in streams.items():
-        _advance(heap, items, boosts, base, stream=(sid, rows, offset), pos=0)
-    pop, push = heapq.heappop, heapq.heappush
-    out: list[Ranked] = []
+        taken = 0
+        for neg, rank, name, _cat, durable in by_category.get(cat, ()):
+            if name in drop or (durable and name in bought):
+                continue
+            cands.append((base * neg - boost, rank, name, "recent-category"))
+            taken += 1
+            if taken >= cap:
+                break
     per_category: dict[str, int] = {}
-    while heap and len(out) < k:
-        neg_final, rank, sid, pos = pop(heap)
-        it = items[rank]
-        name, cat = it.item, it.category
-        full = False
-        if (
-            it.in_stock
-            and name not in mask
-            and name not in drop
-            and not (it.durable and name in bought)
-        ):
+    plain = 0
+    for neg, rank, name, cat, durable in rows:
+        if cat in boosts or name in drop or (durable and name in bought):
+            continue
+        if cat:  # (items without a category are never capped)
             seen = per_category.get(cat, 0)
-            if not cat or seen < cap:
-                per_category[cat] = seen + 1
-                reason = "recent-category" if cat in boosts else "segment"
-                out.append(Ranked(name, round(-neg_final, 6), reason))
-                full = bool(cat) and seen + 1 >= cap
-        if full and sid != "\x00":
-            continue  # a full boosted category: nothing more of it can be chosen
-        rows, offset = streams[sid]
-        pos += 1
-        if sid == "\x00":  # inlined _advance: this loop is the hot path of every request
-            n = len(rows)
-            while pos < n and items[rows[pos][1]].category in boosts:
-                pos += 1
-            if pos < n:
-                neg, nxt = rows[pos]
-                push(heap, (base * neg, nxt, sid, pos))
-        elif pos < len(rows):
-            neg, nxt = rows[pos]
-            push(heap, (base * neg - offset, nxt, sid, pos))
-    return out
-
-
-def _advance(
-    heap: list[tuple[float, int, str, int]],
-    items: Sequence[ListItem],
-    boosts: Mapping[str, float],
-    base: float,
-    *,
-    stream: tuple[str, list[tuple[float, int]], float],
-    pos: int,
-) -> None:
-    """Push the next row of a stream (the overall stream skips boosted categories)."""
-    sid, rows, offset = stream
-    n = len(rows)
-    if sid == "\x00":
-        while pos < n and items[rows[pos][1]].category in boosts:
-            pos += 1
-    if pos < n:
-        neg, rank = rows[pos]
-        heapq.heappush(heap, (base * neg - offset, rank, sid, pos))
+            if seen >= cap:
+                continue
+            per_category[cat] = seen + 1
+        cands.append((base * neg, rank, name, "segment"))
+        plain += 1
+        if plain >= k:
+            break
+    cands.sort()
+    return [Ranked(name, round(-neg, 6), reason) for neg, _rank, name, reason in cands[:k]]
 
 
 def _sorted(
@@ -247,6 +243,7 @@ def rerank(
     w = _weights(weights)
     base, popularity, price_w, boost_w, recency = w
     req = _request(context, boost_w, recency, mask)
-    if exhaustive or popularity or price_w or base < 0:
+    # base 0 ties every list score: the order is then the list's own, not the score's
+    if exhaustive or popularity or price_w or base <= 0:
         return _sorted(items, req, w, k, category_cap)
     return _merged(items, req, base, k, category_cap)

@@ -18,6 +18,7 @@ and no rail request is answered with a 5xx.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Coroutine, Mapping
@@ -26,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import js
-from pyodide.ffi import JsException
+from pyodide.ffi import JsException, to_js
 from workers import Response, WorkerEntrypoint, fetch
 
 from cache_keys.errors import CacheKeysError
@@ -39,7 +40,7 @@ from edge.errors import OriginError, SettingsError
 from edge.flow import RailFlow, log_fault
 from edge.plan import serves_route
 from edge.ports import Ports, StoredEntry, get_json
-from edge.request import rail_route
+from edge.request import REQUEST_HEADERS, rail_route
 from edge.settings import EdgeSettings, settings_from_env
 
 __all__ = ["Default"]
@@ -103,20 +104,45 @@ class _JsOrigin:
             raise OriginError(0, "origin") from exc
 
     async def post_events(self, batch: dict[str, Any]) -> None:
-        """One exposure batch to the collector; best effort (the next request logs again)."""
+        """One exposure batch to the collector; best effort (the next request logs again).
+
+        JS ``fetch`` itself, bounded by an abort signal: the SDK's wrapper and
+        ``asyncio.wait_for`` added tasks, timers and proxies to every request that logs."""
         s = self.settings
+        init = {
+            "method": "POST",
+            "body": json.dumps(batch, separators=(",", ":")),
+            "headers": list(s.event_headers().items()),
+            "signal": js.AbortSignal.timeout(s.origin_timeout_ms),
+        }
         try:
-            await asyncio.wait_for(
-                fetch(
-                    s.collector_url + EVENTS_PATH,
-                    method="POST",
-                    body=json.dumps(batch, separators=(",", ":")),
-                    headers=s.event_headers(),
-                ),
-                s.origin_timeout_ms / 1000,
-            )
-        except (TimeoutError, OSError, JsException):
+            await js.fetch(s.collector_url + EVENTS_PATH, _js_object(init))
+        except (OSError, JsException):
             return
+
+
+# A stored entry's body digest, in a header of its own: a hit whose body this isolate has
+# decoded before is answered without reading the body across the JS/Python boundary (a
+# 200-item list is ~30 KB to copy and hash on every request otherwise).
+ENTRY_DIGEST = "x-p13n-entry-digest"
+_ENTRIES: dict[str, Entry] = {}
+_ENTRIES_MAX = 128  # decoded lists (routes x segments x variants an isolate serves)
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
+
+
+def _js_object(value: dict[str, Any]) -> Any:
+    """A plain JS object (lists become arrays) in one conversion."""
+    return to_js(value, dict_converter=js.Object.fromEntries)
+
+
+def _response(body: str, headers: list[tuple[str, str]]) -> Any:
+    """A 200 response, its JS object built in one conversion (the SDK's ``Response(...,
+    headers=)`` hands JS a Python iterable, walked across the boundary item by item)."""
+    init = _js_object({"status": 200, "headers": [list(h) for h in headers]})
+    return Response(js.Response.new(body, init))
 
 
 class _CacheApi:
@@ -128,11 +154,23 @@ class _CacheApi:
     async def get(self, key: CacheKey) -> Entry | None:
         """The decoded entry, or None."""
         stored = await js.caches.default.match(key.url(self.host))
-        return decode_entry(await stored.text()) if stored else None
+        if not stored:
+            return None
+        digest = stored.headers.get(ENTRY_DIGEST)
+        entry = _ENTRIES.get(digest) if isinstance(digest, str) else None
+        if entry is None:
+            body = await stored.text()
+            entry = decode_entry(body)
+            if entry is not None and digest == _digest(body):  # only a body that is its digest's
+                if len(_ENTRIES) >= _ENTRIES_MAX:
+                    _ENTRIES.clear()
+                _ENTRIES[digest] = entry
+        return entry
 
     async def put(self, key: CacheKey, stored: StoredEntry) -> None:
-        """Store the entry's body with its Cache-Tag and lifetime headers."""
-        resp = Response(stored.body, status=200, headers=stored.headers)
+        """Store the entry's body with its Cache-Tag, lifetime and digest headers."""
+        headers = {**stored.headers, ENTRY_DIGEST: _digest(stored.body)}
+        resp = Response(stored.body, status=200, headers=headers)
         await js.caches.default.put(key.url(self.host), resp.js_object)
 
 
@@ -185,13 +223,17 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         flow = _ISOLATE.flow
         assert flow is not None
         try:
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            # Only the headers the rail flow reads, each one JS call: converting them all
+            # (the SDK builds an email.message of every header) cost more than the decision.
+            js_headers = request.js_object.headers
+            # (a missing header is JS null, which is not None in this Pyodide)
+            headers = {n: v for n in REQUEST_HEADERS if isinstance(v := js_headers.get(n), str)}
             ports = Ports(_JsOrigin(settings), _CacheApi(url.netloc), _WaitUntil(self.ctx))
             reply = await flow.answer(route, headers, url.query, config, ports)
         except Exception as exc:  # the adapters' own faults: still the default list
             reply = flow.last_resort(route, config, exc)
         body = "" if request.method == "HEAD" else reply.answer.body  # HEAD: the GET's headers
-        return Response(body, status=200, headers=reply.headers)
+        return _response(body, reply.headers)
 
     # -- settings and config -------------------------------------------------------------
 

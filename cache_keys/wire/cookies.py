@@ -25,6 +25,7 @@ __all__ = [
     "SHOPPER_COOKIE",
     "ContextCookie",
     "CookieSpec",
+    "context_current",
     "decode_context",
     "encode_context",
     "parse_cookie_header",
@@ -160,7 +161,16 @@ def decode_context(
     issued = doc.get("t", 0)
     if cats is None or cart is None or bought is None or not isinstance(issued, int):
         return None
-    age = max_age_s or CONTEXT_COOKIE.max_age_s
-    if issued > now_s + 300 or issued + age < now_s:
+    if not context_current(issued, now_s, max_age_s):
         return None
     return ContextCookie(cats, cart, bought, issued)
+
+
+CLOCK_SKEW_S = 300  # a context issued this far in the future still counts (clock drift)
+
+
+def context_current(issued_at_s: int, now_s: float, max_age_s: int = 0) -> bool:
+    """Whether a context issued at ``issued_at_s`` may be used at ``now_s``: not from the
+    future (beyond clock skew), not older than ``max_age_s`` (the cookie's max-age)."""
+    age = max_age_s or CONTEXT_COOKIE.max_age_s
+    return now_s - age <= issued_at_s <= now_s + CLOCK_SKEW_S

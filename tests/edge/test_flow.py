@@ -19,6 +19,7 @@ from edge.entry import Entry
 from edge.errors import OriginError
 from edge.flow import RailFlow
 from edge.ports import Ports, RailReply, StoredEntry
+from edge.request import REQUEST_HEADERS
 from tests.support.edge import (
     HSEG,
     NOW_MS,
@@ -397,3 +398,50 @@ async def test_a_rule_window_opening_changes_a_memoized_hit() -> None:
 async def test_a_rule_scoped_to_another_segment_or_route_does_nothing() -> None:
     rig = Rig(rules=[_rule(segments=["a" * 16]), _rule(name="pdp-only", routes=["pdp"])])
     assert "SKU-19" not in (await rig.get()).items
+
+
+class _Recording(dict[str, str]):
+    """Request headers that note every name the flow asks for (iterating counts as all)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def __iter__(self) -> Any:
+        self.read.add("*every header*")
+        return super().__iter__()
+
+    def items(self) -> Any:  # type: ignore[override]
+        self.read.add("*every header*")
+        return super().items()
+
+
+async def test_the_flow_reads_only_the_headers_the_worker_copies() -> None:
+    # The Worker copies only edge.request.REQUEST_HEADERS across the JS/Python boundary: a
+    # header read anywhere else in the flow would silently be missing there.
+    rig = Rig(holdout=0.5)
+    cookie = f"{SHOPPER_COOKIE.name}={SHOPPER}; {SEGMENT_COOKIE.name}={token()}"
+    read: set[str] = set()
+    for extra in ({}, {"sec-gpc": "1"}, {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}):
+        for _ in range(2):  # a miss, then a hit
+            hs = _Recording({"cookie": cookie, "user-agent": "Mozilla/5.0", **extra})
+            await rig.flow.answer(
+                "home", hs, "k=3", rig.config, Ports(rig.origin, rig.cache, rig.bg)
+            )
+            await rig.bg.drain()
+            read |= hs.read
+        rig.now += 3_600_000  # then stale or expired: a revalidation or a refetch
+    assert read <= set(REQUEST_HEADERS), read - set(REQUEST_HEADERS)
+    assert {"cookie", "user-agent", "accept-language", "traceparent"} <= read

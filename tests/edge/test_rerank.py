@@ -94,13 +94,15 @@ list_item = st.builds(
     k=st.integers(1, 15),
     cap=st.integers(1, 4),
     boost=st.sampled_from([0.0, 0.25, 3.0]),
+    base=st.sampled_from([0.0, 1.0, 2.0]),
 )
 def test_fast_path_matches_scoring_every_item(
-    items, recent, cart, bought, mask, k, cap, boost
+    items, recent, cart, bought, mask, k, cap, boost, base
 ) -> None:
     ctx = ContextCookie(tuple(recent), tuple(cart), tuple(bought))
     items = tuple(items)
-    kwargs = {"k": k, "category_cap": cap, "weights": {"category_boost": boost}, "mask": mask}
+    weights = {"category_boost": boost, "base": base}
+    kwargs = {"k": k, "category_cap": cap, "weights": weights, "mask": mask}
     fast = rerank(items, ctx, **kwargs)
     slow = rerank(items, ctx, exhaustive=True, **kwargs)
     assert fast == slow

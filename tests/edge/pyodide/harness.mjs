@@ -222,6 +222,58 @@ def _run_vectors(path):
 
 let env = {};
 
+// A hello-world Worker in the same Pyodide, called the same way (bench/edge.py's scale).
+let helloDefined = false;
+function helloCall() {
+  if (!helloDefined) {
+    py.runPython(`
+from workers import Response as _HelloResponse, WorkerEntrypoint as _HelloEntrypoint
+
+class _Hello(_HelloEntrypoint):
+    async def fetch(self, request):
+        return _HelloResponse("hello")
+
+async def _call_hello(ctx, env, request):
+    from workers import python_from_rpc, python_to_rpc
+    return python_to_rpc(await _Hello(ctx, env).fetch(python_from_rpc(request)))
+`);
+    helloDefined = true;
+  }
+  return py.globals.get("_call_hello");
+}
+
+// Median time of the Worker's whole fetch() (the call workerd makes, the body read back), for
+// each of ``requests`` in turn; the background work each leaves is drained outside the timing
+// (workerd runs it after the response is sent). Returns what the last answers said.
+async function timeFetch({ requests, n = 1000, warmup = 200, worker = "rail" }) {
+  const call = worker === "hello" ? helloCall() : py.globals.get("_call_fetch");
+  const times = [];
+  const statuses = {};
+  const errors = [];
+  try {
+    for (let i = 0; i < warmup + n; i++) {
+      const { url, headers } = requests[i % requests.length];
+      const ctx = newContext();
+      const request = new Request(url, { method: "GET", headers });
+      const t0 = performance.now();
+      const resp = await call(ctx, env, request);
+      await resp.text();
+      const t1 = performance.now();
+      if (i >= warmup) {
+        times.push(t1 - t0);
+        const detail = /detail=([a-z-]+)/.exec(resp.headers.get("cache-status") || "");
+        const key = `${resp.status} ${detail ? detail[1] : "-"}`;
+        statuses[key] = (statuses[key] || 0) + 1;
+      }
+      errors.push(...(await drain()).errors);
+    }
+  } finally {
+    call.destroy();
+  }
+  times.sort((a, b) => a - b);
+  return { p50_us: times[times.length >> 1] * 1000, statuses, errors };
+}
+
 async function doFetch({ url, method = "GET", headers = [] }) {
   const ctx = newContext();
   const request = new Request(url, { method, headers });
@@ -253,6 +305,7 @@ const ops = {
     return py.runPython("import sys; sys.version.split()[0]");
   },
   fetch: doFetch,
+  time_fetch: timeFetch,
   drain,
   async advance({ ms }) {
     offsetMs += ms;
