@@ -137,6 +137,9 @@ class EdgeProtocol(HttpToolsProtocol):
         self._fields = 0
         self._refusal = 0
         self._head_timer = _Deadline(self.loop, self.limits.head_timeout_s, self._head_timeout)
+        self._raw: list[tuple[bytes, bytes]] = []  # the current head's fields, lower-cased
+        self._hit_at = 0.0  # loop time of the last protocol-level hit
+        self._idle: asyncio.TimerHandle | None = None  # the keep-alive clock after hits
         self._body_timer = _Deadline(self.loop, self.limits.body_timeout_s, self._body_timeout)
 
     # -- connection ------------------------------------------------------------------------
@@ -145,6 +148,9 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_timer.arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self._head_timer.cancel()
         self._body_timer.cancel()
         super().connection_lost(exc)
@@ -183,14 +189,18 @@ class EdgeProtocol(HttpToolsProtocol):
                 self._head_timer.arm()
 
     # -- parser callbacks ------------------------------------------------------------------
+    # The head is only collected here (target, lower-cased fields): uvicorn's scope, its
+    # headers list and its cycle are built in ``_to_app``, only for a request the hit path
+    # does not answer.
     def on_message_begin(self) -> None:
-        super().on_message_begin()
         self._partial = True
         self._answered = False
         self._field_bytes = self._fields = 0
+        self.url = b""
+        self._raw: list[tuple[bytes, bytes]] = []
 
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
+        self.url += url
         if len(self.url) > self.limits.request_line_bytes:
             self._refusal = 414
             raise _Refused
@@ -203,14 +213,28 @@ class EdgeProtocol(HttpToolsProtocol):
         ):
             self._refusal = 431
             raise _Refused
-        super().on_header(name, value)
+        # (uvicorn's own treatment: lower-cased name, trailing OWS dropped, RFC 9110 §5.5)
+        self._raw.append((name.lower(), value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         self._partial = False
         self._pending = 0
-        self._head_timer.cancel()
+        head_timer = self._head_timer
+        if head_timer._handle is not None:
+            head_timer.cancel()
         if self.hits is not None and self._answer_hit(self.hits):
             return
+        self._to_app()
+
+    def _to_app(self) -> None:
+        """Hand the collected head to uvicorn as its own callbacks would have: scope,
+        headers, Expect, then its cycle and the ASGI task."""
+        url = self.url
+        super().on_message_begin()
+        self.url = url
+        on_header = super().on_header
+        for name, value in self._raw:
+            on_header(name, value)
         super().on_headers_complete()
         if self.cycle is not None:
             relay: Any = functools.partial(self._relay_interim, self.cycle)
@@ -255,20 +279,41 @@ class EdgeProtocol(HttpToolsProtocol):
         parser = self.parser
         if parser.get_http_version() != "1.1" or not parser.should_keep_alive():
             return False
-        out = hits.answer(parser.get_method(), self.url, self.headers)
+        out = hits.answer(parser.get_method(), self.url, self._raw)
         if out is None:
             return False
         self._answered = True
         self.transport.write(out)
         # What uvicorn does when an answer is complete: count it, resume reading, and wait
-        # for the next request no longer than the keep-alive timeout.
+        # for the next request no longer than the keep-alive timeout. (Reading is paused
+        # only behind a pipelined app answer; the idle clock is one lazy timer, not one per
+        # answer: see ``_idle_check``.)
         self.server_state.total_requests += 1
-        self.flow.resume_reading()
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
+        if self.flow.read_paused:
+            self.flow.resume_reading()
+        self._hit_at = self.loop.time()
+        if self._idle is None:
+            self._idle = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
         return True
+
+    def _idle_check(self) -> None:
+        """The keep-alive timeout after protocol-level hits: close the connection when it
+        has been idle ``timeout_keep_alive`` since the last hit, else look again when it
+        would have. A request in progress, or an app answer after the hits, has its own
+        clock (the head timer, uvicorn's keep-alive task), so this one stops there."""
+        self._idle = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self._partial or self.timeout_keep_alive_task is not None:
+            return
+        if cycle is not None and not cycle.response_complete:
+            return
+        left = self._hit_at + self.timeout_keep_alive - self.loop.time()
+        if left <= 0:
+            self.timeout_keep_alive_handler()
+        else:
+            self._idle = self.loop.call_later(left, self._idle_check)
 
     # -- limits ----------------------------------------------------------------------------
     def _body_timeout(self) -> None:
