@@ -66,7 +66,8 @@ class _LazyHeaders(Mapping[str, str]):
 
     def _map(self) -> dict[str, str]:
         if self._built is None:
-            self._built = request_headers(self._raw)
+            # (values as uvicorn hands them over: trailing whitespace dropped, RFC 9110 §5.5)
+            self._built = request_headers([(k, v.rstrip(b" \t")) for k, v in self._raw])
         return self._built
 
     def __getitem__(self, name: str) -> str:
@@ -127,14 +128,20 @@ class HitPath:
         return "GET " + normalize_target(raw_path + (f"?{query}" if query else ""))
 
     def answer(self, method: bytes, url: bytes, fields: list[tuple[bytes, bytes]]) -> bytes | None:
-        """The whole answer to a request that is a plain fresh hit; None otherwise."""
-        head = method == b"HEAD"
-        if not head and method != b"GET":
+        """The whole answer to a request that is a plain fresh hit; None otherwise.
+        ``fields``: the request's header fields, names lower-cased."""
+        if method == b"GET":
+            head = False
+        elif method == b"HEAD":
+            head = True
+        else:
             return None
         for name, _ in fields:
             if name in _SLOW_FIELDS:
                 return None
-        primary = self.primary(url)
+        primary = self._primaries.get(url)
+        if primary is None:
+            primary = self.primary(url)
         if not primary:
             return None
         found = self.http.fresh_hit(primary, _LazyHeaders(fields))
@@ -148,9 +155,10 @@ class HitPath:
         if not head_block:
             return None  # a Location to rewrite: the app's path
         body = stored.body
+        whole = int(age)
         out = b"%sage: %d\r\ncache-status: %s%d\r\ncontent-length: %d\r\n%s\r\n" % (
             head_block,
-            max(0, int(age)),
+            whole if whole > 0 else 0,
             _HIT,
             int(stored.lifetime - age),
             len(body),

@@ -133,8 +133,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._answered = False  # the current request was answered by ``hits``
         self._partial = False  # a request head has begun and is not complete yet
         self._pending = 0  # bytes received while this head was incomplete
-        self._field_bytes = 0
-        self._fields = 0
+        self._fields_left = 0  # header fields the current head may still have
+        self._bytes_left = 0  # and their bytes
         self._refusal = 0
         self._head_timer = _Deadline(self.loop, self.limits.head_timeout_s, self._head_timeout)
         self._raw: list[tuple[bytes, bytes]] = []  # the current head's fields, lower-cased
@@ -164,7 +164,8 @@ class EdgeProtocol(HttpToolsProtocol):
         try:
             # Fed through our own copy of uvicorn's error handling: a refusal raised in a
             # parser callback surfaces as HttpParserCallbackError.
-            self._unset_keepalive_if_required()
+            if self.timeout_keep_alive_task is not None:
+                self._unset_keepalive_if_required()
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
             if self._refusal:
@@ -195,9 +196,10 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._partial = True
         self._answered = False
-        self._field_bytes = self._fields = 0
+        self._fields_left = self.limits.header_count
+        self._bytes_left = self.limits.header_bytes
         self.url = b""
-        self._raw: list[tuple[bytes, bytes]] = []
+        self._raw = []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -206,15 +208,14 @@ class EdgeProtocol(HttpToolsProtocol):
             raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields += 1
-        self._field_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._fields > self.limits.header_count or (
-            self._field_bytes > self.limits.header_bytes
-        ):
+        self._fields_left -= 1
+        self._bytes_left -= len(name) + len(value) + 4  # ": " and CRLF
+        if self._fields_left < 0 or self._bytes_left < 0:
             self._refusal = 431
             raise _Refused
-        # (uvicorn's own treatment: lower-cased name, trailing OWS dropped, RFC 9110 §5.5)
-        self._raw.append((name.lower(), value.rstrip(b" \t")))
+        # Names lower-cased (the hit path compares them); values as llhttp gives them
+        # (uvicorn drops their trailing whitespace when the request goes to the app).
+        self._raw.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self._partial = False
