@@ -60,8 +60,8 @@ class _LazyHeaders(Mapping[str, str]):
 
     __slots__ = ("_built", "_raw")
 
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._raw = raw
+    def __init__(self) -> None:
+        self._raw: list[tuple[bytes, bytes]] = []
         self._built: dict[str, str] | None = None
 
     def _map(self) -> dict[str, str]:
@@ -102,6 +102,7 @@ class HitPath:
         self.hello_path = hello_path
         # request target -> primary key ("" when the target is never a plain hit)
         self._primaries: dict[bytes, str] = {}
+        self._fields = _LazyHeaders()
 
     def primary(self, url: bytes) -> str:
         """The cache's primary key of a request target; "" when the app must see it."""
@@ -144,7 +145,11 @@ class HitPath:
             primary = self.primary(url)
         if not primary:
             return None
-        found = self.http.fresh_hit(primary, _LazyHeaders(fields))
+        lazy = self._fields
+        # One mapping per hit path, reset per hit (answers are synchronous: no two requests
+        # share it at once), so a hit allocates none.
+        lazy._raw, lazy._built = fields, None
+        found = self.http.fresh_hit(primary, lazy)
         if found is None:
             return None
         stored, age = found
