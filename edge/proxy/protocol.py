@@ -38,10 +38,14 @@ from cache_keys.wire import Problem
 from edge.proxy.forwarding import HOP_BY_HOP, connection_named
 from edge.proxy.upstream import INTERIM_EXTENSION
 
+WHOLE_EXTENSION = "p13n.whole"
+"""Scope extension: ``whole(status, headers, body) -> bool`` writes a complete answer in one
+write (``EdgeProtocol._send_whole``); False when the app must use ASGI ``send`` instead."""
+
 if TYPE_CHECKING:
     from edge.proxy.hitpath import HitPath
 
-__all__ = ["EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
+__all__ = ["WHOLE_EXTENSION", "EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
 
 
 def _phrase(code: int) -> bytes:
@@ -239,7 +243,8 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None:
             relay: Any = functools.partial(self._relay_interim, self.cycle)
-            self.scope["extensions"] = {INTERIM_EXTENSION: relay}
+            whole: Any = functools.partial(self._send_whole, self.cycle)
+            self.scope["extensions"] = {INTERIM_EXTENSION: relay, WHOLE_EXTENSION: whole}
         if any(name in _BODY_FIELDS for name, _ in self.headers):
             self._body_timer.arm()
 
@@ -258,6 +263,31 @@ class EdgeProtocol(HttpToolsProtocol):
             if low.decode("latin-1") not in HOP_BY_HOP and low.decode("latin-1") not in named:
                 lines.append(b"%s: %s\r\n" % (low, value))
         self.transport.write(b"".join([*lines, b"\r\n"]))
+
+    def _send_whole(
+        self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> bool:
+        """Answer ``cycle`` with one write: status line, ``headers`` (lower-case names, values
+        checked by the caller; a ``content-length`` among them), body (empty for a HEAD);
+        then complete the cycle as uvicorn's ``send`` does (keep-alive or close, the next
+        pipelined request). False, having written nothing, when the answer has started, the
+        client is gone, or the client is not reading (ASGI ``send`` waits for it)."""
+        if cycle.response_started or cycle.disconnected or self.flow.write_paused:
+            return False
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        parts = [httptools_impl.STATUS_LINE[status]]
+        parts += [b"%s: %s\r\n" % kv for kv in headers]
+        if not cycle.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += [b"\r\n", body]
+        self.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()
+        return True
 
     def on_body(self, body: bytes) -> None:
         if not self._answered:
