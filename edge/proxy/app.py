@@ -29,10 +29,9 @@ from edge.proxy.answers import Answer, problem_answer
 from edge.proxy.forwarding import ClientHop
 from edge.proxy.metrics import Traffic, render
 from edge.proxy.planes import rewrite_locations
-from edge.proxy.protocol import WHOLE_EXTENSION
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
-from edge.proxy.upstream import INTERIM_EXTENSION, INTERIM_RELAY
+from edge.proxy.upstream import INTERIM_EXTENSION, INTERIM_RELAY, WHOLE_EXTENSION
 from edge.request import rail_route
 
 __all__ = ["DATE", "EdgeApp", "EdgeRuntime", "create_admin_app", "create_app", "request_headers"]
@@ -151,7 +150,7 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
     traffic = runtime.traffic
     traffic.requests += 1
     traffic.bytes_sent += len(body)
-    # One write from the protocol (``edge.proxy.protocol.WHOLE_EXTENSION``) when it offers
+    # One write from the protocol (``edge.proxy.upstream.WHOLE_EXTENSION``) when it offers
     # it: no per-header checks in uvicorn's sender, no second write for the body.
     whole = scope.get("extensions", {}).get(WHOLE_EXTENSION)
     if whole is not None and whole(status, raw, body):

@@ -36,16 +36,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cache_keys.wire import Problem
 from edge.proxy.forwarding import HOP_BY_HOP, connection_named
-from edge.proxy.upstream import INTERIM_EXTENSION
-
-WHOLE_EXTENSION = "p13n.whole"
-"""Scope extension: ``whole(status, headers, body) -> bool`` writes a complete answer in one
-write (``EdgeProtocol._send_whole``); False when the app must use ASGI ``send`` instead."""
+from edge.proxy.upstream import INTERIM_EXTENSION, WHOLE_EXTENSION
 
 if TYPE_CHECKING:
     from edge.proxy.hitpath import HitPath
 
-__all__ = ["WHOLE_EXTENSION", "EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
+__all__ = ["EdgeProtocol", "HeadLimits", "allow_every_status", "protocol_class"]
 
 
 def _phrase(code: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The protocol's one-write answer (``edge.proxy.protocol.WHOLE_EXTENSION``, used by rail
+"""The protocol's one-write answer (``edge.proxy.upstream.WHOLE_EXTENSION``, used by rail
 answers): byte for byte what uvicorn's own ASGI sender writes for the same answer, for GET,
 HEAD, pipelined requests and ``Connection: close``. Two real uvicorn servers with the edge's
 protocol on loopback, one app answering through the extension, the other through ``send``;
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from edge.proxy.protocol import WHOLE_EXTENSION, HeadLimits, protocol_class
+from edge.proxy.protocol import HeadLimits, protocol_class
+from edge.proxy.upstream import WHOLE_EXTENSION
 
 pytestmark = pytest.mark.anyio
 
