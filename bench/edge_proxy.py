@@ -16,7 +16,7 @@ is an ordinary Starlette route of the same app (routing and middleware included)
    the origin's own request counter says how many list fetches reached it.
 
 Last line: edge_hit_rps=<N> edge_rerank_rps=<R> hello_rps=<B> ratio=<N/B>
-collapse_origin_requests=<n>
+rerank_ratio=<R/N> collapse_origin_requests=<n>
 """
 
 from __future__ import annotations
@@ -267,7 +267,8 @@ def main() -> int:
     hit, rer, hello = (statistics.median(runs[k]) for k in ("hit", "rerank", "hello"))
     print(
         f"edge_hit_rps={hit:.0f} edge_rerank_rps={rer:.0f} hello_rps={hello:.0f} "
-        f"ratio={hit / hello:.2f} collapse_origin_requests={fetched}"
+        f"ratio={hit / hello:.2f} rerank_ratio={rer / hit:.2f} "
+        f"collapse_origin_requests={fetched}"
     )
     return 0
 

@@ -15,7 +15,8 @@ Fair to all three: the same origin, wrk command and connections; the edge runs o
 core as nginx does (``worker_processes`` = cores), Varnish its default thread pools. wrk runs
 on the same cores as the server it loads (there is no other machine), and so does anything
 else running on the machine: each round prints the load average, and only rounds run under
-the same load compare.
+the same load compare. Each round also prints every server's CPU per 1,000 requests (user +
+system time of all its processes, from /proc), which other load on the machine disturbs less.
 
 Last line: edge_rps=<E> nginx_rps=<N> varnish_rps=<V> ratio=<E/max(N,V)>
 """
@@ -125,16 +126,38 @@ def wait_cached(url: str, cached: Callable[[httpx.Response], bool], name: str) -
     raise SystemExit(f"{name} never answered {url} from its cache")
 
 
-def wrk_rps(wrk: str, url: str, seconds: int, threads: int, conns: int) -> float:
-    """Requests per second of one wrk run; fails on any non-2xx/3xx answer or socket error."""
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds of every live process in group ``pgid`` (a server and its
+    workers, each started in a session of its own), from /proc."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # fields[0] is the state: pgrp is field 5 of stat
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def wrk_run(wrk: str, url: str, seconds: int, threads: int, conns: int) -> tuple[float, int]:
+    """(requests per second, requests) of one wrk run; fails on any non-2xx/3xx answer or
+    socket error."""
     out = subprocess.run(
         [wrk, f"-t{threads}", f"-c{conns}", f"-d{seconds}s", url],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
     m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    if m is None or "Non-2xx" in out or "Socket errors" in out:
+    n = re.search(r"(\d+) requests in", out)
+    if m is None or n is None or "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"wrk run failed or saw errors:\n{out}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
 
 
 def main() -> None:
@@ -158,20 +181,23 @@ def main() -> None:
         env.update({"P13N_EDGE_HEARTBEAT_S": "0", "P13N_EDGE_REDIS_URL": ""})
         edge_argv = [sys.executable, "-m", "ops.cli", "edge", "--origin", origin]
         edge_argv += ["--port", str(e_port), "--admin-port", str(a_port)]
-        procs.append(spawn([*edge_argv, "--workers", str(args.workers)], env))
+        edge_proc = spawn([*edge_argv, "--workers", str(args.workers)], env)
+        procs.append(edge_proc)
         conf = tmp / "nginx.conf"
+        # The same worker count as the edge: one process per core by default.
         conf.write_text(
-            NGINX_CONF.format(workers=os.cpu_count() or 1, tmp=tmp, origin_port=o_port, port=n_port)
+            NGINX_CONF.format(workers=args.workers, tmp=tmp, origin_port=o_port, port=n_port)
         )
-        procs.append(spawn([nginx, "-p", str(tmp), "-c", str(conf)]))
+        nginx_proc = spawn([nginx, "-p", str(tmp), "-c", str(conf)])
+        procs.append(nginx_proc)
         varnish_dir = tmp / "varnish"
-        procs.append(
-            spawn([
-                varnishd, "-F", "-j", "none", "-n", str(varnish_dir),
-                "-a", f"127.0.0.1:{v_port}", "-b", f"127.0.0.1:{o_port}",
-                "-s", "malloc,256m",
-            ])
-        )  # fmt: skip
+        varnish_proc = spawn([
+            varnishd, "-F", "-j", "none", "-n", str(varnish_dir),
+            "-a", f"127.0.0.1:{v_port}", "-b", f"127.0.0.1:{o_port}",
+            "-s", "malloc,256m",
+        ])  # fmt: skip
+        procs.append(varnish_proc)
+        groups = {"edge": edge_proc.pid, "nginx": nginx_proc.pid, "varnish": varnish_proc.pid}
         targets = {
             "edge": f"http://127.0.0.1:{e_port}{PATH}",
             "nginx": f"http://127.0.0.1:{n_port}{PATH}",
@@ -186,24 +212,37 @@ def main() -> None:
         )
         names = list(targets)
         runs: dict[str, list[float]] = {n: [] for n in names}
+        # Server CPU per 1,000 requests (every process of the server's group): steadier than
+        # requests per second when other work shares the cores.
+        cpu: dict[str, list[float]] = {n: [] for n in names}
         for r in range(args.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
-                rps = wrk_rps(wrk, targets[name], args.seconds, args.threads, args.connections)
+                before = group_cpu_s(groups[name])
+                rps, count = wrk_run(
+                    wrk, targets[name], args.seconds, args.threads, args.connections
+                )
+                used = group_cpu_s(groups[name]) - before
                 runs[name].append(rps)
+                cpu[name].append(used * 1e6 / max(1, count))
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(
                 f"round {r + 1}: "
                 + " ".join(f"{n}={runs[n][-1]:.0f}" for n in names)
+                + " cpu_ms_per_1k "
+                + " ".join(f"{n}={cpu[n][-1]:.1f}" for n in names)
                 + f" (load average {load})",
                 flush=True,
             )
         med = {n: statistics.median(v) for n, v in runs.items()}
+        med_cpu = {n: statistics.median(v) for n, v in cpu.items()}
     finally:
         for proc in reversed(procs):
             _load.stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
     ratio = med["edge"] / max(med["nginx"], med["varnish"])
+    print("median server CPU ms per 1,000 requests: "
+          + " ".join(f"{n}={v:.1f}" for n, v in med_cpu.items()))  # fmt: skip
     print(
         f"edge_rps={med['edge']:.0f} nginx_rps={med['nginx']:.0f} "
         f"varnish_rps={med['varnish']:.0f} ratio={ratio:.3f}"

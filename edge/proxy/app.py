@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
 
 from cache_keys.wire import join_fields, parse_edge_config
 from edge.plan import serves_route
@@ -30,7 +31,7 @@ from edge.proxy.metrics import Traffic, render
 from edge.proxy.planes import rewrite_locations
 from edge.proxy.runtime import EdgeRuntime
 from edge.proxy.settings import ProxySettings
-from edge.proxy.upstream import INTERIM_EXTENSION, INTERIM_RELAY
+from edge.proxy.upstream import INTERIM_EXTENSION, INTERIM_RELAY, WHOLE_EXTENSION
 from edge.request import rail_route
 
 __all__ = ["DATE", "EdgeApp", "EdgeRuntime", "create_admin_app", "create_app", "request_headers"]
@@ -144,8 +145,18 @@ async def _answer_rail(runtime: EdgeRuntime, route: str, scope: Scope, send: Sen
         status, out, body = 200, reply.headers, reply.answer.body.encode()
     raw = [_encoded(k, v) for k, v in out]
     raw += [(b"content-length", b"%d" % len(body)), (b"date", DATE.now())]
+    if scope["method"] == "HEAD":
+        body = b""
+    traffic = runtime.traffic
+    traffic.requests += 1
+    traffic.bytes_sent += len(body)
+    # One write from the protocol (``edge.proxy.upstream.WHOLE_EXTENSION``) when it offers
+    # it: no per-header checks in uvicorn's sender, no second write for the body.
+    whole = scope.get("extensions", {}).get(WHOLE_EXTENSION)
+    if whole is not None and whole(status, raw, body):
+        return True
     await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+    await send({"type": "http.response.body", "body": body})
     return True
 
 
@@ -153,11 +164,15 @@ _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
 
 def _encoded(name: str, value: str) -> tuple[bytes, bytes]:
-    """A header pair as bytes; the shared ones (content type, cache control, a few hundred
-    Cache-Status values) are encoded once. Set-Cookie values are per shopper: never kept."""
+    """A header pair as bytes, checked as uvicorn's sender checks it (a rail answer may be
+    written without that sender); the shared ones (content type, cache control, a few
+    hundred Cache-Status values) are encoded and checked once. Set-Cookie values are per
+    shopper: never kept."""
     pair = _ENCODED.get((name, value))
     if pair is None:
         pair = (name.encode("latin-1"), value.encode("latin-1"))
+        if HEADER_RE.search(pair[0]) or HEADER_VALUE_RE.search(pair[1]):
+            raise ValueError("invalid header field in a rail answer")
         if name != "set-cookie":
             if len(_ENCODED) >= 4096:
                 _ENCODED.clear()
@@ -258,12 +273,13 @@ class EdgeApp(Starlette):
             return
         scope["app"] = self
         runtime: EdgeRuntime = self.state.edge
-        send = _counting(send, runtime.traffic)
         method = scope["method"]
         if method in ("GET", "HEAD"):
             route = rail_route(scope["path"])
+            # (a rail answer counts its own request and bytes: no counting wrapper per call)
             if route is not None and await _answer_rail(runtime, route, scope, send):
                 return
+        send = _counting(send, runtime.traffic)
         if method not in METHODS:
             detail = f"the edge forwards {', '.join(METHODS)}"
             await _send_problem(send, 405, "method-not-allowed", "Method not allowed", detail)

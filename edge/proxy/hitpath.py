@@ -60,13 +60,14 @@ class _LazyHeaders(Mapping[str, str]):
 
     __slots__ = ("_built", "_raw")
 
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._raw = raw
+    def __init__(self) -> None:
+        self._raw: list[tuple[bytes, bytes]] = []
         self._built: dict[str, str] | None = None
 
     def _map(self) -> dict[str, str]:
         if self._built is None:
-            self._built = request_headers(self._raw)
+            # (values as uvicorn hands them over: trailing whitespace dropped, RFC 9110 §5.5)
+            self._built = request_headers([(k, v.rstrip(b" \t")) for k, v in self._raw])
         return self._built
 
     def __getitem__(self, name: str) -> str:
@@ -101,6 +102,7 @@ class HitPath:
         self.hello_path = hello_path
         # request target -> primary key ("" when the target is never a plain hit)
         self._primaries: dict[bytes, str] = {}
+        self._fields = _LazyHeaders()
 
     def primary(self, url: bytes) -> str:
         """The cache's primary key of a request target; "" when the app must see it."""
@@ -127,17 +129,27 @@ class HitPath:
         return "GET " + normalize_target(raw_path + (f"?{query}" if query else ""))
 
     def answer(self, method: bytes, url: bytes, fields: list[tuple[bytes, bytes]]) -> bytes | None:
-        """The whole answer to a request that is a plain fresh hit; None otherwise."""
-        head = method == b"HEAD"
-        if not head and method != b"GET":
+        """The whole answer to a request that is a plain fresh hit; None otherwise.
+        ``fields``: the request's header fields, names lower-cased."""
+        if method == b"GET":
+            head = False
+        elif method == b"HEAD":
+            head = True
+        else:
             return None
         for name, _ in fields:
             if name in _SLOW_FIELDS:
                 return None
-        primary = self.primary(url)
+        primary = self._primaries.get(url)
+        if primary is None:
+            primary = self.primary(url)
         if not primary:
             return None
-        found = self.http.fresh_hit(primary, _LazyHeaders(fields))
+        lazy = self._fields
+        # One mapping per hit path, reset per hit (answers are synchronous: no two requests
+        # share it at once), so a hit allocates none.
+        lazy._raw, lazy._built = fields, None
+        found = self.http.fresh_hit(primary, lazy)
         if found is None:
             return None
         stored, age = found
@@ -148,9 +160,10 @@ class HitPath:
         if not head_block:
             return None  # a Location to rewrite: the app's path
         body = stored.body
+        whole = int(age)
         out = b"%sage: %d\r\ncache-status: %s%d\r\ncontent-length: %d\r\n%s\r\n" % (
             head_block,
-            max(0, int(age)),
+            whole if whole > 0 else 0,
             _HIT,
             int(stored.lifetime - age),
             len(body),

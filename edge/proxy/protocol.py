@@ -36,7 +36,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cache_keys.wire import Problem
 from edge.proxy.forwarding import HOP_BY_HOP, connection_named
-from edge.proxy.upstream import INTERIM_EXTENSION
+from edge.proxy.upstream import INTERIM_EXTENSION, WHOLE_EXTENSION
 
 if TYPE_CHECKING:
     from edge.proxy.hitpath import HitPath
@@ -133,10 +133,13 @@ class EdgeProtocol(HttpToolsProtocol):
         self._answered = False  # the current request was answered by ``hits``
         self._partial = False  # a request head has begun and is not complete yet
         self._pending = 0  # bytes received while this head was incomplete
-        self._field_bytes = 0
-        self._fields = 0
+        self._fields_left = 0  # header fields the current head may still have
+        self._bytes_left = 0  # and their bytes
         self._refusal = 0
         self._head_timer = _Deadline(self.loop, self.limits.head_timeout_s, self._head_timeout)
+        self._raw: list[tuple[bytes, bytes]] = []  # the current head's fields, lower-cased
+        self._hit_at = 0.0  # loop time of the last protocol-level hit
+        self._idle: asyncio.TimerHandle | None = None  # the keep-alive clock after hits
         self._body_timer = _Deadline(self.loop, self.limits.body_timeout_s, self._body_timeout)
 
     # -- connection ------------------------------------------------------------------------
@@ -145,6 +148,9 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_timer.arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self._head_timer.cancel()
         self._body_timer.cancel()
         super().connection_lost(exc)
@@ -158,7 +164,8 @@ class EdgeProtocol(HttpToolsProtocol):
         try:
             # Fed through our own copy of uvicorn's error handling: a refusal raised in a
             # parser callback surfaces as HttpParserCallbackError.
-            self._unset_keepalive_if_required()
+            if self.timeout_keep_alive_task is not None:
+                self._unset_keepalive_if_required()
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
             if self._refusal:
@@ -183,38 +190,57 @@ class EdgeProtocol(HttpToolsProtocol):
                 self._head_timer.arm()
 
     # -- parser callbacks ------------------------------------------------------------------
+    # The head is only collected here (target, lower-cased fields): uvicorn's scope, its
+    # headers list and its cycle are built in ``_to_app``, only for a request the hit path
+    # does not answer.
     def on_message_begin(self) -> None:
-        super().on_message_begin()
         self._partial = True
         self._answered = False
-        self._field_bytes = self._fields = 0
+        self._fields_left = self.limits.header_count
+        self._bytes_left = self.limits.header_bytes
+        self.url = b""
+        self._raw = []
 
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
+        self.url += url
         if len(self.url) > self.limits.request_line_bytes:
             self._refusal = 414
             raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields += 1
-        self._field_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._fields > self.limits.header_count or (
-            self._field_bytes > self.limits.header_bytes
-        ):
+        self._fields_left -= 1
+        self._bytes_left -= len(name) + len(value) + 4  # ": " and CRLF
+        if self._fields_left < 0 or self._bytes_left < 0:
             self._refusal = 431
             raise _Refused
-        super().on_header(name, value)
+        # Names lower-cased (the hit path compares them); values as llhttp gives them
+        # (uvicorn drops their trailing whitespace when the request goes to the app).
+        self._raw.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self._partial = False
         self._pending = 0
-        self._head_timer.cancel()
+        head_timer = self._head_timer
+        if head_timer._handle is not None:
+            head_timer.cancel()
         if self.hits is not None and self._answer_hit(self.hits):
             return
+        self._to_app()
+
+    def _to_app(self) -> None:
+        """Hand the collected head to uvicorn as its own callbacks would have: scope,
+        headers, Expect, then its cycle and the ASGI task."""
+        url = self.url
+        super().on_message_begin()
+        self.url = url
+        on_header = super().on_header
+        for name, value in self._raw:
+            on_header(name, value)
         super().on_headers_complete()
         if self.cycle is not None:
             relay: Any = functools.partial(self._relay_interim, self.cycle)
-            self.scope["extensions"] = {INTERIM_EXTENSION: relay}
+            whole: Any = functools.partial(self._send_whole, self.cycle)
+            self.scope["extensions"] = {INTERIM_EXTENSION: relay, WHOLE_EXTENSION: whole}
         if any(name in _BODY_FIELDS for name, _ in self.headers):
             self._body_timer.arm()
 
@@ -233,6 +259,31 @@ class EdgeProtocol(HttpToolsProtocol):
             if low.decode("latin-1") not in HOP_BY_HOP and low.decode("latin-1") not in named:
                 lines.append(b"%s: %s\r\n" % (low, value))
         self.transport.write(b"".join([*lines, b"\r\n"]))
+
+    def _send_whole(
+        self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> bool:
+        """Answer ``cycle`` with one write: status line, ``headers`` (lower-case names, values
+        checked by the caller; a ``content-length`` among them), body (empty for a HEAD);
+        then complete the cycle as uvicorn's ``send`` does (keep-alive or close, the next
+        pipelined request). False, having written nothing, when the answer has started, the
+        client is gone, or the client is not reading (ASGI ``send`` waits for it)."""
+        if cycle.response_started or cycle.disconnected or self.flow.write_paused:
+            return False
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        parts = [httptools_impl.STATUS_LINE[status]]
+        parts += [b"%s: %s\r\n" % kv for kv in headers]
+        if not cycle.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += [b"\r\n", body]
+        self.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()
+        return True
 
     def on_body(self, body: bytes) -> None:
         if not self._answered:
@@ -255,20 +306,41 @@ class EdgeProtocol(HttpToolsProtocol):
         parser = self.parser
         if parser.get_http_version() != "1.1" or not parser.should_keep_alive():
             return False
-        out = hits.answer(parser.get_method(), self.url, self.headers)
+        out = hits.answer(parser.get_method(), self.url, self._raw)
         if out is None:
             return False
         self._answered = True
         self.transport.write(out)
         # What uvicorn does when an answer is complete: count it, resume reading, and wait
-        # for the next request no longer than the keep-alive timeout.
+        # for the next request no longer than the keep-alive timeout. (Reading is paused
+        # only behind a pipelined app answer; the idle clock is one lazy timer, not one per
+        # answer: see ``_idle_check``.)
         self.server_state.total_requests += 1
-        self.flow.resume_reading()
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
+        if self.flow.read_paused:
+            self.flow.resume_reading()
+        self._hit_at = self.loop.time()
+        if self._idle is None:
+            self._idle = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
         return True
+
+    def _idle_check(self) -> None:
+        """The keep-alive timeout after protocol-level hits: close the connection when it
+        has been idle ``timeout_keep_alive`` since the last hit, else look again when it
+        would have. A request in progress, or an app answer after the hits, has its own
+        clock (the head timer, uvicorn's keep-alive task), so this one stops there."""
+        self._idle = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self._partial or self.timeout_keep_alive_task is not None:
+            return
+        if cycle is not None and not cycle.response_complete:
+            return
+        left = self._hit_at + self.timeout_keep_alive - self.loop.time()
+        if left <= 0:
+            self.timeout_keep_alive_handler()
+        else:
+            self._idle = self.loop.call_later(left, self._idle_check)
 
     # -- limits ----------------------------------------------------------------------------
     def _body_timeout(self) -> None:

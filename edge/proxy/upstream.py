@@ -30,6 +30,7 @@ __all__ = [
     "HOP_BY_HOP",
     "INTERIM_EXTENSION",
     "INTERIM_RELAY",
+    "WHOLE_EXTENSION",
     "BadTarget",
     "InterimRelay",
     "OriginUnavailable",
@@ -46,6 +47,11 @@ INTERIM_RELAY: ContextVar[InterimRelay | None] = ContextVar("p13n_interim_relay"
 # The extension carrying a relay: of the origin request (httpcore), and of the client's
 # request in the ASGI scope (set by ``edge.proxy.protocol``).
 INTERIM_EXTENSION = "p13n.interim"
+# Scope extension: ``whole(status, headers, body) -> bool`` writes a complete answer in one
+# write (``edge.proxy.protocol.EdgeProtocol._send_whole``); False when the app must use ASGI
+# ``send`` instead. (Named here, beside the other one, so the app need not import the
+# protocol.)
+WHOLE_EXTENSION = "p13n.whole"
 
 
 class _RelayingHTTP11Connection(httpcore.AsyncHTTP11Connection):

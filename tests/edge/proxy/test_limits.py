@@ -131,6 +131,40 @@ def test_an_idle_keep_alive_connection_is_closed(limited_edge, ok_origin) -> Non
     assert limited_edge.poll() is None
 
 
+def test_an_idle_connection_after_protocol_level_hits_is_closed(limited_edge, httpserver) -> None:
+    # Hits answered in the protocol layer keep one lazy idle clock per connection instead
+    # of a timer per answer (``EdgeProtocol._idle_check``): the connection still closes.
+    httpserver.expect_request("/cached").respond_with_data(
+        "kept", headers={"Cache-Control": "max-age=60"}
+    )
+    with socket.create_connection(("127.0.0.1", limited_edge.port), timeout=10) as sock:
+        for _ in range(3):  # stored by the first, answered by the protocol after that
+            sock.sendall(request("/cached"))
+            reply = b""
+            while not reply.endswith(b"kept"):
+                reply += sock.recv(65536)
+        assert b"cache-status: p13n-edge; hit" in reply
+        assert sock.recv(65536) == b""  # closed after the idle timeout
+    assert limited_edge.poll() is None
+
+
+def test_expect_100_continue_still_reaches_uvicorn(limited_edge, ok_origin) -> None:
+    # The head is collected in the edge's own callbacks and handed to uvicorn only for the
+    # app (``EdgeProtocol._to_app``): its Expect handling must still see the field.
+    head = b"POST /ok HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 4\r\n"
+    with socket.create_connection(("127.0.0.1", limited_edge.port), timeout=10) as sock:
+        sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        sock.sendall(b"body")
+        reply = b""
+        while not reply.endswith(b"fine"):
+            reply += sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+
+
 def post(body: bytes, length: int) -> bytes:
     return b"POST /ok HTTP/1.1\r\nHost: shop.test\r\nContent-Length: %d\r\n\r\n%s" % (length, body)
 

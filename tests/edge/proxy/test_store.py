@@ -39,3 +39,22 @@ def test_drop_tagged_and_invalidate() -> None:
     assert store.drop_tagged({"sku:1"}) == 1
     assert store.keys() == ["b"]
     assert store.invalidate("b") and not store.invalidate("b")
+
+
+def test_a_lookup_makes_an_entry_the_most_recently_used() -> None:
+    size = resp(b"x" * 500).size
+    store = ResponseStore(max_bytes=4 * size + size // 2)  # room for four
+    for i in range(4):
+        store.put(f"k{i}", resp(b"x" * 500))
+    assert store.lookup("k0", {}) is not None  # k1 is now the least recently used
+    store.put("k4", resp(b"x" * 500))
+    assert store.lookup("k1", {}) is None and store.lookup("k0", {}) is not None
+    assert store.bytes_used == sum(v.size for _, v in store.entries()) == 4 * size
+
+
+def test_variants_together_larger_than_the_store_keep_the_newest() -> None:
+    store = ResponseStore(max_bytes=3000)
+    store.put("GET /a", resp(b"e" * 1500, "Accept-Language", {"accept-language": "en"}))
+    store.put("GET /a", resp(b"d" * 1500, "Accept-Language", {"accept-language": "de"}))
+    assert [v.body[:1] for v in store.variants("GET /a")] == [b"d"]
+    assert store.bytes_used <= 3000
