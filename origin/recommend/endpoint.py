@@ -66,11 +66,12 @@ from origin.recommend.ranking import (
     merchandise,
     rank,
 )
+from origin.routing import Endpoint
 from origin.snapshot import DEFAULT_ROUTES, Snapshot
 from origin.state import AppState, get_state
 from origin.store import StoreUnavailable
 
-__all__ = ["routes"]
+__all__ = ["hot_routes", "routes"]
 
 LOG = logging.getLogger("p13n.origin.recommend")
 NO_STORE = {"Cache-Control": "private, no-store"}
@@ -300,6 +301,11 @@ async def segment_token(request: Request) -> Response:
     token = sign_segment(Hseg(hseg if known else ANON_HSEG), expires, state.settings.segment_keys)
     body = orjson.dumps({"v": 1, "token": token, "expires_at_s": expires})
     return _respond(body, [SEGMENT_COOKIE.set_cookie(token, max_age_s=ttl)])
+
+
+def hot_routes() -> dict[str, Endpoint]:
+    """The GETs the app answers before its routing stack (``origin.app.OriginApp``)."""
+    return {"/v1/recommendations": recommendations}
 
 
 def routes() -> list[BaseRoute]:
