@@ -130,6 +130,7 @@ class Metrics:
 # The method label's values: any other method a client invents is counted as "other", so
 # the request histogram's series stay a fixed set (each series is ~20 objects, forever).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_SERIES = 4096  # bound on the middleware's memo of bound series (never reached in practice)
 
 
 def _route_template(scope: Scope) -> str:
@@ -144,6 +145,9 @@ class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # (template, method, status class) -> (latency series, sent-bytes series), bound once:
+        # ``labels()`` validates and takes a lock on every call
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,16 +166,26 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - start
-            template = _route_template(scope)
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            self.metrics.request_seconds.labels(template, method, f"{status[0] // 100}xx").observe(
-                elapsed
-            )
+            self.record(scope, _route_template(scope), status[0], status[1], start)
+
+    def record(self, scope: Scope, template: str, status: int, sent: int, start: float) -> None:
+        """Count one answer (``start`` from ``time.perf_counter``) and log it."""
+        elapsed = time.perf_counter() - start
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        key = (template, method, status // 100)
+        series = self._series.get(key)
+        if series is None:
             plane = "admin" if template.startswith(ADMIN_PREFIXES) else "edge"
-            self.metrics.sent_bytes.labels(plane).inc(status[1])
-            if ACCESS_LOG.isEnabledFor(logging.INFO):
-                ACCESS_LOG.info(_log_line(scope["method"], template, status[0], elapsed))
+            series = (
+                self.metrics.request_seconds.labels(template, method, f"{status // 100}xx"),
+                self.metrics.sent_bytes.labels(plane),
+            )
+            if len(self._series) < MAX_SERIES:  # templates are a fixed set; "unmatched" is one
+                self._series[key] = series
+        series[0].observe(elapsed)
+        series[1].inc(sent)
+        if ACCESS_LOG.isEnabledFor(logging.INFO):
+            ACCESS_LOG.info(_log_line(scope["method"], template, status, elapsed))
 
 
 def _log_line(method: str, template: str, status: int, elapsed_s: float) -> str:

@@ -84,6 +84,8 @@ class Store:
         self.clock = clock
         self.open_until = 0.0
         self.last_error = ""
+        # (op, outcome) -> its histogram series: ``labels()`` validates and locks per call
+        self._series: dict[tuple[str, str], Any] = {}
 
     @property
     def client(self) -> aioredis.Redis:
@@ -142,4 +144,7 @@ class Store:
             self.trip(type(exc).__name__)
             raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
         finally:
-            self.metrics.redis_seconds.labels(op, outcome).observe(time.perf_counter() - start)
+            series = self._series.get((op, outcome))
+            if series is None:
+                series = self._series[op, outcome] = self.metrics.redis_seconds.labels(op, outcome)
+            series.observe(time.perf_counter() - start)

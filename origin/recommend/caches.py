@@ -70,6 +70,20 @@ class Expiring(Generic[K, V]):
             return MISSING
         return hit[1]
 
+    def split(self, keys: Iterable[K], now: float) -> tuple[dict[K, V], list[K]]:
+        """The live values of ``keys`` and, in order, the keys without one (one call per
+        request instead of one ``get`` per key)."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        data = self._data
+        for key in keys:
+            hit = data.get(key)
+            if hit is None or hit[0] <= now:
+                missing.append(key)
+            else:
+                found[key] = hit[1]
+        return found, missing
+
     def put(self, key: K, value: V, now: float) -> None:
         """Store ``value`` until ``now + ttl_s``."""
         if len(self._data) >= min(self._sweep_at, self.maxsize):
@@ -125,7 +139,24 @@ class ItemCaches:
         self.covis: Expiring[str, tuple[tuple[str, float], ...]] = Expiring(covis_ttl_s, maxsize)
         self.catalog: Expiring[str, CatalogEntry | None] = Expiring(ttl_s, maxsize)
         self.lists: Expiring[tuple[str, str, str], ListView] = Expiring(ttl_s, 4096)
+        # (hseg, variant) -> the stored bytes last parsed and their view: a list refetched
+        # when its entry expires is parsed again only when its bytes changed
+        self.parsed: dict[tuple[str, str], tuple[bytes, ListView]] = {}
         self.wanted: dict[str, None] = {}
+
+    def list_view(
+        self, slot: tuple[str, str], raw: bytes | None, parse: Callable[[bytes | None], ListView]
+    ) -> ListView:
+        """The view of the list stored as ``raw`` in ``slot``, parsed only when new."""
+        last = self.parsed.get(slot)
+        if raw is not None and last is not None and last[0] == raw:
+            return last[1]
+        view = parse(raw)
+        if raw is not None:
+            if len(self.parsed) >= self.lists.maxsize:
+                self.parsed.clear()
+            self.parsed[slot] = (raw, view)
+        return view
 
     def want(self, skus: Iterable[str], now: float) -> None:
         """Queue catalog lookups for the next round trip (bounded; oldest dropped)."""
@@ -151,4 +182,5 @@ class ItemCaches:
         self.covis.clear()
         self.catalog.clear()
         self.lists.clear()
+        self.parsed.clear()
         self.wanted.clear()

@@ -66,11 +66,12 @@ from origin.recommend.ranking import (
     merchandise,
     rank,
 )
+from origin.routing import Endpoint
 from origin.snapshot import DEFAULT_ROUTES, Snapshot
 from origin.state import AppState, get_state
 from origin.store import StoreUnavailable
 
-__all__ = ["routes"]
+__all__ = ["hot_routes", "routes"]
 
 LOG = logging.getLogger("p13n.origin.recommend")
 NO_STORE = {"Cache-Control": "private, no-store"}
@@ -108,7 +109,14 @@ def _strategy(assigned: dict[str, tuple[Experiment, int]], route: str) -> tuple[
             weights.setdefault(name, w)
         if list_variant == "control":
             list_variant = variation.list_variant
+    if not weights:  # most answers: the route's own strategy, built once per route
+        return _route_strategy(route), list_variant
     return Strategy.from_weights(weights, route), list_variant
+
+
+@functools.lru_cache(maxsize=64)
+def _route_strategy(route: str) -> Strategy:
+    return Strategy.from_weights({}, route)
 
 
 def _labels(item: str, inputs: Inputs | None, snap: Snapshot) -> dict[str, Any]:
@@ -206,7 +214,10 @@ async def _personal(
         items = buy_again(inputs, pool, policy.category_cap)
     else:
         items = rank(inputs, strategy, pool, policy.category_cap)
-    items = merchandise(items, rules, k, inputs.mask | frozenset(feats.cart))
+    if rules:  # without rules merchandising is the cut to k: no copies, no frozenset
+        items = merchandise(items, rules, k, inputs.mask | frozenset(feats.cart))
+    else:
+        items = items[:k]
     state.metrics.model_seconds.observe(time.perf_counter() - started)
     variants = {key: exp.variations[i].name for key, (exp, i) in assigned.items()}
     return items, {**variants, **mark}, _cookies(state, feats, inputs, now_s), inputs
@@ -290,6 +301,11 @@ async def segment_token(request: Request) -> Response:
     token = sign_segment(Hseg(hseg if known else ANON_HSEG), expires, state.settings.segment_keys)
     body = orjson.dumps({"v": 1, "token": token, "expires_at_s": expires})
     return _respond(body, [SEGMENT_COOKIE.set_cookie(token, max_age_s=ttl)])
+
+
+def hot_routes() -> dict[str, Endpoint]:
+    """The GETs the app answers before its routing stack (``origin.app.OriginApp``)."""
+    return {"/v1/recommendations": recommendations}
 
 
 def routes() -> list[BaseRoute]:

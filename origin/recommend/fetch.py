@@ -26,7 +26,7 @@ from typing import Any
 import msgpack
 
 from cache_keys.wire import SegmentList, parse_segment_list
-from origin.catalog_records import CatalogEntry, decode_entry
+from origin.catalog_records import decode_entry
 from origin.recommend.caches import MISSING, ListView
 from origin.recommend.features import RECENT_USED, Features, decode_features
 from origin.recommend.ranking import Inputs, shop_repeat_share
@@ -54,14 +54,14 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, tonumbe
 
 # KEYS: co-visitation zset of the source item, the partition's occurrence hash (one slot).
 # ARGV: source item, neighbours to read. Reply: {occ(source), {b, co, ...}, {occ(b) ...}}.
-_NEIGHBOURS = """
+_NEIGHBOURS = b"""
 local z = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
 local names = {}
 for i = 1, #z, 2 do names[#names + 1] = z[i] end
 local occ = {}
 if #names > 0 then occ = redis.call('HMGET', KEYS[2], unpack(names)) end
 return {redis.call('HGET', KEYS[2], ARGV[1]) or '0', z, occ}
-"""
+"""  # bytes: the client would encode the text again for every call
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
@@ -193,7 +193,8 @@ async def _fetch(
     pos = len(plan.covis) * parts
     view = None
     if plan.list_key is not None:
-        view = ListView.of(_decode_list(replies[pos]))
+        slot = (plan.list_key[0], plan.list_key[1])
+        view = caches.list_view(slot, replies[pos], lambda raw: ListView.of(_decode_list(raw)))
         caches.lists.put(plan.list_key, view, now)
         pos += 1
     if plan.lookups:
@@ -222,14 +223,7 @@ async def load_inputs(
     want_list = list_key if list_key is not None and not isinstance(view, ListView) else None
     bought = sorted(feats.bought, key=lambda i: -feats.bought[i][0])[:MAX_BOUGHT_LOOKUPS]
     candidates = [*bought, *(i for n in neighbours.values() for i, _ in n)]
-    catalog: dict[str, CatalogEntry | None] = {}
-    lookups = []
-    for sku in candidates:
-        entry = caches.catalog.get(sku, now)
-        if entry is MISSING:
-            lookups.append(sku)
-        else:
-            catalog[sku] = entry  # type: ignore[assignment]
+    catalog, lookups = caches.catalog.split(candidates, now)
     lookups = list(dict.fromkeys([*lookups, *caches.take_wanted()]))
     if missing or want_list or lookups:
         fetched = await _fetch(state, _Plan(missing, want_list, lookups), neighbours, now)
