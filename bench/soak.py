@@ -12,6 +12,17 @@ The growth of each tier is the least-squares slope of its RSS over the second ha
 run (the first half is warm-up: caches filling, lists being built), in MB per hour; the
 edge's p99 is the probe's over the same half.
 
+What fills during warm-up, measured under this simulation (40 visits/s, 1,500 shoppers, 400
+SKUs, ~109 segment lists rebuilt every 10 s), and its bound:
+
+- processor: the shopper-state cache. One-visit shoppers (bots given an id by the edge) add
+  ~1.8 new ids/s, so the default bound of 20,000 states (``P13N_SHOPPER_CACHE_SIZE``; and
+  ``P13N_SHOPPER_CACHE_BYTES``) fills only after ~3 h, at ~1 KB per state. ``--shopper-cache``
+  sets a bound the run reaches in its first half, so the slope measures what grows past it.
+- edge: the ranking index per list (``edge.rerank``, 256 lists of ~78 KB: ~20 MB, full after
+  ~10 min) and the rendered-answer memos (4,096 bodies of ~0.7 KB each, full after ~40 min);
+  the response store itself holds ~30 keys, ~0.9 MB.
+
 Last line: soak_minutes=<m> origin_rss_growth_mb_per_h=<o> edge_rss_growth_mb_per_h=<e>
 processor_rss_growth_mb_per_h=<p> edge_p99_ms=<x>
 """
@@ -165,10 +176,13 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
             proc.wait(timeout=10)
 
 
-def soak(directory: Path, minutes: float, rate: float, sample_s: float) -> int:
+def soak(directory: Path, minutes: float, rate: float, sample_s: float, cache: int) -> int:
     """Run the soak; prints one line per sample and the last line."""
     duration = minutes * 60
-    up = subprocess.Popen(_p13n("up", "--dir", str(directory)), start_new_session=True,
+    env = dict(os.environ)
+    if cache:
+        env["P13N_SHOPPER_CACHE_SIZE"] = str(cache)
+    up = subprocess.Popen(_p13n("up", "--dir", str(directory)), start_new_session=True, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     sim: subprocess.Popen[bytes] | None = None
     probe: Probe | None = None
@@ -225,9 +239,12 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="run length (default 10)")
     ap.add_argument("--rate", type=float, default=40.0, help="visits per second (default 40)")
     ap.add_argument("--sample-s", type=float, default=60.0, help="RSS sample interval (60)")
+    ap.add_argument(
+        "--shopper-cache", type=int, default=0, help="processor shopper-cache bound (its default)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="p13n-soak-") as tmp:
-        return soak(Path(tmp), args.minutes, args.rate, args.sample_s)
+        return soak(Path(tmp), args.minutes, args.rate, args.sample_s, args.shopper_cache)
 
 
 if __name__ == "__main__":
