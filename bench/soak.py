@@ -21,7 +21,7 @@ SKUs, ~109 segment lists rebuilt every 10 s), and its bound:
   sets a bound the run reaches in its first half, so the slope measures what grows past it.
 - edge: the ranking index per list (``edge.rerank``, 256 lists of ~78 KB: ~20 MB, full after
   ~10 min) and the rendered-answer memos (4,096 bodies of ~0.7 KB each, full after ~40 min);
-  the response store itself holds ~30 keys, ~0.9 MB.
+  the response store itself holds ~30 keys, ~0.9 MB of bodies.
 
 Last line: soak_minutes=<m> origin_rss_growth_mb_per_h=<o> edge_rss_growth_mb_per_h=<e>
 processor_rss_growth_mb_per_h=<p> edge_p99_ms=<x>
