@@ -48,6 +48,7 @@ READY_S = 300.0  # a loaded machine starts the stack slowly
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CHILD_MIN_AGE_S = 30.0
+RISE_MB = 0.5  # a new high by more than this is growth, not sampling noise
 
 
 def _children(pid: int) -> list[int]:
@@ -100,6 +101,16 @@ def slope_per_h(points: list[tuple[float, float]]) -> float:
     if den == 0:
         return 0.0
     return sum((t - mx) * (v - my) for t, v in points) / den * 3600
+
+
+def last_rise(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """The last (seconds, MB) point more than ``RISE_MB`` above the previous such point (the
+    first sample counts as one): a slow creep shows as a rise every ``RISE_MB``."""
+    found = points[0] if points else (0.0, 0.0)
+    for at, mb in points:
+        if mb > found[1] + RISE_MB:
+            found = (at, mb)
+    return found
 
 
 def p99(values: list[float]) -> float:
@@ -225,6 +236,10 @@ def soak(directory: Path, minutes: float, rate: float, sample_s: float, cache: i
     growth = {t: slope_per_h([p for p in series[t] if p[0] >= half]) for t in TIERS}
     lat = [ms for at, ms in probe.samples if at - t0 >= half]
     print(f"probe: {len(lat)} answers in the second half, {probe.errors} errors", flush=True)
+    for t in TIERS:  # the plateau: a bound filling late in the run shows as a slope above
+        at, mb = last_rise(series[t])
+        print(f"{t}: {series[t][-1][1]:.1f} MB at the end, last new high (+{RISE_MB:g} MB) "
+              f"at {at / 60:.1f} min ({mb:.1f} MB)", flush=True)  # fmt: skip
     print(
         f"soak_minutes={minutes:g} origin_rss_growth_mb_per_h={growth['origin']:.1f} "
         f"edge_rss_growth_mb_per_h={growth['edge']:.1f} "
