@@ -12,6 +12,17 @@ The growth of each tier is the least-squares slope of its RSS over the second ha
 run (the first half is warm-up: caches filling, lists being built), in MB per hour; the
 edge's p99 is the probe's over the same half.
 
+What fills during warm-up, measured under this simulation (40 visits/s, 1,500 shoppers, 400
+SKUs, ~109 segment lists rebuilt every 10 s), and its bound:
+
+- processor: the shopper-state cache. One-visit shoppers (bots given an id by the edge) add
+  ~1.8 new ids/s, so the default bound of 20,000 states (``P13N_SHOPPER_CACHE_SIZE``; and
+  ``P13N_SHOPPER_CACHE_BYTES``) fills only after ~3 h, at ~1 KB per state. ``--shopper-cache``
+  sets a bound the run reaches in its first half, so the slope measures what grows past it.
+- edge: the ranking index per list (``edge.rerank``, 256 lists of ~78 KB: ~20 MB, full after
+  ~10 min) and the rendered-answer memos (4,096 bodies of ~0.7 KB each, full after ~40 min);
+  the response store itself holds ~30 keys, ~0.9 MB of bodies.
+
 Last line: soak_minutes=<m> origin_rss_growth_mb_per_h=<o> edge_rss_growth_mb_per_h=<e>
 processor_rss_growth_mb_per_h=<p> edge_p99_ms=<x>
 """
@@ -37,6 +48,7 @@ READY_S = 300.0  # a loaded machine starts the stack slowly
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CHILD_MIN_AGE_S = 30.0
+RISE_MB = 0.5  # a new high by more than this is growth, not sampling noise
 
 
 def _children(pid: int) -> list[int]:
@@ -89,6 +101,16 @@ def slope_per_h(points: list[tuple[float, float]]) -> float:
     if den == 0:
         return 0.0
     return sum((t - mx) * (v - my) for t, v in points) / den * 3600
+
+
+def last_rise(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """The last (seconds, MB) point more than ``RISE_MB`` above the previous such point (the
+    first sample counts as one): a slow creep shows as a rise every ``RISE_MB``."""
+    found = points[0] if points else (0.0, 0.0)
+    for at, mb in points:
+        if mb > found[1] + RISE_MB:
+            found = (at, mb)
+    return found
 
 
 def p99(values: list[float]) -> float:
@@ -165,10 +187,13 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
             proc.wait(timeout=10)
 
 
-def soak(directory: Path, minutes: float, rate: float, sample_s: float) -> int:
+def soak(directory: Path, minutes: float, rate: float, sample_s: float, cache: int) -> int:
     """Run the soak; prints one line per sample and the last line."""
     duration = minutes * 60
-    up = subprocess.Popen(_p13n("up", "--dir", str(directory)), start_new_session=True,
+    env = dict(os.environ)
+    if cache:
+        env["P13N_SHOPPER_CACHE_SIZE"] = str(cache)
+    up = subprocess.Popen(_p13n("up", "--dir", str(directory)), start_new_session=True, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     sim: subprocess.Popen[bytes] | None = None
     probe: Probe | None = None
@@ -211,6 +236,10 @@ def soak(directory: Path, minutes: float, rate: float, sample_s: float) -> int:
     growth = {t: slope_per_h([p for p in series[t] if p[0] >= half]) for t in TIERS}
     lat = [ms for at, ms in probe.samples if at - t0 >= half]
     print(f"probe: {len(lat)} answers in the second half, {probe.errors} errors", flush=True)
+    for t in TIERS:  # the plateau: a bound filling late in the run shows as a slope above
+        at, mb = last_rise(series[t])
+        print(f"{t}: {series[t][-1][1]:.1f} MB at the end, last new high (+{RISE_MB:g} MB) "
+              f"at {at / 60:.1f} min ({mb:.1f} MB)", flush=True)  # fmt: skip
     print(
         f"soak_minutes={minutes:g} origin_rss_growth_mb_per_h={growth['origin']:.1f} "
         f"edge_rss_growth_mb_per_h={growth['edge']:.1f} "
@@ -225,9 +254,12 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="run length (default 10)")
     ap.add_argument("--rate", type=float, default=40.0, help="visits per second (default 40)")
     ap.add_argument("--sample-s", type=float, default=60.0, help="RSS sample interval (60)")
+    ap.add_argument(
+        "--shopper-cache", type=int, default=0, help="processor shopper-cache bound (its default)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="p13n-soak-") as tmp:
-        return soak(Path(tmp), args.minutes, args.rate, args.sample_s)
+        return soak(Path(tmp), args.minutes, args.rate, args.sample_s, args.shopper_cache)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ from segmenter.aggregates import Entry, PartitionEffects, PartitionParams, parse
 from segmenter.archive import ArchiveWriter
 from segmenter.erasure import erase_after_batch
 from segmenter.features import FeatureParams, ShopperState
-from segmenter.settings import DEFAULT_SHOPPER_CACHE
+from segmenter.settings import DEFAULT_SHOPPER_CACHE, DEFAULT_SHOPPER_CACHE_BYTES
 from segmenter.store import Lease, Loaded, Store, StoreUnavailable
 
-__all__ = ["Applier", "BatchResult", "Operators", "ShopperCache"]
+__all__ = ["Applier", "BatchResult", "Operators", "ShopperCache", "state_bytes"]
 
 MAX_CONFLICT_RETRIES = 3
 
@@ -94,16 +94,38 @@ class _PartitionView(Mapping[str, ShopperState]):
         return sum(1 for p, _ in self._data if p == self._partition)
 
 
+# Approximate bytes a cached state holds (CPython 3.11, measured with tracemalloc): the
+# object with its empty containers, then per entry of each; item and category ids included.
+_STATE_BYTES = 512
+_ENTRY_BYTES = {"scalars": 150, "recent": 70, "cart": 100, "bought": 240, "aff": 210, "exp": 180}
+
+
+def state_bytes(s: ShopperState) -> int:
+    """Approximate memory of one shopper state: from ~0.9 KB (one visit) to ~55 KB (a
+    shopper at every per-shopper cap: 50 recent, 200 bought, 50 categories)."""
+    e = _ENTRY_BYTES
+    return (_STATE_BYTES + e["scalars"] * len(s.scalars) + e["recent"] * len(s.recent)
+            + e["cart"] * len(s.cart) + e["bought"] * len(s.bought) + e["aff"] * len(s.aff)
+            + e["exp"] * len(s.exp))  # fmt: skip
+
+
 class ShopperCache:
     """The shopper states this process wrote last, least recently written dropped first.
 
     One bound over every partition: a process that owns more partitions must not hold more
-    shoppers (a per-partition bound times the partitions grew past what the host has).
+    shoppers (a per-partition bound times the partitions grew past what the host has). Bound
+    by count and by approximate bytes: a state's size varies sixtyfold with its history, so
+    a count alone let 20,000 long-time shoppers hold over a gigabyte.
     """
 
-    def __init__(self, maxsize: int = DEFAULT_SHOPPER_CACHE) -> None:
+    def __init__(
+        self, maxsize: int = DEFAULT_SHOPPER_CACHE, max_bytes: int = DEFAULT_SHOPPER_CACHE_BYTES
+    ) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._data: OrderedDict[tuple[int, str], ShopperState] = OrderedDict()
+        self._sizes: dict[tuple[int, str], int] = {}
 
     def view(self, partition: int) -> Mapping[str, ShopperState]:
         """The cached shoppers of ``partition``."""
@@ -112,19 +134,27 @@ class ShopperCache:
     def put(self, partition: int, user: str, state: ShopperState) -> None:
         """Remember ``state`` as the last written for ``user``."""
         key = (partition, user)
+        size = state_bytes(state)
+        self.bytes += size - self._sizes.get(key, 0)
+        self._sizes[key] = size
         self._data[key] = state
         self._data.move_to_end(key)
-        while len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
+        while len(self._data) > self.maxsize or self.bytes > self.max_bytes:
+            self._drop(self._data.popitem(last=False)[0])
+
+    def _drop(self, key: tuple[int, str]) -> None:
+        self.bytes -= self._sizes.pop(key, 0)
 
     def pop(self, partition: int, user: str) -> None:
         """Forget one shopper."""
-        self._data.pop((partition, user), None)
+        if self._data.pop((partition, user), None) is not None:
+            self._drop((partition, user))
 
     def forget(self, partition: int) -> None:
         """Forget every shopper of ``partition``."""
         for key in [k for k in self._data if k[0] == partition]:
             del self._data[key]
+            self._drop(key)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -142,6 +172,7 @@ class Applier:
         lease_ttl_ms: int,
         shopper_chunk: int = 500,
         cache_size: int = DEFAULT_SHOPPER_CACHE,
+        cache_bytes: int = DEFAULT_SHOPPER_CACHE_BYTES,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.store = store
@@ -153,7 +184,7 @@ class Applier:
         # Shopper states this process wrote last, per partition: only a partition's owner
         # writes its shoppers, and every write is a compare-and-set on last_id, so a stale
         # entry (erasure, expiry, another owner) shows up as a conflict and is reloaded.
-        self.cache = ShopperCache(cache_size)
+        self.cache = ShopperCache(cache_size, cache_bytes)
 
     def forget(self, partition: int) -> None:
         """Drop the cached shoppers of a partition (its lease was lost or released)."""

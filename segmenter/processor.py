@@ -97,6 +97,7 @@ class Processor:
             archive=archive,
             lease_ttl_ms=settings.lease_ttl_ms,
             cache_size=settings.shopper_cache_size,
+            cache_bytes=settings.shopper_cache_bytes,
         )
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.releasing: set[int] = set()

@@ -18,6 +18,7 @@ from segmenter.schema import DEFAULT_PARTITIONS, DEFAULT_PREFIX
 
 __all__ = [
     "DEFAULT_SHOPPER_CACHE",
+    "DEFAULT_SHOPPER_CACHE_BYTES",
     "DEV_SEGMENT_KEY",
     "WRITE_MODES",
     "ProcessorSettings",
@@ -28,9 +29,11 @@ __all__ = [
 # Public (it is in the source): only trusted code uses it, a test's own settings or a run with
 # P13N_TRUSTED_LOCAL=1; ``from_env`` refuses to start without P13N_SEGMENT_KEY otherwise.
 DEV_SEGMENT_KEY = b"dev-segment-key-change-me-0123456789"
-# Shopper states a processor keeps over all its partitions (``batch.ShopperCache``): a few KB
-# each, so the default holds a process well under 100 MB whatever the shop's size.
+# Shopper states a processor keeps over all its partitions (``batch.ShopperCache``): from
+# ~1 KB (one visit) to ~55 KB (a long history) each, so the count has a byte bound beside it
+# that holds the cache well under 100 MB whatever the shoppers' histories.
 DEFAULT_SHOPPER_CACHE = 20_000
+DEFAULT_SHOPPER_CACHE_BYTES = 64 * 1024 * 1024
 # P13N_WRITES values -> ``Store(per_slot=…)``
 WRITE_MODES: dict[str, bool | None] = {"auto": None, "batched": False, "per-slot": True}
 
@@ -109,6 +112,14 @@ class ProcessorSettings:
             "P13N_SHOPPER_CACHE_SIZE",
             "shopper states a processor keeps in memory over all its partitions (the least "
             "recently written goes first); a cached shopper is not read before its next write",
+        ),
+    )
+    shopper_cache_bytes: int = field(
+        default=DEFAULT_SHOPPER_CACHE_BYTES,
+        metadata=_env(
+            "P13N_SHOPPER_CACHE_BYTES",
+            "approximate bytes those cached shopper states may take (a long history weighs "
+            "more; the least recently written goes first)",
         ),
     )
     read_block_ms: int = field(
@@ -284,6 +295,7 @@ class ProcessorSettings:
             consumer=e.get("P13N_CONSUMER") or f"segmenter-{socket.gethostname()}-{os.getpid()}",
             batch_max_events=_int(e, "P13N_BATCH_MAX_EVENTS", 1000),
             shopper_cache_size=_int(e, "P13N_SHOPPER_CACHE_SIZE", DEFAULT_SHOPPER_CACHE),
+            shopper_cache_bytes=_int(e, "P13N_SHOPPER_CACHE_BYTES", DEFAULT_SHOPPER_CACHE_BYTES),
             read_block_ms=_int(e, "P13N_READ_BLOCK_MS", 50),
             lease_ttl_ms=_int(e, "P13N_LEASE_TTL_MS", 10_000),
             claim_idle_ms=_int(e, "P13N_CLAIM_IDLE_MS", 30_000),

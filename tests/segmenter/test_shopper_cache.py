@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import redis
 
-from segmenter.batch import ShopperCache
+from segmenter.batch import ShopperCache, state_bytes
 from segmenter.features import ShopperState
 from tests.support import segmenter as support
 
@@ -21,6 +22,42 @@ def test_many_shoppers_over_many_partitions_stay_within_one_bound() -> None:
     assert sum(len(cache.view(p)) for p in range(8)) == 500
     cache.forget(3)
     assert len(cache.view(3)) == 0 and len(cache) == 500 - 500 // 8
+
+
+def _long_history(n: int) -> ShopperState:
+    """A shopper at its per-shopper caps (50 recent, 200 bought, 50 categories)."""
+    return ShopperState(
+        last_id=f"{n}-0",
+        scalars={"first_ms": "1796597001645", "last_ms": str(1796597001645 + n), "events": "900"},
+        recent=[f"sku-{n}-{i}" for i in range(50)],
+        bought={
+            f"sku-{n}-{i}": (1, 1796597001645 + i, 1796597001645, 1, 0.5 + i, 3) for i in range(200)
+        },
+        aff={f"cat-{n}-{i}": (1.5 + i, 1796597001645 + i) for i in range(50)},
+    )
+
+
+def test_long_histories_stay_within_the_byte_bound() -> None:
+    """A count alone let a cache of long histories hold ~55 KB per shopper: 20,000 of them
+    over a gigabyte. The byte bound holds, measured, not only by the cache's own estimate."""
+    bound = 4 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        cache = ShopperCache(maxsize=20_000, max_bytes=bound)
+        for n in range(1000):
+            cache.put(n % 8, f"shopper{n}", _long_history(n))
+            assert cache.bytes <= bound
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert 0 < len(cache) < 1000 and "shopper999" in cache.view(999 % 8)
+    assert held <= 1.25 * bound  # the estimate is near what the states really take
+    assert cache.bytes == sum(
+        state_bytes(cache.view(p)[u]) for p in range(8) for u in cache.view(p)
+    )
+    for p in range(8):
+        cache.forget(p)
+    assert cache.bytes == 0 and len(cache) == 0
 
 
 def test_a_small_cache_leaves_the_same_state_as_a_large_one(redis_factory, tmp_path: Path) -> None:

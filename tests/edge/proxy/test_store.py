@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import tracemalloc
+from dataclasses import replace
+
+from cache_keys.segments import hash_segment
+from cache_keys.wire.config import ListItem, SegmentList, parse_segment_list, segment_list_to_json
 from edge.proxy.store import ResponseStore
 from tests.support.proxy import resp
 
@@ -58,3 +64,41 @@ def test_variants_together_larger_than_the_store_keep_the_newest() -> None:
     store.put("GET /a", resp(b"d" * 1500, "Accept-Language", {"accept-language": "de"}))
     assert [v.body[:1] for v in store.variants("GET /a")] == [b"d"]
     assert store.bytes_used <= 3000
+
+
+def _rail_list(n: int) -> bytes:
+    items = tuple(
+        ListItem(
+            f"sku-{n}-{i}",
+            1.0 / (i + 1),
+            f"cat{i % 9}",
+            9.5 + i,
+            name=f"Item {n} {i}",
+            image_url=f"https://img.example/{n}/{i}.jpg",
+        )
+        for i in range(200)
+    )
+    doc = segment_list_to_json(
+        SegmentList(hash_segment(f"s{n}", b"k" * 32), "control", f"e{n}", 1_700_000_000_000, items)
+    )
+    return json.dumps(doc).encode()
+
+
+def test_decoded_rail_entries_count_against_the_byte_bound() -> None:
+    """Rail entries keep their decoded list beside the body: the store's bound covers both,
+    measured (it held about twice its bound when only bodies counted)."""
+    bound = 2 * 1024 * 1024
+    bodies = [_rail_list(n) for n in range(200)]  # distinct keys: more than the bound holds
+    tracemalloc.start()
+    try:
+        store = ResponseStore(max_bytes=bound)
+        for n, body in enumerate(bodies):
+            store.put(
+                f"/rail/{n}", replace(resp(body), parsed=parse_segment_list(json.loads(body)))
+            )
+            assert store.bytes_used <= bound
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert 0 < len(store) < 200 and store.lookup("/rail/199", {}) is not None
+    assert held <= 1.25 * bound
