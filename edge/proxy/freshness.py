@@ -20,7 +20,7 @@ import calendar
 import enum
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.proxy.cachecontrol import ResponseDirectives, parse_directives
 
@@ -122,14 +122,20 @@ class Timing:
     response_time: float
     date: float | None
     age: int
+    # RFC 9111 §4.2.3 corrected_initial_age: fixed once stored, so computed once here
+    # rather than on every hit (``current_age`` is on the hit path).
+    corrected_initial_age: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        date = self.date if self.date is not None else self.response_time
+        apparent = max(0.0, self.response_time - date)
+        corrected_age_value = self.age + (self.response_time - self.request_time)
+        object.__setattr__(self, "corrected_initial_age", max(apparent, corrected_age_value))
 
 
 def current_age(t: Timing, now: float) -> float:
     """RFC 9111 §4.2.3 current age in seconds."""
-    date = t.date if t.date is not None else t.response_time
-    apparent = max(0.0, t.response_time - date)
-    corrected_age_value = t.age + (t.response_time - t.request_time)
-    return max(apparent, corrected_age_value) + (now - t.response_time)
+    return t.corrected_initial_age + (now - t.response_time)
 
 
 def freshness_lifetime(

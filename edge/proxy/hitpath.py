@@ -161,14 +161,23 @@ class HitPath:
             return None  # a Location to rewrite: the app's path
         body = stored.body
         whole = int(age)
-        out = b"%sage: %d\r\ncache-status: %s%d\r\ncontent-length: %d\r\n%s\r\n" % (
-            head_block,
-            whole if whole > 0 else 0,
-            _HIT,
-            int(stored.lifetime - age),
-            len(body),
-            b"" if dated else b"date: " + DATE.now() + b"\r\n",
-        )
+        ttl = int(stored.lifetime - age)
+        memo = stored.hit_head
+        # Age and the TTL change once a second: the head is formatted once per second per
+        # stored response (Date, when the edge writes it, changes with them but not in step,
+        # so such a head is formatted every time).
+        if memo is not None and memo[0] == whole and memo[1] == ttl and dated:
+            out = memo[2]
+        else:
+            out = b"%sage: %d\r\ncache-status: %s%d\r\ncontent-length: %d\r\n%s\r\n" % (
+                head_block,
+                whole if whole > 0 else 0,
+                _HIT,
+                ttl,
+                len(body),
+                b"" if dated else b"date: " + DATE.now() + b"\r\n",
+            )
+            stored.hit_head = (whole, ttl, out)
         self.http.counters.hit += 1
         traffic = self.traffic
         traffic.requests += 1

@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from edge.cache_status import (
@@ -68,7 +69,7 @@ from edge.proxy.upstream import (
 )
 from edge.proxy.urls import normalize_target
 
-__all__ = ["Answer", "HttpCache"]
+__all__ = ["NO_GENERATIONS", "Answer", "HttpCache"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -91,8 +92,11 @@ def _forwarded(path_qs: str, headers: Mapping[str, str], hop: ClientHop | None) 
     return forwardable_headers(headers, hop, strict=strict)
 
 
+NO_GENERATIONS: Generations = MappingProxyType({})
+
+
 def _no_generations() -> Generations:
-    return {}
+    return NO_GENERATIONS
 
 
 @dataclass
@@ -143,11 +147,20 @@ class HttpCache:
         if stored is None:
             return None
         # (An entry stored without tags records no generations: no purge can reach it.)
-        if stored.generations and any(purged(stored.generations, self.generations())):
-            return None
-        age = current_age(stored.timing, self.clock())
-        # ``classify`` for a request without directives of its own, inlined: the hit path.
-        if stored.directives.no_cache or not age < stored.lifetime:
+        recorded = stored.generations
+        if recorded:
+            current = self.generations()
+            # The config's generations are a new mapping after every purge or refresh, so
+            # a variant found unpurged against this one needs no second walk.
+            if stored.unpurged_for is not current:
+                if any(purged(recorded, current)):
+                    return None
+                stored.unpurged_for = current
+        # ``current_age`` and ``classify`` for a request without directives of its own,
+        # inlined: this is the hit path, and a Python call costs as much as the arithmetic.
+        timing = stored.timing
+        age = timing.corrected_initial_age + (self.clock() - timing.response_time)
+        if not age < stored.lifetime or "no-cache" in stored.directives.raw:
             return None
         return stored, age
 

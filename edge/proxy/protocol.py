@@ -138,6 +138,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._refusal = 0
         self._head_timer = _Deadline(self.loop, self.limits.head_timeout_s, self._head_timeout)
         self._raw: list[tuple[bytes, bytes]] = []  # the current head's fields, lower-cased
+        self._connection_field = False  # the current head has a Connection field
         self._hit_at = 0.0  # loop time of the last protocol-level hit
         self._idle: asyncio.TimerHandle | None = None  # the keep-alive clock after hits
         self._body_timer = _Deadline(self.loop, self.limits.body_timeout_s, self._body_timeout)
@@ -200,6 +201,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._bytes_left = self.limits.header_bytes
         self.url = b""
         self._raw = []
+        self._connection_field = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -215,7 +217,10 @@ class EdgeProtocol(HttpToolsProtocol):
             raise _Refused
         # Names lower-cased (the hit path compares them); values as llhttp gives them
         # (uvicorn drops their trailing whitespace when the request goes to the app).
-        self._raw.append((name.lower(), value))
+        low = name.lower()
+        if low == b"connection":
+            self._connection_field = True
+        self._raw.append((low, value))
 
     def on_headers_complete(self) -> None:
         self._partial = False
@@ -292,7 +297,8 @@ class EdgeProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._body_timer.cancel()
+        if self._body_timer._handle is not None:  # (armed only for a request with a body)
+            self._body_timer.cancel()
         if not self._answered:
             super().on_message_complete()
 
@@ -304,7 +310,12 @@ class EdgeProtocol(HttpToolsProtocol):
         if (cycle is not None and not cycle.response_complete) or self.flow.write_paused:
             return False
         parser = self.parser
-        if parser.get_http_version() != "1.1" or not parser.should_keep_alive():
+        # Kept alive without a Connection field is HTTP/1.1 (llhttp refuses versions other
+        # than 0.9, 1.0, 1.1 and 2.0, and keeps only 1.1 alive by default), so the version,
+        # a string httptools formats per call, is only asked for when the field is there.
+        if not parser.should_keep_alive() or (
+            self._connection_field and parser.get_http_version() != "1.1"
+        ):
             return False
         out = hits.answer(parser.get_method(), self.url, self._raw)
         if out is None:

@@ -13,7 +13,7 @@ import httpx
 from edge.proxy.breaker import CircuitBreaker
 from edge.proxy.config import ConfigHolder
 from edge.proxy.heartbeat import send_heartbeats
-from edge.proxy.httpcache import HttpCache
+from edge.proxy.httpcache import NO_GENERATIONS, HttpCache
 from edge.proxy.metrics import EdgeCollector, Traffic
 from edge.proxy.planes import Planes
 from edge.proxy.purges import PurgeStats, refresh_config, subscribe_purges
@@ -57,7 +57,7 @@ class EdgeRuntime:
             breaker=breaker,
             clock=clock,
             wait_timeout_s=settings.collapse_wait_ms / 1000,
-            generations=lambda: holder.config.generations if holder.config else {},
+            generations=lambda: holder.config.generations if holder.config else NO_GENERATIONS,
         )
         rails = None
         if settings.core is not None:

@@ -66,6 +66,14 @@ class StoredResponse:
     _wire: list[tuple[bytes, bytes]] | None = field(default=None, repr=False, compare=False)
     # The status line and header block a protocol-level hit writes (``edge.proxy.hitpath``).
     rendered: tuple[bytes, bool] | None = field(default=None, repr=False, compare=False)
+    # Per-hit memos of the protocol-level hit path, not carried over by ``replace`` (init
+    # False): the purge generations this variant was last found unpurged against (the
+    # config's mapping, which is replaced on every change, never mutated), and the last
+    # head written (whole age, ttl, bytes): both only change once a second or per purge.
+    unpurged_for: object = field(default=None, init=False, repr=False, compare=False)
+    hit_head: tuple[int, int, bytes] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def wire_headers(self) -> list[tuple[bytes, bytes]]:
         """The stored headers encoded for the sender, without the ones every answer sets
@@ -188,8 +196,14 @@ class ResponseStore:
         return list(self._lru.get(primary) or ())
 
     def lookup(self, primary: str, request_headers: Mapping[str, str]) -> StoredResponse | None:
-        """The variant the request selects, if any."""
-        for variant in self._lru.get(primary) or ():
+        """The variant the request selects, if any (now the most recently used)."""
+        # (``_ByteLRU.get`` inlined: this is the hit path.)
+        lru = self._lru
+        variants = lru._data.get(primary)
+        if variants is None:
+            return None
+        lru._data.move_to_end(primary)
+        for variant in variants:
             if not variant.vary or variant.matches(request_headers):
                 return variant
         return None

@@ -9,6 +9,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 
+import httptools
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
@@ -124,6 +125,56 @@ async def test_stored_responses_that_are_not_plain_hits_go_to_the_app(cache, htt
     assert hits.answer(b"GET", b"/v1/admin/x", HOST) is None  # the admin plane: a 404
     assert hits.answer(b"GET", b"/p13n/v1/rail/home", HOST) is None  # a rail
     assert cache.counters.hit == 1
+
+
+async def test_a_purge_after_hits_reaches_the_hit_path(cache, httpserver) -> None:
+    serve(httpserver, "/tagged", {"Cache-Control": "max-age=60", "Cache-Tag": "shoes"})
+    await cache.handle("GET", "/tagged", {})
+    hits = HitPath(cache, Planes(), Traffic())
+    assert hits.answer(b"GET", b"/tagged", HOST) is not None  # found unpurged, remembered
+    assert hits.answer(b"GET", b"/tagged", HOST) is not None
+    generations = {"shoes": (0, 1)}
+    cache.generations = lambda: generations  # a hard purge: a new mapping, as the config's
+    assert hits.answer(b"GET", b"/tagged", HOST) is None
+    assert cache.counters.hit == 2
+
+
+async def test_hits_a_second_apart_say_their_own_age(cache, httpserver) -> None:
+    serve(httpserver, "/a", {"Cache-Control": "max-age=60"}, "hello")
+    await cache.handle("GET", "/a", {})
+    hits = HitPath(cache, Planes(), Traffic())
+    seen = []
+    for step in (0.25, 0.5, 0.5, 1.0):  # ages 0.25, 0.75, 1.25, 2.25
+        cache.clock.advance(step)
+        raw = hits.answer(b"GET", b"/a", HOST)
+        assert raw is not None
+        fields = parse(raw)[1]
+        seen.append((fields["age"], fields["cache-status"]))
+    ttl = "p13n-edge; hit; ttl="
+    assert seen == [("0", ttl + "59"), ("0", ttl + "59"), ("1", ttl + "58"), ("2", ttl + "57")]
+
+
+@pytest.mark.parametrize(
+    ("version", "kept_alive"),
+    [(b"1.1", True), (b"1.0", False), (b"2.0", False), (b"0.9", False)],
+)
+def test_only_http_1_1_is_kept_alive_without_a_connection_field(
+    version: bytes, kept_alive: bool
+) -> None:
+    # The protocol asks the parser for the version only when a Connection field is present:
+    # this is what makes that sound (and it fails if a new llhttp changes it).
+    seen: list[bool] = []
+
+    class Callbacks:
+        def on_headers_complete(self) -> None:
+            seen.append(parser.should_keep_alive())
+
+    parser = httptools.HttpRequestParser(Callbacks())
+    parser.feed_data(b"GET / HTTP/" + version + b"\r\nHost: shop.test\r\n\r\n")
+    assert seen == [kept_alive]
+    for other in (b"1.2", b"3.0"):  # refused outright
+        with pytest.raises(httptools.HttpParserError):
+            httptools.HttpRequestParser(Callbacks()).feed_data(b"GET / HTTP/" + other + b"\r\n")
 
 
 @pytest.fixture(scope="module")
