@@ -90,6 +90,30 @@ def _render(stored: StoredResponse) -> tuple[bytes, bool]:
     return block, any(k == b"date" for k, _ in wire)
 
 
+def _head(stored: StoredResponse, block: bytes, dated: bool, age: float) -> bytes:
+    """A hit's whole head: the stored ``block``, Age, Cache-Status, Content-Length (and Date,
+    when the origin sent none); remembered on ``stored`` with the ages it holds for (not
+    when the edge writes Date itself: that changes with them but not in step)."""
+    lifetime = stored.lifetime
+    whole = int(age)
+    ttl = int(lifetime - age)
+    out = b"%sage: %d\r\ncache-status: %s%d\r\ncontent-length: %d\r\n%s\r\n" % (
+        block,
+        whole if whole > 0 else 0,
+        _HIT,
+        ttl,
+        len(stored.body),
+        b"" if dated else b"date: " + DATE.now() + b"\r\n",
+    )
+    if dated and age >= 0:
+        # int(age) stays ``whole`` on [whole, whole + 1), int(lifetime - age) stays ``ttl``
+        # on (lifetime - ttl - 1, lifetime - ttl]: the memo holds strictly inside both.
+        low = max(whole, lifetime - ttl - 1)
+        high = min(whole + 1, lifetime - ttl)
+        stored.hit_head = (low, high, lifetime, out)
+    return out
+
+
 class HitPath:
     """Fresh hits of one edge's shared cache as whole HTTP/1.1 answers."""
 
@@ -160,24 +184,13 @@ class HitPath:
         if not head_block:
             return None  # a Location to rewrite: the app's path
         body = stored.body
-        whole = int(age)
-        ttl = int(stored.lifetime - age)
         memo = stored.hit_head
-        # Age and the TTL change once a second: the head is formatted once per second per
-        # stored response (Date, when the edge writes it, changes with them but not in step,
-        # so such a head is formatted every time).
-        if memo is not None and memo[0] == whole and memo[1] == ttl and dated:
-            out = memo[2]
+        # Age and the TTL change once a second: the head is formatted once a second per
+        # stored response (``_head``), and kept with the ages it holds for.
+        if memo is not None and memo[0] < age < memo[1] and memo[2] == stored.lifetime:
+            out = memo[3]
         else:
-            out = b"%sage: %d\r\ncache-status: %s%d\r\ncontent-length: %d\r\n%s\r\n" % (
-                head_block,
-                whole if whole > 0 else 0,
-                _HIT,
-                ttl,
-                len(body),
-                b"" if dated else b"date: " + DATE.now() + b"\r\n",
-            )
-            stored.hit_head = (whole, ttl, out)
+            out = _head(stored, head_block, dated, age)
         self.http.counters.hit += 1
         traffic = self.traffic
         traffic.requests += 1

@@ -69,9 +69,10 @@ class StoredResponse:
     # Per-hit memos of the protocol-level hit path, not carried over by ``replace`` (init
     # False): the purge generations this variant was last found unpurged against (the
     # config's mapping, which is replaced on every change, never mutated), and the last
-    # head written (whole age, ttl, bytes): both only change once a second or per purge.
+    # head written (the ages it holds for, exclusive, the lifetime it was made with, its
+    # bytes): both only change once a second or per purge.
     unpurged_for: object = field(default=None, init=False, repr=False, compare=False)
-    hit_head: tuple[int, int, bytes] | None = field(
+    hit_head: tuple[float, float, float, bytes] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 

@@ -144,14 +144,21 @@ async def test_hits_a_second_apart_say_their_own_age(cache, httpserver) -> None:
     await cache.handle("GET", "/a", {})
     hits = HitPath(cache, Planes(), Traffic())
     seen = []
-    for step in (0.25, 0.5, 0.5, 1.0):  # ages 0.25, 0.75, 1.25, 2.25
+    for step in (0.25, 0.5, 0.5, 1.0, 0.75, 0.5):  # ages 0.25, 0.75, 1.25, 2.25, 3, 3.5
         cache.clock.advance(step)
         raw = hits.answer(b"GET", b"/a", HOST)
         assert raw is not None
         fields = parse(raw)[1]
         seen.append((fields["age"], fields["cache-status"]))
     ttl = "p13n-edge; hit; ttl="
-    assert seen == [("0", ttl + "59"), ("0", ttl + "59"), ("1", ttl + "58"), ("2", ttl + "57")]
+    assert seen == [
+        ("0", ttl + "59"),
+        ("0", ttl + "59"),
+        ("1", ttl + "58"),
+        ("2", ttl + "57"),
+        ("3", ttl + "57"),  # (a whole age: the TTL, truncated, is still 57)
+        ("3", ttl + "56"),
+    ]
 
 
 @pytest.mark.parametrize(
