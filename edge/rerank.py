@@ -62,6 +62,8 @@ class Prepared:
     eligible: dict[int, tuple[frozenset[str], list[Any], dict[str, list[Any]]]] = field(
         default_factory=dict, compare=False
     )
+    # per item, its answer row's JSON around the score and reason (``edge.answer``), on demand
+    fragments: dict[str, tuple[str, str]] = field(default_factory=dict, compare=False)
 
 
 _PREPARED: dict[int, tuple[Sequence[ListItem], Prepared]] = {}
