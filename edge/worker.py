@@ -248,7 +248,8 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
             if route is None:
                 raise
             return _unconfigured(exc)
-        if route is None or request.method not in ("GET", "HEAD"):
+        method = request.method  # (a JS property read each time it is named)
+        if route is None or method not in ("GET", "HEAD"):
             return await self._forward(request, settings, url.path, url.query)
         try:
             config = await self._config(settings, _now_ms())
@@ -269,7 +270,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
             reply = await flow.answer(route, headers, url.query, config, ports)
         except Exception as exc:  # the adapters' own faults: still the default list
             reply = flow.last_resort(route, config, exc)
-        body = "" if request.method == "HEAD" else reply.answer.body  # HEAD: the GET's headers
+        body = "" if method == "HEAD" else reply.answer.body  # HEAD: the GET's headers
         return _response(body, reply.headers)
 
     # -- settings and config -------------------------------------------------------------
