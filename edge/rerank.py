@@ -49,6 +49,9 @@ class Ranked(NamedTuple):
     reason: str
 
 
+_new = tuple.__new__
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A list indexed once: item names, ``(-score, rank)`` best first overall and per category,
@@ -186,7 +189,8 @@ def _merged(
         if plain >= k:
             break
     cands.sort()
-    return [Ranked(name, round(-neg, 6), reason) for neg, _rank, name, reason in cands[:k]]
+    # tuple.__new__: a named tuple's own __new__ is a Python function (a frame per row)
+    return [_new(Ranked, (name, round(-neg, 6), reason)) for neg, _rank, name, reason in cands[:k]]
 
 
 def _sorted(
