@@ -25,7 +25,7 @@ from cache_keys.wire import (
 )
 from edge.cache_status import DEFAULT, ORIGIN, cache_status
 from edge.plan import Plan
-from edge.rerank import Ranked, prepare, rerank
+from edge.rerank import Prepared, Ranked, prepare, rerank
 
 __all__ = [
     "Answer",
@@ -33,6 +33,7 @@ __all__ = [
     "answer_from_rail",
     "cache_status",
     "exposure_batch",
+    "has_exposures",
     "plain_default_answer",
     "response_headers",
 ]
@@ -66,6 +67,41 @@ def _body(
     return json.dumps(doc, separators=(",", ":"))
 
 
+_REASONS: dict[str, str] = {}  # reason -> ',"reason":<json>' (a handful of reasons)
+
+
+def _fragment(item: str, labels: dict[str, Any] | None) -> tuple[str, str]:
+    """An item's row JSON before its score and after its reason (its labels), as
+    ``json.dumps`` of ``{"item", "score", "reason", **labels}`` writes them."""
+    tail = json.dumps(labels, separators=(",", ":"))[1:-1] if labels else ""
+    return '{"item":' + json.dumps(item) + ',"score":', ("," + tail if tail else "") + "}"
+
+
+def _ranked_body(ranked: Sequence[Ranked], prep: Prepared, variants: dict[str, str],
+                 degraded: bool, reason_override: str | None) -> str:  # fmt: skip
+    """``_body`` of reranked rows of a prepared list, from each item's JSON fragments: the
+    same text, without a dict per row for ``json.dumps`` to walk."""
+    fragments, labels = prep.fragments, prep.labels
+    rows = []
+    for name, score, reason in ranked:
+        frag = fragments.get(name)
+        if frag is None:
+            frag = fragments[name] = _fragment(name, labels.get(name))
+        num = repr(score) if type(score) is float else "n"
+        if "n" in num:  # nan, inf or not a float: json's own spelling
+            num = json.dumps(score)
+        said = reason_override or reason
+        why = _REASONS.get(said)
+        if why is None:
+            why = _REASONS[said] = ',"reason":' + json.dumps(said)
+        rows.append(frag[0] + num + why + frag[1])
+    return (
+        '{"items":[' + ",".join(rows) + '],"variants":'
+        + json.dumps(variants, separators=(",", ":"))
+        + (',"degraded":true}' if degraded else ',"degraded":false}')
+    )  # fmt: skip
+
+
 def answer_from_list(
     plan: Plan,
     items: Sequence[ListItem],
@@ -87,10 +123,11 @@ def answer_from_list(
         mask=mask,
     )
     reason_override = DEFAULT if tier == DEFAULT else None
-    labels = prepare(items).labels
+    prep = prepare(items)
+    labels = prep.labels
     if not rules:
-        rows = ((r.item, r.score, reason_override or r.reason) for r in ranked)
-        return Answer(_body(rows, plan.variants, degraded, labels), tier, status, degraded)
+        body = _ranked_body(ranked, prep, plan.variants, degraded, reason_override)
+        return Answer(body, tier, status, degraded)
     category = {it.item: it.category for it in items}
     ctx = plan.identity.context
     excluded = mask | frozenset(ctx.cart) if ctx is not None else mask
@@ -137,6 +174,12 @@ def response_headers(plan: Plan | None, answer: Answer) -> list[tuple[str, str]]
     return headers
 
 
+def has_exposures(plan: Plan) -> bool:
+    """Whether ``exposure_batch`` has anything to log for this plan (checked before any
+    background work is started for it)."""
+    return plan.identity.shopper_id is not None and bool(plan.assignments)
+
+
 def exposure_batch(
     plan: Plan, now_ms: int, traceparent: str = "", *, degraded: bool = False
 ) -> dict[str, Any] | None:
@@ -149,7 +192,7 @@ def exposure_batch(
     shoppers have no id and no assignments, so they never produce a batch.
     """
     shopper = plan.identity.shopper_id
-    if shopper is None or not plan.assignments:
+    if shopper is None or not has_exposures(plan):
         return None
     session = f"edge-{utc_day(now_ms)}"
     events: list[dict[str, Any]] = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cache_keys.errors import CacheKeysError
@@ -32,6 +32,7 @@ from cache_keys.wire import (
     parse_segment_list,
     segment_list_to_json,
 )
+from edge.rerank import ListItems
 
 __all__ = ["Entry", "decode_entry", "encode_entry", "entry_tags", "make_entry", "stored_headers"]
 
@@ -60,6 +61,12 @@ def entry_tags(route: str, hseg: Hseg, experiments: Iterable[str], sl: SegmentLi
     )
 
 
+def _own_index(sl: SegmentList) -> SegmentList:
+    """The list with items that keep their rerank index (``edge.rerank.ListItems``): it is
+    dropped with the entry."""
+    return replace(sl, items=ListItems(sl.items))
+
+
 def make_entry(
     sl: SegmentList, tags: Iterable[str], config: EdgeConfig, now_ms: int
 ) -> tuple[Entry, str]:
@@ -68,7 +75,7 @@ def make_entry(
     gens = config.generations
     recorded = {t: gens.get(t, (0, 0)) for t in (ALL_TAG, *tags)}
     doc = {"v": 1, "stored_at_ms": now_ms, "gens": recorded, "list": segment_list_to_json(sl)}
-    return Entry(now_ms, recorded, sl), json.dumps(doc, separators=(",", ":"))
+    return Entry(now_ms, recorded, _own_index(sl)), json.dumps(doc, separators=(",", ":"))
 
 
 def encode_entry(sl: SegmentList, tags: Iterable[str], config: EdgeConfig, now_ms: int) -> str:
@@ -114,7 +121,7 @@ def _decode(text: str) -> Entry | None:
         gens = _gens(doc.get("gens"))
         if type(stored_at) is not int or gens is None:
             return None
-        return Entry(stored_at, gens, parse_segment_list(doc.get("list")))
+        return Entry(stored_at, gens, _own_index(parse_segment_list(doc.get("list"))))
     except (ValueError, CacheKeysError):
         return None
 

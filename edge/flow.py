@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,7 @@ from edge.answer import (
     answer_from_list,
     answer_from_rail,
     exposure_batch,
+    has_exposures,
     plain_default_answer,
     response_headers,
 )
@@ -119,13 +120,11 @@ class RailFlow:
                 plan = await self._refresh_segment(plan, parts, config, now, ports.origin)
             answer = await self._answer(plan, config, now, ports)
             # The default list shows no variant: logging an exposure would bias the results.
-            batch = (
-                exposure_batch(plan, now, trace, degraded=answer.degraded)
-                if answer.tier != DEFAULT
-                else None
-            )
-            if batch is not None:
-                ports.background.spawn(self._guarded("exposures", ports.origin.post_events(batch)))
+            # The batch is built in the background: the shopper does not wait for its ids.
+            if answer.tier != DEFAULT and has_exposures(plan):
+                ports.background.spawn(
+                    self._exposures(plan, now, trace, answer.degraded, ports.origin)
+                )
             return RailReply(answer, response_headers(plan, answer))
         except Exception as exc:
             return self._default_after(plan, config, exc)
@@ -241,11 +240,15 @@ class RailFlow:
         answer = plain_default_answer(items, policy.k, status)
         return RailReply(answer, response_headers(None, answer))
 
-    async def _guarded(self, stage: str, work: Coroutine[Any, Any, None]) -> None:
+    async def _exposures(
+        self, plan: Plan, now: int, trace: str, degraded: bool, origin: Origin
+    ) -> None:
         try:
-            await work
+            batch = exposure_batch(plan, now, trace, degraded=degraded)
+            if batch is not None:
+                await origin.post_events(batch)
         except Exception as exc:
-            self._fault(stage, exc)
+            self._fault("exposures", exc)
 
     # -- origin -------------------------------------------------------------------------------
     async def _personal(self, plan: Plan, origin: Origin) -> tuple[Any, ...] | None:

@@ -137,9 +137,14 @@ def rail_route(path: str) -> str | None:
     """The route slug of a rail path, lower-cased; None for any other path."""
     if not path.startswith(RAIL_PREFIX):
         return None
-    route = path[len(RAIL_PREFIX) :].rstrip("/").lower()
-    if not _ROUTE_RE.fullmatch(route) or (len(route) == 22 and is_shopper_id(route)):
-        return None  # a slug shaped like a shopper id could never be keyed or tagged
+    route = _ROUTES.get(path)
+    if route is None:
+        route = path[len(RAIL_PREFIX) :].rstrip("/").lower()
+        if not _ROUTE_RE.fullmatch(route) or (len(route) == 22 and is_shopper_id(route)):
+            return None  # a slug shaped like a shopper id could never be keyed or tagged
+        if len(_ROUTES) >= _MEMO_MAX:
+            _ROUTES.clear()
+        _ROUTES[path] = route  # only valid slugs: made-up paths cannot fill the memo
     return route
 
 
@@ -148,6 +153,7 @@ def rail_route(path: str) -> str | None:
 _MEMO_MAX = 4096
 _DEVICES: dict[tuple[str, str], str] = {}
 _LOCALES: dict[tuple[str, tuple[str, ...]], str] = {}
+_ROUTES: dict[str, str] = {}  # rail path -> its validated slug (a few routes, every request)
 
 
 def _device(ua: str, mobile_hint: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from cache_keys.wire import ContextCookie, ListItem, labels_to_json
 
-__all__ = ["DEFAULT_WEIGHTS", "Prepared", "Ranked", "prepare", "rerank"]
+__all__ = ["DEFAULT_WEIGHTS", "ListItems", "Prepared", "Ranked", "prepare", "rerank"]
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "base": 1.0,
@@ -37,7 +37,9 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "category_boost": 0.25,
     "recency": 0.5,
 }
-_PREPARED_MAX = 256  # distinct lists kept per process (an isolate serves a few segments)
+# Plain tuples (default lists, a list answered on the miss that stored it) are indexed in a
+# small memo; a stored entry's items are ``ListItems`` and keep their own index.
+_PREPARED_MAX = 32
 _MASKS_MAX = 8  # item masks kept per list (one per config: the mask changes with stock)
 
 
@@ -47,6 +49,9 @@ class Ranked(NamedTuple):
     item: str
     score: float
     reason: str
+
+
+_new = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +67,40 @@ class Prepared:
     eligible: dict[int, tuple[frozenset[str], list[Any], dict[str, list[Any]]]] = field(
         default_factory=dict, compare=False
     )
+    # per item, its answer row's JSON around the score and reason (``edge.answer``), on demand
+    fragments: dict[str, tuple[str, str]] = field(default_factory=dict, compare=False)
+
+
+class ListItems(tuple[ListItem, ...]):
+    """A stored entry's items (``edge.entry``), carrying their index once ``prepare`` built
+    it: the index goes when the entry does, instead of outliving it in a process-wide memo
+    that holds the list too."""
+
+    prepared: Prepared | None = None
 
 
 _PREPARED: dict[int, tuple[Sequence[ListItem], Prepared]] = {}
 
 
 def prepare(items: Sequence[ListItem]) -> Prepared:
-    """The index of ``items``, memoized by identity (lists are immutable tuples)."""
+    """The index of ``items``: kept on ``ListItems``, else memoized by identity (lists are
+    immutable tuples)."""
+    if type(items) is ListItems:
+        prep = items.prepared
+        if prep is None:
+            prep = items.prepared = _prepare(items)
+        return prep
     hit = _PREPARED.get(id(items))
     if hit is not None and hit[0] is items:
         return hit[1]
+    prepared = _prepare(items)
+    if len(_PREPARED) >= _PREPARED_MAX:
+        _PREPARED.clear()
+    _PREPARED[id(items)] = (items, prepared)
+    return prepared
+
+
+def _prepare(items: Sequence[ListItem]) -> Prepared:
     order = sorted((-it.score, rank) for rank, it in enumerate(items))
     by_category: dict[str, list[tuple[float, int]]] = {}
     for row in order:
@@ -81,11 +110,7 @@ def prepare(items: Sequence[ListItem]) -> Prepared:
         for i in items
         if i.name or i.image_url  # a labelled item's price goes with its labels
     }
-    prepared = Prepared(frozenset(i.item for i in items), order, by_category, labels)
-    if len(_PREPARED) >= _PREPARED_MAX:
-        _PREPARED.clear()
-    _PREPARED[id(items)] = (items, prepared)
-    return prepared
+    return Prepared(frozenset(i.item for i in items), order, by_category, labels)
 
 
 def _weights(overrides: Mapping[str, float]) -> tuple[float, float, float, float, float]:
@@ -184,7 +209,8 @@ def _merged(
         if plain >= k:
             break
     cands.sort()
-    return [Ranked(name, round(-neg, 6), reason) for neg, _rank, name, reason in cands[:k]]
+    # tuple.__new__: a named tuple's own __new__ is a Python function (a frame per row)
+    return [_new(Ranked, (name, round(-neg, 6), reason)) for neg, _rank, name, reason in cands[:k]]
 
 
 def _sorted(

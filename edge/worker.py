@@ -138,11 +138,48 @@ def _js_object(value: dict[str, Any]) -> Any:
     return to_js(value, dict_converter=js.Object.fromEntries)
 
 
+# The headers every per-shopper answer without cookies starts with (``response_headers``):
+# kept in one JS ``Headers`` per isolate whose Cache-Status is set per request, since a JS
+# Response copies its init's headers when it is built (one JS call instead of converting a
+# list of lists and a dict on every request).
+_PLAIN_HEAD = (("content-type", "application/json"), ("cache-control", "private, no-store"))
+_PLAIN_INIT: list[Any] = []  # [the init object, its Headers], built on first use
+
+
+def _plain_init() -> tuple[Any, Any]:
+    if not _PLAIN_INIT:
+        js_headers = js.Headers.new(to_js([list(h) for h in _PLAIN_HEAD]))
+        init = js.Object.new()
+        init.status = 200
+        init.headers = js_headers
+        _PLAIN_INIT[:] = [init, js_headers]
+    return _PLAIN_INIT[0], _PLAIN_INIT[1]
+
+
 def _response(body: str, headers: list[tuple[str, str]]) -> Any:
-    """A 200 response, its JS object built in one conversion (the SDK's ``Response(...,
-    headers=)`` hands JS a Python iterable, walked across the boundary item by item)."""
-    init = _js_object({"status": 200, "headers": [list(h) for h in headers]})
-    return Response(js.Response.new(body, init))
+    """A 200 JS Response, returned as it is: workerd takes a JS Response from ``fetch``, and
+    the SDK's wrapper cost a Python object and a conversion per request."""
+    if len(headers) == 3 and headers[2][0] == "cache-status" and tuple(headers[:2]) == _PLAIN_HEAD:
+        init, js_headers = _plain_init()
+        js_headers.set("cache-status", headers[2][1])
+        return js.Response.new(body, init)
+    return js.Response.new(body, _js_object({"status": 200, "headers": [list(h) for h in headers]}))
+
+
+# Each key's URL on the shop's host (keys repeat across shoppers: building the URL checks
+# the host with a regex on every request otherwise); cleared when full.
+_URLS: dict[tuple[str, str], str] = {}
+_URLS_MAX = 4096
+
+
+def _key_url(key: CacheKey, host: str) -> str:
+    memo = (key.path, host)
+    url = _URLS.get(memo)
+    if url is None:
+        if len(_URLS) >= _URLS_MAX:
+            _URLS.clear()
+        url = _URLS[memo] = key.url(host)
+    return url
 
 
 class _CacheApi:
@@ -153,7 +190,7 @@ class _CacheApi:
 
     async def get(self, key: CacheKey) -> Entry | None:
         """The decoded entry, or None."""
-        stored = await js.caches.default.match(key.url(self.host))
+        stored = await js.caches.default.match(_key_url(key, self.host))
         if not stored:
             return None
         digest = stored.headers.get(ENTRY_DIGEST)
@@ -171,7 +208,7 @@ class _CacheApi:
         """Store the entry's body with its Cache-Tag, lifetime and digest headers."""
         headers = {**stored.headers, ENTRY_DIGEST: _digest(stored.body)}
         resp = Response(stored.body, status=200, headers=headers)
-        await js.caches.default.put(key.url(self.host), resp.js_object)
+        await js.caches.default.put(_key_url(key, self.host), resp.js_object)
 
 
 class _WaitUntil:
@@ -211,7 +248,8 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
             if route is None:
                 raise
             return _unconfigured(exc)
-        if route is None or request.method not in ("GET", "HEAD"):
+        method = request.method  # (a JS property read each time it is named)
+        if route is None or method not in ("GET", "HEAD"):
             return await self._forward(request, settings, url.path, url.query)
         try:
             config = await self._config(settings, _now_ms())
@@ -232,7 +270,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
             reply = await flow.answer(route, headers, url.query, config, ports)
         except Exception as exc:  # the adapters' own faults: still the default list
             reply = flow.last_resort(route, config, exc)
-        body = "" if request.method == "HEAD" else reply.answer.body  # HEAD: the GET's headers
+        body = "" if method == "HEAD" else reply.answer.body  # HEAD: the GET's headers
         return _response(body, reply.headers)
 
     # -- settings and config -------------------------------------------------------------

@@ -6,11 +6,15 @@ import json
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import edge
 from cache_keys.experiments import exposure_event_id
-from cache_keys.wire import RailItem, RoutePolicy, SegmentList
+from cache_keys.wire import ListItem, RailItem, RoutePolicy, SegmentList
 from edge.answer import (
+    _body,
+    _ranked_body,
     answer_from_list,
     answer_from_rail,
     cache_status,
@@ -19,6 +23,7 @@ from edge.answer import (
 )
 from edge.entry import decode_entry, encode_entry, entry_tags, stored_headers
 from edge.plan import decide
+from edge.rerank import Ranked, prepare
 from segmenter.event import Event, validate
 from tests.support.edge import (
     HSEG,
@@ -212,3 +217,39 @@ def test_a_degraded_answer_adds_a_v4_marker_with_its_own_daily_id() -> None:
     }
     parsed = validate(marker)
     assert isinstance(parsed, Event) and parsed.degraded
+
+
+_NAMES = st.text(alphabet=st.sampled_from('ab-"\\é\u2028\U0001f600'), min_size=1, max_size=6)
+_SCORES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**20), 10**20),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(_NAMES, _SCORES, st.sampled_from(["segment", "recent-category", 'x"y'])),
+        max_size=12,
+    ),
+    labelled=st.dictionaries(
+        _NAMES,
+        st.tuples(_NAMES, st.sampled_from(["", "https://i.test/a.png"]), st.none() | st.floats()),
+    ),
+    variants=st.dictionaries(_NAMES, _NAMES, max_size=3),
+    degraded=st.booleans(),
+    override=st.sampled_from([None, "default"]),
+)
+def test_ranked_body_is_the_reference_json(rows, labelled, variants, degraded, override) -> None:
+    """The fragment-built body is byte for byte what ``json.dumps`` of the row dicts gives."""
+    ranked = [Ranked(n, s, r) for n, s, r in rows]
+    prep = prepare(
+        tuple(
+            ListItem(n, 0.5, name=a, image_url=b, price=p or 0.0)
+            for n, (a, b, p) in labelled.items()
+        )
+    )
+    want = _body(((n, s, override or r) for n, s, r in ranked), variants, degraded, prep.labels)
+    got = _ranked_body(ranked, prep, variants, degraded, override)
+    assert got == want
+    assert _ranked_body(ranked, prep, variants, degraded, override) == want  # fragments kept

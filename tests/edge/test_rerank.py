@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cache_keys.wire import ContextCookie, ListItem
-from edge.rerank import rerank
+from cache_keys.wire import ContextCookie, ListItem, SegmentList
+from edge.entry import decode_entry, make_entry
+from edge.rerank import ListItems, prepare, rerank
+from tests.support.edge import HSEG, NOW_MS, config
 
 LIST = [
     ListItem("MILK-1", 0.90, "dairy", 2.0),
@@ -106,3 +110,22 @@ def test_fast_path_matches_scoring_every_item(
     fast = rerank(items, ctx, **kwargs)
     slow = rerank(items, ctx, exhaustive=True, **kwargs)
     assert fast == slow
+
+
+def test_a_stored_entrys_index_lives_on_its_items_not_in_a_process_memo() -> None:
+    """The rerank index of a stored entry's list goes when the entry goes: nothing but the
+    entry's own items refers to it (a process-wide memo kept 256 lists and their indexes
+    alive after their entries were gone)."""
+    sl = SegmentList(HSEG, "control", '"l"', NOW_MS, tuple(LIST))
+    for entry in (
+        make_entry(sl, ["route:home"], config(), NOW_MS)[0],
+        decode_entry(make_entry(sl, ["route:home"], config(), NOW_MS)[1]),
+    ):
+        assert entry is not None
+        items = entry.seglist.items
+        assert isinstance(items, ListItems) and items == sl.items
+        prep = prepare(items)
+        assert prepare(items) is prep
+        rerank(items, None, k=3, category_cap=2, weights={}, mask=frozenset({"x"}))
+        gc.collect()
+        assert gc.get_referrers(prep) == [vars(items)]
