@@ -451,8 +451,8 @@ async def test_the_flow_reads_only_the_headers_the_worker_copies() -> None:
 async def test_the_rendered_memo_keeps_only_answers_it_can_still_serve() -> None:
     """A context-free body is memoized per key and k for the entry and config it was made
     from: a new config (one per list rebuild) or a refreshed entry replaces it. Kept beside
-    it instead, dead bodies piled up to the memo's bound in every process (the self-hosted
-    edge's resident memory grew ~10 MB/h in a soak while the memo filled)."""
+    it instead, dead bodies piled up to the memo's bound in every process (2,740 of them after
+    a simulated 20 minutes at 40 requests/s on 30 keys, for 20 live)."""
     rig = Rig()
     first = await rig.get()
     for n in range(40):
