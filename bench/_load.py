@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ops.local.process import die_with_parent
+
 __all__ = ["ensure_debian", "ensure_wrk", "start_origin", "stop", "wrk_rps"]
 
 
@@ -95,7 +97,9 @@ def start_origin(
 
     cmd = [sys.executable, "-m", "ops.cli", "origin", "--port", str(port),
            "--workers", str(workers)]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=dict(env), cwd=root, start_new_session=True)
+    # The hook takes no lock, so it is safe beside threads (see die_with_parent).
+    hook = die_with_parent()
+    proc = subprocess.Popen(cmd, env=dict(env), cwd=root, start_new_session=True, preexec_fn=hook)  # noqa: PLW1509
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -23,6 +23,11 @@ SKUs, ~109 segment lists rebuilt every 10 s), and its bound:
   ~10 min) and the rendered-answer memos (4,096 bodies of ~0.7 KB each, full after ~40 min);
   the response store itself holds ~30 keys, ~0.9 MB of bodies.
 
+``--memtrace DIR`` loads ``bench/memtrace`` into the origin and the edge and signals them at
+every sample (``--memtrace-frames N``: tracemalloc snapshots by file:line; 0, the default:
+RSS against the allocators' in-use bytes, and a census of cyclic garbage every 4th sample),
+written into DIR (see ``bench/memtrace/sitecustomize.py``).
+
 Last line: soak_minutes=<m> origin_rss_growth_mb_per_h=<o> edge_rss_growth_mb_per_h=<e>
 processor_rss_growth_mb_per_h=<p> edge_p99_ms=<x>
 """
@@ -30,6 +35,7 @@ processor_rss_growth_mb_per_h=<p> edge_p99_ms=<x>
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -187,12 +193,43 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
             proc.wait(timeout=10)
 
 
-def soak(directory: Path, minutes: float, rate: float, sample_s: float, cache: int) -> int:
+MEMTRACE = Path(__file__).resolve().parent / "memtrace"
+TRACED = ("origin", "edge")
+
+
+def _memtrace_env(env: dict[str, str], out: Path, frames: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = f"{MEMTRACE}{os.pathsep}{path}" if path else str(MEMTRACE)
+    env["MEMTRACE_DIR"] = str(out.resolve())
+    env["MEMTRACE_MATCH"] = "|".join(f"ops.cli {t} " for t in TRACED)
+    env["MEMTRACE_FRAMES"] = str(frames)
+
+
+def _memtrace_signal(pids: dict[str, int], k: int, frames: int) -> None:
+    sig = signal.SIGUSR2 if frames == 0 and k % 4 == 3 else signal.SIGUSR1
+    for t in TRACED:
+        if t in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pids[t], sig)
+
+
+def soak(
+    directory: Path,
+    minutes: float,
+    rate: float,
+    sample_s: float,
+    cache: int,
+    memtrace: Path | None = None,
+    frames: int = 0,
+) -> int:
     """Run the soak; prints one line per sample and the last line."""
     duration = minutes * 60
     env = dict(os.environ)
     if cache:
         env["P13N_SHOPPER_CACHE_SIZE"] = str(cache)
+    if memtrace is not None:
+        _memtrace_env(env, memtrace, frames)
     up = subprocess.Popen(_p13n("up", "--dir", str(directory)), start_new_session=True, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     sim: subprocess.Popen[bytes] | None = None
@@ -218,6 +255,8 @@ def soak(directory: Path, minutes: float, rate: float, sample_s: float, cache: i
             load = os.getloadavg()[0]
             cells = " ".join(f"{t}_mb={row[t]:.1f}" for t in TIERS)
             print(f"t={now / 60:5.1f}min {cells} load={load:.2f}", flush=True)
+            if memtrace is not None:
+                _memtrace_signal(pids, k, frames)
             k += 1
             if now >= duration - 1:
                 break
@@ -257,9 +296,16 @@ def main() -> int:
     ap.add_argument(
         "--shopper-cache", type=int, default=0, help="processor shopper-cache bound (its default)"
     )
+    ap.add_argument("--memtrace", type=Path, help="memory probes of origin and edge, written here")
+    ap.add_argument(
+        "--memtrace-frames", type=int, default=0, help="tracemalloc frames (0: no tracing)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="p13n-soak-") as tmp:
-        return soak(Path(tmp), args.minutes, args.rate, args.sample_s, args.shopper_cache)
+        return soak(
+            Path(tmp), args.minutes, args.rate, args.sample_s, args.shopper_cache,
+            args.memtrace, args.memtrace_frames,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

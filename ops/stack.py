@@ -35,7 +35,7 @@ import redis
 from redis.exceptions import RedisError
 
 from ops.keyring import KEY_NAMES, ROLES, ring, stack_keys, stack_secrets, write_private
-from ops.local.process import stop_all
+from ops.local.process import die_with_parent, stop_all
 from ops.local.redis import RedisServer, RedisServerError, pick_port
 
 __all__ = [
@@ -289,7 +289,13 @@ class Stack:
         self.commands[name] = args
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.children[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # `p13n up` killed outright leaves no part running; the hook takes no lock.
+            preexec_fn=die_with_parent(),  # noqa: PLW1509
         )
         log.close()
 

@@ -5,12 +5,18 @@ Folders whose tests must also hold on Redis Cluster parametrize ``redis_url`` ov
 ``tests.support.backends.BACKENDS`` (see ``tests/segmenter/conftest.py``): the ``cluster``
 variant runs the same assertions against one session-wide local cluster of 3 masters and 3
 replicas. Helpers the tests import live in ``tests/support/``, never in a conftest.
+
+SIGTERM (``timeout`` ending a run) stops the run as Ctrl-C does, so every fixture's finalizer
+still stops the servers it started; a run killed outright leaves none either, as each server
+dies with the process that started it (``ops.local.process.die_with_parent``).
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 import redis
@@ -19,6 +25,32 @@ from ops.local.cluster import LocalCluster
 from ops.local.redis import RedisServer, RedisServerError
 from segmenter.connection import connect_sync
 from tests.support.backends import cluster_url_of
+
+_previous_sigterm: object = None
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Once: ``timeout`` signals the child and then its whole group, so a second SIGTERM
+    # would arrive in the middle of the teardown the first one started.
+    signal.signal(signal.SIGTERM, _ignore)
+    # What Ctrl-C raises, not pytest.exit: that is an ``Exception``, which an asyncio callback
+    # or a test's ``except Exception`` would swallow, and the run would carry on.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A handler, not SIG_IGN: an ignored signal would stay ignored in children started in
+    teardown, and they could not be stopped with SIGTERM."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _previous_sigterm  # restored by pytest_unconfigure
+    _previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _previous_sigterm is not None:
+        signal.signal(signal.SIGTERM, _previous_sigterm)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ops.local.process import stop_all
+from ops.local.process import die_with_parent, stop_all
 
 __all__ = ["RedisServer", "RedisServerError", "find_redis_server", "free_port", "pick_port"]
 
@@ -137,7 +137,12 @@ class RedisServer:
             return self
         log = open(Path(str(self.data_dir)) / "redis.log", "ab")  # noqa: SIM115 - child owns it
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-            self.args(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.args(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # A killed test run or stack leaves no server behind; the hook takes no lock.
+            preexec_fn=die_with_parent(),  # noqa: PLW1509
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import httpx
 
+from ops.local.process import die_with_parent
 from tests.support.timing import POLL_S, scaled
 
 __all__ = ["Process", "http_ok"]
@@ -95,6 +96,8 @@ class Process:
                 stderr=log,
                 text=self.pipes,
                 start_new_session=True,
+                # A test run killed outright (``timeout``'s SIGKILL) runs no finalizer.
+                preexec_fn=die_with_parent(),
             )
         try:
             self._wait_ready()
