@@ -48,9 +48,10 @@ def parse_id(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen, as ``Event``: one per entry read
 class Entry:
-    """One stream entry: its id, original bytes, and the decoded event or the rejection."""
+    """One stream entry: its id, original bytes, and the decoded event or the rejection;
+    never mutated."""
 
     stream_id: str
     raw: bytes
@@ -60,7 +61,7 @@ class Entry:
 
     def __post_init__(self) -> None:
         if self.key == (-1, -1):
-            object.__setattr__(self, "key", parse_id(self.stream_id))
+            self.key = parse_id(self.stream_id)
 
 
 @dataclass(frozen=True, slots=True)
