@@ -59,7 +59,10 @@ def shopper_writes(
     by_user: dict[str, list[Entry]] = {}
     for e in fx.accepted:
         assert e.event is not None
-        by_user.setdefault(e.event.user, []).append(e)
+        mine = by_user.get(e.event.user)  # not setdefault: a list per event
+        if mine is None:
+            mine = by_user[e.event.user] = []
+        mine.append(e)
     out = []
     for user, entries in by_user.items():
         old = loaded.shoppers.get(user) or ShopperState()

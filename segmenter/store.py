@@ -118,24 +118,37 @@ class _Lookups:
     def of(
         cls, entries: Sequence[Entry], cached: Mapping[str, ShopperState], partitions: int = 0
     ) -> _Lookups:
-        events = [e.event for e in entries if e.event is not None]
         ids: dict[int, list[str]] = {}
-        for ev in events:
-            ids.setdefault(ev.ts // 86_400_000, []).append(ev.event_id)
+        users: set[str] = set()
+        sessions: set[str] = set()
+        exp_users: set[str] = set()
+        anons: set[str] = set()
+        for e in entries:  # one pass: once per batch over every entry
+            ev = e.event
+            if ev is None:
+                continue
+            day = ev.ts // 86_400_000
+            eids = ids.get(day)
+            if eids is None:
+                eids = ids[day] = []
+            eids.append(ev.event_id)
+            users.add(ev.user)
+            if ev.session:
+                sessions.add(f"{ev.user}|{ev.session}")
+            if ev.type in EXPERIMENT_EVENTS:
+                exp_users.add(ev.user)
+            if ev.anon:
+                anons.add(ev.anon)
         # An identify merges its anonymous shopper's features: they are read with the batch.
-        users = sorted({ev.user for ev in events} | {ev.anon for ev in events if ev.anon})
+        every = sorted(users | anons)
         return cls(
-            users=users,
+            users=every,
             cached=cached,
-            to_read=[u for u in users if u not in cached],
+            to_read=[u for u in every if u not in cached],
             ids=ids,
-            sessions=sorted({f"{ev.user}|{ev.session}" for ev in events if ev.session}),
-            exp_users=sorted({ev.user for ev in events if ev.type in EXPERIMENT_EVENTS}),
-            anon_exp=sorted(
-                {(ev.anon, partition_of(ev.anon, partitions)) for ev in events if ev.anon}
-            )
-            if partitions
-            else [],
+            sessions=sorted(sessions),
+            exp_users=sorted(exp_users),
+            anon_exp=sorted((a, partition_of(a, partitions)) for a in anons) if partitions else [],
         )
 
     def parse(self, replies: Iterator[Any], *, one_read: bool) -> Loaded:
