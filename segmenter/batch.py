@@ -75,6 +75,12 @@ def shopper_writes(
     return out
 
 
+def _written(writes: Sequence[tuple[str, str, list[Any], ShopperState]],
+             fx: PartitionEffects) -> list[str]:  # fmt: skip
+    """The shoppers a batch wrote something of: features, or archive lines."""
+    return [w[0] for w in writes] + [e.event.user for e in fx.archive if e.event]
+
+
 class _PartitionView(Mapping[str, ShopperState]):
     """One partition's shoppers in a ``ShopperCache``, as ``Store.load`` reads them."""
 
@@ -204,10 +210,12 @@ class Applier:
         partition: int,
         writes: Sequence[tuple[str, str, list[Any], ShopperState]],
         fx: PartitionEffects,
+        erased: list[str] | None,
     ) -> None:
-        """Shoppers erased after this batch was loaded: remove what it wrote of them."""
-        users = [w[0] for w in writes] + [e.event.user for e in fx.archive if e.event]
-        erased = await self.store.erased(users)
+        """Shoppers erased after this batch was loaded: remove what it wrote of them
+        (``erased``: as the write found them, or None to ask)."""
+        if erased is None:
+            erased = await self.store.erased(_written(writes, fx))
         for user in erased:
             self.cache.pop(partition, user)
             root = self.archive.root if self.archive is not None else None
@@ -229,14 +237,15 @@ class Applier:
             if self.archive is not None and fx.archive:
                 self.store.hook("archive")
                 self.archive.append(lease.partition, fx.archive)
-            status, conflicts = await self.store.write(
+            status, conflicts, erased = await self.store.write(
                 lease, loaded.partition.offset, st, fx, [w[:3] for w in writes],
                 lease_ttl_ms=self.lease_ttl_ms, chunk=self.shopper_chunk,
+                watch=_written(writes, fx),
             )  # fmt: skip
             if conflicts:  # someone changed these shoppers (erasure, or a stale owner)
                 self.forget(lease.partition)
                 continue
             self._remember(lease.partition, writes)
-            await self._undo_racing_erasures(lease.partition, writes, fx)
+            await self._undo_racing_erasures(lease.partition, writes, fx, erased)
             return BatchResult(status, fx, self.clock() - started)
         return BatchResult("CONFLICT")
