@@ -48,9 +48,10 @@ def parse_id(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen, as ``Event``: one per entry read
 class Entry:
-    """One stream entry: its id, original bytes, and the decoded event or the rejection."""
+    """One stream entry: its id, original bytes, and the decoded event or the rejection;
+    never mutated."""
 
     stream_id: str
     raw: bytes
@@ -60,7 +61,7 @@ class Entry:
 
     def __post_init__(self) -> None:
         if self.key == (-1, -1):
-            object.__setattr__(self, "key", parse_id(self.stream_id))
+            self.key = parse_id(self.stream_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +121,15 @@ def _covisit(st: PartitionState, fx: PartitionEffects, ev: Event) -> None:
     for other in items:
         if other != item:
             if mine is None:
-                mine = covis.setdefault(item, {})
+                mine = covis.get(item)
+                if mine is None:
+                    mine = covis[item] = {}
             mine[other] = mine.get(other, 0) + weight
-            theirs = covis.setdefault(other, {})
+            theirs = covis.get(other)  # not setdefault: it would build a dict per pair
+            if theirs is None:
+                theirs = covis[other] = {}
             theirs[item] = theirs.get(item, 0) + weight
-    items = [item, *(i for i in items if i != item)][:SESSION_ITEMS_MAX]
+    items = [item, *[i for i in items if i != item]][:SESSION_ITEMS_MAX]
     st.sessions[skey] = fx.sessions[skey] = (max(last_ts, ev.ts), items)
 
 
@@ -247,7 +252,10 @@ def _dispose(
     if day_key in st.seen:
         return "duplicate"
     st.seen[day_key] = entry.stream_id
-    fx.eids.setdefault(day_key[0], []).extend((ev.event_id, entry.stream_id))
+    eids = fx.eids.get(day_key[0])
+    if eids is None:
+        eids = fx.eids[day_key[0]] = []
+    eids += (ev.event_id, entry.stream_id)
     fx.accepted.append(entry)
     _experiments(st, fx, ev, p.revenue_cap_cents)
     if ev.ts < st.max_ts - p.allowed_lateness_ms:

@@ -85,10 +85,14 @@ class ArchiveWriter:
         for e in entries:
             assert e.event is not None
             ms = e.key[0]
-            doc = {**to_doc(e.event), "stream_id": e.stream_id, "partition": partition,
-                   "received_ms": ms}  # fmt: skip
-            groups.setdefault(ms // _HOUR_MS, []).append(orjson.dumps(doc) + b"\n")
-            if (partition, ms // _HOUR_MS) not in self._files:
+            doc = to_doc(e.event)  # a new dict: completed in place
+            doc["stream_id"], doc["partition"], doc["received_ms"] = e.stream_id, partition, ms
+            hour = ms // _HOUR_MS
+            lines = groups.get(hour)
+            if lines is None:
+                lines = groups[hour] = []
+            lines.append(orjson.dumps(doc))
+            if (partition, hour) not in self._files:
                 d = _hour_dir(self.root, ms)
                 d.mkdir(parents=True, exist_ok=True)
                 name = f"p{partition}-{e.stream_id}-{self.run}.jsonl.gz"
@@ -98,7 +102,7 @@ class ArchiveWriter:
             path.parent.mkdir(parents=True, exist_ok=True)  # retention may have removed it
             path.touch()
             with _locked(path, "ab") as fh:
-                fh.write(gzip.compress(b"".join(lines), compresslevel=1, mtime=0))
+                fh.write(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1, mtime=0))
                 fh.flush()
         return sum(len(v) for v in groups.values())
 

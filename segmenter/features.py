@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from cache_keys import hash_segment
@@ -80,15 +80,10 @@ class ShopperState:
     exp: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def copy(self) -> ShopperState:
-        return replace(
-            self,
-            scalars=dict(self.scalars),
-            recent=list(self.recent),
-            cart=dict(self.cart),
-            bought=dict(self.bought),
-            aff=dict(self.aff),
-            exp=dict(self.exp),
-        )
+        # The constructor, not ``dataclasses.replace`` (which walks the fields): once per
+        # shopper per batch.
+        return ShopperState(self.last_id, dict(self.scalars), list(self.recent), dict(self.cart),
+                            dict(self.bought), dict(self.aff), dict(self.exp))  # fmt: skip
 
     def num(self, name: str) -> float:
         return float(self.scalars.get(name, 0))
@@ -310,6 +305,8 @@ def apply(
 
 
 def _hash_diff(old: dict[str, Any], new: dict[str, Any], fmt: Any) -> tuple[list[str], list[str]]:
+    if old == new:  # most batches leave purchases and experiments alone: one C comparison
+        return [], []
     sets: list[str] = []
     for k, v in new.items():
         if old.get(k) != v:

@@ -42,6 +42,7 @@ __all__ = [
     "Field",
     "Version",
     "describe",
+    "fits",
     "upcast",
 ]
 
@@ -195,3 +196,20 @@ def describe(versions: Mapping[int, Version] | None = None) -> dict[str, Any]:
 def compile_pattern(f: Field) -> re.Pattern[str]:
     """The compiled full-match pattern of a text field."""
     return re.compile(f.pattern)
+
+
+def fits(f: Field) -> Callable[[Any], bool]:
+    """Whether a value fits an enum or text field ``f``: membership, or the pattern's full
+    match, at C speed for one character class with a length ("[A-Za-z0-9_-]{1,64}": strip
+    the class, nothing may be left)."""
+    if f.kind == "enum":
+        return frozenset(f.values).__contains__
+    m = re.fullmatch(r"\[([A-Za-z0-9_.:/-]+)\]\{1,(\d+)\}", f.pattern)
+    if m is None:
+        rx = compile_pattern(f)
+        return lambda value: type(value) is str and rx.fullmatch(value) is not None
+    allowed = "".join(c for c in map(chr, range(128)) if re.fullmatch(f"[{m[1]}]", c))
+    longest = int(m[2])
+    return lambda value: (
+        type(value) is str and 0 < len(value) <= longest and not value.strip(allowed)
+    )

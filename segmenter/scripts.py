@@ -168,8 +168,11 @@ return 'OK'
 # A whole batch in one atomic step (single Redis only: many slots). KEYS and ARGV as COMMIT,
 # then the shoppers' keys (six each); ARGV[8]: msgpack [[b, expected last_id, diff] …] where
 # b is the shopper's key offset (KEYS[b + 1] is its first key) and the diff is WRITE_SHOPPER's;
-# ARGV[9]: shopper ttl s. Fencing, offset and every shopper's last_id are checked before
-# anything is written; shoppers in conflict come back as a list of their b, nothing written.
+# ARGV[9]: shopper ttl s; ARGV[10]: msgpack list of tombstone digests to look up once
+# committed, ARGV[11]: the index of the tombstones hash in KEYS. Fencing, offset and every
+# shopper's last_id are checked before anything is written; shoppers in conflict come back as
+# a list of their b, nothing written. Committed: {'OK', the 1-based indexes of the digests
+# tombstoned now} (the racing-erasure check, without a round trip of its own).
 APPLY = (
     _BULK
     + _SHOPPER
@@ -185,7 +188,15 @@ end
 if #stale > 0 then return stale end
 for _, w in ipairs(ws) do write_shopper(w[1], w[3], ARGV[9]) end
 commit()
-return 'OK'
+local out = {'OK'}
+local ds = cmsgpack.unpack(ARGV[10])
+for j = 1, #ds, 400 do
+  local marks = redis.call('HMGET', KEYS[tonumber(ARGV[11])], unpack(ds, j, math.min(j + 399, #ds)))
+  for n, mark in ipairs(marks) do
+    if mark then out[#out + 1] = j + n - 1 end
+  end
+end
+return out
 """
 )
 

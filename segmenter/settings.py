@@ -111,7 +111,8 @@ class ProcessorSettings:
         metadata=_env(
             "P13N_SHOPPER_CACHE_SIZE",
             "shopper states a processor keeps in memory over all its partitions (the least "
-            "recently written goes first); a cached shopper is not read before its next write",
+            "recently written goes first; a shopper from its second event on); a cached "
+            "shopper is not read before its next write",
         ),
     )
     shopper_cache_bytes: int = field(

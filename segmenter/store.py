@@ -55,6 +55,8 @@ __all__ = ["Lease", "Loaded", "ShopperWrite", "Store", "StoreUnavailable", "dlq_
 Hook = Callable[[str], None]
 # (user, expected last_id, diff as ``features.diff`` returns it)
 ShopperWrite = tuple[str, str, list[Any]]
+# (status, users in conflict, the watched users tombstoned at the commit or None: not looked up)
+Written = tuple[str, list[str], list[str] | None]
 
 
 class StoreUnavailable(RuntimeError):
@@ -118,24 +120,37 @@ class _Lookups:
     def of(
         cls, entries: Sequence[Entry], cached: Mapping[str, ShopperState], partitions: int = 0
     ) -> _Lookups:
-        events = [e.event for e in entries if e.event is not None]
         ids: dict[int, list[str]] = {}
-        for ev in events:
-            ids.setdefault(ev.ts // 86_400_000, []).append(ev.event_id)
+        users: set[str] = set()
+        sessions: set[str] = set()
+        exp_users: set[str] = set()
+        anons: set[str] = set()
+        for e in entries:  # one pass: once per batch over every entry
+            ev = e.event
+            if ev is None:
+                continue
+            day = ev.ts // 86_400_000
+            eids = ids.get(day)
+            if eids is None:
+                eids = ids[day] = []
+            eids.append(ev.event_id)
+            users.add(ev.user)
+            if ev.session:
+                sessions.add(f"{ev.user}|{ev.session}")
+            if ev.type in EXPERIMENT_EVENTS:
+                exp_users.add(ev.user)
+            if ev.anon:
+                anons.add(ev.anon)
         # An identify merges its anonymous shopper's features: they are read with the batch.
-        users = sorted({ev.user for ev in events} | {ev.anon for ev in events if ev.anon})
+        every = sorted(users | anons)
         return cls(
-            users=users,
+            users=every,
             cached=cached,
-            to_read=[u for u in users if u not in cached],
+            to_read=[u for u in every if u not in cached],
             ids=ids,
-            sessions=sorted({f"{ev.user}|{ev.session}" for ev in events if ev.session}),
-            exp_users=sorted({ev.user for ev in events if ev.type in EXPERIMENT_EVENTS}),
-            anon_exp=sorted(
-                {(ev.anon, partition_of(ev.anon, partitions)) for ev in events if ev.anon}
-            )
-            if partitions
-            else [],
+            sessions=sorted(sessions),
+            exp_users=sorted(exp_users),
+            anon_exp=sorted((a, partition_of(a, partitions)) for a in anons) if partitions else [],
         )
 
     def parse(self, replies: Iterator[Any], *, one_read: bool) -> Loaded:
@@ -271,17 +286,20 @@ class Store:
     # -- writes -------------------------------------------------------------------------
     async def write(self, lease: Lease, expected_offset: str, st: PartitionState,
                     fx: PartitionEffects, shoppers: Sequence[ShopperWrite], *,
-                    lease_ttl_ms: int, chunk: int = 500) -> tuple[str, list[str]]:  # fmt: skip
+                    lease_ttl_ms: int, chunk: int = 500,
+                    watch: Sequence[str] = ()) -> Written:  # fmt: skip
         """Write a decided batch: "OK", "FENCED", "OFFSET", or "CONFLICT" with the users
-        someone else changed (nothing of the partition is committed then)."""
+        someone else changed (nothing of the partition is committed then); and, when the
+        batched write committed, which of ``watch`` have a tombstone by then (else None: ask
+        ``erased``)."""
         if not self.per_slot:
             return await self._write_batched(lease, expected_offset, st, fx, shoppers,
-                                             lease_ttl_ms=lease_ttl_ms)  # fmt: skip
+                                             lease_ttl_ms=lease_ttl_ms, watch=watch)  # fmt: skip
         await self.write_dead(lease.partition, fx.dead)
         conflicts = await self.write_shoppers(shoppers, chunk)
         if conflicts:
-            return "CONFLICT", conflicts
-        return await self.commit(lease, expected_offset, st, fx, lease_ttl_ms), []
+            return "CONFLICT", conflicts, None
+        return await self.commit(lease, expected_offset, st, fx, lease_ttl_ms), [], None
 
     async def write_dead(self, partition: int, dead: Sequence[tuple[Entry, Rejection]]) -> None:
         """Dead letters of processor entries, each written once per source entry."""
@@ -335,9 +353,10 @@ class Store:
 
     async def _write_batched(self, lease: Lease, expected_offset: str, st: PartitionState,
                              fx: PartitionEffects, shoppers: Sequence[ShopperWrite], *,
-                             lease_ttl_ms: int) -> tuple[str, list[str]]:  # fmt: skip
+                             lease_ttl_ms: int,
+                             watch: Sequence[str]) -> Written:  # fmt: skip
         """Dead letters (rare; written first, as per slot), then the whole batch in one APPLY
-        script."""
+        script, which also looks up ``watch``'s tombstones once committed."""
         await self.write_dead(lease.partition, fx.dead)
         keys, payload = self._commit_payload(lease.partition, st, fx)
         by_base: dict[int, str] = {}
@@ -346,14 +365,19 @@ class Store:
             by_base[len(keys)] = user
             ws.append((len(keys), expected, diff))
             keys += self.keys.shopper_keys(user)
+        keys.append(self.keys.tombstones)
+        watched = sorted(set(watch))
+        digests = msgpack.packb([tombstone_digest(u) for u in watched], use_bin_type=False)
         packed = msgpack.packb(ws, use_bin_type=False)
         args = (lease.owner, lease.token, expected_offset, st.offset, GROUP, lease_ttl_ms,
-                payload, packed, SHOPPER_TTL_S)  # fmt: skip
+                payload, packed, SHOPPER_TTL_S, digests, len(keys))  # fmt: skip
         self.hook("commit")
         reply = await self._run(lambda: self._eval(self.r, "APPLY", keys, *args))
+        if isinstance(reply, list) and reply[:1] in ([b"OK"], ["OK"]):
+            return "OK", [], [watched[int(i) - 1] for i in reply[1:]]
         if isinstance(reply, list):
-            return "CONFLICT", [by_base[int(b)] for b in reply]
-        return (reply.decode() if isinstance(reply, bytes) else str(reply)), []
+            return "CONFLICT", [by_base[int(b)] for b in reply], None
+        return (reply.decode() if isinstance(reply, bytes) else str(reply)), [], None
 
     def _commit_payload(
         self, p: int, st: PartitionState, fx: PartitionEffects

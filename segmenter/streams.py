@@ -35,14 +35,16 @@ _DECODER = Precheck()
 
 def _decode_one(stream_id: Any, fields: Any) -> Entry:
     sid = stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
+    ms, _, seq = sid.partition("-")
+    key = (int(ms), int(seq or 0))  # ``parse_id``, inline: once per entry read
     raw = fields.get(b"e") if fields else None
     if raw is None:
         why = "entry trimmed or without an 'e' field" if fields is None else "no 'e' field"
-        return Entry(sid, b"", None, Rejection("$", why))
+        return Entry(sid, b"", None, Rejection("$", why), key)
     decoded = _DECODER.decode(raw)
     if isinstance(decoded, Rejection):
-        return Entry(sid, raw, None, decoded)
-    return Entry(sid, raw, decoded)
+        return Entry(sid, raw, None, decoded, key)
+    return Entry(sid, raw, decoded, None, key)
 
 
 def to_entries(items: Sequence[Any]) -> list[Entry]:

@@ -15,13 +15,25 @@ from tests.support import segmenter as support
 def test_many_shoppers_over_many_partitions_stay_within_one_bound() -> None:
     cache = ShopperCache(maxsize=500)
     for n in range(20_000):
-        cache.put(n % 8, f"shopper{n}", ShopperState(last_id=f"{n}-0"))
+        cache.put(n % 8, f"shopper{n}", ShopperState(last_id=f"{n}-0", scalars={"events": "2"}))
         assert len(cache) <= 500
     newest = cache.view(19_999 % 8)
     assert newest["shopper19999"].last_id == "19999-0" and "shopper0" not in newest
     assert sum(len(cache.view(p)) for p in range(8)) == 500
     cache.forget(3)
     assert len(cache.view(3)) == 0 and len(cache) == 500 - 500 // 8
+
+
+def test_one_event_shoppers_are_not_kept() -> None:
+    """New ids are mostly one-visit ones: their states would fill the cache for hours and
+    never be read again. A shopper is kept from its second event on."""
+    cache = ShopperCache(maxsize=500)
+    for n in range(300):
+        cache.put(0, f"bot{n}", ShopperState(last_id=f"{n}-0", scalars={"events": "1"}))
+    cache.put(0, "empty", ShopperState(last_id="1-1"))  # an identify alone: no events
+    assert len(cache) == 0 and cache.bytes == 0
+    cache.put(0, "back", ShopperState(last_id="2-0", scalars={"events": "2"}))
+    assert cache.view(0)["back"].last_id == "2-0" and len(cache) == 1
 
 
 def _long_history(n: int) -> ShopperState:

@@ -76,3 +76,12 @@ def test_customer_ids_never_appear_in_key_names() -> None:
     assert len({n.split("}")[0] for n in names}) == 1  # one hash tag: one cluster slot
     assert keys.shopper(ANON) == f"p13n:{{u:{ANON}}}:f"  # anonymous ids as they are
     assert shopper_tag("cust_48213") != shopper_tag("cust_48214")
+
+
+def test_a_shoppers_keys_are_its_six_builders_in_order() -> None:
+    keys = Keys("shop7")
+    for sid in ("cust_48213", "Q2hvY29sYXRlQ2hpcENvb2", "acme:cust.48213"):
+        assert keys.shopper_keys(sid) == (
+            keys.shopper(sid), keys.recent(sid), keys.cart(sid), keys.bought(sid),
+            keys.affinity(sid), keys.exposures(sid),
+        )  # fmt: skip

@@ -58,9 +58,9 @@ def test_a_shopper_changed_behind_the_cache_is_reloaded_and_nothing_half_written
         real_write = store.write
 
         async def spy(*args, **kw):  # type: ignore[no-untyped-def]
-            status, conflicts = await real_write(*args, **kw)
+            status, conflicts, erased = await real_write(*args, **kw)
             writes.append(status)
-            return status, conflicts
+            return status, conflicts, erased
 
         store.write = spy  # type: ignore[method-assign]
         ops = operators_for(support.settings(redis_url), load_rules())
@@ -116,9 +116,18 @@ def test_an_erasure_racing_a_batch_leaves_nothing_of_the_shopper(
             redis_client.hset(KEYS.tombstones, tombstone_digest(victim), 1)
             redis_client.delete(*KEYS.shopper_keys(victim))
 
+    lookups: list[list[str]] = []
+
     async def go() -> str:
         client = connect(redis_url)
         store = Store(client, KEYS, erase_now, per_slot=per_slot)
+        real_erased = store.erased
+
+        async def spy(users):  # type: ignore[no-untyped-def]
+            lookups.append(list(users))
+            return await real_erased(users)
+
+        store.erased = spy  # type: ignore[method-assign]
         ops = operators_for(support.settings(redis_url), load_rules())
         lease = await store.acquire(0, "me", 60_000)
         assert lease is not None
@@ -130,6 +139,8 @@ def test_an_erasure_racing_a_batch_leaves_nothing_of_the_shopper(
         return result.status
 
     assert asyncio.run(go()) == "OK" and erased
+    # Batched, the commit script itself looks the tombstones up: no round trip of its own.
+    assert len(lookups) == (1 if per_slot else 0)
     assert not any(redis_client.exists(k) for k in KEYS.shopper_keys(victim))
     docs = list(archive.read_partition(tmp_path / "arc", 0))
     assert docs and all(d["user"] != victim for d in docs)
@@ -174,7 +185,7 @@ def test_a_full_covisitation_set_only_adds_weight_to_its_members(
         store = Store(client, KEYS, per_slot=per_slot)
         lease = await store.acquire(0, "me", 60_000)
         assert lease is not None
-        status, _ = await store.write(lease, "0-0", st, fx, [], lease_ttl_ms=60_000)
+        status, _, _ = await store.write(lease, "0-0", st, fx, [], lease_ttl_ms=60_000)
         await client.aclose()
         return status
 
