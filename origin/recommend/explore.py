@@ -65,15 +65,16 @@ class ShopItems:
     @classmethod
     def of(cls, rows: Iterable[tuple[str, float, str]]) -> ShopItems:
         """From ``(item, purchases, category)`` rows (non-positive counts dropped)."""
-        kept = [(i, float(n), c) for i, n, c in rows if n > 0]
+        kept = sorted(((-float(n), i, c) for i, n, c in rows if n > 0))  # best sellers first
         mass: dict[str, float] = {}
-        for _, n, c in kept:
-            mass[c] = mass.get(c, 0.0) + n
-        ordered: dict[str, list[str]] = {}
-        for i, _, c in sorted(kept, key=lambda r: (-r[1], r[0])):
-            ordered.setdefault(c, []).append(i)
-        return cls({i: (c, n / mass[c]) for i, n, c in kept}, {i: n for i, n, _ in kept},
-                   {c: tuple(v[:FRESH_TAKE]) for c, v in ordered.items()})  # fmt: skip
+        best: dict[str, list[str]] = {}
+        for n, i, c in kept:
+            mass[c] = mass.get(c, 0.0) - n
+            top = best.setdefault(c, [])
+            if len(top) < FRESH_TAKE:
+                top.append(i)
+        return cls({i: (c, -n / mass[c]) for n, i, c in kept}, {i: -n for n, i, _ in kept},
+                   {c: tuple(v) for c, v in best.items()})  # fmt: skip
 
     def __bool__(self) -> bool:
         return bool(self.share)
