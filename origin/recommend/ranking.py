@@ -41,7 +41,13 @@ from cache_keys.wire import MerchRule, apply_rules
 from cache_keys.wire import Row as RuleRow
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import ListView
-from origin.recommend.explore import Pick, ShopItems, fresh_picks, picks_per_basket, shop_picks
+from origin.recommend.explore import (
+    Pick,
+    ShopItems,
+    fresh_picks,
+    picks_per_basket,
+    shop_picks,
+)
 from origin.recommend.features import Features
 from origin.recommend.repurchase import Due, due_scores
 
@@ -241,7 +247,7 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
     bought that such a pick makes likely."""
     feats = inp.features
     dues = _dues(inp)
-    picks = _picks(inp)
+    picks = _picks(inp, k)
     ranked: list[Row] = []
     for item, due in dues.items():
         cat, _, in_stock, durable = _info(inp, item)
@@ -266,8 +272,9 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
     return _top(inp, ranked, k, category_cap, dues)
 
 
-def _picks(inp: Inputs) -> dict[str, Pick]:
-    """Fresh-pick chances of the list items the shopper could buy."""
+def _picks(inp: Inputs, k: int) -> dict[str, Pick]:
+    """Fresh-pick chances of the items the shopper could buy (at least ``k`` when the lists
+    hold them)."""
     feats = inp.features
     per_cat: dict[str, float] = {}
     shop = inp.shop_items.share
@@ -284,8 +291,11 @@ def _picks(inp: Inputs) -> dict[str, Pick]:
     if not inp.shop_items:
         return fresh_picks(per_cat, per_basket, inp.segment, inp.popular, skip)
     # the shop's shares reach every item it sold; the popular list fills places left over
-    picks = fresh_picks(per_cat, per_basket, ListView(), inp.popular, skip)
-    picks.update(shop_picks(per_cat, per_basket, inp.shop_items, feats.bought, skip))
+    # (only read when they are fewer than k: its items would rank last, at chance 0)
+    picks = shop_picks(per_cat, per_basket, inp.shop_items, feats.bought, skip)
+    if len(picks) < k:
+        filler = fresh_picks(per_cat, per_basket, ListView(), inp.popular, skip)
+        picks = {**filler, **picks}
     return picks
 
 
