@@ -1,8 +1,10 @@
 """The in-memory snapshot of shared state each worker serves from, refreshed in the background.
 
 One pipelined round trip loads running experiments, the segment registry, generations, the
-item mask and the popular list. Recommendations read the snapshot without waiting on Redis;
-the popular list of the last good load is what degraded answers are made of. The edge config
+item mask and the popular list; the shop's purchases per item (``Keys.item_stats``, large)
+only when the list build published new ones (their etag in the shop's stats changed).
+Recommendations read the snapshot without waiting on Redis; the popular list of the last
+good load is what degraded answers are made of. The edge config
 is built from the snapshot (``edge_config``), so what an edge sees and what the origin
 assigns come from the same data.
 """
@@ -36,7 +38,8 @@ from cache_keys.wire import (
 from cache_keys.wire.config import MAX_MASK
 from origin.assignment import parse_experiment
 from origin.recommend.caches import POPULAR_TAKE, ListView
-from origin.store import Store
+from origin.recommend.explore import ShopItems
+from origin.store import Store, StoreUnavailable
 from segmenter.schema import Keys
 
 __all__ = [
@@ -122,6 +125,9 @@ class Snapshot:
     rules: tuple[MerchRule, ...] = ()
     # the shop's repeat share as the last list build measured it (None: not measured yet)
     repeat_share: float | None = None
+    # the shop's purchases per item (``ShopItems``) and the etag they were published under
+    shop_items: ShopItems = field(default_factory=ShopItems)
+    items_etag: str = ""
 
     @property
     def loaded(self) -> bool:
@@ -175,9 +181,12 @@ async def load(
         p.get(keys.holdout)
         p.hgetall(keys.merch_rules)
         p.hget(keys.shop_stats, "repeat_share")
+        # two HGETs, not one HMGET: the tombstone lookup stays the only HMGET (counted by tests)
+        p.hget(keys.shop_stats, "items")
 
     replies = await store.pipeline("snapshot", build)
-    version, exps, registry, gens, mask, raw_popular, raw_holdout, rules, share = replies
+    version, exps, registry, gens, mask, raw_popular, raw_holdout, rules = replies[:8]
+    share, items_etag = replies[8:]
     popular = _popular(raw_popular)
     return Snapshot(
         experiments=_experiments(exps, int(now_s * 1000)),
@@ -191,7 +200,25 @@ async def load(
         holdout=_holdout(raw_holdout, holdout_default),
         rules=_rules(rules, seg_key, int(now_s * 1000)) if seg_key else (),
         repeat_share=_share(share),
+        items_etag=items_etag.decode() if items_etag else "",
     )
+
+
+async def load_items(store: Store, keys: Keys) -> ShopItems:
+    """The shop's purchases per item as the list build stored them (empty when absent or
+    malformed: buy-again falls back to the segment's list)."""
+    raw = (await store.pipeline("snapshot", lambda p: p.get(keys.item_stats)))[0]
+    # 20,000 rows take tens of milliseconds to prepare: off the event loop
+    return await asyncio.to_thread(_items, raw)
+
+
+def _items(raw: bytes | None) -> ShopItems:
+    try:
+        rows = msgpack.unpackb(raw) if raw is not None else []
+        return ShopItems.of((str(i), float(n), str(c)) for i, n, c in rows)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        LOG.warning("stored item purchases are malformed; ignored")
+        return ShopItems()
 
 
 def _share(raw: bytes | None) -> float | None:
@@ -249,6 +276,16 @@ class SnapshotHolder:
         )
         if seq < self._installed:
             return self.current
+        if snap.items_etag and snap.items_etag == self.current.items_etag:
+            snap = replace(snap, shop_items=self.current.shop_items)
+        elif snap.items_etag:
+            try:
+                snap = replace(snap, shop_items=await load_items(self.store, self.keys))
+            except StoreUnavailable:  # the rest is fresh: keep the old items, retry next time
+                old = self.current
+                snap = replace(snap, shop_items=old.shop_items, items_etag=old.items_etag)
+            if seq < self._installed:  # a newer load installed while this one read the items
+                return self.current
         if snap.popular is None and self.current.popular is not None:
             snap = replace(
                 snap, popular=self.current.popular, popular_view=self.current.popular_view

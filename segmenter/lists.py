@@ -13,8 +13,11 @@ A segment with few shoppers gets the prior (global popularity with its category 
 boosts); a large one what its shoppers actually do. The same read measures the shop's repeat
 share (``ShopStats``: the share of purchases that repeat an item the same shopper bought
 before), published in ``Keys.shop_stats`` with the lists: the origin's rails mix "due again"
-and "goes with what you have" by it (``origin.recommend.ranking``). Weights as popularity's:
-a purchase 5 (per purchase kept), a recent view 1.
+and "goes with what you have" by it (``origin.recommend.ranking``); and the shop's purchases
+of each of its ``ITEM_STATS_MAX`` best sellers with their categories (``Keys.item_stats``, its
+etag in the stats): buy-again's chance of a fresh pick is an item's share of its category
+there (``origin.recommend.explore``), which a 200-item list cannot give most of a large
+catalog's items. Weights as popularity's: a purchase 5 (per purchase kept), a recent view 1.
 
 List variants come from the experiments the origin stores (``variations[].list_variant``,
 usually set by a named strategy: ``origin.strategies`` and docs/EXPERIMENTS.md say which
@@ -29,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgpack
@@ -64,6 +67,9 @@ SEGMENT_SAMPLE_MAX = 20_000
 SEGMENT_PRIOR_WEIGHT = 500.0
 SCAN_CHUNK = 500
 PURCHASE_WEIGHT, VIEW_WEIGHT, RECENT_READ = 5.0, 1.0, 10
+# Items whose purchases the build publishes (best sellers first): about 0.5 MB of msgpack,
+# read by each origin worker only when its etag changes.
+ITEM_STATS_MAX = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +79,7 @@ class ListReport:
     items: int
 
 
-def _etag(items: list[dict[str, Any]]) -> str:
+def _etag(items: list[Any]) -> str:
     return "l1-" + hashlib.sha256(msgpack.packb(items)).hexdigest()[:20]
 
 
@@ -163,18 +169,27 @@ class ShopStats:
 
     purchases: int = 0
     repeats: int = 0  # purchases of an item the same shopper had bought before
+    items: Counter[str] = field(default_factory=Counter)  # purchases per item
 
-    def add(self, times: Iterable[int]) -> None:
+    def add(self, bought: Mapping[str, int]) -> None:
         """One shopper's purchases of each of their items."""
-        for n in times:
+        for item, n in bought.items():
             self.purchases += n
             self.repeats += max(0, n - 1)
+            self.items[item] += n
 
-    def to_redis(self) -> dict[str, str]:
+    def item_rows(self, catalog: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+        """``[item, purchases, category]`` of the ``ITEM_STATS_MAX`` best sellers."""
+        top = sorted(self.items.items(), key=lambda kv: (-kv[1], kv[0]))[:ITEM_STATS_MAX]
+        return [[i, n, str(catalog.get(i, {}).get("category", ""))] for i, n in top]
+
+    def to_redis(self, items_etag: str = "") -> dict[str, str]:
         """The ``Keys.shop_stats`` hash (no ``repeat_share`` before any purchase)."""
         out = {"purchases": str(self.purchases)}
         if self.purchases:
             out["repeat_share"] = repr(round(self.repeats / self.purchases, 6))
+        if items_etag:
+            out["items"] = items_etag
         return out
 
 
@@ -200,7 +215,7 @@ async def segment_behaviour(
         for n in range(len(chunk)):
             seg, bought, recent = replies[3 * n : 3 * n + 3]
             purchases = {item.decode(): _times(value) for item, value in bought.items()}
-            counted.add(purchases.values())
+            counted.add(purchases)
             if not seg:
                 continue
             counts = out.setdefault(seg.decode(), {})
@@ -287,13 +302,17 @@ async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: Pro
         return lists, registry
 
     lists, registry = await asyncio.to_thread(compute)
+    rows = stats.item_rows(catalog)
+    item_stats = msgpack.packb(rows)
+    items_etag = _etag(rows) if rows else ""
     pipe = r.pipeline(transaction=True)  # one MULTI: every key carries {lists}
     for key, value in lists.items():  # SETs, not MSET: redis-py refuses MSET in cluster pipelines
         pipe.set(key, value)
     pipe.delete(keys.list_registry)
     pipe.hset(keys.list_registry, mapping=registry)  # type: ignore[arg-type]
+    pipe.set(keys.item_stats, item_stats)
     pipe.delete(keys.shop_stats)
-    pipe.hset(keys.shop_stats, mapping=stats.to_redis())  # type: ignore[arg-type]
+    pipe.hset(keys.shop_stats, mapping=stats.to_redis(items_etag))  # type: ignore[arg-type]
     await pipe.execute()
     return ListReport(len(registry), len(lists), sum(1 for _ in lists))
 

@@ -50,7 +50,10 @@ ever part of a key name.
     P:{lists}:lock         string owner of the list build in progress (SET NX PX)
     P:{lists}:stats        hash   the shop's behaviour as the list build measured it:
                                   repeat_share (share of purchases that repeat an item
-                                  the same shopper bought before), purchases (its sample)
+                                  the same shopper bought before), purchases (its sample),
+                                  items (the etag of ``items``)
+    P:{lists}:items        string msgpack [[item, purchases, category], ...]: the shop's
+                                  purchases of its best sellers (lists.ITEM_STATS_MAX)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,
                            invalidations, audit log, tombstones, edge heartbeats (and their
                            recent history), tokens, the last reconciliation report (JSON),
@@ -382,6 +385,10 @@ class Keys:
     @property
     def shop_stats(self) -> str:
         return f"{self.prefix}:{{lists}}:stats"
+
+    @property
+    def item_stats(self) -> str:
+        return f"{self.prefix}:{{lists}}:items"
 
     @property
     def list_lock(self) -> str:

@@ -239,6 +239,7 @@ async def load_inputs(
         covis_source=covis_source,
         segment=view if isinstance(view, ListView) else ListView(),
         popular=snap.popular_view,
+        shop_items=snap.shop_items,
         catalog=catalog,
         mask=snap.mask,
         repeat_share=shop_repeat_share(state.settings.repeat_share, snap.repeat_share),

@@ -41,7 +41,13 @@ from cache_keys.wire import MerchRule, apply_rules
 from cache_keys.wire import Row as RuleRow
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import ListView
-from origin.recommend.explore import Pick, fresh_picks, picks_per_basket
+from origin.recommend.explore import (
+    Pick,
+    ShopItems,
+    fresh_picks,
+    picks_per_basket,
+    shop_picks,
+)
 from origin.recommend.features import Features
 from origin.recommend.repurchase import Due, due_scores
 
@@ -122,6 +128,7 @@ class Inputs:
     catalog: Mapping[str, CatalogEntry | None] = field(default_factory=dict)
     mask: frozenset[str] = frozenset()
     repeat_share: float = DEFAULT_REPEAT_SHARE  # the shop's (``shop_repeat_share``)
+    shop_items: ShopItems = field(default_factory=ShopItems)  # the shop's purchases per item
 
 
 def shop_repeat_share(setting: float, measured: float | None) -> float:
@@ -240,7 +247,7 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
     bought that such a pick makes likely."""
     feats = inp.features
     dues = _dues(inp)
-    picks = _picks(inp)
+    picks = _picks(inp, k)
     ranked: list[Row] = []
     for item, due in dues.items():
         cat, _, in_stock, durable = _info(inp, item)
@@ -256,7 +263,7 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
             ranked.append((-pick.chance, item, pick.category, sig))
     # equal scores (items bought once say nothing of timing): what other shoppers buy most
     # (an item many buy is one more often bought again), then the most recent purchase
-    pop = inp.popular.scores
+    pop = inp.shop_items.purchases or inp.popular.scores
 
     def order(row: Row) -> tuple[float, float, int, str]:
         return (row[0], -pop.get(row[1], 0.0), -feats.bought.get(row[1], (0, 0))[1], row[1])
@@ -265,12 +272,14 @@ def buy_again(inp: Inputs, k: int, category_cap: int) -> list[Scored]:
     return _top(inp, ranked, k, category_cap, dues)
 
 
-def _picks(inp: Inputs) -> dict[str, Pick]:
-    """Fresh-pick chances of the list items the shopper could buy."""
+def _picks(inp: Inputs, k: int) -> dict[str, Pick]:
+    """Fresh-pick chances of the items the shopper could buy (at least ``k`` when the lists
+    hold them)."""
     feats = inp.features
     per_cat: dict[str, float] = {}
+    shop = inp.shop_items.share
     for item, (_, _, _, times) in feats.bought.items():
-        cat = _info(inp, item)[0]
+        cat = _info(inp, item)[0] or shop.get(item, ("",))[0]
         per_cat[cat] = per_cat.get(cat, 0.0) + times
 
     def skip(item: str) -> bool:
@@ -279,7 +288,15 @@ def _picks(inp: Inputs) -> dict[str, Pick]:
 
     baskets = max(feats.baskets, *(v[3] for v in feats.bought.values()), 0)
     per_basket = picks_per_basket(len(feats.bought), baskets)
-    return fresh_picks(per_cat, per_basket, inp.segment, inp.popular, skip)
+    if not inp.shop_items:
+        return fresh_picks(per_cat, per_basket, inp.segment, inp.popular, skip)
+    # the shop's shares reach every item it sold; the popular list fills places left over
+    # (only read when they are fewer than k: its items would rank last, at chance 0)
+    picks = shop_picks(per_cat, per_basket, inp.shop_items, feats.bought, skip)
+    if len(picks) < k:
+        filler = fresh_picks(per_cat, per_basket, ListView(), inp.popular, skip)
+        picks = {**filler, **picks}
+    return picks
 
 
 def diversify(

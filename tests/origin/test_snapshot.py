@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgpack
 import pytest
 
 from origin import snapshot
@@ -58,3 +59,30 @@ async def test_the_snapshot_carries_the_shops_repeat_share(client, redis_client)
         assert (await holder.refresh()).repeat_share == want
     redis_client.delete(KEYS.shop_stats)
     assert (await holder.refresh()).repeat_share is None
+
+
+async def test_the_snapshot_reads_the_shops_item_purchases_only_when_republished(
+    client, redis_client, monkeypatch
+) -> None:
+    """The items (large) are read when their etag in the shop's stats is new, kept while it
+    stays; a malformed value is ignored (buy-again falls back to the segment's list)."""
+    holder = client.app.state.p13n.snapshot
+    reads = 0
+    real = snapshot.load_items
+
+    async def counted(*args, **kwargs):
+        nonlocal reads
+        reads += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(snapshot, "load_items", counted)
+    redis_client.set(KEYS.item_stats, msgpack.packb([["jam", 3, "pantry"], ["tea", 1, "pantry"]]))
+    redis_client.hset(KEYS.shop_stats, "items", "e1")
+    snap = await holder.refresh()
+    assert snap.shop_items.share["jam"] == ("pantry", 0.75) and reads == 1
+    assert (await holder.refresh()).shop_items is snap.shop_items and reads == 1
+    redis_client.set(KEYS.item_stats, b"junk")
+    redis_client.hset(KEYS.shop_stats, "items", "e2")
+    assert not (await holder.refresh()).shop_items and reads == 2
+    redis_client.delete(KEYS.shop_stats, KEYS.item_stats)
+    assert not (await holder.refresh()).shop_items and reads == 2

@@ -170,5 +170,9 @@ def test_the_build_publishes_the_shops_repeat_share(redis_url, redis_client, tmp
     asyncio.run(build())
     stats = redis_client.hgetall(KEYS.shop_stats)
     # purchases: milk 3, tea 1 (the older form), soap 1, bad 1 (unreadable: counted once)
-    assert stats == {b"purchases": b"6", b"repeat_share": repr(round(2 / 6, 6)).encode()}
+    items = msgpack.unpackb(redis_client.get(KEYS.item_stats))
+    assert items == [["milk", 3, ""], ["bad", 1, ""], ["soap", 1, ""], ["tea", 1, ""]]
+    assert stats == {b"purchases": b"6", b"repeat_share": repr(round(2 / 6, 6)).encode(),
+                     b"items": stats[b"items"]}  # fmt: skip
+    assert stats[b"items"].startswith(b"l1-")
     assert ShopStats().to_redis() == {"purchases": "0"}  # nothing bought: no share claimed

@@ -9,6 +9,7 @@ import pytest
 from cache_keys.wire import ListItem
 from origin.catalog_records import CatalogEntry
 from origin.recommend.caches import MISSING, Expiring, ListView
+from origin.recommend.explore import FRESH_TAKE, ShopItems
 from origin.recommend.features import Features, decode_affinity, decode_bought
 from origin.recommend.ranking import (
     DEFAULT_REPEAT_SHARE,
@@ -264,6 +265,47 @@ def test_buy_again_adds_fresh_picks_from_the_segment_in_the_shoppers_categories(
     # the segment's best seller among the shopper's own items adds its chance to theirs
     alone = buy_again(Inputs(feats, NOW, catalog=catalog), k=10, category_cap=10)
     assert out[0].score > alone[0].score
+
+
+def test_buy_again_takes_fresh_pick_shares_from_the_shops_purchases_when_known() -> None:
+    """Every item the shop sold has a share of its category, not only a list's 200: the
+    shopper's own "jam" (bought once, in no list) is a best seller of the shop and passes
+    "tea" (bought once, more recently, sold little); "honey", never bought, is a best seller
+    of a category the shopper buys; masked "gone" is left out; the segment's list no longer
+    gives chances."""
+    bought = {"jam": (1, NOW - 9 * DAY, NOW - 9 * DAY, 1),
+              "tea": (1, NOW - 2 * DAY, NOW - 2 * DAY, 1)}  # fmt: skip
+    shop = ShopItems.of([("jam", 60.0, "pantry"), ("honey", 30.0, "pantry"),
+                         ("tea", 10.0, "pantry"), ("gone", 90.0, "pantry"),
+                         ("soap", 99.0, "home")])  # fmt: skip
+    segment = ListView.from_items([li("cake", 9.0, "pantry")])
+    popular = ListView.from_items([li("soap", 5.0, "home")])
+    feats = Features(bought=bought, baskets=2)
+    catalog = {i: CatalogEntry("pantry", 1.0, 5, durable=False) for i in ("jam", "tea")}
+    inp = Inputs(feats, NOW, segment=segment, popular=popular, shop_items=shop,
+                 catalog=catalog, mask=frozenset({"gone"}))  # fmt: skip
+    out = buy_again(inp, k=10, category_cap=10)
+    # (2 items + 4 x 2) / (2 + 2) = 2.5 picks a basket, all pantry (190 purchases in the
+    # shop): jam 1/2 + 2.5 x 60/190, tea 1/2 + 2.5 x 10/190, honey 2.5 x 30/190
+    assert [s.item for s in out] == ["jam", "tea", "honey", "soap"]
+    assert out[0].score == pytest.approx(0.5 + 2.5 * 60 / 190, abs=1e-6)
+    assert out[2].score == pytest.approx(2.5 * 30 / 190, abs=1e-6)
+    assert out[2].reason == "popular" and out[0].reason == "buy again"
+    # without the shop's purchases: the segment's list (cake) and the most recent first
+    old = buy_again(replace(inp, shop_items=ShopItems()), k=10, category_cap=10)
+    assert [s.item for s in old] == ["cake", "tea", "jam", "soap"]
+    # an own item the catalog does not know yet takes its category from the shop's items
+    unknown = buy_again(replace(inp, catalog={}), k=10, category_cap=10)
+    assert [s.item for s in unknown] == ["jam", "tea", "honey", "soap"]
+
+
+def test_shop_items_keep_each_categorys_best_sellers_and_shares() -> None:
+    rows = [(f"p{i}", float(100 - i), "pantry") for i in range(FRESH_TAKE + 5)]
+    shop = ShopItems.of([*rows, ("none", 0.0, "pantry"), ("s", 2.0, "home")])
+    assert shop.best["pantry"] == tuple(f"p{i}" for i in range(FRESH_TAKE))
+    assert shop.share["s"] == ("home", 1.0) and "none" not in shop.share
+    assert sum(v for c, v in shop.share.values() if c == "pantry") == pytest.approx(1.0)
+    assert not ShopItems() and shop
 
 
 def test_expiring_cache_drops_keys_never_asked_for_again() -> None:
