@@ -43,6 +43,7 @@ import redis  # noqa: E402
 
 from ops import shop  # noqa: E402
 from ops.local.cluster import LocalCluster  # noqa: E402
+from ops.local.process import die_with_parent  # noqa: E402
 from ops.local.redis import RedisServer, free_port  # noqa: E402
 from segmenter import event  # noqa: E402
 from segmenter.connection import connect_sync  # noqa: E402
@@ -95,6 +96,7 @@ def spawn(url: str, name: str, archive: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "ops.cli", "segmenter", "run"],
         env=env, cwd=_HERE.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - a killed bench leaves no processor
     )  # fmt: skip
 
 

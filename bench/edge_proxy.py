@@ -54,6 +54,7 @@ from cache_keys.wire import (  # noqa: E402
     encode_context,
     segment_list_to_json,
 )
+from ops.local.process import die_with_parent  # noqa: E402
 from ops.local.redis import RedisServer, free_port  # noqa: E402
 from segmenter.schema import Keys  # noqa: E402
 
@@ -109,6 +110,7 @@ def start(args: list[str], env: dict[str, str], health: str) -> subprocess.Popen
         env=env,
         cwd=_HERE.parent,
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - a killed bench leaves no server
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -46,6 +46,7 @@ _spec.loader.exec_module(_load)
 
 import httpx  # noqa: E402
 
+from ops.local.process import die_with_parent  # noqa: E402
 from ops.local.redis import free_port  # noqa: E402
 
 PATH = "/catalog/featured.json"
@@ -107,6 +108,7 @@ def spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
         env=env,
         cwd=_HERE.parent,
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - a killed bench leaves no server
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -41,6 +41,7 @@ import redis  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
 from ops import shop  # noqa: E402
+from ops.local.process import die_with_parent  # noqa: E402
 from ops.local.redis import RedisServer, free_port  # noqa: E402
 from segmenter import event  # noqa: E402
 from segmenter.aggregates import PartitionEffects  # noqa: E402
@@ -201,7 +202,7 @@ async def freshness(s: ProcessorSettings) -> tuple[float, float, int, float, flo
         f"uvicorn.run(create_app(Settings.from_env()), host='127.0.0.1', port={port}, "
         "log_level='warning', access_log=False)"
     )
-    origin = subprocess.Popen([sys.executable, "-c", code], env=env)
+    origin = subprocess.Popen([sys.executable, "-c", code], env=env, preexec_fn=die_with_parent())  # noqa: PLW1509
     done = asyncio.Event()
     task: asyncio.Task[None] | None = None
     loads: list[asyncio.subprocess.Process] = []

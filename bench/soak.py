@@ -48,6 +48,8 @@ from pathlib import Path
 
 import httpx
 
+from ops.local.process import die_with_parent
+
 TIERS = ("origin", "edge", "processor")
 PROBE_EVERY_S = 0.25
 READY_S = 300.0  # a loaded machine starts the stack slowly
@@ -230,8 +232,10 @@ def soak(
         env["P13N_SHOPPER_CACHE_SIZE"] = str(cache)
     if memtrace is not None:
         _memtrace_env(env, memtrace, frames)
+    # die_with_parent: a soak killed outright (timeout, SIGTERM) leaves no stack behind.
     up = subprocess.Popen(_p13n("up", "--dir", str(directory)), start_new_session=True, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          preexec_fn=die_with_parent())  # noqa: PLW1509  # fmt: skip
     sim: subprocess.Popen[bytes] | None = None
     probe: Probe | None = None
     try:
@@ -240,6 +244,7 @@ def soak(
             _p13n("simulate", "--stack", str(directory), "--rate", str(rate),
                   "--duration", str(duration), "--no-progress"),
             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509
         )  # fmt: skip
         probe = Probe(str(info["edge_url"]))
         probe.start()
