@@ -19,12 +19,13 @@ import itertools
 import json
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["KINDS", "HistoryShape", "fashion", "grocery", "write"]
+__all__ = ["KINDS", "Ceiling", "HistoryShape", "fashion", "grocery", "grocery_ceiling", "write"]
 
 DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000  # 2026-01-01
@@ -81,25 +82,30 @@ def _catalog(rng: random.Random, n: int, cats: tuple[str, ...], lo: float, hi: f
     return by_cat, prices, categories
 
 
-def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
-    """Grocery-like events, shopper after shopper (the file is sorted by ``write``)."""
-    rng = random.Random(shape.seed)
-    by_cat, prices, categories = _catalog(rng, shape.items, GROCERY_CATEGORIES, 0.5, 25)
-    cdf = {c: _cdf(len(v)) for c, v in by_cat.items()}
-    skus = list(prices)
-    partner = {s: rng.choice(skus) for s in skus}  # goes with (pasta -> sauce)
-    season_of = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
-    born = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
-    w = _Writer(prices, categories)
+class _Grocery:
+    """The grocery shop's catalog and its shoppers' hidden habits, drawn from one seeded
+    generator in a fixed order (same seed, same file)."""
 
-    def available(sku: str, day: int) -> bool:
-        if sku in season_of and abs(day - season_of[sku]) > 21:
+    def __init__(self, shape: HistoryShape) -> None:
+        self.shape, self.rng = shape, random.Random(shape.seed)
+        rng = self.rng
+        self.by_cat, prices, categories = _catalog(rng, shape.items, GROCERY_CATEGORIES, 0.5, 25)
+        self.cdf = {c: _cdf(len(v)) for c, v in self.by_cat.items()}
+        skus = list(prices)
+        self.partner = {s: rng.choice(skus) for s in skus}  # goes with (pasta -> sauce)
+        self.season_of = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
+        self.born = {s: rng.randrange(shape.days) for s in rng.sample(skus, len(skus) // 20)}
+        self.writer = _Writer(prices, categories)
+
+    def available(self, sku: str, day: int) -> bool:
+        if sku in self.season_of and abs(day - self.season_of[sku]) > 21:
             return False
-        return born.get(sku, 0) <= day
+        return self.born.get(sku, 0) <= day
 
-    for n in range(shape.shoppers):
-        user = f"g{n:05d}"
-        likes = rng.sample(GROCERY_CATEGORIES, 4)
+    def shopper(self) -> tuple[_Habits, float, float]:
+        """The next shopper's habits, days between their orders and the day of their first."""
+        rng, by_cat, cdf = self.rng, self.by_cat, self.cdf
+        likes = tuple(rng.sample(GROCERY_CATEGORIES, 4))
         staples = {}
         for _ in range(rng.randint(6, 16)):
             cat = rng.choice(likes)
@@ -108,35 +114,108 @@ def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
         # days between orders: log-uniform over 3-30 (Instacart's median is a week, capped
         # at 30), and shoppers join all along: many have only a few orders
         gap = math.exp(rng.uniform(math.log(3), math.log(30)))
-        day = rng.uniform(0, shape.days * 0.8) if rng.random() < 0.5 else rng.uniform(0, gap)
-        visit = 0
-        usual: list[str] = []  # what the shopper bought before, once per purchase
-        while day < shape.days:
-            basket = _basket(rng, day, staples, due, available)
-            size = max(3, round(rng.gauss(10, 3)))
-            while len(basket) < size:
-                if usual and rng.random() < REBUY:  # a favourite again, no cycle to it
-                    sku = rng.choice(usual)
-                else:
-                    cat = (
-                        rng.choice(likes) if rng.random() < 0.75 else rng.choice(GROCERY_CATEGORIES)
-                    )
-                    sku = _zipf(rng, by_cat[cat], cdf[cat])
-                if available(sku, int(day)) and sku not in basket:
-                    basket.append(sku)
-                if rng.random() < 0.15 and partner[sku] not in basket:
-                    basket.append(partner[sku])
-            usual.extend(basket)
+        day = rng.uniform(0, self.shape.days * 0.8) if rng.random() < 0.5 else rng.uniform(0, gap)
+        return _Habits(likes, staples, due, []), gap, day
+
+    def basket(self, rng: random.Random, h: _Habits, day: float) -> list[str]:
+        """One order on ``day``: the staples due, then picks up to the basket's size (``h.due``
+        moves on; ``h.usual`` does not)."""
+        basket = _staples(rng, day, h.staples, h.due, self.available)
+        size = max(3, round(rng.gauss(10, 3)))
+        while len(basket) < size:
+            if h.usual and rng.random() < REBUY:  # a favourite again, no cycle to it
+                sku = rng.choice(h.usual)
+            else:
+                cat = rng.choice(h.likes) if rng.random() < 0.75 else rng.choice(GROCERY_CATEGORIES)
+                sku = _zipf(rng, self.by_cat[cat], self.cdf[cat])
+            if self.available(sku, int(day)) and sku not in basket:
+                basket.append(sku)
+            if rng.random() < 0.15 and self.partner[sku] not in basket:
+                basket.append(self.partner[sku])
+        return basket
+
+    def orders(self) -> Iterator[tuple[str, list[tuple[float, list[str], _Habits]]]]:
+        """Per shopper, their orders: (day, basket, the habits just before it)."""
+        for n in range(self.shape.shoppers):
+            h, gap, day = self.shopper()
+            out = []
+            while day < self.shape.days:
+                before = h.copy()
+                basket = self.basket(self.rng, h, day)
+                h.usual.extend(basket)
+                out.append((day, basket, before))
+                day += gap * self.rng.uniform(0.6, 1.4)
+            yield f"g{n:05d}", out
+
+
+@dataclass(slots=True)
+class _Habits:
+    """What a grocery shopper likes and has bought (``usual``: once per purchase)."""
+
+    likes: tuple[str, ...]
+    staples: dict[str, float]  # item -> cycle in days
+    due: dict[str, float]  # item -> the day it is needed again
+    usual: list[str]
+
+    def copy(self) -> _Habits:
+        """What changes with each order copied (``due`` and ``usual``)."""
+        return _Habits(self.likes, self.staples, dict(self.due), list(self.usual))
+
+
+def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:
+    """Grocery-like events, shopper after shopper (the file is sorted by ``write``)."""
+    shop = _Grocery(shape)
+    w = shop.writer
+    for user, orders in shop.orders():
+        for visit, (day, basket, _) in enumerate(orders):
             ts = START_MS + int(day * DAY_MS)
             session = f"{user}-{visit}"
             for i, sku in enumerate(basket):
                 yield w.doc("view", user, sku, ts + i * 20_000, session)
                 yield w.doc("purchase", user, sku, ts + i * 20_000 + 5_000, session)
-            visit += 1
-            day += gap * rng.uniform(0.6, 1.4)
 
 
-def _basket(
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """How well anything can do on the grocery shop's last baskets (``grocery_ceiling``)."""
+
+    recall: float  # ranking by each item's chance, known from the hidden habits
+    reorder_recall: float  # the shopper's own items by purchase count, then recency
+    shoppers: int
+
+
+def grocery_ceiling(shape: HistoryShape = HistoryShape(), k: int = 20, draws: int = 2000,
+                    seed: int = 0) -> Ceiling:  # fmt: skip
+    """Recall@k of an oracle on each shopper's last basket (shoppers with an earlier one, as
+    ``p13n evaluate --split last-basket`` scores): it knows what no model can (the shopper's
+    liked categories, staples, cycles and due days just before that basket) and ranks items
+    by their chance to be in it, estimated from ``draws`` baskets drawn from those habits.
+    Ranking by that chance maximizes the expected hits; no model of the history knows more,
+    so (up to sampling error, and recall weighing small baskets more) none does better. The
+    reorder baseline is beside it, on the same baskets, ranked as ``p13n evaluate`` ranks it."""
+    shop, rng = _Grocery(shape), random.Random(seed)
+    oracle = reorder = 0.0
+    scored = 0
+    for _, orders in shop.orders():
+        if len(orders) < 2:
+            continue
+        day, truth, before = orders[-1]
+        chance: Counter[str] = Counter()
+        for _ in range(draws):
+            chance.update(shop.basket(rng, replace(before, due=dict(before.due)), day))
+        count: Counter[str] = Counter(before.usual)
+        # recency as the events file orders it: by order, then by place in the basket
+        last = {sku: (i, j) for i, (_, b, _) in enumerate(orders[:-1]) for j, sku in enumerate(b)}
+        mine = sorted(count, key=lambda i: (-count[i], (-last[i][0], -last[i][1]), i))[:k]
+        best = sorted(chance, key=lambda i: (-chance[i], i))[:k]
+        oracle += len(set(truth).intersection(best)) / len(truth)
+        reorder += len(set(truth).intersection(mine)) / len(truth)
+        scored += 1
+    n = max(scored, 1)
+    return Ceiling(oracle / n, reorder / n, scored)
+
+
+def _staples(
     rng: random.Random, day: float, staples: dict[str, float], due: dict[str, float],
     available: Callable[[str, int], bool],
 ) -> list[str]:  # fmt: skip
