@@ -128,6 +128,8 @@ class Snapshot:
     # the shop's purchases per item (``ShopItems``) and the etag they were published under
     shop_items: ShopItems = field(default_factory=ShopItems)
     items_etag: str = ""
+    # how much the repurchase rate follows recent baskets, as the last list build learned it
+    recent_weight: float = 0.0
 
     @property
     def loaded(self) -> bool:
@@ -181,12 +183,13 @@ async def load(
         p.get(keys.holdout)
         p.hgetall(keys.merch_rules)
         p.hget(keys.shop_stats, "repeat_share")
-        # two HGETs, not one HMGET: the tombstone lookup stays the only HMGET (counted by tests)
+        # HGETs, not one HMGET: the tombstone lookup stays the only HMGET (counted by tests)
         p.hget(keys.shop_stats, "items")
+        p.hget(keys.shop_stats, "recent_weight")
 
     replies = await store.pipeline("snapshot", build)
     version, exps, registry, gens, mask, raw_popular, raw_holdout, rules = replies[:8]
-    share, items_etag = replies[8:]
+    share, items_etag, recent = replies[8:]
     popular = _popular(raw_popular)
     return Snapshot(
         experiments=_experiments(exps, int(now_s * 1000)),
@@ -200,6 +203,7 @@ async def load(
         holdout=_holdout(raw_holdout, holdout_default),
         rules=_rules(rules, seg_key, int(now_s * 1000)) if seg_key else (),
         repeat_share=_share(share),
+        recent_weight=_share(recent) or 0.0,
         items_etag=items_etag.decode() if items_etag else "",
     )
 

@@ -18,6 +18,9 @@ of each of its ``ITEM_STATS_MAX`` best sellers with their categories (``Keys.ite
 etag in the stats): buy-again's chance of a fresh pick is an item's share of its category
 there (``origin.recommend.explore``), which a 200-item list cannot give most of a large
 catalog's items. Weights as popularity's: a purchase 5 (per purchase kept), a recent view 1.
+The same read rebuilds each shopper's state before their last basket and learns how much the
+shop's repurchases follow recent baskets rather than all-time frequency (``recent_weight``
+in the stats: ``segmenter.recency``).
 
 List variants come from the experiments the origin stores (``variations[].list_variant``,
 usually set by a named strategy: ``origin.strategies`` and docs/EXPERIMENTS.md say which
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -42,6 +46,7 @@ import redis.asyncio as aioredis
 
 from cache_keys import ANON_HSEG, hash_segment
 from cache_keys.wire import ListItem, SegmentList, fit_image_url, fit_name, segment_list_to_json
+from segmenter.recency import RecencyLearner
 from segmenter.schema import POPULARITY_BUCKET_S, POPULARITY_BUCKETS, Keys
 from segmenter.segments import SegmentRules
 from segmenter.settings import ProcessorSettings
@@ -56,6 +61,7 @@ __all__ = [
     "shrink",
 ]
 
+log = logging.getLogger("p13n.segmenter")
 TRENDING_BUCKETS = 6
 MIN_LIST = 100
 CATEGORY_BOOST = 0.5
@@ -170,6 +176,8 @@ class ShopStats:
     purchases: int = 0
     repeats: int = 0  # purchases of an item the same shopper had bought before
     items: Counter[str] = field(default_factory=Counter)  # purchases per item
+    recency: RecencyLearner = field(default_factory=RecencyLearner)
+    recent_weight: float | None = None  # ``recency.weight()``, once learned
 
     def add(self, bought: Mapping[str, int]) -> None:
         """One shopper's purchases of each of their items."""
@@ -190,6 +198,8 @@ class ShopStats:
             out["repeat_share"] = repr(round(self.repeats / self.purchases, 6))
         if items_etag:
             out["items"] = items_etag
+        if self.recent_weight is not None:
+            out["recent_weight"] = repr(self.recent_weight)
         return out
 
 
@@ -208,14 +218,16 @@ async def segment_behaviour(
         pipe = r.pipeline(transaction=False)
         for key in chunk:
             base = key[: -len(b":f")]
-            pipe.hget(key, "seg")
+            pipe.hmget(key, "seg", "baskets")
             pipe.hgetall(base + b":bought")
             pipe.lrange(base + b":recent", 0, RECENT_READ - 1)
         replies = await pipe.execute()
         for n in range(len(chunk)):
-            seg, bought, recent = replies[3 * n : 3 * n + 3]
+            (seg, baskets), bought, recent = replies[3 * n : 3 * n + 3]
             purchases = {item.decode(): _times(value) for item, value in bought.items()}
             counted.add(purchases)
+            if baskets and baskets.isdigit():
+                counted.recency.add(int(baskets), bought.values())
             if not seg:
                 continue
             counts = out.setdefault(seg.decode(), {})
@@ -302,6 +314,9 @@ async def build_lists(r: aioredis.Redis, keys: Keys, rules: SegmentRules, s: Pro
         return lists, registry
 
     lists, registry = await asyncio.to_thread(compute)
+    stats.recent_weight = await asyncio.to_thread(stats.recency.weight)
+    log.info("recent weight %s from %d shoppers' last baskets", stats.recent_weight,
+             len(stats.recency.shoppers))  # fmt: skip
     rows = stats.item_rows(catalog)
     item_stats = msgpack.packb(rows)
     items_etag = _etag(rows) if rows else ""

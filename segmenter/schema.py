@@ -51,7 +51,9 @@ ever part of a key name.
     P:{lists}:stats        hash   the shop's behaviour as the list build measured it:
                                   repeat_share (share of purchases that repeat an item
                                   the same shopper bought before), purchases (its sample),
-                                  items (the etag of ``items``)
+                                  items (the etag of ``items``), recent_weight (how much
+                                  the repurchase rate follows recent baskets:
+                                  ``segmenter.recency``; absent until learned)
     P:{lists}:items        string msgpack [[item, purchases, category], ...]: the shop's
                                   purchases of its best sellers (lists.ITEM_STATS_MAX)
     P:{admin}:…            admin state: experiments, catalog, generations, item mask,

@@ -89,10 +89,22 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     from ops.shop.history import HistoryShape, write  # noqa: PLC0415
 
-    shape = HistoryShape(shoppers=args.shoppers, items=args.items, days=args.days, seed=args.seed)
+    shape = HistoryShape(shoppers=args.shoppers, items=args.items, days=args.days, seed=args.seed,
+                         habit_days=args.habit_days)  # fmt: skip
     n = write(Path(args.out), args.kind, shape)
     print(f"wrote {n} events to {args.out}")
     return 0
+
+
+def _days(text: str) -> float:
+    """A number of days, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of days: {text}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,4 +122,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--items", type=int, default=3000)
     p.add_argument("--days", type=int, default=120)
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--habit-days", type=_days, default=0.0, metavar="DAYS",
+                   help="grocery: a habit lasts about DAYS (staples replaced, favourites "
+                   "recent; default 0: habits last for good)")  # fmt: skip
     p.set_defaults(handler=_cmd_history)

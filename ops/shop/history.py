@@ -5,7 +5,9 @@
              go together, seasonal items, new items appearing, a long tail of one-off buys,
              favourites bought again without a cycle; orders every 3-30 days, shoppers joining
              all along (many with a few orders only): like Instacart, about 60% of a basket's
-             items were bought before by the same shopper
+             items were bought before by the same shopper. Habits last for good unless
+             ``habit_days`` is set: then a staple is given up after about that many days for a
+             new one, and favourites come from the purchases of that many recent days
     fashion  browsing sessions inside one style at a time, a purchase now and then of an item
              viewed in the same or the previous session, rarely the same item twice
 
@@ -21,11 +23,20 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["KINDS", "Ceiling", "HistoryShape", "fashion", "grocery", "grocery_ceiling", "write"]
+__all__ = [
+    "HABIT_DAYS",
+    "KINDS",
+    "Ceiling",
+    "HistoryShape",
+    "fashion",
+    "grocery",
+    "grocery_ceiling",
+    "write",
+]
 
 DAY_MS = 86_400_000
 START_MS = 1_767_225_600_000  # 2026-01-01
@@ -35,6 +46,9 @@ GROCERY_CATEGORIES = ("dairy", "bakery", "produce", "meat", "snacks", "drinks", 
 # (drawn by how often they bought it): favourites bought again without a cycle. With the
 # staples, about 60% of a basket's items were bought before, as on Instacart.
 REBUY = 0.4
+# How long a habit lasts in the changing grocery shop (``HistoryShape.habit_days``; the default
+# shape keeps habits for good): about two months.
+HABIT_DAYS = 60.0
 FASHION_CATEGORIES = ("tops", "dresses", "jeans", "shoes", "bags", "jackets", "knitwear")
 
 
@@ -46,6 +60,10 @@ class HistoryShape:
     items: int = 3000
     days: int = 120
     seed: int = 11
+    # grocery only. 0: habits last (staples for good, favourites drawn from every earlier
+    # purchase); above 0: habits change, each staple is given up after about this many days
+    # for a new one, and favourites come from the purchases of the last this many days
+    habit_days: float = 0.0
 
 
 def _cdf(n: int, s: float = 1.05) -> list[float]:
@@ -122,9 +140,12 @@ class _Grocery:
         moves on; ``h.usual`` does not)."""
         basket = _staples(rng, day, h.staples, h.due, self.available)
         size = max(3, round(rng.gauss(10, 3)))
+        usual = h.usual
+        if self.shape.habit_days:
+            usual = usual[bisect.bisect_left(h.when, day - self.shape.habit_days) :]
         while len(basket) < size:
-            if h.usual and rng.random() < REBUY:  # a favourite again, no cycle to it
-                sku = rng.choice(h.usual)
+            if usual and rng.random() < REBUY:  # a favourite again, no cycle to it
+                sku = rng.choice(usual)
             else:
                 cat = rng.choice(h.likes) if rng.random() < 0.75 else rng.choice(GROCERY_CATEGORIES)
                 sku = _zipf(rng, self.by_cat[cat], self.cdf[cat])
@@ -134,15 +155,30 @@ class _Grocery:
                 basket.append(self.partner[sku])
         return basket
 
+    def _change(self, h: _Habits, days: float) -> None:
+        """Habits given up over ``days``, each for a new staple from a liked category."""
+        rng = self.rng
+        for sku in list(h.staples):
+            if rng.random() < days / self.shape.habit_days:
+                del h.staples[sku], h.due[sku]
+                cat = rng.choice(h.likes)
+                new = _zipf(rng, self.by_cat[cat], self.cdf[cat])
+                if new not in h.staples:
+                    h.staples[new] = rng.uniform(7, 28)
+                    h.due[new] = 0.0  # needed at once
+
     def orders(self) -> Iterator[tuple[str, list[tuple[float, list[str], _Habits]]]]:
         """Per shopper, their orders: (day, basket, the habits just before it)."""
         for n in range(self.shape.shoppers):
             h, gap, day = self.shopper()
-            out = []
+            out: list[tuple[float, list[str], _Habits]] = []
             while day < self.shape.days:
+                if self.shape.habit_days and out:
+                    self._change(h, day - out[-1][0])
                 before = h.copy()
                 basket = self.basket(self.rng, h, day)
                 h.usual.extend(basket)
+                h.when.extend(day for _ in basket)
                 out.append((day, basket, before))
                 day += gap * self.rng.uniform(0.6, 1.4)
             yield f"g{n:05d}", out
@@ -150,16 +186,19 @@ class _Grocery:
 
 @dataclass(slots=True)
 class _Habits:
-    """What a grocery shopper likes and has bought (``usual``: once per purchase)."""
+    """What a grocery shopper likes and has bought (``usual``: once per purchase, on the days
+    in ``when``)."""
 
     likes: tuple[str, ...]
     staples: dict[str, float]  # item -> cycle in days
     due: dict[str, float]  # item -> the day it is needed again
     usual: list[str]
+    when: list[float] = field(default_factory=list)
 
     def copy(self) -> _Habits:
-        """What changes with each order copied (``due`` and ``usual``)."""
-        return _Habits(self.likes, self.staples, dict(self.due), list(self.usual))
+        """What changes with the orders copied."""
+        return _Habits(self.likes, dict(self.staples), dict(self.due), list(self.usual),
+                       list(self.when))  # fmt: skip
 
 
 def grocery(shape: HistoryShape = HistoryShape()) -> Iterator[dict[str, Any]]:

@@ -243,4 +243,5 @@ async def load_inputs(
         catalog=catalog,
         mask=snap.mask,
         repeat_share=shop_repeat_share(state.settings.repeat_share, snap.repeat_share),
+        recent_weight=snap.recent_weight,
     )

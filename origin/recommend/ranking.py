@@ -129,6 +129,7 @@ class Inputs:
     mask: frozenset[str] = frozenset()
     repeat_share: float = DEFAULT_REPEAT_SHARE  # the shop's (``shop_repeat_share``)
     shop_items: ShopItems = field(default_factory=ShopItems)  # the shop's purchases per item
+    recent_weight: float = 0.0  # how much the repurchase rate follows recent baskets
 
 
 def shop_repeat_share(setting: float, measured: float | None) -> float:
@@ -192,7 +193,8 @@ def _reason(inp: Inputs, item: str, sig: Signals, due: Due | None) -> str:
 
 def _dues(inp: Inputs) -> dict[str, Due]:
     feats = inp.features
-    return due_scores(feats.bought, lambda i: _info(inp, i)[0], inp.now_ms, feats.baskets)
+    return due_scores(feats.bought, lambda i: _info(inp, i)[0], inp.now_ms, feats.baskets,
+                      pif=feats.pif, recent_weight=inp.recent_weight)  # fmt: skip
 
 
 def rank(inp: Inputs, strategy: Strategy, k: int, category_cap: int) -> list[Scored]:

@@ -4,7 +4,8 @@ Two parts, multiplied (``Due.score``)::
 
     rate   the share of the shopper's baskets that held the item (purchases / baskets): how
            often it is bought at all, the "what you usually buy" that next-basket studies on
-           real grocery data find hard to beat
+           real grocery data find hard to beat; blended with the share of recent baskets as
+           much as the shop's own last baskets say (``segmenter.recency``: habits that change)
     lift   how much more (or less) likely a purchase is at this visit than on average, from
            timing: the probability the need came back since the shopper's last visit over
            the average probability for a window that long; trusted in proportion to the
@@ -33,6 +34,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from segmenter.recency import own_rate
 
 __all__ = ["DAY_MS", "MAX_LIFT", "Due", "due_scores"]
 
@@ -84,10 +87,12 @@ def _pooled(rows: list[tuple[int, int, int]]) -> float | None:
 
 def due_scores(
     bought: Mapping[str, tuple[int, int, int, int]], category: Callable[[str], str], now_ms: int,
-    baskets: int = 0,
+    baskets: int = 0, *, pif: Mapping[str, float] | None = None, recent_weight: float = 0.0,
 ) -> dict[str, Due]:  # fmt: skip
     """Every bought item's estimate at ``now_ms`` (see the module docstring); ``baskets`` the
-    shopper's purchase baskets (when not known, the most purchases of any one item)."""
+    shopper's purchase baskets (when not known, the most purchases of any one item); ``pif``
+    the items' basket-decayed frequencies, blended into the rate by the shop's learned
+    ``recent_weight`` (``segmenter.recency.own_rate``; an item without one: its plain rate)."""
     if not bought:
         return {}
     rows = {i: (v[1], v[2], v[3]) for i, v in bought.items()}
@@ -112,5 +117,7 @@ def due_scores(
         trust = (n - 1) / (n - 1 + PRIOR_INTERVALS)
         timing = min(MAX_LIFT, p / min(1.0, window / cycle))
         lift = 1 - trust + trust * timing
-        out[item] = Due(min(1.0, n / baskets), lift, cycle, n > 1, cycle - t, window)
+        decayed = pif.get(item) if pif else None
+        rate = own_rate(n, decayed, baskets, recent_weight) if decayed else min(1.0, n / baskets)
+        out[item] = Due(rate, lift, cycle, n > 1, cycle - t, window)
     return out

@@ -86,3 +86,13 @@ async def test_the_snapshot_reads_the_shops_item_purchases_only_when_republished
     assert not (await holder.refresh()).shop_items and reads == 2
     redis_client.delete(KEYS.shop_stats, KEYS.item_stats)
     assert not (await holder.refresh()).shop_items and reads == 2
+
+
+async def test_the_snapshot_carries_the_shops_recent_weight(client, redis_client) -> None:
+    """Learned by the list build; absent, malformed or out of range: frequency alone (0)."""
+    holder = client.app.state.p13n.snapshot
+    for raw, want in ((b"0.75", 0.75), (b"junk", 0.0), (b"2", 0.0), (b"1.0", 1.0)):
+        redis_client.hset(KEYS.shop_stats, "recent_weight", raw)
+        assert (await holder.refresh()).recent_weight == want
+    redis_client.delete(KEYS.shop_stats)
+    assert (await holder.refresh()).recent_weight == 0.0

@@ -12,6 +12,7 @@ from cache_keys.wire import parse_segment_list
 from ops.shop import Shop
 from segmenter.connection import connect
 from segmenter.lists import ShopStats, build_lists, rank, segment_behaviour, shrink
+from segmenter.recency import MIN_SHOPPERS
 from segmenter.segments import load_rules
 from tests.support import segmenter as support
 from tests.support.segmenter import KEYS
@@ -176,3 +177,30 @@ def test_the_build_publishes_the_shops_repeat_share(redis_url, redis_client, tmp
                      b"items": stats[b"items"]}  # fmt: skip
     assert stats[b"items"].startswith(b"l1-")
     assert ShopStats().to_redis() == {"purchases": "0"}  # nothing bought: no share claimed
+
+
+def test_the_build_publishes_the_recent_weight(redis_url, redis_client, tmp_path) -> None:
+    """Shoppers whose last basket repeats what they bought lately, not what they bought most:
+    the build learns to follow recent baskets (``segmenter.recency``)."""
+    s = support.settings(redis_url, tmp_path / "c")
+
+    def pif(baskets: range, at: int) -> str:  # the decayed frequency as of basket ``at``
+        return repr(sum(0.9 ** (at - b) for b in baskets))
+
+    for n in range(MIN_SHOPPERS + 10):
+        user = f"{n:022d}"
+        # 20 baskets: "old-*" in the first eight, "new-*" in 16-19 and again in the last
+        old = {f"old-{i}": f"8|9|1|8|{pif(range(1, 9), 8)}|8" for i in range(20 + n % 3)}
+        new = {f"new-{i}": f"5|9|1|5|{pif(range(16, 21), 20)}|20" for i in range(5)}
+        redis_client.hset(KEYS.shopper(user), mapping={"seg": "returning|grocery|mid",
+                                                        "baskets": "20"})  # fmt: skip
+        redis_client.hset(KEYS.bought(user), mapping={**old, **new})
+
+    async def build():
+        client = connect(redis_url)
+        await build_lists(client, KEYS, load_rules(), s, now_ms=1)
+        await client.aclose()
+
+    asyncio.run(build())
+    # the smallest weight that ranks the five new items above the old ones: 0.5 does not
+    assert redis_client.hget(KEYS.shop_stats, "recent_weight") == b"0.75"

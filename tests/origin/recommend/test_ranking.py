@@ -23,6 +23,8 @@ from origin.recommend.ranking import (
     shop_repeat_share,
 )
 from origin.recommend.repurchase import due_scores
+from segmenter.recency import pif_max
+from segmenter.schema import PIF_DECAY_PER_BASKET
 
 NOW = 1_764_000_000_000
 DAY = 86_400_000
@@ -351,3 +353,23 @@ def test_repeat_odds_shrink_the_shopper_toward_the_shop() -> None:
     assert shop_repeat_share(0.0, None) == DEFAULT_REPEAT_SHARE
     assert shop_repeat_share(0.0, 0.1) == 0.1
     assert shop_repeat_share(0.3, 0.1) == 0.3  # P13N_REPEAT_SHARE wins
+
+
+def test_the_shops_recent_weight_moves_the_rate_toward_recent_baskets() -> None:
+    """Bought in 4 of 10 baskets, the first four, against 3, the last three: frequency ranks
+    the first higher; a shop that learned to follow recent baskets ranks the second higher;
+    an item without a decayed frequency keeps its plain rate."""
+    bought = {"old": (4, NOW - 30 * DAY, NOW - 60 * DAY, 4),
+              "new": (3, NOW - DAY, NOW - 9 * DAY, 3),
+              "bare": (2, NOW - 5 * DAY, NOW - 20 * DAY, 2)}  # fmt: skip
+    d = PIF_DECAY_PER_BASKET
+    pif = {"old": d**6 + d**7 + d**8 + d**9, "new": 1 + d + d**2}
+    rates = {w: {i: v.rate for i, v in due_scores(bought, lambda i: "", NOW, baskets=10, pif=pif,
+                                                   recent_weight=w).items()}
+             for w in (0.0, 1.0)}  # fmt: skip
+    assert rates[0.0]["old"] == 0.4 and rates[0.0]["new"] == 0.3
+    assert rates[1.0]["new"] > rates[1.0]["old"]
+    assert rates[1.0]["new"] == pytest.approx(pif["new"] / pif_max(10))
+    assert rates[0.0]["bare"] == rates[1.0]["bare"] == 0.2
+    plain = due_scores(bought, lambda i: "", NOW, baskets=10)
+    assert {i: v.rate for i, v in plain.items()} == rates[0.0]
