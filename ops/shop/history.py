@@ -155,17 +155,18 @@ class _Grocery:
                 basket.append(self.partner[sku])
         return basket
 
-    def _change(self, h: _Habits, days: float) -> None:
-        """Habits given up over ``days``, each for a new staple from a liked category."""
+    def _change(self, h: _Habits, since: float, day: float) -> None:
+        """Habits given up between days ``since`` and ``day``, each for a new staple from a
+        liked category."""
         rng = self.rng
         for sku in list(h.staples):
-            if rng.random() < days / self.shape.habit_days:
+            if rng.random() < (day - since) / self.shape.habit_days:
                 del h.staples[sku], h.due[sku]
                 cat = rng.choice(h.likes)
                 new = _zipf(rng, self.by_cat[cat], self.cdf[cat])
-                if new not in h.staples:
-                    h.staples[new] = rng.uniform(7, 28)
-                    h.due[new] = 0.0  # needed at once
+                if new not in h.staples:  # first needed within one cycle from now
+                    h.staples[new] = cycle = rng.uniform(7, 28)
+                    h.due[new] = day + rng.uniform(0, cycle)
 
     def orders(self) -> Iterator[tuple[str, list[tuple[float, list[str], _Habits]]]]:
         """Per shopper, their orders: (day, basket, the habits just before it)."""
@@ -174,7 +175,7 @@ class _Grocery:
             out: list[tuple[float, list[str], _Habits]] = []
             while day < self.shape.days:
                 if self.shape.habit_days and out:
-                    self._change(h, day - out[-1][0])
+                    self._change(h, out[-1][0], day)
                 before = h.copy()
                 basket = self.basket(self.rng, h, day)
                 h.usual.extend(basket)
