@@ -110,7 +110,7 @@ def due_scores(
         before, at = _survival(t - window, cycle), _survival(t, cycle)
         p = pi * (before - at) / (pi * before + 1 - pi)
         trust = (n - 1) / (n - 1 + PRIOR_INTERVALS)
-        timing = min(MAX_LIFT, p / min(1.0, window / cycle))
+        timing = min(MAX_LIFT, p / (pi * min(1.0, window / cycle)))
         lift = 1 - trust + trust * timing
         out[item] = Due(min(1.0, n / baskets), lift, cycle, n > 1, cycle - t, window)
     return out
