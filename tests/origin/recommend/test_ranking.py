@@ -200,6 +200,28 @@ def test_share_of_baskets_leads_when_timing_says_nothing() -> None:
     assert more["a"].lift == fewer["a"].lift
 
 
+def test_the_habit_prior_lowers_an_item_only_by_the_wait_it_explains() -> None:
+    # "a" every 7 days, bought at the shopper's last visit a week ago; the shopper's other
+    # items (another category) were bought once (few habits) or all twice (only habits).
+    a = {"a": (3, NOW - 7 * DAY, NOW - 21 * DAY, 3)}
+    once = {f"o{i}": (1, NOW - 7 * DAY, NOW - 7 * DAY, 1) for i in range(10)}
+    twice = {f"o{i}": (2, NOW - 7 * DAY, NOW - 21 * DAY, 2) for i in range(10)}
+
+    def cat(i: str) -> str:
+        return "x" if i == "a" else "y"
+
+    few = due_scores({**a, **once}, cat, NOW, baskets=3)["a"]
+    many = due_scores({**a, **twice}, cat, NOW, baskets=3)["a"]
+    # no wait since the last visit says the habit was dropped: the prior (how many of the
+    # shopper's items repeat) does not scale the lift, the rate already holds it
+    assert few.lift == pytest.approx(many.lift)
+    # a long wait does: bought 5 weeks ago, the same item is lowered, more so for the
+    # shopper with few habits
+    late = {"a": (3, NOW - 35 * DAY, NOW - 49 * DAY, 3)}
+    recent = {k: (n, NOW - 7 * DAY, f, m) for k, (n, _, f, m) in once.items()}
+    assert due_scores({**late, **recent}, cat, NOW, baskets=3)["a"].lift < 1
+
+
 def test_due_items_are_not_capped_by_category_but_discovery_is() -> None:
     bought = {f"d{i}": (5, NOW - 7 * DAY, NOW - 35 * DAY, 5) for i in range(4)}
     seg = [li(f"s{i}", 10.0 - i, "dairy") for i in range(4)] + [li("b", 1.0, "bakery")]
