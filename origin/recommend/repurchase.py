@@ -43,8 +43,9 @@ baseline's top 20 anyway; ranking the staples the generator has due first gains 
 (3,000 items over 120 days), 6% over 60 days (seed 11), most of it from staples bought once, whose
 interval the shopper never showed (their timing cannot tell them from one-off purchases).
 
-Why not a basket-decayed frequency: it forgets stationary habits (an item in one basket of
-three for months) as fast as it learns new ones; timing already says what is current.
+Why a basket-decayed frequency enters the rate only as far as the shop learned it: it forgets
+lasting habits (an item in one basket of three for months) as fast as it learns new ones, so
+it helps only where habits change, which the list build measures (``segmenter.recency``).
 Constants are stated defaults, not fitted to a data set.
 """
 
