@@ -6,33 +6,22 @@ shopper makes afresh (explore). The chance of a fresh pick of one item is::
     picks per basket  x  share of the shopper's purchases in the item's category
                       x  the item's share of its category's purchases in the shop
 
-``picks per basket``: the items new to the shopper in their baskets after the first (every item
-of a first basket is new: counted, they put a one-basket shopper at ten fresh picks a basket),
-shrunk toward ``PRIOR_PICKS`` (what a basket of ~10 holds that its shopper never bought, when
-~60% was bought before, as on Instacart) with the weight of ``PRIOR_BASKETS`` baskets. The
-category share: the shopper's, shrunk toward the category's share of the shop's purchases with
-the weight of ``PRIOR_MIX_PURCHASES`` (one basket): three purchases of one category say little
-of where a shopper picks. The item's share: of the shop's purchases of each item (``ShopItems``:
-the list build publishes them, the snapshot holds them); before the first build, of the
-segment's list (what shoppers like them bought and viewed), with the shopper's own category
-shares. A list holds 200 items, so most of a large catalog's items (and of a shopper's own) have
-no share in it: on the simulated grocery of 6,000 items over 60 days (bench/quality.py), the
-shop's purchases raised buy-again from 1.037 to 1.061 x the reorder baseline (seed 11) and from
-1.054 to 1.064 (seed 12); on the default 3,000-item shape they change it by -0.0003 to +0.003.
-Counting from the second basket and the shop's category mix brought these chances nearer what
-shoppers then buy (the log-likelihood of buy-again's top 40 rose on each of twelve simulated
-grocery histories) and left its recall as it was (the ratio to the baseline moved by -0.003 to
-+0.004, mean +0.0004). New items come from the ``FRESH_TAKE`` best sellers of each category the
-shopper buys (more never reach a top 20 and would cost time per request; the shop's best sellers
-of other categories, tried, raised buy-again on none of nine simulated histories, -0.0024 at
-worst). The popular list only adds the items those lack, at chance 0 (places left over): its
-recent window is too short for shares within a category (measured: ranking by them lost recall).
-Buy-again adds this chance to an item's repurchase score: an item bought once that many shoppers
-buy is likelier again than one nobody buys (measured: without it buy-again lost 0.007 to 0.021 x
-the baseline), and an item never bought yet that the shop sells a lot in the shopper's own
-categories may be likelier than either. What is left for items never bought is mostly the habits
-a new shopper has not shown yet (on the simulated shop, knowing them would raise buy-again by
-0.01 to 0.08 x the baseline); which items those are, a shop's shares cannot say.
+``picks per basket``: the shopper's distinct items over their baskets, shrunk toward
+``PRIOR_PICKS`` (what a basket of ~10 holds that its shopper never bought, when ~60% was
+bought before, as on Instacart) with the weight of ``PRIOR_BASKETS`` baskets. The item's
+share: of the shop's purchases of each item (``ShopItems``: the list build publishes them,
+the snapshot holds them); before the first build, of the segment's list (what shoppers like
+them bought and viewed). A list holds 200 items, so most of a large catalog's items (and of
+a shopper's own) have no share in it: on the simulated grocery of 6,000 items over 60 days
+(bench/quality.py), the shop's purchases raised buy-again from 1.037 to 1.061 x the reorder
+baseline (seed 11) and from 1.054 to 1.064 (seed 12); on the default 3,000-item shape they
+change it by -0.0003 to +0.003. New items come from the ``FRESH_TAKE`` best sellers of each
+category the shopper buys (more never reach a top 20 and would cost time per request). The
+popular list only adds the items those lack, at chance 0 (places left over): its recent
+window is too short for shares within a category (measured: ranking by them lost recall).
+Buy-again adds this chance to an item's repurchase score: an item bought once that many
+shoppers buy is likelier again than one nobody buys, and an item never bought yet that the
+shop sells a lot in the shopper's own categories may be likelier than either.
 
 >>> from cache_keys.wire import ListItem
 >>> seg = ListView.from_items([ListItem("milk-2", 3.0, "dairy"), ListItem("milk-3", 1.0, "dairy"),
@@ -51,11 +40,9 @@ from origin.recommend.caches import ListView
 __all__ = [
     "FRESH_TAKE",
     "PRIOR_BASKETS",
-    "PRIOR_MIX_PURCHASES",
     "PRIOR_PICKS",
     "Pick",
     "ShopItems",
-    "category_mix",
     "fresh_picks",
     "picks_per_basket",
     "shop_picks",
@@ -64,7 +51,6 @@ __all__ = [
 PRIOR_PICKS = 4.0  # items new to the shopper in a basket of ~10 with ~60% bought before
 PRIOR_BASKETS = 2.0
 FRESH_TAKE = 20  # new items considered per category the shopper buys
-PRIOR_MIX_PURCHASES = 10.0  # the shop's category mix weighs like one basket of ~10 purchases
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +61,6 @@ class ShopItems:
     share: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     purchases: Mapping[str, float] = field(default_factory=dict)
     best: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # top FRESH_TAKE
-    mix: Mapping[str, float] = field(default_factory=dict)  # category -> share of purchases
 
     @classmethod
     def of(cls, rows: Iterable[tuple[str, float, str]]) -> ShopItems:
@@ -88,10 +73,8 @@ class ShopItems:
             top = best.setdefault(c, [])
             if len(top) < FRESH_TAKE:
                 top.append(i)
-        total = sum(mass.values())
         return cls({i: (c, -n / mass[c]) for n, i, c in kept}, {i: -n for n, i, _ in kept},
-                   {c: tuple(v) for c, v in best.items()},
-                   {c: m / total for c, m in mass.items()})  # fmt: skip
+                   {c: tuple(v) for c, v in best.items()})  # fmt: skip
 
     def __bool__(self) -> bool:
         return bool(self.share)
@@ -107,29 +90,9 @@ class Pick:
     segment: bool  # from the segment's list (else the popular list)
 
 
-def picks_per_basket(distinct_items: int, baskets: int, purchases: int) -> float:
-    """Items a basket of this shopper holds that they pick afresh, from their baskets after
-    the first (see the module docstring); ``purchases`` of all their items."""
-    baskets = max(baskets, 1)
-    later = max(0.0, distinct_items - purchases / baskets)  # the first basket: all new
-    return (later + PRIOR_PICKS * PRIOR_BASKETS) / (baskets - 1 + PRIOR_BASKETS)
-
-
-def category_mix(
-    bought_by_category: Mapping[str, float], shop: Mapping[str, float]
-) -> dict[str, float]:
-    """The shopper's share of purchases in each category they bought, shrunk toward the
-    ``shop``'s with the weight of ``PRIOR_MIX_PURCHASES`` purchases (none when empty).
-
-    >>> category_mix({"dairy": 10}, {"dairy": 0.2, "home": 0.8})
-    {'dairy': 0.6}
-    """
-    own = {c: v for c, v in bought_by_category.items() if v > 0}
-    total = sum(own.values())
-    weight = PRIOR_MIX_PURCHASES if shop else 0.0
-    if not total:
-        return {}
-    return {c: (v + weight * shop.get(c, 0.0)) / (total + weight) for c, v in own.items()}
+def picks_per_basket(distinct_items: int, baskets: int) -> float:
+    """Items a basket of this shopper holds that they pick afresh (see the module docstring)."""
+    return (distinct_items + PRIOR_PICKS * PRIOR_BASKETS) / (max(baskets, 0) + PRIOR_BASKETS)
 
 
 def _shares(view: ListView, skip: Callable[[str], bool]) -> dict[str, tuple[str, float]]:
@@ -147,13 +110,14 @@ def fresh_picks(
 ) -> dict[str, Pick]:  # fmt: skip
     """Every list item's chance (not ``skip``ped), by the module docstring;
     ``bought_by_category`` the shopper's purchases per category."""
-    mix = category_mix(bought_by_category, {})
+    total = sum(v for v in bought_by_category.values() if v > 0)
     out: dict[str, Pick] = {}
     for view, from_segment in ((segment, True), (popular, False)):
         for item, (cat, share) in _shares(view, skip).items():
             if item in out:  # the segment's list says it first
                 continue
-            chance = per_basket * mix.get(cat, 0.0) * share if from_segment else 0.0
+            mix = max(0.0, bought_by_category.get(cat, 0.0)) / total if total else 0.0
+            chance = per_basket * mix * share if from_segment else 0.0
             out[item] = Pick(item, cat, chance, from_segment)
     return out
 
@@ -164,8 +128,8 @@ def shop_picks(
 ) -> dict[str, Pick]:  # fmt: skip
     """The chances of the shopper's ``own`` items and of their categories' best sellers, by
     the shop's shares (see the module docstring); ``skip``ped items left out."""
-    mix = category_mix(bought_by_category, shop.mix)
-    if not mix:
+    total = sum(v for v in bought_by_category.values() if v > 0)
+    if not total:
         return {}
     out: dict[str, Pick] = {}
     best = (i for cat in bought_by_category for i in shop.best.get(cat, ()))
@@ -174,5 +138,6 @@ def shop_picks(
         if known is None or item in out or skip(item):
             continue
         cat, share = known
-        out[item] = Pick(item, cat, per_basket * mix.get(cat, 0.0) * share, False)
+        mix = max(0.0, bought_by_category.get(cat, 0.0)) / total
+        out[item] = Pick(item, cat, per_basket * mix * share, False)
     return out

@@ -279,19 +279,17 @@ def _picks(inp: Inputs, k: int) -> dict[str, Pick]:
     hold them)."""
     feats = inp.features
     per_cat: dict[str, float] = {}
-    purchases = 0
     shop = inp.shop_items.share
     for item, (_, _, _, times) in feats.bought.items():
         cat = _info(inp, item)[0] or shop.get(item, ("",))[0]
         per_cat[cat] = per_cat.get(cat, 0.0) + times
-        purchases += times
 
     def skip(item: str) -> bool:
         _, _, in_stock, durable = _info(inp, item)
         return item in inp.mask or not in_stock or durable
 
     baskets = max(feats.baskets, *(v[3] for v in feats.bought.values()), 0)
-    per_basket = picks_per_basket(len(feats.bought), baskets, purchases)
+    per_basket = picks_per_basket(len(feats.bought), baskets)
     if not inp.shop_items:
         return fresh_picks(per_cat, per_basket, inp.segment, inp.popular, skip)
     # the shop's shares reach every item it sold; the popular list fills places left over

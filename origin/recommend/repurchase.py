@@ -8,8 +8,8 @@ Two parts, multiplied (``Due.score``)::
            much as the shop's own last baskets say (``segmenter.recency``: habits that change)
     lift   how much more (or less) likely a purchase is at this visit than on average, from
            timing: the probability the need came back since the shopper's last visit over
-           its average for a window that long; trusted in proportion to the intervals the
-           shopper showed for the item (none when bought once: lift 1)
+           the average probability for a window that long; trusted in proportion to the
+           intervals the shopper showed for the item (none when bought once: lift 1)
 
 Timing: the shopper's own mean interval for the item, shrunk toward a category prior (the
 shopper's pooled interval over their items of that category, else over all their items, else
@@ -17,31 +17,23 @@ shopper's pooled interval over their items of that category, else over all their
 is a habit at all is uncertain (bought once, or dropped): prior ``rho`` (the shopper's share of
 repeated items), updated by each repeat and by the time already waited::
 
-    p = pi * (S(t - w) - S(t)) / (pi * S(t - w) + 1 - pi)    lift = p / (pi * min(1, w / cycle))
+    p = pi * (S(t - w) - S(t)) / (pi * S(t - w) + 1 - pi)      lift = p / min(1, w / cycle)
 
 ``t`` the time since the item's last purchase, ``w`` the time since the shopper's last
 purchase of anything (the need arose since that visit), ``S`` the Gamma(2) survival. Milk
 bought every ~7 days, last 8 days ago: lifted; bought yesterday: lowered well below its rate;
 bread bought every week until two months ago: lowered (the habit was probably dropped).
 
-The lift is a ratio to the item's average under the same model, ``pi * min(1, w / cycle)``
-(a habit with probability ``pi``, its need arising in a window ``w`` with probability
-``w / cycle``): the rate already says how often the item was bought, so the habit prior
-only lowers an item once the wait since its last purchase makes a dropped habit likelier
-than the prior said. Dividing by ``min(1, w / cycle)`` alone left ``pi`` (about 0.5 for an
-item bought twice) as a discount of every repeat item, while an item bought once keeps lift
-1: on the simulated grocery (bench/quality.py, five shapes and seeds) buy-again's top 20 hit
-0.56 items per unit of score among items bought once, 0.62 among fresh picks, but 0.78, 0.96
-and 1.06 among items bought twice, three times and more. Dividing by ``pi`` moved buy-again
-from 1.021/1.030/1.031 (seeds 11-13) and 1.061/1.064 (6,000 items over 60 days, seeds
-11/12) to 1.021/1.031/1.033 and 1.063/1.067 x the reorder baseline, the home rail by -0.005
-to +0.002.
-
-Why timing adds little to frequency there: recall@20 does not see the order within the top
-20, and 98-99% of the staples bought at least twice, due or not, are in the frequency
-baseline's top 20 anyway; ranking the staples the generator has due first gains 1.2-1.4%
-(3,000 items over 120 days), 6% over 60 days (seed 11), most of it from staples bought once, whose
-interval the shopper never showed (their timing cannot tell them from one-off purchases).
+Why timing adds little to frequency on the simulated grocery (``ops.shop.history``): recall
+at 20 does not see the order within the top 20, and 98-99% of the staples bought at least
+twice, due or not, are in the frequency baseline's top 20 anyway; ranking the staples the
+generator has due first gains 1.2-1.4% (3,000 items over 120 days), 6% over 60 days (seed
+11), most of it from staples bought once, whose interval the shopper never showed (timing
+cannot tell them from one-off purchases).
+Dividing the lift by the habit prior too (a ratio to the item's average under the model, so
+that ``pi`` does not discount every repeat item) moved buy-again by -0.01 to +0.17% where
+habits last but by -0.06 to -0.78% where they change (bench/quality.py's two grocery shops,
+seeds 11-13): not kept.
 
 Why a basket-decayed frequency enters the rate only as far as the shop learned it: it forgets
 lasting habits (an item in one basket of three for months) as fast as it learns new ones, so
@@ -135,7 +127,7 @@ def due_scores(
         before, at = _survival(t - window, cycle), _survival(t, cycle)
         p = pi * (before - at) / (pi * before + 1 - pi)
         trust = (n - 1) / (n - 1 + PRIOR_INTERVALS)
-        timing = min(MAX_LIFT, p / (pi * min(1.0, window / cycle)))
+        timing = min(MAX_LIFT, p / min(1.0, window / cycle))
         lift = 1 - trust + trust * timing
         decayed = pif.get(item) if pif else None
         rate = own_rate(n, decayed, baskets, recent_weight) if decayed else min(1.0, n / baskets)

@@ -200,28 +200,6 @@ def test_share_of_baskets_leads_when_timing_says_nothing() -> None:
     assert more["a"].lift == fewer["a"].lift
 
 
-def test_the_habit_prior_lowers_an_item_only_by_the_wait_it_explains() -> None:
-    # "a" every 7 days, bought at the shopper's last visit a week ago; the shopper's other
-    # items (another category) were bought once (few habits) or all twice (only habits).
-    a = {"a": (3, NOW - 7 * DAY, NOW - 21 * DAY, 3)}
-    once = {f"o{i}": (1, NOW - 7 * DAY, NOW - 7 * DAY, 1) for i in range(10)}
-    twice = {f"o{i}": (2, NOW - 7 * DAY, NOW - 21 * DAY, 2) for i in range(10)}
-
-    def cat(i: str) -> str:
-        return "x" if i == "a" else "y"
-
-    few = due_scores({**a, **once}, cat, NOW, baskets=3)["a"]
-    many = due_scores({**a, **twice}, cat, NOW, baskets=3)["a"]
-    # no wait since the last visit says the habit was dropped: the prior (how many of the
-    # shopper's items repeat) does not scale the lift, the rate already holds it
-    assert few.lift == pytest.approx(many.lift)
-    # a long wait does: bought 5 weeks ago, the same item is lowered, more so for the
-    # shopper with few habits
-    late = {"a": (3, NOW - 35 * DAY, NOW - 49 * DAY, 3)}
-    recent = {k: (n, NOW - 7 * DAY, f, m) for k, (n, _, f, m) in once.items()}
-    assert due_scores({**late, **recent}, cat, NOW, baskets=3)["a"].lift < 1
-
-
 def test_due_items_are_not_capped_by_category_but_discovery_is() -> None:
     bought = {f"d{i}": (5, NOW - 7 * DAY, NOW - 35 * DAY, 5) for i in range(4)}
     seg = [li(f"s{i}", 10.0 - i, "dairy") for i in range(4)] + [li("b", 1.0, "bakery")]
@@ -277,13 +255,11 @@ def test_buy_again_adds_fresh_picks_from_the_segment_in_the_shoppers_categories(
     inp = Inputs(feats, NOW, segment=segment, popular=popular, catalog=catalog,
                  mask=frozenset({"hidden"}))  # fmt: skip
     out = buy_again(inp, k=10, category_cap=10)
-    # cream: (2 items - 1 in the first basket (10 purchases in 10) + 4 x 2 prior) / (9 later
-    # + 2 prior baskets) = 9/11 fresh picks a basket x 0.9 of them dairy x 6/18 of the
-    # segment's dairy = 0.245, over rolls' 1 in 10 baskets, over cake's 9/11 x 0.1 x 1;
-    # soap's category was never bought
+    # cream: (2 items + 4 x 2 prior) / (10 + 2 baskets) fresh picks a basket x 0.9 of them
+    # dairy x 6/18 of the segment's dairy = 0.25, over rolls' 1 in 10 baskets, over cake's
+    # 0.83 x 0.1 x 1; soap's category was never bought
     assert [s.item for s in out] == ["milk", "cream", "rolls", "cake", "yoghurt", "soap"]
-    assert out[1].score == pytest.approx(9 / 11 * 0.9 / 3, abs=1e-6)
-    assert out[2].score == pytest.approx(0.1)
+    assert out[1].score == pytest.approx(0.25) and out[2].score == pytest.approx(0.1)
     reasons = {s.item: s.reason for s in out}
     assert reasons["milk"] == "due again: you buy this every ~7 days"
     assert reasons["rolls"] == "buy again" and reasons["cream"] == "popular in your segment"
@@ -311,13 +287,11 @@ def test_buy_again_takes_fresh_pick_shares_from_the_shops_purchases_when_known()
     inp = Inputs(feats, NOW, segment=segment, popular=popular, shop_items=shop,
                  catalog=catalog, mask=frozenset({"gone"}))  # fmt: skip
     out = buy_again(inp, k=10, category_cap=10)
-    # (2 items - 1 in the first basket + 4 x 2) / (1 later + 2) = 3 picks a basket; pantry:
-    # the shopper's 2 purchases in 2 shrunk toward the shop's 190 in 289 with the weight of
-    # 10 purchases; of pantry's 190 purchases jam has 60, tea 10, honey 30
-    picks = 3 * (2 + 10 * 190 / 289) / 12
+    # (2 items + 4 x 2) / (2 + 2) = 2.5 picks a basket, all pantry (190 purchases in the
+    # shop): jam 1/2 + 2.5 x 60/190, tea 1/2 + 2.5 x 10/190, honey 2.5 x 30/190
     assert [s.item for s in out] == ["jam", "tea", "honey", "soap"]
-    assert out[0].score == pytest.approx(0.5 + picks * 60 / 190, abs=1e-6)
-    assert out[2].score == pytest.approx(picks * 30 / 190, abs=1e-6)
+    assert out[0].score == pytest.approx(0.5 + 2.5 * 60 / 190, abs=1e-6)
+    assert out[2].score == pytest.approx(2.5 * 30 / 190, abs=1e-6)
     assert out[2].reason == "popular" and out[0].reason == "buy again"
     # without the shop's purchases: the segment's list (cake) and the most recent first
     old = buy_again(replace(inp, shop_items=ShopItems()), k=10, category_cap=10)
@@ -327,34 +301,12 @@ def test_buy_again_takes_fresh_pick_shares_from_the_shops_purchases_when_known()
     assert [s.item for s in unknown] == ["jam", "tea", "honey", "soap"]
 
 
-def test_buy_again_weighs_a_few_purchases_of_a_category_against_the_shops_mix() -> None:
-    """Three purchases of diapers and one of milk do not yet say the shopper picks baby
-    items three times as often as dairy: the shop sells 25 times more dairy, and its dairy
-    best seller comes before its baby one (each half of its category)."""
-    bought = {"diapers": (3, NOW - 7 * DAY, NOW - 21 * DAY, 3),
-              "milk": (1, NOW - 7 * DAY, NOW - 7 * DAY, 1)}  # fmt: skip
-    catalog = {"diapers": CatalogEntry("baby", 9.0, 5, durable=False),
-               "milk": CatalogEntry("dairy", 1.0, 5, durable=False)}  # fmt: skip
-    shop = ShopItems.of([("milk", 50.0, "dairy"), ("cheese", 50.0, "dairy"),
-                         ("diapers", 2.0, "baby"), ("formula", 2.0, "baby")])  # fmt: skip
-    inp = Inputs(Features(bought=bought, baskets=3), NOW, catalog=catalog, shop_items=shop)
-    new = [s.item for s in buy_again(inp, k=10, category_cap=10) if s.item not in bought]
-    assert new == ["cheese", "formula"]
-    # a shopper with many more purchases of baby items than dairy: their own mix holds
-    many = {"diapers": (60, NOW - 7 * DAY, NOW - 400 * DAY, 60), "milk": bought["milk"]}
-    inp = replace(inp, features=Features(bought=many, baskets=60))
-    new = [s.item for s in buy_again(inp, k=10, category_cap=10) if s.item not in many]
-    assert new == ["formula", "cheese"]
-
-
 def test_shop_items_keep_each_categorys_best_sellers_and_shares() -> None:
     rows = [(f"p{i}", float(100 - i), "pantry") for i in range(FRESH_TAKE + 5)]
     shop = ShopItems.of([*rows, ("none", 0.0, "pantry"), ("s", 2.0, "home")])
     assert shop.best["pantry"] == tuple(f"p{i}" for i in range(FRESH_TAKE))
     assert shop.share["s"] == ("home", 1.0) and "none" not in shop.share
     assert sum(v for c, v in shop.share.values() if c == "pantry") == pytest.approx(1.0)
-    pantry = sum(100 - i for i in range(FRESH_TAKE + 5))
-    assert shop.mix == pytest.approx({"pantry": pantry / (pantry + 2), "home": 2 / (pantry + 2)})
     assert not ShopItems() and shop
 
 
