@@ -117,6 +117,7 @@ def due_scores(
     last_visit = max(last for last, _, _ in rows.values())
     window = max((now_ms - last_visit) / DAY_MS, MIN_GAP_DAYS)
     rho = (sum(1 for _, _, n in rows.values() if n > 1) + 1) / (len(rows) + 2)
+    recent = pif if pif and recent_weight > 0 else {}  # frequency alone: no decayed values
     out: dict[str, Due] = {}
     for item, (last, first, n) in rows.items():
         own = (last - first) / DAY_MS
@@ -129,7 +130,7 @@ def due_scores(
         trust = (n - 1) / (n - 1 + PRIOR_INTERVALS)
         timing = min(MAX_LIFT, p / min(1.0, window / cycle))
         lift = 1 - trust + trust * timing
-        decayed = pif.get(item) if pif else None
+        decayed = recent.get(item)
         rate = own_rate(n, decayed, baskets, recent_weight) if decayed else min(1.0, n / baskets)
         out[item] = Due(rate, lift, cycle, n > 1, cycle - t, window)
     return out
