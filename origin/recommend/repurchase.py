@@ -31,8 +31,8 @@ generator has due first gains 1.2-1.4% (3,000 items over 120 days), 6% over 60 d
 11), most of it from staples bought once, whose interval the shopper never showed (timing
 cannot tell them from one-off purchases).
 Dividing the lift by the habit prior too (a ratio to the item's average under the model, so
-that ``pi`` does not discount every repeat item) moved buy-again by -0.01 to +0.17% where
-habits last but by -0.06 to -0.78% where they change (bench/quality.py's two grocery shops,
+that ``pi`` does not discount every repeat item) moved buy-again by -0.01 to +0.16% where
+habits last but by -0.06 to -0.72% where they change (bench/quality.py's two grocery shops,
 seeds 11-13): not kept.
 
 Why a basket-decayed frequency enters the rate only as far as the shop learned it: it forgets
