@@ -77,7 +77,8 @@ def main() -> None:
             path = Path(tmp) / f"{name}.jsonl"
             events = write(path, kind, sh)
             report = asyncio.run(evaluate(path, args.k, progress=Progress(sys.stderr, 15)))
-            print(f"\n{name}: {events} events, k={args.k}\n{report.table}\n{report.line}")
+            print(f"\n{name}: {events} events, k={args.k}\n{report.table}\n{report.shop}\n"
+                  f"{report.line}")  # fmt: skip
             rows = report.rows
             reorder = rows["reorder"].recall or 1.0
             for model, s in rows.items():
@@ -85,6 +86,7 @@ def main() -> None:
             figures[f"{name}_ratio"] = rows["home"].recall / reorder
             figures[f"{name}_buy_again_ratio"] = rows["buy-again"].recall / reorder
             figures[f"{name}_degraded"] = report.degraded
+            figures[f"{name}_recent_weight"] = report.recent_weight or 0.0
             if kind == "grocery":
                 figures.update(_ceiling(name, sh, args.k))
     print()

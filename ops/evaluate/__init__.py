@@ -38,6 +38,22 @@ class Report:
     table: str
     line: str
     degraded: int
+    # what the list build measured of the shop: how much of it repeats earlier purchases,
+    # and how much the repurchase rate follows recent baskets (None: too few shoppers)
+    repeat_share: float | None = None
+    recent_weight: float | None = None
+
+    @property
+    def shop(self) -> str:
+        """One line on the shop's behaviour as the list build measured it."""
+        share = "not measured" if self.repeat_share is None else f"{self.repeat_share:.2f}"
+        if self.recent_weight is None:
+            weight = "not learned (too few shoppers with three baskets)"
+        elif self.recent_weight == 0:
+            weight = "0 (all-time frequency: no measurable gain from recent baskets)"
+        else:
+            weight = f"{self.recent_weight:g} (habits change: recent baskets weigh more)"
+        return f"shop: repeat share {share}, recent weight {weight}"
 
 
 async def evaluate(path: Path, k: int = 20, how: str = "last-basket",
@@ -52,13 +68,18 @@ async def evaluate(path: Path, k: int = 20, how: str = "last-basket",
         await store.load(s.history)
         async with _origin(store) as client:
             await store.catalog(client, s.history)
-        await store.build_lists(max(e.ts for e in s.history))
+        shop = await store.build_lists(max(e.ts for e in s.history))
         async with _origin(store) as client:  # a fresh origin: its snapshot holds the lists
             answers = await store.ask(client, s.cut_ms, ROUTES, k)
         degraded = store.degraded
     answers.update(baselines(s, k))
     rows = {name: score(recs, s.held_out, k, items) for name, recs in answers.items()}
-    return Report(rows, table(rows, k), last_line(rows), degraded)
+    return Report(rows, table(rows, k), last_line(rows), degraded,
+                  _float(shop.get("repeat_share")), _float(shop.get("recent_weight")))  # fmt: skip
+
+
+def _float(text: str | None) -> float | None:
+    return None if text is None else float(text)
 
 
 @asynccontextmanager
@@ -80,6 +101,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         print(f"p13n evaluate: {exc}", file=sys.stderr)
         return 2
     print(report.table, file=out)
+    print(report.shop, file=out)
     if report.degraded:
         print(f"warning: {report.degraded} answers were degraded (Redis over budget)", file=out)
     print(report.line, file=out)

@@ -98,11 +98,14 @@ class Store:
             stop.set()
             await task
 
-    async def build_lists(self, now_ms: int) -> None:
+    async def build_lists(self, now_ms: int) -> dict[str, str]:
         """The segment and popular lists, as the processor builds them (after the catalog is
-        in: a list item's category, stock and flags come from it)."""
+        in: a list item's category, stock and flags come from it); the shop's behaviour the
+        build measured (``Keys.shop_stats``: repeat share, recent weight)."""
         ps = self.processor_settings()
         await build_lists(self.r, self.keys, load_rules(ps.segment_rules_path or None), ps, now_ms)
+        stats = await self.r.hgetall(self.keys.shop_stats)
+        return {_text(k): _text(v) for k, v in stats.items()}
 
     def processor_settings(self) -> ProcessorSettings:
         """The processor's settings for this store (no archive, lists built on demand)."""
@@ -169,3 +172,7 @@ class Store:
     def app(self) -> object:
         """The origin app on this store, its clock the evaluation's."""
         return create_app(self.app_settings(), clock=self.clock)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -101,3 +101,9 @@ def test_a_whole_evaluation_on_a_small_grocery_shop(
     # the origin answered from what the processor stored: the shoppers' own staples come back
     assert report.rows["buy-again"].recall > report.rows["popularity"].recall
     assert report.line.startswith("eval recall=") and " ratio=" in report.line
+    # what the list build measured: grocery shoppers repeat themselves; 25 shoppers are too
+    # few to learn whether recent baskets weigh more
+    assert report.repeat_share is not None and 0.2 < report.repeat_share < 0.8
+    assert report.recent_weight is None
+    assert report.shop.startswith(f"shop: repeat share {report.repeat_share:.2f}, recent weight")
+    assert "not learned" in report.shop
