@@ -23,6 +23,7 @@ from tests.support import data
 from tests.support.asgi import app_client
 from tests.support.browser import ConsoleStack
 from tests.support.servers import EdgeProcess, OriginProcess, origin_env
+from tests.support.timing import scaled
 
 CHROMIUM = "/usr/bin/chromium"
 # Nothing may leave the machine: no background services, and no DNS look-ups but loopback.
@@ -35,7 +36,7 @@ LAUNCH_ARGS = [
     "--no-first-run",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
 ]
-PAGE_TIMEOUT_MS = 10_000
+PAGE_TIMEOUT_S = 10.0  # nominal: scaled by the session's slowdown like every test deadline
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +96,9 @@ def base_url() -> None:
 
 @pytest.fixture
 def page(page):
-    """Playwright's page, with a bounded wait for every action."""
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    """Playwright's page, with a bounded wait for every action (scaled: a loaded machine
+    answers a click later, as every other deadline allows)."""
+    page.set_default_timeout(scaled(PAGE_TIMEOUT_S) * 1000)
     return page
 
 
