@@ -8,7 +8,7 @@ import pytest
 
 from ops.shop.history import HistoryShape, grocery
 from segmenter.event import Event, validate
-from segmenter.features import FeatureParams, ShopperState, apply
+from segmenter.features import FeatureParams, ShopperState, apply, diff
 from segmenter.recency import LEARN_K, MIN_SHOPPERS, RecencyLearner, own_rate, pif_max
 from segmenter.schema import PIF_DECAY_PER_BASKET
 from segmenter.segments import load_rules
@@ -27,9 +27,9 @@ def _stored(baskets: list[list[str]], user: str = "u1") -> tuple[int, list[bytes
             assert isinstance(ev, Event)
             events.append((f"{n}-{i}", ev))
     s = apply(ShopperState(), events, PARAMS)
-    values = ["|".join(repr(x) if isinstance(x, float) else str(x) for x in v)
-              for v in s.bought.values()]  # fmt: skip
-    return int(s.scalars["baskets"]), [v.encode() for v in values]
+    # the processor's own writes: key index 3 is :bought, its HSET arguments item, value, ...
+    [sets] = [h[1] for h in diff(ShopperState(), s)[0] if h[0] == 3]
+    return int(s.scalars["baskets"]), [str(v).encode() for v in sets[1::2]]
 
 
 def test_own_rate_blends_frequency_and_the_recent_baskets() -> None:
